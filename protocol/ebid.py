@@ -1,0 +1,102 @@
+"""EBIDs and encrypted country codes [robert.md: EBID and ECC].
+
+``EBID_A,i = SKINNY-64/192(K_S, epoch_i (24 bits) || ID_A (40 bits))`` and
+``ECC_A,i = MSB_8(AES-256(K_G, EBID_A,i || 0^64)) XOR CC``. Decrypting an EBID gives back the
+epoch and ID_A; the caller compares that epoch with the one the message claims.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from protocol import skinny
+from protocol.errors import BadLength, EpochMismatch, UnknownCountry
+from protocol.types import EBID_SIZE, ECC_SIZE, EbidKey, Epoch, FederationKey, IdA, id_a
+
+EPOCH_FIELD_BITS = 24
+MAX_EPOCH = (1 << EPOCH_FIELD_BITS) - 1
+FRANCE = 0x21
+"""The country code France used (33)."""
+
+_ZEROS = bytes(8)
+
+
+def _plaintext(epoch: int, id_a_: IdA) -> bytes:
+    if not 0 <= epoch <= MAX_EPOCH:
+        raise ValueError(f"epoch {epoch} does not fit in {EPOCH_FIELD_BITS} bits")
+    return epoch.to_bytes(3, "big") + id_a_
+
+
+def make_ebid(k_s: EbidKey, epoch: int, id_a_: IdA) -> bytes:
+    """EBID of ID_A for ``epoch`` under the day key K_S."""
+    return skinny.encrypt(k_s.material, _plaintext(epoch, id_a_))
+
+
+def make_ebids(k_s: EbidKey, epochs: Iterable[int], id_a_: IdA) -> list[bytes]:
+    """EBIDs of one ID_A for many epochs of one K_S day, in one batch."""
+    plain = b"".join(_plaintext(e, id_a_) for e in epochs)
+    out = skinny.encrypt_many(k_s.material, plain)
+    return [out[i : i + EBID_SIZE] for i in range(0, len(out), EBID_SIZE)]
+
+
+def _split(block: bytes) -> tuple[Epoch, IdA]:
+    return Epoch(int.from_bytes(block[:3], "big")), IdA(block[3:])
+
+
+def decrypt_ebid(k_s: EbidKey, ebid: bytes) -> tuple[Epoch, IdA]:
+    """(epoch, ID_A) inside an EBID. Any 8 bytes decrypt: check the epoch afterwards."""
+    if len(ebid) != EBID_SIZE:
+        raise BadLength(f"EBID must be {EBID_SIZE} bytes, got {len(ebid)}")
+    return _split(skinny.decrypt(k_s.material, ebid))
+
+
+def decrypt_ebids(k_s: EbidKey, ebids: Sequence[bytes]) -> list[tuple[Epoch, IdA]]:
+    """(epoch, ID_A) of many EBIDs under one K_S, decrypted in one batch."""
+    for ebid in ebids:
+        if len(ebid) != EBID_SIZE:
+            raise BadLength(f"EBID must be {EBID_SIZE} bytes, got {len(ebid)}")
+    plain = skinny.decrypt_many(k_s.material, b"".join(ebids))
+    return [_split(plain[i : i + EBID_SIZE]) for i in range(0, len(plain), EBID_SIZE)]
+
+
+def check_ebid_epoch(decrypted: tuple[Epoch, IdA], claimed_epoch: int) -> IdA:
+    """ID_A of a decrypted EBID, if its epoch is the one the message claims."""
+    epoch, owner = decrypted
+    if epoch != claimed_epoch:
+        raise EpochMismatch("EBID does not belong to the claimed epoch")
+    return id_a(owner)
+
+
+def _ecc_pads(k_g: FederationKey, ebids: Sequence[bytes]) -> bytes:
+    """First byte of AES-256(K_G, EBID || 0^64) for each EBID (ECB: blocks independent)."""
+    encryptor = Cipher(algorithms.AES(k_g.material), modes.ECB()).encryptor()
+    out = encryptor.update(b"".join(e + _ZEROS for e in ebids)) + encryptor.finalize()
+    return out[::16]
+
+
+def make_ecc(k_g: FederationKey, ebid: bytes, country_code: int) -> bytes:
+    """ECC of an EBID: the country code hidden under K_G."""
+    return bytes([_ecc_pads(k_g, [ebid])[0] ^ country_code])
+
+
+def make_eccs(k_g: FederationKey, ebids: Sequence[bytes], country_code: int) -> list[bytes]:
+    """ECCs of many EBIDs, in one AES call."""
+    return [bytes([pad ^ country_code]) for pad in _ecc_pads(k_g, ebids)]
+
+
+def decrypt_ecc(k_g: FederationKey, ebid: bytes, ecc: bytes) -> int:
+    """Country code hidden in an ECC (the same XOR as its encryption)."""
+    if len(ebid) != EBID_SIZE or len(ecc) != ECC_SIZE:
+        raise BadLength("EBID must be 8 bytes and ECC 1 byte")
+    return _ecc_pads(k_g, [ebid])[0] ^ ecc[0]
+
+
+def check_country(country_code: int, ours: int, federated: frozenset[int] = frozenset()) -> bool:
+    """True if the code is ours, False if it belongs to a federated country; else raise."""
+    if country_code == ours:
+        return True
+    if country_code in federated:
+        return False
+    raise UnknownCountry(f"unknown country code {country_code:#04x}")

@@ -1,0 +1,373 @@
+"""SKINNY-64/192, the 64-bit tweakable block cipher that makes EBIDs [robert.md: EBID and ECC].
+
+Beierle et al., "The SKINNY Family of Block and Tweakable Block Ciphers", CRYPTO 2016, §2.
+The state is a 4x4 array of 4-bit cells, cell 0 being the most significant nibble of the
+64-bit block; the 192-bit key is the tweakey TK1 || TK2 || TK3; there are 40 rounds of
+SubCells, AddConstants, AddRoundTweakey, ShiftRows and MixColumns.
+
+Two implementations of the same cipher, checked against each other and against the paper's
+test vectors in ``tests/protocol/test_skinny.py``:
+
+* scalar (``encrypt``/``decrypt``): one block, the state as four 16-bit rows, each row's
+  SubCells and ShiftRows done by one lookup in a 65,536-entry table;
+* batch (``encrypt_many``/``decrypt_many``): bit-sliced with numpy. Blocks are transposed into
+  64 bit-planes (one bit of one cell, for 64 blocks per machine word), so SubCells is twelve
+  word-wise boolean operations for all cells of all blocks, and the cell permutations are
+  plain re-indexing.
+
+Key schedules depend only on the key; both paths share one ``KeySchedule``, and the one-shot
+functions keep the last few schedules in a small memo (a pure function's cache: no clock, no
+I/O), because the server uses one key per day for every block.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+import numpy.typing as npt
+
+from protocol.errors import BadLength
+
+KEY_SIZE = 24
+BLOCK_SIZE = 8
+ROUNDS = 40
+ROUNDS_BY_TWEAKEY = {8: 32, 16: 36, 24: 40}
+
+# §2.3 SubCells: the 4-bit S-box S4 and its inverse.
+SBOX = (0xC, 0x6, 0x9, 0x0, 0x1, 0xA, 0x2, 0xB, 0x3, 0x8, 0x5, 0xD, 0x4, 0xE, 0x7, 0xF)
+SBOX_INV = tuple(SBOX.index(x) for x in range(16))
+
+# §2.3 ShiftRows: cell i of the new state is cell SHIFT_ROWS[i] of the old one
+# (row r rotated right by r cells).
+SHIFT_ROWS = (0, 1, 2, 3, 7, 4, 5, 6, 10, 11, 8, 9, 13, 14, 15, 12)
+SHIFT_ROWS_INV = tuple(SHIFT_ROWS.index(i) for i in range(16))
+
+# §2.3 AddRoundTweakey: the tweakey cell permutation P_T applied after each round.
+TWEAKEY_PERMUTATION = (9, 15, 8, 13, 10, 14, 12, 11, 0, 1, 2, 3, 4, 5, 6, 7)
+
+_U16 = 0xFFFF
+
+
+def _lfsr_tk2(x: int) -> int:
+    """§2.3: TK2 cell LFSR (x3,x2,x1,x0) -> (x2,x1,x0,x3^x2)."""
+    return ((x << 1) & 0xE) | (((x >> 3) ^ (x >> 2)) & 1)
+
+
+def _lfsr_tk3(x: int) -> int:
+    """§2.3: TK3 cell LFSR (x3,x2,x1,x0) -> (x0^x3,x3,x2,x1)."""
+    return (x >> 1) | (((x ^ (x >> 3)) & 1) << 3)
+
+
+def _cells(word: bytes) -> list[int]:
+    """Split 8 bytes into 16 nibbles, most significant first (cell 0 first)."""
+    out = []
+    for byte in word:
+        out.append(byte >> 4)
+        out.append(byte & 0xF)
+    return out
+
+
+def _row(cells: list[int], row: int) -> int:
+    c = cells[4 * row : 4 * row + 4]
+    return (c[0] << 12) | (c[1] << 8) | (c[2] << 4) | c[3]
+
+
+def _rotr16(x: int, bits: int) -> int:
+    return ((x >> bits) | (x << (16 - bits))) & _U16
+
+
+@dataclass(frozen=True, slots=True)
+class KeySchedule:
+    """The 40 round tweakeys of one key, as (row 0, row 1) 16-bit words.
+
+    ``rows`` holds, per round, the value XORed into row 0 (tweakey cells 0-3 and the round
+    constant c0) and row 1 (cells 4-7 and c1); row 2 always receives c2 = 0x2 in its first cell.
+    """
+
+    rows: tuple[tuple[int, int], ...] = field(repr=False)
+
+    @classmethod
+    def from_key(cls, key: bytes) -> KeySchedule:
+        """Expand a 24-byte SKINNY-64/192 key TK1 || TK2 || TK3 (the cipher ROBERT uses)."""
+        if len(key) != KEY_SIZE:
+            raise BadLength(f"SKINNY-64/192 key must be {KEY_SIZE} bytes, got {len(key)}")
+        return cls.from_tweakey(key)
+
+    @classmethod
+    def from_tweakey(cls, tweakey: bytes) -> KeySchedule:
+        """Expand an 8, 16 or 24-byte tweakey: SKINNY-64/64, -64/128 or -64/192 (§2.3).
+
+        The smaller members exist so that the schedule is checked against every published
+        64-bit-block test vector, not only the one ROBERT uses.
+        """
+        if len(tweakey) not in ROUNDS_BY_TWEAKEY:
+            raise BadLength("SKINNY-64 tweakey must be 8, 16 or 24 bytes")
+        tks = [_cells(tweakey[i : i + 8]) for i in range(0, len(tweakey), 8)]
+        lfsrs = (None, _lfsr_tk2, _lfsr_tk3)
+        rc = 0
+        rows = []
+        for _ in range(ROUNDS_BY_TWEAKEY[len(tweakey)]):
+            # §2.3 AddConstants: 6-bit affine LFSR, updated before use.
+            rc = ((rc << 1) & 0x3F) | (((rc >> 5) ^ (rc >> 4) ^ 1) & 1)
+            c0, c1 = rc & 0xF, rc >> 4
+            mixed = [0] * 8
+            for tk in tks:
+                mixed = [m ^ x for m, x in zip(mixed, tk[:8], strict=True)]
+            rows.append((_row(mixed, 0) ^ (c0 << 12), _row(mixed, 1) ^ (c1 << 12)))
+            # §2.3 tweakey schedule: permute every TK, then the LFSRs on rows 0-1 of TK2, TK3.
+            tks = [[tk[TWEAKEY_PERMUTATION[i]] for i in range(16)] for tk in tks]
+            for tk, lfsr in zip(tks, lfsrs, strict=False):
+                if lfsr is not None:
+                    tk[:8] = [lfsr(x) for x in tk[:8]]
+        return cls(tuple(rows))
+
+    def round_key_words(self) -> list[int]:
+        """The 64-bit word XORed into the state at each round (rows 0-2; row 3 gets nothing)."""
+        return [(k0 << 48) | (k1 << 32) | (0x2 << 28) for k0, k1 in self.rows]
+
+
+@lru_cache(maxsize=32)
+def key_schedule(key: bytes) -> KeySchedule:
+    """The schedule of ``key``, memoised: the server uses one key for a whole day of EBIDs."""
+    return KeySchedule.from_key(key)
+
+
+# --- Scalar path: four 16-bit rows, SubCells + ShiftRows by table lookup -------------------
+
+
+def _row_tables() -> tuple[list[int], ...]:
+    """Row tables: S applied to 4 cells, then rotated right by 0, 4, 8, 12 bits; and inverses."""
+    idx = np.arange(1 << 16, dtype=np.uint32)
+    sbox, sinv = np.array(SBOX, dtype=np.uint32), np.array(SBOX_INV, dtype=np.uint32)
+
+    U32 = npt.NDArray[np.uint32]
+
+    def per_cell(table: U32, x: U32) -> U32:
+        out = np.zeros_like(x)
+        for shift in (0, 4, 8, 12):
+            out |= table[(x >> shift) & 0xF] << shift
+        return out
+
+    def rotr(x: U32, bits: int) -> U32:
+        if not bits:
+            return x
+        return ((x >> np.uint32(bits)) | (x << np.uint32(16 - bits))) & np.uint32(_U16)
+
+    forward = per_cell(sbox, idx)
+    # Decryption undoes ShiftRows (rotate left) then SubCells: T_inv[r][x] = S^-1(rotl_r(x)).
+    tables = [rotr(forward, 4 * r).tolist() for r in range(4)]
+    tables += [per_cell(sinv, rotr(idx, (16 - 4 * r) % 16)).tolist() for r in range(4)]
+    return tuple(tables)
+
+
+_T0, _T1, _T2, _T3, _I0, _I1, _I2, _I3 = _row_tables()
+_C2_SHIFTED = _rotr16(0x2000, 8)  # c2 in row 2, after that row's ShiftRows
+
+
+@lru_cache(maxsize=32)
+def _scalar_round_keys(schedule: KeySchedule) -> tuple[tuple[int, int], ...]:
+    """Round keys as they meet the rows after ShiftRows (ShiftRows is linear, so it commutes)."""
+    return tuple((k0, _rotr16(k1, 4)) for k0, k1 in schedule.rows)
+
+
+def _check_block(block: bytes) -> None:
+    if len(block) != BLOCK_SIZE:
+        raise BadLength(f"SKINNY-64 block must be {BLOCK_SIZE} bytes, got {len(block)}")
+
+
+def encrypt_block(schedule: KeySchedule, block: bytes) -> bytes:
+    """Encrypt one 8-byte block under an expanded key (§2 round function, 40 rounds)."""
+    _check_block(block)
+    x = int.from_bytes(block, "big")
+    r0, r1, r2, r3 = x >> 48, (x >> 32) & _U16, (x >> 16) & _U16, x & _U16
+    t0, t1, t2, t3, c2 = _T0, _T1, _T2, _T3, _C2_SHIFTED
+    for k0, k1 in _scalar_round_keys(schedule):
+        a = t0[r0] ^ k0
+        b = t1[r1] ^ k1
+        c = t2[r2] ^ c2
+        # MixColumns (§2.3): rows become (r0^r2^r3, r0, r1^r2, r0^r2).
+        r1 = a
+        r2 = b ^ c
+        a ^= c
+        r0 = a ^ t3[r3]
+        r3 = a
+    return ((r0 << 48) | (r1 << 32) | (r2 << 16) | r3).to_bytes(8, "big")
+
+
+def decrypt_block(schedule: KeySchedule, block: bytes) -> bytes:
+    """Decrypt one 8-byte block under an expanded key (the rounds of ``encrypt_block`` undone)."""
+    _check_block(block)
+    y = int.from_bytes(block, "big")
+    y0, y1, y2, y3 = y >> 48, (y >> 32) & _U16, (y >> 16) & _U16, y & _U16
+    i0, i1, i2, i3, c2 = _I0, _I1, _I2, _I3, _C2_SHIFTED
+    for k0, k1 in reversed(_scalar_round_keys(schedule)):
+        # Inverse MixColumns: x0 = y1, x1 = y1^y2^y3, x2 = y1^y3, x3 = y0^y3.
+        x2 = y1 ^ y3
+        y0, y1, y2, y3 = i0[y1 ^ k0], i1[x2 ^ y2 ^ k1], i2[x2 ^ c2], i3[y0 ^ y3]
+    return ((y0 << 48) | (y1 << 32) | (y2 << 16) | y3).to_bytes(8, "big")
+
+
+def encrypt(key: bytes, block: bytes) -> bytes:
+    """SKINNY-64/192 encryption of one 8-byte block under a 24-byte key."""
+    return encrypt_block(key_schedule(key), block)
+
+
+def decrypt(key: bytes, block: bytes) -> bytes:
+    """SKINNY-64/192 decryption of one 8-byte block under a 24-byte key."""
+    return decrypt_block(key_schedule(key), block)
+
+
+# --- Batch path: bit-sliced over numpy uint64 words -----------------------------------------
+#
+# The state is an array S of shape (4, 16, W): S[p, c] holds bit p of cell c (p = 0 is the
+# cell's most significant bit x3) for 64 * W blocks. SubCells works plane-wise with renamed
+# planes instead of moved ones, so the physical plane of logical bit p is (p + offset) % 4.
+# ShiftRows is one gather along the cell axis; MixColumns is done in place, which leaves the
+# rows in a rotated order that the next gather folds back in.
+
+Planes = npt.NDArray[np.uint64]
+_ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+# After in-place MixColumns the physical rows hold (y1, y2, y3, y0); after in-place inverse
+# MixColumns they hold (x3, x0, x1, x2). _AFTER_MC[c] is where logical cell c then lies.
+_AFTER_MC = tuple(4 * ((c // 4 - 1) % 4) + c % 4 for c in range(16))
+_AFTER_MC_INV = tuple(4 * ((c // 4 + 1) % 4) + c % 4 for c in range(16))
+_IDENTITY = tuple(range(16))
+
+
+def _gather_index(layout: tuple[int, ...], source: tuple[int, ...]) -> npt.NDArray[np.intp]:
+    """Index that brings cell ``source[k]`` (found at ``layout[...]``) to position k."""
+    return np.array([layout[source[k]] for k in range(16)], dtype=np.intp)
+
+
+_ENC_GATHER_FIRST = _gather_index(_IDENTITY, SHIFT_ROWS)
+_ENC_GATHER = _gather_index(_AFTER_MC, SHIFT_ROWS)
+_ENC_GATHER_LAST = _gather_index(_AFTER_MC, _IDENTITY)
+_DEC_GATHER = _gather_index(_AFTER_MC_INV, SHIFT_ROWS_INV)
+
+
+def _key_masks(word: int, offset: int, layout: tuple[int, ...]) -> Planes:
+    """The round-key word as all-ones/all-zeros masks, in the state's physical order."""
+    mask = np.zeros((4, 16, 1), dtype=np.uint64)
+    for cell in range(16):
+        nibble = (word >> (60 - 4 * cell)) & 0xF
+        for p in range(4):
+            if (nibble >> (3 - p)) & 1:
+                mask[(p + offset) % 4, layout[cell], 0] = _ONES
+    return mask
+
+
+@lru_cache(maxsize=8)
+def _batch_masks(schedule: KeySchedule) -> tuple[tuple[Planes, ...], tuple[Planes, ...]]:
+    """Per-round key masks for the batch encryption and decryption loops."""
+    words = schedule.round_key_words()
+    # Encryption adds the key after SubCells of round r, when the plane offset is 3(r+1) mod 4
+    # and the cells still lie where the previous MixColumns left them.
+    enc = tuple(
+        _key_masks(w, (3 * (r + 1)) % 4, _IDENTITY if r == 0 else _AFTER_MC)
+        for r, w in enumerate(words)
+    )
+    # Decryption adds the key before inverse SubCells, at plane offset (rounds - 1 - r) mod 4
+    # counted from the last round, cells in natural order.
+    dec = tuple(_key_masks(w, (len(words) - 1 - r) % 4, _IDENTITY) for r, w in enumerate(words))
+    return enc, dec
+
+
+def _to_planes(blocks: bytes) -> tuple[Planes, int]:
+    """Transpose n blocks into bit-planes (n padded to a multiple of 64)."""
+    n = len(blocks) // BLOCK_SIZE
+    padded = -(-n // 64) * 64
+    data = np.zeros((padded, BLOCK_SIZE), dtype=np.uint8)
+    data[:n] = np.frombuffer(blocks, dtype=np.uint8).reshape(n, BLOCK_SIZE)
+    bits = np.unpackbits(data, axis=1)  # (padded, 64): column b is block bit b, MSB first
+    planes = np.ascontiguousarray(np.packbits(bits.T, axis=1)).view(np.uint64)  # (64, padded/64)
+    return np.ascontiguousarray(planes.reshape(16, 4, -1).transpose(1, 0, 2)), n
+
+
+def _from_planes(state: Planes, n: int) -> bytes:
+    """Inverse of ``_to_planes``: the first n blocks as concatenated bytes."""
+    planes = np.ascontiguousarray(state.transpose(1, 0, 2)).reshape(64, -1)
+    bits = np.unpackbits(planes.view(np.uint8), axis=1)  # (64, padded)
+    return np.packbits(bits.T, axis=1)[:n].tobytes()
+
+
+def _check_blocks(blocks: bytes) -> None:
+    if len(blocks) % BLOCK_SIZE:
+        raise BadLength(f"blocks must be a multiple of {BLOCK_SIZE} bytes, got {len(blocks)}")
+
+
+def encrypt_many_with(schedule: KeySchedule, blocks: bytes) -> bytes:
+    """Encrypt concatenated 8-byte blocks under one expanded key (bit-sliced)."""
+    _check_blocks(blocks)
+    if not blocks:
+        return b""
+    state, n = _to_planes(blocks)
+    other = np.empty_like(state)
+    tmp = np.empty_like(state[0])
+    enc_masks, _ = _batch_masks(schedule)
+    offset = 0
+    for r in range(len(enc_masks)):
+        # SubCells (§2.3): four times x0 ^= NOT(x3 OR x2), rotating the bit names between.
+        for step in range(4):
+            a, b, d = state[(offset) % 4], state[(offset + 1) % 4], state[(offset + 3) % 4]
+            np.bitwise_or(a, b, out=tmp)
+            np.invert(tmp, out=tmp)
+            np.bitwise_xor(d, tmp, out=d)
+            if step < 3:
+                offset += 1
+        offset %= 4
+        state ^= enc_masks[r]  # AddConstants and AddRoundTweakey
+        np.take(state, _ENC_GATHER_FIRST if r == 0 else _ENC_GATHER, axis=1, out=other)
+        state, other = other, state  # ShiftRows
+        # MixColumns in place: rows (r0, r1, r2, r3) -> slots holding (y1, y2, y3, y0).
+        r0, r1, r2, r3 = (state[:, 4 * i : 4 * i + 4] for i in range(4))
+        r1 ^= r2
+        r2 ^= r0
+        r3 ^= r2
+    np.take(state, _ENC_GATHER_LAST, axis=1, out=other)
+    # Bring the logical bit p back to plane p.
+    return _from_planes(np.roll(other, -offset, axis=0), n)
+
+
+def decrypt_many_with(schedule: KeySchedule, blocks: bytes) -> bytes:
+    """Decrypt concatenated 8-byte blocks under one expanded key (bit-sliced)."""
+    _check_blocks(blocks)
+    if not blocks:
+        return b""
+    state, n = _to_planes(blocks)
+    other = np.empty_like(state)
+    tmp = np.empty_like(state[0])
+    _, dec_masks = _batch_masks(schedule)
+    offset = 0
+    for r in reversed(range(len(dec_masks))):
+        # Inverse MixColumns in place: rows (y0..y3) -> slots holding (x3, x0, x1, x2).
+        y0, y1, y2, y3 = (state[:, 4 * i : 4 * i + 4] for i in range(4))
+        y3 ^= y1
+        y2 ^= y3
+        y0 ^= y3
+        y0 ^= y1
+        np.take(state, _DEC_GATHER, axis=1, out=other)
+        state, other = other, state  # inverse ShiftRows, rows back in natural order
+        state ^= dec_masks[r]
+        # Inverse SubCells: x0 ^= NOT(x3 OR x2), then rotate the bit names right, four times.
+        for step in range(4):
+            a, b, d = state[offset % 4], state[(offset + 1) % 4], state[(offset + 3) % 4]
+            np.bitwise_or(a, b, out=tmp)
+            np.invert(tmp, out=tmp)
+            np.bitwise_xor(d, tmp, out=d)
+            if step < 3:
+                offset -= 1
+        offset %= 4
+    return _from_planes(np.roll(state, -offset, axis=0), n)
+
+
+def encrypt_many(key: bytes, blocks: bytes) -> bytes:
+    """Encrypt 8-byte blocks (concatenated) under one 24-byte key; bytes in, bytes out."""
+    return encrypt_many_with(key_schedule(key), blocks)
+
+
+def decrypt_many(key: bytes, blocks: bytes) -> bytes:
+    """Decrypt 8-byte blocks (concatenated) under one 24-byte key; bytes in, bytes out."""
+    return decrypt_many_with(key_schedule(key), blocks)
