@@ -14,7 +14,6 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum
-from hashlib import sha256
 from typing import Any
 
 from protocol.epochs import low32, wrapped_distance
@@ -102,7 +101,7 @@ class AuthRequest:
 def request_mac(k_a: MacKey, kind: RequestKind, ebid: bytes, epoch_id: int, time32: int) -> bytes:
     """HMAC-SHA256(K_A, prefix || EBID || epochId (4, big-endian) || time (4, big-endian))."""
     message = bytes((kind,)) + ebid + epoch_id.to_bytes(4, "big") + time32.to_bytes(4, "big")
-    return hmac.new(k_a.material, message, sha256).digest()
+    return hmac.digest(k_a.material, message, "sha256")
 
 
 def build_request(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from hashlib import sha256
 
 from protocol.epochs import low16, wrapped_distance
 from protocol.errors import BadLength, BadMac, StaleTime
@@ -56,7 +55,7 @@ class Hello:
 def hello_mac(k_a: MacKey, ecc: bytes, ebid: bytes, time16: int) -> bytes:
     """MAC_A,i = first 40 bits of HMAC-SHA256(K_A, 0x01 || ECC || EBID || time)."""
     message = HELLO_PREFIX + ecc + ebid + time16.to_bytes(2, "big")
-    return hmac.new(k_a.material, message, sha256).digest()[:HELLO_MAC_SIZE]
+    return hmac.digest(k_a.material, message, "sha256")[:HELLO_MAC_SIZE]
 
 
 def build_hello(k_a: MacKey, ecc: bytes, ebid: bytes, now_ntp: int) -> Hello:

@@ -73,7 +73,9 @@ def test_parser_raises_only_protocol_errors(data: bytes) -> None:
     now=st.integers(0, 2**32 - 1),
     bit=st.integers(0, 8 * HELLO_SIZE - 1),
 )
-def test_any_single_bit_flip_fails_verification(ecc: bytes, ebid: bytes, now: int, bit: int) -> None:
+def test_any_single_bit_flip_fails_verification(
+    ecc: bytes, ebid: bytes, now: int, bit: int
+) -> None:
     raw = bytearray(build_hello(KEY, ecc, ebid, now).to_bytes())
     raw[bit // 8] ^= 0x80 >> (bit % 8)
     with pytest.raises((BadMac, StaleTime)):

@@ -1,0 +1,85 @@
+"""Tuple bundles: what the server encrypts, the phone decrypts to the same tuples."""
+
+import contextlib
+import random
+from datetime import date
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from protocol.ebid import FRANCE, decrypt_ebid, decrypt_ecc
+from protocol.epochs import REFERENCE_TIME_START, day_of_epoch
+from protocol.errors import BadMac, ProtocolError
+from protocol.tuples import (
+    EbidTuple,
+    decrypt_bundle,
+    encrypt_bundle,
+    make_tuples,
+    parse_tuples,
+    serialise_tuples,
+)
+from protocol.types import EbidKey, FederationKey, IdA, TupleKey
+
+
+def test_server_bundle_decrypts_on_the_phone(
+    k_g: FederationKey, k_ea: TupleKey, owner: IdA
+) -> None:
+    keys: dict[date, EbidKey] = {}
+
+    def key_of_day(day: date) -> EbidKey:
+        return keys.setdefault(day, EbidKey(random.Random(day.toordinal()).randbytes(24)))
+
+    first = 96 * 100 + 50  # mid-day: the bundle spans five K_S days
+    epochs = range(first, first + 4 * 96)
+    tuples = make_tuples(owner, epochs, key_of_day, k_g, FRANCE, REFERENCE_TIME_START)
+    assert [t.epoch_id for t in tuples] == list(epochs)
+    bundle = encrypt_bundle(k_ea, tuples, bytes(12))
+    assert decrypt_bundle(k_ea, bundle) == tuples
+    for t in tuples[::37]:
+        k_s = key_of_day(day_of_epoch(t.epoch_id, REFERENCE_TIME_START))
+        assert decrypt_ebid(k_s, t.ebid) == (t.epoch_id, owner)
+        assert decrypt_ecc(k_g, t.ebid, t.ecc) == FRANCE
+
+
+def test_wrong_key_or_tampering_fails(k_ea: TupleKey) -> None:
+    bundle = encrypt_bundle(k_ea, [EbidTuple(1, bytes(8), b"\x21")], bytes(12))
+    with pytest.raises(BadMac):
+        decrypt_bundle(TupleKey(bytes(32)), bundle)
+    tampered = bundle[:-1] + bytes([bundle[-1] ^ 1])
+    with pytest.raises(BadMac):
+        decrypt_bundle(k_ea, tampered)
+
+
+def test_json_layout_matches_the_reference() -> None:
+    assert serialise_tuples([EbidTuple(5, bytes(8), b"\x21")]) == (
+        b'[{"epochId":5,"key":{"ebid":"AAAAAAAAAAA=","ecc":"IQ=="}}]'
+    )
+
+
+tuples_strategy = st.lists(
+    st.builds(
+        EbidTuple,
+        epoch_id=st.integers(0, 2**24 - 1),
+        ebid=st.binary(min_size=8, max_size=8),
+        ecc=st.binary(min_size=1, max_size=1),
+    ),
+    max_size=20,
+)
+
+
+@given(tuples_strategy)
+def test_serialisation_round_trip(tuples: list[EbidTuple]) -> None:
+    assert parse_tuples(serialise_tuples(tuples)) == tuples
+
+
+@given(st.binary(max_size=200))
+def test_parser_raises_only_protocol_errors(data: bytes) -> None:
+    with contextlib.suppress(ProtocolError):
+        parse_tuples(data)
+
+
+@given(st.binary(max_size=200))
+def test_decrypt_raises_only_protocol_errors(data: bytes) -> None:
+    with pytest.raises(ProtocolError):
+        decrypt_bundle(TupleKey(bytes(32)), data)
