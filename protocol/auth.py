@@ -34,13 +34,15 @@ class RequestKind(IntEnum):
     DELETE_HISTORY = 0x04
 
 
-def _b64(value: Any, name: str, size: int) -> bytes:
-    if not isinstance(value, str):
+def _b64(value: Any, name: str, size: int | None, max_size: int = 4096) -> bytes:
+    if not isinstance(value, str) or len(value) > max_size * 4 // 3 + 4:
         raise BadFormat(f"{name} must be a base64 string")
     try:
         raw = binascii.a2b_base64(value.encode("ascii"), strict_mode=True)
     except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
         raise BadFormat(f"{name} is not valid base64") from exc
+    if size is None:
+        return raw
     if len(raw) != size:
         raise BadLength(f"{name} must decode to {size} bytes, got {len(raw)}")
     return raw
@@ -51,9 +53,10 @@ def b64encode(raw: bytes) -> str:
     return binascii.b2a_base64(raw, newline=False).decode("ascii")
 
 
-def b64decode(value: Any, name: str, size: int) -> bytes:
-    """Decode a base64 field of known size, raising only protocol errors."""
-    return _b64(value, name, size)
+def b64decode(value: Any, name: str, size: int | None, max_size: int = 4096) -> bytes:
+    """Decode a base64 field of known ``size`` (or any size up to ``max_size``), raising only
+    protocol errors."""
+    return _b64(value, name, size, max_size)
 
 
 @dataclass(frozen=True, slots=True)

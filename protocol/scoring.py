@@ -13,6 +13,8 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from protocol.epochs import EPOCHS_PER_DAY
+
 
 @dataclass(frozen=True, slots=True)
 class ScoringConfig:
@@ -101,3 +103,32 @@ def risk_level(scores: Iterable[float], config: ScoringConfig = DEFAULT_SCORING)
     if value >= config.risk_threshold:
         return 4
     return min(3, int(4 * value / config.risk_threshold))
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    """A registration's risk, as the status answer reports it."""
+
+    at_risk: bool
+    risk_level: int
+    last_contact_epoch: int
+    """Latest exposed epoch, or -1 if there is none."""
+
+
+def assess(
+    scores_by_epoch: dict[int, float], now_epoch: int, config: ScoringConfig = DEFAULT_SCORING
+) -> Assessment:
+    """Risk from the exposures retained for a registration [robert.md: Risk scoring].
+
+    Only exposures within the contagious period count (older ones are purged anyway), and a
+    registration is at risk only while its last exposure is within ``at_risk_days``
+    [robert.md: What the later reference server added].
+    """
+    oldest = now_epoch - config.retention_days * EPOCHS_PER_DAY
+    recent = [score for epoch, score in scores_by_epoch.items() if epoch >= oldest]
+    last = max((e for e, s in scores_by_epoch.items() if e >= oldest and s > 0), default=-1)
+    level = risk_level(recent, config)
+    fresh = last >= now_epoch - config.at_risk_days * EPOCHS_PER_DAY
+    return Assessment(
+        at_risk=level == 4 and fresh, risk_level=level if fresh else 0, last_contact_epoch=last
+    )

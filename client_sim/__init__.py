@@ -1,0 +1,1 @@
+"""Simulated phones: the app-side ``Phone``, a population that meets, and the epidemic."""

@@ -1,0 +1,1 @@
+"""HTTP adapter of the ROBERT API: thin handlers, one error middleware."""

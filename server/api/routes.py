@@ -1,0 +1,187 @@
+"""Handlers of the ROBERT client API under ``/api/v1`` [robert.md: Endpoints].
+
+Each handler validates its JSON at the edge (exact field set, types), calls ``RobertService``
+and formats the answer; protocol errors become HTTP answers in ``server.api.middleware``.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from protocol.auth import b64decode
+from protocol.contacts import parse_contacts
+from server import errors
+from server.api.middleware import json_response
+
+API = "/api/v1"
+SMALL_BODY = 16 * 1024
+"""Largest body of anything but a report."""
+VERSION = "0.1.0"
+
+
+async def read_json(
+    request: web.Request,
+    required: frozenset[str],
+    optional: frozenset[str] = frozenset(),
+    limit: int = SMALL_BODY,
+) -> dict[str, Any]:
+    """The request's JSON object with exactly the allowed fields, or a 4xx."""
+    if request.content_length is not None and request.content_length > limit:
+        raise errors.ApiError(413, "too_large", "request body too large")
+    body = await request.read()
+    if len(body) > limit:
+        raise errors.ApiError(413, "too_large", "request body too large")
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise errors.malformed("body is not JSON") from None
+    if not isinstance(data, dict):
+        raise errors.malformed("body must be a JSON object")
+    missing = required - data.keys()
+    unknown = data.keys() - required - optional
+    if missing:
+        raise errors.malformed(f"missing fields: {', '.join(sorted(missing))}")
+    if unknown:
+        raise errors.malformed(f"unknown fields: {', '.join(sorted(map(str, unknown)))[:200]}")
+    return data
+
+
+def _service(request: web.Request) -> Any:
+    from server.app import SERVICE
+
+    return request.app[SERVICE]
+
+
+async def captcha(request: web.Request) -> web.Response:
+    """POST /captcha: a proof-of-work challenge to solve before registering."""
+    from server.app import CAPTCHA
+
+    if request.can_read_body:
+        await read_json(request, frozenset(), frozenset({"type", "locale"}))
+    return json_response(request.app[CAPTCHA].challenge(), 200)
+
+
+async def register(request: web.Request) -> web.Response:
+    """POST /register (201): ECDH key agreement, ID_A, first tuples."""
+    from server.app import CAPTCHA
+
+    data = await read_json(
+        request,
+        frozenset({"captcha", "clientPublicECDHKey"}),
+        frozenset({"captchaId", "pushInfo"}),
+    )
+    spki = b64decode(data["clientPublicECDHKey"], "clientPublicECDHKey", None, max_size=512)
+    gate = request.app[CAPTCHA]
+    if gate.difficulty and not gate.verify(data.get("captchaId"), data["captcha"]):
+        raise errors.BAD_CAPTCHA
+    return json_response(await _service(request).register(spki), 201)
+
+
+AUTH_FIELDS = frozenset({"ebid", "epochId", "time", "mac"})
+
+
+async def status(request: web.Request) -> web.Response:
+    """POST /status: the exposure status, and fresh tuples when due."""
+    service = _service(request)
+    answer = await service.status(await read_json(request, AUTH_FIELDS, frozenset({"pushInfo"})))
+    body: dict[str, Any] = {
+        "atRisk": answer.at_risk,
+        "riskLevel": answer.risk_level,
+        "lastContactDate": answer.last_contact_date,
+        "lastRiskScoringDate": answer.last_risk_scoring_date,
+        "config": service.client_config(),
+        "message": "at risk" if answer.at_risk else "no risk detected",
+    }
+    if answer.tuples is not None:
+        body["tuples"] = answer.tuples
+    return json_response(body)
+
+
+async def report(request: web.Request) -> web.Response:
+    """POST /report: contacts of a person who tested positive, gated by a submission code."""
+    service = _service(request)
+    data = await read_json(
+        request,
+        frozenset({"token", "contacts"}),
+        frozenset({"contactsAsBinary"}),
+        limit=service.settings.max_report_bytes,
+    )
+    if data.get("contactsAsBinary") is not None:
+        raise errors.malformed("contactsAsBinary is not supported; send contacts")
+    contacts = parse_contacts(data["contacts"])
+    await service.report(data["token"], contacts)
+    return json_response({"success": True, "message": "report accepted"})
+
+
+async def unregister(request: web.Request) -> web.Response:
+    """POST /unregister: forget this registration."""
+    await _service(request).unregister(
+        await read_json(request, AUTH_FIELDS, frozenset({"pushToken"}))
+    )
+    return json_response({"success": True, "message": "unregistered"})
+
+
+async def delete_history(request: web.Request) -> web.Response:
+    """POST /deleteExposureHistory: clear this registration's exposures."""
+    await _service(request).delete_history(await read_json(request, AUTH_FIELDS))
+    return json_response({"success": True, "message": "exposure history deleted"})
+
+
+async def clock(request: web.Request) -> web.Response:
+    """GET /clock: server time, service start and current epoch."""
+    return json_response(_service(request).clock_info())
+
+
+async def public_key(request: web.Request) -> web.Response:
+    """GET /publicKey: the server's ECDH public key (base64 SubjectPublicKeyInfo)."""
+    return json_response({"publicKey": _service(request).keys.public_key_b64(), "curve": "P-256"})
+
+
+async def health(request: web.Request) -> web.Response:
+    """GET /health: 200 when the store answers, 503 otherwise."""
+    ok = await _service(request).store.ping()
+    return json_response({"status": "ok" if ok else "unavailable"}, 200 if ok else 503)
+
+
+async def version(request: web.Request) -> web.Response:
+    """GET /version."""
+    return json_response({"version": VERSION, "protocol": "ROBERT 1.1", "api": "v1"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """GET /metrics: Prometheus text format."""
+    body = _service(request).metrics.render()
+    return web.Response(body=body, content_type="text/plain", charset="utf-8")
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI document shipped in the package (``server/openapi.json``)."""
+    text = resources.files("server").joinpath("openapi.json").read_text(encoding="utf-8")
+    document: dict[str, Any] = json.loads(text)
+    return document
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """GET /openapi.json."""
+    return json_response(openapi_document())
+
+
+def add_routes(app: web.Application) -> None:
+    """Mount the API."""
+    app.router.add_post(f"{API}/captcha", captcha)
+    app.router.add_post(f"{API}/register", register)
+    app.router.add_post(f"{API}/status", status)
+    app.router.add_post(f"{API}/report", report)
+    app.router.add_post(f"{API}/unregister", unregister)
+    app.router.add_post(f"{API}/deleteExposureHistory", delete_history)
+    app.router.add_get(f"{API}/clock", clock)
+    app.router.add_get(f"{API}/publicKey", public_key)
+    app.router.add_get("/health", health)
+    app.router.add_get("/version", version)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/openapi.json", openapi)

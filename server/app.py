@@ -1,0 +1,122 @@
+"""The aiohttp application factory: settings in, a wired application out.
+
+Startup opens the store and loads (or creates) the keys; background tasks rotate K_S daily,
+purge expired exposures and, for the embedded default, run the report worker in-process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+
+from aiohttp import web
+
+from protocol.epochs import day_of_ntp, ntp_from_unix
+from server.api import routes
+from server.api.middleware import error_middleware
+from server.captcha import ProofOfWork
+from server.keys import ServerKeys
+from server.metrics import Metrics
+from server.service import Clock, RobertService
+from server.settings import Settings
+from server.store import open_store
+from server.store.base import Store
+from server.worker import ReportWorker
+
+log = logging.getLogger("robert.server")
+
+SERVICE = web.AppKey("service", RobertService)
+CAPTCHA = web.AppKey("captcha", ProofOfWork)
+WORKER = web.AppKey("worker", ReportWorker)
+KEY_REFRESH_SECONDS = 3600
+
+
+def create_app(
+    settings: Settings,
+    store: Store | None = None,
+    clock: Clock = time.time,
+    worker_idle_ms: int = 1000,
+) -> web.Application:
+    """Build the ROBERT application; the store is opened and closed with the app."""
+    store = store or open_store(settings.store_url)
+    metrics = Metrics()
+    app = web.Application(client_max_size=settings.max_report_bytes, middlewares=[error_middleware])
+    today = day_of_ntp(ntp_from_unix(clock()))
+    keys = ServerKeys.open(
+        settings.keys_path, today, settings.keys_ahead_days, settings.key_retention_days
+    )
+    service = RobertService(settings, store, keys, metrics, clock)
+    app[SERVICE] = service
+    app[CAPTCHA] = ProofOfWork(
+        # Derived from K_G so every process of a deployment checks every challenge.
+        hmac.digest(keys.k_g.material, b"robert captcha secret", "sha256"),
+        settings.pow_difficulty if settings.captcha == "pow" else 0,
+        clock,
+    )
+    app[WORKER] = ReportWorker(service)
+    routes.add_routes(app)
+    app.cleanup_ctx.append(_store_ctx(store))
+    app.cleanup_ctx.append(_background_ctx(settings, worker_idle_ms))
+    return app
+
+
+def _store_ctx(store: Store) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        await store.open()
+        yield
+        await store.close()
+
+    return ctx
+
+
+def _background_ctx(
+    settings: Settings, worker_idle_ms: int
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(_rotate_keys(app, stop), name="rotate-keys")]
+        if settings.embedded_worker:
+            worker = app[WORKER]
+            tasks.append(asyncio.create_task(worker.run(stop, worker_idle_ms), name="worker"))
+            tasks.append(asyncio.create_task(_retention(worker, stop), name="retention"))
+        yield
+        stop.set()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return ctx
+
+
+async def _rotate_keys(app: web.Application, stop: asyncio.Event) -> None:
+    """Keep K_S ready for the days ahead and forget those past retention, hourly."""
+    service = app[SERVICE]
+    settings = service.settings
+    while not stop.is_set():
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), KEY_REFRESH_SECONDS)
+        today = day_of_ntp(service.now_ntp())
+        created = service.keys.generate(
+            today, settings.keys_ahead_days, settings.key_retention_days
+        )
+        service.keys.reload()
+        if created:
+            log.info("created K_S for %d day(s) up to %s", len(created), created[-1])
+        service.keys.drop_older_than(today - timedelta(days=settings.key_retention_days))
+
+
+async def _retention(worker: ReportWorker, stop: asyncio.Event) -> None:
+    """Purge exposures older than the contagious period, hourly."""
+    while not stop.is_set():
+        removed = await worker.purge_expired()
+        if removed:
+            log.info("retention: removed %d expired exposure entries", removed)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), 3600)

@@ -1,0 +1,300 @@
+"""What the ROBERT API does, independent of HTTP: register, status, report, unregister, delete.
+
+Handlers in ``server.api`` parse JSON and call these methods; the protocol rules themselves come
+from ``protocol/``. Each method raises ``ApiError`` (or a ``ProtocolError`` the error middleware
+maps) for anything but success.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import msgpack
+
+from protocol.auth import AuthRequest, RequestKind, b64encode, check_request_time
+from protocol.auth import verify_request_mac as verify_mac
+from protocol.codes import CodeKind, CodePolicy, generate_code, parse_code
+from protocol.contacts import Contact, HelloRecord
+from protocol.ebid import check_ebid_epoch, decrypt_ebid
+from protocol.epochs import (
+    EPOCHS_PER_DAY,
+    day_of_epoch,
+    epoch_of,
+    epoch_start,
+    epochs_of_day,
+    ntp_from_unix,
+)
+from protocol.errors import BadFormat
+from protocol.registration import agree
+from protocol.scoring import ScoringConfig
+from protocol.tuples import encrypt_bundle, make_tuples
+from protocol.types import IdA, id_a
+from server import errors
+from server.errors import ApiError
+from server.keys import ServerKeys
+from server.metrics import Metrics
+from server.settings import Settings
+from server.store.base import (
+    CodeOutcome,
+    CodeRecord,
+    Registration,
+    StatusOutcome,
+    Store,
+)
+
+Clock = Callable[[], float]
+"""Unix seconds now (``time.time``, or a simulation's virtual clock)."""
+
+_MAX_ID_DRAWS = 16
+
+
+@dataclass(frozen=True, slots=True)
+class StatusAnswer:
+    """What a status request returns besides the HTTP envelope."""
+
+    at_risk: bool
+    risk_level: int
+    last_contact_date: str | None
+    last_risk_scoring_date: str | None
+    tuples: str | None
+
+
+class RobertService:
+    """The ROBERT server's behaviour over one store, one key set and one clock."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        keys: ServerKeys,
+        metrics: Metrics,
+        clock: Clock,
+        random: Callable[[int], bytes] = secrets.token_bytes,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.keys = keys
+        self.metrics = metrics
+        self.clock = clock
+        self.random = random
+        self.time_start = settings.time_start_ntp
+        self.scoring = ScoringConfig(risk_threshold=settings.risk_threshold)
+        self.code_policy = CodePolicy()
+
+    # --- time ------------------------------------------------------------------------------
+    def now_ntp(self) -> int:
+        """Server time in NTP seconds."""
+        return ntp_from_unix(self.clock())
+
+    def now_epoch(self) -> int:
+        """The current epoch."""
+        return epoch_of(self.now_ntp(), self.time_start)
+
+    def clock_info(self) -> dict[str, Any]:
+        """Body of ``GET /clock``: phones correct their clock drift with it."""
+        now = self.now_ntp()
+        return {
+            "serverTime": now,
+            "timeStart": self.time_start,
+            "epochId": epoch_of(now, self.time_start),
+            "epochDuration": 900,
+        }
+
+    def client_config(self) -> list[dict[str, Any]]:
+        """The ``config`` list of {name, value} the reference returned to the app."""
+        return [
+            {"name": "statusMinIntervalSeconds", "value": self.settings.status_min_interval},
+            {"name": "helloToleranceSeconds", "value": self.settings.hello_tolerance},
+            {"name": "clockToleranceSeconds", "value": self.settings.clock_tolerance},
+            {"name": "riskThreshold", "value": self.settings.risk_threshold},
+        ]
+
+    # --- tuples ----------------------------------------------------------------------------
+    def tuple_epochs(self, now_epoch: int) -> range:
+        """From now to the end of the last day handed out (the rest of today + N-1 days)."""
+        last_day = day_of_epoch(now_epoch, self.time_start) + timedelta(
+            days=self.settings.tuple_days - 1
+        )
+        return range(now_epoch, epochs_of_day(last_day, self.time_start).stop)
+
+    def mint_bundle(self, owner: IdA, registration_k_ea: Any, epochs: range) -> str:
+        """The base64 encrypted tuple bundle for ``epochs`` [robert.md: Tuple bundle]."""
+        tuples = make_tuples(
+            owner,
+            epochs,
+            self.keys.key_of_day,
+            self.keys.k_g,
+            self.settings.country_code,
+            self.time_start,
+        )
+        return b64encode(encrypt_bundle(registration_k_ea, tuples, self.random(12)))
+
+    # --- register --------------------------------------------------------------------------
+    async def register(self, client_public_key_spki: bytes) -> dict[str, Any]:
+        """ECDH with the phone, a fresh ID_A, and the first tuples [robert.md: Registration]."""
+        k_a, k_ea = agree(self.keys.ecdh_private, client_public_key_spki)
+        now_epoch = self.now_epoch()
+        epochs = self.tuple_epochs(now_epoch)
+        for _ in range(_MAX_ID_DRAWS):
+            owner = id_a(self.random(5))
+            registration = Registration(owner, k_a, k_ea, tuples_until_epoch=epochs.stop - 1)
+            if await self.store.create_registration(registration):
+                break
+        else:  # 2**40 identifiers: reached only if the store is nearly full
+            raise ApiError(503, "no_identifier", "could not allocate a registration")
+        self.metrics.registrations.inc()
+        return {
+            "tuples": self.mint_bundle(owner, k_ea, epochs),
+            "timeStart": self.time_start,
+            "config": self.client_config(),
+            "message": "registered",
+        }
+
+    # --- authenticated requests ------------------------------------------------------------
+    async def authenticate(
+        self, kind: RequestKind, fields: Mapping[str, Any]
+    ) -> tuple[AuthRequest, Registration]:
+        """Check an authenticated request in the order of [robert.md: Authenticated requests].
+
+        EBID under the key of ``epochId``'s day (430 if that key is gone), its epoch, the
+        registration, the MAC, then the phone's clock and the epoch's freshness.
+        """
+        request = AuthRequest.from_fields(fields)
+        k_s = self.keys.key_of_day(day_of_epoch(request.epoch_id, self.time_start))
+        owner = check_ebid_epoch(decrypt_ebid(k_s, request.ebid), request.epoch_id)
+        registration = await self.store.get_registration(owner)
+        if registration is None:
+            raise errors.UNKNOWN_REGISTRATION
+        verify_mac(registration.k_a, kind, request)
+        now = self.now_ntp()
+        check_request_time(request.time, now, self.settings.clock_tolerance)
+        if abs(request.epoch_id - epoch_of(now, self.time_start)) > 1:
+            raise ApiError(400, "stale_epoch", "epochId is not the current epoch")
+        return request, registration
+
+    async def status(self, fields: Mapping[str, Any]) -> StatusAnswer:
+        """Exposure status request [robert.md: Authenticated requests, Status answer]."""
+        request, registration = await self.authenticate(RequestKind.STATUS, fields)
+        now_epoch = self.now_epoch()
+        epochs = None
+        refresh_before = now_epoch + self.settings.tuple_refresh_days * EPOCHS_PER_DAY
+        if registration.tuples_until_epoch < refresh_before:
+            epochs = self.tuple_epochs(now_epoch)
+        outcome = await self.store.record_status(
+            registration.id_a,
+            request.epoch_id,
+            request.time,
+            self.settings.status_min_gap_epochs,
+            epochs.stop - 1 if epochs else registration.tuples_until_epoch,
+        )
+        if outcome is StatusOutcome.TOO_SOON:
+            raise errors.TOO_SOON
+        if outcome is StatusOutcome.REPLAYED:
+            raise errors.REPLAYED
+        if outcome is StatusOutcome.UNKNOWN:  # unregistered in between
+            raise errors.UNKNOWN_REGISTRATION
+        risk = registration.risk
+        fresh = risk.last_contact_epoch >= now_epoch - self.scoring.at_risk_days * EPOCHS_PER_DAY
+        at_risk = risk.at_risk and fresh
+        return StatusAnswer(
+            at_risk=at_risk,
+            risk_level=risk.risk_level if fresh else 0,
+            last_contact_date=self._blurred_day(risk.last_contact_epoch) if at_risk else None,
+            last_risk_scoring_date=(
+                str(epoch_start(risk.last_scoring_epoch, self.time_start))
+                if risk.last_scoring_epoch >= 0
+                else None
+            ),
+            tuples=(
+                self.mint_bundle(registration.id_a, registration.k_ea, epochs) if epochs else None
+            ),
+        )
+
+    def _blurred_day(self, epoch: int) -> str:
+        """Start of the last contact's day moved by -1, 0 or +1 day, as NTP seconds: the
+        later reference's blur against linking a warning to one encounter."""
+        day_start = epoch_start(epoch, self.time_start) // 86_400 * 86_400
+        shift = (self.random(1)[0] % 3) - 1
+        return str(day_start + shift * 86_400)
+
+    async def unregister(self, fields: Mapping[str, Any]) -> None:
+        """Forget the registration and its exposures."""
+        _, registration = await self.authenticate(RequestKind.UNREGISTER, fields)
+        await self.store.delete_registration(registration.id_a)
+
+    async def delete_history(self, fields: Mapping[str, Any]) -> None:
+        """Clear the registration's exposures and risk state."""
+        _, registration = await self.authenticate(RequestKind.DELETE_HISTORY, fields)
+        await self.store.delete_exposures(registration.id_a)
+
+    # --- report ----------------------------------------------------------------------------
+    async def report(self, token: Any, contacts: list[Contact]) -> None:
+        """Consume the submission code, then queue the contacts for the worker.
+
+        The contacts were parsed first, so a malformed upload does not burn the code; nothing
+        about the client (address, headers) is stored with the report.
+        """
+        try:
+            _, code = parse_code(token)
+        except BadFormat as exc:
+            raise ApiError(400, "bad_token", "token is not a submission code") from exc
+        outcome = await self.store.consume_code(code, self.now_ntp())
+        if outcome is not CodeOutcome.ACCEPTED:
+            raise ApiError(401, f"code_{outcome.value}", f"submission code {outcome.value}")
+        await self.store.enqueue_report(encode_report(contacts))
+
+    # --- codes -----------------------------------------------------------------------------
+    async def issue_codes(
+        self, kind: CodeKind, count: int, org: str = "", test_date: str = ""
+    ) -> list[CodeRecord]:
+        """Create ``count`` single-use codes of ``kind`` in the store."""
+        now = self.now_ntp()
+        lifetime = self.code_policy.lifetime(kind)
+        issued: list[CodeRecord] = []
+        while len(issued) < count:
+            batch = [
+                CodeRecord(
+                    generate_code(kind, self.random),
+                    kind.value,
+                    now,
+                    now + lifetime,
+                    org,
+                    test_date,
+                )
+                for _ in range(count - len(issued))
+            ]
+            if await self.store.add_codes(batch) == len(batch):
+                issued.extend(batch)
+                continue
+            # Some texts existed already (short codes are few): keep the ones stored now.
+            for record in batch:
+                found = await self.store.get_code(record.code)
+                if found is not None and found[0] == record:
+                    issued.append(record)
+        return issued
+
+
+def encode_report(contacts: list[Contact]) -> bytes:
+    """Compact queue payload of validated contacts (msgpack)."""
+    return msgpack.packb(
+        [
+            [
+                c.ebid,
+                c.ecc,
+                [[r.time_collected, r.time_from_hello, r.mac, r.rssi] for r in c.records],
+            ]
+            for c in contacts
+        ]
+    )
+
+
+def decode_report(payload: bytes) -> list[Contact]:
+    """Contacts of a queued report (written by ``encode_report``, so trusted)."""
+    return [
+        Contact(ebid, ecc, tuple(HelloRecord(tc, th, mac, rssi) for tc, th, mac, rssi in records))
+        for ebid, ecc, records in msgpack.unpackb(payload)
+    ]

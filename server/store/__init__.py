@@ -1,0 +1,31 @@
+"""Storage backends behind one interface, chosen by URL (as bleak chooses its backend).
+
+``sqlite:///abs/path.db`` or ``sqlite://relative.db`` gives the embedded SQLite store;
+``redis://...`` or ``rediss://...`` the Redis store. Backends are imported only when chosen.
+"""
+
+from __future__ import annotations
+
+from server.store.base import Store
+
+__all__ = ["Store", "open_store"]
+
+
+def open_store(url: str) -> Store:
+    """The store for ``url``, not yet opened (the caller awaits ``open()``)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError("store URL has no scheme: use sqlite:///path.db, redis:// or rediss://")
+    if scheme == "sqlite":
+        if not rest:
+            raise ValueError("sqlite store URL needs a path: sqlite:///abs/path.db")
+        from server.store.sqlite import SqliteStore
+
+        return SqliteStore(rest)
+    if scheme in ("redis", "rediss"):
+        from server.store.redis import RedisStore
+
+        return RedisStore(url)
+    raise ValueError(
+        f"unsupported store URL scheme {scheme!r}: use sqlite:///path.db, redis:// or rediss://"
+    )

@@ -1,0 +1,199 @@
+"""The storage interface every backend implements (embedded SQLite, Redis).
+
+Only what the protocol needs is kept per registration [robert.md: Storage in the reference]:
+ID_A, K_A, K_EA, the last status request (epoch and time, for rate limiting and replay), how far
+the tuples already handed out reach, the exposed epochs with their scores, and the risk state
+the worker derived from them. Every method is one atomic step on one registration (so that a
+Redis Cluster can shard by ID_A), except the report queue and the code table.
+
+Exposure writes are idempotent: a score is stored under (epoch, report id), so a report that a
+crashed worker left half done and another worker processes again is not counted twice.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from protocol.types import IdA, MacKey, TupleKey
+
+NEVER = -1
+"""Epoch value meaning "not yet" (no status request yet, no contact yet)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RiskState:
+    """What the worker concluded from a registration's exposures; status only reads it."""
+
+    at_risk: bool = False
+    risk_level: int = 0
+    last_contact_epoch: int = NEVER
+    last_scoring_epoch: int = NEVER
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """A registered phone, as stored."""
+
+    id_a: IdA
+    k_a: MacKey
+    k_ea: TupleKey
+    last_status_epoch: int = NEVER
+    last_status_time: int = 0
+    tuples_until_epoch: int = NEVER
+    risk: RiskState = RiskState()
+
+
+class StatusOutcome(StrEnum):
+    """Result of ``Store.record_status``."""
+
+    ACCEPTED = "accepted"
+    TOO_SOON = "too_soon"
+    REPLAYED = "replayed"
+    UNKNOWN = "unknown"
+
+
+class CodeOutcome(StrEnum):
+    """Result of ``Store.consume_code``: only ACCEPTED lets a report through."""
+
+    ACCEPTED = "accepted"
+    UNKNOWN = "unknown"
+    USED = "used"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+
+
+@dataclass(frozen=True, slots=True)
+class CodeRecord:
+    """A submission code as issued: canonical text, kind, validity, issuer."""
+
+    code: str
+    kind: str
+    issued_at: int
+    expires_at: int
+    org: str = ""
+    test_date: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedReport:
+    """A report waiting in the queue: its id and the payload the API stored."""
+
+    report_id: str
+    payload: bytes
+
+
+class Store(abc.ABC):
+    """Storage of the ROBERT server. Times are NTP seconds, epochs protocol epochs."""
+
+    # --- lifecycle -------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect or create the schema; idempotent."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release connections."""
+
+    @abc.abstractmethod
+    async def ping(self) -> bool:
+        """True if the backend answers (health endpoint)."""
+
+    # --- registrations ---------------------------------------------------------------------
+    @abc.abstractmethod
+    async def create_registration(self, registration: Registration) -> bool:
+        """Store a new registration; False (and nothing written) if its ID_A already exists."""
+
+    @abc.abstractmethod
+    async def get_registration(self, id_a: IdA) -> Registration | None:
+        """The registration of ID_A, or None."""
+
+    @abc.abstractmethod
+    async def record_status(
+        self, id_a: IdA, epoch: int, time: int, min_gap_epochs: int, tuples_until_epoch: int
+    ) -> StatusOutcome:
+        """Atomically accept a status request and remember it.
+
+        REPLAYED if (epoch, time) equals the last accepted request's; TOO_SOON if a request was
+        accepted fewer than ``min_gap_epochs`` epochs before ``epoch`` (0 disables the check);
+        otherwise store epoch and time as the last status, raise tuples_until_epoch to
+        ``tuples_until_epoch`` if that is larger, and return ACCEPTED.
+        """
+
+    @abc.abstractmethod
+    async def delete_registration(self, id_a: IdA) -> bool:
+        """Unregister: remove the registration and its exposures; False if it did not exist."""
+
+    @abc.abstractmethod
+    async def delete_exposures(self, id_a: IdA) -> bool:
+        """Delete exposure history: clear exposures and risk state; False if no registration."""
+
+    @abc.abstractmethod
+    async def count_registrations(self) -> int:
+        """Number of registrations (for metrics; may be approximate on Redis Cluster)."""
+
+    @abc.abstractmethod
+    def iter_exposed(self, batch: int = 1000) -> AsyncIterator[list[IdA]]:
+        """Batches of ID_As that have at least one stored exposure (for retention)."""
+
+    # --- exposures and risk (worker) -------------------------------------------------------
+    @abc.abstractmethod
+    async def add_exposures(
+        self, id_a: IdA, report_id: str, scores: Sequence[tuple[int, float]]
+    ) -> bool:
+        """Store (epoch, score) pairs from one report; idempotent per (report_id, epoch).
+
+        Returns False (nothing written) if the registration does not exist.
+        """
+
+    @abc.abstractmethod
+    async def get_exposures(self, id_a: IdA) -> dict[int, float]:
+        """Scores per exposed epoch (summed over reports)."""
+
+    @abc.abstractmethod
+    async def set_risk(self, id_a: IdA, risk: RiskState) -> bool:
+        """Store the risk state; False if no registration."""
+
+    @abc.abstractmethod
+    async def purge_exposures(self, id_a: IdA, before_epoch: int) -> int:
+        """Delete exposures of epochs < before_epoch; the number of entries removed."""
+
+    # --- report queue ----------------------------------------------------------------------
+    @abc.abstractmethod
+    async def enqueue_report(self, payload: bytes) -> str:
+        """Queue a validated report for the worker; its id. Durable once this returns."""
+
+    @abc.abstractmethod
+    async def claim_reports(
+        self, consumer: str, count: int, block_ms: int, reclaim_after_ms: int
+    ) -> list[QueuedReport]:
+        """Up to ``count`` reports for ``consumer``: first those another consumer claimed more
+        than ``reclaim_after_ms`` ago without acknowledging (a crashed worker), then new ones,
+        waiting up to ``block_ms`` if there are none."""
+
+    @abc.abstractmethod
+    async def ack_report(self, report_id: str) -> None:
+        """Mark a report done: it is removed and never handed out again."""
+
+    @abc.abstractmethod
+    async def pending_reports(self) -> int:
+        """Reports queued or claimed but not acknowledged."""
+
+    # --- submission codes ------------------------------------------------------------------
+    @abc.abstractmethod
+    async def add_codes(self, codes: Sequence[CodeRecord]) -> int:
+        """Store new codes; those whose text already exists are skipped. Number stored."""
+
+    @abc.abstractmethod
+    async def get_code(self, code: str) -> tuple[CodeRecord, str] | None:
+        """A code and its state ("valid", "used", "revoked"), or None."""
+
+    @abc.abstractmethod
+    async def consume_code(self, code: str, now: int) -> CodeOutcome:
+        """Atomically use a code: exactly one of concurrent callers gets ACCEPTED."""
+
+    @abc.abstractmethod
+    async def revoke_code(self, code: str) -> bool:
+        """Revoke an unused code; False if unknown or already used."""

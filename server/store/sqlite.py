@@ -1,0 +1,449 @@
+"""The embedded store: one SQLite file, for a single server or a small deployment.
+
+Every operation runs on one dedicated thread that owns the only connection, so operations are
+serialised within the process; each write runs in a ``BEGIN IMMEDIATE`` transaction so it is
+also atomic against another process (the CLI worker) sharing the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from protocol.types import IdA, MacKey, TupleKey
+from server.store.base import (
+    NEVER,
+    CodeOutcome,
+    CodeRecord,
+    QueuedReport,
+    Registration,
+    RiskState,
+    StatusOutcome,
+    Store,
+)
+
+T = TypeVar("T")
+
+POLL_SECONDS = 0.05
+"""How often an empty queue is polled while ``claim_reports`` blocks."""
+
+BUSY_TIMEOUT_MS = 5000
+"""How long a write waits for another process holding the file's write lock."""
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS registrations (
+    id_a BLOB PRIMARY KEY,
+    k_a BLOB NOT NULL,
+    k_ea BLOB NOT NULL,
+    last_status_epoch INTEGER NOT NULL,
+    last_status_time INTEGER NOT NULL,
+    tuples_until_epoch INTEGER NOT NULL,
+    at_risk INTEGER NOT NULL,
+    risk_level INTEGER NOT NULL,
+    last_contact_epoch INTEGER NOT NULL,
+    last_scoring_epoch INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS exposures (
+    id_a BLOB NOT NULL,
+    epoch INTEGER NOT NULL,
+    report_id TEXT NOT NULL,
+    score REAL NOT NULL,
+    PRIMARY KEY (id_a, epoch, report_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS reports (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    payload BLOB NOT NULL,
+    claimed_by TEXT,
+    claimed_at_ms INTEGER
+);
+CREATE TABLE IF NOT EXISTS codes (
+    code TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    issued_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    org TEXT NOT NULL,
+    test_date TEXT NOT NULL,
+    state TEXT NOT NULL
+) WITHOUT ROWID;
+"""
+
+_REGISTRATION_COLUMNS = (
+    "id_a, k_a, k_ea, last_status_epoch, last_status_time, tuples_until_epoch,"
+    " at_risk, risk_level, last_contact_epoch, last_scoring_epoch"
+)
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    """Open the file in autocommit mode (transactions are explicit) and create the schema."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.executescript(SCHEMA)
+    return conn
+
+
+def _registration_of(row: Sequence[Any]) -> Registration:
+    """Rebuild a Registration from a row in ``_REGISTRATION_COLUMNS`` order."""
+    return Registration(
+        id_a=IdA(bytes(row[0])),
+        k_a=MacKey(bytes(row[1])),
+        k_ea=TupleKey(bytes(row[2])),
+        last_status_epoch=row[3],
+        last_status_time=row[4],
+        tuples_until_epoch=row[5],
+        risk=RiskState(bool(row[6]), row[7], row[8], row[9]),
+    )
+
+
+def _status_outcome(
+    row: Sequence[int], epoch: int, time_: int, min_gap_epochs: int
+) -> StatusOutcome | None:
+    """The refusal for a status request given (last epoch, last time), or None to accept."""
+    last_epoch, last_time = row
+    if (epoch, time_) == (last_epoch, last_time):
+        return StatusOutcome.REPLAYED
+    if min_gap_epochs > 0 and last_epoch != NEVER and epoch - last_epoch < min_gap_epochs:
+        return StatusOutcome.TOO_SOON
+    return None
+
+
+def _code_outcome(row: Sequence[Any] | None, now: int) -> CodeOutcome:
+    """What consuming a code in (state, expires_at) would give; ACCEPTED means usable."""
+    if row is None:
+        return CodeOutcome.UNKNOWN
+    state, expires_at = row
+    if state == "revoked":
+        return CodeOutcome.REVOKED
+    if state == "used":
+        return CodeOutcome.USED
+    if now >= expires_at:
+        return CodeOutcome.EXPIRED
+    return CodeOutcome.ACCEPTED
+
+
+class SqliteStore(Store):
+    """Store in one SQLite file (WAL, synchronous=NORMAL), driven from one worker thread."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+
+    # --- plumbing ----------------------------------------------------------------------
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` on the store thread; one at a time, in call order."""
+        if self._executor is None:
+            raise RuntimeError("SqliteStore is not open")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        """The connection; only ever used on the store thread."""
+        if self._conn is None:
+            raise RuntimeError("SqliteStore is not open")
+        return self._conn
+
+    def _write(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(conn, *args)`` in a write transaction (taken up front, against other
+        processes), committed only if it returns."""
+        conn = self._db
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(conn, *args)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    async def _transaction(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(conn, *args)`` as one transaction on the store thread."""
+        return await self._run(self._write, fn, *args)
+
+    async def _query(self, sql: str, *params: Any) -> list[Any]:
+        """All rows of a read-only statement."""
+        return await self._run(lambda: self._db.execute(sql, params).fetchall())
+
+    # --- lifecycle ---------------------------------------------------------------------
+    async def open(self) -> None:
+        """Start the store thread, open the file and create the schema; idempotent."""
+        if self._executor is not None:
+            return
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
+        try:
+            self._conn = await self._run(_connect, self.path)
+        except BaseException:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+            raise
+
+    async def close(self) -> None:
+        """Close the connection on its own thread, then stop the thread."""
+        if self._executor is None:
+            return
+        if self._conn is not None:
+            await self._run(self._conn.close)
+            self._conn = None
+        self._executor.shutdown(wait=True)
+        self._executor = None
+
+    async def ping(self) -> bool:
+        """True if the file answers a trivial query."""
+        try:
+            return await self._query("SELECT 1") == [(1,)]
+        except (sqlite3.Error, RuntimeError):
+            return False
+
+    # --- registrations -----------------------------------------------------------------
+    async def create_registration(self, registration: Registration) -> bool:
+        """INSERT OR IGNORE: the primary key makes a duplicate ID_A a no-op."""
+        r, risk = registration, registration.risk
+        row = (
+            bytes(r.id_a),
+            r.k_a.material,
+            r.k_ea.material,
+            r.last_status_epoch,
+            r.last_status_time,
+            r.tuples_until_epoch,
+            int(risk.at_risk),
+            risk.risk_level,
+            risk.last_contact_epoch,
+            risk.last_scoring_epoch,
+        )
+        sql = f"INSERT OR IGNORE INTO registrations ({_REGISTRATION_COLUMNS}) VALUES ({'?,' * 9}?)"
+        return await self._transaction(lambda c: c.execute(sql, row).rowcount == 1)
+
+    async def get_registration(self, id_a: IdA) -> Registration | None:
+        """The registration row, or None."""
+        rows = await self._query(
+            f"SELECT {_REGISTRATION_COLUMNS} FROM registrations WHERE id_a = ?", bytes(id_a)
+        )
+        return _registration_of(rows[0]) if rows else None
+
+    async def record_status(
+        self, id_a: IdA, epoch: int, time: int, min_gap_epochs: int, tuples_until_epoch: int
+    ) -> StatusOutcome:
+        """Check replay and rate limit, then store, in one transaction."""
+
+        def step(conn: sqlite3.Connection) -> StatusOutcome:
+            row = conn.execute(
+                "SELECT last_status_epoch, last_status_time FROM registrations WHERE id_a = ?",
+                (bytes(id_a),),
+            ).fetchone()
+            if row is None:
+                return StatusOutcome.UNKNOWN
+            refusal = _status_outcome(row, epoch, time, min_gap_epochs)
+            if refusal is not None:
+                return refusal
+            conn.execute(
+                "UPDATE registrations SET last_status_epoch = ?, last_status_time = ?,"
+                " tuples_until_epoch = MAX(tuples_until_epoch, ?) WHERE id_a = ?",
+                (epoch, time, tuples_until_epoch, bytes(id_a)),
+            )
+            return StatusOutcome.ACCEPTED
+
+        return await self._transaction(step)
+
+    async def delete_registration(self, id_a: IdA) -> bool:
+        """Delete the registration and its exposures together."""
+
+        def step(conn: sqlite3.Connection) -> bool:
+            conn.execute("DELETE FROM exposures WHERE id_a = ?", (bytes(id_a),))
+            return (
+                conn.execute("DELETE FROM registrations WHERE id_a = ?", (bytes(id_a),)).rowcount
+                == 1
+            )
+
+        return await self._transaction(step)
+
+    async def delete_exposures(self, id_a: IdA) -> bool:
+        """Clear the exposures and reset the risk columns to their defaults."""
+        default = RiskState()
+
+        def step(conn: sqlite3.Connection) -> bool:
+            updated = conn.execute(
+                "UPDATE registrations SET at_risk = ?, risk_level = ?, last_contact_epoch = ?,"
+                " last_scoring_epoch = ? WHERE id_a = ?",
+                (
+                    int(default.at_risk),
+                    default.risk_level,
+                    default.last_contact_epoch,
+                    default.last_scoring_epoch,
+                    bytes(id_a),
+                ),
+            ).rowcount
+            conn.execute("DELETE FROM exposures WHERE id_a = ?", (bytes(id_a),))
+            return updated == 1
+
+        return await self._transaction(step)
+
+    async def count_registrations(self) -> int:
+        """Exact count."""
+        rows = await self._query("SELECT COUNT(*) FROM registrations")
+        return int(rows[0][0])
+
+    async def iter_exposed(self, batch: int = 1000) -> AsyncIterator[list[IdA]]:
+        """Keyset pages of distinct ID_As, one query each, so the thread is never held long."""
+        after = b""
+        while True:
+            rows = await self._query(
+                "SELECT DISTINCT id_a FROM exposures WHERE id_a > ? ORDER BY id_a LIMIT ?",
+                after,
+                batch,
+            )
+            if not rows:
+                return
+            ids = [IdA(bytes(row[0])) for row in rows]
+            yield ids
+            after = ids[-1]
+
+    # --- exposures and risk ------------------------------------------------------------
+    async def add_exposures(
+        self, id_a: IdA, report_id: str, scores: Sequence[tuple[int, float]]
+    ) -> bool:
+        """INSERT OR REPLACE under (id_a, epoch, report_id): a replayed report overwrites
+        itself instead of adding up."""
+        rows = [(bytes(id_a), epoch, report_id, float(score)) for epoch, score in scores]
+
+        def step(conn: sqlite3.Connection) -> bool:
+            if not conn.execute(
+                "SELECT 1 FROM registrations WHERE id_a = ?", (bytes(id_a),)
+            ).fetchone():
+                return False
+            conn.executemany(
+                "INSERT OR REPLACE INTO exposures (id_a, epoch, report_id, score)"
+                " VALUES (?, ?, ?, ?)",
+                rows,
+            )
+            return True
+
+        return await self._transaction(step)
+
+    async def get_exposures(self, id_a: IdA) -> dict[int, float]:
+        """Scores summed per epoch over reports."""
+        rows = await self._query(
+            "SELECT epoch, SUM(score) FROM exposures WHERE id_a = ? GROUP BY epoch", bytes(id_a)
+        )
+        return {int(epoch): float(total) for epoch, total in rows}
+
+    async def set_risk(self, id_a: IdA, risk: RiskState) -> bool:
+        """Overwrite the risk columns."""
+        params = (
+            int(risk.at_risk),
+            risk.risk_level,
+            risk.last_contact_epoch,
+            risk.last_scoring_epoch,
+            bytes(id_a),
+        )
+        sql = (
+            "UPDATE registrations SET at_risk = ?, risk_level = ?, last_contact_epoch = ?,"
+            " last_scoring_epoch = ? WHERE id_a = ?"
+        )
+        return await self._transaction(lambda c: c.execute(sql, params).rowcount == 1)
+
+    async def purge_exposures(self, id_a: IdA, before_epoch: int) -> int:
+        """Delete old entries of one registration."""
+        sql = "DELETE FROM exposures WHERE id_a = ? AND epoch < ?"
+        params = (bytes(id_a), before_epoch)
+        return await self._transaction(lambda c: int(c.execute(sql, params).rowcount))
+
+    # --- report queue ------------------------------------------------------------------
+    async def enqueue_report(self, payload: bytes) -> str:
+        """Insert a row; durable once the transaction commits."""
+        sql = "INSERT INTO reports (payload) VALUES (?)"
+        row_id = await self._transaction(lambda c: c.execute(sql, (payload,)).lastrowid)
+        return str(row_id)
+
+    def _claim(
+        self, conn: sqlite3.Connection, consumer: str, count: int, reclaim_ms: int
+    ) -> list[QueuedReport]:
+        """Claim stale rows first, then unclaimed ones, oldest first."""
+        now_ms = int(time.time() * 1000)
+        rows = conn.execute(
+            "SELECT id, payload FROM reports"
+            " WHERE claimed_by IS NULL OR claimed_at_ms < ?"
+            " ORDER BY claimed_by IS NULL, id LIMIT ?",
+            (now_ms - reclaim_ms, count),
+        ).fetchall()
+        conn.executemany(
+            "UPDATE reports SET claimed_by = ?, claimed_at_ms = ? WHERE id = ?",
+            [(consumer, now_ms, row_id) for row_id, _ in rows],
+        )
+        return [QueuedReport(str(row_id), bytes(payload)) for row_id, payload in rows]
+
+    async def claim_reports(
+        self, consumer: str, count: int, block_ms: int, reclaim_after_ms: int
+    ) -> list[QueuedReport]:
+        """Claim in a transaction; while empty, poll every 50 ms until ``block_ms`` passed.
+
+        The wait happens on the event loop, not the store thread, so other operations run.
+        """
+        deadline = time.monotonic() + block_ms / 1000
+        while True:
+            claimed = await self._transaction(self._claim, consumer, count, reclaim_after_ms)
+            remaining = deadline - time.monotonic()
+            if claimed or remaining <= 0:
+                return claimed
+            await asyncio.sleep(min(POLL_SECONDS, remaining))
+
+    async def ack_report(self, report_id: str) -> None:
+        """Delete the row; acknowledging twice is harmless."""
+        sql = "DELETE FROM reports WHERE id = ?"
+        await self._transaction(lambda c: c.execute(sql, (int(report_id),)))
+
+    async def pending_reports(self) -> int:
+        """Rows not yet acknowledged, claimed or not."""
+        rows = await self._query("SELECT COUNT(*) FROM reports")
+        return int(rows[0][0])
+
+    # --- submission codes --------------------------------------------------------------
+    async def add_codes(self, codes: Sequence[CodeRecord]) -> int:
+        """INSERT OR IGNORE each code as valid; how many were new."""
+        rows = [
+            (c.code, c.kind, c.issued_at, c.expires_at, c.org, c.test_date, "valid") for c in codes
+        ]
+        sql = (
+            "INSERT OR IGNORE INTO codes (code, kind, issued_at, expires_at, org, test_date,"
+            " state) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        )
+
+        def step(conn: sqlite3.Connection) -> int:
+            return sum(conn.execute(sql, row).rowcount for row in rows)
+
+        return await self._transaction(step)
+
+    async def get_code(self, code: str) -> tuple[CodeRecord, str] | None:
+        """The code's record and state, or None."""
+        rows = await self._query(
+            "SELECT code, kind, issued_at, expires_at, org, test_date, state FROM codes"
+            " WHERE code = ?",
+            code,
+        )
+        if not rows:
+            return None
+        *fields, state = rows[0]
+        return CodeRecord(*fields), state
+
+    async def consume_code(self, code: str, now: int) -> CodeOutcome:
+        """Read the state and mark it used in one transaction: exactly one caller wins."""
+
+        def step(conn: sqlite3.Connection) -> CodeOutcome:
+            row = conn.execute(
+                "SELECT state, expires_at FROM codes WHERE code = ?", (code,)
+            ).fetchone()
+            outcome = _code_outcome(row, now)
+            if outcome is CodeOutcome.ACCEPTED:
+                conn.execute("UPDATE codes SET state = 'used' WHERE code = ?", (code,))
+            return outcome
+
+        return await self._transaction(step)
+
+    async def revoke_code(self, code: str) -> bool:
+        """Revoke a code that is not used; revoking a revoked code again is True."""
+        sql = "UPDATE codes SET state = 'revoked' WHERE code = ? AND state != 'used'"
+        return await self._transaction(lambda c: c.execute(sql, (code,)).rowcount == 1)

@@ -1,0 +1,192 @@
+"""Report processing: turn queued uploads into exposure scores [robert.md: Report].
+
+For each report: decrypt every ECC and every EBID (in one batch per K_S day), find each
+contact's registration, keep the HELLOs that pass the protocol's checks, score the contact and
+add the score to the registration's exposed epoch, then recompute that registration's risk.
+A report is acknowledged only after all of that is written, and exposure writes are idempotent
+per (report, epoch), so a report reclaimed from a crashed worker is not counted twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections import Counter, defaultdict
+from datetime import date, timedelta
+
+from protocol.contacts import Contact, Drop, samples, valid_records
+from protocol.ebid import check_country, decrypt_ebids, decrypt_ecc
+from protocol.epochs import EPOCHS_PER_DAY, day_of_epoch
+from protocol.errors import KeyUnavailable, UnknownCountry
+from protocol.scoring import assess, score_contact
+from protocol.types import Epoch, IdA
+from server.service import RobertService, decode_report
+from server.store.base import QueuedReport, RiskState
+
+log = logging.getLogger("robert.worker")
+
+RECLAIM_AFTER_MS = 60_000
+
+
+class ReportWorker:
+    """Consumes the report queue of one store."""
+
+    def __init__(self, service: RobertService, name: str | None = None) -> None:
+        self.service = service
+        self.store = service.store
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}"
+
+    async def run(self, stop: asyncio.Event, block_ms: int = 1000) -> None:
+        """Process reports until ``stop`` is set; errors are logged and retried, never fatal."""
+        while not stop.is_set():
+            try:
+                await self.run_once(block_ms=block_ms)
+            except (OSError, ConnectionError) as exc:
+                log.warning("store unavailable (%s); retrying in 1 s", type(exc).__name__)
+                await asyncio.sleep(1)
+
+    async def run_once(self, count: int = 16, block_ms: int = 0) -> int:
+        """Claim and process up to ``count`` reports; how many were processed."""
+        batch = await self.store.claim_reports(self.name, count, block_ms, RECLAIM_AFTER_MS)
+        for report in batch:
+            await self.process(report)
+            await self.store.ack_report(report.report_id)
+        self.service.metrics.queue.set(await self.store.pending_reports())
+        return len(batch)
+
+    async def drain(self) -> int:
+        """Process everything queued now (tests and the simulator call this)."""
+        total = 0
+        while processed := await self.run_once():
+            total += processed
+        return total
+
+    async def process(self, report: QueuedReport) -> Counter[str]:
+        """Score one report's contacts; counts of HELLOs kept and dropped by reason."""
+        outcome: Counter[str] = Counter()
+        contacts = decode_report(report.payload)
+        owners = self._owners(contacts, outcome)
+        scores: dict[IdA, dict[int, float]] = defaultdict(lambda: defaultdict(float))
+        for contact, found in zip(contacts, owners, strict=True):
+            if found is None:
+                continue
+            ebid_epoch, owner = found
+            registration = await self.store.get_registration(owner)
+            if registration is None:
+                outcome[Drop.UNKNOWN_ID] += len(contact.records)
+                continue
+            kept, dropped = valid_records(
+                contact,
+                ebid_epoch,
+                registration.k_a,
+                self.service.time_start,
+                self.service.settings.hello_tolerance,
+            )
+            outcome.update(dropped)
+            outcome["valid"] += len(kept)
+            if kept:
+                scores[owner][ebid_epoch] += score_contact(samples(kept), self.service.scoring)
+        for owner, by_epoch in scores.items():
+            await self._add(owner, report.report_id, by_epoch)
+        for name, value in outcome.items():
+            self.service.metrics.hellos.labels(str(name)).inc(value)
+        self.service.metrics.reports.inc()
+        return outcome
+
+    def _owners(
+        self, contacts: list[Contact], outcome: Counter[str]
+    ) -> list[tuple[Epoch, IdA] | None]:
+        """(EBID epoch, ID_A) of each contact, or None with the reason counted.
+
+        EBIDs are decrypted in one batch per K_S day; one whose epoch is not within one of its
+        first reception, when that reception is within one epoch of midnight, is tried again
+        with the neighbouring day's key [robert.md: EBID and ECC].
+        """
+        settings, keys, time_start = (
+            self.service.settings,
+            self.service.keys,
+            self.service.time_start,
+        )
+        result: list[tuple[Epoch, IdA] | None] = [None] * len(contacts)
+        by_day: dict[date, list[int]] = defaultdict(list)
+        for i, contact in enumerate(contacts):
+            try:
+                ours = check_country(
+                    decrypt_ecc(keys.k_g, contact.ebid, contact.ecc), settings.country_code
+                )
+            except UnknownCountry:
+                outcome[Drop.UNKNOWN_COUNTRY] += len(contact.records)
+                continue
+            if not ours:  # federation is out of scope: counted, not forwarded
+                outcome[Drop.FOREIGN_COUNTRY] += len(contact.records)
+                continue
+            by_day[day_of_epoch(contact.claimed_epoch(time_start), time_start)].append(i)
+        retry: dict[date, list[int]] = defaultdict(list)
+        for day, indexes in by_day.items():
+            for i, decrypted in zip(indexes, self._decrypt(day, contacts, indexes), strict=True):
+                claimed = contacts[i].claimed_epoch(time_start)
+                if decrypted is not None and abs(decrypted[0] - claimed) <= 1:
+                    result[i] = decrypted
+                    continue
+                neighbour = _neighbour_day(claimed, time_start)
+                if neighbour is not None and neighbour != day:
+                    retry[neighbour].append(i)
+                else:
+                    outcome[Drop.EPOCH_MISMATCH] += len(contacts[i].records)
+        for day, indexes in retry.items():
+            for i, decrypted in zip(indexes, self._decrypt(day, contacts, indexes), strict=True):
+                claimed = contacts[i].claimed_epoch(time_start)
+                if decrypted is not None and abs(decrypted[0] - claimed) <= 1:
+                    result[i] = decrypted
+                else:
+                    outcome[Drop.EPOCH_MISMATCH] += len(contacts[i].records)
+        return result
+
+    def _decrypt(
+        self, day: date, contacts: list[Contact], indexes: list[int]
+    ) -> list[tuple[Epoch, IdA] | None]:
+        try:
+            key = self.service.keys.key_of_day(day)
+        except KeyUnavailable:
+            return [None] * len(indexes)
+        return list(decrypt_ebids(key, [contacts[i].ebid for i in indexes]))
+
+    async def _add(self, owner: IdA, report_id: str, by_epoch: dict[int, float]) -> None:
+        """Write the scores, purge what is past retention, and store the new risk state."""
+        if not await self.store.add_exposures(owner, report_id, sorted(by_epoch.items())):
+            return  # unregistered meanwhile
+        now_epoch = self.service.now_epoch()
+        config = self.service.scoring
+        await self.store.purge_exposures(owner, now_epoch - config.retention_days * EPOCHS_PER_DAY)
+        assessment = assess(await self.store.get_exposures(owner), now_epoch, config)
+        await self.store.set_risk(
+            owner,
+            RiskState(
+                at_risk=assessment.at_risk,
+                risk_level=assessment.risk_level,
+                last_contact_epoch=assessment.last_contact_epoch,
+                last_scoring_epoch=now_epoch,
+            ),
+        )
+        self.service.metrics.exposed.inc(len(by_epoch))
+
+    async def purge_expired(self) -> int:
+        """Retention: drop exposures older than the contagious period from every registration."""
+        before = self.service.now_epoch() - self.service.scoring.retention_days * EPOCHS_PER_DAY
+        removed = 0
+        async for owners in self.store.iter_exposed():
+            for owner in owners:
+                removed += await self.store.purge_exposures(owner, before)
+        return removed
+
+
+def _neighbour_day(epoch: int, time_start: int) -> date | None:
+    """The other day a reception near midnight may belong to, or None far from midnight."""
+    day = day_of_epoch(epoch, time_start)
+    if day_of_epoch(epoch + 1, time_start) != day:
+        return day + timedelta(days=1)
+    if day_of_epoch(epoch - 1, time_start) != day:
+        return day - timedelta(days=1)
+    return None

@@ -1,0 +1,96 @@
+"""Fixtures that run the real server over loopback HTTP on each store backend."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import redis
+from aiohttp.test_utils import TestServer
+
+from client_sim.clock import VirtualClock
+from server.app import SERVICE, WORKER, create_app
+from server.service import RobertService
+from server.settings import Settings
+from server.worker import ReportWorker
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+E2E_REDIS_DB = 12
+
+
+def redis_url_with_db(db: int) -> str:
+    """REDIS_URL with its database number replaced, so tests never touch db 0."""
+    base = REDIS_URL.rsplit("/", 1)[0] if REDIS_URL.count("/") > 2 else REDIS_URL
+    return f"{base}/{db}"
+
+
+def redis_available() -> bool:
+    try:
+        client = redis.Redis.from_url(redis_url_with_db(E2E_REDIS_DB), socket_timeout=1)
+        client.ping()
+        client.close()
+        return True
+    except redis.exceptions.RedisError:
+        return False
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each backend in turn; the Redis database is flushed before and after."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'robert.db'}"
+        return
+    if not redis_available():
+        pytest.skip(f"no Redis at {REDIS_URL}")
+    url = redis_url_with_db(E2E_REDIS_DB)
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def clock() -> VirtualClock:
+    return VirtualClock(datetime(2026, 3, 2, 9, 0, 7, tzinfo=UTC))
+
+
+@pytest.fixture
+def settings(tmp_path: Path, store_url: str) -> Settings:
+    return Settings(
+        data_dir=str(tmp_path),
+        store=store_url,
+        captcha="off",
+        status_min_interval=0,
+        embedded_worker=False,
+    )
+
+
+class Running:
+    """A started server: its URL, service and worker."""
+
+    def __init__(self, server: TestServer) -> None:
+        self.server = server
+        self.url = str(server.make_url("")).rstrip("/")
+        self.service: RobertService = server.app[SERVICE]
+        self.worker: ReportWorker = server.app[WORKER]
+
+
+@pytest.fixture
+async def running(settings: Settings, clock: VirtualClock) -> AsyncIterator[Running]:
+    server = TestServer(create_app(settings, clock=clock), host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield Running(server)
+    finally:
+        await server.close()
+
+
+@pytest.fixture
+def make_settings(settings: Settings):  # type: ignore[no-untyped-def]
+    """Variants of the settings for one test."""
+    return lambda **changes: replace(settings, **changes)

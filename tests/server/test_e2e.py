@@ -1,0 +1,195 @@
+"""End to end through real HTTP, on every store backend: register, meet, report, get warned."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from client_sim.clock import VirtualClock
+from client_sim.phone import Phone, PhoneError
+from protocol.auth import RequestKind, build_request
+from protocol.codes import CodeKind
+from protocol.contacts import Contact, HelloRecord
+from protocol.hello import Hello
+from tests.server.conftest import Running
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+def make_phone(
+    running: Running, clock: VirtualClock, session: aiohttp.ClientSession, seed: int
+) -> Phone:
+    return Phone(running.url, clock, random.Random(seed).randbytes, session)
+
+
+def meet(a: Phone, b: Phone, clock: VirtualClock, minutes: int, rssi: int, every: int = 10) -> None:
+    """a and b near each other: each hears the other's HELLO every ``every`` seconds."""
+    for _ in range(minutes * 60 // every):
+        now = a.now_ntp()
+        for sender, receiver in ((a, b), (b, a)):
+            hello = sender.current_hello(now)
+            assert hello is not None
+            receiver.record_hello(hello, now, rssi)
+        clock.advance(every)
+
+
+async def code(running: Running) -> str:
+    return (await running.service.issue_codes(CodeKind.LONG, 1))[0].code
+
+
+async def test_contact_reported_then_warned(
+    running: Running, clock: VirtualClock, session: aiohttp.ClientSession
+) -> None:
+    alice, bob, carol = (make_phone(running, clock, session, s) for s in (1, 2, 3))
+    for phone in (alice, bob, carol):
+        await phone.register()
+    meet(alice, bob, clock, minutes=20, rssi=-50)  # close, long: a true contact
+    meet(alice, carol, clock, minutes=5, rssi=-85)  # far and short: not a contact
+    token = await code(running)
+    await alice.report(token)
+    assert await running.worker.drain() == 1
+    bob_status = await bob.check_status()
+    assert bob_status.at_risk and bob_status.risk_level == 4
+    assert bob_status.last_contact_date is not None
+    assert not (await carol.check_status()).at_risk
+    # The reporter's code cannot be used twice.
+    with pytest.raises(PhoneError) as used:
+        await alice.report(token)
+    assert (used.value.status, used.value.code) == (401, "code_used")
+
+
+async def test_forged_and_stale_hellos_are_not_counted(
+    running: Running, clock: VirtualClock, session: aiohttp.ClientSession
+) -> None:
+    victim, liar = make_phone(running, clock, session, 4), make_phone(running, clock, session, 5)
+    await victim.register()
+    await liar.register()
+    records = []
+    for i in range(120):  # 20 minutes of the victim's HELLOs, each spoiled
+        now = victim.now_ntp()
+        hello = Hello.parse(victim.current_hello(now) or b"")
+        if i % 2:
+            records.append((hello, HelloRecord(now, hello.time, bytes(5), -40)))  # bad MAC
+        else:
+            records.append((hello, HelloRecord(now + 600, hello.time, hello.mac, -40)))  # stale
+        clock.advance(10)
+    for hello, record in records:
+        liar.heard.setdefault((hello.ebid, hello.ecc), []).append(record)
+    await liar.report(await code(running))
+    await running.worker.drain()
+    assert not (await victim.check_status()).at_risk
+    owner_exposures = []
+    async for batch in running.service.store.iter_exposed():
+        owner_exposures.extend(batch)
+    assert owner_exposures == []
+
+
+async def test_replayed_status_is_refused(
+    running: Running, clock: VirtualClock, session: aiohttp.ClientSession
+) -> None:
+    phone = make_phone(running, clock, session, 6)
+    await phone.register()
+    body = phone._auth_body(RequestKind.STATUS)
+    url = f"{running.url}/api/v1/status"
+    async with session.post(url, json=body) as first:
+        assert first.status == 200
+    async with session.post(url, json=body) as replay:
+        assert replay.status == 409
+        assert (await replay.json())["error"] == "replayed"
+
+
+async def test_status_too_soon_is_429(
+    make_settings,
+    clock: VirtualClock,
+    session: aiohttp.ClientSession,  # type: ignore[no-untyped-def]
+) -> None:
+    from aiohttp.test_utils import TestServer
+
+    from server.app import create_app
+
+    server = TestServer(create_app(make_settings(status_min_interval=1800), clock=clock))
+    await server.start_server()
+    try:
+        phone = Phone(str(server.make_url("")), clock, random.Random(7).randbytes, session)
+        await phone.register()
+        await phone.check_status()
+        clock.advance(60)
+        with pytest.raises(PhoneError) as refused:
+            await phone.check_status()
+        assert refused.value.status == 429
+        clock.advance(1800)
+        await phone.check_status()
+    finally:
+        await server.close()
+
+
+async def test_unregister_and_delete_history(
+    running: Running, clock: VirtualClock, session: aiohttp.ClientSession
+) -> None:
+    alice, bob = make_phone(running, clock, session, 8), make_phone(running, clock, session, 9)
+    await alice.register()
+    await bob.register()
+    meet(alice, bob, clock, minutes=20, rssi=-45)
+    await alice.report(await code(running))
+    await running.worker.drain()
+    assert (await bob.check_status()).at_risk
+    clock.advance(1)
+    await bob.delete_history()
+    clock.advance(1)
+    assert not (await bob.check_status()).at_risk
+    stale_alice = alice._auth_body(RequestKind.STATUS)
+    await alice.unregister()
+    async with session.post(f"{running.url}/api/v1/status", json=stale_alice) as gone:
+        assert gone.status == 401
+        assert (await gone.json())["error"] == "unknown_registration"
+
+
+async def test_tuples_come_with_status_only_when_due(
+    running: Running, clock: VirtualClock, session: aiohttp.ClientSession
+) -> None:
+    phone = make_phone(running, clock, session, 10)
+    await phone.register()
+    assert len(phone.tuples) > 2 * 96
+    assert not (await phone.check_status()).got_tuples
+    clock.advance(2 * 86400)
+    assert (await phone.check_status()).got_tuples
+    assert phone.current_tuple() is not None
+
+
+async def test_bad_mac_on_status_is_401(
+    running: Running, clock: VirtualClock, session: aiohttp.ClientSession
+) -> None:
+    phone = make_phone(running, clock, session, 11)
+    await phone.register()
+    current = phone.current_tuple()
+    assert current is not None and phone.k_a is not None
+    request = build_request(
+        phone.k_a, RequestKind.UNREGISTER, current.ebid, current.epoch_id, phone.now_ntp()
+    )
+    async with session.post(f"{running.url}/api/v1/status", json=request.to_fields()) as r:
+        assert r.status == 401
+        assert (await r.json())["error"] == "bad_mac"
+
+
+async def test_report_with_malformed_contacts_keeps_the_code(
+    running: Running, session: aiohttp.ClientSession
+) -> None:
+    token = await code(running)
+    bad = {"token": token, "contacts": [{"ebid": "AAAA", "ecc": "AA==", "ids": []}]}
+    async with session.post(f"{running.url}/api/v1/report", json=bad) as r:
+        assert r.status == 400
+    good = {
+        "token": token,
+        "contacts": [
+            Contact(bytes(8), b"\x21", (HelloRecord(3_900_000_000, 1, bytes(5), -50),)).to_fields()
+        ],
+    }
+    async with session.post(f"{running.url}/api/v1/report", json=good) as r:
+        assert r.status == 200

@@ -1,0 +1,151 @@
+"""Malformed requests at every endpoint: always a 4xx with a JSON error body, never a 5xx.
+
+Hypothesis drives a synchronous HTTP client against the real server, run on its own event loop
+in a thread (hypothesis does not drive coroutines itself).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from server.app import create_app
+from server.settings import Settings
+
+POST_ENDPOINTS = {
+    "/api/v1/captcha": ["type", "locale"],
+    "/api/v1/register": ["captcha", "captchaId", "clientPublicECDHKey", "pushInfo"],
+    "/api/v1/status": ["ebid", "epochId", "time", "mac", "pushInfo"],
+    "/api/v1/report": ["token", "contacts", "contactsAsBinary"],
+    "/api/v1/unregister": ["ebid", "epochId", "time", "mac", "pushToken"],
+    "/api/v1/deleteExposureHistory": ["ebid", "epochId", "time", "mac"],
+}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    data = Path(tmp_path_factory.mktemp("fuzz"))
+    app_settings = Settings(
+        data_dir=str(data), captcha="off", status_min_interval=0, embedded_worker=False
+    )
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    holder: dict[str, object] = {}
+
+    async def start() -> None:
+        runner = web.AppRunner(create_app(app_settings), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        holder["runner"] = runner
+        holder["port"] = runner.addresses[0][1]
+        ready.set()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(start())
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert ready.wait(20)
+    yield "127.0.0.1", int(holder["port"])  # type: ignore[call-overload]
+    runner = holder["runner"]
+    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(20)  # type: ignore[attr-defined]
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(20)
+    loop.close()
+
+
+def post(address: tuple[str, int], path: str, body: bytes) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection(*address, timeout=20)
+    try:
+        connection.request("POST", path, body, {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def assert_clean_refusal(status: int, raw: bytes) -> None:
+    assert status < 500, raw
+    if status >= 400:
+        body = json.loads(raw)
+        assert body["success"] is False and isinstance(body["error"], str)
+
+
+json_leaf = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=50)
+    | st.sampled_from(
+        [
+            "",
+            "AAAAAAAAAAA=",
+            "AAAAAA==",
+            "A" * 44,
+            "=====",
+            "ééé",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        ]
+    )
+)
+json_values = st.recursive(
+    json_leaf,
+    lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4),
+    max_leaves=12,
+)
+
+
+@st.composite
+def request_bodies(draw: st.DrawFn) -> tuple[str, bytes]:
+    path = draw(st.sampled_from(sorted(POST_ENDPOINTS)))
+    fields = POST_ENDPOINTS[path]
+    kind = draw(st.integers(0, 3))
+    if kind == 0:
+        return path, draw(st.binary(max_size=300))
+    if kind == 1:
+        return path, json.dumps(draw(json_values)).encode()
+    body = draw(st.dictionaries(st.sampled_from([*fields, "extra"]), json_values, max_size=6))
+    if kind == 3 and path == "/api/v1/report":
+        body["contacts"] = draw(
+            st.lists(
+                st.dictionaries(st.sampled_from(["ebid", "ecc", "ids"]), json_values, max_size=3),
+                max_size=3,
+            )
+        )
+    return path, json.dumps(body).encode()
+
+
+@settings(max_examples=300)
+@given(request_bodies())
+def test_no_5xx_on_malformed_posts(server: tuple[str, int], request: tuple[str, bytes]) -> None:
+    path, body = request
+    assert_clean_refusal(*post(server, path, body))
+
+
+def test_huge_body_is_413(server: tuple[str, int]) -> None:
+    status, raw = post(server, "/api/v1/status", b"{" + b" " * 100_000 + b"}")
+    assert status == 413
+    assert json.loads(raw)["error"] == "too_large"
+
+
+def test_unknown_path_and_method_are_json(server: tuple[str, int]) -> None:
+    for path in ("/nope", "/api/v1/status?x=1"):
+        connection = http.client.HTTPConnection(*server, timeout=10)
+        connection.request("GET", path)
+        response = connection.getresponse()
+        assert response.status in (404, 405)
+        assert json.loads(response.read())["success"] is False
+        connection.close()

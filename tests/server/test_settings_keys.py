@@ -1,0 +1,100 @@
+"""Settings, key files and the proof-of-work gate."""
+
+from __future__ import annotations
+
+import argparse
+import stat
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+from protocol.errors import KeyUnavailable
+from server.captcha import ProofOfWork, solve
+from server.keys import ServerKeys
+from server.settings import Settings
+
+
+def test_flags_override_environment_override_defaults() -> None:
+    parser = argparse.ArgumentParser()
+    Settings.add_arguments(parser)
+    args = parser.parse_args(["--port", "9000", "--no-embedded-worker"])
+    settings = Settings.from_sources(args, {"ROBERT_PORT": "1", "ROBERT_CAPTCHA": "off"})
+    assert (settings.port, settings.captcha, settings.embedded_worker) == (9000, "off", False)
+    assert Settings.from_sources(None, {}).port == 8080
+
+
+def test_bad_settings_are_refused_with_their_name() -> None:
+    with pytest.raises(ValueError, match="ROBERT_PORT"):
+        Settings.from_sources(None, {"ROBERT_PORT": "eighty"})
+    with pytest.raises(ValueError, match="captcha"):
+        Settings.from_sources(None, {"ROBERT_CAPTCHA": "maybe"})
+    with pytest.raises(ValueError):
+        Settings.from_sources(None, {"ROBERT_TIME_START": "not a date"})
+
+
+def test_help_lists_every_variable() -> None:
+    parser = argparse.ArgumentParser()
+    Settings.add_arguments(parser)
+    text = parser.format_help()
+    for name in (
+        "ROBERT_HOST",
+        "ROBERT_PORT",
+        "ROBERT_STORE",
+        "ROBERT_DATA_DIR",
+        "ROBERT_KEYS_DIR",
+        "ROBERT_STATUS_MIN_INTERVAL",
+        "ROBERT_TIME_START",
+        "ROBERT_RISK_THRESHOLD",
+        "ROBERT_HELLO_TOLERANCE",
+        "ROBERT_CAPTCHA",
+    ):
+        assert name in text
+
+
+def test_store_credentials_are_masked() -> None:
+    text = Settings(store="redis://user:secret@db:6379/0").describe()
+    assert "secret" not in text and "db:6379/0" in text
+
+
+def test_keys_are_created_private_and_rotated(tmp_path: Path) -> None:
+    today = date(2026, 3, 2)
+    keys = ServerKeys.open(tmp_path / "keys", today, ahead_days=3, retention_days=14)
+    assert stat.S_IMODE((tmp_path / "keys").stat().st_mode) == 0o700
+    for path in (tmp_path / "keys").rglob("*.key"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert keys.days == [today + timedelta(days=i) for i in range(4)]
+    assert "material" not in repr(keys) and "EbidKey" not in repr(keys)
+    first = keys.key_of_day(today)
+    # A second process opening the same directory gets the same keys.
+    again = ServerKeys.open(tmp_path / "keys", today, ahead_days=3, retention_days=14)
+    assert again.key_of_day(today) == first
+    assert again.public_key_spki() == keys.public_key_spki()
+    # Twenty days later, today's key is gone for good.
+    later = ServerKeys.open(tmp_path / "keys", today + timedelta(days=20), 3, 14)
+    with pytest.raises(KeyUnavailable):
+        later.key_of_day(today)
+
+
+def test_key_repr_never_shows_material() -> None:
+    from protocol.types import MacKey
+
+    key = MacKey(b"\xaa" * 32)
+    assert "aa" not in repr(key).lower().replace("mackey", "")
+
+
+def test_proof_of_work() -> None:
+    now = [1_000_000.0]
+    gate = ProofOfWork(b"s" * 32, difficulty=8, clock=lambda: now[0])
+    challenge = gate.challenge()
+    answer = solve(str(challenge["id"]), 8)
+    assert not gate.verify(challenge["id"], "not the answer" if answer != "x" else "y")
+    assert gate.verify(challenge["id"], answer)
+    assert not gate.verify(challenge["id"], answer)  # used once only
+    late = gate.challenge()
+    now[0] += 301
+    assert not gate.verify(late["id"], solve(str(late["id"]), 8))  # expired
+    other = ProofOfWork(b"t" * 32, difficulty=8, clock=lambda: now[0]).challenge()
+    assert not gate.verify(other["id"], solve(str(other["id"]), 8))  # not ours
+    for garbage in (None, 5, "", "!!!", "A" * 100):
+        assert not gate.verify(garbage, "0")

@@ -1,0 +1,379 @@
+"""One contract for every store backend: the same tests run on SQLite and on Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+
+from protocol.types import IdA, MacKey, TupleKey
+from server.store import open_store
+from server.store.base import (
+    NEVER,
+    CodeOutcome,
+    CodeRecord,
+    Registration,
+    RiskState,
+    StatusOutcome,
+    Store,
+)
+from server.store.redis import RedisStore
+from server.store.sqlite import SqliteStore
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+CONTRACT_REDIS_DB = 11
+MAX_BYTES_PER_REGISTRATION = 250
+
+
+def contract_redis_url() -> str:
+    """REDIS_URL with its database number replaced by 11, so the tests never touch db 0."""
+    base = REDIS_URL.rsplit("/", 1)[0] if REDIS_URL.count("/") > 2 else REDIS_URL
+    return f"{base}/{CONTRACT_REDIS_DB}"
+
+
+def flush_redis() -> str | None:
+    """FLUSHDB the test database; the reason it is unreachable, or None."""
+    try:
+        client = redis.Redis.from_url(contract_redis_url(), socket_timeout=1)
+        try:
+            client.flushdb()
+        finally:
+            client.close()
+    except (redis.exceptions.RedisError, OSError) as exc:
+        return f"Redis unreachable at {contract_redis_url()} ({type(exc).__name__})"
+    return None
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """An opened store of each backend, empty; Redis db 11 is flushed before and after."""
+    if request.param == "sqlite":
+        url = f"sqlite://{tmp_path / 'contract.db'}"
+    else:
+        reason = flush_redis()
+        if reason:
+            pytest.skip(reason)
+        url = contract_redis_url()
+    backend = open_store(url)
+    await backend.open()
+    try:
+        yield backend
+    finally:
+        await backend.close()
+        if request.param == "redis":
+            flush_redis()
+
+
+def ident(n: int) -> IdA:
+    """The n-th test ID_A."""
+    return IdA(n.to_bytes(5, "big"))
+
+
+def registration(
+    n: int,
+    last_status_epoch: int = NEVER,
+    last_status_time: int = 0,
+    tuples_until_epoch: int = NEVER,
+) -> Registration:
+    """A registration with distinct keys per ``n``."""
+    return Registration(
+        ident(n),
+        MacKey(bytes([n % 256]) * 32),
+        TupleKey(bytes([(n + 1) % 256]) * 32),
+        last_status_epoch,
+        last_status_time,
+        tuples_until_epoch,
+    )
+
+
+def code(text: str, expires_at: int = 2_000) -> CodeRecord:
+    """A short code issued at 1000, valid until ``expires_at``."""
+    return CodeRecord(text, "short", 1_000, expires_at, "lab-42", "2026-03-01")
+
+
+# --- factory -----------------------------------------------------------------------------
+def test_open_store_picks_backend(tmp_path: Path) -> None:
+    absolute = open_store(f"sqlite://{tmp_path}/a.db")  # tmp_path starts with /
+    assert isinstance(absolute, SqliteStore)
+    assert absolute.path == f"{tmp_path}/a.db"
+    relative = open_store("sqlite://relative.db")
+    assert isinstance(relative, SqliteStore)
+    assert relative.path == "relative.db"
+    assert isinstance(open_store("redis://127.0.0.1:6379/3"), RedisStore)
+    assert isinstance(open_store("rediss://example.org:6380/0"), RedisStore)
+
+
+@pytest.mark.parametrize("url", ["", "postgres://x/y", "/tmp/a.db", "sqlite://"])
+def test_open_store_rejects(url: str) -> None:
+    with pytest.raises(ValueError, match="store URL"):
+        open_store(url)
+
+
+# --- lifecycle ---------------------------------------------------------------------------
+async def test_open_is_idempotent_and_ping(store: Store) -> None:
+    await store.open()
+    assert await store.ping()
+
+
+# --- registrations -----------------------------------------------------------------------
+async def test_create_and_get_round_trip(store: Store) -> None:
+    reg = registration(1, last_status_epoch=5, last_status_time=3_900_000_000)
+    assert await store.create_registration(reg)
+    assert await store.get_registration(reg.id_a) == reg
+    assert await store.get_registration(ident(2)) is None
+
+
+async def test_create_duplicate_id_a_is_refused(store: Store) -> None:
+    assert await store.create_registration(registration(1))
+    other = Registration(ident(1), MacKey(b"\xee" * 32), TupleKey(b"\xdd" * 32))
+    assert not await store.create_registration(other)
+    assert await store.get_registration(ident(1)) == registration(1)
+
+
+async def test_count_registrations(store: Store) -> None:
+    assert await store.count_registrations() == 0
+    for n in range(3):
+        await store.create_registration(registration(n))
+    await store.add_exposures(ident(0), "r", [(1, 1.0)])
+    assert await store.count_registrations() == 3
+    await store.delete_registration(ident(1))
+    assert await store.count_registrations() == 2
+
+
+async def test_record_status_outcomes(store: Store) -> None:
+    await store.create_registration(registration(1, tuples_until_epoch=100))
+    assert await store.record_status(ident(1), 10, 5000, 4, 90) is StatusOutcome.ACCEPTED
+    reg = await store.get_registration(ident(1))
+    assert reg is not None
+    assert (reg.last_status_epoch, reg.last_status_time, reg.tuples_until_epoch) == (10, 5000, 100)
+    assert await store.record_status(ident(1), 10, 5000, 4, 90) is StatusOutcome.REPLAYED
+    assert await store.record_status(ident(1), 13, 5900, 4, 90) is StatusOutcome.TOO_SOON
+    assert await store.record_status(ident(1), 14, 6000, 4, 200) is StatusOutcome.ACCEPTED
+    assert await store.record_status(ident(9), 14, 6000, 4, 200) is StatusOutcome.UNKNOWN
+    reg = await store.get_registration(ident(1))
+    assert reg is not None
+    assert (reg.last_status_epoch, reg.last_status_time, reg.tuples_until_epoch) == (14, 6000, 200)
+
+
+async def test_record_status_refusals_change_nothing(store: Store) -> None:
+    await store.create_registration(registration(1))
+    await store.record_status(ident(1), 10, 5000, 4, 50)
+    before = await store.get_registration(ident(1))
+    await store.record_status(ident(1), 11, 5100, 4, 500)
+    assert await store.get_registration(ident(1)) == before
+
+
+async def test_first_status_is_never_too_soon(store: Store) -> None:
+    """Epoch 0 right after registration: the NEVER sentinel is not a previous request."""
+    await store.create_registration(registration(1))
+    assert await store.record_status(ident(1), 0, 100, 96, NEVER) is StatusOutcome.ACCEPTED
+
+
+async def test_min_gap_zero_disables_rate_limit(store: Store) -> None:
+    await store.create_registration(registration(1))
+    assert await store.record_status(ident(1), 10, 5000, 0, 0) is StatusOutcome.ACCEPTED
+    assert await store.record_status(ident(1), 10, 5001, 0, 0) is StatusOutcome.ACCEPTED
+    assert await store.record_status(ident(1), 10, 5001, 0, 0) is StatusOutcome.REPLAYED
+
+
+async def test_tuples_until_only_rises(store: Store) -> None:
+    await store.create_registration(registration(1, tuples_until_epoch=300))
+    await store.record_status(ident(1), 10, 5000, 0, 200)
+    reg = await store.get_registration(ident(1))
+    assert reg is not None and reg.tuples_until_epoch == 300
+    await store.record_status(ident(1), 11, 5100, 0, 400)
+    reg = await store.get_registration(ident(1))
+    assert reg is not None and reg.tuples_until_epoch == 400
+
+
+async def test_delete_registration_removes_exposures(store: Store) -> None:
+    await store.create_registration(registration(1))
+    await store.add_exposures(ident(1), "r1", [(10, 1.5)])
+    assert await store.delete_registration(ident(1))
+    assert await store.get_registration(ident(1)) is None
+    assert await store.get_exposures(ident(1)) == {}
+    assert [batch async for batch in store.iter_exposed()] == []
+    assert not await store.delete_registration(ident(1))
+    # A new registration reusing the ID_A starts clean.
+    assert await store.create_registration(registration(1))
+    assert await store.get_exposures(ident(1)) == {}
+
+
+async def test_delete_exposures_resets_risk(store: Store) -> None:
+    await store.create_registration(registration(1, last_status_epoch=3, last_status_time=9))
+    await store.add_exposures(ident(1), "r1", [(10, 1.5), (11, 2.0)])
+    await store.set_risk(ident(1), RiskState(True, 4, 10, 12))
+    assert await store.delete_exposures(ident(1))
+    assert await store.get_exposures(ident(1)) == {}
+    reg = await store.get_registration(ident(1))
+    assert reg == registration(1, last_status_epoch=3, last_status_time=9)
+    assert not await store.delete_exposures(ident(2))
+
+
+# --- exposures and risk ------------------------------------------------------------------
+async def test_add_exposures_idempotent_and_summed(store: Store) -> None:
+    await store.create_registration(registration(1))
+    assert await store.add_exposures(ident(1), "r1", [(10, 1.5), (11, 0.25)])
+    assert await store.add_exposures(ident(1), "r1", [(10, 1.5), (11, 0.25)])
+    assert await store.get_exposures(ident(1)) == {10: 1.5, 11: 0.25}
+    assert await store.add_exposures(ident(1), "r2", [(10, 2.0)])
+    assert await store.get_exposures(ident(1)) == {10: 3.5, 11: 0.25}
+    assert await store.add_exposures(ident(1), "r3", [])
+    assert await store.get_exposures(ident(2)) == {}
+
+
+async def test_add_exposures_unknown_registration(store: Store) -> None:
+    assert not await store.add_exposures(ident(7), "r1", [(10, 1.0)])
+    assert await store.get_exposures(ident(7)) == {}
+    assert [batch async for batch in store.iter_exposed()] == []
+
+
+async def test_purge_exposures(store: Store) -> None:
+    await store.create_registration(registration(1))
+    await store.add_exposures(ident(1), "r1", [(8, 1.0), (9, 1.0), (10, 1.0)])
+    await store.add_exposures(ident(1), "r2", [(9, 2.0)])
+    assert await store.purge_exposures(ident(1), 10) == 3
+    assert await store.get_exposures(ident(1)) == {10: 1.0}
+    assert await store.purge_exposures(ident(1), 10) == 0
+    assert await store.purge_exposures(ident(2), 10) == 0
+    assert await store.purge_exposures(ident(1), 11) == 1
+    assert [batch async for batch in store.iter_exposed()] == []
+
+
+async def test_iter_exposed_batches(store: Store) -> None:
+    for n in range(7):
+        await store.create_registration(registration(n))
+        if n % 2 == 0:
+            await store.add_exposures(ident(n), "r", [(1, 1.0)])
+    batches = [batch async for batch in store.iter_exposed(batch=2)]
+    assert all(1 <= len(batch) <= 2 for batch in batches)
+    assert sorted(i for batch in batches for i in batch) == [ident(n) for n in (0, 2, 4, 6)]
+
+
+async def test_set_risk_round_trip(store: Store) -> None:
+    await store.create_registration(registration(1, tuples_until_epoch=77))
+    risk = RiskState(at_risk=True, risk_level=4, last_contact_epoch=1234, last_scoring_epoch=1300)
+    assert await store.set_risk(ident(1), risk)
+    reg = await store.get_registration(ident(1))
+    assert reg == replace(registration(1, tuples_until_epoch=77), risk=risk)
+    assert await store.set_risk(ident(1), RiskState())
+    reg = await store.get_registration(ident(1))
+    assert reg is not None and reg.risk == RiskState()
+    assert not await store.set_risk(ident(2), risk)
+    assert await store.get_registration(ident(2)) is None
+
+
+# --- report queue ------------------------------------------------------------------------
+async def test_queue_enqueue_claim_ack(store: Store) -> None:
+    assert await store.pending_reports() == 0
+    ids = [await store.enqueue_report(bytes([n]) * 3) for n in range(3)]
+    assert len(set(ids)) == 3
+    assert await store.pending_reports() == 3
+    first = await store.claim_reports("a", 2, 0, 60_000)
+    assert [r.payload for r in first] == [b"\x00" * 3, b"\x01" * 3]
+    assert [r.report_id for r in first] == ids[:2]
+    rest = await store.claim_reports("b", 10, 0, 60_000)
+    assert [r.report_id for r in rest] == ids[2:]
+    assert await store.claim_reports("c", 10, 0, 60_000) == []
+    assert await store.pending_reports() == 3
+    for report in first + rest:
+        await store.ack_report(report.report_id)
+    assert await store.pending_reports() == 0
+    assert await store.claim_reports("c", 10, 0, 0) == []
+
+
+async def test_unacked_report_is_reclaimed_after_delay(store: Store) -> None:
+    report_id = await store.enqueue_report(b"payload")
+    assert [r.report_id for r in await store.claim_reports("a", 5, 0, 150)] == [report_id]
+    assert await store.claim_reports("b", 5, 0, 150) == []
+    await asyncio.sleep(0.25)
+    reclaimed = await store.claim_reports("b", 5, 0, 150)
+    assert [(r.report_id, r.payload) for r in reclaimed] == [(report_id, b"payload")]
+    # b's claim restarts the clock: a cannot take it straight back.
+    assert await store.claim_reports("a", 5, 0, 150) == []
+    await store.ack_report(report_id)
+    await asyncio.sleep(0.2)
+    assert await store.claim_reports("c", 5, 0, 150) == []
+    assert await store.pending_reports() == 0
+
+
+async def test_claim_blocks_until_report_arrives(store: Store) -> None:
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert await store.claim_reports("a", 5, 120, 60_000) == []
+    assert loop.time() - started >= 0.1
+
+    async def later() -> str:
+        await asyncio.sleep(0.1)
+        return await store.enqueue_report(b"late")
+
+    enqueue = asyncio.create_task(later())
+    claimed = await store.claim_reports("a", 5, 3_000, 60_000)
+    assert [r.report_id for r in claimed] == [await enqueue]
+
+
+# --- submission codes --------------------------------------------------------------------
+async def test_add_and_get_codes(store: Store) -> None:
+    assert await store.add_codes([code("AAAAAA"), code("BBBBBB")]) == 2
+    assert await store.add_codes([code("AAAAAA", expires_at=9), code("CCCCCC")]) == 1
+    assert await store.add_codes([]) == 0
+    assert await store.get_code("AAAAAA") == (code("AAAAAA"), "valid")
+    assert await store.get_code("ZZZZZZ") is None
+
+
+async def test_consume_code_outcomes(store: Store) -> None:
+    await store.add_codes([code("AAAAAA", expires_at=2_000), code("BBBBBB")])
+    assert await store.consume_code("ZZZZZZ", 1_500) is CodeOutcome.UNKNOWN
+    assert await store.consume_code("AAAAAA", 2_000) is CodeOutcome.EXPIRED
+    assert await store.consume_code("AAAAAA", 1_999) is CodeOutcome.ACCEPTED
+    assert await store.consume_code("AAAAAA", 1_999) is CodeOutcome.USED
+    assert await store.get_code("AAAAAA") == (code("AAAAAA"), "used")
+    assert await store.revoke_code("BBBBBB")
+    assert await store.consume_code("BBBBBB", 1_500) is CodeOutcome.REVOKED
+    assert await store.get_code("BBBBBB") == (code("BBBBBB"), "revoked")
+
+
+async def test_revoke_code(store: Store) -> None:
+    await store.add_codes([code("AAAAAA"), code("BBBBBB")])
+    await store.consume_code("AAAAAA", 1_500)
+    assert not await store.revoke_code("AAAAAA")
+    assert await store.get_code("AAAAAA") == (code("AAAAAA"), "used")
+    assert not await store.revoke_code("ZZZZZZ")
+    assert await store.revoke_code("BBBBBB")
+    assert await store.revoke_code("BBBBBB")  # still unused: revoking again holds
+
+
+async def test_consume_code_exactly_once_under_concurrency(store: Store) -> None:
+    await store.add_codes([code("AAAAAA")])
+    outcomes = await asyncio.gather(*(store.consume_code("AAAAAA", 1_500) for _ in range(20)))
+    assert outcomes.count(CodeOutcome.ACCEPTED) == 1
+    assert outcomes.count(CodeOutcome.USED) == 19
+
+
+# --- Redis only --------------------------------------------------------------------------
+async def test_redis_memory_per_registration() -> None:
+    reason = flush_redis()
+    if reason:
+        pytest.skip(reason)
+    store = RedisStore(contract_redis_url())
+    await store.open()
+    client = aioredis.Redis.from_url(contract_redis_url())
+    try:
+        before = await client.dbsize()
+        await store.create_registration(registration(1, tuples_until_epoch=500))
+        await store.record_status(ident(1), 10, 3_900_000_000, 4, 600)
+        await store.set_risk(ident(1), RiskState(True, 4, 10, 12))
+        assert await client.dbsize() == before + 1  # the registration adds one key, no index
+        used = await client.memory_usage(store._reg_key(ident(1)), samples=0)
+        print(f"Redis bytes per registration: {used}")
+        assert used is not None and used <= MAX_BYTES_PER_REGISTRATION
+    finally:
+        await client.aclose()
+        await store.close()
+        flush_redis()
