@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 
@@ -41,9 +43,25 @@ class Metrics:
         self.exposed = Counter(
             "robert_exposures", "Exposure scores written", registry=self.registry
         )
+        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
         self.queue = Gauge(
             "robert_report_queue", "Reports queued or in progress", registry=self.registry
         )
+
+    def observe(self, endpoint: str, status: int, seconds: float, reason: str) -> None:
+        """Count one answered request (children cached: this runs on every request)."""
+        key = (endpoint, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(endpoint, str(status)),
+                self.latency.labels(endpoint),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+        if reason:
+            self.rejected.labels(endpoint, reason).inc()
 
     def render(self) -> bytes:
         """The text exposition format."""

@@ -84,6 +84,7 @@ class RobertService:
         self.time_start = settings.time_start_ntp
         self.scoring = ScoringConfig(risk_threshold=settings.risk_threshold)
         self.code_policy = CodePolicy()
+        self._client_config = self._make_client_config()
 
     # --- time ------------------------------------------------------------------------------
     def now_ntp(self) -> int:
@@ -106,6 +107,9 @@ class RobertService:
 
     def client_config(self) -> list[dict[str, Any]]:
         """The ``config`` list of {name, value} the reference returned to the app."""
+        return self._client_config
+
+    def _make_client_config(self) -> list[dict[str, Any]]:
         return [
             {"name": "statusMinIntervalSeconds", "value": self.settings.status_min_interval},
             {"name": "helloToleranceSeconds", "value": self.settings.hello_tolerance},

@@ -21,9 +21,12 @@ log = logging.getLogger("robert.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
 def json_response(body: object, status: int = 200) -> web.Response:
     """A JSON answer serialised with orjson."""
-    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+    return web.Response(body=orjson.dumps(body), status=status, headers=JSON_HEADERS)
 
 
 def error_response(status: int, code: str, message: str) -> web.Response:
@@ -60,8 +63,5 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         log.exception("internal error on %s", endpoint)
         response, reason = error_response(500, "internal", "internal error"), "internal"
-    metrics.requests.labels(endpoint, str(response.status)).inc()
-    if reason:
-        metrics.rejected.labels(endpoint, reason).inc()
-    metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
+    metrics.observe(endpoint, response.status, time.perf_counter() - started, reason)
     return response

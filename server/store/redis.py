@@ -27,6 +27,7 @@ from server.store.base import (
     StatusOutcome,
     Store,
 )
+from server.store.resp import PipelinedRedis
 
 # k_a, k_ea | last_status_epoch, last_status_time, tuples_until_epoch | at_risk, risk_level,
 # last_contact_epoch, last_scoring_epoch. Little-endian, no padding; the Lua scripts below
@@ -164,6 +165,7 @@ class RedisStore(Store):
         self._options = options
         self._client: aioredis.Redis | None = None
         self._scripts: dict[str, AsyncScript] = {}
+        self._fast: PipelinedRedis | None = None
 
     # --- keys --------------------------------------------------------------------------
     def _reg_key(self, id_a: IdA) -> str:
@@ -210,6 +212,10 @@ class RedisStore(Store):
                 "revoke_code": REVOKE_CODE,
             }.items()
         }
+        if self.url.startswith("redis://"):
+            # The hot path (registration lookup, status, registration) is auto-pipelined.
+            self._fast = PipelinedRedis(self.url)
+            await client.script_load(RECORD_STATUS)
         try:
             # From id 0, so reports queued before the group existed are still delivered.
             await client.xgroup_create(self._stream, GROUP, id="0", mkstream=True)
@@ -223,6 +229,9 @@ class RedisStore(Store):
 
     async def close(self) -> None:
         """Close the client and its connection pool."""
+        if self._fast is not None:
+            fast, self._fast = self._fast, None
+            await fast.close()
         if self._client is not None:
             client, self._client = self._client, None
             await client.aclose()
@@ -238,22 +247,33 @@ class RedisStore(Store):
     async def create_registration(self, registration: Registration) -> bool:
         """SET NX of the packed registration."""
         key = self._reg_key(registration.id_a)
-        return bool(await self.client.set(key, pack_registration(registration), nx=True))
+        value = pack_registration(registration)
+        if self._fast is not None:
+            return await self._fast.execute("SET", key, value, "NX") is not None
+        return bool(await self.client.set(key, value, nx=True))
 
     async def get_registration(self, id_a: IdA) -> Registration | None:
         """GET and unpack."""
-        value = await self.client.get(self._reg_key(id_a))
+        key = self._reg_key(id_a)
+        value = await (self._fast.execute("GET", key) if self._fast else self.client.get(key))
         return None if value is None else unpack_registration(id_a, _raw(value))
 
     async def record_status(
         self, id_a: IdA, epoch: int, time: int, min_gap_epochs: int, tuples_until_epoch: int
     ) -> StatusOutcome:
         """One script: replay, rate limit, then SETRANGE of the status fields."""
-        result = await self._script(
-            "record_status",
-            [self._reg_key(id_a)],
-            [epoch, time, min_gap_epochs, tuples_until_epoch],
-        )
+        keys = [self._reg_key(id_a)]
+        args = [epoch, time, min_gap_epochs, tuples_until_epoch]
+        if self._fast is None:
+            result = await self._script("record_status", keys, args)
+        else:
+            sha = self._scripts["record_status"].sha
+            try:
+                result = await self._fast.execute("EVALSHA", sha, 1, *keys, *args)
+            except ResponseError as exc:  # script cache flushed (Redis restarted): reload
+                if not str(exc).startswith("NOSCRIPT"):
+                    raise
+                result = await self._script("record_status", keys, args)
         return StatusOutcome(result.decode())
 
     async def delete_registration(self, id_a: IdA) -> bool:
