@@ -8,10 +8,12 @@ also atomic against another process (the CLI worker) sharing the file.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 
 from protocol.types import IdA, MacKey, TupleKey
@@ -79,6 +81,12 @@ _REGISTRATION_COLUMNS = (
 
 def _connect(path: str) -> sqlite3.Connection:
     """Open the file in autocommit mode (transactions are explicit) and create the schema."""
+    # The file holds every registration's keys: readable by its owner only, WAL files too.
+    if path != ":memory:":
+        Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for suffix in ("", "-wal", "-shm"):
+            Path(path + suffix).touch(mode=0o600, exist_ok=True)
+            os.chmod(path + suffix, 0o600)
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA journal_mode = WAL")

@@ -98,3 +98,16 @@ def test_proof_of_work() -> None:
     assert not gate.verify(other["id"], solve(str(other["id"]), 8))  # not ours
     for garbage in (None, 5, "", "!!!", "A" * 100):
         assert not gate.verify(garbage, "0")
+
+
+async def test_embedded_store_file_is_private(tmp_path: Path) -> None:
+    from server.store.sqlite import SqliteStore
+
+    store = SqliteStore(str(tmp_path / "data" / "robert.db"))
+    await store.open()
+    await store.close()
+    assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o700
+    for name in ("robert.db", "robert.db-wal", "robert.db-shm"):
+        path = tmp_path / "data" / name
+        if path.exists():
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600
