@@ -23,7 +23,8 @@ FRANCE = 0x21
 _ZEROS = bytes(8)
 
 
-def _plaintext(epoch: int, id_a_: IdA) -> bytes:
+def ebid_plaintext(epoch: int, id_a_: IdA) -> bytes:
+    """The 8-byte block SKINNY encrypts: epoch (3 bytes, big-endian) || ID_A (5 bytes)."""
     if not 0 <= epoch <= MAX_EPOCH:
         raise ValueError(f"epoch {epoch} does not fit in {EPOCH_FIELD_BITS} bits")
     return epoch.to_bytes(3, "big") + id_a_
@@ -31,12 +32,12 @@ def _plaintext(epoch: int, id_a_: IdA) -> bytes:
 
 def make_ebid(k_s: EbidKey, epoch: int, id_a_: IdA) -> bytes:
     """EBID of ID_A for ``epoch`` under the day key K_S."""
-    return skinny.encrypt(k_s.material, _plaintext(epoch, id_a_))
+    return skinny.encrypt(k_s.material, ebid_plaintext(epoch, id_a_))
 
 
 def make_ebids(k_s: EbidKey, epochs: Iterable[int], id_a_: IdA) -> list[bytes]:
     """EBIDs of one ID_A for many epochs of one K_S day, in one batch."""
-    plain = b"".join(_plaintext(e, id_a_) for e in epochs)
+    plain = b"".join(ebid_plaintext(e, id_a_) for e in epochs)
     out = skinny.encrypt_many(k_s.material, plain)
     return [out[i : i + EBID_SIZE] for i in range(0, len(out), EBID_SIZE)]
 

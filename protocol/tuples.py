@@ -7,6 +7,7 @@ JSON is a list of ``{"epochId": int, "key": {"ebid": base64, "ecc": base64}}``.
 
 from __future__ import annotations
 
+import binascii
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -16,8 +17,9 @@ import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from protocol import skinny
 from protocol.auth import b64decode, b64encode
-from protocol.ebid import make_ebids, make_eccs
+from protocol.ebid import ebid_plaintext, make_eccs
 from protocol.epochs import day_of_epoch
 from protocol.errors import BadFormat, BadLength, BadMac
 from protocol.types import EBID_SIZE, ECC_SIZE, EbidKey, FederationKey, IdA, TupleKey
@@ -43,25 +45,51 @@ def make_tuples(
     country_code: int,
     time_start: int,
 ) -> list[EbidTuple]:
-    """One tuple per epoch, EBIDs encrypted in one batch per K_S day."""
-    tuples: list[EbidTuple] = []
-    by_day: dict[date, list[int]] = {}
-    for epoch in epochs:
-        by_day.setdefault(day_of_epoch(epoch, time_start), []).append(epoch)
-    for day, day_epochs in by_day.items():
-        ebids = make_ebids(key_of_day(day), day_epochs, id_a)
-        eccs = make_eccs(k_g, ebids, country_code)
-        tuples.extend(map(EbidTuple, day_epochs, ebids, eccs))
-    return tuples
+    """One tuple per epoch of ``epochs`` for one registration."""
+    return make_tuple_sets([(id_a, epochs)], key_of_day, k_g, country_code, time_start)[0]
+
+
+def make_tuple_sets(
+    requests: Sequence[tuple[IdA, range]],
+    key_of_day: Callable[[date], EbidKey],
+    k_g: FederationKey,
+    country_code: int,
+    time_start: int,
+) -> list[list[EbidTuple]]:
+    """Tuples for several registrations at once: every EBID of every K_S day in ONE SKINNY
+    batch, every ECC in one AES call (minting EBIDs is the main cost of a bundle)."""
+    by_day: dict[date, list[tuple[int, int]]] = {}  # day -> [(request index, epoch)]
+    for index, (_, epochs) in enumerate(requests):
+        for epoch in epochs:
+            by_day.setdefault(day_of_epoch(epoch, time_start), []).append((index, epoch))
+    days = list(by_day)
+    groups = [b"".join(ebid_plaintext(e, requests[i][0]) for i, e in by_day[day]) for day in days]
+    schedules = [skinny.key_schedule(key_of_day(day).material) for day in days]
+    ebids = b"".join(skinny.encrypt_groups(schedules, groups))
+    order = [item for day in days for item in by_day[day]]
+    eccs = make_eccs(k_g, [ebids[8 * j : 8 * j + 8] for j in range(len(order))], country_code)
+    out: list[list[EbidTuple]] = [[] for _ in requests]
+    for j, (index, epoch) in enumerate(order):
+        out[index].append(EbidTuple(epoch, ebids[8 * j : 8 * j + 8], eccs[j]))
+    for tuples in out:
+        tuples.sort(key=lambda t: t.epoch_id)
+    return out
+
+
+_ECC_B64 = [b64encode(bytes([i])).encode() for i in range(256)]
 
 
 def serialise_tuples(tuples: Sequence[EbidTuple]) -> bytes:
-    """The JSON plaintext of a bundle."""
-    return orjson.dumps(
-        [
-            {"epochId": t.epoch_id, "key": {"ebid": b64encode(t.ebid), "ecc": b64encode(t.ecc)}}
+    """The JSON plaintext of a bundle (written directly: it is on every registration's path)."""
+    b64 = binascii.b2a_base64
+    return (
+        b"["
+        + b",".join(
+            b'{"epochId":%d,"key":{"ebid":"%s","ecc":"%s"}}'
+            % (t.epoch_id, b64(t.ebid, newline=False), _ECC_B64[t.ecc[0]])
             for t in tuples
-        ]
+        )
+        + b"]"
     )
 
 

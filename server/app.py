@@ -20,6 +20,7 @@ from protocol.epochs import day_of_ntp, ntp_from_unix
 from server.api import routes
 from server.api.middleware import error_middleware
 from server.captcha import ProofOfWork
+from server.codes.web import mount as mount_codes
 from server.keys import ServerKeys
 from server.metrics import Metrics
 from server.service import Clock, RobertService
@@ -60,6 +61,7 @@ def create_app(
     )
     app[WORKER] = ReportWorker(service)
     routes.add_routes(app)
+    mount_codes(app, service)  # submission codes for health authorities (issue 4)
     app.cleanup_ctx.append(_store_ctx(store))
     app.cleanup_ctx.append(_background_ctx(settings, worker_idle_ms))
     return app

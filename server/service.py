@@ -8,7 +8,7 @@ maps) for anything but success.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -84,6 +84,8 @@ class RobertService:
         self.time_start = settings.time_start_ntp
         self.scoring = ScoringConfig(risk_threshold=settings.risk_threshold)
         self.code_policy = CodePolicy()
+        self.code_hook: Callable[[str, CodeOutcome], Awaitable[None]] | None = None
+        """Told of every code use (the code service audits it); never of the client."""
         self._client_config = self._make_client_config()
 
     # --- time ------------------------------------------------------------------------------
@@ -247,6 +249,8 @@ class RobertService:
         except BadFormat as exc:
             raise ApiError(400, "bad_token", "token is not a submission code") from exc
         outcome = await self.store.consume_code(code, self.now_ntp())
+        if self.code_hook is not None:
+            await self.code_hook(code, outcome)
         if outcome is not CodeOutcome.ACCEPTED:
             raise ApiError(401, f"code_{outcome.value}", f"submission code {outcome.value}")
         await self.store.enqueue_report(encode_report(contacts))

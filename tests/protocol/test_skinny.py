@@ -77,3 +77,15 @@ def test_batch_needs_whole_blocks() -> None:
 
 def test_repr_hides_schedule() -> None:
     assert "rows" not in repr(skinny.key_schedule(bytes(24)))
+
+
+@pytest.mark.parametrize("counts", [[1], [64, 0, 65], [96, 96, 96, 96, 96], [0, 0]])
+def test_grouped_batch_matches_one_key_at_a_time(counts: list[int]) -> None:
+    rng = random.Random(sum(counts))
+    schedules = [skinny.key_schedule(rng.randbytes(24)) for _ in counts]
+    groups = [rng.randbytes(8 * n) for n in counts]
+    encrypted = skinny.encrypt_groups(schedules, groups)
+    assert encrypted == [
+        skinny.encrypt_many_with(s, g) for s, g in zip(schedules, groups, strict=True)
+    ]
+    assert skinny.decrypt_groups(schedules, encrypted) == groups

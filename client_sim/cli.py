@@ -1,0 +1,231 @@
+"""``robert sim``: run the simulated town against a real server and write a report."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from client_sim.epidemic import EpidemicConfig
+from client_sim.radio import RadioConfig
+from client_sim.sim import SimConfig, simulate
+
+TIMING_FIELDS = ("timing",)
+"""Top-level report fields that vary between identical runs."""
+
+
+def add_subcommands(subparsers: Any) -> None:
+    """Register ``sim`` with the ``robert`` dispatcher."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "sim",
+        help="simulate a town of phones against a real server",
+        description=(
+            "Simulate N people with phones for some days: households, workplaces, schools, "
+            "trains and leisure places; HELLOs through a radio model; an epidemic with tests, "
+            "reports and isolation. By default the real server runs in-process on loopback "
+            "with a virtual clock (embedded SQLite store in OUT/server). Writes OUT/report.json "
+            "(recall, precision, counts, timings, epidemic curves with and without the app) "
+            "and OUT/epidemic.png."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    d, e, r = SimConfig(), EpidemicConfig(), RadioConfig()
+    p.add_argument("--phones", type=int, default=d.phones, help="people in the town")
+    p.add_argument("--days", type=int, default=d.days, help="simulated days")
+    p.add_argument("--out", type=Path, default=d.out, help="output directory")
+    p.add_argument("--seed", type=int, default=d.seed, help="random seed (same seed, same run)")
+    p.add_argument(
+        "--store",
+        default=d.store,
+        help="store URL of the in-process server (sqlite:///..., "
+        "redis://host:port/db); with --server, the running server's store (lab codes go there)",
+    )
+    p.add_argument(
+        "--server",
+        default=d.server,
+        help="URL of a running server instead of the in-process "
+        "one; runs in REAL time (a day takes a day): for small, short runs only",
+    )
+    p.add_argument(
+        "--risk-threshold",
+        type=float,
+        default=d.risk_threshold,
+        help="server risk threshold (ROBERT_RISK_THRESHOLD)",
+    )
+    p.add_argument(
+        "--report-share",
+        type=float,
+        default=d.report_share,
+        help="share of positive app users who report",
+    )
+    p.add_argument(
+        "--adoption", type=float, default=d.adoption, help="share of people with the app"
+    )
+    p.add_argument(
+        "--test-share",
+        type=float,
+        default=e.test_share,
+        help="share of infected people who get tested",
+    )
+    p.add_argument(
+        "--test-delay",
+        type=float,
+        nargs=2,
+        default=e.test_delay_days,
+        metavar=("MIN", "MAX"),
+        help="days from infection to a positive result",
+    )
+    p.add_argument(
+        "--adherence",
+        type=float,
+        default=e.adherence,
+        help="chance that a warned or positive person isolates",
+    )
+    p.add_argument(
+        "--beta",
+        type=float,
+        default=e.beta,
+        help="infection probability per minute of close contact",
+    )
+    p.add_argument(
+        "--initial-infected",
+        type=float,
+        default=e.initial_infected,
+        help="share of people infected at the start",
+    )
+    p.add_argument(
+        "--hello-interval",
+        type=int,
+        default=r.hello_interval,
+        help="seconds between HELLOs a receiver keeps from one sender",
+    )
+    p.add_argument(
+        "--close-distance",
+        type=float,
+        default=d.close_distance,
+        help="ground truth: metres of a close contact",
+    )
+    p.add_argument(
+        "--close-minutes",
+        type=float,
+        default=d.close_minutes,
+        help="ground truth: minutes (cumulated over 14 days) of a close contact",
+    )
+    p.add_argument("--concurrency", type=int, default=d.concurrency, help="HTTP requests in flight")
+    p.add_argument("--no-baseline", action="store_true", help="skip the run without the app")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_sim)
+
+
+def config_from_args(args: argparse.Namespace) -> SimConfig:
+    """The SimConfig the flags describe."""
+    base = SimConfig()
+    return replace(
+        base,
+        phones=args.phones,
+        days=args.days,
+        seed=args.seed,
+        out=args.out,
+        store=args.store,
+        server=args.server,
+        risk_threshold=args.risk_threshold,
+        report_share=args.report_share,
+        adoption=args.adoption,
+        close_distance=args.close_distance,
+        close_minutes=args.close_minutes,
+        concurrency=args.concurrency,
+        baseline=not args.no_baseline,
+        quiet=args.quiet,
+        radio=replace(base.radio, hello_interval=args.hello_interval),
+        epidemic=replace(
+            base.epidemic,
+            test_share=args.test_share,
+            test_delay_days=tuple(args.test_delay),
+            adherence=args.adherence,
+            beta=args.beta,
+            initial_infected=args.initial_infected,
+        ),
+    )
+
+
+def cmd_sim(args: argparse.Namespace) -> None:
+    """Run, print a summary, write the report and the plot."""
+    config = config_from_args(args)
+    config.out.mkdir(parents=True, exist_ok=True)
+    report = asyncio.run(simulate(config))
+    write_report(report, config.out)
+    print(summary(report))
+
+
+def write_report(report: dict[str, Any], out: Path) -> None:
+    """OUT/report.json and OUT/epidemic.png."""
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    plot(report, out / "epidemic.png")
+
+
+def summary(report: dict[str, Any]) -> str:
+    """A few lines for the terminal."""
+    t = report["timing"]
+
+    def pct(value: float | None) -> str:
+        return "n/a" if value is None else f"{100 * value:.1f}%"
+
+    return "\n".join(
+        [
+            f"phones {report['phones']}, days {report['days']}, seed {report['seed']}, "
+            f"risk threshold {report['risk_threshold']}",
+            f"registrations {report['registrations']}, status requests "
+            f"{report['status_requests']}, reports {report['reports']}, "
+            f"notifications {report['notifications']}",
+            f"HELLOs exchanged {report['hellos_exchanged']:,}, reported "
+            f"{report['hellos_reported']:,}",
+            f"recall {pct(report['recall'])} ({report['true_close_contacts_warned']} of "
+            f"{report['true_close_contacts']} true close contacts warned), precision "
+            f"{pct(report['precision'])} (within 2 m: {pct(report['precision_2m'])})",
+            f"infected: {report['infected_with_app']} with the app, "
+            f"{report['infected_without_app']} without",
+            f"wall {t['wall_seconds']} s, {t['hellos_per_second']:,} HELLOs/s, "
+            f"peak memory {t['peak_memory_mb']} MB",
+        ]
+    )
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    """Cumulative infections and isolation, with and without the app."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    series = [("with app", report["curve_with_app"], "tab:blue")]
+    if report.get("curve_without_app"):
+        series.append(("without app", report["curve_without_app"], "tab:red"))
+    for label, curve, colour in series:
+        days = [p["day"] + 1 for p in curve]
+        left.plot(days, [p["infected_total"] for p in curve], label=label, color=colour)
+        right.plot(days, [p["new_infections"] for p in curve], label=label, color=colour)
+    with_app = report["curve_with_app"]
+    left.plot(
+        [p["day"] + 1 for p in with_app],
+        [p["warned_total"] for p in with_app],
+        "--",
+        color="tab:green",
+        label="warned (with app)",
+    )
+    left.set(xlabel="day", ylabel="people", title="infected so far")
+    right.set(xlabel="day", ylabel="people", title="new infections per day")
+    left.legend()
+    right.legend()
+    fig.suptitle(
+        f"{report['phones']} phones, seed {report['seed']}: recall "
+        f"{report['recall'] if report['recall'] is None else round(report['recall'], 3)}, "
+        f"precision "
+        f"{report['precision'] if report['precision'] is None else round(report['precision'], 3)}"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,83 @@
+"""Simulated phones: the real ``Phone`` with its tuples kept in one shared numpy table.
+
+Ten thousand phones each holding 384 ``EbidTuple`` objects would cost gigabytes; a table of
+(phone, epoch) -> (EBID, ECC) costs 9 bytes a cell. It also keeps past epochs, so the HELLOs a
+phone broadcast earlier can be rebuilt, bit for bit, when someone who heard them reports.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from client_sim.phone import Phone
+from protocol.auth import b64decode
+from protocol.epochs import epoch_of
+from protocol.hello import build_hello
+from protocol.tuples import EbidTuple, decrypt_bundle
+from protocol.types import MacKey
+
+
+class TupleTable:
+    """EBID and ECC of every phone for every epoch of a run."""
+
+    def __init__(self, phones: int, first_epoch: int, epochs: int) -> None:
+        self.first_epoch = first_epoch
+        self.ebid = np.zeros((phones, epochs), dtype=np.uint64)
+        self.ecc = np.zeros((phones, epochs), dtype=np.uint8)
+        self.have = np.zeros((phones, epochs), dtype=np.bool_)
+
+    def put(self, phone: int, tuples: list[EbidTuple]) -> None:
+        """Store a decrypted bundle (epochs outside the run are ignored)."""
+        if not tuples:
+            return
+        cols = np.array([t.epoch_id for t in tuples], dtype=np.int64) - self.first_epoch
+        ok = (cols >= 0) & (cols < self.ebid.shape[1])
+        ebids = np.frombuffer(b"".join(t.ebid for t in tuples), dtype=">u8")
+        eccs = np.frombuffer(b"".join(t.ecc for t in tuples), dtype=np.uint8)
+        self.ebid[phone, cols[ok]] = ebids[ok]
+        self.ecc[phone, cols[ok]] = eccs[ok]
+        self.have[phone, cols[ok]] = True
+
+    def get(self, phone: int, epoch: int) -> EbidTuple | None:
+        """The phone's tuple for ``epoch``, if it was ever handed one."""
+        col = epoch - self.first_epoch
+        if not 0 <= col < self.ebid.shape[1] or not self.have[phone, col]:
+            return None
+        return EbidTuple(
+            epoch,
+            int(self.ebid[phone, col]).to_bytes(8, "big"),
+            bytes([int(self.ecc[phone, col])]),
+        )
+
+
+class SimPhone(Phone):
+    """A ``Phone`` whose tuples live in a ``TupleTable`` row.
+
+    It also remembers its MAC key after unregistering, because HELLOs it sent before are
+    still in other phones' memory and may be reported later.
+    """
+
+    def __init__(self, index: int, table: TupleTable, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.index = index
+        self.table = table
+        self.hello_key: MacKey | None = None
+
+    def _store_tuples(self, bundle_b64: str) -> None:
+        assert self.k_ea is not None
+        bundle = b64decode(bundle_b64, "tuples", None, max_size=1 << 20)
+        self.table.put(self.index, decrypt_bundle(self.k_ea, bundle))
+        self.hello_key = self.k_a
+
+    def current_tuple(self) -> EbidTuple | None:
+        """The tuple to use now, from the shared table."""
+        return self.table.get(self.index, self.current_epoch())
+
+    def current_hello(self, now_ntp: int) -> bytes | None:
+        """The HELLO this phone broadcast (or broadcasts) at ``now_ntp``."""
+        if self.hello_key is None:
+            return None
+        t = self.table.get(self.index, epoch_of(now_ntp, self.time_start))
+        if t is None:
+            return None
+        return build_hello(self.hello_key, t.ecc, t.ebid, now_ntp).to_bytes()

@@ -1,0 +1,607 @@
+"""The simulation: a town, an epidemic and phones talking to a real ROBERT server over HTTP.
+
+Each day is run slot by slot (15 minutes): positive results arrive and their holders report,
+phones whose time of day it is ask for their status, then the slot's encounters happen and the
+disease spreads along them. At the end of the day the server's worker scores the reports.
+
+What phones hear is never stored per HELLO: an encounter (pair, distance, minutes, body
+shadowing) is enough to rebuild its HELLOs exactly (``client_sim.radio`` draws are hashed, not
+sequential). HELLOs are counted for the whole town every day, and materialised, with real MACs
+built by the senders' ``Phone``, only for the phones that report: the server then checks them
+as it would check a real upload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import resource
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+import numpy as np
+import numpy.typing as npt
+
+from client_sim.clock import VirtualClock
+from client_sim.epidemic import DAY, Epidemic, EpidemicConfig
+from client_sim.phone import PhoneError
+from client_sim.phones import SimPhone, TupleTable
+from client_sim.progress import Progress
+from client_sim.radio import RadioConfig, Receptions, hear, pair_key
+from client_sim.world import (
+    SLOT,
+    SLOTS_PER_DAY,
+    EncounterLog,
+    Encounters,
+    World,
+    WorldConfig,
+)
+from protocol.codes import CodeKind, generate_code
+from protocol.epochs import (
+    EPOCHS_PER_DAY,
+    day_of_ntp,
+    epoch_of,
+    ntp_from_datetime,
+    ntp_from_unix,
+    unix_from_ntp,
+)
+
+Ints = npt.NDArray[np.int64]
+T = TypeVar("T")
+RETENTION = 14 * DAY
+DEFAULT_START = datetime(2026, 3, 2, tzinfo=UTC)
+"""A Monday: day 0 of the town's week is a weekday."""
+
+
+@dataclass(frozen=True, slots=True)
+class SimConfig:
+    """Everything a run depends on; the same config and seed give the same results."""
+
+    phones: int = 2000
+    """People in the town (each with a phone if they adopted the app)."""
+    days: int = 14
+    seed: int = 1
+    out: Path = Path("sim-out")
+    store: str = ""
+    """Store URL of the in-process server (default: SQLite in OUT/server)."""
+    server: str = ""
+    """URL of a running server: real time, for small runs."""
+    risk_threshold: float = 0.1
+    report_share: float = 0.5
+    """Share of people with the app and a positive test who report."""
+    adoption: float = 1.0
+    """Share of people who installed the app."""
+    close_distance: float = 1.0
+    close_minutes: float = 15.0
+    """Ground truth: a close contact is this many minutes within ``close_distance`` metres."""
+    concurrency: int = 64
+    """HTTP requests in flight at once."""
+    baseline: bool = True
+    """Also run the same seed without the app, for the epidemic comparison."""
+    world: WorldConfig = field(default_factory=WorldConfig)
+    radio: RadioConfig = field(default_factory=RadioConfig)
+    epidemic: EpidemicConfig = field(default_factory=EpidemicConfig)
+    quiet: bool = False
+
+
+@dataclass(slots=True)
+class Counters:
+    """What happened during a run with the app."""
+
+    registrations: int = 0
+    status_requests: int = 0
+    status_errors: int = 0
+    reports: int = 0
+    report_errors: int = 0
+    hellos_exchanged: int = 0
+    hellos_reported: int = 0
+    hellos_built: int = 0
+    encounters: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def error(self, what: str, exc: PhoneError) -> None:
+        """Count a refused request by kind and reason (never dropped silently)."""
+        key = f"{what}:{exc.status}:{exc.code}"
+        self.errors[key] = self.errors.get(key, 0) + 1
+
+
+@dataclass(slots=True)
+class DayStats:
+    """One point of the epidemic curve."""
+
+    day: int
+    new_infections: int = 0
+    infected_total: int = 0
+    isolated: int = 0
+    positives: int = 0
+    reports: int = 0
+    warned_total: int = 0
+
+
+# --- the server side -------------------------------------------------------------------------
+class Backend:
+    """The server the phones talk to: started in-process on loopback, or a running one."""
+
+    url: str
+    clock: Callable[[], float]
+
+    async def new_day(self) -> None:
+        """Daily chores a deployment's background tasks would do."""
+
+    async def drain(self) -> int:
+        """Score the reports queued so far."""
+        return 0
+
+    async def issue_code(self, test_date: str) -> str:
+        """A long code, as a lab would receive for a positive result."""
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """Stop what was started."""
+
+
+class EmbeddedBackend(Backend):
+    """The real server application on 127.0.0.1 (port chosen by the OS), sharing the clock."""
+
+    def __init__(self, config: SimConfig, clock: VirtualClock) -> None:
+        self.config = config
+        self.clock = clock
+        self._runner: Any = None
+
+    async def start(self) -> None:
+        """Build the app with sim settings and listen on loopback."""
+        from aiohttp import web
+
+        from server.app import SERVICE, WORKER, create_app
+        from server.settings import Settings
+
+        data = self.config.out / "server"
+        data.mkdir(parents=True, exist_ok=True)
+        settings = Settings(
+            data_dir=str(data),
+            store=self.config.store,
+            captcha="off",
+            status_min_interval=0,
+            embedded_worker=False,
+            risk_threshold=self.config.risk_threshold,
+        )
+        app = create_app(settings, clock=self.clock)
+        self.service = app[SERVICE]
+        self.worker = app[WORKER]
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = self._runner.addresses[0][:2]
+        self.url = f"http://{host}:{port}"
+
+    async def new_day(self) -> None:
+        """Keys for the days ahead: the app's hourly rotation runs on real time, not ours."""
+        keys, s = self.service.keys, self.service.settings
+        today = day_of_ntp(self.service.now_ntp())
+        keys.generate(today, s.keys_ahead_days, s.key_retention_days)
+        keys.reload()
+
+    async def drain(self) -> int:
+        """Run the report worker to the end of the queue."""
+        return await self.worker.drain()
+
+    async def issue_code(self, test_date: str) -> str:
+        """Through the codes service, as the lab integration would."""
+        records = await self.service.issue_codes(CodeKind.LONG, 1, "sim-lab", test_date)
+        return records[0].code
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+class RemoteBackend(Backend):
+    """A running server: real time; codes go straight into its store (the lab's path)."""
+
+    def __init__(self, url: str, store_url: str) -> None:
+        if not store_url:
+            raise ValueError("--server needs --store (the server's store) to issue lab codes")
+        from server.store import open_store
+
+        self.url = url.rstrip("/")
+        self.clock = time.time
+        self.store = open_store(store_url)
+
+    async def start(self) -> None:
+        """Open the store the codes go to."""
+        await self.store.open()
+
+    async def issue_code(self, test_date: str) -> str:
+        """A fresh long code written into the server's store."""
+        from server.store.base import CodeRecord
+
+        now = ntp_from_unix(time.time())
+        while True:
+            code = generate_code(CodeKind.LONG, random.randbytes)
+            record = CodeRecord(code, CodeKind.LONG.value, now, now + 7 * DAY, "sim-lab", test_date)
+            if await self.store.add_codes([record]) == 1:
+                return code
+
+    async def close(self) -> None:
+        await self.store.close()
+
+
+# --- a run -----------------------------------------------------------------------------------
+class Run:
+    """One run of the town for ``config.days`` days, with the app or without it."""
+
+    def __init__(self, config: SimConfig, with_app: bool, progress: Progress) -> None:
+        self.config = config
+        self.with_app = with_app
+        self.progress = progress
+        self.remote = bool(config.server)
+        start = ntp_from_unix(time.time()) // SLOT * SLOT if self.remote else None
+        self.start = start if start is not None else ntp_from_datetime(DEFAULT_START)
+        n = config.phones
+        self.world = World(n, config.seed, config.world, config.radio)
+        self.epidemic = Epidemic(n, config.seed, self.start, config.epidemic)
+        rng = np.random.default_rng([config.seed, 20])
+        self.has_app = rng.random(n) < config.adoption if with_app else np.zeros(n, bool)
+        self.would_report = rng.random(n) < config.report_share
+        self.left_at = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+        """NTP time each phone unregistered (it stops broadcasting then)."""
+        self.warned_at = np.full(n, np.inf)
+        self.reporters: list[tuple[int, int]] = []
+        self.log = EncounterLog()
+        self.counters = Counters()
+        self.curve: list[DayStats] = []
+        self.phones: dict[int, SimPhone] = {}
+        self._hello_cache: dict[tuple[int, int], bytes] = {}
+        self._radio_jobs: list[asyncio.Future[int]] = []
+        self._radio = ThreadPoolExecutor(max_workers=1, thread_name_prefix="radio")
+
+    # --- driving -------------------------------------------------------------------------------
+    async def run(self) -> None:
+        """All days, then a last round of status requests so late reports reach their contacts."""
+        if not self.with_app:
+            for day in range(self.config.days):
+                await self._day(day, None)
+            return
+        clock = time.time if self.remote else VirtualClock(unix_from_ntp(self.start))
+        backend: Backend
+        if self.remote:
+            backend = RemoteBackend(self.config.server, self.config.store)
+            await backend.start()  # type: ignore[attr-defined]
+        else:
+            assert isinstance(clock, VirtualClock)
+            backend = EmbeddedBackend(self.config, clock)
+            await backend.start()
+        self.backend = backend
+        connector = aiohttp.TCPConnector(limit=max(100, 2 * self.config.concurrency))
+        self.semaphore = asyncio.Semaphore(self.config.concurrency)
+        try:
+            async with aiohttp.ClientSession(connector=connector) as session:
+                await self._register_all(session, clock)
+                for day in range(self.config.days):
+                    await self._day(day, backend)
+                await self._set_time(self.start + self.config.days * DAY)
+                await backend.drain()
+                await self._statuses(np.flatnonzero(self._registered()))
+                for job in self._radio_jobs:
+                    self.counters.hellos_exchanged += await job
+        finally:
+            self._radio.shutdown(cancel_futures=True)
+            await backend.close()
+
+    async def _set_time(self, ntp: int) -> None:
+        """Move the shared clock (virtual), or wait for real time to get there (remote)."""
+        if self.remote:
+            delay = unix_from_ntp(ntp) - time.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            return
+        clock = self.backend.clock
+        assert isinstance(clock, VirtualClock)
+        clock.now = max(clock.now, float(unix_from_ntp(ntp)))
+
+    async def _gather(self, calls: list[Callable[[], Awaitable[T]]]) -> list[T]:
+        async def limited(call: Callable[[], Awaitable[T]]) -> T:
+            async with self.semaphore:
+                return await call()
+
+        return await asyncio.gather(*(limited(c) for c in calls))
+
+    async def _register_all(self, session: aiohttp.ClientSession, clock: Any) -> None:
+        n, days = self.config.phones, self.config.days
+        async with session.get(f"{self.backend.url}/api/v1/clock") as answer:
+            time_start = int((await answer.json())["timeStart"])
+        first = epoch_of(self.start, time_start) - 1
+        table = TupleTable(n, first, (days + 6) * EPOCHS_PER_DAY)
+        people = np.flatnonzero(self.has_app)
+        for i in people:
+            seeded = random.Random(self.config.seed * 1_000_003 + int(i))
+            self.phones[int(i)] = SimPhone(
+                int(i), table, self.backend.url, clock, seeded.randbytes, session
+            )
+
+        async def register(phone: SimPhone) -> None:
+            try:
+                await phone.register()
+                self.counters.registrations += 1
+            except PhoneError as exc:
+                self.counters.error("register", exc)
+                self.left_at[phone.index] = self.start
+
+        self.progress.stage("registering", len(people))
+        calls = [lambda p=p: register(p) for p in self.phones.values()]
+        for chunk in range(0, len(calls), 1000):
+            await self._gather(calls[chunk : chunk + 1000])
+            self.progress.advance(min(1000, len(calls) - chunk))
+
+    def _registered(self) -> npt.NDArray[np.bool_]:
+        return self.has_app & (self.left_at == np.iinfo(np.int64).max)
+
+    async def _day(self, day: int, backend: Backend | None) -> None:
+        day_start = self.start + day * DAY
+        stats = DayStats(day)
+        before = self.epidemic.ever_infected()
+        if backend is not None:
+            await self._set_time(day_start)
+            await backend.new_day()
+        plan = self.world.schedule(day, self.epidemic.isolated(day_start))
+        self.progress.stage(f"day {day + 1}/{self.config.days}", SLOTS_PER_DAY)
+        for slot in range(SLOTS_PER_DAY):
+            now = day_start + slot * SLOT
+            positives = self.epidemic.positives_between(now, now + SLOT)
+            stats.positives += len(positives)
+            self.epidemic.isolate(positives, now)
+            if backend is not None:
+                await self._set_time(now)
+                stats.reports += await self._reports(positives, now, backend)
+                due = np.flatnonzero(self._registered() & (self.world.status_slot == slot))
+                warned = await self._statuses(due)
+                self.epidemic.isolate(warned, now)
+            met = self.world.encounters(day, slot, plan[slot], now)
+            self.epidemic.transmit(met, slot, day)
+            if self.with_app:
+                self.log.add_slot(met)
+            self.progress.advance(1)
+        if self.with_app:
+            table = self.log.end_day(self.config.phones)
+            self.counters.encounters += len(table)
+            loop = asyncio.get_running_loop()
+            # numpy releases the GIL: the day's HELLO count runs on the second core.
+            self._radio_jobs.append(loop.run_in_executor(self._radio, self._count_hellos, table))
+        if backend is not None:
+            await self._set_time(day_start + DAY - 60)
+            await backend.drain()
+        stats.new_infections = self.epidemic.ever_infected() - before
+        stats.infected_total = self.epidemic.ever_infected()
+        stats.isolated = int(self.epidemic.isolated(day_start + DAY).sum())
+        stats.warned_total = int(np.isfinite(self.warned_at).sum())
+        self.curve.append(stats)
+
+    # --- phones' requests ----------------------------------------------------------------------
+    async def _statuses(self, people: Ints) -> Ints:
+        """Status requests of ``people``; those newly at risk."""
+
+        async def ask(phone: SimPhone) -> bool:
+            self.counters.status_requests += 1
+            try:
+                return (await phone.check_status()).at_risk
+            except PhoneError as exc:
+                self.counters.status_errors += 1
+                self.counters.error("status", exc)
+                return False
+
+        answers = await self._gather([lambda p=self.phones[int(i)]: ask(p) for i in people])
+        at_risk = people[np.array(answers, dtype=bool)] if len(people) else people
+        new = at_risk[~np.isfinite(self.warned_at[at_risk])]
+        self.warned_at[new] = self.backend.clock()
+        return new
+
+    async def _reports(self, positives: Ints, now: int, backend: Backend) -> int:
+        """Positive people with the app who choose to report: code, HELLOs, upload, leave."""
+        reporters = positives[self._registered()[positives] & self.would_report[positives]]
+        test_date = datetime.fromtimestamp(unix_from_ntp(now), UTC).date().isoformat()
+
+        async def report(person: int) -> bool:
+            phone = self.phones[person]
+            try:
+                code = await backend.issue_code(test_date)
+                self._feed(phone, now)
+                self.counters.hellos_reported += sum(len(r) for r in phone.heard.values())
+                await phone.report(code)
+                await phone.unregister()
+            except PhoneError as exc:
+                self.counters.report_errors += 1
+                self.counters.error("report", exc)
+                return False
+            finally:
+                phone.heard.clear()
+            self.left_at[person] = now
+            self.reporters.append((person, now))
+            self.counters.reports += 1
+            return True
+
+        done = await self._gather([lambda p=int(p): report(p) for p in reporters])
+        return sum(done)
+
+    def _feed(self, phone: SimPhone, now: int) -> None:
+        """Give the reporting phone the HELLOs it heard in the last 14 days."""
+        heard = self._heard_by(phone.index, now - RETENTION, now)
+        cache = self._hello_cache
+        if len(cache) > 2_000_000:
+            cache.clear()
+        for sender, sent, collected, rssi in zip(
+            heard.sender.tolist(),
+            heard.time_sent.tolist(),
+            heard.time_collected.tolist(),
+            heard.rssi.tolist(),
+            strict=True,
+        ):
+            hello = cache.get((sender, sent))
+            if hello is None:
+                hello = self.phones[sender].current_hello(sent)
+                if hello is None:
+                    continue
+                cache[(sender, sent)] = hello
+                self.counters.hellos_built += 1
+            phone.record_hello(hello, collected, rssi)
+
+    def _heard_by(self, person: int, since: int, until: int) -> Receptions:
+        met = self.log.of_person(person, since, until)
+        parts = []
+        for direction, mine in ((0, met.b == person), (1, met.a == person)):
+            sub = met.take(mine)
+            sender = sub.a if direction == 0 else sub.b
+            shadow = sub.shadow_ab if direction == 0 else sub.shadow_ba
+            rx = hear(
+                sender,
+                np.full(len(sub), person, dtype=np.int64),
+                sub.start,
+                sub.duration,
+                sub.distance,
+                shadow,
+                pair_key(self.config.seed, sub.eid, direction),
+                self.world.model,
+                self.config.radio,
+            )
+            parts.append(self._audible(rx, until))
+        return Receptions(*(np.concatenate([getattr(p, f) for p in parts]) for f in _RX_FIELDS))
+
+    def _audible(self, rx: Receptions, until: int) -> Receptions:
+        """HELLOs both phones were on the app for, heard before ``until``."""
+        ok = (
+            self.has_app[rx.sender]
+            & self.has_app[rx.receiver]
+            & (rx.time_sent < self.left_at[rx.sender])
+            & (rx.time_sent < self.left_at[rx.receiver])
+            & (rx.time_collected < until)
+        )
+        return Receptions(*(getattr(rx, f)[ok] for f in _RX_FIELDS))
+
+    def _count_hellos(self, table: Encounters) -> int:
+        """HELLOs heard in one day's encounters (in chunks to bound memory)."""
+        total = 0
+        for lo in range(0, len(table), 50_000):
+            sub = table.take(np.arange(lo, min(lo + 50_000, len(table))))
+            for direction in (0, 1):
+                sender, receiver = (sub.a, sub.b) if direction == 0 else (sub.b, sub.a)
+                shadow = sub.shadow_ab if direction == 0 else sub.shadow_ba
+                rx = hear(
+                    sender,
+                    receiver,
+                    sub.start,
+                    sub.duration,
+                    sub.distance,
+                    shadow,
+                    pair_key(self.config.seed, sub.eid, direction),
+                    self.world.model,
+                    self.config.radio,
+                )
+                total += len(self._audible(rx, np.iinfo(np.int64).max))
+        return total
+
+    # --- quality against the ground truth ------------------------------------------------------
+    def quality(self) -> dict[str, Any]:
+        """Recall and precision of the warnings against the reporters' true close contacts."""
+        n, c = self.config.phones, self.config
+        true_close = np.zeros(n, bool)
+        true_2m = np.zeros(n, bool)
+        for person, when in self.reporters:
+            met = self.log.of_person(person, when - RETENTION, when)
+            other = np.where(met.a == person, met.b, met.a)
+            minutes = met.duration / 60.0
+            for mask, limit in ((true_close, c.close_distance), (true_2m, 2.0)):
+                near = met.distance <= limit
+                total = np.bincount(other[near], weights=minutes[near], minlength=n)
+                mask |= total >= c.close_minutes
+        reporters = np.zeros(n, bool)
+        reporters[[p for p, _ in self.reporters]] = True
+        reachable = true_close & self.has_app & ~reporters
+        warned = np.isfinite(self.warned_at)
+        hits = int((warned & reachable).sum())
+        return {
+            "recall": hits / int(reachable.sum()) if reachable.any() else None,
+            "precision": int((warned & true_close).sum()) / int(warned.sum())
+            if warned.any()
+            else None,
+            "precision_2m": int((warned & true_2m).sum()) / int(warned.sum())
+            if warned.any()
+            else None,
+            "true_close_contacts": int(reachable.sum()),
+            "true_close_contacts_warned": hits,
+            "warned": int(warned.sum()),
+            "warned_not_within_2m": int((warned & ~true_2m).sum()),
+        }
+
+
+_RX_FIELDS = ("sender", "receiver", "time_sent", "time_collected", "rssi")
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def simulate(config: SimConfig) -> dict[str, Any]:
+    """Run the town with the app (and, unless disabled, without it); the report as a dict."""
+    progress = Progress(enabled=not config.quiet)
+    began = time.perf_counter()
+    with_app = Run(config, True, progress)
+    await with_app.run()
+    app_seconds = time.perf_counter() - began
+    without = None
+    if config.baseline:
+        without = Run(config, False, progress)
+        await without.run()
+    progress.close()
+    wall = time.perf_counter() - began
+    k = with_app.counters
+    report: dict[str, Any] = {
+        **with_app.quality(),
+        "phones": config.phones,
+        "days": config.days,
+        "seed": config.seed,
+        "risk_threshold": config.risk_threshold,
+        "report_share": config.report_share,
+        "adoption": config.adoption,
+        "store": "remote" if config.server else (config.store or "sqlite (embedded)"),
+        "registrations": k.registrations,
+        "status_requests": k.status_requests,
+        "status_errors": k.status_errors,
+        "reports": k.reports,
+        "report_errors": k.report_errors,
+        "errors": dict(sorted(k.errors.items())),
+        "notifications": int(np.isfinite(with_app.warned_at).sum()),
+        "encounters": k.encounters,
+        "hellos_exchanged": k.hellos_exchanged,
+        "hellos_reported": k.hellos_reported,
+        "hellos_built": k.hellos_built,
+        "infected_with_app": with_app.epidemic.ever_infected(),
+        "infected_without_app": without.epidemic.ever_infected() if without else None,
+        "curve_with_app": [_point(s) for s in with_app.curve],
+        "curve_without_app": [_point(s) for s in without.curve] if without else None,
+        "timing": {
+            "wall_seconds": round(wall, 2),
+            "app_run_seconds": round(app_seconds, 2),
+            "hellos_per_second": round(k.hellos_exchanged / app_seconds, 1),
+            "peak_memory_mb": round(peak_memory_mb(), 1),
+        },
+    }
+    return report
+
+
+def _point(stats: DayStats) -> dict[str, int]:
+    return {
+        "day": stats.day,
+        "new_infections": stats.new_infections,
+        "infected_total": stats.infected_total,
+        "isolated": stats.isolated,
+        "positives": stats.positives,
+        "reports": stats.reports,
+        "warned_total": stats.warned_total,
+    }

@@ -1,0 +1,74 @@
+"""The town: reproducible from its seed, with the contact patterns it promises."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from client_sim.epidemic import Epidemic, distance_weight
+from client_sim.world import SLOTS_PER_DAY, Encounters, Kind, World
+
+START = 3_981_772_800
+
+
+def _day(seed: int, day: int = 0) -> tuple[np.ndarray, Encounters]:
+    world = World(800, seed)
+    plan = world.schedule(day, np.zeros(800, bool))
+    met = Encounters.concat(
+        [world.encounters(day, s, plan[s], START + s * 900) for s in range(SLOTS_PER_DAY)]
+    )
+    return plan, met
+
+
+def test_same_seed_same_world() -> None:
+    (plan_a, met_a), (plan_b, met_b) = _day(3), _day(3)
+    assert np.array_equal(plan_a, plan_b)
+    for name in ("a", "b", "start", "duration", "distance", "shadow_ab", "kind"):
+        assert np.array_equal(getattr(met_a, name), getattr(met_b, name))
+    _, other = _day(4)
+    assert len(other) != len(met_a) or not np.array_equal(other.distance, met_a.distance)
+
+
+def test_encounters_are_well_formed() -> None:
+    world = World(800, 5)
+    _, met = _day(5)
+    assert len(met) > 0
+    assert np.all(met.a < met.b)
+    assert np.all((met.duration >= 60) & (met.duration <= 900))
+    homes = met.kind == Kind.HOME
+    assert np.all(world.home[met.a[homes]] == world.home[met.b[homes]])
+    assert met.distance[homes].max() <= 2.5 * 2.5  # widened for further neighbours
+    assert set(np.unique(met.kind)) >= {Kind.HOME, Kind.WORK}
+
+
+def test_isolated_people_stay_home() -> None:
+    world = World(500, 2)
+    isolated = np.ones(500, bool)
+    plan = world.schedule(1, isolated)
+    assert np.array_equal(plan, np.broadcast_to(world.home, plan.shape))
+
+
+def test_infection_needs_an_infectious_contact() -> None:
+    epidemic = Epidemic(4, 1, START)
+    epidemic.infected_at[:] = np.inf
+    epidemic.infected_at[0] = START - 3 * 86_400  # infectious now
+    met = Encounters(
+        *(
+            np.array(v)
+            for v in (
+                [0, 2],
+                [1, 3],
+                [START] * 2,
+                [900] * 2,
+                [0.5, 0.5],
+                [0.0, 0.0],
+                [0.0, 0.0],
+                [0, 0],
+                [0, 1],
+            )
+        )
+    )
+    for slot in range(200):
+        epidemic.transmit(met, slot, 0)
+    assert np.isfinite(epidemic.infected_at[1])
+    assert not np.isfinite(epidemic.infected_at[[2, 3]]).any()
+    assert distance_weight(np.array([0.5, 2.0, 3.5])).tolist() == [1.0, 0.5, 0.0]

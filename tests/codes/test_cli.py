@@ -1,0 +1,68 @@
+"""The ``robert codes`` and ``robert orgs`` commands, in-process, on a temporary data dir."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+
+import pytest
+import zxingcpp
+from PIL import Image
+
+from protocol.codes import CodeKind, parse_code
+from server.cli import main
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    main(list(argv))
+    return capsys.readouterr().out
+
+
+def test_cli_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = ("--data-dir", str(tmp_path / "data"))
+    key = run(capsys, "orgs", "add", "--name", "LAB1", "--role", "lab", *data).strip()
+    assert key.startswith("rk1.LAB1.")
+    printed = run(capsys, "codes", "issue", "--org", "LAB1", "--count", "3", *data).split()
+    assert len(printed) == 3 and all(parse_code(c)[0] is CodeKind.LONG for c in printed)
+
+    qr_dir = tmp_path / "qr"
+    sheet = tmp_path / "sheet.pdf"
+    run(capsys, "codes", "issue", "--count", "2", "--out", str(sheet), "--qr", str(qr_dir), *data)
+    assert sheet.read_bytes().startswith(b"%PDF")
+    pngs = sorted(qr_dir.glob("*.png"))
+    assert len(pngs) == 2
+    [found] = zxingcpp.read_barcodes(Image.open(io.BytesIO(pngs[0].read_bytes())))
+    assert f"code={pngs[0].stem}&" in found.text and "org=ROBERT" in found.text
+    html = tmp_path / "sheet.html"
+    run(capsys, "codes", "issue", "--kind", "short", "--out", str(html), *data)
+    assert "data:image/png;base64," in html.read_text()
+
+    assert run(capsys, "codes", "verify", printed[0], *data).strip() == "valid"
+    assert run(capsys, "codes", "revoke", printed[0], *data).strip() == f"revoked {printed[0]}"
+    with pytest.raises(SystemExit) as exit_:
+        run(capsys, "codes", "verify", printed[0], *data)
+    assert exit_.value.code == 1 and capsys.readouterr().out.strip() == "revoked"
+    with pytest.raises(SystemExit):
+        main(["codes", "verify", "ABCDEF", *data])
+    assert capsys.readouterr().out.strip() == "unknown"
+
+    listed = run(capsys, "codes", "list", "--org", "LAB1", *data).splitlines()
+    states = {line.split("\t")[0]: line.split("\t")[2] for line in listed}
+    assert states == {printed[0]: "revoked", printed[1]: "valid", printed[2]: "valid"}
+    assert "LAB1\tlab\t" in run(capsys, "orgs", "list", *data)
+    audit = run(capsys, "codes", "audit", "--org", "LAB1", *data)
+    assert "revoke" in audit and printed[0] not in audit
+
+
+def test_batch_writes_csv_and_checksum(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = ("--data-dir", str(tmp_path / "data"))
+    run(capsys, "orgs", "add", "--name", "LAB1", "--role", "lab", *data)
+    out = tmp_path / "out"
+    run(capsys, "codes", "batch", "--org", "LAB1", "--count", "2000", "--out", str(out), *data)
+    body = (out / "codes.csv").read_bytes()
+    lines = body.decode().splitlines()
+    assert lines[0] == "code,type,test_date,org,expires_at,link" and len(lines) == 2001
+    assert len({line.split(",")[0] for line in lines[1:]}) == 2000
+    digest = (out / "codes.csv.sha256").read_text()
+    assert digest == f"{hashlib.sha256(body).hexdigest()}  codes.csv\n"
