@@ -15,7 +15,7 @@ from typing import Any
 
 import msgpack
 
-from protocol.auth import AuthRequest, RequestKind, b64encode, check_request_time
+from protocol.auth import AuthRequest, RequestKind, check_request_time
 from protocol.auth import verify_request_mac as verify_mac
 from protocol.codes import CodeKind, CodePolicy, generate_code, parse_code
 from protocol.contacts import Contact, HelloRecord
@@ -31,12 +31,12 @@ from protocol.epochs import (
 from protocol.errors import BadFormat
 from protocol.registration import agree
 from protocol.scoring import ScoringConfig
-from protocol.tuples import encrypt_bundle, make_tuples
-from protocol.types import IdA, id_a
+from protocol.types import IdA, TupleKey, id_a
 from server import errors
 from server.errors import ApiError
 from server.keys import ServerKeys
 from server.metrics import Metrics
+from server.minting import TupleMinter
 from server.settings import Settings
 from server.store.base import (
     CodeOutcome,
@@ -87,6 +87,9 @@ class RobertService:
         self.code_hook: Callable[[str, CodeOutcome], Awaitable[None]] | None = None
         """Told of every code use (the code service audits it); never of the client."""
         self._client_config = self._make_client_config()
+        self.minter = TupleMinter(
+            keys.key_of_day, lambda: keys.k_g, settings.country_code, self.time_start, random
+        )
 
     # --- time ------------------------------------------------------------------------------
     def now_ntp(self) -> int:
@@ -127,17 +130,10 @@ class RobertService:
         )
         return range(now_epoch, epochs_of_day(last_day, self.time_start).stop)
 
-    def mint_bundle(self, owner: IdA, registration_k_ea: Any, epochs: range) -> str:
-        """The base64 encrypted tuple bundle for ``epochs`` [robert.md: Tuple bundle]."""
-        tuples = make_tuples(
-            owner,
-            epochs,
-            self.keys.key_of_day,
-            self.keys.k_g,
-            self.settings.country_code,
-            self.time_start,
-        )
-        return b64encode(encrypt_bundle(registration_k_ea, tuples, self.random(12)))
+    async def mint_bundle(self, owner: IdA, k_ea: TupleKey, epochs: range) -> str:
+        """The base64 encrypted tuple bundle for ``epochs`` [robert.md: Tuple bundle], minted
+        in one batch with those of concurrent requests."""
+        return await self.minter.bundle(owner, k_ea, epochs)
 
     # --- register --------------------------------------------------------------------------
     async def register(self, client_public_key_spki: bytes) -> dict[str, Any]:
@@ -154,7 +150,7 @@ class RobertService:
             raise ApiError(503, "no_identifier", "could not allocate a registration")
         self.metrics.registrations.inc()
         return {
-            "tuples": self.mint_bundle(owner, k_ea, epochs),
+            "tuples": await self.mint_bundle(owner, k_ea, epochs),
             "timeStart": self.time_start,
             "config": self.client_config(),
             "message": "registered",
@@ -216,7 +212,9 @@ class RobertService:
                 else None
             ),
             tuples=(
-                self.mint_bundle(registration.id_a, registration.k_ea, epochs) if epochs else None
+                await self.mint_bundle(registration.id_a, registration.k_ea, epochs)
+                if epochs
+                else None
             ),
         )
 

@@ -1,0 +1,66 @@
+"""Tuple bundles for concurrent requests, minted together.
+
+Minting a bundle means a few hundred SKINNY encryptions under up to five day keys; the batch
+cipher has a fixed cost per call that dwarfs a single phone's blocks. Requests that reach this
+point during the same event-loop iteration are therefore minted in ONE grouped batch
+(``protocol.tuples.make_tuple_sets``), then each bundle is encrypted under its own K_EA.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import date
+
+from protocol.auth import b64encode
+from protocol.tuples import encrypt_bundle, make_tuple_sets
+from protocol.types import EbidKey, FederationKey, IdA, TupleKey
+
+_Pending = tuple[IdA, TupleKey, range, "asyncio.Future[str]"]
+
+
+class TupleMinter:
+    """Collects bundle requests for one loop iteration and mints them in one batch."""
+
+    def __init__(
+        self,
+        key_of_day: Callable[[date], EbidKey],
+        k_g: Callable[[], FederationKey],
+        country_code: int,
+        time_start: int,
+        random: Callable[[int], bytes],
+    ) -> None:
+        self._key_of_day = key_of_day
+        self._k_g = k_g
+        self._country_code = country_code
+        self._time_start = time_start
+        self._random = random
+        self._pending: list[_Pending] = []
+
+    async def bundle(self, owner: IdA, k_ea: TupleKey, epochs: range) -> str:
+        """The base64 encrypted bundle of ``epochs`` for one registration."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[str] = loop.create_future()
+        if not self._pending:
+            loop.call_soon(self._mint)
+        self._pending.append((owner, k_ea, epochs, future))
+        return await future
+
+    def _mint(self) -> None:
+        batch, self._pending = self._pending, []
+        try:
+            sets = make_tuple_sets(
+                [(owner, epochs) for owner, _, epochs, _ in batch],
+                self._key_of_day,
+                self._k_g(),
+                self._country_code,
+                self._time_start,
+            )
+        except Exception as exc:  # e.g. a K_S missing: every waiting request gets the error
+            for *_, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, k_ea, _, future), tuples in zip(batch, sets, strict=True):
+            if not future.done():
+                future.set_result(b64encode(encrypt_bundle(k_ea, tuples, self._random(12))))
