@@ -20,7 +20,6 @@ MAX_EPOCH = (1 << EPOCH_FIELD_BITS) - 1
 FRANCE = 0x21
 """The country code France used (33)."""
 
-_ZEROS = bytes(8)
 
 
 def ebid_plaintext(epoch: int, id_a_: IdA) -> bytes:
@@ -70,28 +69,32 @@ def check_ebid_epoch(decrypted: tuple[Epoch, IdA], claimed_epoch: int) -> IdA:
     return id_a(owner)
 
 
-def _ecc_pads(k_g: FederationKey, ebids: Sequence[bytes]) -> bytes:
-    """First byte of AES-256(K_G, EBID || 0^64) for each EBID (ECB: blocks independent)."""
+def ecc_pads(k_g: FederationKey, ebids: bytes) -> bytes:
+    """First byte of AES-256(K_G, EBID || 0^64) for each EBID of ``ebids`` (8 bytes each,
+    concatenated): the pad an ECC XORs with the country code. ECB, so one call for all."""
+    n = len(ebids) // EBID_SIZE
+    blocks = bytearray(16 * n)
+    for i in range(n):
+        blocks[16 * i : 16 * i + 8] = ebids[8 * i : 8 * i + 8]
     encryptor = Cipher(algorithms.AES(k_g.material), modes.ECB()).encryptor()
-    out = encryptor.update(b"".join(e + _ZEROS for e in ebids)) + encryptor.finalize()
-    return out[::16]
+    return (encryptor.update(bytes(blocks)) + encryptor.finalize())[::16]
 
 
 def make_ecc(k_g: FederationKey, ebid: bytes, country_code: int) -> bytes:
     """ECC of an EBID: the country code hidden under K_G."""
-    return bytes([_ecc_pads(k_g, [ebid])[0] ^ country_code])
+    return bytes([ecc_pads(k_g, ebid)[0] ^ country_code])
 
 
 def make_eccs(k_g: FederationKey, ebids: Sequence[bytes], country_code: int) -> list[bytes]:
     """ECCs of many EBIDs, in one AES call."""
-    return [bytes([pad ^ country_code]) for pad in _ecc_pads(k_g, ebids)]
+    return [bytes([pad ^ country_code]) for pad in ecc_pads(k_g, b"".join(ebids))]
 
 
 def decrypt_ecc(k_g: FederationKey, ebid: bytes, ecc: bytes) -> int:
     """Country code hidden in an ECC (the same XOR as its encryption)."""
     if len(ebid) != EBID_SIZE or len(ecc) != ECC_SIZE:
         raise BadLength("EBID must be 8 bytes and ECC 1 byte")
-    return _ecc_pads(k_g, [ebid])[0] ^ ecc[0]
+    return ecc_pads(k_g, ebid)[0] ^ ecc[0]
 
 
 def check_country(country_code: int, ours: int, federated: frozenset[int] = frozenset()) -> bool:

@@ -13,14 +13,15 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+import numpy as np
 import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from protocol import skinny
 from protocol.auth import b64decode, b64encode
-from protocol.ebid import ebid_plaintext, make_eccs
-from protocol.epochs import day_of_epoch
+from protocol.ebid import MAX_EPOCH, ecc_pads
+from protocol.epochs import day_of_epoch, epochs_of_day
 from protocol.errors import BadFormat, BadLength, BadMac
 from protocol.types import EBID_SIZE, ECC_SIZE, EbidKey, FederationKey, IdA, TupleKey
 
@@ -37,6 +38,105 @@ class EbidTuple:
     ecc: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class MintedTuples:
+    """One registration's tuples as packed columns: what minting produces and JSON needs."""
+
+    epochs: range
+    ebids: bytes
+    """The EBIDs of ``epochs``, 8 bytes each, concatenated."""
+    eccs: bytes
+    """The ECCs of ``epochs``, one byte each."""
+
+    def tuples(self) -> list[EbidTuple]:
+        """As ``EbidTuple`` objects."""
+        e, c = self.ebids, self.eccs
+        return [
+            EbidTuple(epoch, e[8 * i : 8 * i + 8], c[i : i + 1])
+            for i, epoch in enumerate(self.epochs)
+        ]
+
+    def plaintext(self) -> bytes:
+        """The bundle's JSON plaintext, written directly (it is on every registration's path)."""
+        ebids = _b64_of_8_byte_blocks(self.ebids)
+        eccs = [_ECC_B64[b] for b in self.eccs]
+        items = [
+            b'{"epochId":%d,"key":{"ebid":"%s","ecc":"%s"}}' % triple
+            for triple in zip(self.epochs, ebids, eccs, strict=True)
+        ]
+        return b"[" + b",".join(items) + b"]"
+
+
+_B64_ALPHABET = np.frombuffer(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", dtype=np.uint8
+)
+_ECC_B64 = [b64encode(bytes([i])).encode() for i in range(256)]
+
+
+def _b64_of_8_byte_blocks(blocks: bytes) -> list[bytes]:
+    """Standard base64 of each 8-byte block (11 characters and one '='), vectorised."""
+    x = np.frombuffer(blocks, dtype=">u8").astype(np.uint64)
+    sextets = np.empty((len(x), 12), dtype=np.uint8)
+    for i in range(10):
+        sextets[:, i] = _B64_ALPHABET[(x >> np.uint64(58 - 6 * i)) & np.uint64(63)]
+    sextets[:, 10] = _B64_ALPHABET[(x & np.uint64(0xF)) << np.uint64(2)]
+    sextets[:, 11] = ord("=")
+    raw = sextets.tobytes()
+    return [raw[12 * i : 12 * i + 12] for i in range(len(x))]
+
+
+def mint(
+    requests: Sequence[tuple[IdA, range]],
+    key_of_day: Callable[[date], EbidKey],
+    k_g: FederationKey,
+    country_code: int,
+    time_start: int,
+) -> list[MintedTuples]:
+    """Tuples for several registrations at once [robert.md: EBID and ECC, Tuple bundle].
+
+    Every EBID of every K_S day goes through ONE grouped SKINNY batch and every ECC through
+    one AES call: minting is the main cost of registering and of refreshing tuples.
+    """
+    chunks: dict[date, list[tuple[int, range]]] = {}  # day -> [(request index, epochs)]
+    for index, (_, epochs) in enumerate(requests):
+        epoch = epochs.start
+        while epoch < epochs.stop:
+            day = day_of_epoch(epoch, time_start)
+            stop = min(epochs.stop, epochs_of_day(day, time_start).stop)
+            chunks.setdefault(day, []).append((index, range(epoch, stop)))
+            epoch = stop
+    days = list(chunks)
+    groups = [
+        b"".join(_plaintexts(requests[i][0], chunk) for i, chunk in chunks[day]) for day in days
+    ]
+    schedules = [skinny.key_schedule(key_of_day(day).material) for day in days]
+    pieces: list[list[bytes]] = [[] for _ in requests]
+    for day, encrypted in zip(days, skinny.encrypt_groups(schedules, groups), strict=True):
+        offset = 0
+        for index, chunk in chunks[day]:
+            pieces[index].append(encrypted[offset : offset + 8 * len(chunk)])
+            offset += 8 * len(chunk)
+    ebids = [b"".join(p) for p in pieces]
+    pads = np.frombuffer(ecc_pads(k_g, b"".join(ebids)), dtype=np.uint8)
+    out, start = [], 0
+    for (_, epochs), request_ebids in zip(requests, ebids, strict=True):
+        n = len(epochs)
+        eccs = (pads[start : start + n] ^ np.uint8(country_code)).tobytes()
+        out.append(MintedTuples(epochs, request_ebids, eccs))
+        start += n
+    return out
+
+
+def _plaintexts(owner: IdA, epochs: range) -> bytes:
+    """epoch (3 bytes) || ID_A (5 bytes) for every epoch, big-endian, vectorised."""
+    if epochs.start < 0 or epochs.stop - 1 > MAX_EPOCH:
+        raise ValueError("epoch does not fit in 24 bits")
+    blocks = (np.arange(epochs.start, epochs.stop, dtype=np.uint64) << np.uint64(40)) | np.uint64(
+        int.from_bytes(owner, "big")
+    )
+    return blocks.astype(">u8").tobytes()
+
+
 def make_tuples(
     id_a: IdA,
     epochs: range,
@@ -46,7 +146,7 @@ def make_tuples(
     time_start: int,
 ) -> list[EbidTuple]:
     """One tuple per epoch of ``epochs`` for one registration."""
-    return make_tuple_sets([(id_a, epochs)], key_of_day, k_g, country_code, time_start)[0]
+    return mint([(id_a, epochs)], key_of_day, k_g, country_code, time_start)[0].tuples()
 
 
 def make_tuple_sets(
@@ -56,41 +156,19 @@ def make_tuple_sets(
     country_code: int,
     time_start: int,
 ) -> list[list[EbidTuple]]:
-    """Tuples for several registrations at once: every EBID of every K_S day in ONE SKINNY
-    batch, every ECC in one AES call (minting EBIDs is the main cost of a bundle)."""
-    by_day: dict[date, list[tuple[int, int]]] = {}  # day -> [(request index, epoch)]
-    for index, (_, epochs) in enumerate(requests):
-        for epoch in epochs:
-            by_day.setdefault(day_of_epoch(epoch, time_start), []).append((index, epoch))
-    days = list(by_day)
-    groups = [b"".join(ebid_plaintext(e, requests[i][0]) for i, e in by_day[day]) for day in days]
-    schedules = [skinny.key_schedule(key_of_day(day).material) for day in days]
-    ebids = b"".join(skinny.encrypt_groups(schedules, groups))
-    order = [item for day in days for item in by_day[day]]
-    eccs = make_eccs(k_g, [ebids[8 * j : 8 * j + 8] for j in range(len(order))], country_code)
-    out: list[list[EbidTuple]] = [[] for _ in requests]
-    for j, (index, epoch) in enumerate(order):
-        out[index].append(EbidTuple(epoch, ebids[8 * j : 8 * j + 8], eccs[j]))
-    for tuples in out:
-        tuples.sort(key=lambda t: t.epoch_id)
-    return out
-
-
-_ECC_B64 = [b64encode(bytes([i])).encode() for i in range(256)]
+    """``make_tuples`` for several registrations, minted together."""
+    return [m.tuples() for m in mint(requests, key_of_day, k_g, country_code, time_start)]
 
 
 def serialise_tuples(tuples: Sequence[EbidTuple]) -> bytes:
-    """The JSON plaintext of a bundle (written directly: it is on every registration's path)."""
+    """The JSON plaintext of a bundle: a list of {epochId, key: {ebid, ecc}}."""
     b64 = binascii.b2a_base64
-    return (
-        b"["
-        + b",".join(
-            b'{"epochId":%d,"key":{"ebid":"%s","ecc":"%s"}}'
-            % (t.epoch_id, b64(t.ebid, newline=False), _ECC_B64[t.ecc[0]])
-            for t in tuples
-        )
-        + b"]"
-    )
+    items = [
+        b'{"epochId":%d,"key":{"ebid":"%s","ecc":"%s"}}'
+        % (t.epoch_id, b64(t.ebid, newline=False), _ECC_B64[t.ecc[0]])
+        for t in tuples
+    ]
+    return b"[" + b",".join(items) + b"]"
 
 
 def parse_tuples(plaintext: bytes) -> list[EbidTuple]:
@@ -119,11 +197,12 @@ def parse_tuples(plaintext: bytes) -> list[EbidTuple]:
     return out
 
 
-def encrypt_bundle(k_ea: TupleKey, tuples: Sequence[EbidTuple], iv: bytes) -> bytes:
+def encrypt_bundle(k_ea: TupleKey, tuples: Sequence[EbidTuple] | MintedTuples, iv: bytes) -> bytes:
     """IV || AES-256-GCM ciphertext || tag of the tuples; ``iv`` must be 12 fresh random bytes."""
     if len(iv) != IV_SIZE:
         raise BadLength(f"IV must be {IV_SIZE} bytes")
-    return iv + AESGCM(k_ea.material).encrypt(iv, serialise_tuples(tuples), None)
+    plaintext = tuples.plaintext() if isinstance(tuples, MintedTuples) else serialise_tuples(tuples)
+    return iv + AESGCM(k_ea.material).encrypt(iv, plaintext, None)
 
 
 def decrypt_bundle(k_ea: TupleKey, bundle: bytes) -> list[EbidTuple]:

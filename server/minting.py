@@ -3,7 +3,7 @@
 Minting a bundle means a few hundred SKINNY encryptions under up to five day keys; the batch
 cipher has a fixed cost per call that dwarfs a single phone's blocks. Requests that reach this
 point during the same event-loop iteration are therefore minted in ONE grouped batch
-(``protocol.tuples.make_tuple_sets``), then each bundle is encrypted under its own K_EA.
+(``protocol.tuples.mint``), then each bundle is encrypted under its own K_EA.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import date
 
 from protocol.auth import b64encode
-from protocol.tuples import encrypt_bundle, make_tuple_sets
+from protocol.tuples import encrypt_bundle, mint
 from protocol.types import EbidKey, FederationKey, IdA, TupleKey
 
 _Pending = tuple[IdA, TupleKey, range, "asyncio.Future[str]"]
@@ -49,7 +49,7 @@ class TupleMinter:
     def _mint(self) -> None:
         batch, self._pending = self._pending, []
         try:
-            sets = make_tuple_sets(
+            sets = mint(
                 [(owner, epochs) for owner, _, epochs, _ in batch],
                 self._key_of_day,
                 self._k_g(),
