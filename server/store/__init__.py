@@ -1,7 +1,10 @@
 """Storage backends behind one interface, chosen by URL (as bleak chooses its backend).
 
 ``sqlite:///abs/path.db`` or ``sqlite://relative.db`` gives the embedded SQLite store;
-``redis://...`` or ``rediss://...`` the Redis store. Backends are imported only when chosen.
+``redis://...`` or ``rediss://...`` the Redis store on one server;
+``redis+cluster://host:port[,host:port...]`` (or ``rediss+cluster://``) the same store on a
+Redis Cluster (see ``server/store/redis.py`` for the query options ``shards``, ``wait``,
+``wait_timeout_ms``). Backends are imported only when chosen.
 """
 
 from __future__ import annotations
@@ -22,10 +25,11 @@ def open_store(url: str) -> Store:
         from server.store.sqlite import SqliteStore
 
         return SqliteStore(rest)
-    if scheme in ("redis", "rediss"):
+    if scheme in ("redis", "rediss", "redis+cluster", "rediss+cluster"):
         from server.store.redis import RedisStore
 
         return RedisStore(url)
     raise ValueError(
-        f"unsupported store URL scheme {scheme!r}: use sqlite:///path.db, redis:// or rediss://"
+        f"unsupported store URL scheme {scheme!r}: use sqlite:///path.db, redis://, rediss:// or "
+        "redis+cluster://host:port[,host:port...]"
     )

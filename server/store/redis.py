@@ -1,19 +1,32 @@
-"""The production store: Redis (standalone now, Redis Cluster later).
+"""The production store: Redis, standalone or Redis Cluster.
 
 Every key of a registration carries the ID_A in a hash tag (``r{hex}`` for the registration,
 ``x{hex}`` for its exposures), so both land in the same cluster slot and no operation touches
 two registrations. A registration is one string with a fixed binary layout (93 bytes) so that
 it costs well under 250 bytes of Redis memory; read-modify-write steps are small Lua scripts
 on that one string, one round trip each.
+
+URLs (see ``parse_url``): ``redis://host:port/db`` is one server (one report stream, the
+auto-pipelined fast path); ``redis+cluster://host:port[,host:port...]`` (``rediss+cluster`` with
+TLS) is a Redis Cluster through ``redis.asyncio.cluster.RedisCluster``. On a cluster the report
+queue is sharded over ``reports{0}`` .. ``reports{N-1}`` (each its own slot, so the queue spreads
+over the masters). Query options, on either kind: ``shards=N`` (default 1 standalone, 8
+cluster), ``wait=R`` and ``wait_timeout_ms=T`` (after each acknowledged write, ``WAIT R T`` on
+the same connection, so the write is on R replicas before the API answers; default 0, off).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import struct
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError, ResponseError
 
@@ -38,10 +51,17 @@ STATUS_OFFSET = 64
 RISK = struct.Struct("<Biii")
 RISK_OFFSET = STATUS_OFFSET + STATUS.size
 
+log = logging.getLogger("robert.store.redis")
+
 STREAM = "reports"
 GROUP = "workers"
 MAX_AUTOCLAIM_ROUNDS = 4
 """XAUTOCLAIM scans at most 10 x count pending entries per call; a few calls suffice."""
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+DEFAULT_CLUSTER_SHARDS = 8
+SHARD_POLL_SECONDS = 0.05
+"""Sharded streams live in different slots, so one blocking XREADGROUP cannot watch them all:
+an idle sharded worker polls them this often instead."""
 
 RECORD_STATUS = f"""
 local v = redis.call('GET', KEYS[1])
@@ -89,6 +109,14 @@ for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
   end
 end
 return removed
+"""
+
+# KEYS: registration, exposures (same hash tag). A script rather than MULTI so that it can be
+# followed by WAIT on the same connection like the other acknowledged writes.
+DELETE_REGISTRATION = """
+local n = redis.call('DEL', KEYS[1])
+redis.call('DEL', KEYS[2])
+return n
 """
 
 # KEYS: code. ARGV: kind, issued_at, expires_at, org, test_date.
@@ -156,16 +184,86 @@ def _escape_glob(text: str) -> str:
     return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
 
 
+@dataclass(frozen=True, slots=True)
+class RedisTarget:
+    """What a Redis store URL asks for, once our own query options are taken out."""
+
+    cluster: bool
+    url: str
+    """The URL handed to redis-py (standalone), without our options."""
+    nodes: tuple[tuple[str, int], ...] = ()
+    """Cluster start-up nodes (any reachable one is enough; the others are discovered)."""
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    shards: int = 1
+    wait_replicas: int = 0
+    wait_timeout_ms: int = 100
+
+
+def parse_url(url: str) -> RedisTarget:
+    """Split a ``redis://``, ``rediss://``, ``redis+cluster://`` or ``rediss+cluster://`` URL.
+
+    Our options (``shards``, ``wait``, ``wait_timeout_ms``) are removed so that redis-py never
+    sees a query argument it does not know.
+    """
+    parts = urlsplit(url)
+    ours: dict[str, int] = {}
+    rest = []
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if name in ("shards", "wait", "wait_timeout_ms"):
+            try:
+                ours[name] = int(value)
+            except ValueError:
+                raise ValueError(f"store URL option {name} must be an integer") from None
+        else:
+            rest.append((name, value))
+    cluster = parts.scheme in CLUSTER_SCHEMES
+    shards = ours.get("shards", DEFAULT_CLUSTER_SHARDS if cluster else 1)
+    if shards < 1 or ours.get("wait", 0) < 0 or ours.get("wait_timeout_ms", 100) < 0:
+        raise ValueError("store URL options: shards >= 1, wait >= 0, wait_timeout_ms >= 0")
+    common = {
+        "shards": shards,
+        "wait_replicas": ours.get("wait", 0),
+        "wait_timeout_ms": ours.get("wait_timeout_ms", 100),
+    }
+    if not cluster:
+        plain = urlunsplit(parts._replace(query=urlencode(rest)))
+        return RedisTarget(cluster=False, url=plain, **common)  # type: ignore[arg-type]
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    username, _, password = userinfo.partition(":")
+    nodes = []
+    for hostport in hosts.split(","):
+        host, _, port = hostport.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"cluster store URL node {hostport!r} is not host:port")
+        nodes.append((host.strip("[]"), int(port)))
+    return RedisTarget(
+        cluster=True,
+        url=url,
+        nodes=tuple(nodes),
+        username=unquote(username) or None,
+        password=unquote(password) or None,
+        tls=parts.scheme.startswith("rediss"),
+        **common,  # type: ignore[arg-type]
+    )
+
+
 class RedisStore(Store):
     """Store in Redis through ``redis.asyncio`` (hiredis parser when installed)."""
 
     def __init__(self, url: str, prefix: str = "", **options: Any) -> None:
         self.url = url
         self.prefix = prefix
+        self.target = parse_url(url)
         self._options = options
-        self._client: aioredis.Redis | None = None
+        self._client: aioredis.Redis | RedisCluster | None = None
         self._scripts: dict[str, AsyncScript] = {}
         self._fast: PipelinedRedis | None = None
+        self._enqueue_turn = 0
+        self._claim_turn = 0
+        self.unreplicated_writes = 0
+        """Acknowledged writes that WAIT saw reach fewer replicas than asked (degraded)."""
 
     # --- keys --------------------------------------------------------------------------
     def _reg_key(self, id_a: IdA) -> str:
@@ -177,12 +275,24 @@ class RedisStore(Store):
     def _code_key(self, code: str) -> str:
         return f"{self.prefix}c:{code}"
 
-    @property
-    def _stream(self) -> str:
-        return f"{self.prefix}{STREAM}"
+    def _stream(self, shard: int) -> str:
+        """One stream unsharded (the historical name); else one per shard, each its own slot."""
+        if self.target.shards == 1:
+            return f"{self.prefix}{STREAM}"
+        return f"{self.prefix}{STREAM}{{{shard}}}"
+
+    def _report_id(self, shard: int, entry_id: bytes | str) -> str:
+        """A report id names its shard so that ack finds the stream: ``<shard>/<entry id>``."""
+        return _text(entry_id) if self.target.shards == 1 else f"{shard}/{_text(entry_id)}"
+
+    def _split_report_id(self, report_id: str) -> tuple[int, str]:
+        if self.target.shards == 1:
+            return 0, report_id
+        shard, _, entry_id = report_id.partition("/")
+        return int(shard), entry_id
 
     @property
-    def client(self) -> aioredis.Redis:
+    def client(self) -> aioredis.Redis | RedisCluster:
         """The connected client."""
         if self._client is None:
             raise RuntimeError("RedisStore is not open")
@@ -192,18 +302,63 @@ class RedisStore(Store):
         """EVALSHA a registered script (loaded on first use by redis-py)."""
         return await self._scripts[name](keys=keys, args=args, client=self.client)
 
+    async def _acknowledged(self, key: str, *command: Any) -> Any:
+        """Run a write the API acknowledges; with ``wait=R``, follow it by ``WAIT R T`` on the
+        same connection (a pipeline to the key's node) so it survives a failover."""
+        if not self.target.wait_replicas:
+            return await self.client.execute_command(*command)
+        wait: list[Any] = ["WAIT", self.target.wait_replicas, self.target.wait_timeout_ms]
+        pipe = self.client.pipeline(transaction=False)
+        pipe.execute_command(*command)
+        if isinstance(self.client, RedisCluster):
+            pipe.execute_command(*wait, target_nodes=self.client.get_node_from_key(key))
+        else:
+            pipe.execute_command(*wait)
+        result, replicas = await pipe.execute()
+        if int(replicas) < self.target.wait_replicas:
+            self.unreplicated_writes += 1
+            if self.unreplicated_writes % 1000 == 1:  # once, then every 1000th: no log flood
+                log.warning(
+                    "%d write(s) reached fewer replicas than %d (latest: %d)",
+                    self.unreplicated_writes,
+                    self.target.wait_replicas,
+                    replicas,
+                )
+        return result
+
+    async def _acknowledged_script(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        """A script as an acknowledged write: EVALSHA, or EVAL (no NOSCRIPT inside the
+        pipeline after a failover) followed by WAIT."""
+        if not self.target.wait_replicas:
+            return await self._script(name, keys, args)
+        source = self._scripts[name].script
+        return await self._acknowledged(keys[0], "EVAL", source, len(keys), *keys, *args)
+
     # --- lifecycle ---------------------------------------------------------------------
+    def _connect(self) -> aioredis.Redis | RedisCluster:
+        if not self.target.cluster:
+            return aioredis.Redis.from_url(self.target.url, decode_responses=False, **self._options)
+        return RedisCluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in self.target.nodes],
+            username=self.target.username,
+            password=self.target.password,
+            ssl=self.target.tls,
+            decode_responses=False,
+            **self._options,
+        )
+
     async def open(self) -> None:
-        """Connect, register the scripts and create the consumer group; idempotent."""
+        """Connect, register the scripts and create the consumer groups; idempotent."""
         if self._client is not None:
             return
-        client = aioredis.Redis.from_url(self.url, decode_responses=False, **self._options)
+        client = self._connect()
         self._client = client
         self._scripts = {
             name: client.register_script(source)
             for name, source in {
                 "record_status": RECORD_STATUS,
                 "set_risk": SET_RISK,
+                "delete_registration": DELETE_REGISTRATION,
                 "delete_exposures": DELETE_EXPOSURES,
                 "add_exposures": ADD_EXPOSURES,
                 "purge_exposures": PURGE_EXPOSURES,
@@ -212,20 +367,25 @@ class RedisStore(Store):
                 "revoke_code": REVOKE_CODE,
             }.items()
         }
-        if self.url.startswith("redis://"):
-            # The hot path (registration lookup, status, registration) is auto-pipelined.
-            self._fast = PipelinedRedis(self.url)
-            await client.script_load(RECORD_STATUS)
         try:
-            # From id 0, so reports queued before the group existed are still delivered.
-            await client.xgroup_create(self._stream, GROUP, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                await self.close()
-                raise
+            if self.url.startswith("redis://"):
+                # The hot path (registration lookup, status, registration) is auto-pipelined;
+                # plain redis:// only: it knows nothing of slots or TLS.
+                self._fast = PipelinedRedis(self.target.url)
+                await client.script_load(RECORD_STATUS)
+            for shard in range(self.target.shards):
+                await self._create_group(self._stream(shard))
         except BaseException:
             await self.close()
             raise
+
+    async def _create_group(self, stream: str) -> None:
+        try:
+            # From id 0, so reports queued before the group existed are still delivered.
+            await self.client.xgroup_create(stream, GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
 
     async def close(self) -> None:
         """Close the client and its connection pool."""
@@ -237,8 +397,11 @@ class RedisStore(Store):
             await client.aclose()
 
     async def ping(self) -> bool:
-        """True if Redis answers PING."""
+        """True if Redis answers PING (on a cluster: every master answers)."""
         try:
+            if isinstance(self.client, RedisCluster):
+                await self.client.ping(target_nodes=RedisCluster.PRIMARIES)
+                return True
             return bool(await self.client.ping())
         except (RedisError, OSError, RuntimeError):
             return False
@@ -248,9 +411,9 @@ class RedisStore(Store):
         """SET NX of the packed registration."""
         key = self._reg_key(registration.id_a)
         value = pack_registration(registration)
-        if self._fast is not None:
+        if self._fast is not None and not self.target.wait_replicas:
             return await self._fast.execute("SET", key, value, "NX") is not None
-        return bool(await self.client.set(key, value, nx=True))
+        return await self._acknowledged(key, "SET", key, value, "NX") is not None
 
     async def get_registration(self, id_a: IdA) -> Registration | None:
         """GET and unpack."""
@@ -277,25 +440,26 @@ class RedisStore(Store):
         return StatusOutcome(result.decode())
 
     async def delete_registration(self, id_a: IdA) -> bool:
-        """DEL both keys in one MULTI (same slot)."""
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.delete(self._reg_key(id_a))
-            pipe.delete(self._exp_key(id_a))
-            deleted, _ = await pipe.execute()
-        return bool(deleted)
+        """DEL both keys in one script (same slot)."""
+        keys = [self._reg_key(id_a), self._exp_key(id_a)]
+        return bool(await self._acknowledged_script("delete_registration", keys, []))
 
     async def delete_exposures(self, id_a: IdA) -> bool:
         """One script: drop the exposures hash and reset the risk fields."""
         default = RISK.pack(*_risk_fields(RiskState()))
         keys = [self._reg_key(id_a), self._exp_key(id_a)]
-        return bool(await self._script("delete_exposures", keys, [default]))
+        return bool(await self._acknowledged_script("delete_exposures", keys, [default]))
+
+    def _scan(self, pattern: str, count: int, type_: str | None = None) -> AsyncIterator[Any]:
+        """SCAN MATCH; the cluster client scans every master in turn."""
+        return self.client.scan_iter(match=pattern, count=count, _type=type_)
 
     async def count_registrations(self) -> int:
-        """Exact count by SCAN MATCH over registration keys: O(n), for occasional metrics;
-        nothing extra is maintained (a global counter would be a cross-slot key)."""
+        """Exact count by SCAN MATCH over registration keys (every master on a cluster): O(n),
+        for occasional metrics; nothing extra is maintained (a global counter would be a
+        cross-slot key)."""
         total = 0
-        pattern = _escape_glob(self.prefix) + "r{*"
-        async for _ in self.client.scan_iter(match=pattern, count=1000, _type="string"):
+        async for _ in self._scan(_escape_glob(self.prefix) + "r{*", 1000, "string"):
             total += 1
         return total
 
@@ -304,9 +468,8 @@ class RedisStore(Store):
 
         SCAN may return a key twice; the retention caller only purges, which is idempotent.
         """
-        pattern = _escape_glob(self.prefix) + "x{*"
         page: list[IdA] = []
-        async for key in self.client.scan_iter(match=pattern, count=batch):
+        async for key in self._scan(_escape_glob(self.prefix) + "x{*", batch):
             hex_id = key[len(self.prefix) + 2 : -1].decode()
             page.append(IdA(bytes.fromhex(hex_id)))
             if len(page) >= batch:
@@ -324,7 +487,7 @@ class RedisStore(Store):
         for epoch, score in scores:
             args += [f"{epoch}:{report_id}", repr(float(score))]
         keys = [self._reg_key(id_a), self._exp_key(id_a)]
-        return bool(await self._script("add_exposures", keys, args))
+        return bool(await self._acknowledged_script("add_exposures", keys, args))
 
     async def get_exposures(self, id_a: IdA) -> dict[int, float]:
         """HGETALL, summed per epoch."""
@@ -345,72 +508,121 @@ class RedisStore(Store):
 
     # --- report queue ------------------------------------------------------------------
     async def enqueue_report(self, payload: bytes) -> str:
-        """XADD to the stream; durable as far as the server's persistence (AOF) is."""
-        report_id = await self.client.xadd(self._stream, {"p": payload})
-        return _text(report_id)
+        """XADD to the next shard (round robin per process); durable as far as the server's
+        persistence (AOF) and, with ``wait``, its replicas are."""
+        shard = self._enqueue_turn % self.target.shards
+        self._enqueue_turn += 1
+        stream = self._stream(shard)
+        entry_id = await self._acknowledged(stream, "XADD", stream, "*", "p", payload)
+        return self._report_id(shard, entry_id)
 
     async def _autoclaim(
-        self, consumer: str, count: int, reclaim_after_ms: int
+        self, shard: int, consumer: str, count: int, reclaim_after_ms: int
     ) -> list[QueuedReport]:
         """Take over entries idle longer than ``reclaim_after_ms`` (a crashed worker's)."""
         claimed: list[QueuedReport] = []
         start: bytes | str = "0-0"
         for _ in range(MAX_AUTOCLAIM_ROUNDS):
             reply = await self.client.xautoclaim(
-                self._stream,
+                self._stream(shard),
                 GROUP,
                 consumer,
                 min_idle_time=reclaim_after_ms,
                 start_id=start,
                 count=count - len(claimed),
             )
-            claimed += _reports(reply[1])
+            claimed += self._reports(shard, reply[1])
             start = reply[0]
             if start in (b"0-0", "0-0") or len(claimed) >= count:
                 break
         return claimed
 
+    async def _read_new(
+        self, shard: int, consumer: str, count: int, block: int | None
+    ) -> list[QueuedReport]:
+        reply = await self.client.xreadgroup(
+            GROUP, consumer, {self._stream(shard): ">"}, count=count, block=block
+        )
+        claimed: list[QueuedReport] = []
+        for _, entries in list(reply or []):
+            claimed += self._reports(shard, entries)
+        return claimed
+
     async def claim_reports(
         self, consumer: str, count: int, block_ms: int, reclaim_after_ms: int
     ) -> list[QueuedReport]:
-        """XAUTOCLAIM first, then XREADGROUP of new entries, blocking only if none at all."""
-        claimed = await self._autoclaim(consumer, count, reclaim_after_ms)
-        if len(claimed) >= count:
-            return claimed
-        # BLOCK 0 means forever in Redis: never block when reclaimed work is in hand or the
-        # caller asked not to wait.
-        block = block_ms if block_ms > 0 and not claimed else None
-        reply = await self.client.xreadgroup(
-            GROUP, consumer, {self._stream: ">"}, count=count - len(claimed), block=block
-        )
-        streams: list[Any] = list(reply or [])
-        for _, entries in streams:
-            claimed += _reports(entries)
-        return claimed
+        """XAUTOCLAIM first, then XREADGROUP of new entries, blocking only if none at all.
+
+        Sharded: shard by shard (each is its own slot), starting one shard further at each
+        call so that no shard starves; waiting is polling, every ``SHARD_POLL_SECONDS``.
+        """
+        shards = self.target.shards
+        first = self._claim_turn % shards
+        self._claim_turn += 1
+        order = [(first + i) % shards for i in range(shards)]
+        claimed: list[QueuedReport] = []
+        for shard in order:
+            claimed += await self._autoclaim(
+                shard, consumer, count - len(claimed), reclaim_after_ms
+            )
+            if len(claimed) >= count:
+                return claimed
+        if shards == 1:
+            # BLOCK 0 means forever in Redis: never block when reclaimed work is in hand or
+            # the caller asked not to wait.
+            block = block_ms if block_ms > 0 and not claimed else None
+            return claimed + await self._read_new(0, consumer, count - len(claimed), block)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + block_ms / 1000
+        while True:
+            for shard in order:
+                claimed += await self._read_new(shard, consumer, count - len(claimed), None)
+                if len(claimed) >= count:
+                    return claimed
+            left = deadline - loop.time()
+            if claimed or left <= 0:
+                return claimed
+            await asyncio.sleep(min(SHARD_POLL_SECONDS, left))
 
     async def ack_report(self, report_id: str) -> None:
-        """XACK and XDEL in one MULTI: removed from the group and from the stream."""
+        """XACK and XDEL in one MULTI (one stream, one slot): removed from the group and the
+        stream."""
+        shard, entry_id = self._split_report_id(report_id)
+        stream = self._stream(shard)
         async with self.client.pipeline(transaction=True) as pipe:
-            pipe.xack(self._stream, GROUP, report_id)
-            pipe.xdel(self._stream, report_id)
+            pipe.xack(stream, GROUP, entry_id)
+            pipe.xdel(stream, entry_id)
             await pipe.execute()
 
     async def pending_reports(self) -> int:
-        """XLEN: acknowledged entries are deleted, so the rest is queued or in progress."""
-        return int(await self.client.xlen(self._stream))
+        """XLEN summed over shards: acknowledged entries are deleted, so the rest is queued or
+        in progress."""
+        total = 0
+        for shard in range(self.target.shards):
+            total += int(await self.client.xlen(self._stream(shard)))
+        return total
+
+    def _reports(self, shard: int, entries: list[Any]) -> list[QueuedReport]:
+        """Stream entries as reports; entries without a payload (deleted meanwhile) are
+        skipped."""
+        reports = []
+        for entry_id, fields in entries:
+            if fields and b"p" in fields:
+                reports.append(QueuedReport(self._report_id(shard, entry_id), bytes(fields[b"p"])))
+        return reports
 
     # --- submission codes --------------------------------------------------------------
     async def add_codes(self, codes: Sequence[CodeRecord]) -> int:
-        """One script call per code, all in one pipeline (codes hash to different slots)."""
+        """One script per code, all in one non-transactional pipeline (codes hash to
+        different slots; the cluster pipeline splits it per node). EVAL rather than EVALSHA:
+        a cluster pipeline does not load scripts first."""
         if not codes:
             return 0
         async with self.client.pipeline(transaction=False) as pipe:
             for c in codes:
-                await self._scripts["add_code"](
-                    keys=[self._code_key(c.code)],
-                    args=[c.kind, c.issued_at, c.expires_at, c.org, c.test_date],
-                    client=pipe,
-                )
+                key = self._code_key(c.code)
+                args = [c.kind, c.issued_at, c.expires_at, c.org, c.test_date]
+                pipe.execute_command("EVAL", ADD_CODE, 1, key, *args)
             results = await pipe.execute()
         return sum(int(r) for r in results)
 
@@ -432,8 +644,8 @@ class RedisStore(Store):
 
     async def consume_code(self, code: str, now: int) -> CodeOutcome:
         """One script on the code's key: exactly one concurrent caller sees 'accepted'."""
-        result = await self._script("consume_code", [self._code_key(code)], [now])
-        return CodeOutcome(result.decode())
+        result = await self._acknowledged_script("consume_code", [self._code_key(code)], [now])
+        return CodeOutcome(_text(result))
 
     async def revoke_code(self, code: str) -> bool:
         """Revoke a code that is not used; revoking a revoked code again is True."""
@@ -448,12 +660,3 @@ def _raw(value: bytes | str) -> bytes:
 def _text(value: bytes | str) -> str:
     """A reply as text."""
     return value.decode() if isinstance(value, bytes) else value
-
-
-def _reports(entries: list[Any]) -> list[QueuedReport]:
-    """Stream entries as reports; entries without a payload (deleted meanwhile) are skipped."""
-    reports = []
-    for entry_id, fields in entries:
-        if fields and b"p" in fields:
-            reports.append(QueuedReport(bytes(entry_id).decode(), bytes(fields[b"p"])))
-    return reports

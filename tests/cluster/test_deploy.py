@@ -1,0 +1,165 @@
+"""The deployment files parse and pass their own tools' checks (fast; not marked cluster).
+
+Tools: docker-compose (apt docker-compose: `config` needs no engine), kubernetes-validate
+(pip: bundles the Kubernetes JSON schemas, works offline), nginx (apt nginx-light: `nginx -t`
+with a throw-away self-signed certificate), systemd-analyze (`verify`). Each test skips with
+the reason when its tool is missing.
+"""
+
+from __future__ import annotations
+
+import datetime
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name) or (f"/usr/sbin/{name}" if Path(f"/usr/sbin/{name}").exists() else "")
+    if not path:
+        pytest.skip(f"{name} not installed")
+    return path
+
+
+def test_compose_config() -> None:
+    yaml = pytest.importorskip("yaml", reason="PyYAML not installed")
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    assert {"api", "worker", "redis", "prometheus"} <= set(compose["services"])
+    redis_cmd = " ".join(compose["services"]["redis"]["command"])
+    assert "--appendonly yes" in redis_cmd and "--appendfsync everysec" in redis_cmd
+    assert "/metrics" in (DEPLOY / "prometheus" / "prometheus.yml").read_text()
+    yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
+    binary = shutil.which("docker-compose")
+    if binary:
+        command = [binary]
+    else:
+        probe = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
+        if shutil.which("docker") is None or probe.returncode:
+            pytest.skip("neither docker-compose nor the docker compose plugin is installed")
+        command = ["docker", "compose"]
+    run = subprocess.run(
+        [*command, "-f", str(DEPLOY / "docker-compose.yml"), "config", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+
+
+def test_kubernetes_manifests() -> None:
+    yaml = pytest.importorskip("yaml", reason="PyYAML not installed")
+    validate = pytest.importorskip("kubernetes_validate", reason="kubernetes-validate missing")
+    docs = [d for d in yaml.safe_load_all((DEPLOY / "k8s" / "robert.yaml").read_text()) if d]
+    for doc in docs:
+        validate.validate(doc, "1.30.0", strict=True)
+    kinds = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    assert {("Deployment", "robert-api"), ("Deployment", "robert-worker")} <= kinds
+    assert {("Service", "robert-api"), ("HorizontalPodAutoscaler", "robert-api")} <= kinds
+    assert ("Secret", "robert-keys") in kinds
+    api = next(
+        d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "robert-api"
+    )
+    for deployment in (d for d in docs if d["kind"] == "Deployment"):
+        pod = deployment["spec"]["template"]["spec"]
+        keys = next(v for v in pod["volumes"] if v["name"] == "keys")
+        assert keys["secret"]["secretName"] == "robert-keys"
+        mount = next(m for c in pod["containers"] for m in c["volumeMounts"] if m["name"] == "keys")
+        assert mount["readOnly"] is True
+    container = api["spec"]["template"]["spec"]["containers"][0]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/health"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health"
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "robert.example.org")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "fullchain.pem", directory / "privkey.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def test_nginx_config(tmp_path: Path) -> None:
+    nginx = _tool("nginx")
+    text = (DEPLOY / "nginx" / "robert.conf").read_text()
+    # What the brief asks of it, checked on the text as well as by nginx.
+    assert "client_max_body_size 16k;" in text and "client_max_body_size 8m;" in text
+    report = text.split("location = /api/v1/report", 1)[1].split("}", 1)[0]
+    assert "access_log off;" in report
+    log_format = next(line for line in text.splitlines() if line.startswith("log_format"))
+    assert "$remote_addr" not in log_format and "$http_x_forwarded_for" not in log_format
+    cert, key = _self_signed(tmp_path)
+    site = (
+        text.replace("/etc/robert/tls/fullchain.pem", str(cert))
+        .replace("/etc/robert/tls/privkey.pem", str(key))
+        .replace("/var/log/nginx/", f"{tmp_path}/")
+    )
+    (tmp_path / "robert.conf").write_text(site)
+    (tmp_path / "nginx.conf").write_text(
+        f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\n"
+        f"events {{}}\nhttp {{\n  access_log {tmp_path}/access.log;\n"
+        f"  include {tmp_path}/robert.conf;\n}}\n"
+    )
+    run = subprocess.run(
+        [nginx, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+
+
+def test_systemd_units(tmp_path: Path) -> None:
+    units = {p.name: p.read_text() for p in (DEPLOY / "systemd").glob("*.service")}
+    assert set(units) == {"robert-api.service", "robert-worker@.service"}
+    for text in units.values():
+        for option in (
+            "NoNewPrivileges=yes",
+            "ProtectSystem=strict",
+            "ReadWritePaths=/var/lib/robert",
+            "User=robert",
+        ):
+            assert option in text
+    analyze = _tool("systemd-analyze")
+    robert = ROOT / ".venv" / "bin" / "robert"
+    if not robert.exists():
+        pytest.skip("no .venv/bin/robert to stand in for /opt/robert/.venv/bin/robert")
+    paths = []
+    for name, text in units.items():
+        instance = name.replace("@.", "@1.")
+        path = tmp_path / instance
+        path.write_text(text.replace("/opt/robert/.venv/bin/robert", str(robert)))
+        paths.append(str(path))
+    run = subprocess.run(
+        [analyze, "verify", *paths], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert run.returncode == 0, run.stderr + run.stdout
