@@ -70,11 +70,11 @@ class IssuerStore(abc.ABC):
 
 
 def open_issuer_store(url: str) -> IssuerStore:
-    """The backend for the main store's URL (``sqlite:///path`` or ``redis://``)."""
+    """The backend for the main store's URL (``sqlite:///path``, ``redis://`` or a cluster)."""
     scheme, sep, rest = url.partition("://")
     if scheme == "sqlite" and sep and rest:
         return SqliteIssuerStore(rest)
-    if scheme in ("redis", "rediss"):
+    if scheme in ("redis", "rediss", "redis+cluster", "rediss+cluster"):
         return RedisIssuerStore(url)
     raise ValueError(f"unsupported store URL for the code service: {url.split('@')[-1]!r}")
 
@@ -242,7 +242,9 @@ class RedisIssuerStore(IssuerStore):
 
     def __init__(self, url: str, prefix: str = "") -> None:
         self.url = url
-        self.prefix = prefix
+        # One hash tag for every key of the code service: its multi-key steps stay in one
+        # slot on a Redis Cluster (the volume is small: organisations and an index of codes).
+        self.prefix = prefix + "{codes}"
         self._client: Any = None
 
     @property
@@ -260,9 +262,9 @@ class RedisIssuerStore(IssuerStore):
 
     async def open(self) -> None:
         if self._client is None:
-            import redis.asyncio as aioredis
+            from server.store.redis import connect_client
 
-            self._client = aioredis.Redis.from_url(self.url, decode_responses=False)
+            self._client = connect_client(self.url)
 
     async def close(self) -> None:
         if self._client is not None:

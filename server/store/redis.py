@@ -249,6 +249,22 @@ def parse_url(url: str) -> RedisTarget:
     )
 
 
+def connect_client(target: Any, **options: Any) -> aioredis.Redis | RedisCluster:
+    """A redis-py asyncio client for a parsed store URL: standalone or cluster."""
+    if isinstance(target, str):
+        target = parse_url(target)
+    if not target.cluster:
+        return aioredis.Redis.from_url(target.url, decode_responses=False, **options)
+    return RedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
+        username=target.username,
+        password=target.password,
+        ssl=target.tls,
+        decode_responses=False,
+        **options,
+    )
+
+
 class RedisStore(Store):
     """Store in Redis through ``redis.asyncio`` (hiredis parser when installed)."""
 
@@ -336,16 +352,7 @@ class RedisStore(Store):
 
     # --- lifecycle ---------------------------------------------------------------------
     def _connect(self) -> aioredis.Redis | RedisCluster:
-        if not self.target.cluster:
-            return aioredis.Redis.from_url(self.target.url, decode_responses=False, **self._options)
-        return RedisCluster(
-            startup_nodes=[ClusterNode(host, port) for host, port in self.target.nodes],
-            username=self.target.username,
-            password=self.target.password,
-            ssl=self.target.tls,
-            decode_responses=False,
-            **self._options,
-        )
+        return connect_client(self.target, **self._options)
 
     async def open(self) -> None:
         """Connect, register the scripts and create the consumer groups; idempotent."""

@@ -4,8 +4,6 @@ fixtures of tests/server pointed at it."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -32,22 +30,3 @@ def store_url(redis_cluster: LocalCluster) -> Iterator[str]:
     redis_cluster.flush()
     yield redis_cluster.url
     redis_cluster.flush()
-
-
-@pytest.fixture(autouse=True)
-def issuer_store_off_cluster(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """The code service (server/codes, another owner) has no Redis Cluster backend yet: give
-    it a SQLite issuer store of its own when the main store is a cluster."""
-    try:
-        import server.codes.store as codes_store
-        import server.codes.web as codes_web
-    except ImportError:
-        return
-    original = codes_web.open_issuer_store
-
-    def open_issuer_store(url: str) -> Any:
-        if url.startswith(("redis+cluster://", "rediss+cluster://")):
-            return codes_store.SqliteIssuerStore(str(tmp_path / "issuer.db"))
-        return original(url)
-
-    monkeypatch.setattr(codes_web, "open_issuer_store", open_issuer_store)
