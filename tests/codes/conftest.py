@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import redis
 from aiohttp.test_utils import TestServer
 
 from client_sim.clock import VirtualClock
@@ -17,35 +16,16 @@ from server.codes.store import open_issuer_store
 from server.codes.web import ISSUER
 from server.settings import Settings
 from server.store import open_store
-from tests.server.conftest import REDIS_URL, Running, redis_url_with_db
+from tests.server.conftest import Running, backend_url
 
 CODES_REDIS_DB = 14
 
 
-def _redis_up(url: str) -> bool:
-    try:
-        client = redis.Redis.from_url(url, socket_timeout=1)
-        client.ping()
-        client.close()
-        return True
-    except redis.exceptions.RedisError:
-        return False
-
-
 @pytest.fixture(params=["sqlite", "redis"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """Each backend in turn; the Redis database is flushed before and after."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'robert.db'}"
-        return
-    url = redis_url_with_db(CODES_REDIS_DB)
-    if not _redis_up(url):
-        pytest.skip(f"no Redis at {REDIS_URL}")
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    yield url
-    client.flushdb()
-    client.close()
+    """Each backend in turn (Redis database 14)."""
+    with backend_url(request.param, tmp_path, CODES_REDIS_DB) as url:
+        yield url
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -38,20 +39,30 @@ def redis_available() -> bool:
         return False
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """Each backend in turn; the Redis database is flushed before and after."""
-    if request.param == "sqlite":
+@contextlib.contextmanager
+def backend_url(backend: str, tmp_path: Path, redis_db: int) -> Iterator[str]:
+    """A store URL of ``backend``: a SQLite file in tmp_path, or Redis database ``redis_db``
+    flushed before and after (skips the test when Redis is not reachable)."""
+    if backend == "sqlite":
         yield f"sqlite:///{tmp_path / 'robert.db'}"
         return
     if not redis_available():
         pytest.skip(f"no Redis at {REDIS_URL}")
-    url = redis_url_with_db(E2E_REDIS_DB)
+    url = redis_url_with_db(redis_db)
     client = redis.Redis.from_url(url)
     client.flushdb()
-    yield url
-    client.flushdb()
-    client.close()
+    try:
+        yield url
+    finally:
+        client.flushdb()
+        client.close()
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each backend in turn."""
+    with backend_url(request.param, tmp_path, E2E_REDIS_DB) as url:
+        yield url
 
 
 @pytest.fixture
