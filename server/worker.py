@@ -173,12 +173,15 @@ class ReportWorker:
         self.service.metrics.exposed.inc(len(by_epoch))
 
     async def purge_expired(self) -> int:
-        """Retention: drop exposures older than the contagious period from every registration."""
+        """Retention: drop exposures older than the contagious period from every registration,
+        and codes a day past their expiry (so no short code is reissued within 24 hours)."""
         before = self.service.now_epoch() - self.service.scoring.retention_days * EPOCHS_PER_DAY
         removed = 0
         async for owners in self.store.iter_exposed():
             for owner in owners:
                 removed += await self.store.purge_exposures(owner, before)
+        reuse_delay = self.service.code_policy.short_reuse_delay
+        removed += await self.store.purge_codes(self.service.now_ntp() - reuse_delay)
         return removed
 
 

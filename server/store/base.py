@@ -197,3 +197,8 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def revoke_code(self, code: str) -> bool:
         """Revoke an unused code; False if unknown or already used."""
+
+    @abc.abstractmethod
+    async def purge_codes(self, expired_before: int) -> int:
+        """Retention: delete every code (valid, used or revoked) that expired before the given
+        time; how many. Callers keep short codes a day past expiry so none is reissued."""

@@ -138,6 +138,13 @@ redis.call('HSET', KEYS[1], 's', 'used')
 return 'accepted'
 """
 
+# KEYS: code. ARGV[1]: delete if it expired before this time.
+PURGE_CODE = """
+local e = redis.call('HGET', KEYS[1], 'e')
+if e and tonumber(e) < tonumber(ARGV[1]) then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
 REVOKE_CODE = """
 local s = redis.call('HGET', KEYS[1], 's')
 if not s or s == 'used' then return 0 end
@@ -372,6 +379,7 @@ class RedisStore(Store):
                 "add_code": ADD_CODE,
                 "consume_code": CONSUME_CODE,
                 "revoke_code": REVOKE_CODE,
+                "purge_code": PURGE_CODE,
             }.items()
         }
         try:
@@ -653,6 +661,14 @@ class RedisStore(Store):
         """One script on the code's key: exactly one concurrent caller sees 'accepted'."""
         result = await self._acknowledged_script("consume_code", [self._code_key(code)], [now])
         return CodeOutcome(_text(result))
+
+    async def purge_codes(self, expired_before: int) -> int:
+        """SCAN the code keys (every master on a cluster), delete those expired before."""
+        removed = 0
+        pattern = _escape_glob(self.prefix) + "c:*"
+        async for key in self._scan(pattern, 1000, "hash"):
+            removed += int(await self._script("purge_code", [_text(key)], [expired_before]))
+        return removed
 
     async def revoke_code(self, code: str) -> bool:
         """Revoke a code that is not used; revoking a revoked code again is True."""

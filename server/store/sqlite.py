@@ -451,6 +451,11 @@ class SqliteStore(Store):
 
         return await self._transaction(step)
 
+    async def purge_codes(self, expired_before: int) -> int:
+        """DELETE by expiry."""
+        sql = "DELETE FROM codes WHERE expires_at < ?"
+        return await self._transaction(lambda c: c.execute(sql, (expired_before,)).rowcount)
+
     async def revoke_code(self, code: str) -> bool:
         """Revoke a code that is not used; revoking a revoked code again is True."""
         sql = "UPDATE codes SET state = 'revoked' WHERE code = ? AND state != 'used'"

@@ -349,6 +349,18 @@ async def test_revoke_code(store: Store) -> None:
     assert await store.revoke_code("BBBBBB")  # still unused: revoking again holds
 
 
+async def test_purge_codes_by_expiry(store: Store) -> None:
+    await store.add_codes(
+        [code("AAAAAA", expires_at=1_000), code("BBBBBB", expires_at=3_000), code("CCCCCC")]
+    )
+    await store.consume_code("AAAAAA", 500)
+    assert await store.purge_codes(1_500) == 1  # used or not, expired is gone
+    assert await store.get_code("AAAAAA") is None
+    assert await store.purge_codes(2_500) == 1
+    assert await store.get_code("BBBBBB") is not None
+    assert await store.purge_codes(2_500) == 0
+
+
 async def test_consume_code_exactly_once_under_concurrency(store: Store) -> None:
     await store.add_codes([code("AAAAAA")])
     outcomes = await asyncio.gather(*(store.consume_code("AAAAAA", 1_500) for _ in range(20)))

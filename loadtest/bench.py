@@ -1,0 +1,291 @@
+"""The server benchmark, one command: ``python -m loadtest.bench [options]``.
+
+Starts what it needs on loopback (a Redis on a free port unless ``--redis``; ``robert serve``
+on that store with status_min_interval 0, captcha off, embedded worker off; a ``robert worker``;
+the bare aiohttp baseline), seeds phones, then measures with one generator:
+
+* ``--generator wrk`` (default, the server's ceiling): status only, 2 x 25,000 pre-built valid
+  status bodies cycled by a Lua script; the same bodies against the baseline.
+* ``--generator locust``: the app's mix (``AppUser``: status, register, report, malformed) per
+  endpoint, then status only (``StatusUser``) against the server and against the baseline.
+
+In both modes it also measures registration throughput (wrk, pre-built bodies each with its own
+client key) and the latency of status at a fixed rate (``--rate``, open loop, see
+``loadtest.openloop``). ``--scale 10000,100000,1000000`` repeats the status measurement after
+re-seeding that many phones (own Redis only). The last line is ``status/baseline=R``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from loadtest import services
+from loadtest.seed import seed
+from loadtest.seedfile import SEED_ENV
+from loadtest.wrk import run_wrk, write_lua, write_register_bodies, write_status_bodies
+from server.settings import Settings
+from server.store.redis import GROUP, STREAM
+
+LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+STATUS_PATH = "/api/v1/status"
+REGISTER_PATH = "/api/v1/register"
+STATUS_BODIES = 50_000
+MAX_WRK_SECONDS = 100
+"""Status bodies carry a time within the server's 60 s clock tolerance for about 120 s."""
+
+
+def row(name: str, rps: float, p50: float, p95: float, p99: float, errors: str) -> str:
+    """One line of the results table (latencies in ms)."""
+    return f"{name:<28} {rps:>9.0f} {p50:>8.1f} {p95:>8.1f} {p99:>8.1f}  {errors}"
+
+
+HEADER = f"{'endpoint':<28} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}  errors"
+
+
+def wrk_row(name: str, r: dict[str, Any]) -> str:
+    """A table row from a ``run_wrk`` result."""
+    errors = f"non-2xx={r['bad_status']} socket={r['socket_errors']}"
+    return row(name, r["rps"], r["p50"], r["p95"], r["p99"], errors)
+
+
+def run_locust(
+    host: str, user_class: str, seconds: float, users: int, processes: int, out: Path
+) -> list[dict[str, str]]:
+    """Locust headless for ``seconds``; the rows of its stats CSV."""
+    prefix = out / f"locust-{user_class}-{int(time.time())}"
+    env = dict(os.environ, ROBERT_LOADTEST_PROCESSES=str(processes))
+    cmd = [
+        str(services.BIN / "locust"), "-f", str(LOCUSTFILE), "--headless", "-u", str(users),
+        "-r", str(users), "-t", f"{max(1, round(seconds))}s", "--host", host, "--csv",
+        str(prefix), "--only-summary", "--loglevel", "WARNING", "--processes", str(processes),
+        user_class,
+    ]  # fmt: skip
+    with (out / "locust.log").open("ab") as log:
+        subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=seconds + 120)
+    with open(f"{prefix}_stats.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def locust_row(r: dict[str, str], seconds: float) -> tuple[str, float]:
+    """A table row from a Locust CSV row, and its throughput (requests over the run)."""
+    rps = int(r["Request Count"]) / seconds
+    line = row(
+        r["Name"],
+        rps,
+        float(r["50%"] or 0),
+        float(r["95%"] or 0),
+        float(r["99%"] or 0),
+        f"failures={r['Failure Count']}",
+    )
+    return line, rps
+
+
+def openloop(url: str, bodies: Path, rate: float, seconds: float) -> dict[str, Any]:
+    """Run ``loadtest.openloop``; its JSON result."""
+    cmd = [
+        sys.executable, "-m", "loadtest.openloop", "--url", url, "--bodies", str(bodies),
+        "--rate", str(rate), "--duration", str(seconds),
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=seconds + 90)
+    found = re.search(r"^OPENLOOP (\{.*\})$", done.stdout, re.MULTILINE)
+    if found is None:
+        raise RuntimeError(f"openloop printed no result: {done.stdout} {done.stderr}")
+    result: dict[str, Any] = json.loads(found.group(1))
+    return result
+
+
+class Bench:
+    """One bench run: its options, its working directory and the running services."""
+
+    def __init__(self, args: argparse.Namespace, work: Path) -> None:
+        self.args = args
+        self.work = work
+        self.lua = write_lua(work)
+        self.seed_path = work / "seed.bin"
+        self.store = ""
+        self.settings_env: dict[str, str] = {}
+
+    def say(self, text: str) -> None:
+        """Print a progress or result line at once."""
+        print(text, flush=True)
+
+    def seed(self, phones: int) -> None:
+        """Seed ``phones`` registrations (and codes for the reports) into the store."""
+        settings = Settings(
+            data_dir=str(self.work), store=self.store, keys_dir=str(self.work / "keys")
+        )
+        result = seed(settings, phones, self.args.codes, self.seed_path)
+        self.say(
+            f"seed: {result.phones} phones, {result.codes} codes in {result.seconds:.1f} s "
+            f"({result.phones / result.seconds:,.0f} phones/s)"
+        )
+
+    def status_bodies(self) -> Path:
+        """Fresh status bodies (current epoch, time within tolerance for the next phase)."""
+        path = self.work / "status-bodies.txt"
+        ahead = min(MAX_WRK_SECONDS, self.args.duration) // 2
+        write_status_bodies(self.seed_path, path, STATUS_BODIES, ahead=int(ahead))
+        return path
+
+    def wrk(self, url: str, path: str, bodies: Path, seconds: float) -> dict[str, Any]:
+        """wrk with this run's threads and connections."""
+        return run_wrk(
+            url + path, self.lua, bodies, seconds, self.args.wrk_threads, self.args.connections
+        )
+
+    def wrk_status(self, server: str, baseline: str | None) -> tuple[float, float | None]:
+        """Status-only wrk against the server (and the baseline): their requests/s."""
+        seconds = min(self.args.duration, MAX_WRK_SECONDS)
+        bodies = self.status_bodies()
+        self.wrk(server, STATUS_PATH, bodies, 2)  # warm-up (connections, caches)
+        bodies = self.status_bodies()
+        status = self.wrk(server, STATUS_PATH, bodies, seconds)
+        self.say(wrk_row("status (wrk)", status))
+        if baseline is None:
+            return status["rps"], None
+        base = self.wrk(baseline, STATUS_PATH, bodies, seconds)
+        self.say(wrk_row("baseline (wrk)", base))
+        return status["rps"], base["rps"]
+
+    def locust_phases(self, server: str, baseline: str) -> tuple[float, float]:
+        """The app mix per endpoint, then status-only against the server and the baseline."""
+        a = self.args
+        seconds = a.duration
+        rows = run_locust(server, "AppUser", seconds, a.users, a.locust_processes, self.work)
+        self.say(f"-- app mix (Locust, {a.users} users, {a.locust_processes} process(es))")
+        for r in rows:
+            if r["Name"] != "Aggregated":
+                self.say(locust_row(r, seconds)[0])
+        aggregated = next(r for r in rows if r["Name"] == "Aggregated")
+        self.say(locust_row(aggregated, seconds)[0])
+        self.say("-- status only (Locust StatusUser)")
+        results = []
+        for name, host in (("status (locust)", server), ("baseline (locust)", baseline)):
+            rows = run_locust(host, "StatusUser", seconds, a.users, a.locust_processes, self.work)
+            total = next(r for r in rows if r["Name"] == "Aggregated")
+            line, rps = locust_row(dict(total, Name=name), seconds)
+            self.say(line)
+            results.append(rps)
+        return results[0], results[1]
+
+    def register(self, server: str) -> None:
+        """Registration throughput: wrk with pre-built bodies, one client key each."""
+        seconds = min(self.args.duration, 10)
+        bodies = self.work / "register-bodies.txt"
+        write_register_bodies(bodies, self.args.register_bodies)
+        self.say(wrk_row("register (wrk)", self.wrk(server, REGISTER_PATH, bodies, seconds)))
+
+    def fixed_rate(self, server: str) -> None:
+        """Status latency at ``--rate`` requests/s, open loop."""
+        seconds = min(self.args.duration, MAX_WRK_SECONDS)
+        r = openloop(server + STATUS_PATH, self.status_bodies(), self.args.rate, seconds)
+        ok = r["statuses"].get("200", 0)
+        errors = f"200={ok} other={r['sent'] - ok} sent/s={r['sent_rps']:.0f}"
+        name = f"status @{r['target_rps']:.0f}/s (open loop)"
+        self.say(row(name, r["sent_rps"], r["p50"], r["p95"], r["p99"], errors))
+
+    def run(self) -> float:
+        """Everything; the status/baseline ratio."""
+        a = self.args
+        with contextlib.ExitStack() as stack:
+            self.store = a.redis or stack.enter_context(services.own_redis(self.work))
+            self.say(f"store: {self.store.split('@')[-1]}  work dir: {self.work}")
+            scale = [int(float(n)) for n in a.scale.split(",")] if a.scale else [a.phones]
+            self.seed(scale[0])
+            self.settings_env = {
+                "ROBERT_STORE": self.store,
+                "ROBERT_DATA_DIR": str(self.work),
+                "ROBERT_KEYS_DIR": str(self.work / "keys"),
+                "ROBERT_STATUS_MIN_INTERVAL": "0",
+                "ROBERT_CAPTCHA": "off",
+                "ROBERT_EMBEDDED_WORKER": "false",
+                "ROBERT_WORKERS": str(a.workers),
+                "ROBERT_LOG_LEVEL": "WARNING",
+            }
+            server = stack.enter_context(
+                services.robert_server(self.settings_env, services.free_port(), self.work)
+            )
+            baseline = stack.enter_context(
+                services.baseline_server(services.free_port(), a.workers, self.work)
+            )
+            os.environ[SEED_ENV] = str(self.seed_path)
+            self.say(
+                f"server: {a.workers} process(es); generator: {a.generator}; "
+                f"{os.cpu_count()} CPUs shared by generator, server and Redis"
+            )
+            self.say(HEADER)
+            if a.generator == "locust":
+                status, base = self.locust_phases(server, baseline)
+            else:
+                status, maybe = self.wrk_status(server, baseline)
+                base = maybe or 0.0
+            if a.register_bodies > 0:
+                self.register(server)
+            if a.rate > 0:
+                self.fixed_rate(server)
+            for phones in scale[1:]:
+                client = redis.Redis.from_url(self.store)
+                client.flushdb()
+                # The worker's consumer group went with the flush: give it back.
+                client.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+                client.close()
+                self.seed(phones)
+                rps, _ = self.wrk_status(server, None)
+                self.say(f"scale: phones={phones} status={rps:.0f} req/s")
+        return status / base if base else 0.0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The bench's options."""
+    p = argparse.ArgumentParser(
+        prog="python -m loadtest.bench",
+        description=__doc__.splitlines()[0] if __doc__ else None,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--duration", type=float, default=20, help="seconds per measured phase")
+    p.add_argument("--redis", help="use this Redis (redis://host:port/db) instead of our own")
+    p.add_argument("--generator", choices=("wrk", "locust"), default="wrk")
+    p.add_argument("--phones", type=int, default=100_000, help="seeded registrations")
+    p.add_argument("--workers", type=int, default=1, help="server (and baseline) processes")
+    p.add_argument("--codes", type=int, default=5000, help="submission codes for reports")
+    p.add_argument("--users", type=int, default=32, help="Locust users")
+    p.add_argument("--locust-processes", type=int, default=1, help="Locust worker processes")
+    p.add_argument("--wrk-threads", type=int, default=2)
+    p.add_argument("--connections", type=int, default=64, help="wrk connections")
+    p.add_argument("--rate", type=float, default=2000, help="open-loop status rate; 0 skips")
+    p.add_argument(
+        "--register-bodies", type=int, default=10_000, help="distinct register bodies; 0 skips"
+    )
+    p.add_argument(
+        "--scale", default="", help="comma-separated phone counts: status throughput at each "
+        "(re-seeds; needs our own Redis), e.g. 10000,100000,1000000"
+    )  # fmt: skip
+    args = p.parse_args(argv)
+    if args.scale and args.redis:
+        p.error("--scale flushes the database between steps: not with --redis")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the bench; the last line printed is ``status/baseline=R``."""
+    args = parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="robert-bench-") as tmp:
+        ratio = Bench(args, Path(tmp)).run()
+    print(f"status/baseline={ratio:.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

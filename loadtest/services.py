@@ -1,0 +1,120 @@
+"""Processes a bench starts on loopback (Redis, the ROBERT server and worker, the baseline),
+each stopped by its own pid when the bench ends."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import redis
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 10 s, for one process we started."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextlib.contextmanager
+def running(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> Iterator[int]:
+    """Run ``cmd`` (output to ``log``) for the duration of the block; yields its pid."""
+    with log.open("ab") as out:
+        process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+    try:
+        yield process.pid
+    finally:
+        stop(process)
+
+
+def wait_until(check: object, what: str, timeout: float = 30.0) -> None:
+    """Poll ``check()`` until it is true; RuntimeError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not start within {timeout:.0f} s")
+
+
+def http_ok(url: str) -> bool:
+    """True if GET ``url`` answers 200."""
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@contextlib.contextmanager
+def own_redis(directory: Path) -> Iterator[str]:
+    """A throw-away Redis on a free loopback port, no persistence; yields its URL."""
+    port = free_port()
+    cmd = [
+        "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+        "--appendonly", "no", "--dir", str(directory),
+    ]  # fmt: skip
+    url = f"redis://127.0.0.1:{port}/0"
+
+    def ping() -> bool:
+        try:
+            return bool(redis.Redis.from_url(url, socket_timeout=1).ping())
+        except redis.RedisError:
+            return False
+
+    with running(cmd, directory / "redis.log"):
+        wait_until(ping, "redis-server")
+        yield url
+
+
+def server_env(settings_env: dict[str, str]) -> dict[str, str]:
+    """The environment of ``robert serve``/``robert worker``: ours plus ROBERT_* settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROBERT_")}
+    env.update(settings_env)
+    return env
+
+
+@contextlib.contextmanager
+def robert_server(settings_env: dict[str, str], port: int, directory: Path) -> Iterator[str]:
+    """``robert serve`` and ``robert worker`` with these settings; yields the base URL."""
+    env = server_env(settings_env | {"ROBERT_PORT": str(port), "ROBERT_HOST": "127.0.0.1"})
+    url = f"http://127.0.0.1:{port}"
+    robert = str(BIN / "robert")
+    with (
+        running([robert, "serve"], directory / "server.log", env),
+        running([robert, "worker"], directory / "worker.log", env),
+    ):
+        wait_until(lambda: http_ok(url + "/health"), "robert serve")
+        yield url
+
+
+@contextlib.contextmanager
+def baseline_server(port: int, workers: int, directory: Path) -> Iterator[str]:
+    """The bare aiohttp baseline; yields its base URL."""
+    cmd = [sys.executable, "-m", "loadtest.baseline", "--port", str(port)]
+    url = f"http://127.0.0.1:{port}"
+    with running([*cmd, "--workers", str(workers)], directory / "baseline.log"):
+        wait_until(lambda: http_ok(url + "/"), "baseline server")
+        yield url
