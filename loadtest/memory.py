@@ -19,7 +19,7 @@ from loadtest import services
 from loadtest.seed import seed
 from loadtest.seedfile import SeedFile
 from server.settings import Settings
-from server.store.redis import RedisStore
+from server.store.redis import registration_key
 
 SAMPLE = 1000
 
@@ -34,9 +34,8 @@ def measure(url: str, phones: int, work: Path) -> tuple[float, float]:
     result = seed(settings, phones, 0, work / "seed.bin")
     after = int(client.info("memory")["used_memory"])
     seeded = SeedFile.read(work / "seed.bin")
-    naming = RedisStore(url)
     picks = random.sample(range(seeded.phones), min(SAMPLE, seeded.phones))
-    usage = [client.memory_usage(naming._reg_key(seeded.phone(i)[0])) or 0 for i in picks]
+    usage = [client.memory_usage(registration_key(seeded.phone(i)[0])) or 0 for i in picks]
     client.close()
     return (after - before) / result.phones, sum(usage) / len(usage)
 

@@ -26,7 +26,7 @@ from server.keys import ServerKeys
 from server.settings import Settings
 from server.store import open_store
 from server.store.base import CodeRecord, Registration
-from server.store.redis import RedisStore, pack_registration
+from server.store.redis import pack_registration, registration_key
 from server.store.sqlite import _REGISTRATION_COLUMNS, SqliteStore
 
 BATCH = 10_000
@@ -66,7 +66,6 @@ def _registration(owner: bytes, k_a: bytes, k_ea: bytes, until: int) -> Registra
 
 def seed_redis(url: str, phones: list[tuple[bytes, bytes, bytes]], until: int) -> list[bool]:
     """SET NX every registration in pipelined batches; which ones were created."""
-    naming = RedisStore(url)  # never opened: used for its key names only
     client = redis.Redis.from_url(url)
     created: list[bool] = []
     try:
@@ -74,7 +73,7 @@ def seed_redis(url: str, phones: list[tuple[bytes, bytes, bytes]], until: int) -
             pipe = client.pipeline(transaction=False)
             for owner, k_a, k_ea in phones[start : start + BATCH]:
                 reg = _registration(owner, k_a, k_ea, until)
-                pipe.set(naming._reg_key(reg.id_a), pack_registration(reg), nx=True)
+                pipe.set(registration_key(reg.id_a), pack_registration(reg), nx=True)
             created += [bool(r) for r in pipe.execute()]
     finally:
         client.close()

@@ -7,6 +7,7 @@ and formats the answer; protocol errors become HTTP answers in ``server.api.midd
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
 
@@ -102,8 +103,24 @@ async def status(request: web.Request) -> web.Response:
     return json_response(body)
 
 
-async def report(request: web.Request) -> web.Response:
+ReportGuard = Callable[
+    [web.Request, Callable[[web.Request], Awaitable[web.StreamResponse]]],
+    Awaitable[web.StreamResponse],
+]
+REPORT_GUARD = web.AppKey("report_guard", ReportGuard)
+"""Set by the code service: wraps the report handler only (brute-force limits on codes), so
+the other endpoints pay nothing for it."""
+
+
+async def report(request: web.Request) -> web.StreamResponse:
     """POST /report: contacts of a person who tested positive, gated by a submission code."""
+    guard = request.app.get(REPORT_GUARD)
+    if guard is not None:
+        return await guard(request, _report)
+    return await _report(request)
+
+
+async def _report(request: web.Request) -> web.Response:
     service = _service(request)
     data = await read_json(
         request,

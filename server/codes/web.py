@@ -26,6 +26,7 @@ from aiohttp import web
 
 from protocol.codes import CodeKind
 from server.api.middleware import json_response
+from server.api.routes import REPORT_GUARD
 from server.codes.errors import AuthFailed, BadRequest, CodesError, TooManyAttempts
 from server.codes.issuer import CodeIssuer, CodeState, IssuedCode
 from server.codes.model import ROLE_KINDS, Organisation
@@ -66,7 +67,7 @@ def mount(app: web.Application, service: RobertService, limits: RateLimits | Non
     app[ISSUER] = issuer
     app[LIMITERS] = Limiters(limits)
     service.code_hook = issuer.on_consume
-    app.middlewares.append(report_guard)
+    app[REPORT_GUARD] = report_guard
     app.cleanup_ctx.append(_issuer_ctx)
     r = app.router
     r.add_get(f"{API}/authorities", api_authorities)
@@ -93,11 +94,8 @@ def _client(request: web.Request) -> str:
 
 
 # --- the report path -----------------------------------------------------------------------
-@web.middleware
 async def report_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse clients that failed too many code checks on /report; count their failures."""
-    if request.method != "POST" or request.path != "/api/v1/report":
-        return await handler(request)
     buckets = request.app[LIMITERS].report_client
     client = _client(request)
     if not buckets.allowed(client):

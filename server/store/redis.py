@@ -256,6 +256,11 @@ def parse_url(url: str) -> RedisTarget:
     )
 
 
+def registration_key(id_a: IdA, prefix: str = "") -> str:
+    """The key of a registration: its ID_A in a hash tag, so each registration has its slot."""
+    return f"{prefix}r{{{bytes(id_a).hex()}}}"
+
+
 def connect_client(target: Any, **options: Any) -> aioredis.Redis | RedisCluster:
     """A redis-py asyncio client for a parsed store URL: standalone or cluster."""
     if isinstance(target, str):
@@ -290,7 +295,7 @@ class RedisStore(Store):
 
     # --- keys --------------------------------------------------------------------------
     def _reg_key(self, id_a: IdA) -> str:
-        return f"{self.prefix}r{{{bytes(id_a).hex()}}}"
+        return registration_key(id_a, self.prefix)
 
     def _exp_key(self, id_a: IdA) -> str:
         return f"{self.prefix}x{{{bytes(id_a).hex()}}}"
