@@ -21,7 +21,6 @@ FRANCE = 0x21
 """The country code France used (33)."""
 
 
-
 def ebid_plaintext(epoch: int, id_a_: IdA) -> bytes:
     """The 8-byte block SKINNY encrypts: epoch (3 bytes, big-endian) || ID_A (5 bytes)."""
     if not 0 <= epoch <= MAX_EPOCH:
