@@ -45,6 +45,9 @@ class Settings:
     key_retention_days: int = _opt(14, "days a K_S is kept after its day (reports reach back)")
     keys_ahead_days: int = _opt(5, "days of future K_S generated ahead")
     embedded_worker: bool = _opt(True, "run the report worker inside 'serve' (embedded default)")
+    reclaim_after_ms: int = _opt(
+        60_000, "ms a claimed report may stay unacknowledged before another worker takes it"
+    )
     workers: int = _opt(1, "server processes sharing the port (SO_REUSEPORT)")
     max_report_bytes: int = _opt(8 * 1024 * 1024, "largest accepted report body")
     access_log: bool = _opt(False, "write an access log (never with client addresses)")

@@ -27,8 +27,6 @@ from server.store.base import QueuedReport, RiskState
 
 log = logging.getLogger("robert.worker")
 
-RECLAIM_AFTER_MS = 60_000
-
 
 class ReportWorker:
     """Consumes the report queue of one store."""
@@ -37,6 +35,9 @@ class ReportWorker:
         self.service = service
         self.store = service.store
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
+        self.reclaim_after_ms = service.settings.reclaim_after_ms
+        """A report claimed longer ago by a worker that did not acknowledge it (crashed) is
+        taken over after this long."""
 
     async def run(self, stop: asyncio.Event, block_ms: int = 1000) -> None:
         """Process reports until ``stop`` is set; errors are logged and retried, never fatal."""
@@ -49,7 +50,7 @@ class ReportWorker:
 
     async def run_once(self, count: int = 16, block_ms: int = 0) -> int:
         """Claim and process up to ``count`` reports; how many were processed."""
-        batch = await self.store.claim_reports(self.name, count, block_ms, RECLAIM_AFTER_MS)
+        batch = await self.store.claim_reports(self.name, count, block_ms, self.reclaim_after_ms)
         for report in batch:
             await self.process(report)
             await self.store.ack_report(report.report_id)

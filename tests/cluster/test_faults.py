@@ -30,7 +30,6 @@ from protocol.codes import CodeKind
 from protocol.ebid import decrypt_ebid
 from protocol.epochs import day_of_epoch
 from protocol.types import IdA
-from server import worker as worker_module
 from server.app import SERVICE, WORKER, create_app
 from server.service import RobertService
 from server.settings import Settings
@@ -270,7 +269,7 @@ async def test_worker_killed_mid_batch_is_reclaimed_once(
         left = await store.pending_reports()
         assert 0 < left < REPORTS, "the worker must be killed mid-way"
         # Another worker reclaims what the dead one held (reclaim delay shortened for the test).
-        monkeypatch.setattr(worker_module, "RECLAIM_AFTER_MS", 200)
+        app[WORKER].reclaim_after_ms = 200
         await asyncio.sleep(0.3)
         assert await app[WORKER].drain() == left
         assert await store.pending_reports() == 0
