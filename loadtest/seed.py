@@ -16,8 +16,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import redis
-
 from loadtest.seedfile import RECORD_SIZE, SeedFile
 from protocol.codes import CodeKind, CodePolicy, generate_code
 from protocol.epochs import EPOCHS_PER_DAY, day_of_ntp, epoch_of, ntp_from_unix
@@ -26,7 +24,7 @@ from server.keys import ServerKeys
 from server.settings import Settings
 from server.store import open_store
 from server.store.base import CodeRecord, Registration
-from server.store.redis import pack_registration, registration_key
+from server.store.redis import connect_sync_client, pack_registration, registration_key
 from server.store.sqlite import _REGISTRATION_COLUMNS, SqliteStore
 
 BATCH = 10_000
@@ -66,7 +64,7 @@ def _registration(owner: bytes, k_a: bytes, k_ea: bytes, until: int) -> Registra
 
 def seed_redis(url: str, phones: list[tuple[bytes, bytes, bytes]], until: int) -> list[bool]:
     """SET NX every registration in pipelined batches; which ones were created."""
-    client = redis.Redis.from_url(url)
+    client = connect_sync_client(url)
     created: list[bool] = []
     try:
         for start in range(0, len(phones), BATCH):
@@ -152,12 +150,12 @@ def seed(settings: Settings, phones: int, codes: int, out: Path) -> SeedResult:
     until = epoch_of(now, settings.time_start_ntp) + TUPLES_AHEAD_EPOCHS
     drawn = _random_phones(phones, set())
     url = settings.store_url
-    if url.startswith(("redis://", "rediss://")):
+    if url.startswith(("redis://", "rediss://", "redis+cluster://", "rediss+cluster://")):
         created = seed_redis(url, drawn, until)
     elif url.startswith("sqlite://"):
         created = seed_sqlite(url.partition("://")[2], drawn, until)
     else:
-        raise ValueError(f"cannot seed store {url!r}")
+        raise ValueError(f"cannot seed store {url.split('@')[-1]!r}")
     records = bytearray()
     for (owner, k_a, _), ok in zip(drawn, created, strict=True):
         if ok:

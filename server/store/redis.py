@@ -256,6 +256,22 @@ def parse_url(url: str) -> RedisTarget:
     )
 
 
+def connect_sync_client(url: str) -> Any:
+    """A blocking redis-py client for the same URLs (tools: seeding, measurements)."""
+    import redis
+    import redis.cluster
+
+    target = parse_url(url)
+    if not target.cluster:
+        return redis.Redis.from_url(target.url)
+    return redis.cluster.RedisCluster(
+        startup_nodes=[redis.cluster.ClusterNode(host, port) for host, port in target.nodes],
+        username=target.username,
+        password=target.password,
+        ssl=target.tls,
+    )
+
+
 def registration_key(id_a: IdA, prefix: str = "") -> str:
     """The key of a registration: its ID_A in a hash tag, so each registration has its slot."""
     return f"{prefix}r{{{bytes(id_a).hex()}}}"
