@@ -28,7 +28,7 @@ from protocol.epochs import (
     epochs_of_day,
     ntp_from_unix,
 )
-from protocol.errors import BadFormat
+from protocol.errors import BadFormat, BadMac
 from protocol.registration import agree
 from protocol.scoring import ScoringConfig
 from protocol.types import IdA, TupleKey, id_a
@@ -157,48 +157,66 @@ class RobertService:
         }
 
     # --- authenticated requests ------------------------------------------------------------
-    async def authenticate(
-        self, kind: RequestKind, fields: Mapping[str, Any]
-    ) -> tuple[AuthRequest, Registration]:
-        """Check an authenticated request in the order of [robert.md: Authenticated requests].
+    def _check_request(self, fields: Mapping[str, Any]) -> tuple[AuthRequest, IdA, int]:
+        """What can be checked before the store: sizes, EBID and its epoch, the clock.
 
-        EBID under the key of ``epochId``'s day (430 if that key is gone), its epoch, the
-        registration, the MAC, then the phone's clock and the epoch's freshness.
+        Returns the request, the ID_A its EBID decrypts to, and the current epoch.
+        [robert.md: Authenticated requests]: the EBID under the key of ``epochId``'s day (430
+        if that key is gone), its epoch, the phone's clock within 60 s, the epoch current.
         """
         request = AuthRequest.from_fields(fields)
         k_s = self.keys.key_of_day(day_of_epoch(request.epoch_id, self.time_start))
         owner = check_ebid_epoch(decrypt_ebid(k_s, request.ebid), request.epoch_id)
+        now = self.now_ntp()
+        check_request_time(request.time, now, self.settings.clock_tolerance)
+        now_epoch = epoch_of(now, self.time_start)
+        if abs(request.epoch_id - now_epoch) > 1:
+            raise ApiError(400, "stale_epoch", "epochId is not the current epoch")
+        return request, owner, now_epoch
+
+    async def authenticate(
+        self, kind: RequestKind, fields: Mapping[str, Any]
+    ) -> tuple[AuthRequest, Registration]:
+        """Check an unregister or delete-history request: then the registration and its MAC."""
+        request, owner, _ = self._check_request(fields)
         registration = await self.store.get_registration(owner)
         if registration is None:
             raise errors.UNKNOWN_REGISTRATION
         verify_mac(registration.k_a, kind, request)
-        now = self.now_ntp()
-        check_request_time(request.time, now, self.settings.clock_tolerance)
-        if abs(request.epoch_id - epoch_of(now, self.time_start)) > 1:
-            raise ApiError(400, "stale_epoch", "epochId is not the current epoch")
         return request, registration
 
     async def status(self, fields: Mapping[str, Any]) -> StatusAnswer:
-        """Exposure status request [robert.md: Authenticated requests, Status answer]."""
-        request, registration = await self.authenticate(RequestKind.STATUS, fields)
-        now_epoch = self.now_epoch()
-        epochs = None
+        """Exposure status request [robert.md: Authenticated requests, Status answer].
+
+        One store round trip reads the registration and takes the status slot at once (replay
+        and rate limit atomically); the MAC is then checked on what was read, and a request
+        whose MAC fails gives the slot back, so a forger holds it for one round trip at most.
+        """
+        request, owner, now_epoch = self._check_request(fields)
+        epochs = self.tuple_epochs(now_epoch)
         refresh_before = now_epoch + self.settings.tuple_refresh_days * EPOCHS_PER_DAY
-        if registration.tuples_until_epoch < refresh_before:
-            epochs = self.tuple_epochs(now_epoch)
-        outcome = await self.store.record_status(
-            registration.id_a,
+        recorded = await self.store.record_status(
+            owner,
             request.epoch_id,
             request.time,
             self.settings.status_min_gap_epochs,
-            epochs.stop - 1 if epochs else registration.tuples_until_epoch,
+            epochs.stop - 1,
+            refresh_before,
         )
-        if outcome is StatusOutcome.TOO_SOON:
-            raise errors.TOO_SOON
-        if outcome is StatusOutcome.REPLAYED:
-            raise errors.REPLAYED
-        if outcome is StatusOutcome.UNKNOWN:  # unregistered in between
+        registration = recorded.before
+        if registration is None:
             raise errors.UNKNOWN_REGISTRATION
+        try:
+            verify_mac(registration.k_a, RequestKind.STATUS, request)
+        except BadMac:
+            if recorded.outcome is StatusOutcome.ACCEPTED:
+                await self.store.undo_status(owner, registration, request.epoch_id, request.time)
+            raise
+        if recorded.outcome is StatusOutcome.TOO_SOON:
+            raise errors.TOO_SOON
+        if recorded.outcome is StatusOutcome.REPLAYED:
+            raise errors.REPLAYED
+        due = registration.tuples_until_epoch < refresh_before
         risk = registration.risk
         fresh = risk.last_contact_epoch >= now_epoch - self.scoring.at_risk_days * EPOCHS_PER_DAY
         at_risk = risk.at_risk and fresh
@@ -211,11 +229,7 @@ class RobertService:
                 if risk.last_scoring_epoch >= 0
                 else None
             ),
-            tuples=(
-                await self.mint_bundle(registration.id_a, registration.k_ea, epochs)
-                if epochs
-                else None
-            ),
+            tuples=await self.mint_bundle(owner, registration.k_ea, epochs) if due else None,
         )
 
     def _blurred_day(self, epoch: int) -> str:

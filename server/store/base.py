@@ -47,12 +47,20 @@ class Registration:
 
 
 class StatusOutcome(StrEnum):
-    """Result of ``Store.record_status``."""
+    """Outcome of ``Store.record_status``."""
 
     ACCEPTED = "accepted"
     TOO_SOON = "too_soon"
     REPLAYED = "replayed"
     UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRecorded:
+    """What ``Store.record_status`` did, and the registration as it was before."""
+
+    outcome: StatusOutcome
+    before: Registration | None
 
 
 class CodeOutcome(StrEnum):
@@ -112,15 +120,29 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def record_status(
-        self, id_a: IdA, epoch: int, time: int, min_gap_epochs: int, tuples_until_epoch: int
-    ) -> StatusOutcome:
-        """Atomically accept a status request and remember it.
+        self,
+        id_a: IdA,
+        epoch: int,
+        time: int,
+        min_gap_epochs: int,
+        tuples_until_epoch: int,
+        refresh_before: int,
+    ) -> StatusRecorded:
+        """Atomically read the registration and accept a status request, in one step.
 
         REPLAYED if (epoch, time) equals the last accepted request's; TOO_SOON if a request was
         accepted fewer than ``min_gap_epochs`` epochs before ``epoch`` (0 disables the check);
-        otherwise store epoch and time as the last status, raise tuples_until_epoch to
-        ``tuples_until_epoch`` if that is larger, and return ACCEPTED.
+        otherwise store epoch and time as the last status and, when the registration's tuples
+        end before ``refresh_before``, raise them to ``tuples_until_epoch``: ACCEPTED.
+        The registration is returned as it was BEFORE the step, so that the caller verifies the
+        MAC (and sees whether tuples were due) without a second round trip; a request whose MAC
+        then fails is taken back with ``undo_status``.
         """
+
+    @abc.abstractmethod
+    async def undo_status(self, id_a: IdA, before: Registration, epoch: int, time: int) -> bool:
+        """Put back the status fields of ``before`` if the last status is still (epoch, time):
+        a forged request holds a registration's status slot for one round trip at most."""
 
     @abc.abstractmethod
     async def delete_registration(self, id_a: IdA) -> bool:

@@ -38,6 +38,7 @@ from server.store.base import (
     Registration,
     RiskState,
     StatusOutcome,
+    StatusRecorded,
     Store,
 )
 from server.store.resp import PipelinedRedis
@@ -63,17 +64,30 @@ SHARD_POLL_SECONDS = 0.05
 """Sharded streams live in different slots, so one blocking XREADGROUP cannot watch them all:
 an idle sharded worker polls them this often instead."""
 
+# KEYS: registration. ARGV: epoch, time, min gap, tuples until, refresh before.
+# Returns {outcome, the registration as it was}: the caller verifies the MAC on it.
 RECORD_STATUS = f"""
 local v = redis.call('GET', KEYS[1])
-if not v then return 'unknown' end
+if not v then return {{'unknown'}} end
 local last_epoch, last_time, tuples_until = struct.unpack('<i4i8i4', v, {STATUS_OFFSET + 1})
 local epoch, t = tonumber(ARGV[1]), tonumber(ARGV[2])
-local gap, wanted = tonumber(ARGV[3]), tonumber(ARGV[4])
-if epoch == last_epoch and t == last_time then return 'replayed' end
-if gap > 0 and last_epoch ~= -1 and epoch - last_epoch < gap then return 'too_soon' end
-if wanted > tuples_until then tuples_until = wanted end
+local gap, wanted, refresh = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+if epoch == last_epoch and t == last_time then return {{'replayed', v}} end
+if gap > 0 and last_epoch ~= -1 and epoch - last_epoch < gap then return {{'too_soon', v}} end
+if tuples_until < refresh and wanted > tuples_until then tuples_until = wanted end
 redis.call('SETRANGE', KEYS[1], {STATUS_OFFSET}, struct.pack('<i4i8i4', epoch, t, tuples_until))
-return 'accepted'
+return {{'accepted', v}}
+"""
+
+# KEYS: registration. ARGV: forged epoch, forged time, then the status fields to put back.
+UNDO_STATUS = f"""
+local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+local last_epoch, last_time = struct.unpack('<i4i8', v, {STATUS_OFFSET + 1})
+if last_epoch ~= tonumber(ARGV[1]) or last_time ~= tonumber(ARGV[2]) then return 0 end
+local back = struct.pack('<i4i8i4', tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]))
+redis.call('SETRANGE', KEYS[1], {STATUS_OFFSET}, back)
+return 1
 """
 
 SET_RISK = f"""
@@ -392,6 +406,7 @@ class RedisStore(Store):
             name: client.register_script(source)
             for name, source in {
                 "record_status": RECORD_STATUS,
+                "undo_status": UNDO_STATUS,
                 "set_risk": SET_RISK,
                 "delete_registration": DELETE_REGISTRATION,
                 "delete_exposures": DELETE_EXPOSURES,
@@ -458,22 +473,38 @@ class RedisStore(Store):
         return None if value is None else unpack_registration(id_a, _raw(value))
 
     async def record_status(
-        self, id_a: IdA, epoch: int, time: int, min_gap_epochs: int, tuples_until_epoch: int
-    ) -> StatusOutcome:
-        """One script: replay, rate limit, then SETRANGE of the status fields."""
+        self,
+        id_a: IdA,
+        epoch: int,
+        time: int,
+        min_gap_epochs: int,
+        tuples_until_epoch: int,
+        refresh_before: int,
+    ) -> StatusRecorded:
+        """One script, one round trip: read, replay and rate limit, SETRANGE of the status."""
         keys = [self._reg_key(id_a)]
-        args = [epoch, time, min_gap_epochs, tuples_until_epoch]
+        args = [epoch, time, min_gap_epochs, tuples_until_epoch, refresh_before]
         if self._fast is None:
-            result = await self._script("record_status", keys, args)
+            reply = await self._script("record_status", keys, args)
         else:
             sha = self._scripts["record_status"].sha
             try:
-                result = await self._fast.execute("EVALSHA", sha, 1, *keys, *args)
+                reply = await self._fast.execute("EVALSHA", sha, 1, *keys, *args)
             except ResponseError as exc:  # script cache flushed (Redis restarted): reload
                 if not str(exc).startswith("NOSCRIPT"):
                     raise
-                result = await self._script("record_status", keys, args)
-        return StatusOutcome(result.decode())
+                reply = await self._script("record_status", keys, args)
+        outcome = StatusOutcome(_text(reply[0]))
+        before = unpack_registration(id_a, _raw(reply[1])) if len(reply) > 1 else None
+        return StatusRecorded(outcome, before)
+
+    async def undo_status(self, id_a: IdA, before: Registration, epoch: int, time: int) -> bool:
+        """Compare-and-set the status fields back (one script)."""
+        args = [
+            epoch, time,
+            before.last_status_epoch, before.last_status_time, before.tuples_until_epoch,
+        ]  # fmt: skip
+        return bool(await self._script("undo_status", [self._reg_key(id_a)], args))
 
     async def delete_registration(self, id_a: IdA) -> bool:
         """DEL both keys in one script (same slot)."""

@@ -25,6 +25,7 @@ from server.store.base import (
     Registration,
     RiskState,
     StatusOutcome,
+    StatusRecorded,
     Store,
 )
 
@@ -234,28 +235,53 @@ class SqliteStore(Store):
         return _registration_of(rows[0]) if rows else None
 
     async def record_status(
-        self, id_a: IdA, epoch: int, time: int, min_gap_epochs: int, tuples_until_epoch: int
-    ) -> StatusOutcome:
-        """Check replay and rate limit, then store, in one transaction."""
+        self,
+        id_a: IdA,
+        epoch: int,
+        time: int,
+        min_gap_epochs: int,
+        tuples_until_epoch: int,
+        refresh_before: int,
+    ) -> StatusRecorded:
+        """Read, check replay and rate limit, then store, in one transaction."""
 
-        def step(conn: sqlite3.Connection) -> StatusOutcome:
+        def step(conn: sqlite3.Connection) -> StatusRecorded:
             row = conn.execute(
-                "SELECT last_status_epoch, last_status_time FROM registrations WHERE id_a = ?",
+                f"SELECT {_REGISTRATION_COLUMNS} FROM registrations WHERE id_a = ?",
                 (bytes(id_a),),
             ).fetchone()
             if row is None:
-                return StatusOutcome.UNKNOWN
-            refusal = _status_outcome(row, epoch, time, min_gap_epochs)
+                return StatusRecorded(StatusOutcome.UNKNOWN, None)
+            before = _registration_of(row)
+            refusal = _status_outcome(
+                (before.last_status_epoch, before.last_status_time), epoch, time, min_gap_epochs
+            )
             if refusal is not None:
-                return refusal
+                return StatusRecorded(refusal, before)
+            until = before.tuples_until_epoch
+            if until < refresh_before:
+                until = max(until, tuples_until_epoch)
             conn.execute(
                 "UPDATE registrations SET last_status_epoch = ?, last_status_time = ?,"
-                " tuples_until_epoch = MAX(tuples_until_epoch, ?) WHERE id_a = ?",
-                (epoch, time, tuples_until_epoch, bytes(id_a)),
+                " tuples_until_epoch = ? WHERE id_a = ?",
+                (epoch, time, until, bytes(id_a)),
             )
-            return StatusOutcome.ACCEPTED
+            return StatusRecorded(StatusOutcome.ACCEPTED, before)
 
         return await self._transaction(step)
+
+    async def undo_status(self, id_a: IdA, before: Registration, epoch: int, time: int) -> bool:
+        """Restore the status fields if nothing else changed them since."""
+        sql = (
+            "UPDATE registrations SET last_status_epoch = ?, last_status_time = ?,"
+            " tuples_until_epoch = ? WHERE id_a = ? AND last_status_epoch = ?"
+            " AND last_status_time = ?"
+        )
+        values = (
+            before.last_status_epoch, before.last_status_time, before.tuples_until_epoch,
+            bytes(id_a), epoch, time,
+        )  # fmt: skip
+        return await self._transaction(lambda c: c.execute(sql, values).rowcount == 1)
 
     async def delete_registration(self, id_a: IdA) -> bool:
         """Delete the registration and its exposures together."""

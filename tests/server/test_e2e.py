@@ -193,3 +193,28 @@ async def test_report_with_malformed_contacts_keeps_the_code(
     }
     async with session.post(f"{running.url}/api/v1/report", json=good) as r:
         assert r.status == 200
+
+
+async def test_forged_status_does_not_take_the_slot(
+    make_settings,
+    clock: VirtualClock,
+    session: aiohttp.ClientSession,  # type: ignore[no-untyped-def]
+) -> None:
+    """Anyone can hear a phone's EBID over the air and send a status with a made-up MAC: the
+    server must refuse it without using up the phone's one status per interval."""
+    from aiohttp.test_utils import TestServer
+
+    from server.app import create_app
+
+    server = TestServer(create_app(make_settings(status_min_interval=1800), clock=clock))
+    await server.start_server()
+    try:
+        phone = Phone(str(server.make_url("")), clock, random.Random(12).randbytes, session)
+        await phone.register()
+        forged = phone._auth_body(RequestKind.STATUS) | {"mac": "A" * 43 + "="}
+        async with session.post(str(server.make_url("/api/v1/status")), json=forged) as r:
+            assert r.status == 401
+        clock.advance(1)
+        assert not (await phone.check_status()).at_risk  # 200, not 429
+    finally:
+        await server.close()

@@ -146,48 +146,97 @@ async def test_count_registrations(store: Store) -> None:
     assert await store.count_registrations() == 2
 
 
+FAR = 2**31 - 1
+"""A refresh bound no registration reaches: tuples are always raised when asked."""
+
+
+async def record(store: Store, n: int, epoch: int, time: int, gap: int, until: int,
+                 refresh: int = FAR) -> StatusOutcome:  # fmt: skip
+    return (await store.record_status(ident(n), epoch, time, gap, until, refresh)).outcome
+
+
 async def test_record_status_outcomes(store: Store) -> None:
     await store.create_registration(registration(1, tuples_until_epoch=100))
-    assert await store.record_status(ident(1), 10, 5000, 4, 90) is StatusOutcome.ACCEPTED
+    assert await record(store, 1, 10, 5000, 4, 90) is StatusOutcome.ACCEPTED
     reg = await store.get_registration(ident(1))
     assert reg is not None
     assert (reg.last_status_epoch, reg.last_status_time, reg.tuples_until_epoch) == (10, 5000, 100)
-    assert await store.record_status(ident(1), 10, 5000, 4, 90) is StatusOutcome.REPLAYED
-    assert await store.record_status(ident(1), 13, 5900, 4, 90) is StatusOutcome.TOO_SOON
-    assert await store.record_status(ident(1), 14, 6000, 4, 200) is StatusOutcome.ACCEPTED
-    assert await store.record_status(ident(9), 14, 6000, 4, 200) is StatusOutcome.UNKNOWN
+    assert await record(store, 1, 10, 5000, 4, 90) is StatusOutcome.REPLAYED
+    assert await record(store, 1, 13, 5900, 4, 90) is StatusOutcome.TOO_SOON
+    assert await record(store, 1, 14, 6000, 4, 200) is StatusOutcome.ACCEPTED
+    assert await record(store, 9, 14, 6000, 4, 200) is StatusOutcome.UNKNOWN
     reg = await store.get_registration(ident(1))
     assert reg is not None
     assert (reg.last_status_epoch, reg.last_status_time, reg.tuples_until_epoch) == (14, 6000, 200)
 
 
+async def test_record_status_returns_the_registration_as_it_was(store: Store) -> None:
+    await store.create_registration(registration(1, tuples_until_epoch=100))
+    first = await store.record_status(ident(1), 10, 5000, 0, 300, FAR)
+    assert first.before == registration(1, tuples_until_epoch=100)
+    second = await store.record_status(ident(1), 11, 5100, 0, 300, FAR)
+    assert second.before is not None
+    assert (second.before.last_status_epoch, second.before.tuples_until_epoch) == (10, 300)
+    assert (await store.record_status(ident(9), 1, 1, 0, 1, FAR)) == (
+        await store.record_status(ident(9), 1, 1, 0, 1, FAR)
+    )
+    assert (await store.record_status(ident(9), 1, 1, 0, 1, FAR)).before is None
+
+
+async def test_tuples_raised_only_when_due(store: Store) -> None:
+    await store.create_registration(registration(1, tuples_until_epoch=500))
+    await store.record_status(ident(1), 10, 5000, 0, 900, refresh_before=400)  # not due
+    reg = await store.get_registration(ident(1))
+    assert reg is not None and reg.tuples_until_epoch == 500
+    await store.record_status(ident(1), 11, 5100, 0, 900, refresh_before=600)  # due
+    reg = await store.get_registration(ident(1))
+    assert reg is not None and reg.tuples_until_epoch == 900
+
+
+async def test_undo_status_gives_the_slot_back(store: Store) -> None:
+    await store.create_registration(registration(1, tuples_until_epoch=100))
+    await store.record_status(ident(1), 10, 5000, 4, 100, FAR)
+    forged = await store.record_status(ident(1), 20, 6000, 4, 400, FAR)
+    assert forged.outcome is StatusOutcome.ACCEPTED and forged.before is not None
+    assert await store.undo_status(ident(1), forged.before, 20, 6000)
+    assert await store.get_registration(ident(1)) == forged.before
+    # Undo only if nothing else wrote since: a later request is kept.
+    again = await store.record_status(ident(1), 20, 6000, 4, 400, FAR)
+    assert again.before is not None
+    await store.record_status(ident(1), 24, 7000, 4, 400, FAR)
+    assert not await store.undo_status(ident(1), again.before, 20, 6000)
+    reg = await store.get_registration(ident(1))
+    assert reg is not None and reg.last_status_epoch == 24
+    assert not await store.undo_status(ident(9), again.before, 20, 6000)
+
+
 async def test_record_status_refusals_change_nothing(store: Store) -> None:
     await store.create_registration(registration(1))
-    await store.record_status(ident(1), 10, 5000, 4, 50)
+    await record(store, 1, 10, 5000, 4, 50)
     before = await store.get_registration(ident(1))
-    await store.record_status(ident(1), 11, 5100, 4, 500)
+    await record(store, 1, 11, 5100, 4, 500)
     assert await store.get_registration(ident(1)) == before
 
 
 async def test_first_status_is_never_too_soon(store: Store) -> None:
     """Epoch 0 right after registration: the NEVER sentinel is not a previous request."""
     await store.create_registration(registration(1))
-    assert await store.record_status(ident(1), 0, 100, 96, NEVER) is StatusOutcome.ACCEPTED
+    assert await record(store, 1, 0, 100, 96, NEVER) is StatusOutcome.ACCEPTED
 
 
 async def test_min_gap_zero_disables_rate_limit(store: Store) -> None:
     await store.create_registration(registration(1))
-    assert await store.record_status(ident(1), 10, 5000, 0, 0) is StatusOutcome.ACCEPTED
-    assert await store.record_status(ident(1), 10, 5001, 0, 0) is StatusOutcome.ACCEPTED
-    assert await store.record_status(ident(1), 10, 5001, 0, 0) is StatusOutcome.REPLAYED
+    assert await record(store, 1, 10, 5000, 0, 0) is StatusOutcome.ACCEPTED
+    assert await record(store, 1, 10, 5001, 0, 0) is StatusOutcome.ACCEPTED
+    assert await record(store, 1, 10, 5001, 0, 0) is StatusOutcome.REPLAYED
 
 
 async def test_tuples_until_only_rises(store: Store) -> None:
     await store.create_registration(registration(1, tuples_until_epoch=300))
-    await store.record_status(ident(1), 10, 5000, 0, 200)
+    await store.record_status(ident(1), 10, 5000, 0, 200, FAR)
     reg = await store.get_registration(ident(1))
     assert reg is not None and reg.tuples_until_epoch == 300
-    await store.record_status(ident(1), 11, 5100, 0, 400)
+    await store.record_status(ident(1), 11, 5100, 0, 400, FAR)
     reg = await store.get_registration(ident(1))
     assert reg is not None and reg.tuples_until_epoch == 400
 
@@ -379,7 +428,7 @@ async def test_redis_memory_per_registration() -> None:
     try:
         before = await client.dbsize()
         await store.create_registration(registration(1, tuples_until_epoch=500))
-        await store.record_status(ident(1), 10, 3_900_000_000, 4, 600)
+        await store.record_status(ident(1), 10, 3_900_000_000, 4, 600, FAR)
         await store.set_risk(ident(1), RiskState(True, 4, 10, 12))
         assert await client.dbsize() == before + 1  # the registration adds one key, no index
         used = await client.memory_usage(store._reg_key(ident(1)), samples=0)
