@@ -218,3 +218,22 @@ async def test_forged_status_does_not_take_the_slot(
         assert not (await phone.check_status()).at_risk  # 200, not 429
     finally:
         await server.close()
+
+
+async def test_metrics_count_requests_without_identifiers(
+    running: Running, clock: VirtualClock, session: aiohttp.ClientSession
+) -> None:
+    phone = make_phone(running, clock, session, 13)
+    await phone.register()
+    await phone.check_status()
+    async with session.post(f"{running.url}/api/v1/status", data=b"{") as bad:
+        assert bad.status == 400
+    async with session.get(f"{running.url}/metrics") as r:
+        text = await r.text()
+    assert 'robert_requests_total{endpoint="/api/v1/status",status="200"} 1.0' in text
+    assert 'robert_requests_total{endpoint="/api/v1/status",status="400"} 1.0' in text
+    assert 'robert_rejected_requests_total{endpoint="/api/v1/status",reason="malformed"}' in text
+    assert 'robert_request_seconds_bucket{endpoint="/api/v1/status",le="+Inf"} 2.0' in text
+    assert 'robert_request_seconds_count{endpoint="/api/v1/register"} 1.0' in text
+    current = phone.current_tuple()
+    assert current is not None and current.ebid.hex() not in text
