@@ -12,12 +12,12 @@ import hmac
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
 
 from aiohttp import web
 
 from protocol.epochs import day_of_ntp, ntp_from_unix
 from server.api import routes
+from server.api.appkeys import CAPTCHA, SERVICE, WORKER
 from server.api.middleware import error_middleware
 from server.captcha import ProofOfWork
 from server.codes.web import mount as mount_codes
@@ -31,9 +31,6 @@ from server.worker import ReportWorker
 
 log = logging.getLogger("robert.server")
 
-SERVICE = web.AppKey("service", RobertService)
-CAPTCHA = web.AppKey("captcha", ProofOfWork)
-WORKER = web.AppKey("worker", ReportWorker)
 KEY_REFRESH_SECONDS = 3600
 
 
@@ -104,14 +101,18 @@ async def _rotate_keys(app: web.Application, stop: asyncio.Event) -> None:
     while not stop.is_set():
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stop.wait(), KEY_REFRESH_SECONDS)
+        if stop.is_set():
+            break
         today = day_of_ntp(service.now_ntp())
+        # Creates the days ahead and deletes the files of days past retention...
         created = service.keys.generate(
             today, settings.keys_ahead_days, settings.key_retention_days
         )
+        # ...then the process forgets those keys too.
         service.keys.reload()
+        service.forget_keys()
         if created:
             log.info("created K_S for %d day(s) up to %s", len(created), created[-1])
-        service.keys.drop_older_than(today - timedelta(days=settings.key_retention_days))
 
 
 async def _retention(worker: ReportWorker, stop: asyncio.Event) -> None:

@@ -31,7 +31,7 @@ from protocol.epochs import (
 from protocol.errors import BadFormat, BadMac
 from protocol.registration import agree
 from protocol.scoring import ScoringConfig
-from protocol.types import IdA, TupleKey, id_a
+from protocol.types import EbidKey, IdA, TupleKey, id_a
 from server import errors
 from server.errors import ApiError
 from server.keys import ServerKeys
@@ -87,6 +87,8 @@ class RobertService:
         self.code_hook: Callable[[str, CodeOutcome], Awaitable[None]] | None = None
         """Told of every code use (the code service audits it); never of the client."""
         self._client_config = self._make_client_config()
+        self._epoch_keys: dict[int, EbidKey] = {}
+        self._tuple_plans: dict[int, tuple[range, int]] = {}
         self.minter = TupleMinter(
             keys.key_of_day, lambda: keys.k_g, settings.country_code, self.time_start, random
         )
@@ -165,14 +167,41 @@ class RobertService:
         if that key is gone), its epoch, the phone's clock within 60 s, the epoch current.
         """
         request = AuthRequest.from_fields(fields)
-        k_s = self.keys.key_of_day(day_of_epoch(request.epoch_id, self.time_start))
-        owner = check_ebid_epoch(decrypt_ebid(k_s, request.ebid), request.epoch_id)
+        owner = check_ebid_epoch(
+            decrypt_ebid(self.key_of_epoch(request.epoch_id), request.ebid), request.epoch_id
+        )
         now = self.now_ntp()
         check_request_time(request.time, now, self.settings.clock_tolerance)
         now_epoch = epoch_of(now, self.time_start)
         if abs(request.epoch_id - now_epoch) > 1:
             raise ApiError(400, "stale_epoch", "epochId is not the current epoch")
         return request, owner, now_epoch
+
+    def key_of_epoch(self, epoch: int) -> EbidKey:
+        """K_S of an epoch's day, memoised by epoch (every status request asks; the answer
+        changes only when keys are rotated, which calls ``forget_keys``)."""
+        key = self._epoch_keys.get(epoch)
+        if key is None:
+            key = self.keys.key_of_day(day_of_epoch(epoch, self.time_start))
+            if len(self._epoch_keys) >= 4096:
+                self._epoch_keys.clear()
+            self._epoch_keys[epoch] = key
+        return key
+
+    def forget_keys(self) -> None:
+        """Drop memoised keys after the key set changed."""
+        self._epoch_keys.clear()
+        self._tuple_plans.clear()
+
+    def tuple_plan(self, now_epoch: int) -> tuple[range, int]:
+        """(the epochs a fresh bundle covers, the epoch before which tuples are due), memoised
+        for the current epoch."""
+        plan = self._tuple_plans.get(now_epoch)
+        if plan is None:
+            refresh_before = now_epoch + self.settings.tuple_refresh_days * EPOCHS_PER_DAY
+            plan = (self.tuple_epochs(now_epoch), refresh_before)
+            self._tuple_plans = {now_epoch: plan}
+        return plan
 
     async def authenticate(
         self, kind: RequestKind, fields: Mapping[str, Any]
@@ -193,8 +222,7 @@ class RobertService:
         whose MAC fails gives the slot back, so a forger holds it for one round trip at most.
         """
         request, owner, now_epoch = self._check_request(fields)
-        epochs = self.tuple_epochs(now_epoch)
-        refresh_before = now_epoch + self.settings.tuple_refresh_days * EPOCHS_PER_DAY
+        epochs, refresh_before = self.tuple_plan(now_epoch)
         recorded = await self.store.record_status(
             owner,
             request.epoch_id,

@@ -14,6 +14,7 @@ import orjson
 from aiohttp import web
 
 from protocol.errors import ProtocolError
+from server.api.appkeys import SERVICE
 from server.errors import ApiError, from_protocol
 
 log = logging.getLogger("robert.api")
@@ -42,8 +43,6 @@ def _endpoint(request: web.Request) -> str:
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Map every failure to a JSON answer and count it; 5xx only for the server's own faults."""
-    from server.app import SERVICE
-
     metrics = request.app[SERVICE].metrics
     endpoint = _endpoint(request)
     started = time.perf_counter()

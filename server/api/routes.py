@@ -17,6 +17,7 @@ from aiohttp import web
 from protocol.auth import b64decode
 from protocol.contacts import parse_contacts
 from server import errors
+from server.api.appkeys import CAPTCHA, SERVICE
 from server.api.middleware import json_response
 
 API = "/api/v1"
@@ -53,15 +54,11 @@ async def read_json(
 
 
 def _service(request: web.Request) -> Any:
-    from server.app import SERVICE
-
     return request.app[SERVICE]
 
 
 async def captcha(request: web.Request) -> web.Response:
     """POST /captcha: a proof-of-work challenge to solve before registering."""
-    from server.app import CAPTCHA
-
     if request.can_read_body:
         await read_json(request, frozenset(), frozenset({"type", "locale"}))
     return json_response(request.app[CAPTCHA].challenge(), 200)
@@ -69,8 +66,6 @@ async def captcha(request: web.Request) -> web.Response:
 
 async def register(request: web.Request) -> web.Response:
     """POST /register (201): ECDH key agreement, ID_A, first tuples."""
-    from server.app import CAPTCHA
-
     data = await read_json(
         request,
         frozenset({"captcha", "clientPublicECDHKey"}),

@@ -1,0 +1,13 @@
+"""The typed keys under which the application holds its parts (shared by app and handlers)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from server.captcha import ProofOfWork
+from server.service import RobertService
+from server.worker import ReportWorker
+
+SERVICE = web.AppKey("service", RobertService)
+CAPTCHA = web.AppKey("captcha", ProofOfWork)
+WORKER = web.AppKey("worker", ReportWorker)
