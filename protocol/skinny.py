@@ -80,9 +80,12 @@ def _rotr16(x: int, bits: int) -> int:
     return ((x >> bits) | (x << (16 - bits))) & _U16
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class KeySchedule:
     """The 40 round tweakeys of one key, as (row 0, row 1) 16-bit words.
+
+    Compared and hashed by identity (``key_schedule`` hands out one object per key), so the
+    per-schedule memos below cost one pointer hash per block, not a hash of 80 integers.
 
     ``rows`` holds, per round, the value XORed into row 0 (tweakey cells 0-3 and the round
     constant c0) and row 1 (cells 4-7 and c1); row 2 always receives c2 = 0x2 in its first cell.
