@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import signal
 
 import orjson
 import uvloop
 from aiohttp import web
+
+from server.processes import run_forked
 
 ANSWER = orjson.dumps(
     {
@@ -63,25 +64,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8090)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
-    if args.workers == 1:
-        uvloop.run(serve(args.host, args.port, False))
-        return
-    children = []
-    for _ in range(args.workers):
-        pid = os.fork()
-        if pid == 0:
-            uvloop.run(serve(args.host, args.port, True))
-            os._exit(0)
-        children.append(pid)
-
-    def forward(signum: int, _frame: object) -> None:
-        for child in children:
-            os.kill(child, signum)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    for child in children:
-        os.waitpid(child, 0)
+    run_forked(args.workers, lambda reuse: uvloop.run(serve(args.host, args.port, reuse)))
 
 
 if __name__ == "__main__":

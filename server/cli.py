@@ -19,6 +19,7 @@ from typing import Any
 
 from protocol.codes import CodeKind
 from protocol.epochs import day_of_ntp, ntp_from_unix
+from server.processes import run_forked
 from server.settings import Settings
 
 log = logging.getLogger("robert")
@@ -87,25 +88,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         settings.keys_ahead_days,
         settings.key_retention_days,
     )
-    if settings.workers == 1:
-        _event_loop_runner(_serve(settings, reuse_port=False))
-        return
-    children = []
-    for _ in range(settings.workers):
-        pid = os.fork()
-        if pid == 0:  # child: one event loop, sharing the port with its siblings
-            _event_loop_runner(_serve(settings, reuse_port=True))
-            os._exit(0)
-        children.append(pid)
-
-    def forward(signum: int, _frame: object) -> None:
-        for child in children:
-            os.kill(child, signum)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    for child in children:
-        os.waitpid(child, 0)
+    run_forked(settings.workers, lambda reuse: _event_loop_runner(_serve(settings, reuse)))
 
 
 # --- worker ------------------------------------------------------------------------------------
