@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from protocol import skinny
@@ -72,11 +73,12 @@ def ecc_pads(k_g: FederationKey, ebids: bytes) -> bytes:
     """First byte of AES-256(K_G, EBID || 0^64) for each EBID of ``ebids`` (8 bytes each,
     concatenated): the pad an ECC XORs with the country code. ECB, so one call for all."""
     n = len(ebids) // EBID_SIZE
-    blocks = bytearray(16 * n)
-    for i in range(n):
-        blocks[16 * i : 16 * i + 8] = ebids[8 * i : 8 * i + 8]
+    blocks = np.zeros((n, 16), dtype=np.uint8)
+    blocks[:, :EBID_SIZE] = np.frombuffer(ebids, dtype=np.uint8, count=n * EBID_SIZE).reshape(
+        n, EBID_SIZE
+    )
     encryptor = Cipher(algorithms.AES(k_g.material), modes.ECB()).encryptor()
-    return (encryptor.update(bytes(blocks)) + encryptor.finalize())[::16]
+    return (encryptor.update(blocks.tobytes()) + encryptor.finalize())[::16]
 
 
 def make_ecc(k_g: FederationKey, ebid: bytes, country_code: int) -> bytes:

@@ -102,3 +102,21 @@ def test_tuple_sets_for_several_registrations_match_one_by_one(
     for (owner, epochs), tuples in zip(requests, together, strict=True):
         assert tuples == make_tuples(owner, epochs, key_of_day, k_g, FRANCE, REFERENCE_TIME_START)
         assert [t.epoch_id for t in tuples] == list(epochs)
+
+
+@pytest.mark.parametrize(
+    "epochs", [range(5, 300), range(96 * 400 + 50, 96 * 404), range(99_990, 100_010), range(0)]
+)
+def test_minted_json_is_the_reference_serialisation(
+    epochs: range, k_g: FederationKey, owner: IdA
+) -> None:
+    from protocol.tuples import mint
+
+    keys: dict[date, EbidKey] = {}
+
+    def key_of_day(day: date) -> EbidKey:
+        return keys.setdefault(day, EbidKey(random.Random(day.toordinal()).randbytes(24)))
+
+    minted = mint([(owner, epochs)], key_of_day, k_g, FRANCE, REFERENCE_TIME_START)[0]
+    assert minted.plaintext() == serialise_tuples(minted.tuples())
+    assert parse_tuples(minted.plaintext()) == minted.tuples()
