@@ -67,3 +67,12 @@ async def running(
         yield CodesServer(server)
     finally:
         await server.close()
+
+
+def read_qr(image: object) -> list[str]:
+    """The texts of the QR codes in an image. Only QR is looked for: a QR pattern can also
+    read, by chance, as a 1D barcode (about one image in a hundred), which is not a finding."""
+    import zxingcpp
+
+    found = zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.QRCode)
+    return [f.text for f in found]
