@@ -194,13 +194,14 @@ def summary(report: dict[str, Any]) -> str:
 
 
 def plot(report: dict[str, Any], path: Path) -> None:
-    """Cumulative infections and isolation, with and without the app."""
+    """The epidemic with and without the app, and what the app did: registrations, HELLOs
+    exchanged, reports and notifications, with the quality of the warnings."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (left, right, app) = plt.subplots(1, 3, figsize=(16, 4.2))
     series = [("with app", report["curve_with_app"], "tab:blue")]
     if report.get("curve_without_app"):
         series.append(("without app", report["curve_without_app"], "tab:red"))
@@ -209,23 +210,36 @@ def plot(report: dict[str, Any], path: Path) -> None:
         left.plot(days, [p["infected_total"] for p in curve], label=label, color=colour)
         right.plot(days, [p["new_infections"] for p in curve], label=label, color=colour)
     with_app = report["curve_with_app"]
+    days = [p["day"] + 1 for p in with_app]
     left.plot(
-        [p["day"] + 1 for p in with_app],
-        [p["warned_total"] for p in with_app],
-        "--",
-        color="tab:green",
+        days, [p["warned_total"] for p in with_app], "--", color="tab:green",
         label="warned (with app)",
-    )
+    )  # fmt: skip
     left.set(xlabel="day", ylabel="people", title="infected so far")
     right.set(xlabel="day", ylabel="people", title="new infections per day")
     left.legend()
     right.legend()
-    fig.suptitle(
-        f"{report['phones']} phones, seed {report['seed']}: recall "
-        f"{report['recall'] if report['recall'] is None else round(report['recall'], 3)}, "
-        f"precision "
-        f"{report['precision'] if report['precision'] is None else round(report['precision'], 3)}"
-    )
+    app.bar(days, [p["reports"] for p in with_app], color="tab:orange", label="reports")
+    warned = [p["warned_total"] for p in with_app]
+    app.plot(days, [b - a for a, b in zip([0, *warned[:-1]], warned, strict=True)],
+             "o-", color="tab:green", label="newly warned")  # fmt: skip
+    app.set(xlabel="day", ylabel="per day", title="the app at work")
+    app.legend(loc="center left")
+
+    def fmt(value: Any) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    app.text(
+        0.02, 0.97,
+        f"registrations {report['registrations']:,}\n"
+        f"HELLOs exchanged {report['hellos_exchanged']:,}\n"
+        f"reports {report['reports']:,}\nnotifications {report['notifications']:,}\n"
+        f"recall {fmt(report['recall'])}\nprecision {fmt(report['precision'])}"
+        f" (2 m: {fmt(report.get('precision_2m'))})",
+        transform=app.transAxes, ha="left", va="top", fontsize=8,
+        bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.8},
+    )  # fmt: skip
+    fig.suptitle(f"{report['phones']} phones, {report['days']} days, seed {report['seed']}")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
