@@ -7,6 +7,7 @@ maps) for anything but success.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -293,7 +294,14 @@ class RobertService:
             await self.code_hook(code, outcome)
         if outcome is not CodeOutcome.ACCEPTED:
             raise ApiError(401, f"code_{outcome.value}", f"submission code {outcome.value}")
-        await self.store.enqueue_report(encode_report(contacts))
+        try:
+            await self.store.enqueue_report(encode_report(contacts))
+        except Exception:
+            # Not queued, so not reported: give the code back, or the person could never
+            # report again. (If the store is down for this too, the 5xx says "try later".)
+            with contextlib.suppress(Exception):
+                await self.store.release_code(code)
+            raise
 
     # --- codes -----------------------------------------------------------------------------
     async def issue_codes(

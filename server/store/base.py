@@ -217,6 +217,11 @@ class Store(abc.ABC):
         """Atomically use a code: exactly one of concurrent callers gets ACCEPTED."""
 
     @abc.abstractmethod
+    async def release_code(self, code: str) -> bool:
+        """Make a used code valid again; False unless it was used. Only for a report that was
+        accepted but could not be queued: the person keeps a code that still works."""
+
+    @abc.abstractmethod
     async def revoke_code(self, code: str) -> bool:
         """Revoke an unused code; False if unknown or already used."""
 

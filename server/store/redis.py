@@ -159,6 +159,12 @@ if e and tonumber(e) < tonumber(ARGV[1]) then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
+RELEASE_CODE = """
+if redis.call('HGET', KEYS[1], 's') ~= 'used' then return 0 end
+redis.call('HSET', KEYS[1], 's', 'valid')
+return 1
+"""
+
 REVOKE_CODE = """
 local s = redis.call('HGET', KEYS[1], 's')
 if not s or s == 'used' then return 0 end
@@ -415,6 +421,7 @@ class RedisStore(Store):
                 "add_code": ADD_CODE,
                 "consume_code": CONSUME_CODE,
                 "revoke_code": REVOKE_CODE,
+                "release_code": RELEASE_CODE,
                 "purge_code": PURGE_CODE,
             }.items()
         }
@@ -721,6 +728,10 @@ class RedisStore(Store):
         async for key in self._scan(pattern, 1000, "hash"):
             removed += int(await self._script("purge_code", [_text(key)], [expired_before]))
         return removed
+
+    async def release_code(self, code: str) -> bool:
+        """One script on the code's key: used -> valid."""
+        return bool(await self._script("release_code", [self._code_key(code)], []))
 
     async def revoke_code(self, code: str) -> bool:
         """Revoke a code that is not used; revoking a revoked code again is True."""

@@ -482,6 +482,11 @@ class SqliteStore(Store):
         sql = "DELETE FROM codes WHERE expires_at < ?"
         return await self._transaction(lambda c: c.execute(sql, (expired_before,)).rowcount)
 
+    async def release_code(self, code: str) -> bool:
+        """used -> valid, in one statement."""
+        sql = "UPDATE codes SET state = 'valid' WHERE code = ? AND state = 'used'"
+        return await self._transaction(lambda c: c.execute(sql, (code,)).rowcount == 1)
+
     async def revoke_code(self, code: str) -> bool:
         """Revoke a code that is not used; revoking a revoked code again is True."""
         sql = "UPDATE codes SET state = 'revoked' WHERE code = ? AND state != 'used'"

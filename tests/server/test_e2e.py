@@ -237,3 +237,23 @@ async def test_metrics_count_requests_without_identifiers(
     assert 'robert_request_seconds_count{endpoint="/api/v1/register"} 1.0' in text
     current = phone.current_tuple()
     assert current is not None and current.ebid.hex() not in text
+
+
+async def test_report_not_queued_gives_the_code_back(
+    running: Running, session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = await code(running)
+    body = {"token": token, "contacts": [Contact(bytes(8), b"\x21", (
+        HelloRecord(3_900_000_000, 1, bytes(5), -50),)).to_fields()]}  # fmt: skip
+    store = running.service.store
+
+    async def broken(payload: bytes) -> str:
+        raise ConnectionError("store unreachable")
+
+    monkeypatch.setattr(store, "enqueue_report", broken)
+    async with session.post(f"{running.url}/api/v1/report", json=body) as r:
+        assert r.status == 500
+        assert (await r.json())["error"] == "internal"
+    monkeypatch.undo()
+    async with session.post(f"{running.url}/api/v1/report", json=body) as r:
+        assert r.status == 200  # the same code works once the store is back

@@ -398,6 +398,17 @@ async def test_revoke_code(store: Store) -> None:
     assert await store.revoke_code("BBBBBB")  # still unused: revoking again holds
 
 
+async def test_release_code_only_undoes_a_use(store: Store) -> None:
+    await store.add_codes([code("AAAAAA"), code("BBBBBB")])
+    assert not await store.release_code("AAAAAA")  # never used
+    assert await store.consume_code("AAAAAA", 1_500) is CodeOutcome.ACCEPTED
+    assert await store.release_code("AAAAAA")
+    assert await store.consume_code("AAAAAA", 1_500) is CodeOutcome.ACCEPTED
+    await store.revoke_code("BBBBBB")
+    assert not await store.release_code("BBBBBB")
+    assert not await store.release_code("ZZZZZZ")
+
+
 async def test_purge_codes_by_expiry(store: Store) -> None:
     await store.add_codes(
         [code("AAAAAA", expires_at=1_000), code("BBBBBB", expires_at=3_000), code("CCCCCC")]
