@@ -229,6 +229,17 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def raise_if_cancelling() -> None:
+    """Raise CancelledError if the current task was asked to stop.
+
+    Radio libraries sometimes turn a cancellation into an error of their own, or swallow it
+    while an HCI command completes; a loop that then carried on would never stop.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 async def retry(
     operation: Callable[[], Awaitable[T]],
     *,
@@ -252,6 +263,7 @@ async def retry(
         try:
             return await operation()
         except Exception as exc:  # mapped below; anything unmapped is re-raised unchanged
+            raise_if_cancelling()  # a radio error caused by our own cancellation: stop now
             mapped = map_radio_error(exc)
             if mapped is None:
                 raise

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from ble.advertiser.base import HelloAdvertiser
 from ble.calibration import DEFAULT_RX_GAIN, DEFAULT_TX_GAIN
 from ble.collector import HelloCollector, RecordListener
-from ble.errors import describe, map_radio_error, retry
+from ble.errors import describe, map_radio_error, raise_if_cancelling, retry
 from ble.interfaces import Clock, HelloSink, HelloSource
 from ble.payload import PAYLOAD_VERSION, RobertPayload
 from ble.scanner.base import HelloScanner
@@ -110,6 +110,7 @@ class BleNode:
                 report=self.report,
                 initial_delay=self.retry_initial,
             )
+            raise_if_cancelling()  # in case the radio library swallowed our cancellation
             now = self.clock()
             await asyncio.sleep(
                 seconds_to_next_refresh(now, self.refresh_interval, self.time_start)

@@ -139,3 +139,30 @@ def test_cli_prints_one_line_and_no_traceback(capsys: pytest.CaptureFixture[str]
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith("ble scan: permission denied")
+
+
+async def test_retry_stops_when_its_task_is_cancelled() -> None:
+    """A radio library may turn our cancellation into an error of its own: retry must not take
+    that for a radio problem and go on (a node's stop() would then wait for ever)."""
+    import asyncio
+
+    from ble.errors import retry
+
+    started = asyncio.Event()
+    calls = 0
+
+    async def operation() -> None:
+        nonlocal calls
+        calls += 1
+        started.set()
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            raise OSError(errno.EIO, "I/O error") from None  # what a library may do
+
+    task = asyncio.create_task(retry(operation, what="radio", report=lambda _: None))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 5)
+    assert calls == 1
