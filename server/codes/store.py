@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import logging
 import secrets
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -107,6 +108,9 @@ CREATE INDEX IF NOT EXISTS issuer_audit_org ON issuer_audit (org, id);
 """
 
 
+log = logging.getLogger("robert.codes")
+
+
 def _org_of(row: Sequence[Any]) -> Organisation:
     return Organisation(row[0], Role(row[1]), bytes(row[2]), bytes(row[3]), row[4])
 
@@ -124,17 +128,28 @@ class SqliteIssuerStore(IssuerStore):
             raise RuntimeError("SqliteIssuerStore is not open")
         conn = self._conn
 
-        def call() -> T:
-            if not write:
-                return fn(conn)
+        def transaction() -> T:
             conn.execute("BEGIN IMMEDIATE")  # atomic against other processes on the file
             try:
                 result = fn(conn)
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
             return result
+
+        def call() -> T:
+            if not write:
+                return fn(conn)
+            try:
+                return transaction()
+            except sqlite3.InterfaceError:
+                # Seen once in a full test run ("bad parameter or other API misuse" from
+                # executemany, not reproduced alone): the transaction was rolled back, so
+                # running it once more is safe; a second failure is raised.
+                log.warning("issuer store: SQLite interface error, retrying the transaction")
+                return transaction()
 
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
