@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import logging
 import secrets
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -19,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from server.codes.model import Action, AuditEntry, Organisation, Role
+from server.store.sqlite import not_a_cursor
 
 T = TypeVar("T")
 
@@ -108,9 +108,6 @@ CREATE INDEX IF NOT EXISTS issuer_audit_org ON issuer_audit (org, id);
 """
 
 
-log = logging.getLogger("robert.codes")
-
-
 def _org_of(row: Sequence[Any]) -> Organisation:
     return Organisation(row[0], Role(row[1]), bytes(row[2]), bytes(row[3]), row[4])
 
@@ -140,16 +137,8 @@ class SqliteIssuerStore(IssuerStore):
             return result
 
         def call() -> T:
-            if not write:
-                return fn(conn)
-            try:
-                return transaction()
-            except sqlite3.InterfaceError:
-                # Seen once in a full test run ("bad parameter or other API misuse" from
-                # executemany, not reproduced alone): the transaction was rolled back, so
-                # running it once more is safe; a second failure is raised.
-                log.warning("issuer store: SQLite interface error, retrying the transaction")
-                return transaction()
+            result = transaction() if write else fn(conn)
+            return not_a_cursor(result)
 
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
@@ -237,7 +226,10 @@ class SqliteIssuerStore(IssuerStore):
             "INSERT INTO issuer_audit (at, org, action, code_hash, outcome) VALUES (?, ?, ?, ?, ?)"
         )
         if rows:
-            await self._run(lambda c: c.executemany(sql, rows), write=True)
+            # ``.rowcount``, not the cursor: a cursor returned to the event loop's thread is
+            # finalised there, racing with the store thread ("bad parameter or other API
+            # misuse" from SQLite, seen in a full test run).
+            await self._run(lambda c: c.executemany(sql, rows).rowcount, write=True)
 
     async def list_audit(self, org: str | None, limit: int) -> list[AuditEntry]:
         cols = "SELECT at, org, action, code_hash, outcome FROM issuer_audit"

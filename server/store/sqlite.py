@@ -96,6 +96,14 @@ def _connect(path: str) -> sqlite3.Connection:
     return conn
 
 
+def not_a_cursor(result: T) -> T:
+    """Refuse to hand a cursor to the event loop's thread: it would be finalised there, racing
+    with the store thread on the same connection (SQLite then reports "API misuse")."""
+    if isinstance(result, sqlite3.Cursor):
+        raise TypeError("store steps return values, not cursors")
+    return result
+
+
 def _registration_of(row: Sequence[Any]) -> Registration:
     """Rebuild a Registration from a row in ``_REGISTRATION_COLUMNS`` order."""
     return Registration(
@@ -168,7 +176,7 @@ class SqliteStore(Store):
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
-        return result
+        return not_a_cursor(result)
 
     async def _transaction(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(conn, *args)`` as one transaction on the store thread."""
@@ -428,7 +436,9 @@ class SqliteStore(Store):
     async def ack_report(self, report_id: str) -> None:
         """Delete the row; acknowledging twice is harmless."""
         sql = "DELETE FROM reports WHERE id = ?"
-        await self._transaction(lambda c: c.execute(sql, (int(report_id),)))
+        # ``.rowcount``, not the cursor: a cursor handed back to the event loop's thread would
+        # be finalised there, racing with this connection's own thread.
+        await self._transaction(lambda c: c.execute(sql, (int(report_id),)).rowcount)
 
     async def pending_reports(self) -> int:
         """Rows not yet acknowledged, claimed or not."""
