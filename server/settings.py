@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from protocol.ebid import FRANCE
 from protocol.epochs import ntp_from_datetime
 
 
@@ -39,7 +40,7 @@ class Settings:
     clock_tolerance: int = _opt(60, "seconds a phone's clock may differ from the server's")
     captcha: str = _opt("pow", "registration gate: 'pow' (proof of work) or 'off'")
     pow_difficulty: int = _opt(16, "leading zero bits the proof of work needs")
-    country_code: int = _opt(0x21, "this server's country code (France: 0x21)")
+    country_code: int = _opt(FRANCE, "this server's country code (France: 0x21)")
     tuple_days: int = _opt(4, "days of tuples handed out (the current one and the next ones)")
     tuple_refresh_days: int = _opt(2, "send fresh tuples when fewer than this many days remain")
     key_retention_days: int = _opt(14, "days a K_S is kept after its day (reports reach back)")
