@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -308,30 +308,51 @@ class RobertService:
         self, kind: CodeKind, count: int, org: str = "", test_date: str = ""
     ) -> list[CodeRecord]:
         """Create ``count`` single-use codes of ``kind`` in the store."""
-        now = self.now_ntp()
         lifetime = self.code_policy.lifetime(kind)
         issued: list[CodeRecord] = []
-        while len(issued) < count:
-            batch = [
-                CodeRecord(
-                    generate_code(kind, self.random),
-                    kind.value,
-                    now,
-                    now + lifetime,
-                    org,
-                    test_date,
-                )
-                for _ in range(count - len(issued))
-            ]
-            if await self.store.add_codes(batch) == len(batch):
-                issued.extend(batch)
-                continue
-            # Some texts existed already (short codes are few): keep the ones stored now.
-            for record in batch:
-                found = await self.store.get_code(record.code)
-                if found is not None and found[0] == record:
-                    issued.append(record)
+        async for stored in store_new_codes(
+            self.store, kind, count, self.now_ntp(), lifetime, org, test_date, self.random
+        ):
+            issued += stored
         return issued
+
+
+CODE_CHUNK = 10_000
+"""Codes generated and stored per round trip when issuing in bulk."""
+
+
+async def store_new_codes(
+    store: Store,
+    kind: CodeKind,
+    count: int,
+    now: int,
+    lifetime: int,
+    org: str,
+    test_date: str,
+    random: Callable[[int], bytes],
+) -> AsyncIterator[list[CodeRecord]]:
+    """Generate and store ``count`` fresh codes, yielding each chunk as stored.
+
+    A text that exists already (short codes are few; a used one is kept a day after it
+    expires, so none is reissued within 24 hours) is skipped by ``add_codes`` and drawn again.
+    """
+    remaining = count
+    while remaining > 0:
+        batch = {
+            code.code: code
+            for code in (
+                CodeRecord(
+                    generate_code(kind, random), kind.value, now, now + lifetime, org, test_date
+                )
+                for _ in range(min(CODE_CHUNK, remaining))
+            )
+        }
+        records = list(batch.values())
+        if await store.add_codes(records) != len(records):
+            # Some texts existed already: keep only the codes this call stored.
+            records = [r for r in records if await store.get_code(r.code) == (r, "valid")]
+        remaining -= len(records)
+        yield records
 
 
 def encode_report(contacts: list[Contact]) -> bytes:

@@ -19,7 +19,7 @@ from enum import StrEnum
 
 from nacl.signing import SigningKey
 
-from protocol.codes import CodeKind, CodePolicy, generate_code, parse_code
+from protocol.codes import CodeKind, CodePolicy, parse_code
 from protocol.epochs import ntp_from_unix
 from protocol.errors import BadFormat
 from server.codes import apikeys
@@ -27,12 +27,12 @@ from server.codes.errors import AuthFailed, BadRequest, Conflict, Forbidden, Not
 from server.codes.links import b64url, make_link
 from server.codes.model import Action, AuditEntry, Organisation, Role, check_org_name
 from server.codes.store import IssuerStore
+from server.service import store_new_codes
 from server.store.base import CodeOutcome, CodeRecord, Store
 
 log = logging.getLogger("robert.codes")
 
 NTP_UNIX_OFFSET = 2_208_988_800
-CHUNK = 10_000
 MAX_TEST_AGE_DAYS = 30
 """A test date older than this is refused: its contacts are past any retention anyway."""
 
@@ -80,6 +80,11 @@ def state_of(found: tuple[CodeRecord, str] | None, now_ntp: int) -> CodeState:
     return CodeState.VALID
 
 
+def keyed_hash(key: bytes, code: str) -> str:
+    """32 hex characters of HMAC-SHA256(key, code): how the audit log names a code."""
+    return hmac.digest(key, code.encode(), "sha256")[:16].hex()
+
+
 class CodeIssuer:
     """Issuing organisations and their codes, over the main store and the issuer store."""
 
@@ -110,8 +115,7 @@ class CodeIssuer:
 
         Keyed, because a plain SHA-256 of a 6-character code is reversed by trying all 887M.
         """
-        key = await self.secret(b"audit")
-        return hmac.digest(key, code.encode(), "sha256")[:16].hex()
+        return keyed_hash(await self.secret(b"audit"), code)
 
     def now_ntp(self) -> int:
         """Code times are NTP seconds, as the ROBERT service stores them."""
@@ -219,35 +223,17 @@ class CodeIssuer:
         A short code already in the store (issued before, even long expired) is skipped by
         ``add_codes``, so short codes are never recycled while the store keeps them (>= 24 h).
         """
-        now = self.now_ntp()
-        expires = now + self.policy.lifetime(kind)
         audit_key = await self.secret(b"audit")
         issued: list[CodeRecord] = []
-        while len(issued) < count:
-            size = min(CHUNK, count - len(issued))
-            batch = [
-                CodeRecord(generate_code(kind, self.random), kind.value, now, expires, org, day)
-                for _ in range(size)
-            ]
-            batch = list({r.code: r for r in batch}.values())  # duplicates within the chunk
-            stored = batch
-            if await self.store.add_codes(batch) != len(batch):
-                stored = []
-                for record in batch:
-                    found = await self.store.get_code(record.code)
-                    if found is not None and found[0] == record:
-                        stored.append(record)
+        lifetime = self.policy.lifetime(kind)
+        async for stored in store_new_codes(
+            self.store, kind, count, self.now_ntp(), lifetime, org, day, self.random
+        ):
             await self.issuers.index_codes(org, [(r.code, r.issued_at) for r in stored])
             at = int(self.clock())
             await self.audit(
                 [
-                    AuditEntry(
-                        at,
-                        org,
-                        Action.ISSUE,
-                        hmac.digest(audit_key, r.code.encode(), "sha256")[:16].hex(),
-                        kind.value,
-                    )
+                    AuditEntry(at, org, Action.ISSUE, keyed_hash(audit_key, r.code), kind.value)
                     for r in stored
                 ]
             )
