@@ -1,7 +1,8 @@
 """The ``robert`` command: serve, worker, keys, codes, and the sub-commands of other packages.
 
-Each package that has commands (``ble``, ``client_sim``, ``loadtest``, ``server.codes``)
-exposes ``add_subcommands(subparsers)``; this module only assembles them.
+Each package that has commands (``ble``, ``client_sim``, ``loadtest``, ``server.codes`` for
+``codes`` and ``orgs``) exposes ``add_subcommands(subparsers)``; this module only assembles
+them.
 """
 
 from __future__ import annotations
@@ -12,12 +13,10 @@ import importlib
 import logging
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from protocol.codes import CodeKind
 from protocol.epochs import day_of_ntp, ntp_from_unix
 from server.processes import run_forked
 from server.settings import Settings
@@ -157,36 +156,6 @@ def cmd_keys_public(args: argparse.Namespace) -> None:
     print(keys.public_key_b64())
 
 
-# --- codes (minimal: issue into the store) -----------------------------------------------------
-async def _issue(settings: Settings, kind: CodeKind, count: int) -> list[str]:
-    from server.keys import ServerKeys
-    from server.metrics import Metrics
-    from server.service import RobertService
-    from server.store import open_store
-
-    store = open_store(settings.store_url)
-    await store.open()
-    try:
-        keys = ServerKeys.open(
-            settings.keys_path,
-            day_of_ntp(ntp_from_unix(time.time())),
-            settings.keys_ahead_days,
-            settings.key_retention_days,
-        )
-        service = RobertService(settings, store, keys, Metrics(), time.time)
-        return [r.code for r in await service.issue_codes(kind, count)]
-    finally:
-        await store.close()
-
-
-def cmd_codes_issue(args: argparse.Namespace) -> None:
-    """Create single-use submission codes and print them, one per line."""
-    if args.count < 1:
-        raise SystemExit("robert: --count must be at least 1")
-    codes = asyncio.run(_issue(_settings(args), CodeKind(args.kind), args.count))
-    sys.stdout.write("".join(f"{code}\n" for code in codes))
-
-
 # --- assembly ----------------------------------------------------------------------------------
 def with_settings(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     Settings.add_arguments(parser)
@@ -234,14 +203,6 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # that package has no commands in this installation
             raise
         module.add_subcommands(sub)
-    if "codes" not in sub.choices:
-        codes = add("codes", help="submission codes").add_subparsers(
-            dest="codes_command", required=True
-        )
-        issue = with_settings(codes.add_parser("issue", help="issue single-use codes"))
-        issue.add_argument("--kind", choices=[k.value for k in CodeKind], default="long")
-        issue.add_argument("--count", type=int, default=1, help="how many codes (default 1)")
-        issue.set_defaults(func=cmd_codes_issue)
     return parser
 
 
