@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from protocol import skinny
 from protocol.auth import b64decode, b64encode
-from protocol.ebid import MAX_EPOCH, ecc_pads
+from protocol.ebid import ebid_plaintexts, ecc_pads
 from protocol.epochs import day_of_epoch, epochs_of_day
 from protocol.errors import BadFormat, BadLength, BadMac
 from protocol.types import EBID_SIZE, ECC_SIZE, EbidKey, FederationKey, IdA, TupleKey
@@ -133,7 +133,7 @@ def mint(
             epoch = stop
     days = list(chunks)
     groups = [
-        b"".join(_plaintexts(requests[i][0], chunk) for i, chunk in chunks[day]) for day in days
+        b"".join(ebid_plaintexts(requests[i][0], chunk) for i, chunk in chunks[day]) for day in days
     ]
     schedules = [skinny.key_schedule(key_of_day(day).material) for day in days]
     pieces: list[list[bytes]] = [[] for _ in requests]
@@ -151,16 +151,6 @@ def mint(
         out.append(MintedTuples(epochs, request_ebids, eccs))
         start += n
     return out
-
-
-def _plaintexts(owner: IdA, epochs: range) -> bytes:
-    """epoch (3 bytes) || ID_A (5 bytes) for every epoch, big-endian, vectorised."""
-    if epochs.start < 0 or epochs.stop - 1 > MAX_EPOCH:
-        raise ValueError("epoch does not fit in 24 bits")
-    blocks = (np.arange(epochs.start, epochs.stop, dtype=np.uint64) << np.uint64(40)) | np.uint64(
-        int.from_bytes(owner, "big")
-    )
-    return blocks.astype(">u8").tobytes()
 
 
 def make_tuples(

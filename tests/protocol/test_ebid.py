@@ -64,3 +64,13 @@ def test_countries() -> None:
     assert check_country(0x31, FRANCE, frozenset({0x31})) is False
     with pytest.raises(UnknownCountry):
         check_country(0x99, FRANCE)
+
+
+def test_vectorised_plaintexts_match_the_layout(owner: IdA) -> None:
+    from protocol.ebid import ebid_plaintext, ebid_plaintexts
+
+    epochs = range(2**24 - 5, 2**24)
+    assert ebid_plaintexts(owner, epochs) == b"".join(ebid_plaintext(e, owner) for e in epochs)
+    assert ebid_plaintexts(owner, range(0)) == b""
+    with pytest.raises(ValueError):
+        ebid_plaintexts(owner, range(2**24 - 1, 2**24 + 1))
