@@ -20,6 +20,9 @@ from protocol.errors import BadFormat, BadMac, StaleTime
 from protocol.hello import HELLO_MAC_SIZE, check_hello_time, verify_hello_mac
 from protocol.types import EBID_SIZE, ECC_SIZE, Epoch, MacKey
 
+EPOCH_SLACK = 1
+"""A HELLO may be received in its EBID's epoch or a neighbouring one [robert.md: Report, 5]."""
+
 MAX_RSSI_MAGNITUDE = 1000
 """Calibrated RSSIs beyond +-1000 dB are nonsense and refused at parsing."""
 
@@ -111,6 +114,11 @@ class Contact:
         return epoch_of(min(r.time_collected for r in self.records), time_start)
 
 
+def within_epoch_slack(received_epoch: int, ebid_epoch: int) -> bool:
+    """True if a reception epoch is close enough to the EBID's epoch (``EPOCH_SLACK``)."""
+    return abs(received_epoch - ebid_epoch) <= EPOCH_SLACK
+
+
 def valid_records(
     contact: Contact,
     ebid_epoch: int,
@@ -132,7 +140,7 @@ def valid_records(
         except StaleTime:
             dropped[Drop.STALE_TIME] += 1
             continue
-        if abs(epoch_of(record.time_collected, time_start) - ebid_epoch) > 1:
+        if not within_epoch_slack(epoch_of(record.time_collected, time_start), ebid_epoch):
             dropped[Drop.EPOCH_DRIFT] += 1
             continue
         try:

@@ -64,6 +64,18 @@ def day_of_ntp(ntp_seconds: int) -> date:
     return NTP_ORIGIN + timedelta(days=ntp_seconds // 86_400)
 
 
+def neighbour_day(epoch: int, time_start: int) -> date | None:
+    """The other UTC day a reception in ``epoch`` may belong to, when ``epoch`` is the first or
+    last of its day, else None: near midnight the sender's EBID may be under the neighbouring
+    day's K_S [robert.md: EBID and ECC]."""
+    day = day_of_epoch(epoch, time_start)
+    if day_of_epoch(epoch + 1, time_start) != day:
+        return day + timedelta(days=1)
+    if day_of_epoch(epoch - 1, time_start) != day:
+        return day - timedelta(days=1)
+    return None
+
+
 def epochs_of_day(day: date, time_start: int) -> range:
     """Every epoch whose start lies in the UTC ``day`` (at most 96; fewer before T_start)."""
     day_start = (day - NTP_ORIGIN).days * 86_400

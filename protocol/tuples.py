@@ -165,17 +165,6 @@ def make_tuples(
     return mint([(id_a, epochs)], key_of_day, k_g, country_code, time_start)[0].tuples()
 
 
-def make_tuple_sets(
-    requests: Sequence[tuple[IdA, range]],
-    key_of_day: Callable[[date], EbidKey],
-    k_g: FederationKey,
-    country_code: int,
-    time_start: int,
-) -> list[list[EbidTuple]]:
-    """``make_tuples`` for several registrations, minted together."""
-    return [m.tuples() for m in mint(requests, key_of_day, k_g, country_code, time_start)]
-
-
 def serialise_tuples(tuples: Sequence[EbidTuple]) -> bytes:
     """The JSON plaintext of a bundle: a list of {epochId, key: {ebid, ecc}}."""
     b64 = binascii.b2a_base64

@@ -14,11 +14,11 @@ import logging
 import os
 import socket
 from collections import Counter, defaultdict
-from datetime import date, timedelta
+from datetime import date
 
-from protocol.contacts import Contact, Drop, samples, valid_records
+from protocol.contacts import Contact, Drop, samples, valid_records, within_epoch_slack
 from protocol.ebid import check_country, decrypt_ebids, decrypt_ecc
-from protocol.epochs import EPOCHS_PER_DAY, day_of_epoch
+from protocol.epochs import EPOCHS_PER_DAY, day_of_epoch, neighbour_day
 from protocol.errors import KeyUnavailable, UnknownCountry
 from protocol.scoring import assess, score_contact
 from protocol.types import Epoch, IdA
@@ -124,25 +124,20 @@ class ReportWorker:
                 outcome[Drop.FOREIGN_COUNTRY] += len(contact.records)
                 continue
             by_day[day_of_epoch(contact.claimed_epoch(time_start), time_start)].append(i)
-        retry: dict[date, list[int]] = defaultdict(list)
-        for day, indexes in by_day.items():
-            for i, decrypted in zip(indexes, self._decrypt(day, contacts, indexes), strict=True):
-                claimed = contacts[i].claimed_epoch(time_start)
-                if decrypted is not None and abs(decrypted[0] - claimed) <= 1:
-                    result[i] = decrypted
-                    continue
-                neighbour = _neighbour_day(claimed, time_start)
-                if neighbour is not None and neighbour != day:
-                    retry[neighbour].append(i)
-                else:
-                    outcome[Drop.EPOCH_MISMATCH] += len(contacts[i].records)
-        for day, indexes in retry.items():
-            for i, decrypted in zip(indexes, self._decrypt(day, contacts, indexes), strict=True):
-                claimed = contacts[i].claimed_epoch(time_start)
-                if decrypted is not None and abs(decrypted[0] - claimed) <= 1:
-                    result[i] = decrypted
-                else:
-                    outcome[Drop.EPOCH_MISMATCH] += len(contacts[i].records)
+        pending: dict[date, list[int]] = by_day
+        for first_pass in (True, False):
+            retry: dict[date, list[int]] = defaultdict(list)
+            for day, indexes in pending.items():
+                decrypted_all = self._decrypt(day, contacts, indexes)
+                for i, decrypted in zip(indexes, decrypted_all, strict=True):
+                    claimed = contacts[i].claimed_epoch(time_start)
+                    if decrypted is not None and within_epoch_slack(claimed, decrypted[0]):
+                        result[i] = decrypted
+                    elif first_pass and (other := neighbour_day(claimed, time_start)):
+                        retry[other].append(i)
+                    else:
+                        outcome[Drop.EPOCH_MISMATCH] += len(contacts[i].records)
+            pending = retry
         return result
 
     def _decrypt(
@@ -184,13 +179,3 @@ class ReportWorker:
         reuse_delay = self.service.code_policy.short_reuse_delay
         removed += await self.store.purge_codes(self.service.now_ntp() - reuse_delay)
         return removed
-
-
-def _neighbour_day(epoch: int, time_start: int) -> date | None:
-    """The other day a reception near midnight may belong to, or None far from midnight."""
-    day = day_of_epoch(epoch, time_start)
-    if day_of_epoch(epoch + 1, time_start) != day:
-        return day + timedelta(days=1)
-    if day_of_epoch(epoch - 1, time_start) != day:
-        return day - timedelta(days=1)
-    return None

@@ -45,3 +45,11 @@ def test_epoch_start_is_inverse(epoch: int, time_start: int) -> None:
 def test_wrapped_distance() -> None:
     assert wrapped_distance(0xFFFF, 0x0001, 16) == 2
     assert wrapped_distance(10, 5, 16) == 5
+
+
+def test_neighbour_day_only_at_day_edges() -> None:
+    from protocol.epochs import neighbour_day
+
+    assert neighbour_day(95, REFERENCE_TIME_START) == date(2020, 6, 2)  # last of 2020-06-01
+    assert neighbour_day(96, REFERENCE_TIME_START) == date(2020, 6, 1)  # first of 2020-06-02
+    assert neighbour_day(150, REFERENCE_TIME_START) is None

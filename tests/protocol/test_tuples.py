@@ -88,7 +88,7 @@ def test_decrypt_raises_only_protocol_errors(data: bytes) -> None:
 def test_tuple_sets_for_several_registrations_match_one_by_one(
     k_g: FederationKey,
 ) -> None:
-    from protocol.tuples import make_tuple_sets
+    from protocol.tuples import mint
     from protocol.types import id_a
 
     keys: dict[date, EbidKey] = {}
@@ -98,7 +98,8 @@ def test_tuple_sets_for_several_registrations_match_one_by_one(
 
     rng = random.Random(9)
     requests = [(id_a(rng.randbytes(5)), range(96 * 50 + 7 * i, 96 * 53)) for i in range(4)]
-    together = make_tuple_sets(requests, key_of_day, k_g, FRANCE, REFERENCE_TIME_START)
+    minted = mint(requests, key_of_day, k_g, FRANCE, REFERENCE_TIME_START)
+    together = [m.tuples() for m in minted]
     for (owner, epochs), tuples in zip(requests, together, strict=True):
         assert tuples == make_tuples(owner, epochs, key_of_day, k_g, FRANCE, REFERENCE_TIME_START)
         assert [t.epoch_id for t in tuples] == list(epochs)
