@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from protocol.hello import HELLO_SIZE
 
 SERVICE_UUID16 = 0xFD64
+SERVICE_UUID16_LE = SERVICE_UUID16.to_bytes(2, "little")
+"""The UUID as it appears in advertising data (little-endian)."""
 SERVICE_UUID = "0000fd64-0000-1000-8000-00805f9b34fb"
 """0xFD64 on the Bluetooth base UUID: the key bleak uses in ``service_data``."""
 CHARACTERISTIC_UUID = "a8f12d00-ee67-478b-b95f-65d599407756"
@@ -101,7 +103,7 @@ def decode_gatt_value(data: bytes, default_tx_gain: int) -> RobertPayload:
 
 def encode_advertising_data(payload: RobertPayload) -> bytes:
     """Legacy advertising data: flags, UUID list [0xFD64], service data (29 of 31 bytes)."""
-    uuid = SERVICE_UUID16.to_bytes(2, "little")
+    uuid = SERVICE_UUID16_LE
     service_data = payload.to_service_data()
     data = (
         bytes([2, AD_FLAGS, FLAGS_LE_GENERAL_NO_BREDR])

@@ -19,16 +19,16 @@ import aiohttp
 
 from protocol.auth import RequestKind, b64decode, b64encode, build_request
 from protocol.contacts import Contact, HelloRecord
-from protocol.epochs import EPOCHS_PER_DAY, epoch_of, ntp_from_unix
+from protocol.epochs import epoch_of, ntp_from_unix
 from protocol.errors import ProtocolError
 from protocol.hello import Hello, build_hello
 from protocol.registration import agree, private_key_from_random, public_key_spki
+from protocol.scoring import DEFAULT_SCORING
 from protocol.tuples import EbidTuple, decrypt_bundle
 from protocol.types import MacKey, RandomSource, TupleKey
 from server.captcha import solve
 
 API = "/api/v1"
-RETENTION_EPOCHS = 14 * EPOCHS_PER_DAY
 
 
 class PhoneError(Exception):
@@ -159,8 +159,9 @@ class Phone:
         )
 
     def contacts(self) -> list[Contact]:
-        """The HELLOs heard in the last 14 days, grouped by EBID: a report's ``contacts``."""
-        oldest = self.now_ntp() - RETENTION_EPOCHS * 900
+        """The HELLOs heard within the contagious period (14 days), grouped by EBID: a report's
+        ``contacts``."""
+        oldest = self.now_ntp() - DEFAULT_SCORING.retention_days * 86_400
         out = []
         for (ebid, ecc), records in self.heard.items():
             recent = tuple(r for r in records if r.time_collected >= oldest)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from ble.payload import APPLE_COMPANY_ID, APPLE_OVERFLOW_TYPE, SERVICE_UUID, SERVICE_UUID16
+from ble.payload import APPLE_COMPANY_ID, APPLE_OVERFLOW_TYPE, SERVICE_UUID, SERVICE_UUID16_LE
 from ble.scanner.base import HelloScanner, SightingCallback, sighting_from_fields
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ def or_patterns() -> list[Any]:
     from bleak.args.bluez import OrPattern
     from bleak.assigned_numbers import AdvertisementDataType
 
-    uuid = SERVICE_UUID16.to_bytes(2, "little")
+    uuid = SERVICE_UUID16_LE
     apple = APPLE_COMPANY_ID.to_bytes(2, "little") + bytes([APPLE_OVERFLOW_TYPE])
     return [
         OrPattern(0, AdvertisementDataType.SERVICE_DATA_UUID16, uuid),
