@@ -112,6 +112,7 @@ class ReportWorker:
         )
         result: list[tuple[Epoch, IdA] | None] = [None] * len(contacts)
         by_day: dict[date, list[int]] = defaultdict(list)
+        claimed: dict[int, int] = {}  # contact index -> epoch of its first reception
         for i, contact in enumerate(contacts):
             try:
                 ours = check_country(
@@ -123,17 +124,17 @@ class ReportWorker:
             if not ours:  # federation is out of scope: counted, not forwarded
                 outcome[Drop.FOREIGN_COUNTRY] += len(contact.records)
                 continue
-            by_day[day_of_epoch(contact.claimed_epoch(time_start), time_start)].append(i)
+            claimed[i] = contact.claimed_epoch(time_start)
+            by_day[day_of_epoch(claimed[i], time_start)].append(i)
         pending: dict[date, list[int]] = by_day
         for first_pass in (True, False):
             retry: dict[date, list[int]] = defaultdict(list)
             for day, indexes in pending.items():
                 decrypted_all = self._decrypt(day, contacts, indexes)
                 for i, decrypted in zip(indexes, decrypted_all, strict=True):
-                    claimed = contacts[i].claimed_epoch(time_start)
-                    if decrypted is not None and within_epoch_slack(claimed, decrypted[0]):
+                    if decrypted is not None and within_epoch_slack(claimed[i], decrypted[0]):
                         result[i] = decrypted
-                    elif first_pass and (other := neighbour_day(claimed, time_start)):
+                    elif first_pass and (other := neighbour_day(claimed[i], time_start)):
                         retry[other].append(i)
                     else:
                         outcome[Drop.EPOCH_MISMATCH] += len(contacts[i].records)
