@@ -1,6 +1,7 @@
 """Protocol micro-benchmarks on one core: ``python -m loadtest.bench_protocol``.
 
-Prints SKINNY-64/192 scalar time per block, batch throughput on 10^5 blocks, HELLO
+Prints SKINNY-64/192 scalar time per block, batch throughput on 10^5 blocks (on the compiled
+row loop when it was built, and on the pure-Python paths), HELLO
 verifications per second (a report's worth of HELLOs: EBIDs decrypted in batch, then time window
 and MAC per HELLO) and tuple bundles (4 days of 96 epochs, minted and encrypted) per second.
 """
@@ -8,10 +9,11 @@ and MAC per HELLO) and tuple bundles (4 days of 96 epochs, minted and encrypted)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date
 
 from protocol import skinny
@@ -33,7 +35,28 @@ def best_of(runs: int, fn: Callable[[], object]) -> float:
     return best
 
 
+@contextlib.contextmanager
+def pure_python() -> Iterator[None]:
+    """SKINNY on its interpreted paths for the duration of the block."""
+    compiled = skinny._COMPILED
+    skinny._COMPILED = None
+    try:
+        yield
+    finally:
+        skinny._COMPILED = compiled
+
+
 def bench_skinny(rng: random.Random, n: int) -> dict[str, float]:
+    """The active paths (compiled when built), then the pure-Python ones."""
+    path = "compiled" if skinny._COMPILED is not None else "python"
+    results = {f"{name} [{path}]": v for name, v in _bench_skinny(rng, n).items()}
+    if path == "compiled":
+        with pure_python():
+            results |= {f"{name} [python]": v for name, v in _bench_skinny(rng, n).items()}
+    return results
+
+
+def _bench_skinny(rng: random.Random, n: int) -> dict[str, float]:
     key = rng.randbytes(24)
     schedule = skinny.key_schedule(key)
     reps = 20_000

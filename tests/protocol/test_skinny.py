@@ -9,6 +9,19 @@ import pytest
 from protocol import skinny
 from protocol.errors import BadLength
 
+BACKENDS = ["python", "compiled"]
+
+
+@pytest.fixture(autouse=True, params=BACKENDS)
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs on the pure-Python paths and on the compiled row loop."""
+    if request.param == "python":
+        monkeypatch.setattr(skinny, "_COMPILED", None)
+    elif skinny._COMPILED is None:
+        pytest.skip("protocol._skinny_rows was not built (no compiler at install time)")
+    return str(request.param)
+
+
 VECTORS = json.loads((Path(__file__).parents[1] / "vectors" / "skinny64.json").read_text())[
     "vectors"
 ]
