@@ -18,7 +18,7 @@ from aiohttp import web
 from protocol.epochs import day_of_ntp, ntp_from_unix
 from server.api import routes
 from server.api.appkeys import CAPTCHA, SERVICE, WORKER
-from server.api.middleware import error_middleware
+from server.api.middleware import add_fallback
 from server.captcha import ProofOfWork
 from server.codes.web import mount as mount_codes
 from server.keys import ServerKeys
@@ -43,7 +43,7 @@ def create_app(
     """Build the ROBERT application; the store is opened and closed with the app."""
     store = store or open_store(settings.store_url)
     metrics = Metrics()
-    app = web.Application(client_max_size=settings.max_report_bytes, middlewares=[error_middleware])
+    app = web.Application(client_max_size=settings.max_report_bytes)
     today = day_of_ntp(ntp_from_unix(clock()))
     keys = ServerKeys.open(
         settings.keys_path, today, settings.keys_ahead_days, settings.key_retention_days
@@ -59,6 +59,7 @@ def create_app(
     app[WORKER] = ReportWorker(service)
     routes.add_routes(app)
     mount_codes(app, service)  # submission codes for health authorities (issue 4)
+    add_fallback(app)  # after every other route: JSON 404/405
     app.cleanup_ctx.append(_store_ctx(store))
     app.cleanup_ctx.append(_background_ctx(settings, worker_idle_ms))
     return app

@@ -1,7 +1,7 @@
 """What the ROBERT API does, independent of HTTP: register, status, report, unregister, delete.
 
 Handlers in ``server.api`` parse JSON and call these methods; the protocol rules themselves come
-from ``protocol/``. Each method raises ``ApiError`` (or a ``ProtocolError`` the error middleware
+from ``protocol/``. Each method raises ``ApiError`` (or a ``ProtocolError`` the error guard
 maps) for anything but success.
 """
 

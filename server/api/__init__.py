@@ -1,1 +1,1 @@
-"""HTTP adapter of the ROBERT API: thin handlers, one error middleware."""
+"""HTTP adapter of the ROBERT API: thin handlers, one error guard around each."""

@@ -1,7 +1,7 @@
 """Handlers of the ROBERT client API under ``/api/v1`` [robert.md: Endpoints].
 
 Each handler validates its JSON at the edge (exact field set, types), calls ``RobertService``
-and formats the answer; protocol errors become HTTP answers in ``server.api.middleware``.
+and formats the answer; protocol errors become HTTP answers in ``server.api.middleware.guarded``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from protocol.auth import b64decode
 from protocol.contacts import parse_contacts
 from server import errors
 from server.api.appkeys import CAPTCHA, SERVICE
-from server.api.middleware import json_response
+from server.api.middleware import add_route, json_response
 
 API = "/api/v1"
 SMALL_BODY = 16 * 1024
@@ -184,16 +184,19 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    """Mount the API."""
-    app.router.add_post(f"{API}/captcha", captcha)
-    app.router.add_post(f"{API}/register", register)
-    app.router.add_post(f"{API}/status", status)
-    app.router.add_post(f"{API}/report", report)
-    app.router.add_post(f"{API}/unregister", unregister)
-    app.router.add_post(f"{API}/deleteExposureHistory", delete_history)
-    app.router.add_get(f"{API}/clock", clock)
-    app.router.add_get(f"{API}/publicKey", public_key)
-    app.router.add_get("/health", health)
-    app.router.add_get("/version", version)
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/openapi.json", openapi)
+    """Mount the API, each handler guarded (JSON errors, metrics)."""
+    for method, path, handler in (
+        ("POST", f"{API}/captcha", captcha),
+        ("POST", f"{API}/register", register),
+        ("POST", f"{API}/status", status),
+        ("POST", f"{API}/report", report),
+        ("POST", f"{API}/unregister", unregister),
+        ("POST", f"{API}/deleteExposureHistory", delete_history),
+        ("GET", f"{API}/clock", clock),
+        ("GET", f"{API}/publicKey", public_key),
+        ("GET", "/health", health),
+        ("GET", "/version", version),
+        ("GET", "/metrics", metrics),
+        ("GET", "/openapi.json", openapi),
+    ):
+        add_route(app, method, path, handler)

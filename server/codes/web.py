@@ -25,7 +25,7 @@ import jinja2
 from aiohttp import web
 
 from protocol.codes import CodeKind
-from server.api.middleware import json_response
+from server.api.middleware import add_route, json_response
 from server.api.routes import REPORT_GUARD
 from server.codes.errors import AuthFailed, BadRequest, CodesError, TooManyAttempts
 from server.codes.issuer import CodeIssuer, CodeState, IssuedCode
@@ -69,17 +69,19 @@ def mount(app: web.Application, service: RobertService, limits: RateLimits | Non
     service.code_hook = issuer.on_consume
     app[REPORT_GUARD] = report_guard
     app.cleanup_ctx.append(_issuer_ctx)
-    r = app.router
-    r.add_get(f"{API}/authorities", api_authorities)
-    r.add_post(API, api_issue)
-    r.add_get(API, api_list)
-    r.add_post(f"{API}/verify", api_verify)
-    r.add_post(f"{API}/revoke", api_revoke)
-    r.add_get("/codes", page_redirect)
-    r.add_get(PAGE, page_index)
-    r.add_post(f"{PAGE}login", page_login)
-    r.add_post(f"{PAGE}logout", page_logout)
-    r.add_post(f"{PAGE}issue", page_issue)
+    for method, path, handler in (
+        ("GET", f"{API}/authorities", api_authorities),
+        ("POST", API, api_issue),
+        ("GET", API, api_list),
+        ("POST", f"{API}/verify", api_verify),
+        ("POST", f"{API}/revoke", api_revoke),
+        ("GET", "/codes", page_redirect),
+        ("GET", PAGE, page_index),
+        ("POST", f"{PAGE}login", page_login),
+        ("POST", f"{PAGE}logout", page_logout),
+        ("POST", f"{PAGE}issue", page_issue),
+    ):
+        add_route(app, method, path, handler)
 
 
 async def _issuer_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -288,7 +290,7 @@ def _render(name: str, status: int = 200, **context: Any) -> web.Response:
 
 
 def _see_other(location: str) -> web.Response:
-    # Returned, not raised: the JSON error middleware would turn a raised redirect into JSON.
+    # Returned, not raised: the JSON error guard would turn a raised redirect into JSON.
     return web.Response(status=303, headers={"Location": location, "Cache-Control": "no-store"})
 
 

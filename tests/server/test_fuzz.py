@@ -141,11 +141,23 @@ def test_huge_body_is_413(server: tuple[str, int]) -> None:
     assert json.loads(raw)["error"] == "too_large"
 
 
-def test_unknown_path_and_method_are_json(server: tuple[str, int]) -> None:
-    for path in ("/nope", "/api/v1/status?x=1"):
-        connection = http.client.HTTPConnection(*server, timeout=10)
-        connection.request("GET", path)
-        response = connection.getresponse()
-        assert response.status in (404, 405)
-        assert json.loads(response.read())["success"] is False
-        connection.close()
+@pytest.mark.parametrize(
+    ("method", "path", "status", "allow"),
+    [
+        ("GET", "/nope", 404, None),
+        ("POST", "/api/v1/nope/deeper", 404, None),
+        ("GET", "/api/v1/status?x=1", 405, "POST"),
+        ("DELETE", "/health", 405, "GET,HEAD"),
+    ],
+)
+def test_unknown_path_and_method_are_json(
+    server: tuple[str, int], method: str, path: str, status: int, allow: str | None
+) -> None:
+    connection = http.client.HTTPConnection(*server, timeout=10)
+    connection.request(method, path)
+    response = connection.getresponse()
+    assert response.status == status
+    assert response.getheader("Content-Type") == "application/json"
+    assert response.getheader("Allow") == allow
+    assert json.loads(response.read())["success"] is False
+    connection.close()
