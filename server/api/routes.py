@@ -44,6 +44,8 @@ async def read_json(
         raise errors.malformed("body is not JSON") from None
     if not isinstance(data, dict):
         raise errors.malformed("body must be a JSON object")
+    if data.keys() == required:  # the usual case, one comparison
+        return data
     missing = required - data.keys()
     unknown = data.keys() - required - optional
     if missing:

@@ -185,11 +185,26 @@ def pack_registration(r: Registration) -> bytes:
     )
 
 
+STATUS_OUTCOMES = {outcome.value.encode(): outcome for outcome in StatusOutcome}
+"""The status script's first reply, as bytes, to its outcome (a dict lookup per request)."""
+
+_RISK_STATES: dict[tuple[int, int, int, int], RiskState] = {}
+
+
+def _risk_state(fields: tuple[int, int, int, int]) -> RiskState:
+    """One shared immutable RiskState per distinct value: most phones hold the same few."""
+    risk = _RISK_STATES.get(fields)
+    if risk is None:
+        if len(_RISK_STATES) >= 4096:
+            _RISK_STATES.clear()
+        at_risk, level, contact, scoring = fields
+        risk = _RISK_STATES[fields] = RiskState(bool(at_risk), level, contact, scoring)
+    return risk
+
+
 def unpack_registration(id_a: IdA, value: bytes) -> Registration:
     """Inverse of ``pack_registration``."""
-    k_a, k_ea, status_epoch, status_time, until, at_risk, level, contact, scoring = LAYOUT.unpack(
-        value
-    )
+    k_a, k_ea, status_epoch, status_time, until, *risk = LAYOUT.unpack(value)
     return Registration(
         id_a=id_a,
         k_a=MacKey(k_a),
@@ -197,7 +212,7 @@ def unpack_registration(id_a: IdA, value: bytes) -> Registration:
         last_status_epoch=status_epoch,
         last_status_time=status_time,
         tuples_until_epoch=until,
-        risk=RiskState(bool(at_risk), level, contact, scoring),
+        risk=_risk_state(tuple(risk)),
     )
 
 
@@ -501,7 +516,7 @@ class RedisStore(Store):
                 if not str(exc).startswith("NOSCRIPT"):
                     raise
                 reply = await self._script("record_status", keys, args)
-        outcome = StatusOutcome(_text(reply[0]))
+        outcome = STATUS_OUTCOMES[_raw(reply[0])]
         before = unpack_registration(id_a, _raw(reply[1])) if len(reply) > 1 else None
         return StatusRecorded(outcome, before)
 

@@ -15,6 +15,7 @@ import asyncio
 import itertools
 import socket
 from collections import deque
+from collections.abc import Awaitable
 from typing import Any, cast
 from urllib.parse import unquote, urlparse
 
@@ -135,12 +136,19 @@ class PipelinedRedis:
         self._slots[index] = connection
         return connection
 
-    async def execute(self, *args: Any) -> Any:
-        """Run one command and return its reply (bytes, int, list or None)."""
+    def execute(self, *args: Any) -> Awaitable[Any]:
+        """Queue one command; awaiting the result gives its reply (bytes, int, list or None).
+
+        A plain function, not a coroutine: on a live connection the caller awaits the reply's
+        future directly, one coroutine frame less on the hot path."""
         index = next(self._next)
         connection = self._slots[index]
         if connection is None or not connection.usable:
-            connection = await self._connection(index)
+            return self._execute_reconnecting(index, args)
+        return connection.execute(args)
+
+    async def _execute_reconnecting(self, index: int, args: tuple[Any, ...]) -> Any:
+        connection = await self._connection(index)
         return await connection.execute(args)
 
     async def close(self) -> None:
