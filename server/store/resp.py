@@ -93,9 +93,11 @@ class _Connection(asyncio.Protocol):
 
 
 class PipelinedRedis:
-    """A few auto-pipelining connections to one Redis, used round-robin; reconnects lazily."""
+    """Auto-pipelining connections to one Redis (one by default: the fewest writes and the
+    largest pipelines; Redis executes commands one at a time anyway), round-robin; reconnects
+    lazily."""
 
-    def __init__(self, url: str, connections: int = 2) -> None:
+    def __init__(self, url: str, connections: int = 1) -> None:
         parsed = urlparse(url)
         if parsed.scheme != "redis":
             raise ValueError("the fast path speaks plain redis:// only")
