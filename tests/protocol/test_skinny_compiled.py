@@ -4,18 +4,29 @@ The published vectors run on both paths in test_skinny.py; here, random keys and
 the compiled loop's own input checks.
 """
 
+import os
 import random
 
 import pytest
 
 from protocol import skinny
 
-pytestmark = pytest.mark.skipif(
-    skinny._COMPILED is None, reason="protocol._skinny_rows was not built (no compiler)"
-)
+NOT_BUILT = "protocol._skinny_rows was not built (no compiler at install time)"
+
+
+def test_built_where_ci_requires_it() -> None:
+    """CI sets ROBERT_REQUIRE_COMPILED=1: a failed build must not pass unnoticed there."""
+    if os.environ.get("ROBERT_REQUIRE_COMPILED") == "1":
+        assert skinny._COMPILED is not None, NOT_BUILT
+
+
+def _compiled() -> None:
+    if skinny._COMPILED is None:
+        pytest.skip(NOT_BUILT)
 
 
 def test_compiled_and_python_rows_agree_on_random_blocks_and_keys() -> None:
+    _compiled()
     rng = random.Random(7)
     for _ in range(200):
         schedule = skinny.key_schedule(rng.randbytes(24))
@@ -31,6 +42,7 @@ def test_compiled_and_python_rows_agree_on_random_blocks_and_keys() -> None:
 
 
 def test_compiled_loop_rejects_bad_buffers() -> None:
+    _compiled()
     compiled = skinny._COMPILED
     assert compiled is not None
     with pytest.raises(ValueError):
