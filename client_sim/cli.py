@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 from client_sim.epidemic import EpidemicConfig
 from client_sim.radio import RadioConfig
 from client_sim.sim import SimConfig, simulate
+from server.processes import run_event_loop
 
 TIMING_FIELDS = ("timing",)
 """Top-level report fields that vary between identical runs."""
@@ -155,7 +155,7 @@ def cmd_sim(args: argparse.Namespace) -> None:
     """Run, print a summary, write the report and the plot."""
     config = config_from_args(args)
     config.out.mkdir(parents=True, exist_ok=True)
-    report = asyncio.run(simulate(config))
+    report = run_event_loop(simulate(config))
     write_report(report, config.out)
     print(summary(report))
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
 
 from protocol.auth import RequestKind, b64decode, b64encode, build_request
 from protocol.contacts import Contact, HelloRecord
@@ -29,6 +30,7 @@ from protocol.types import MacKey, RandomSource, TupleKey
 from server.captcha import solve
 
 API = "/api/v1"
+JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 class PhoneError(Exception):
@@ -90,10 +92,17 @@ class Phone:
         return ntp_from_unix(self.clock())
 
     async def _call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        async with self.session.request(method, self.server_url + path, json=body) as response:
-            data = await response.json(content_type=None)
+        data_out = None if body is None else orjson.dumps(body)
+        headers = JSON_HEADERS if body is not None else None
+        url = self.server_url + path
+        async with self.session.request(method, url, data=data_out, headers=headers) as response:
+            try:
+                data = orjson.loads(await response.read())
+            except orjson.JSONDecodeError:
+                raise PhoneError(response.status, "not_json", "the answer is not JSON") from None
             if response.status >= 400:
-                raise PhoneError(response.status, data.get("error", ""), data.get("message", ""))
+                error = data if isinstance(data, dict) else {}
+                raise PhoneError(response.status, error.get("error", ""), error.get("message", ""))
             return response.status, data
 
     @property

@@ -13,7 +13,7 @@ from client_sim.phone import Phone
 from protocol.auth import b64decode
 from protocol.epochs import epoch_of
 from protocol.hello import build_hello
-from protocol.tuples import EbidTuple, decrypt_bundle
+from protocol.tuples import EbidTuple, TupleColumns, open_bundle, parse_tuple_columns
 from protocol.types import MacKey
 
 
@@ -26,16 +26,12 @@ class TupleTable:
         self.ecc = np.zeros((phones, epochs), dtype=np.uint8)
         self.have = np.zeros((phones, epochs), dtype=np.bool_)
 
-    def put(self, phone: int, tuples: list[EbidTuple]) -> None:
+    def put(self, phone: int, tuples: TupleColumns) -> None:
         """Store a decrypted bundle (epochs outside the run are ignored)."""
-        if not tuples:
-            return
-        cols = np.array([t.epoch_id for t in tuples], dtype=np.int64) - self.first_epoch
+        cols = tuples.epochs - self.first_epoch
         ok = (cols >= 0) & (cols < self.ebid.shape[1])
-        ebids = np.frombuffer(b"".join(t.ebid for t in tuples), dtype=">u8")
-        eccs = np.frombuffer(b"".join(t.ecc for t in tuples), dtype=np.uint8)
-        self.ebid[phone, cols[ok]] = ebids[ok]
-        self.ecc[phone, cols[ok]] = eccs[ok]
+        self.ebid[phone, cols[ok]] = np.frombuffer(tuples.ebids, dtype=">u8")[ok]
+        self.ecc[phone, cols[ok]] = np.frombuffer(tuples.eccs, dtype=np.uint8)[ok]
         self.have[phone, cols[ok]] = True
 
     def get(self, phone: int, epoch: int) -> EbidTuple | None:
@@ -64,9 +60,10 @@ class SimPhone(Phone):
         self.hello_key: MacKey | None = None
 
     def _store_tuples(self, bundle_b64: str) -> None:
+        """Decrypt the bundle and keep its tuples as columns of the shared table."""
         assert self.k_ea is not None
         bundle = b64decode(bundle_b64, "tuples", None, max_size=1 << 20)
-        self.table.put(self.index, decrypt_bundle(self.k_ea, bundle))
+        self.table.put(self.index, parse_tuple_columns(open_bundle(self.k_ea, bundle)))
         self.hello_key = self.k_a
 
     def current_tuple(self) -> EbidTuple | None:

@@ -202,6 +202,90 @@ def parse_tuples(plaintext: bytes) -> list[EbidTuple]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class TupleColumns:
+    """A bundle's tuples as columns (phone side): what a phone keeping thousands of tuples in
+    arrays needs, without one object per tuple."""
+
+    epochs: npt.NDArray[np.int64]
+    ebids: bytes
+    """8 bytes per tuple, in the order of ``epochs``."""
+    eccs: bytes
+    """1 byte per tuple."""
+
+
+_HEAD, _MIDDLE, _TAIL, _END = b'{"epochId":', b',"key":{"ebid":"', b'","ecc":"', b'"}},'
+_B64_VALUES = np.full(256, 255, dtype=np.uint8)
+_B64_VALUES[_B64_ALPHABET] = np.arange(64, dtype=np.uint8)
+_ECC_CODES = np.frombuffer(b"".join(_ECC_B64), dtype=">u4")
+_ECC_ORDER = np.argsort(_ECC_CODES)
+_ECC_SORTED = _ECC_CODES[_ECC_ORDER]
+
+
+def parse_tuple_columns(plaintext: bytes) -> TupleColumns:
+    """``parse_tuples`` as columns, raising only protocol errors.
+
+    A bundle in the layout ``serialise_tuples`` writes (no spaces, keys in that order, epochIds
+    of one width, canonical base64) is read as one byte matrix: every structural byte compared
+    with the layout, digits and base64 decoded column-wise. Anything else, valid JSON written
+    another way included, goes through ``parse_tuples``: same result, one object at a time.
+    """
+    columns = _fixed_width_columns(plaintext)
+    if columns is not None:
+        return columns
+    tuples = parse_tuples(plaintext)
+    return TupleColumns(
+        np.array([t.epoch_id for t in tuples], dtype=np.int64),
+        b"".join(t.ebid for t in tuples),
+        b"".join(t.ecc for t in tuples),
+    )
+
+
+def _fixed_width_columns(plaintext: bytes) -> TupleColumns | None:
+    """The columns of a bundle in exactly ``serialise_tuples``' layout, else None."""
+    if not plaintext.startswith(b"[" + _HEAD) or not plaintext.endswith(b'"}}]'):
+        return None
+    start = 1 + len(_HEAD)
+    digits = plaintext.find(_MIDDLE, start, start + 10 + len(_MIDDLE)) - start
+    if digits < 1:
+        return None
+    template = _HEAD + b"0" * digits + _MIDDLE + b"A" * 11 + b"=" + _TAIL + b"AA==" + _END
+    width = len(template)
+    body = plaintext[1:-1] + b","
+    if len(body) % width:
+        return None
+    rows = np.frombuffer(body, dtype=np.uint8).reshape(-1, width)
+    fixed = np.frombuffer(template, dtype=np.uint8)
+    at_digits = len(_HEAD)
+    at_ebid = at_digits + digits + len(_MIDDLE)
+    at_ecc = at_ebid + 12 + len(_TAIL)
+    variable = np.zeros(width, dtype=bool)
+    variable[at_digits : at_digits + digits] = True
+    variable[at_ebid : at_ebid + 11] = True
+    variable[at_ecc : at_ecc + 4] = True
+    if not (rows[:, ~variable] == fixed[~variable]).all():
+        return None
+    numerals = rows[:, at_digits : at_digits + digits].astype(np.int64) - ord("0")
+    if ((numerals < 0) | (numerals > 9)).any() or (digits > 1 and (numerals[:, 0] == 0).any()):
+        return None  # not digits, or a leading zero (not JSON): let the JSON parser say
+    epochs = numerals @ (10 ** np.arange(digits - 1, -1, -1, dtype=np.int64))
+    sextets = _B64_VALUES[rows[:, at_ebid : at_ebid + 11]].astype(np.uint64)
+    if (sextets == 255).any() or (sextets[:, 10] & np.uint64(3)).any():
+        return None  # not base64, or not the canonical encoding of 8 bytes
+    value = sextets[:, 10] >> np.uint64(2)
+    for i in range(10):
+        value |= sextets[:, i] << np.uint64(58 - 6 * i)
+    codes = rows[:, at_ecc : at_ecc + 4].copy().view(">u4").ravel()
+    where = np.minimum(np.searchsorted(_ECC_SORTED, codes), 255)
+    if (_ECC_SORTED[where] != codes).any():
+        return None  # not the base64 of one byte
+    return TupleColumns(
+        epochs,
+        value.astype(">u8").tobytes(),
+        _ECC_ORDER[where].astype(np.uint8).tobytes(),
+    )
+
+
 def encrypt_bundle(k_ea: TupleKey, tuples: Sequence[EbidTuple] | MintedTuples, iv: bytes) -> bytes:
     """IV || AES-256-GCM ciphertext || tag of the tuples; ``iv`` must be 12 fresh random bytes."""
     if len(iv) != IV_SIZE:
@@ -210,12 +294,17 @@ def encrypt_bundle(k_ea: TupleKey, tuples: Sequence[EbidTuple] | MintedTuples, i
     return iv + AESGCM(k_ea.material).encrypt(iv, plaintext, None)
 
 
-def decrypt_bundle(k_ea: TupleKey, bundle: bytes) -> list[EbidTuple]:
-    """The tuples of an encrypted bundle (phone side); BadMac if it was not made under K_EA."""
+def open_bundle(k_ea: TupleKey, bundle: bytes) -> bytes:
+    """The JSON plaintext of an encrypted bundle (phone side); BadMac if it was not made under
+    K_EA."""
     if len(bundle) < IV_SIZE + TAG_SIZE:
         raise BadLength("tuple bundle too short")
     try:
-        plaintext = AESGCM(k_ea.material).decrypt(bundle[:IV_SIZE], bundle[IV_SIZE:], None)
+        return AESGCM(k_ea.material).decrypt(bundle[:IV_SIZE], bundle[IV_SIZE:], None)
     except InvalidTag as exc:
         raise BadMac("tuple bundle does not decrypt under K_EA") from exc
-    return parse_tuples(plaintext)
+
+
+def decrypt_bundle(k_ea: TupleKey, bundle: bytes) -> list[EbidTuple]:
+    """The tuples of an encrypted bundle (phone side); BadMac if it was not made under K_EA."""
+    return parse_tuples(open_bundle(k_ea, bundle))

@@ -14,11 +14,10 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Callable
 
 from protocol.epochs import day_of_ntp, ntp_from_unix
-from server.processes import run_forked
+from server.processes import run_event_loop, run_forked
 from server.settings import Settings
 
 log = logging.getLogger("robert")
@@ -37,16 +36,6 @@ def _setup_logging(settings: Settings) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-
-
-def _event_loop_runner(main: Coroutine[Any, Any, None]) -> None:
-    """Run ``main`` on uvloop when available (the production loop), else asyncio's."""
-    try:
-        import uvloop
-
-        uvloop.run(main)
-    except ImportError:  # pragma: no cover - Windows
-        asyncio.run(main)
 
 
 # --- serve -------------------------------------------------------------------------------------
@@ -87,7 +76,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         settings.keys_ahead_days,
         settings.key_retention_days,
     )
-    run_forked(settings.workers, lambda reuse: _event_loop_runner(_serve(settings, reuse)))
+    run_forked(settings.workers, lambda reuse: run_event_loop(_serve(settings, reuse)))
 
 
 # --- worker ------------------------------------------------------------------------------------
@@ -122,7 +111,7 @@ def cmd_worker(args: argparse.Namespace) -> None:
     """Process queued reports until stopped."""
     settings = _settings(args)
     _setup_logging(settings)
-    _event_loop_runner(_work(settings))
+    run_event_loop(_work(settings))
 
 
 # --- keys --------------------------------------------------------------------------------------

@@ -1,10 +1,24 @@
-"""Serving from several processes that share one listening port (SO_REUSEPORT)."""
+"""Serving from several processes that share one listening port (SO_REUSEPORT), and the
+event loop every long-running command runs on."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def run_event_loop(main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` on uvloop when available (the production loop), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - Windows
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 def run_forked(count: int, serve: Callable[[bool], None]) -> None:

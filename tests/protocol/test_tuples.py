@@ -13,9 +13,11 @@ from protocol.epochs import REFERENCE_TIME_START, day_of_epoch
 from protocol.errors import BadMac, ProtocolError
 from protocol.tuples import (
     EbidTuple,
+    _fixed_width_columns,
     decrypt_bundle,
     encrypt_bundle,
     make_tuples,
+    parse_tuple_columns,
     parse_tuples,
     serialise_tuples,
 )
@@ -77,6 +79,75 @@ def test_serialisation_round_trip(tuples: list[EbidTuple]) -> None:
 def test_parser_raises_only_protocol_errors(data: bytes) -> None:
     with contextlib.suppress(ProtocolError):
         parse_tuples(data)
+
+
+def _as_columns(tuples: list[EbidTuple]) -> tuple[list[int], bytes, bytes]:
+    return (
+        [t.epoch_id for t in tuples],
+        b"".join(t.ebid for t in tuples),
+        b"".join(t.ecc for t in tuples),
+    )
+
+
+def _outcome(parse: object, data: bytes) -> object:
+    """What a parser makes of ``data``: columns, or the protocol error's class."""
+    try:
+        columns = parse(data)  # type: ignore[operator]
+    except ProtocolError as exc:
+        return type(exc)
+    if isinstance(columns, list):
+        return _as_columns(columns)
+    return (columns.epochs.tolist(), columns.ebids, columns.eccs)
+
+
+same_width_tuples = st.integers(1, 9).flatmap(
+    lambda digits: st.lists(
+        st.builds(
+            EbidTuple,
+            epoch_id=st.integers(10 ** (digits - 1) if digits > 1 else 0, 10**digits - 1),
+            ebid=st.binary(min_size=8, max_size=8),
+            ecc=st.binary(min_size=1, max_size=1),
+        ),
+        min_size=1,
+        max_size=20,
+    )
+)
+
+
+@given(same_width_tuples)
+def test_columns_read_the_fixed_width_layout(tuples: list[EbidTuple]) -> None:
+    plaintext = serialise_tuples(tuples)
+    assert _fixed_width_columns(plaintext) is not None  # the vectorised path, not the fallback
+    assert _outcome(parse_tuple_columns, plaintext) == _as_columns(tuples)
+
+
+@given(tuples_strategy)
+def test_columns_agree_with_objects_on_any_serialisation(tuples: list[EbidTuple]) -> None:
+    assert _outcome(parse_tuple_columns, serialise_tuples(tuples)) == _as_columns(tuples)
+
+
+@given(same_width_tuples, st.data())
+def test_columns_agree_with_objects_on_damaged_bundles(
+    tuples: list[EbidTuple], data: st.DataObject
+) -> None:
+    """One byte changed anywhere: the same tuples or the same refusal as parse_tuples."""
+    plaintext = bytearray(serialise_tuples(tuples))
+    at = data.draw(st.integers(0, len(plaintext) - 1))
+    plaintext[at] = data.draw(st.sampled_from(b'0 9A/+=a"{}[],:-.xe\\'))
+    damaged = bytes(plaintext)
+    assert _outcome(parse_tuple_columns, damaged) == _outcome(parse_tuples, damaged)
+
+
+def test_columns_fall_back_for_other_json_layouts() -> None:
+    tuples = [EbidTuple(7, bytes(range(8)), b"\x21"), EbidTuple(12, bytes(8), b"\xff")]
+    spaced = serialise_tuples(tuples).replace(b",", b", ")
+    assert _fixed_width_columns(spaced) is None
+    assert _outcome(parse_tuple_columns, spaced) == _as_columns(tuples)
+
+
+@given(st.binary(max_size=200))
+def test_columns_raise_only_protocol_errors(data: bytes) -> None:
+    assert _outcome(parse_tuple_columns, data) == _outcome(parse_tuples, data)
 
 
 @given(st.binary(max_size=200))
