@@ -115,6 +115,12 @@ def add_subcommands(subparsers: Any) -> None:
         help="ground truth: minutes (cumulated over 14 days) of a close contact",
     )
     p.add_argument("--concurrency", type=int, default=d.concurrency, help="HTTP requests in flight")
+    p.add_argument(
+        "--server-process",
+        action="store_true",
+        help="run the simulator's server in a child process (same app, same virtual clock), so "
+        "that phones and server use two cores: for large towns",
+    )
     p.add_argument("--no-baseline", action="store_true", help="skip the run without the app")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_sim)
@@ -131,6 +137,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         out=args.out,
         store=args.store,
         server=args.server,
+        server_process=args.server_process,
         risk_threshold=args.risk_threshold,
         report_share=args.report_share,
         adoption=args.adoption,

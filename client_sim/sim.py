@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import random
 import resource
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +35,7 @@ from client_sim.phone import PhoneError
 from client_sim.phones import SimPhone, TupleTable
 from client_sim.progress import Progress
 from client_sim.radio import RadioConfig, Receptions, hear, pair_key
+from client_sim.server_process import READY, issue_code, new_day, sim_settings
 from client_sim.world import (
     SLOT,
     SLOTS_PER_DAY,
@@ -45,7 +47,6 @@ from client_sim.world import (
 from protocol.codes import CodeKind, generate_code
 from protocol.epochs import (
     EPOCHS_PER_DAY,
-    day_of_ntp,
     epoch_of,
     ntp_from_datetime,
     ntp_from_unix,
@@ -72,6 +73,8 @@ class SimConfig:
     """Store URL of the in-process server (default: SQLite in OUT/server)."""
     server: str = ""
     """URL of a running server: real time, for small runs."""
+    server_process: bool = False
+    """Run the simulator's server in a child process (two cores) instead of this one."""
     risk_threshold: float = 0.1
     report_share: float = 0.5
     """Share of people with the app and a positive test who report."""
@@ -126,10 +129,16 @@ class DayStats:
 
 # --- the server side -------------------------------------------------------------------------
 class Backend:
-    """The server the phones talk to: started in-process on loopback, or a running one."""
+    """The server the phones talk to: in this process, in a child process, or a running one."""
 
     url: str
     clock: Callable[[], float]
+
+    async def set_time(self, unix: float) -> None:
+        """Move the shared virtual clock to ``unix`` (never backwards)."""
+        clock = self.clock
+        assert isinstance(clock, VirtualClock)
+        clock.now = max(clock.now, unix)
 
     async def new_day(self) -> None:
         """Daily chores a deployment's background tasks would do."""
@@ -158,23 +167,13 @@ class EmbeddedBackend(Backend):
         """Build the app with sim settings and listen on loopback."""
         from aiohttp import web
 
-        from server.app import SERVICE, WORKER, create_app
-        from server.settings import Settings
+        from server.app import create_app
 
         data = self.config.out / "server"
         data.mkdir(parents=True, exist_ok=True)
-        settings = Settings(
-            data_dir=str(data),
-            store=self.config.store,
-            captcha="off",
-            status_min_interval=0,
-            embedded_worker=False,
-            risk_threshold=self.config.risk_threshold,
-        )
-        app = create_app(settings, clock=self.clock)
-        self.service = app[SERVICE]
-        self.worker = app[WORKER]
-        self._runner = web.AppRunner(app, access_log=None)
+        settings = sim_settings(str(data), self.config.store, self.config.risk_threshold)
+        self.app = create_app(settings, clock=self.clock)
+        self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
@@ -183,23 +182,80 @@ class EmbeddedBackend(Backend):
 
     async def new_day(self) -> None:
         """Keys for the days ahead: the app's hourly rotation runs on real time, not ours."""
-        keys, s = self.service.keys, self.service.settings
-        today = day_of_ntp(self.service.now_ntp())
-        keys.generate(today, s.keys_ahead_days, s.key_retention_days)
-        keys.reload()
+        await new_day(self.app)
 
     async def drain(self) -> int:
         """Run the report worker to the end of the queue."""
-        return await self.worker.drain()
+        from server.api.appkeys import WORKER
+
+        reports: int = await self.app[WORKER].drain()
+        return reports
 
     async def issue_code(self, test_date: str) -> str:
         """Through the codes service, as the lab integration would."""
-        records = await self.service.issue_codes(CodeKind.LONG, 1, "sim-lab", test_date)
-        return records[0].code
+        return await issue_code(self.app, test_date)
 
     async def close(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+
+class ProcessBackend(Backend):
+    """The same server in a child process (``client_sim.server_process``): the phones and the
+    server then run on two cores. The virtual clock is kept here and pushed to the child."""
+
+    def __init__(self, config: SimConfig, clock: VirtualClock) -> None:
+        self.config = config
+        self.clock = clock
+        self._child: asyncio.subprocess.Process | None = None
+        self._control: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        """Start the child and wait until it listens."""
+        data = self.config.out / "server"
+        data.mkdir(parents=True, exist_ok=True)
+        self._child = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "client_sim.server_process",
+            "--data-dir", str(data), "--store", self.config.store,
+            "--risk-threshold", str(self.config.risk_threshold), "--start", str(self.clock()),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        assert self._child.stdout is not None
+        line = await asyncio.wait_for(self._child.stdout.readline(), 60)
+        if not line.startswith(READY.encode()):
+            raise RuntimeError(f"the server process did not start (exit {self._child.returncode})")
+        self.url = f"http://127.0.0.1:{int(line.split()[1])}"
+        self._control = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
+
+    async def _post(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        assert self._control is not None
+        async with self._control.post(f"{self.url}/_sim/{path}", json=body or {}) as answer:
+            answer.raise_for_status()
+            return await answer.json()
+
+    async def set_time(self, unix: float) -> None:
+        await super().set_time(unix)
+        await self._post("clock", {"now": self.clock()})
+
+    async def new_day(self) -> None:
+        await self._post("new-day")
+
+    async def drain(self) -> int:
+        return int((await self._post("drain"))["reports"])
+
+    async def issue_code(self, test_date: str) -> str:
+        return str((await self._post("code", {"testDate": test_date}))["code"])
+
+    async def close(self) -> None:
+        if self._control is not None:
+            await self._control.close()
+        if self._child is not None and self._child.returncode is None:
+            self._child.terminate()
+            try:
+                await asyncio.wait_for(self._child.wait(), 30)
+            except TimeoutError:
+                self._child.kill()
+                await self._child.wait()
 
 
 class RemoteBackend(Backend):
@@ -270,14 +326,14 @@ class Run:
                 await self._day(day, None)
             return
         clock = time.time if self.remote else VirtualClock(unix_from_ntp(self.start))
-        backend: Backend
+        backend: RemoteBackend | ProcessBackend | EmbeddedBackend
         if self.remote:
             backend = RemoteBackend(self.config.server, self.config.store)
-            await backend.start()  # type: ignore[attr-defined]
         else:
             assert isinstance(clock, VirtualClock)
-            backend = EmbeddedBackend(self.config, clock)
-            await backend.start()
+            kind = ProcessBackend if self.config.server_process else EmbeddedBackend
+            backend = kind(self.config, clock)
+        await backend.start()
         self.backend = backend
         connector = aiohttp.TCPConnector(limit=max(100, 2 * self.config.concurrency))
         self.semaphore = asyncio.Semaphore(self.config.concurrency)
@@ -302,9 +358,7 @@ class Run:
             if delay > 0:
                 await asyncio.sleep(delay)
             return
-        clock = self.backend.clock
-        assert isinstance(clock, VirtualClock)
-        clock.now = max(clock.now, float(unix_from_ntp(ntp)))
+        await self.backend.set_time(float(unix_from_ntp(ntp)))
 
     async def _gather(self, calls: list[Callable[[], Awaitable[T]]]) -> list[T]:
         async def limited(call: Callable[[], Awaitable[T]]) -> T:

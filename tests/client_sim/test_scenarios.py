@@ -92,3 +92,14 @@ async def test_same_seed_same_report(tmp_path: Path) -> None:
     assert first["hellos_exchanged"] > 0 and first["status_requests"] >= 150 * 3
     assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
     assert 0.0 <= first["recall"] <= 1.0
+
+
+async def test_server_in_a_child_process_gives_the_same_report(tmp_path: Path) -> None:
+    """--server-process: the same app in a child process, driven by the same virtual clock."""
+    here = await simulate(small(tmp_path / "here"))
+    child = await simulate(replace(small(tmp_path / "child"), server_process=True))
+    for report in (here, child):
+        for name in TIMING_FIELDS:
+            report.pop(name)
+    assert child["reports"] > 0 and child["status_errors"] == 0
+    assert json.dumps(here, sort_keys=True) == json.dumps(child, sort_keys=True)
