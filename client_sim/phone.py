@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from protocol.auth import RequestKind, b64decode, b64encode, build_request
 from protocol.contacts import Contact, HelloRecord
 from protocol.epochs import epoch_of, ntp_from_unix
 from protocol.errors import ProtocolError
-from protocol.hello import Hello, build_hello
+from protocol.hello import Hello, build_hello, split_hellos
 from protocol.registration import agree, private_key_from_random, public_key_spki
 from protocol.scoring import DEFAULT_SCORING
 from protocol.tuples import EbidTuple, decrypt_bundle
@@ -163,8 +163,20 @@ class Phone:
             parsed = Hello.parse(hello)
         except ProtocolError:
             return
-        self.heard.setdefault((parsed.ebid, parsed.ecc), []).append(
-            HelloRecord(received_ntp, parsed.time, parsed.mac, rssi_calibrated)
+        self._keep(parsed, received_ntp, rssi_calibrated)
+
+    def record_hellos(
+        self, hellos: bytes, received_ntp: Sequence[int], rssi_calibrated: Sequence[int]
+    ) -> None:
+        """``record_hello`` for HELLOs heard together, concatenated (16 bytes each)."""
+        for parsed, received, rssi in zip(
+            split_hellos(hellos), received_ntp, rssi_calibrated, strict=True
+        ):
+            self._keep(parsed, received, rssi)
+
+    def _keep(self, hello: Hello, received_ntp: int, rssi_calibrated: int) -> None:
+        self.heard.setdefault((hello.ebid, hello.ecc), []).append(
+            HelloRecord(received_ntp, hello.time, hello.mac, rssi_calibrated)
         )
 
     def contacts(self) -> list[Contact]:

@@ -7,12 +7,15 @@ phone broadcast earlier can be rebuilt, bit for bit, when someone who heard them
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
+import numpy.typing as npt
 
 from client_sim.phone import Phone
 from protocol.auth import b64decode
 from protocol.epochs import epoch_of
-from protocol.hello import build_hello
+from protocol.hello import build_hello, build_hellos
 from protocol.tuples import EbidTuple, TupleColumns, open_bundle, parse_tuple_columns
 from protocol.types import MacKey
 
@@ -78,3 +81,29 @@ class SimPhone(Phone):
         if t is None:
             return None
         return build_hello(self.hello_key, t.ecc, t.ebid, now_ntp).to_bytes()
+
+
+def broadcast_hellos(
+    phones: Mapping[int, SimPhone],
+    table: TupleTable,
+    senders: npt.NDArray[np.int64],
+    times: npt.NDArray[np.int64],
+    time_start: int,
+) -> tuple[npt.NDArray[np.bool_], bytes]:
+    """The HELLOs ``senders[i]`` broadcast at ``times[i]``, as ``SimPhone.current_hello``
+    would build them one by one: (which senders had a key and a tuple then, the HELLOs of
+    those, concatenated), built in one ``protocol.hello.build_hellos`` batch."""
+    epochs = epoch_of(times, time_start)  # type: ignore[arg-type]  # elementwise on arrays
+    cols: npt.NDArray[np.int64] = np.asarray(epochs, dtype=np.int64) - table.first_epoch
+    built = (cols >= 0) & (cols < table.ebid.shape[1])
+    built[built] = table.have[senders[built], cols[built]]
+    keys = [phones[s].hello_key for s in senders.tolist()]
+    built &= np.array([k is not None for k in keys], dtype=bool)
+    chosen = np.flatnonzero(built)
+    hellos = build_hellos(
+        [k for k in (keys[i] for i in chosen.tolist()) if k is not None],
+        table.ecc[senders[chosen], cols[chosen]].tobytes(),
+        table.ebid[senders[chosen], cols[chosen]].astype(">u8").tobytes(),
+        times[chosen],
+    )
+    return built, hellos

@@ -32,7 +32,7 @@ import numpy.typing as npt
 from client_sim.clock import VirtualClock
 from client_sim.epidemic import DAY, Epidemic, EpidemicConfig
 from client_sim.phone import PhoneError
-from client_sim.phones import SimPhone, TupleTable
+from client_sim.phones import SimPhone, TupleTable, broadcast_hellos
 from client_sim.progress import Progress
 from client_sim.radio import RadioConfig, Receptions, hear, pair_key
 from client_sim.server_process import READY, issue_code, new_day, sim_settings
@@ -52,6 +52,7 @@ from protocol.epochs import (
     ntp_from_unix,
     unix_from_ntp,
 )
+from protocol.hello import HELLO_SIZE
 
 Ints = npt.NDArray[np.int64]
 T = TypeVar("T")
@@ -314,7 +315,7 @@ class Run:
         self.counters = Counters()
         self.curve: list[DayStats] = []
         self.phones: dict[int, SimPhone] = {}
-        self._hello_cache: dict[tuple[int, int], bytes] = {}
+        self.time_start = 0
         self._radio_jobs: list[asyncio.Future[int]] = []
         self._radio = ThreadPoolExecutor(max_workers=1, thread_name_prefix="radio")
 
@@ -370,7 +371,7 @@ class Run:
     async def _register_all(self, session: aiohttp.ClientSession, clock: Any) -> None:
         n, days = self.config.phones, self.config.days
         async with session.get(f"{self.backend.url}/api/v1/clock") as answer:
-            time_start = int((await answer.json())["timeStart"])
+            time_start = self.time_start = int((await answer.json())["timeStart"])
         first = epoch_of(self.start, time_start) - 1
         table = TupleTable(n, first, (days + 6) * EPOCHS_PER_DAY)
         people = np.flatnonzero(self.has_app)
@@ -484,26 +485,26 @@ class Run:
         return sum(done)
 
     def _feed(self, phone: SimPhone, now: int) -> None:
-        """Give the reporting phone the HELLOs it heard in the last 14 days."""
+        """Give the reporting phone the HELLOs it heard in the last 14 days.
+
+        Each HELLO is built once per (sender, time) by the sender's key and tuple, as the
+        sender's phone broadcast it, and handed over as the 16 bytes the radio carried.
+        """
         heard = self._heard_by(phone.index, now - RETENTION, now)
-        cache = self._hello_cache
-        if len(cache) > 2_000_000:
-            cache.clear()
-        for sender, sent, collected, rssi in zip(
-            heard.sender.tolist(),
-            heard.time_sent.tolist(),
-            heard.time_collected.tolist(),
-            heard.rssi.tolist(),
-            strict=True,
-        ):
-            hello = cache.get((sender, sent))
-            if hello is None:
-                hello = self.phones[sender].current_hello(sent)
-                if hello is None:
-                    continue
-                cache[(sender, sent)] = hello
-                self.counters.hellos_built += 1
-            phone.record_hello(hello, collected, rssi)
+        sent = (heard.sender.astype(np.int64) << 32) | heard.time_sent  # NTP times < 2**32
+        unique, which = np.unique(sent, return_inverse=True)
+        built, hellos = broadcast_hellos(
+            self.phones, phone.table, unique >> 32, unique & 0xFFFF_FFFF, self.time_start
+        )
+        self.counters.hellos_built += int(built.sum())
+        kept = built[which]
+        rows = np.frombuffer(hellos, dtype=np.uint8).reshape(-1, HELLO_SIZE)
+        position = np.cumsum(built) - 1
+        phone.record_hellos(
+            rows[position[which[kept]]].tobytes(),
+            heard.time_collected[kept].tolist(),
+            heard.rssi[kept].tolist(),
+        )
 
     def _heard_by(self, person: int, since: int, until: int) -> Receptions:
         met = self.log.of_person(person, since, until)

@@ -8,7 +8,11 @@ against its own clock at reception, within a tolerance (the reference allows 180
 from __future__ import annotations
 
 import hmac
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
 
 from protocol.epochs import low16, wrapped_distance
 from protocol.errors import BadLength, BadMac, StaleTime
@@ -62,6 +66,46 @@ def build_hello(k_a: MacKey, ecc: bytes, ebid: bytes, now_ntp: int) -> Hello:
     """The HELLO a phone broadcasts at ``now_ntp`` with its current (EBID, ECC)."""
     time16 = low16(now_ntp)
     return Hello(ecc, ebid, time16, hello_mac(k_a, ecc, ebid, time16))
+
+
+def build_hellos(
+    k_as: Sequence[MacKey], eccs: bytes, ebids: bytes, times_ntp: npt.NDArray[np.int64]
+) -> bytes:
+    """``build_hello(k_as[i], eccs[i], ebids[8i:8i+8], times_ntp[i]).to_bytes()`` for every i,
+    concatenated (16 bytes each): the HELLOs of many senders at once, for a simulated town.
+
+    The MAC inputs ``0x01 || ECC || EBID || time`` are laid out as one byte matrix, and each
+    HELLO is that row without its prefix, then its MAC: the same bytes as ``hello_mac`` and
+    ``Hello.to_bytes`` (``tests/protocol/test_hello.py`` compares them).
+    """
+    n = len(k_as)
+    if len(eccs) != n * ECC_SIZE or len(ebids) != n * EBID_SIZE or len(times_ntp) != n:
+        raise BadLength("one ECC, one EBID and one time per key")
+    rows = np.empty((n, 1 + ECC_SIZE + EBID_SIZE + 2), dtype=np.uint8)
+    rows[:, 0] = HELLO_PREFIX[0]
+    rows[:, 1] = np.frombuffer(eccs, dtype=np.uint8)
+    rows[:, 2:10] = np.frombuffer(ebids, dtype=np.uint8).reshape(n, EBID_SIZE)
+    rows[:, 10:12] = (np.asarray(times_ntp) & 0xFFFF).astype(">u2").view(np.uint8).reshape(n, 2)
+    messages = rows.tobytes()
+    width = rows.shape[1]
+    digest = hmac.digest
+    macs = b"".join(
+        digest(k.material, messages[width * i : width * (i + 1)], "sha256")[:HELLO_MAC_SIZE]
+        for i, k in enumerate(k_as)
+    )
+    out = np.empty((n, HELLO_SIZE), dtype=np.uint8)
+    out[:, : HELLO_SIZE - HELLO_MAC_SIZE] = rows[:, 1:]
+    out[:, HELLO_SIZE - HELLO_MAC_SIZE :] = np.frombuffer(macs, dtype=np.uint8).reshape(
+        n, HELLO_MAC_SIZE
+    )
+    return out.tobytes()
+
+
+def split_hellos(data: bytes) -> list[Hello]:
+    """``Hello.parse`` of each 16-byte HELLO of ``data`` (received HELLOs, concatenated)."""
+    if len(data) % HELLO_SIZE:
+        raise BadLength(f"HELLOs are {HELLO_SIZE} bytes each")
+    return [Hello.parse(data[i : i + HELLO_SIZE]) for i in range(0, len(data), HELLO_SIZE)]
 
 
 def verify_hello_mac(k_a: MacKey, ecc: bytes, ebid: bytes, time16: int, mac: bytes) -> None:

@@ -10,11 +10,14 @@ per (report, epoch), so a report reclaimed from a crashed worker is not counted 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import socket
 from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import date
+from typing import TypeVar
 
 from protocol.contacts import Contact, Drop, samples, valid_records, within_epoch_slack
 from protocol.ebid import check_country, decrypt_ebids, decrypt_ecc
@@ -23,9 +26,12 @@ from protocol.errors import KeyUnavailable, UnknownCountry
 from protocol.scoring import assess, score_contact
 from protocol.types import Epoch, IdA
 from server.service import RobertService, decode_report
-from server.store.base import QueuedReport, RiskState
+from server.store.base import QueuedReport, Registration, RiskState
 
 log = logging.getLogger("robert.worker")
+T = TypeVar("T")
+CONCURRENT_STORE_CALLS = 64
+"""Store calls a report's processing keeps in flight at once (one per registration touched)."""
 
 
 class ReportWorker:
@@ -69,12 +75,13 @@ class ReportWorker:
         outcome: Counter[str] = Counter()
         contacts = decode_report(report.payload)
         owners = self._owners(contacts, outcome)
+        registrations = await self._registrations({f[1] for f in owners if f is not None})
         scores: dict[IdA, dict[int, float]] = defaultdict(lambda: defaultdict(float))
         for contact, found in zip(contacts, owners, strict=True):
             if found is None:
                 continue
             ebid_epoch, owner = found
-            registration = await self.store.get_registration(owner)
+            registration = registrations[owner]
             if registration is None:
                 outcome[Drop.UNKNOWN_ID] += len(contact.records)
                 continue
@@ -89,8 +96,12 @@ class ReportWorker:
             outcome["valid"] += len(kept)
             if kept:
                 scores[owner][ebid_epoch] += score_contact(samples(kept), self.service.scoring)
-        for owner, by_epoch in scores.items():
-            await self._add(owner, report.report_id, by_epoch)
+        await _in_chunks(
+            [
+                functools.partial(self._add, owner, report.report_id, by_epoch)
+                for owner, by_epoch in scores.items()
+            ]
+        )
         for name, value in outcome.items():
             self.service.metrics.hellos.labels(str(name)).inc(value)
         self.service.metrics.reports.inc()
@@ -141,6 +152,14 @@ class ReportWorker:
             pending = retry
         return result
 
+    async def _registrations(self, owners: set[IdA]) -> dict[IdA, Registration | None]:
+        """The registrations of a report's contacts, read concurrently: a report names
+        hundreds of them, and one round trip after another added up to most of its time."""
+        found = await _in_chunks(
+            [functools.partial(self.store.get_registration, owner) for owner in owners]
+        )
+        return dict(zip(owners, found, strict=True))
+
     def _decrypt(
         self, day: date, contacts: list[Contact], indexes: list[int]
     ) -> list[tuple[Epoch, IdA] | None]:
@@ -180,3 +199,14 @@ class ReportWorker:
         reuse_delay = self.service.code_policy.short_reuse_delay
         removed += await self.store.purge_codes(self.service.now_ntp() - reuse_delay)
         return removed
+
+
+async def _in_chunks(
+    calls: Sequence[Callable[[], Awaitable[T]]], size: int = CONCURRENT_STORE_CALLS
+) -> list[T]:
+    """Run store calls at most ``size`` at a time (each independent of the others); their
+    results in order."""
+    results: list[T] = []
+    for start in range(0, len(calls), size):
+        results += await asyncio.gather(*(call() for call in calls[start : start + size]))
+    return results

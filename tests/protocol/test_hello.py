@@ -1,12 +1,21 @@
 """HELLO messages: layout, MAC, time window, and properties over arbitrary inputs."""
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from protocol.epochs import low16
 from protocol.errors import BadLength, BadMac, ProtocolError, StaleTime
-from protocol.hello import HELLO_SIZE, Hello, build_hello, hello_mac, verify_hello
+from protocol.hello import (
+    HELLO_SIZE,
+    Hello,
+    build_hello,
+    build_hellos,
+    hello_mac,
+    split_hellos,
+    verify_hello,
+)
 from protocol.types import MacKey
 
 KEY = MacKey(bytes(range(32)))
@@ -87,3 +96,36 @@ def test_bad_field_sizes() -> None:
         Hello(b"", bytes(8), 0, bytes(5))
     with pytest.raises(BadLength):
         Hello(b"\x00", bytes(8), 1 << 16, bytes(5))
+
+
+hello_inputs = st.lists(
+    st.tuples(
+        st.binary(min_size=32, max_size=32),
+        st.binary(min_size=1, max_size=1),
+        st.binary(min_size=8, max_size=8),
+        st.integers(0, 2**32 - 1),
+    ),
+    max_size=20,
+)
+
+
+@given(hello_inputs)
+def test_build_hellos_is_build_hello_for_each(
+    inputs: list[tuple[bytes, bytes, bytes, int]],
+) -> None:
+    keys = [MacKey(k) for k, _, _, _ in inputs]
+    eccs = b"".join(ecc for _, ecc, _, _ in inputs)
+    ebids = b"".join(ebid for _, _, ebid, _ in inputs)
+    times = np.array([t for _, _, _, t in inputs], dtype=np.int64)
+    built = build_hellos(keys, eccs, ebids, times)
+    assert built == b"".join(
+        build_hello(MacKey(k), ecc, ebid, t).to_bytes() for k, ecc, ebid, t in inputs
+    )
+    assert split_hellos(built) == [Hello.parse(built[i : i + 16]) for i in range(0, len(built), 16)]
+
+
+def test_batch_lengths_are_checked() -> None:
+    with pytest.raises(BadLength):
+        build_hellos([MacKey(bytes(32))], b"", bytes(8), np.zeros(1, dtype=np.int64))
+    with pytest.raises(BadLength):
+        split_hellos(bytes(17))
