@@ -8,6 +8,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from client_sim.epidemic import EpidemicConfig
 from client_sim.radio import RadioConfig
 from client_sim.sim import SimConfig, simulate
@@ -162,7 +164,10 @@ def cmd_sim(args: argparse.Namespace) -> None:
     """Run, print a summary, write the report and the plot."""
     config = config_from_args(args)
     config.out.mkdir(parents=True, exist_ok=True)
-    report = run_event_loop(simulate(config))
+    try:
+        report = run_event_loop(simulate(config))
+    except (RuntimeError, OSError, RedisError) as exc:  # no server, or no store to reach
+        raise SystemExit(f"robert sim: {exc}") from None
     write_report(report, config.out)
     print(summary(report))
 

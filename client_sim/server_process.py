@@ -21,6 +21,7 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -64,8 +65,12 @@ async def issue_code(app: web.Application, test_date: str) -> str:
     return code
 
 
-def add_control_routes(app: web.Application, clock: VirtualClock) -> None:
-    """The ``/_sim/`` routes (this process only)."""
+def control_routes(clock: VirtualClock) -> Callable[[web.Application], None]:
+    """What mounts the ``/_sim/`` routes (this process only) on the app."""
+    return lambda app: _add_control_routes(app, clock)
+
+
+def _add_control_routes(app: web.Application, clock: VirtualClock) -> None:
 
     async def body(request: web.Request) -> Any:
         return orjson.loads(await request.read() or b"{}")
@@ -94,8 +99,8 @@ def add_control_routes(app: web.Application, clock: VirtualClock) -> None:
 async def serve(args: argparse.Namespace) -> None:
     """Serve until SIGTERM, SIGINT or the end of standard input."""
     clock = VirtualClock(args.start)
-    app = create_app(sim_settings(args.data_dir, args.store, args.risk_threshold), clock=clock)
-    add_control_routes(app, clock)
+    settings = sim_settings(args.data_dir, args.store, args.risk_threshold)
+    app = create_app(settings, clock=clock, mount=control_routes(clock))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -109,6 +114,7 @@ async def serve(args: argparse.Namespace) -> None:
 
     def stdin_readable() -> None:  # the simulator holds our stdin: when it goes, so do we
         if not os.read(sys.stdin.fileno(), 4096):
+            loop.remove_reader(sys.stdin.fileno())
             stop.set()
 
     loop.add_reader(sys.stdin.fileno(), stdin_readable)

@@ -201,6 +201,12 @@ class EmbeddedBackend(Backend):
             await self._runner.cleanup()
 
 
+START_SECONDS = 60
+"""How long the server process may take to listen."""
+DRAIN_SECONDS = 3600
+"""How long one day's reports may take the worker (other control calls: 60 s)."""
+
+
 class ProcessBackend(Backend):
     """The same server in a child process (``client_sim.server_process``): the phones and the
     server then run on two cores. The virtual clock is kept here and pushed to the child."""
@@ -222,15 +228,26 @@ class ProcessBackend(Backend):
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
         assert self._child.stdout is not None
-        line = await asyncio.wait_for(self._child.stdout.readline(), 60)
+        try:
+            line = await asyncio.wait_for(self._child.stdout.readline(), START_SECONDS)
+        except TimeoutError:
+            line = b""
         if not line.startswith(READY.encode()):
-            raise RuntimeError(f"the server process did not start (exit {self._child.returncode})")
+            await self.close()
+            raise RuntimeError(
+                f"the server process did not start (exit code {self._child.returncode}; "
+                f"its errors are above)"
+            )
         self.url = f"http://127.0.0.1:{int(line.split()[1])}"
-        self._control = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
+        self._control = aiohttp.ClientSession()
 
-    async def _post(self, path: str, body: dict[str, Any] | None = None) -> Any:
+    async def _post(
+        self, path: str, body: dict[str, Any] | None = None, seconds: float = 60
+    ) -> Any:
         assert self._control is not None
-        async with self._control.post(f"{self.url}/_sim/{path}", json=body or {}) as answer:
+        timeout = aiohttp.ClientTimeout(total=seconds)
+        url = f"{self.url}/_sim/{path}"
+        async with self._control.post(url, json=body or {}, timeout=timeout) as answer:
             answer.raise_for_status()
             return await answer.json()
 
@@ -242,7 +259,7 @@ class ProcessBackend(Backend):
         await self._post("new-day")
 
     async def drain(self) -> int:
-        return int((await self._post("drain"))["reports"])
+        return int((await self._post("drain", seconds=DRAIN_SECONDS))["reports"])
 
     async def issue_code(self, test_date: str) -> str:
         return str((await self._post("code", {"testDate": test_date}))["code"])
@@ -334,11 +351,11 @@ class Run:
             assert isinstance(clock, VirtualClock)
             kind = ProcessBackend if self.config.server_process else EmbeddedBackend
             backend = kind(self.config, clock)
-        await backend.start()
         self.backend = backend
-        connector = aiohttp.TCPConnector(limit=max(100, 2 * self.config.concurrency))
         self.semaphore = asyncio.Semaphore(self.config.concurrency)
         try:
+            await backend.start()
+            connector = aiohttp.TCPConnector(limit=max(100, 2 * self.config.concurrency))
             async with aiohttp.ClientSession(connector=connector) as session:
                 await self._register_all(session, clock)
                 for day in range(self.config.days):

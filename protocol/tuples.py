@@ -214,6 +214,7 @@ class TupleColumns:
     """1 byte per tuple."""
 
 
+_INT64_MAX = 2**63 - 1
 _HEAD, _MIDDLE, _TAIL, _END = b'{"epochId":', b',"key":{"ebid":"', b'","ecc":"', b'"}},'
 _B64_VALUES = np.full(256, 255, dtype=np.uint8)
 _B64_VALUES[_B64_ALPHABET] = np.arange(64, dtype=np.uint8)
@@ -234,6 +235,8 @@ def parse_tuple_columns(plaintext: bytes) -> TupleColumns:
     if columns is not None:
         return columns
     tuples = parse_tuples(plaintext)
+    if any(t.epoch_id > _INT64_MAX for t in tuples):
+        raise BadFormat("epochId out of range")
     return TupleColumns(
         np.array([t.epoch_id for t in tuples], dtype=np.int64),
         b"".join(t.ebid for t in tuples),

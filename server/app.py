@@ -39,8 +39,12 @@ def create_app(
     store: Store | None = None,
     clock: Clock = time.time,
     worker_idle_ms: int = 1000,
+    mount: Callable[[web.Application], None] | None = None,
 ) -> web.Application:
-    """Build the ROBERT application; the store is opened and closed with the app."""
+    """Build the ROBERT application; the store is opened and closed with the app.
+
+    ``mount`` adds routes of the caller's (the simulator's control routes) before the JSON
+    404/405 fallback, which must come last."""
     store = store or open_store(settings.store_url)
     metrics = Metrics()
     app = web.Application(client_max_size=settings.max_report_bytes)
@@ -59,6 +63,8 @@ def create_app(
     app[WORKER] = ReportWorker(service)
     routes.add_routes(app)
     mount_codes(app, service)  # submission codes for health authorities (issue 4)
+    if mount is not None:
+        mount(app)
     add_fallback(app)  # after every other route: JSON 404/405
     app.cleanup_ctx.append(_store_ctx(store))
     app.cleanup_ctx.append(_background_ctx(settings, worker_idle_ms))

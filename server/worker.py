@@ -205,8 +205,14 @@ async def _in_chunks(
     calls: Sequence[Callable[[], Awaitable[T]]], size: int = CONCURRENT_STORE_CALLS
 ) -> list[T]:
     """Run store calls at most ``size`` at a time (each independent of the others); their
-    results in order."""
+    results in order. If one fails, the others of its chunk are cancelled and its error is
+    raised, as one store call's would be (the report is then retried, idempotently)."""
     results: list[T] = []
     for start in range(0, len(calls), size):
-        results += await asyncio.gather(*(call() for call in calls[start : start + size]))
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(call()) for call in calls[start : start + size]]
+        except BaseExceptionGroup as failed:
+            raise failed.exceptions[0] from None
+        results += [task.result() for task in tasks]
     return results

@@ -96,4 +96,5 @@ def add_fallback(app: web.Application) -> None:
             raise web.HTTPMethodNotAllowed(request.method, methods)
         raise web.HTTPNotFound()
 
-    app.router.add_route("*", "/{tail:.*}", guarded("unmatched", fallback))
+    # [\s\S], not '.': a path with an encoded newline (/a%0Ab) must reach the fallback too.
+    app.router.add_route("*", r"/{tail:[\s\S]*}", guarded("unmatched", fallback))

@@ -192,3 +192,11 @@ def test_minted_json_is_the_reference_serialisation(
     minted = mint([(owner, epochs)], key_of_day, k_g, FRANCE, REFERENCE_TIME_START)[0]
     assert minted.plaintext() == serialise_tuples(minted.tuples())
     assert parse_tuples(minted.plaintext()) == minted.tuples()
+
+
+def test_columns_refuse_epochs_beyond_64_bits() -> None:
+    """parse_tuples takes any non-negative JSON integer; columns hold int64."""
+    plaintext = b'[{"epochId":9223372036854775808,"key":{"ebid":"AAAAAAAAAAA=","ecc":"AA=="}}]'
+    assert parse_tuples(plaintext)[0].epoch_id == 2**63
+    with pytest.raises(ProtocolError):
+        parse_tuple_columns(plaintext)

@@ -146,6 +146,7 @@ def test_huge_body_is_413(server: tuple[str, int]) -> None:
     [
         ("GET", "/nope", 404, None),
         ("POST", "/api/v1/nope/deeper", 404, None),
+        ("GET", "/a%0Ab", 404, None),  # an encoded newline: '.' would not match it
         ("GET", "/api/v1/status?x=1", 405, "POST"),
         ("DELETE", "/health", 405, "GET,HEAD"),
     ],
