@@ -17,9 +17,11 @@ test vectors in ``tests/protocol/test_skinny.py``:
 
 The row loop also exists compiled (``protocol/_skinny_rows.c``, built by ``pip install``):
 the same eight lines per round over the tables and round keys built here, with no constant
-of its own. When it is present, single blocks and batches go through it (about 30 times
-faster than interpreted rows, four times the bit-sliced batch); without a compiler the pure
-Python paths above serve. The tests run every check on each path that is available.
+of its own. When it is present, single blocks and batches go through it: 0.37 µs a block
+against 6-7 µs interpreted, and as fast as the bit-sliced batch on 10^5 blocks without its
+fixed cost per call, which dominates for a bundle's few hundred blocks (``make bench``).
+Without a compiler the pure Python paths above serve. The tests run every check on each
+path that is available.
 
 Key schedules depend only on the key; both paths share one ``KeySchedule``, and the one-shot
 functions keep the last few schedules in a small memo (a pure function's cache: no clock, no

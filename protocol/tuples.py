@@ -11,6 +11,7 @@ import binascii
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -67,30 +68,57 @@ class MintedTuples:
         n = len(self.epochs)
         if n == 0 or len(str(self.epochs[0])) != len(str(self.epochs[-1])):
             return serialise_tuples(self.tuples())
-        digits = len(str(self.epochs[0]))
-        head, middle, tail = b'{"epochId":', b',"key":{"ebid":"', b'","ecc":"'
-        width = len(head) + digits + len(middle) + 12 + len(tail) + 4 + len(b'"}},')
-        rows = np.empty((n, width), dtype=np.uint8)
-        at = 0
-
-        def put(column: bytes | npt.NDArray[np.uint8], size: int) -> None:
-            nonlocal at
-            if isinstance(column, bytes):
-                rows[:, at : at + size] = np.frombuffer(column, dtype=np.uint8)
-            else:
-                rows[:, at : at + size] = column
-            at += size
-
+        row = _row_layout(len(str(self.epochs[0])))
+        rows = np.tile(row.template, (n, 1))
         epochs = np.arange(self.epochs.start, self.epochs.stop, dtype=np.int64)
-        powers = 10 ** np.arange(digits - 1, -1, -1, dtype=np.int64)
-        put(head, len(head))
-        put((epochs[:, None] // powers % 10 + ord("0")).astype(np.uint8), digits)
-        put(middle, len(middle))
-        put(_b64_matrix(self.ebids), 12)
-        put(tail, len(tail))
-        put(_ECC_B64_MATRIX[np.frombuffer(self.eccs, dtype=np.uint8)], 4)
-        put(b'"}},', 4)
+        rows[:, row.epoch] = (epochs[:, None] // row.powers % 10 + ord("0")).astype(np.uint8)
+        rows[:, row.ebid] = _b64_matrix(self.ebids)
+        rows[:, row.ecc] = _ECC_B64_MATRIX[np.frombuffer(self.eccs, dtype=np.uint8), :2]
         return b"[" + rows.tobytes()[:-1] + b"]"
+
+
+# One tuple of a bundle as ``serialise_tuples`` writes it, and the fixed-width form of it that
+# ``MintedTuples.plaintext`` writes and ``parse_tuple_columns`` reads (with a trailing comma):
+# {"epochId":<digits>,"key":{"ebid":"<11 base64 characters>=","ecc":"<2 characters>=="}}
+_HEAD, _MIDDLE, _TAIL, _END = b'{"epochId":', b',"key":{"ebid":"', b'","ecc":"', b'"}}'
+
+
+@dataclass(frozen=True, slots=True)
+class _RowLayout:
+    """Where the variable characters of a fixed-width tuple sit, for epochIds of one width."""
+
+    template: npt.NDArray[np.uint8]
+    """The row with placeholders: every other byte is structure."""
+    epoch: slice
+    ebid: slice
+    """The 11 significant base64 characters of the EBID (the 12th is '=')."""
+    ecc: slice
+    """The 2 significant base64 characters of the ECC (then '==')."""
+    powers: npt.NDArray[np.int64]
+    """Place values of the epochId's digits."""
+
+    @property
+    def fixed(self) -> npt.NDArray[np.bool_]:
+        """True where the byte is structure."""
+        mask = np.ones(len(self.template), dtype=bool)
+        for field in (self.epoch, self.ebid, self.ecc):
+            mask[field] = False
+        return mask
+
+
+@lru_cache(maxsize=16)
+def _row_layout(digits: int) -> _RowLayout:
+    epoch = len(_HEAD)
+    ebid = epoch + digits + len(_MIDDLE)
+    ecc = ebid + 12 + len(_TAIL)
+    template = _HEAD + b"0" * digits + _MIDDLE + b"A" * 11 + b"=" + _TAIL + b"AA==" + _END + b","
+    return _RowLayout(
+        np.frombuffer(template, dtype=np.uint8),
+        slice(epoch, epoch + digits),
+        slice(ebid, ebid + 11),
+        slice(ecc, ecc + 2),
+        10 ** np.arange(digits - 1, -1, -1, dtype=np.int64),
+    )
 
 
 _B64_ALPHABET = np.frombuffer(
@@ -101,13 +129,13 @@ _ECC_B64_MATRIX = np.frombuffer(b"".join(_ECC_B64), dtype=np.uint8).reshape(256,
 
 
 def _b64_matrix(blocks: bytes) -> npt.NDArray[np.uint8]:
-    """Standard base64 of each 8-byte block (11 characters and one '='), one row each."""
+    """The 11 significant characters of the standard base64 of each 8-byte block (then '='),
+    one row each."""
     x = np.frombuffer(blocks, dtype=">u8").astype(np.uint64)
-    sextets = np.empty((len(x), 12), dtype=np.uint8)
+    sextets = np.empty((len(x), 11), dtype=np.uint8)
     for i in range(10):
         sextets[:, i] = _B64_ALPHABET[(x >> np.uint64(58 - 6 * i)) & np.uint64(63)]
     sextets[:, 10] = _B64_ALPHABET[(x & np.uint64(0xF)) << np.uint64(2)]
-    sextets[:, 11] = ord("=")
     return sextets
 
 
@@ -169,8 +197,13 @@ def serialise_tuples(tuples: Sequence[EbidTuple]) -> bytes:
     """The JSON plaintext of a bundle: a list of {epochId, key: {ebid, ecc}}."""
     b64 = binascii.b2a_base64
     items = [
-        b'{"epochId":%d,"key":{"ebid":"%s","ecc":"%s"}}'
-        % (t.epoch_id, b64(t.ebid, newline=False), _ECC_B64[t.ecc[0]])
+        _HEAD
+        + b"%d" % t.epoch_id
+        + _MIDDLE
+        + b64(t.ebid, newline=False)
+        + _TAIL
+        + _ECC_B64[t.ecc[0]]
+        + _END
         for t in tuples
     ]
     return b"[" + b",".join(items) + b"]"
@@ -215,12 +248,9 @@ class TupleColumns:
 
 
 _INT64_MAX = 2**63 - 1
-_HEAD, _MIDDLE, _TAIL, _END = b'{"epochId":', b',"key":{"ebid":"', b'","ecc":"', b'"}},'
 _B64_VALUES = np.full(256, 255, dtype=np.uint8)
 _B64_VALUES[_B64_ALPHABET] = np.arange(64, dtype=np.uint8)
-_ECC_CODES = np.frombuffer(b"".join(_ECC_B64), dtype=">u4")
-_ECC_ORDER = np.argsort(_ECC_CODES)
-_ECC_SORTED = _ECC_CODES[_ECC_ORDER]
+"""Base64 character -> its 6 bits; 255 for a byte outside the alphabet."""
 
 
 def parse_tuple_columns(plaintext: bytes) -> TupleColumns:
@@ -246,46 +276,38 @@ def parse_tuple_columns(plaintext: bytes) -> TupleColumns:
 
 def _fixed_width_columns(plaintext: bytes) -> TupleColumns | None:
     """The columns of a bundle in exactly ``serialise_tuples``' layout, else None."""
-    if not plaintext.startswith(b"[" + _HEAD) or not plaintext.endswith(b'"}}]'):
+    if not plaintext.startswith(b"[" + _HEAD) or not plaintext.endswith(_END + b"]"):
         return None
     start = 1 + len(_HEAD)
     digits = plaintext.find(_MIDDLE, start, start + 10 + len(_MIDDLE)) - start
     if digits < 1:
         return None
-    template = _HEAD + b"0" * digits + _MIDDLE + b"A" * 11 + b"=" + _TAIL + b"AA==" + _END
-    width = len(template)
+    row = _row_layout(digits)
     body = plaintext[1:-1] + b","
-    if len(body) % width:
+    if len(body) % len(row.template):
         return None
-    rows = np.frombuffer(body, dtype=np.uint8).reshape(-1, width)
-    fixed = np.frombuffer(template, dtype=np.uint8)
-    at_digits = len(_HEAD)
-    at_ebid = at_digits + digits + len(_MIDDLE)
-    at_ecc = at_ebid + 12 + len(_TAIL)
-    variable = np.zeros(width, dtype=bool)
-    variable[at_digits : at_digits + digits] = True
-    variable[at_ebid : at_ebid + 11] = True
-    variable[at_ecc : at_ecc + 4] = True
-    if not (rows[:, ~variable] == fixed[~variable]).all():
+    rows = np.frombuffer(body, dtype=np.uint8).reshape(-1, len(row.template))
+    if not (rows[:, row.fixed] == row.template[row.fixed]).all():
         return None
-    numerals = rows[:, at_digits : at_digits + digits].astype(np.int64) - ord("0")
+    numerals = rows[:, row.epoch].astype(np.int64) - ord("0")
     if ((numerals < 0) | (numerals > 9)).any() or (digits > 1 and (numerals[:, 0] == 0).any()):
         return None  # not digits, or a leading zero (not JSON): let the JSON parser say
-    epochs = numerals @ (10 ** np.arange(digits - 1, -1, -1, dtype=np.int64))
-    sextets = _B64_VALUES[rows[:, at_ebid : at_ebid + 11]].astype(np.uint64)
-    if (sextets == 255).any() or (sextets[:, 10] & np.uint64(3)).any():
-        return None  # not base64, or not the canonical encoding of 8 bytes
-    value = sextets[:, 10] >> np.uint64(2)
+    ebid = _B64_VALUES[rows[:, row.ebid]].astype(np.uint64)
+    ecc = _B64_VALUES[rows[:, row.ecc]]
+    if (
+        (ebid == 255).any()
+        or (ecc == 255).any()
+        or (ebid[:, 10] & 3).any()
+        or (ecc[:, 1] & 15).any()
+    ):
+        return None  # not base64, or not the canonical encoding of 8 bytes and of 1 byte
+    value = ebid[:, 10] >> np.uint64(2)
     for i in range(10):
-        value |= sextets[:, i] << np.uint64(58 - 6 * i)
-    codes = rows[:, at_ecc : at_ecc + 4].copy().view(">u4").ravel()
-    where = np.minimum(np.searchsorted(_ECC_SORTED, codes), 255)
-    if (_ECC_SORTED[where] != codes).any():
-        return None  # not the base64 of one byte
+        value |= ebid[:, i] << np.uint64(58 - 6 * i)
     return TupleColumns(
-        epochs,
+        numerals @ row.powers,
         value.astype(">u8").tobytes(),
-        _ECC_ORDER[where].astype(np.uint8).tobytes(),
+        ((ecc[:, 0] << 2) | (ecc[:, 1] >> 4)).astype(np.uint8).tobytes(),
     )
 
 
