@@ -3,7 +3,7 @@
 redis-py's asyncio client checks a connection out of a pool for every command and pays tens of
 microseconds of Python per call; under a burst it also runs out of connections. The status path
 needs only a few plain commands (GET, SET NX, EVALSHA), so here they go through one long-lived
-connection each: every command issued during one event-loop iteration is written in a single
+connection: every command issued during one event-loop iteration is written in a single
 ``write`` (Redis pipelining, without anybody asking for it), and replies, parsed by hiredis,
 resolve the waiting futures in order. Nothing is written that redis-py does better: streams,
 scans and the rest stay on redis-py.
@@ -12,7 +12,6 @@ scans and the rest stay on redis-py.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import socket
 from collections import deque
 from collections.abc import Awaitable
@@ -93,11 +92,14 @@ class _Connection(asyncio.Protocol):
 
 
 class PipelinedRedis:
-    """Auto-pipelining connections to one Redis (one by default: the fewest writes and the
-    largest pipelines; Redis executes commands one at a time anyway), round-robin; reconnects
-    lazily."""
+    """One auto-pipelining connection to one Redis, reconnected lazily.
 
-    def __init__(self, url: str, connections: int = 1) -> None:
+    One, not a pool: every command of an event-loop iteration then goes out in one write, the
+    largest pipelines and the fewest system calls, and Redis runs commands one at a time
+    anyway (two connections measured 1.5 µs more per status request, docs/performance.md).
+    """
+
+    def __init__(self, url: str) -> None:
         parsed = urlparse(url)
         if parsed.scheme != "redis":
             raise ValueError("the fast path speaks plain redis:// only")
@@ -107,9 +109,8 @@ class PipelinedRedis:
         self._password = unquote(parsed.password) if parsed.password else None
         path = parsed.path.lstrip("/")
         self._db = int(path) if path else 0
-        self._slots: list[_Connection | None] = [None] * connections
-        self._next = itertools.cycle(range(connections))
-        self._connecting: dict[int, asyncio.Task[_Connection]] = {}
+        self._connection: _Connection | None = None
+        self._connecting: asyncio.Task[_Connection] | None = None
 
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
@@ -123,42 +124,30 @@ class PipelinedRedis:
             await connection.execute(("SELECT", self._db))
         return connection
 
-    async def _connection(self, index: int) -> _Connection:
-        connection = self._slots[index]
-        if connection is not None and connection.usable:
-            return connection
-        task = self._connecting.get(index)
-        if task is None:  # one reconnection per slot, however many callers wait
-            task = asyncio.ensure_future(self._connect())
-            self._connecting[index] = task
-        try:
-            connection = await task
-        finally:
-            self._connecting.pop(index, None)
-        self._slots[index] = connection
-        return connection
-
     def execute(self, *args: Any) -> Awaitable[Any]:
         """Queue one command; awaiting the result gives its reply (bytes, int, list or None).
 
         A plain function, not a coroutine: on a live connection the caller awaits the reply's
         future directly, one coroutine frame less on the hot path."""
-        index = next(self._next)
-        connection = self._slots[index]
+        connection = self._connection
         if connection is None or not connection.usable:
-            return self._execute_reconnecting(index, args)
+            return self._execute_reconnecting(args)
         return connection.execute(args)
 
-    async def _execute_reconnecting(self, index: int, args: tuple[Any, ...]) -> Any:
-        connection = await self._connection(index)
-        return await connection.execute(args)
+    async def _execute_reconnecting(self, args: tuple[Any, ...]) -> Any:
+        if self._connecting is None:  # one reconnection, however many callers wait
+            self._connecting = asyncio.ensure_future(self._connect())
+        try:
+            self._connection = await self._connecting
+        finally:
+            self._connecting = None
+        return await self._connection.execute(args)
 
     async def close(self) -> None:
-        """Close every connection."""
-        for task in self._connecting.values():
-            task.cancel()
-        for connection in self._slots:
-            if connection is not None:
-                connection.close()
-        self._slots = [None] * len(self._slots)
-        await asyncio.sleep(0)  # let the transports finish closing
+        """Close the connection."""
+        if self._connecting is not None:
+            self._connecting.cancel()
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+        await asyncio.sleep(0)  # let the transport finish closing

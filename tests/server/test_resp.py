@@ -21,9 +21,8 @@ async def fast() -> AsyncIterator[PipelinedRedis]:
         pytest.skip("no Redis")
     plain = redis.Redis.from_url(redis_url_with_db(DB))
     plain.flushdb()
-    # One connection: commands then keep their order, which the tests below rely on (with
-    # several, the store's commands are independent and may run in any order).
-    client = PipelinedRedis(redis_url_with_db(DB), connections=1)
+    # One connection: commands keep their order, which the tests below rely on.
+    client = PipelinedRedis(redis_url_with_db(DB))
     yield client
     await client.close()
     plain.flushdb()
