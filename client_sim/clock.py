@@ -19,3 +19,7 @@ class VirtualClock:
         if seconds < 0:
             raise ValueError("a virtual clock does not go back")
         self.now += seconds
+
+    def move_to(self, unix: float) -> None:
+        """Move time to ``unix`` if that is later (protocol times only grow)."""
+        self.now = max(self.now, unix)

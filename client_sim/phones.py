@@ -15,7 +15,7 @@ import numpy.typing as npt
 from client_sim.phone import Phone
 from protocol.auth import b64decode
 from protocol.epochs import epoch_of
-from protocol.hello import build_hello, build_hellos
+from protocol.hello import build_hellos
 from protocol.tuples import EbidTuple, TupleColumns, open_bundle, parse_tuple_columns
 from protocol.types import MacKey
 
@@ -74,13 +74,11 @@ class SimPhone(Phone):
         return self.table.get(self.index, self.current_epoch())
 
     def current_hello(self, now_ntp: int) -> bytes | None:
-        """The HELLO this phone broadcast (or broadcasts) at ``now_ntp``."""
-        if self.hello_key is None:
-            return None
-        t = self.table.get(self.index, epoch_of(now_ntp, self.time_start))
-        if t is None:
-            return None
-        return build_hello(self.hello_key, t.ecc, t.ebid, now_ntp).to_bytes()
+        """The HELLO this phone broadcast (or broadcasts) at ``now_ntp``: ``broadcast_hellos``
+        for one sender."""
+        sender, at = np.array([self.index]), np.array([now_ntp], dtype=np.int64)
+        built, hello = broadcast_hellos({self.index: self}, self.table, sender, at, self.time_start)
+        return hello if built[0] else None
 
 
 def broadcast_hellos(
@@ -90,9 +88,9 @@ def broadcast_hellos(
     times: npt.NDArray[np.int64],
     time_start: int,
 ) -> tuple[npt.NDArray[np.bool_], bytes]:
-    """The HELLOs ``senders[i]`` broadcast at ``times[i]``, as ``SimPhone.current_hello``
-    would build them one by one: (which senders had a key and a tuple then, the HELLOs of
-    those, concatenated), built in one ``protocol.hello.build_hellos`` batch."""
+    """The HELLOs ``senders[i]`` broadcast at ``times[i]``, each with the sender's K_A and its
+    tuple of that epoch: (which senders had both then, the HELLOs of those, concatenated),
+    built in one ``protocol.hello.build_hellos`` batch."""
     epochs = epoch_of(times, time_start)  # type: ignore[arg-type]  # elementwise on arrays
     cols: npt.NDArray[np.int64] = np.asarray(epochs, dtype=np.int64) - table.first_epoch
     built = (cols >= 0) & (cols < table.ebid.shape[1])
@@ -101,7 +99,7 @@ def broadcast_hellos(
     built &= np.array([k is not None for k in keys], dtype=bool)
     chosen = np.flatnonzero(built)
     hellos = build_hellos(
-        [k for k in (keys[i] for i in chosen.tolist()) if k is not None],
+        [key for i in chosen.tolist() if (key := keys[i]) is not None],
         table.ecc[senders[chosen], cols[chosen]].tobytes(),
         table.ebid[senders[chosen], cols[chosen]].astype(">u8").tobytes(),
         times[chosen],

@@ -21,7 +21,6 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -65,26 +64,28 @@ async def issue_code(app: web.Application, test_date: str) -> str:
     return code
 
 
-def control_routes(clock: VirtualClock) -> Callable[[web.Application], None]:
-    """What mounts the ``/_sim/`` routes (this process only) on the app."""
-    return lambda app: _add_control_routes(app, clock)
+async def drain(app: web.Application) -> int:
+    """Run the report worker to the end of the queue; how many reports it scored."""
+    reports: int = await app[WORKER].drain()
+    return reports
 
 
-def _add_control_routes(app: web.Application, clock: VirtualClock) -> None:
+def add_control_routes(app: web.Application, clock: VirtualClock) -> None:
+    """The ``/_sim/`` routes (this process only)."""
 
     async def body(request: web.Request) -> Any:
         return orjson.loads(await request.read() or b"{}")
 
     async def set_clock(request: web.Request) -> web.Response:
-        clock.now = max(clock.now, float((await body(request))["now"]))
+        clock.move_to(float((await body(request))["now"]))
         return web.json_response({"now": clock.now})
 
     async def day(request: web.Request) -> web.Response:
         await new_day(request.app)
         return web.json_response({})
 
-    async def drain(request: web.Request) -> web.Response:
-        return web.json_response({"reports": await request.app[WORKER].drain()})
+    async def reports(request: web.Request) -> web.Response:
+        return web.json_response({"reports": await drain(request.app)})
 
     async def code(request: web.Request) -> web.Response:
         test_date = str((await body(request))["testDate"])
@@ -92,7 +93,7 @@ def _add_control_routes(app: web.Application, clock: VirtualClock) -> None:
 
     app.router.add_post("/_sim/clock", set_clock)
     app.router.add_post("/_sim/new-day", day)
-    app.router.add_post("/_sim/drain", drain)
+    app.router.add_post("/_sim/drain", reports)
     app.router.add_post("/_sim/code", code)
 
 
@@ -100,7 +101,7 @@ async def serve(args: argparse.Namespace) -> None:
     """Serve until SIGTERM, SIGINT or the end of standard input."""
     clock = VirtualClock(args.start)
     settings = sim_settings(args.data_dir, args.store, args.risk_threshold)
-    app = create_app(settings, clock=clock, mount=control_routes(clock))
+    app = create_app(settings, clock=clock, mount=lambda app: add_control_routes(app, clock))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -35,7 +35,7 @@ from client_sim.phone import PhoneError
 from client_sim.phones import SimPhone, TupleTable, broadcast_hellos
 from client_sim.progress import Progress
 from client_sim.radio import RadioConfig, Receptions, hear, pair_key
-from client_sim.server_process import READY, issue_code, new_day, sim_settings
+from client_sim.server_process import READY, drain, issue_code, new_day, sim_settings
 from client_sim.world import (
     SLOT,
     SLOTS_PER_DAY,
@@ -139,7 +139,7 @@ class Backend:
         """Move the shared virtual clock to ``unix`` (never backwards)."""
         clock = self.clock
         assert isinstance(clock, VirtualClock)
-        clock.now = max(clock.now, unix)
+        clock.move_to(unix)
 
     async def new_day(self) -> None:
         """Daily chores a deployment's background tasks would do."""
@@ -187,10 +187,7 @@ class EmbeddedBackend(Backend):
 
     async def drain(self) -> int:
         """Run the report worker to the end of the queue."""
-        from server.api.appkeys import WORKER
-
-        reports: int = await self.app[WORKER].drain()
-        return reports
+        return await drain(self.app)
 
     async def issue_code(self, test_date: str) -> str:
         """Through the codes service, as the lab integration would."""
