@@ -20,7 +20,7 @@ from enum import StrEnum
 from nacl.signing import SigningKey
 
 from protocol.codes import CodeKind, CodePolicy, parse_code
-from protocol.epochs import ntp_from_unix
+from protocol.epochs import ntp_from_unix, unix_from_ntp
 from protocol.errors import BadFormat
 from server.codes import apikeys
 from server.codes.errors import AuthFailed, BadRequest, Conflict, Forbidden, NotFound
@@ -32,7 +32,6 @@ from server.store.base import CodeOutcome, CodeRecord, Store
 
 log = logging.getLogger("robert.codes")
 
-NTP_UNIX_OFFSET = 2_208_988_800
 MAX_TEST_AGE_DAYS = 30
 """A test date older than this is refused: its contacts are past any retention anyway."""
 
@@ -62,7 +61,7 @@ class IssuedCode:
 
 def iso_of_ntp(ntp: int) -> str:
     """NTP seconds as ISO 8601 UTC, to the second."""
-    moment = datetime.fromtimestamp(ntp - NTP_UNIX_OFFSET, UTC)
+    moment = datetime.fromtimestamp(unix_from_ntp(ntp), UTC)
     return moment.isoformat().replace("+00:00", "Z")
 
 
