@@ -1,0 +1,179 @@
+"""One typed, frozen settings object per service: defaults, then ``<PREFIX>_<NAME>`` environment
+variables, then command-line flags.
+
+A service declares a frozen dataclass deriving from ``ServiceSettings`` with one ``setting()``
+per field; ``add_arguments`` gives each field a flag (in an argument group of its own, so a
+command's own options come first in ``--help``), ``from_sources`` builds and validates it, and
+``describe`` prints it for the start-up log with secrets and URL credentials masked::
+
+    @dataclass(frozen=True, slots=True)
+    class Settings(ServiceSettings):
+        ENV_PREFIX: ClassVar[str] = "SIDEP_"
+        TITLE: ClassVar[str] = "SI-DEP"
+        port: int = setting(8082, "TCP port to listen on")
+        pseudonym_key: str = setting("", "HMAC key of pseudonyms", secret=True)
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Self
+
+MASK = "***"
+
+
+class SettingsError(ValueError):
+    """A setting that cannot work; the message names it."""
+
+
+def setting(default: Any, help: str, *, secret: bool = False, choices: tuple[str, ...] = ()) -> Any:
+    """A settings field: its default, its help line, whether it is a secret (masked when
+    printed), and the values it may take."""
+    return dataclasses.field(
+        default=default,
+        repr=not secret,
+        metadata={"help": help, "secret": secret, "choices": choices},
+    )
+
+
+def mask_url(value: str) -> str:
+    """A URL with its credentials replaced by ``***`` (``scheme://***@host/...``)."""
+    scheme, sep, rest = value.partition("://")
+    if not sep or "@" not in rest.split("/", 1)[0]:
+        return value
+    return f"{scheme}://{MASK}@{rest.split('@', 1)[1]}"
+
+
+class ServiceSettings:
+    """Base of every service's settings dataclass (which must be a frozen dataclass)."""
+
+    ENV_PREFIX: ClassVar[str] = ""
+    """Prefix of the environment variables, e.g. ``ROBERT_`` or ``SIDEP_``."""
+    TITLE: ClassVar[str] = "service"
+    """How ``--help`` names the group of these settings."""
+
+    @classmethod
+    def env_name(cls, field_name: str) -> str:
+        """The environment variable of a field."""
+        return cls.ENV_PREFIX + field_name.upper()
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """One flag per field, in a group of its own, each help naming its variable."""
+        group = parser.add_argument_group(
+            f"{cls.TITLE} settings",
+            f"each also from its {cls.ENV_PREFIX}* environment variable; flags win",
+        )
+        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+            flag = "--" + f.name.replace("_", "-")
+            shown = MASK if f.metadata["secret"] and f.default else repr(f.default)
+            text = f"{f.metadata['help']} [{cls.env_name(f.name)}, default: {shown}]"
+            choices = f.metadata["choices"] or None
+            if _type_name(f.type) == "bool":
+                group.add_argument(
+                    flag,
+                    dest=f.name,
+                    action=argparse.BooleanOptionalAction,
+                    default=None,
+                    help=text,
+                )
+            else:
+                group.add_argument(
+                    flag,
+                    dest=f.name,
+                    default=None,
+                    help=text,
+                    type=_parser_of(f.type),
+                    choices=choices,
+                    metavar=f.name.upper(),
+                )
+
+    @classmethod
+    def from_sources(
+        cls, args: argparse.Namespace | None = None, environ: Mapping[str, str] | None = None
+    ) -> Self:
+        """Defaults, overridden by environment variables, overridden by flags; validated.
+
+        Raises ``SettingsError`` naming the setting that cannot work."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+            raw = environ.get(cls.env_name(f.name))
+            if raw is not None:
+                try:
+                    values[f.name] = _parser_of(f.type)(raw)
+                except ValueError as exc:
+                    raise SettingsError(f"{cls.env_name(f.name)}: {exc}") from None
+                choices = f.metadata["choices"]
+                if choices and values[f.name] not in choices:
+                    raise SettingsError(
+                        f"{cls.env_name(f.name)} must be one of {', '.join(choices)}"
+                    )
+            flag_value = getattr(args, f.name, None) if args is not None else None
+            if flag_value is not None:
+                values[f.name] = flag_value
+        settings = cls(**values)
+        try:
+            settings.validate()
+        except SettingsError:
+            raise
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
+        return settings
+
+    def validate(self) -> None:
+        """Refuse settings that cannot work, with a message naming the setting (override)."""
+
+    def describe(self) -> str:
+        """One ``name=value`` per setting for the start-up log; secrets and URL credentials
+        masked."""
+        parts = []
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if f.metadata.get("secret") and value:
+                value = MASK
+            elif isinstance(value, str):
+                value = mask_url(value)
+            parts.append(f"{f.name}={value}")
+        return " ".join(parts)
+
+
+def check_port(name: str, port: int) -> None:
+    """A TCP port setting must be 1-65535 (0 is allowed: the system picks one)."""
+    if not 0 <= port <= 65535:
+        raise SettingsError(f"{name} must be between 1 and 65535, not {port}")
+
+
+def _type_name(type_: Any) -> str:
+    return type_ if isinstance(type_, str) else type_.__name__
+
+
+def _parser_of(type_: Any) -> Callable[[str], Any]:
+    name = _type_name(type_)
+    if name == "int":
+        return _int
+    if name == "float":
+        return float
+    if name == "bool":
+        return parse_bool
+    return str
+
+
+def _int(value: str) -> int:
+    try:
+        return int(value, 0)
+    except ValueError:
+        raise ValueError(f"not an integer: {value!r}") from None
+
+
+def parse_bool(value: str) -> bool:
+    """``1/true/yes/on`` or ``0/false/no/off``, any case."""
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
