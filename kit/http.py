@@ -322,7 +322,7 @@ def add_fallback(app: web.Application, metrics: RequestObserver = NO_METRICS) ->
         if methods:
             raise MethodNotAllowed(
                 f"{request.method} is not allowed here",
-                headers={"Allow": ", ".join(sorted(methods))},
+                headers={"Allow": ",".join(sorted(methods))},
             )
         raise NotFound("no such path")
 

@@ -17,13 +17,16 @@ from enum import IntEnum
 from typing import Any
 
 from protocol.epochs import low32, wrapped_distance
-from protocol.errors import BadFormat, BadLength, BadMac, StaleTime
+from protocol.errors import BadFormat, BadLength, BadMac, StaleEpoch, StaleTime
 from protocol.types import EBID_SIZE, MacKey
 
 REQUEST_MAC_SIZE = 32
 REQUEST_TIME_SIZE = 4
 CLOCK_TOLERANCE = 60
 """Seconds the phone's clock may differ from the server's (later reference: 60 s)."""
+EPOCH_SLACK = 1
+"""A request's ``epochId`` may be the server's current epoch or a neighbouring one: the phone
+and the server may sit on either side of an epoch boundary."""
 
 
 class RequestKind(IntEnum):
@@ -126,3 +129,10 @@ def check_request_time(time32: int, server_ntp: int, tolerance: int = CLOCK_TOLE
     """Raise StaleTime if the phone's clock is more than ``tolerance`` s from the server's."""
     if wrapped_distance(time32, low32(server_ntp), 32) > tolerance:
         raise StaleTime("request time outside tolerance")
+
+
+def check_request_epoch(epoch_id: int, server_epoch: int, slack: int = EPOCH_SLACK) -> None:
+    """Raise StaleEpoch unless ``epoch_id`` is within ``slack`` epochs of the server's
+    [robert.md: Authenticated requests: "an EBID of the phone valid for the current epoch"]."""
+    if abs(epoch_id - server_epoch) > slack:
+        raise StaleEpoch("epochId is not the current epoch")

@@ -99,3 +99,14 @@ def wrapped_distance(a: int, b: int, bits: int) -> int:
     modulus = 1 << bits
     d = (a - b) % modulus
     return min(d, modulus - d)
+
+
+def epochs_covering(seconds: int) -> int:
+    """How many whole epochs ``seconds`` spans, rounded up (an interval set in seconds, such
+    as the minimum gap between two status requests, counted in epochs)."""
+    return -(-seconds // EPOCH_DURATION)
+
+
+def day_start(ntp_seconds: int) -> NtpSeconds:
+    """NTP time of the start (00:00 UTC) of the day containing ``ntp_seconds``."""
+    return NtpSeconds(ntp_seconds // 86_400 * 86_400)

@@ -15,6 +15,13 @@ from dataclasses import dataclass
 
 from protocol.epochs import EPOCHS_PER_DAY
 
+CONTAGIOUS_PERIOD_DAYS = 14
+"""Days a HELLO or an exposure matters: phones keep and report the HELLOs of the last 14 days,
+and the server purges exposed epochs older than that [robert.md: Report]."""
+AT_RISK_DAYS = 7
+"""Only an exposure within the last 7 days makes a registration at risk
+[robert.md: What the later reference server added]."""
+
 
 @dataclass(frozen=True, slots=True)
 class ScoringConfig:
@@ -40,9 +47,9 @@ class ScoringConfig:
     """Risk per unit of score: risk = 1 - exp(-r0 * sum of scores)."""
     risk_threshold: float = 0.1
     """A registration is at risk when its risk reaches this (about 15 close minutes)."""
-    at_risk_days: int = 7
+    at_risk_days: int = AT_RISK_DAYS
     """Only exposures in the last 7 days make a registration at risk."""
-    retention_days: int = 14
+    retention_days: int = CONTAGIOUS_PERIOD_DAYS
     """Exposed epochs older than the contagious period are purged."""
 
 

@@ -15,10 +15,11 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
+from kit.http import add_fallback
+from kit.metrics import registry_of
 from protocol.epochs import day_of_ntp, ntp_from_unix
 from server.api import routes
 from server.api.appkeys import CAPTCHA, SERVICE, WORKER
-from server.api.middleware import add_fallback
 from server.captcha import ProofOfWork
 from server.codes.web import mount as mount_codes
 from server.keys import ServerKeys
@@ -46,8 +47,8 @@ def create_app(
     ``mount`` adds routes of the caller's (the simulator's control routes) before the JSON
     404/405 fallback, which must come last."""
     store = store or open_store(settings.store_url)
-    metrics = Metrics()
     app = web.Application(client_max_size=settings.max_report_bytes)
+    metrics = Metrics(registry_of(app))
     today = day_of_ntp(ntp_from_unix(clock()))
     keys = ServerKeys.open(
         settings.keys_path, today, settings.keys_ahead_days, settings.key_retention_days
@@ -65,7 +66,7 @@ def create_app(
     mount_codes(app, service)  # submission codes for health authorities (issue 4)
     if mount is not None:
         mount(app)
-    add_fallback(app)  # after every other route: JSON 404/405
+    add_fallback(app, metrics)  # after every other route: JSON 404/405
     app.cleanup_ctx.append(_store_ctx(store))
     app.cleanup_ctx.append(_background_ctx(settings, worker_idle_ms))
     return app

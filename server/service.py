@@ -1,8 +1,8 @@
 """What the ROBERT API does, independent of HTTP: register, status, report, unregister, delete.
 
 Handlers in ``server.api`` parse JSON and call these methods; the protocol rules themselves come
-from ``protocol/``. Each method raises ``ApiError`` (or a ``ProtocolError`` the error guard
-maps) for anything but success.
+from ``protocol/``. Each method raises a ``kit.http.HttpError`` (or a ``ProtocolError`` the
+error guard maps) for anything but success.
 """
 
 from __future__ import annotations
@@ -16,12 +16,14 @@ from typing import Any
 
 import msgpack
 
-from protocol.auth import AuthRequest, RequestKind, check_request_time
+from kit.http import BadRequest, Unauthorized, Unavailable
+from protocol.auth import AuthRequest, RequestKind, check_request_epoch, check_request_time
 from protocol.auth import verify_request_mac as verify_mac
 from protocol.codes import CodeKind, CodePolicy, generate_code, parse_code
 from protocol.contacts import Contact, HelloRecord
 from protocol.ebid import check_ebid_epoch, decrypt_ebid
 from protocol.epochs import (
+    EPOCH_DURATION,
     EPOCHS_PER_DAY,
     day_of_epoch,
     epoch_of,
@@ -32,9 +34,9 @@ from protocol.epochs import (
 from protocol.errors import BadFormat, BadMac
 from protocol.registration import agree
 from protocol.scoring import ScoringConfig
+from protocol.status import blurred_contact_day
 from protocol.types import EbidKey, IdA, TupleKey, id_a
 from server import errors
-from server.errors import ApiError
 from server.keys import ServerKeys
 from server.metrics import Metrics
 from server.minting import TupleMinter
@@ -110,7 +112,7 @@ class RobertService:
             "serverTime": now,
             "timeStart": self.time_start,
             "epochId": epoch_of(now, self.time_start),
-            "epochDuration": 900,
+            "epochDuration": EPOCH_DURATION,
         }
 
     def client_config(self) -> list[dict[str, Any]]:
@@ -150,7 +152,7 @@ class RobertService:
             if await self.store.create_registration(registration):
                 break
         else:  # 2**40 identifiers: reached only if the store is nearly full
-            raise ApiError(503, "no_identifier", "could not allocate a registration")
+            raise Unavailable("could not allocate a registration", "no_identifier")
         self.metrics.registrations.inc()
         return {
             "tuples": await self.mint_bundle(owner, k_ea, epochs),
@@ -174,8 +176,7 @@ class RobertService:
         now = self.now_ntp()
         check_request_time(request.time, now, self.settings.clock_tolerance)
         now_epoch = epoch_of(now, self.time_start)
-        if abs(request.epoch_id - now_epoch) > 1:
-            raise ApiError(400, "stale_epoch", "epochId is not the current epoch")
+        check_request_epoch(request.epoch_id, now_epoch)
         return request, owner, now_epoch
 
     def key_of_epoch(self, epoch: int) -> EbidKey:
@@ -211,7 +212,7 @@ class RobertService:
         request, owner, _ = self._check_request(fields)
         registration = await self.store.get_registration(owner)
         if registration is None:
-            raise errors.UNKNOWN_REGISTRATION
+            raise errors.unknown_registration()
         verify_mac(registration.k_a, kind, request)
         return request, registration
 
@@ -234,7 +235,7 @@ class RobertService:
         )
         registration = recorded.before
         if registration is None:
-            raise errors.UNKNOWN_REGISTRATION
+            raise errors.unknown_registration()
         try:
             verify_mac(registration.k_a, RequestKind.STATUS, request)
         except BadMac:
@@ -242,9 +243,9 @@ class RobertService:
                 await self.store.undo_status(owner, registration, request.epoch_id, request.time)
             raise
         if recorded.outcome is StatusOutcome.TOO_SOON:
-            raise errors.TOO_SOON
+            raise errors.too_soon()
         if recorded.outcome is StatusOutcome.REPLAYED:
-            raise errors.REPLAYED
+            raise errors.replayed()
         due = registration.tuples_until_epoch < refresh_before
         risk = registration.risk
         fresh = risk.last_contact_epoch >= now_epoch - self.scoring.at_risk_days * EPOCHS_PER_DAY
@@ -252,7 +253,11 @@ class RobertService:
         return StatusAnswer(
             at_risk=at_risk,
             risk_level=risk.risk_level if fresh else 0,
-            last_contact_date=self._blurred_day(risk.last_contact_epoch) if at_risk else None,
+            last_contact_date=(
+                str(blurred_contact_day(risk.last_contact_epoch, self.time_start, self.random))
+                if at_risk
+                else None
+            ),
             last_risk_scoring_date=(
                 str(epoch_start(risk.last_scoring_epoch, self.time_start))
                 if risk.last_scoring_epoch >= 0
@@ -260,13 +265,6 @@ class RobertService:
             ),
             tuples=await self.mint_bundle(owner, registration.k_ea, epochs) if due else None,
         )
-
-    def _blurred_day(self, epoch: int) -> str:
-        """Start of the last contact's day moved by -1, 0 or +1 day, as NTP seconds: the
-        later reference's blur against linking a warning to one encounter."""
-        day_start = epoch_start(epoch, self.time_start) // 86_400 * 86_400
-        shift = (self.random(1)[0] % 3) - 1
-        return str(day_start + shift * 86_400)
 
     async def unregister(self, fields: Mapping[str, Any]) -> None:
         """Forget the registration and its exposures."""
@@ -288,12 +286,12 @@ class RobertService:
         try:
             _, code = parse_code(token)
         except BadFormat as exc:
-            raise ApiError(400, "bad_token", "token is not a submission code") from exc
+            raise BadRequest("token is not a submission code", "bad_token") from exc
         outcome = await self.store.consume_code(code, self.now_ntp())
         if self.code_hook is not None:
             await self.code_hook(code, outcome)
         if outcome is not CodeOutcome.ACCEPTED:
-            raise ApiError(401, f"code_{outcome.value}", f"submission code {outcome.value}")
+            raise Unauthorized(f"submission code {outcome.value}", f"code_{outcome.value}")
         try:
             await self.store.enqueue_report(encode_report(contacts))
         except Exception:

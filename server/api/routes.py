@@ -1,7 +1,8 @@
 """Handlers of the ROBERT client API under ``/api/v1`` [robert.md: Endpoints].
 
 Each handler validates its JSON at the edge (exact field set, types), calls ``RobertService``
-and formats the answer; protocol errors become HTTP answers in ``server.api.middleware.guarded``.
+and formats the answer; the kit's guard (``kit.http.guarded``) turns refusals into JSON answers,
+protocol errors through ``server.errors.translate``.
 """
 
 from __future__ import annotations
@@ -11,48 +12,17 @@ from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
 
-import orjson
 from aiohttp import web
 
+from kit.http import add_route, json_response, read_json
+from kit.metrics import metrics_handler
 from protocol.auth import b64decode
 from protocol.contacts import parse_contacts
 from server import errors
 from server.api.appkeys import CAPTCHA, SERVICE
-from server.api.middleware import add_route, json_response
 
 API = "/api/v1"
-SMALL_BODY = 16 * 1024
-"""Largest body of anything but a report."""
 VERSION = "0.1.0"
-
-
-async def read_json(
-    request: web.Request,
-    required: frozenset[str],
-    optional: frozenset[str] = frozenset(),
-    limit: int = SMALL_BODY,
-) -> dict[str, Any]:
-    """The request's JSON object with exactly the allowed fields, or a 4xx."""
-    if request.content_length is not None and request.content_length > limit:
-        raise errors.ApiError(413, "too_large", "request body too large")
-    body = await request.read()
-    if len(body) > limit:
-        raise errors.ApiError(413, "too_large", "request body too large")
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise errors.malformed("body is not JSON") from None
-    if not isinstance(data, dict):
-        raise errors.malformed("body must be a JSON object")
-    if data.keys() == required:  # the usual case, one comparison
-        return data
-    missing = required - data.keys()
-    unknown = data.keys() - required - optional
-    if missing:
-        raise errors.malformed(f"missing fields: {', '.join(sorted(missing))}")
-    if unknown:
-        raise errors.malformed(f"unknown fields: {', '.join(sorted(map(str, unknown)))[:200]}")
-    return data
 
 
 def _service(request: web.Request) -> Any:
@@ -76,7 +46,7 @@ async def register(request: web.Request) -> web.Response:
     spki = b64decode(data["clientPublicECDHKey"], "clientPublicECDHKey", None, max_size=512)
     gate = request.app[CAPTCHA]
     if gate.difficulty and not gate.verify(data.get("captchaId"), data["captcha"]):
-        raise errors.BAD_CAPTCHA
+        raise errors.bad_captcha()
     return json_response(await _service(request).register(spki), 201)
 
 
@@ -167,12 +137,6 @@ async def version(request: web.Request) -> web.Response:
     return json_response({"version": VERSION, "protocol": "ROBERT 1.1", "api": "v1"})
 
 
-async def metrics(request: web.Request) -> web.Response:
-    """GET /metrics: Prometheus text format."""
-    body = _service(request).metrics.render()
-    return web.Response(body=body, content_type="text/plain", charset="utf-8")
-
-
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI document shipped in the package (``server/openapi.json``)."""
     text = resources.files("server").joinpath("openapi.json").read_text(encoding="utf-8")
@@ -187,6 +151,7 @@ async def openapi(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     """Mount the API, each handler guarded (JSON errors, metrics)."""
+    metrics = app[SERVICE].metrics
     for method, path, handler in (
         ("POST", f"{API}/captcha", captcha),
         ("POST", f"{API}/register", register),
@@ -198,7 +163,7 @@ def add_routes(app: web.Application) -> None:
         ("GET", f"{API}/publicKey", public_key),
         ("GET", "/health", health),
         ("GET", "/version", version),
-        ("GET", "/metrics", metrics),
+        ("GET", "/metrics", metrics_handler),
         ("GET", "/openapi.json", openapi),
     ):
-        add_route(app, method, path, handler)
+        add_route(app, method, path, handler, metrics, (errors.translate,))

@@ -24,8 +24,9 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
+from kit.http import HttpError as ApiError
+from kit.http import add_route, json_response
 from protocol.codes import CodeKind
-from server.api.middleware import add_route, json_response
 from server.api.routes import REPORT_GUARD
 from server.codes.errors import AuthFailed, BadRequest, CodesError, TooManyAttempts
 from server.codes.issuer import CodeIssuer, CodeState, IssuedCode
@@ -33,7 +34,6 @@ from server.codes.model import ROLE_KINDS, Organisation
 from server.codes.qr import png_data_uri
 from server.codes.ratelimit import Limiters, RateLimits
 from server.codes.store import open_issuer_store
-from server.errors import ApiError
 from server.service import RobertService
 
 API = "/api/v1/codes"
@@ -81,7 +81,7 @@ def mount(app: web.Application, service: RobertService, limits: RateLimits | Non
         ("POST", f"{PAGE}logout", page_logout),
         ("POST", f"{PAGE}issue", page_issue),
     ):
-        add_route(app, method, path, handler)
+        add_route(app, method, path, handler, service.metrics)
 
 
 async def _issuer_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -101,7 +101,9 @@ async def report_guard(request: web.Request, handler: Handler) -> web.StreamResp
     buckets = request.app[LIMITERS].report_client
     client = _client(request)
     if not buckets.allowed(client):
-        raise ApiError(429, "too_many_attempts", "too many failed submission codes; retry later")
+        raise ApiError(
+            "too many failed submission codes; retry later", "too_many_attempts", status=429
+        )
     try:
         return await handler(request)
     except ApiError as exc:
@@ -112,16 +114,16 @@ async def report_guard(request: web.Request, handler: Handler) -> web.StreamResp
 
 # --- issuer API ----------------------------------------------------------------------------
 def _api_error(exc: CodesError) -> ApiError:
-    return ApiError(exc.status, exc.code, str(exc))
+    return ApiError(str(exc), exc.code, status=exc.status)
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
     try:
         body = await request.json()
     except ValueError as exc:
-        raise ApiError(400, "malformed", "body must be a JSON object") from exc
+        raise ApiError("body must be a JSON object", "malformed", status=400) from exc
     if not isinstance(body, dict):
-        raise ApiError(400, "malformed", "body must be a JSON object")
+        raise ApiError("body must be a JSON object", "malformed", status=400)
     return body
 
 
@@ -164,7 +166,9 @@ async def api_issue(request: web.Request) -> web.Response:
             raise BadRequest(f"count must be 1..{MAX_ISSUE_PER_REQUEST}")
         codes = await request.app[ISSUER].issue(org, kind, count, body.get("testDate"))
     except (ValueError, TypeError) as exc:
-        raise ApiError(400, "bad_request", "type must be short or long, count an integer") from exc
+        raise ApiError(
+            "type must be short or long, count an integer", "bad_request", status=400
+        ) from exc
     except CodesError as exc:
         raise _api_error(exc) from exc
     return json_response({"success": True, "codes": [_code_json(c) for c in codes]})
@@ -176,7 +180,7 @@ async def api_list(request: web.Request) -> web.Response:
     try:
         limit = max(1, min(1000, int(request.query.get("limit", "100"))))
     except ValueError as exc:
-        raise ApiError(400, "bad_request", "limit must be an integer") from exc
+        raise ApiError("limit must be an integer", "bad_request", status=400) from exc
     scope = None if org.role == "admin" else org.name
     listed = await request.app[ISSUER].list(scope, limit)
     return json_response(

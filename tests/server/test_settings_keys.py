@@ -27,7 +27,7 @@ def test_flags_override_environment_override_defaults() -> None:
 def test_bad_settings_are_refused_with_their_name() -> None:
     with pytest.raises(ValueError, match="ROBERT_PORT"):
         Settings.from_sources(None, {"ROBERT_PORT": "eighty"})
-    with pytest.raises(ValueError, match="captcha"):
+    with pytest.raises(ValueError, match="ROBERT_CAPTCHA"):
         Settings.from_sources(None, {"ROBERT_CAPTCHA": "maybe"})
     with pytest.raises(ValueError):
         Settings.from_sources(None, {"ROBERT_TIME_START": "not a date"})
