@@ -200,7 +200,7 @@ def scan(args: argparse.Namespace) -> int:
 
 
 async def _run_phone(args: argparse.Namespace) -> int:
-    from client_sim.phone import Phone  # the app-side state lives there, not in ble/
+    from phone.client import Phone  # the app side lives in phone/, not in ble/
 
     gains = gains_for(args.model)
     phone = await Phone.load_or_register(args.state, args.server, system_clock)
@@ -250,7 +250,7 @@ def run_phone(args: argparse.Namespace) -> int:
 
 
 async def _report(args: argparse.Namespace) -> int:
-    from client_sim.phone import Phone
+    from phone.client import Phone
 
     phone = await Phone.load_or_register(args.state, args.server, system_clock)
     try:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from ble.calibration import DEFAULT_RX_GAIN, calibrate_rssi
 from ble.interfaces import Clock, HelloSink
 from ble.payload import RobertPayload
+from protocol.hello import Hello
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +38,14 @@ class Sighting:
 
 
 @dataclass(frozen=True, slots=True)
-class HelloRecord:
-    """One HELLO as handed to the sink, plus what the live view and ``ble scan`` show."""
+class HeardHello:
+    """One HELLO as handed to the sink, plus what the live view and ``ble scan`` show.
 
-    hello: bytes
+    ``hello`` is the message parsed by ``protocol.hello.Hello`` (its byte layout lives there
+    only); ``raw`` the 16 bytes heard."""
+
+    raw: bytes
+    hello: Hello
     received_ntp: int
     rssi_raw: int
     rssi_calibrated: int
@@ -49,26 +54,11 @@ class HelloRecord:
     address: str
     samples: int
 
-    @property
-    def ecc(self) -> bytes:
-        """Byte 0 of the HELLO [robert.md: HELLO message]."""
-        return self.hello[0:1]
-
-    @property
-    def ebid(self) -> bytes:
-        """Bytes 1-8 of the HELLO."""
-        return self.hello[1:9]
-
-    @property
-    def time16(self) -> int:
-        """The sender's time field, bytes 9-10."""
-        return int.from_bytes(self.hello[9:11], "big")
-
 
 class RecordListener:
     """Optional observer of records (the CLI's printer and live table)."""
 
-    def on_record(self, record: HelloRecord) -> None:
+    def on_record(self, record: HeardHello) -> None:
         """Called once per record given to the sink."""
 
 
@@ -122,8 +112,9 @@ class HelloCollector:
         payload = sighting.payload
         assert payload is not None  # only payload sightings are pending
         calibrated = calibrate_rssi(sighting.rssi, payload.tx_gain, self._rx_gain)
-        record = HelloRecord(
+        record = HeardHello(
             payload.hello,
+            Hello.parse(payload.hello),
             received_ntp,
             sighting.rssi,
             calibrated,

@@ -1,4 +1,4 @@
-"""What the radio needs from a phone, as Protocols: the real ``client_sim.phone.Phone`` fits both.
+"""What the radio needs from a phone, as Protocols: the real ``phone.client.Phone`` fits both.
 
 Kept structural so ``ble/`` never imports the phone, and tests can pass small fakes.
 """

@@ -6,15 +6,16 @@ import sys
 from dataclasses import dataclass
 from typing import TextIO
 
-from ble.collector import HelloRecord, RecordListener
+from ble.collector import HeardHello, RecordListener
 from protocol.epochs import datetime_from_ntp
 
 
-def format_record(record: HelloRecord) -> str:
+def format_record(record: HeardHello) -> str:
     """One printed line per HELLO record."""
     moment = datetime_from_ntp(record.received_ntp).strftime("%H:%M:%S")
+    hello = record.hello
     return (
-        f"{moment} ebid={record.ebid.hex()} ecc={record.ecc.hex()} time16={record.time16} "
+        f"{moment} ebid={hello.ebid.hex()} ecc={hello.ecc.hex()} time16={hello.time} "
         f"rssi={record.rssi_raw} cal={record.rssi_calibrated} tx={record.tx_gain} "
         f"v={record.version} from={record.address} n={record.samples}"
     )
@@ -26,7 +27,7 @@ class LinePrinter(RecordListener):
     def __init__(self, out: TextIO | None = None) -> None:
         self._out = out  # None: whatever sys.stdout is when printing
 
-    def on_record(self, record: HelloRecord) -> None:
+    def on_record(self, record: HeardHello) -> None:
         print(format_record(record), file=self._out or sys.stdout, flush=True)
 
 
@@ -51,11 +52,11 @@ class LiveTable(RecordListener):
         self._max_rows = max_rows
         self.rows: dict[bytes, EbidStats] = {}
 
-    def on_record(self, record: HelloRecord) -> None:
-        row = self.rows.get(record.ebid)
+    def on_record(self, record: HeardHello) -> None:
+        row = self.rows.get(record.hello.ebid)
         if row is None:
-            self.rows[record.ebid] = EbidStats(
-                record.ecc,
+            self.rows[record.hello.ebid] = EbidStats(
+                record.hello.ecc,
                 record.received_ntp,
                 record.received_ntp,
                 1,

@@ -8,11 +8,13 @@ phone broadcast earlier can be rebuilt, bit for bit, when someone who heard them
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from client_sim.phone import Phone
+from phone.client import Phone
+from phone.state import NotRegistered, PhoneState
 from protocol.auth import b64decode
 from protocol.epochs import epoch_of
 from protocol.hello import build_hellos
@@ -49,29 +51,30 @@ class TupleTable:
         )
 
 
-class SimPhone(Phone):
-    """A ``Phone`` whose tuples live in a ``TupleTable`` row.
+class SimPhoneState(PhoneState):
+    """A ``PhoneState`` whose tuples live in a ``TupleTable`` row.
 
     It also remembers its MAC key after unregistering, because HELLOs it sent before are
     still in other phones' memory and may be reported later.
     """
 
-    def __init__(self, index: int, table: TupleTable, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, index: int, table: TupleTable) -> None:
+        super().__init__()
         self.index = index
         self.table = table
         self.hello_key: MacKey | None = None
 
-    def _store_tuples(self, bundle_b64: str) -> None:
+    def store_bundle(self, bundle_b64: str, now_ntp: int) -> None:
         """Decrypt the bundle and keep its tuples as columns of the shared table."""
-        assert self.k_ea is not None
+        if self.k_ea is None:
+            raise NotRegistered("no tuple key: register first")
         bundle = b64decode(bundle_b64, "tuples", None, max_size=1 << 20)
         self.table.put(self.index, parse_tuple_columns(open_bundle(self.k_ea, bundle)))
         self.hello_key = self.k_a
 
-    def current_tuple(self) -> EbidTuple | None:
-        """The tuple to use now, from the shared table."""
-        return self.table.get(self.index, self.current_epoch())
+    def current_tuple(self, now_ntp: int) -> EbidTuple | None:
+        """The tuple of ``now_ntp``'s epoch, from the shared table."""
+        return self.table.get(self.index, self.current_epoch(now_ntp))
 
     def current_hello(self, now_ntp: int) -> bytes | None:
         """The HELLO this phone broadcast (or broadcasts) at ``now_ntp``: ``broadcast_hellos``
@@ -81,8 +84,44 @@ class SimPhone(Phone):
         return hello if built[0] else None
 
 
+class SimPhone(Phone):
+    """A ``Phone`` of the simulated town: its state is a ``SimPhoneState``."""
+
+    def __init__(self, index: int, table: TupleTable, *args: Any, **kwargs: Any) -> None:
+        self.sim_state = SimPhoneState(index, table)
+        super().__init__(*args, state=self.sim_state, **kwargs)
+
+    @property
+    def index(self) -> int:
+        """The phone's row in the town."""
+        return self.sim_state.index
+
+    @property
+    def table(self) -> TupleTable:
+        """The shared tuple table."""
+        return self.sim_state.table
+
+    @property
+    def hello_key(self) -> MacKey | None:
+        """The MAC key its past HELLOs were made with (kept after unregistering)."""
+        return self.sim_state.hello_key
+
+    @hello_key.setter
+    def hello_key(self, key: MacKey | None) -> None:
+        self.sim_state.hello_key = key
+
+
+class HelloKeyHolder(Protocol):
+    """A sender of simulated HELLOs: the key its HELLOs were made with."""
+
+    @property
+    def hello_key(self) -> MacKey | None:
+        """K_A of the sender, or None if it never registered."""
+        ...
+
+
 def broadcast_hellos(
-    phones: Mapping[int, SimPhone],
+    phones: Mapping[int, HelloKeyHolder],
     table: TupleTable,
     senders: npt.NDArray[np.int64],
     times: npt.NDArray[np.int64],

@@ -31,7 +31,6 @@ import numpy.typing as npt
 
 from client_sim.clock import VirtualClock
 from client_sim.epidemic import DAY, Epidemic, EpidemicConfig
-from client_sim.phone import PhoneError
 from client_sim.phones import SimPhone, TupleTable, broadcast_hellos
 from client_sim.progress import Progress
 from client_sim.radio import RadioConfig, Receptions, hear, pair_key
@@ -44,6 +43,7 @@ from client_sim.world import (
     World,
     WorldConfig,
 )
+from phone.client import PhoneError
 from protocol.codes import CodeKind, generate_code
 from protocol.epochs import (
     EPOCHS_PER_DAY,
@@ -53,10 +53,12 @@ from protocol.epochs import (
     unix_from_ntp,
 )
 from protocol.hello import HELLO_SIZE
+from protocol.scoring import CONTAGIOUS_PERIOD_DAYS
 
 Ints = npt.NDArray[np.int64]
 T = TypeVar("T")
-RETENTION = 14 * DAY
+RETENTION = CONTAGIOUS_PERIOD_DAYS * DAY
+"""How far back a reporting phone's HELLOs reach [robert.md: Report]."""
 DEFAULT_START = datetime(2026, 3, 2, tzinfo=UTC)
 """A Monday: day 0 of the town's week is a weekday."""
 
@@ -499,7 +501,7 @@ class Run:
         return sum(done)
 
     def _feed(self, phone: SimPhone, now: int) -> None:
-        """Give the reporting phone the HELLOs it heard in the last 14 days.
+        """Give the reporting phone the HELLOs it heard in the contagious period.
 
         Each HELLO is built once per (sender, time) by the sender's key and tuple, as the
         sender's phone broadcast it, and handed over as the 16 bytes the radio carried.

@@ -32,7 +32,7 @@ from locust.env import Environment
 
 from loadtest.messages import API, JSON_HEADERS, Messages, malformed_requests, register_body
 from loadtest.seedfile import SEED_ENV, SeedFile
-from server.captcha import solve
+from protocol.pow import solve
 
 CONTACTS_PER_REPORT = 3
 

@@ -1,8 +1,8 @@
 """The registration gate: a stateless proof of work standing in for the reference's captcha.
 
 ``POST /api/v1/captcha`` hands out a challenge id signed by the server (HMAC over its issue
-time and 16 random bytes); the phone finds an answer such that SHA-256(id || answer) starts with
-``difficulty`` zero bits and registers with ``captchaId`` and ``captcha``. Any server process
+time and 16 random bytes); the phone solves it (``protocol.pow``) and registers with
+``captchaId`` and ``captcha``. Any server process
 can check a challenge without shared state; a used challenge is refused again by the process
 that saw it (cheap replay protection; a replay elsewhere still costs the solver a fresh proof
 after the challenge expires).
@@ -11,28 +11,14 @@ after the challenge expires).
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import secrets
 from collections import OrderedDict
 from collections.abc import Callable
 
+from protocol.pow import is_solved
+
 CHALLENGE_TTL = 300
-
-
-def leading_zero_bits(digest: bytes) -> int:
-    """How many zero bits start ``digest``."""
-    value = int.from_bytes(digest, "big")
-    return len(digest) * 8 - value.bit_length()
-
-
-def solve(challenge_id: str, difficulty: int) -> str:
-    """An answer to a challenge (what a phone computes; ~2**difficulty hashes)."""
-    prefix = challenge_id.encode()
-    nonce = 0
-    while leading_zero_bits(hashlib.sha256(prefix + str(nonce).encode()).digest()) < difficulty:
-        nonce += 1
-    return str(nonce)
 
 
 class ProofOfWork:
@@ -56,7 +42,7 @@ class ProofOfWork:
 
     def verify(self, challenge_id: object, answer: object) -> bool:
         """True once for a valid, unexpired, solved challenge."""
-        if not isinstance(challenge_id, str) or not isinstance(answer, str) or len(answer) > 32:
+        if not isinstance(challenge_id, str) or not isinstance(answer, str):
             return False
         try:
             raw = base64.urlsafe_b64decode(challenge_id + "=" * (-len(challenge_id) % 4))
@@ -70,8 +56,7 @@ class ProofOfWork:
         now = self._clock()
         if not 0 <= now - int.from_bytes(body[:8], "big") <= CHALLENGE_TTL:
             return False
-        digest = hashlib.sha256(challenge_id.encode() + answer.encode()).digest()
-        if leading_zero_bits(digest) < self.difficulty or challenge_id in self._used:
+        if not is_solved(challenge_id, answer, self.difficulty) or challenge_id in self._used:
             return False
         self._used[challenge_id] = now
         while self._used and next(iter(self._used.values())) < now - CHALLENGE_TTL:

@@ -1,6 +1,6 @@
 """The CLI: help texts, and ``ble run`` / ``ble report`` against the assumed Phone API.
 
-``client_sim.phone`` is replaced by a fake with the API the CLI is written against, and the
+``phone.client`` is replaced by a fake with the API the CLI is written against, and the
 radio by two virtual bumble controllers (our phone and a peer), so the whole command runs.
 """
 
@@ -53,7 +53,7 @@ class FakeStatus:
 
 
 def fake_phone_module(keys: FakePhone, log: dict[str, Any]) -> types.ModuleType:
-    """A stand-in for client_sim.phone with the API ble/cli.py assumes."""
+    """A stand-in for phone.client with the API ble/cli.py assumes."""
 
     class Phone:
         def __init__(self) -> None:
@@ -81,7 +81,7 @@ def fake_phone_module(keys: FakePhone, log: dict[str, Any]) -> types.ModuleType:
         async def close(self) -> None:
             log["closed"] = True
 
-    module = types.ModuleType("client_sim.phone")
+    module = types.ModuleType("phone.client")
     module.Phone = Phone  # type: ignore[attr-defined]
     return module
 
@@ -91,7 +91,7 @@ def test_run_phone_end_to_end(
 ) -> None:
     ours, peer = make_phone(), make_phone()
     log: dict[str, Any] = {}
-    monkeypatch.setitem(sys.modules, "client_sim.phone", fake_phone_module(ours, log))
+    monkeypatch.setitem(sys.modules, "phone.client", fake_phone_module(ours, log))
 
     @contextlib.asynccontextmanager
     async def virtual_radio(args: argparse.Namespace) -> AsyncIterator[Any]:
@@ -140,7 +140,7 @@ def test_run_phone_end_to_end(
 
 def test_report(make_phone: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     log: dict[str, Any] = {}
-    monkeypatch.setitem(sys.modules, "client_sim.phone", fake_phone_module(make_phone(), log))
+    monkeypatch.setitem(sys.modules, "phone.client", fake_phone_module(make_phone(), log))
     args = parser().parse_args(["ble", "report", "--code", "ABC234", "--state", str(tmp_path)])
     assert args.func(args) == 0
     assert log["reported"] == "ABC234" and log["closed"]

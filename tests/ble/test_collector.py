@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ble.calibration import DEFAULT_RX_GAIN, DEFAULT_TX_GAIN, calibrate_rssi, gains_for
-from ble.collector import HelloCollector, HelloRecord, RecordListener, Sighting
+from ble.collector import HeardHello, HelloCollector, RecordListener, Sighting
 from ble.payload import RobertPayload
 from tests.ble.conftest import RecordingSink
 
@@ -21,9 +21,9 @@ class Clock:
 
 class Seen(RecordListener):
     def __init__(self) -> None:
-        self.records: list[HelloRecord] = []
+        self.records: list[HeardHello] = []
 
-    def on_record(self, record: HelloRecord) -> None:
+    def on_record(self, record: HeardHello) -> None:
         self.records.append(record)
 
 
@@ -41,7 +41,7 @@ def test_record_is_calibrated_with_sender_tx_and_our_rx() -> None:
     assert sink.records == [(HELLO_A, 1000, -80 + 12 + 7)]
     record = seen.records[0]
     assert (record.rssi_raw, record.tx_gain, record.version, record.samples) == (-80, -12, 3, 1)
-    assert record.ebid == HELLO_A[1:9] and record.ecc == HELLO_A[:1]
+    assert record.hello.ebid == HELLO_A[1:9] and record.hello.ecc == HELLO_A[:1]
 
 
 def test_duplicates_in_one_second_merge_to_max_rssi() -> None:

@@ -1,6 +1,6 @@
 """The whole chain on a virtual radio: real phones, real HELLOs over bumble, the real server.
 
-Three ``client_sim.phone.Phone`` objects register with an in-process server over loopback HTTP,
+Three ``phone.client.Phone`` objects register with an in-process server over loopback HTTP,
 each drives a ``BleNode`` on its own virtual controller, so the HELLOs they keep are the ones
 that crossed the (virtual) air. Alice and Bob stay together for twenty simulated minutes; Carol
 passes by for two. Alice reports with a submission code: Bob is warned, Carol is not.
@@ -22,7 +22,7 @@ from aiohttp.test_utils import TestServer
 from ble.advertiser.bumble import BumbleAdvertiser
 from ble.node import BleNode
 from ble.scanner.bumble import BumbleHelloScanner
-from client_sim.phone import Phone
+from phone.client import Phone
 from protocol.codes import CodeKind
 from protocol.epochs import ntp_from_unix
 from server.app import SERVICE, WORKER, create_app

@@ -15,7 +15,7 @@ from bumble.device import AdvertisingType
 
 from ble.advertiser.bumble import BumbleAdvertiser
 from ble.calibration import DEFAULT_RX_GAIN, calibrate_rssi
-from ble.collector import HelloRecord, RecordListener
+from ble.collector import HeardHello, RecordListener
 from ble.node import BleNode
 from ble.payload import AD_MANUFACTURER_DATA, APPLE_COMPANY_ID, ROBERT_OVERFLOW, RobertPayload
 from ble.scanner.base import SightingCallback
@@ -47,9 +47,9 @@ class TimedScanner(BumbleHelloScanner):
 
 class Records(RecordListener):
     def __init__(self) -> None:
-        self.records: list[HelloRecord] = []
+        self.records: list[HeardHello] = []
 
-    def on_record(self, record: HelloRecord) -> None:
+    def on_record(self, record: HeardHello) -> None:
         self.records.append(record)
 
 
@@ -85,7 +85,7 @@ async def test_three_phones_hear_each_other(make_phone: object) -> None:
         def everyone_heard_everyone() -> bool:
             """Each phone has a record of some EBID of each other phone."""
             for i, records in enumerate(listeners):
-                heard = {r.ebid for r in records.records}
+                heard = {r.hello.ebid for r in records.records}
                 for j, other in enumerate(phones):
                     if j != i and not heard & {other.ebid_at(t) for t in other.asked}:
                         return False
@@ -119,18 +119,18 @@ async def test_three_phones_hear_each_other(make_phone: object) -> None:
         own_ebids = {phones[i].ebid_at(t) for t in phones[i].asked}
         seconds_per_hello: dict[tuple[bytes, int], int] = {}
         for record in records.records:
-            assert record.ebid not in own_ebids  # a controller does not hear itself
-            sender, tx = by_sender[record.ebid]
+            assert record.hello.ebid not in own_ebids  # a controller does not hear itself
+            sender, tx = by_sender[record.hello.ebid]
             assert record.tx_gain == tx
             assert record.rssi_raw < 0
             assert record.rssi_calibrated == calibrate_rssi(record.rssi_raw, tx, DEFAULT_RX_GAIN)
-            verify_hello(sender.k_a, Hello.parse(record.hello), record.received_ntp)
-            key = (record.hello, record.received_ntp)
+            verify_hello(sender.k_a, record.hello, record.received_ntp)
+            key = (record.raw, record.received_ntp)
             seconds_per_hello[key] = seconds_per_hello.get(key, 0) + 1
         assert set(seconds_per_hello.values()) == {1}  # one record per HELLO per second
         assert sum(r.samples for r in records.records) > len(records.records)  # merges happened
         assert [
-            (r.hello, r.received_ntp, r.rssi_calibrated) for r in records.records
+            (r.raw, r.received_ntp, r.rssi_calibrated) for r in records.records
         ] == sink.records
 
 

@@ -25,7 +25,7 @@ import redis
 from aiohttp.test_utils import TestServer
 
 from client_sim.clock import VirtualClock
-from client_sim.phone import Phone, PhoneError
+from phone.client import Phone, PhoneError
 from protocol.codes import CodeKind
 from protocol.ebid import decrypt_ebid
 from protocol.epochs import day_of_epoch

@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 from client_sim.clock import VirtualClock
-from client_sim.phone import Phone, PhoneError
+from phone.client import Phone, PhoneError
 from protocol.auth import RequestKind, build_request
 from protocol.codes import CodeKind
 from protocol.contacts import Contact, HelloRecord
@@ -96,7 +96,7 @@ async def test_replayed_status_is_refused(
 ) -> None:
     phone = make_phone(running, clock, session, 6)
     await phone.register()
-    body = phone._auth_body(RequestKind.STATUS)
+    body = phone.auth_fields(RequestKind.STATUS)
     url = f"{running.url}/api/v1/status"
     async with session.post(url, json=body) as first:
         assert first.status == 200
@@ -144,7 +144,7 @@ async def test_unregister_and_delete_history(
     await bob.delete_history()
     clock.advance(1)
     assert not (await bob.check_status()).at_risk
-    stale_alice = alice._auth_body(RequestKind.STATUS)
+    stale_alice = alice.auth_fields(RequestKind.STATUS)
     await alice.unregister()
     async with session.post(f"{running.url}/api/v1/status", json=stale_alice) as gone:
         assert gone.status == 401
@@ -156,7 +156,7 @@ async def test_tuples_come_with_status_only_when_due(
 ) -> None:
     phone = make_phone(running, clock, session, 10)
     await phone.register()
-    assert len(phone.tuples) > 2 * 96
+    assert len(phone.state.tuples) > 2 * 96
     assert not (await phone.check_status()).got_tuples
     clock.advance(2 * 86400)
     assert (await phone.check_status()).got_tuples
@@ -211,7 +211,7 @@ async def test_forged_status_does_not_take_the_slot(
     try:
         phone = Phone(str(server.make_url("")), clock, random.Random(12).randbytes, session)
         await phone.register()
-        forged = phone._auth_body(RequestKind.STATUS) | {"mac": "A" * 43 + "="}
+        forged = phone.auth_fields(RequestKind.STATUS) | {"mac": "A" * 43 + "="}
         async with session.post(str(server.make_url("/api/v1/status")), json=forged) as r:
             assert r.status == 401
         clock.advance(1)

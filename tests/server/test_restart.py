@@ -23,7 +23,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from client_sim.phone import Phone, PhoneError
+from phone.client import Phone, PhoneError
 from protocol.ebid import decrypt_ebid
 from protocol.epochs import day_of_epoch
 from server.keys import ServerKeys

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from protocol.errors import KeyUnavailable
-from server.captcha import ProofOfWork, solve
+from protocol.pow import solve
+from server.captcha import ProofOfWork
 from server.keys import ServerKeys
 from server.settings import Settings
 
