@@ -49,6 +49,18 @@ class Action(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Actor:
+    """Who acts, as the audit log names them: a user name, ``apikey:<id>``, ``console``."""
+
+    name: str
+    role: str
+
+
+CONSOLE = Actor("console", "admin")
+"""An operator at the service's command line (the log cannot know more of them)."""
+
+
+@dataclass(frozen=True, slots=True)
 class AuditEntry:
     """One line of the audit log."""
 

@@ -9,6 +9,13 @@ test's ``tmp_path`` and once on a PostgreSQL database of its own (``kit_test_<he
 for the test and dropped after it; skipped, saying why, when PostgreSQL is unreachable).
 ``KIT_TEST_POSTGRES`` names the server (default ``postgresql://postgres@127.0.0.1:5432/postgres``).
 
+Tests of pages with sessions also need ``KIT_FILTERS`` on their items (the suite runs with
+``-W error``; see ``kit.auth.sessions.SESSION_KEYS_WARNING``)::
+
+    def pytest_collection_modifyitems(items):
+        for item in items:
+            item.add_marker(pytest.mark.filterwarnings(*KIT_FILTERS))
+
 Only imported by tests: pytest is a test dependency, not a run-time one.
 """
 
@@ -24,7 +31,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from kit.auth.sessions import SESSION_KEYS_WARNING
+
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+KIT_FILTERS = (SESSION_KEYS_WARNING,)
+"""The warning filters a service's tests add (third-party warnings the kit cannot fix)."""
 BACKENDS = ("sqlite", "postgresql")
 
 

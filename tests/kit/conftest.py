@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from kit.db import Database
-from kit.testing import database_url
+from kit.testing import KIT_FILTERS, database_url
 
 __all__ = ["database_url"]
 
-SECRET = "a test secret of the kit, long enough to be a real one"
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The kit's known third-party warning filters, on the kit's tests only."""
+    for item in items:
+        if HERE in item.path.parents:
+            item.add_marker(pytest.mark.filterwarnings(*KIT_FILTERS))
 
 
 @pytest.fixture
