@@ -81,7 +81,8 @@ class LoginRequired(HttpError):
 
 @dataclass(frozen=True, slots=True)
 class NavLink:
-    """One entry of the navigation bar; shown only to the listed roles (all if empty)."""
+    """One entry of the navigation bar, shown to signed-in users of the listed roles (of any
+    role if empty); ``label`` is an English message id, translated like the templates'."""
 
     href: str
     label: str
@@ -172,7 +173,7 @@ class Pages:
             "csrf_token": "",
             "logout_url": "",
             "flashes": [],
-            "nav": [n for n in self.nav if not n.roles or getattr(user, "role", None) in n.roles],
+            "nav": [n for n in self.nav if user and (not n.roles or user.role in n.roles)],
             "request_path": request.path,
             "language_links": {other: _with_query(request, lang=other) for other in self.languages},
         }
