@@ -85,3 +85,16 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         yield url
     finally:
         await drop_postgres_database(url)
+
+
+@pytest.fixture
+async def another_database_url(database_url: str, tmp_path: Path) -> AsyncIterator[str]:
+    """A second fresh database on the same backend as ``database_url`` (two services)."""
+    if database_url.startswith("sqlite"):
+        yield f"sqlite:///{tmp_path / 'another.db'}"
+        return
+    url = await create_postgres_database()
+    try:
+        yield url
+    finally:
+        await drop_postgres_database(url)

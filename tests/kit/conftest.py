@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from kit.db import Database
-from kit.testing import KIT_FILTERS, database_url
+from kit.testing import KIT_FILTERS, another_database_url, database_url
 
-__all__ = ["database_url"]
+__all__ = ["another_database_url", "database_url"]
 
 HERE = Path(__file__).resolve().parent
 
