@@ -31,3 +31,15 @@ async def db(database_url: str) -> AsyncIterator[Database]:
         yield database
     finally:
         await database.close()
+
+
+@pytest.fixture
+async def sqlite_db(tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated SQLite database alone, for checks that do not depend on the backend (input
+    validation): the contract tests use ``db``, on both."""
+    database = Database(f"sqlite:///{tmp_path / 'service.db'}")
+    await database.migrate()
+    try:
+        yield database
+    finally:
+        await database.close()

@@ -63,7 +63,10 @@ async def test_a_key_is_shown_once_and_stored_hashed(store: ApiKeyStore, db: Dat
         lambda k: "sidep_1e9_x",
     ],
 )
-async def test_wrong_keys_are_refused(store: ApiKeyStore, mangle: Callable[[str], str]) -> None:
+async def test_wrong_keys_are_refused(
+    sqlite_db: Database, now: Now, mangle: Callable[[str], str]
+) -> None:
+    store = ApiKeyStore(sqlite_db, "sidep", clock=now)
     _, key = await store.create("lab", "lab")
     with pytest.raises(Unauthorized, match="invalid API key"):
         await store.authenticate(mangle(key))

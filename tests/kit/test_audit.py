@@ -80,25 +80,25 @@ async def test_query_filters_and_pages_newest_first(db: Database) -> None:
     assert [e.at for e in window] == [T0 + timedelta(seconds=4), T0 + timedelta(seconds=3)]
 
 
-@pytest.mark.parametrize(
-    "statement",
-    [
-        "UPDATE kit_audit SET actor = 'someone else'",
-        "UPDATE kit_audit SET detail = '' WHERE id = 1",
-        "DELETE FROM kit_audit",
-        "DELETE FROM kit_audit WHERE id = 1",
-    ],
-)
-async def test_the_database_refuses_to_rewrite_the_log(db: Database, statement: str) -> None:
+REWRITES = [
+    "UPDATE kit_audit SET actor = 'someone else'",
+    "UPDATE kit_audit SET detail = '' WHERE id = 1",
+    "DELETE FROM kit_audit",
+    "DELETE FROM kit_audit WHERE id = 1",
+]
+
+
+async def test_the_database_refuses_to_rewrite_the_log(db: Database) -> None:
     log = AuditLog()
     await log.append(
         db, actor="dr.martin", role="doctor", action="read", object_type="case", object_id=1
     )
-    with pytest.raises(sa.exc.DBAPIError, match="kit_audit is append-only"):
-        async with db.begin() as conn:
-            await conn.exec_driver_sql(statement)
+    for statement in REWRITES:
+        with pytest.raises(sa.exc.DBAPIError, match="kit_audit is append-only"):
+            async with db.begin() as conn:
+                await conn.exec_driver_sql(statement)
     [entry] = await log.query(db)
-    assert entry.actor == "dr.martin"
+    assert (entry.actor, entry.detail) == ("dr.martin", "")
 
 
 async def test_postgresql_also_refuses_truncate(db: Database) -> None:
@@ -124,8 +124,9 @@ async def test_postgresql_also_refuses_truncate(db: Database) -> None:
     ],
 )
 async def test_malformed_entries_are_refused(
-    db: Database, field: str, value: str, message: str
+    sqlite_db: Database, field: str, value: str, message: str
 ) -> None:
+    db = sqlite_db
     entry = {
         "actor": "a",
         "role": "admin",

@@ -104,10 +104,10 @@ async def test_an_event_commits_with_its_change_or_not_at_all(producer: Database
     [("", {}, ValueError), ("sidep positive", {}, ValueError), ("t", {"x": object()}, TypeError)],
 )
 async def test_malformed_events_are_refused(
-    producer: Database, topic: str, payload: dict[str, object], error: type[Exception]
+    sqlite_db: Database, topic: str, payload: dict[str, object], error: type[Exception]
 ) -> None:
     with pytest.raises(error):
-        async with producer.begin() as conn:
+        async with sqlite_db.begin() as conn:
             await append(conn, topic, payload)
 
 

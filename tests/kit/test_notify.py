@@ -101,10 +101,10 @@ async def test_a_notification_commits_with_its_change(db: Database) -> None:
     ],
 )
 async def test_malformed_notifications_are_refused(
-    db: Database, channel: str, recipient: str, subject: str, attachments: Any, message: str
+    sqlite_db: Database, channel: str, recipient: str, subject: str, attachments: Any, message: str
 ) -> None:
     with pytest.raises(ValueError, match=message):
-        async with db.begin() as conn:
+        async with sqlite_db.begin() as conn:
             await enqueue(conn, channel, recipient, subject, "body", attachments)
 
 

@@ -65,8 +65,9 @@ async def test_create_returns_the_enrolment_once(store: UserStore) -> None:
     ],
 )
 async def test_create_refuses_bad_fields(
-    store: UserStore, field: str, value: str, message: str
+    sqlite_db: Database, clock: Clock, field: str, value: str, message: str
 ) -> None:
+    store = UserStore(sqlite_db, SECRET, "SI-DEP", hasher=FAST_HASHER, clock=clock)
     fields = {
         "username": "dr.martin",
         "display_name": "Dr Anne Martin",
