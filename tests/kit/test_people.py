@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 from kit.audit import AuditFilter
 from kit.auth import LoginLimits, SessionPolicy, safe_next
-from kit.auth.sessions import SessionCookies
+from kit.auth.sessions import SessionCookies, session_storage
+from kit.keys import SecretError
 from kit.ratelimit import Limit
 from tests.kit.demo import PASSWORD, Clock, Demo, running_demo
 
@@ -477,3 +478,20 @@ async def test_language_from_query_cookie_then_browser(demo: Demo) -> None:
 
 def test_demo_clock_starts_on_the_documented_moment() -> None:
     assert time.strftime("%Y-%m-%d %H:%M", time.gmtime(T0)) == "2026-12-10 04:08"
+
+
+async def test_without_a_secret_sessions_use_a_process_key_and_say_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    first, second = session_storage(""), session_storage("")
+    assert "sessions will not survive a restart" in caplog.text
+    session = Session(None, data=None, new=True)
+    session["uid"] = 1
+    response = web.Response()
+    await first.save_session(make_mocked_request("GET", "/"), response, session)
+    cookie = response.cookies["kit_session"].value
+    request = make_mocked_request("GET", "/", headers={"Cookie": f"kit_session={cookie}"})
+    assert not (await first.load_session(request)).empty
+    assert (await second.load_session(request)).empty  # another process cannot read it
+    with pytest.raises(SecretError, match="at least 32 characters"):
+        session_storage("too short")
