@@ -7,9 +7,17 @@
   ``<PREFIX>_*`` environment variables and command-line flags, secrets masked when printed;
 - ``kit.metrics``: Prometheus request metrics that cost plain arithmetic per request;
 - ``kit.ratelimit``: token buckets with an atomic take;
-- people's authentication (passwords, TOTP, sessions, CSRF, API keys), the audit log,
-  relational storage (SQLAlchemy, Alembic), events and the notification outbox: see
-  ``docs/kit.md``.
+- ``kit.db``, ``kit.schema``: a service's database (SQLite or PostgreSQL) and its migrations;
+- ``kit.audit``: the append-only audit log;
+- ``kit.auth``: people (password and TOTP, sessions, CSRF, sign-in pages, guards), API keys,
+  account commands; ``kit.keys``: keys derived from the service secret;
+- ``kit.web``, ``kit.i18n``: the shared page layout, forms, headers, French and English;
+- ``kit.events``: the transactional outbox and its consumers; ``kit.notify``: e-mail, SMS,
+  letters; ``kit.jobs``: periodic background jobs;
+- ``kit.identity``: name normalisation, pseudonyms, NIR and INS;
+- ``kit.testing``: pytest fixtures giving a fresh database on each backend.
+
+See ``docs/kit.md``.
 
 The kit imports no other package of the project (checked by import-linter in CI).
 """

@@ -1,0 +1,184 @@
+"""``users ...`` and ``apikeys ...``: the account commands every service adds to its own CLI.
+
+A service passes its sub-parsers and a callable opening its ``Accounts`` from the parsed
+arguments (its settings give the database URL and the secret)::
+
+    add_account_commands(subparsers, lambda args: open_accounts(Settings.from_sources(args)))
+
+and dispatches as usual (``args.func(args)``). Each command opens the accounts, does one thing,
+closes the database, and is audited under the actor ``console``. A failure is one line on
+stderr and exit status 1. Passwords are read with ``getpass`` (or from ``--password-file``),
+never from the command line, where ``ps`` and the shell history would keep them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import io
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import qrcode
+import sqlalchemy as sa
+
+from kit.auth.people import Accounts
+from kit.auth.users import AccountError, Enrolment, check_password
+from kit.i18n import DEFAULT_TIME_ZONE
+from kit.keys import SecretError
+
+OpenAccounts = Callable[[argparse.Namespace], Accounts]
+Job = Callable[[Accounts, argparse.Namespace], Awaitable[None]]
+
+
+def add_account_commands(subparsers: Any, open_accounts: OpenAccounts) -> None:
+    """Add ``users`` and ``apikeys`` (each with its sub-commands) to ``subparsers``."""
+
+    def command(parent: Any, name: str, job: Job, help: str) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = parent.add_parser(name, help=help, description=help)
+        parser.set_defaults(func=lambda args: _run(open_accounts, job, args))
+        return parser
+
+    users = subparsers.add_parser("users", help="people who sign in to the pages")
+    users_sub = users.add_subparsers(dest="users_command", metavar="COMMAND", required=True)
+    add = command(users_sub, "add", _users_add, "create a user; print their TOTP enrolment once")
+    add.add_argument("username")
+    add.add_argument("--name", required=True, help="display name, as shown in the pages")
+    add.add_argument("--role", required=True, help="doctor, cpam_agent, biologist...")
+    add.add_argument("--scope", default="", help="finess:750712184, dep:75, national...")
+    add.add_argument("--time-zone", default=DEFAULT_TIME_ZONE, help="for dates in the pages")
+    add.add_argument("--password-file", type=Path, help="read the password from this file")
+    command(users_sub, "list", _users_list, "list the users (never their secrets)")
+    for name, job, text in (
+        ("disable", _users_disable, "refuse a user's sign-ins and end their sessions"),
+        ("enable", _users_enable, "allow a disabled user to sign in again"),
+        ("reset-totp", _users_reset_totp, "new authenticator enrolment (a lost phone)"),
+    ):
+        command(users_sub, name, job, text).add_argument("username")
+    reset = command(users_sub, "reset-password", _users_reset_password, "set a new password")
+    reset.add_argument("username")
+    reset.add_argument("--password-file", type=Path, help="read the password from this file")
+
+    keys = subparsers.add_parser("apikeys", help="API keys of machines")
+    keys_sub = keys.add_subparsers(dest="apikeys_command", metavar="COMMAND", required=True)
+    key_add = command(keys_sub, "add", _keys_add, "create an API key; print it once")
+    key_add.add_argument("name", help="whose key: the lab, the service reading events...")
+    key_add.add_argument("--role", required=True, help="event-reader, lab...")
+    key_add.add_argument("--scope", default="", help="finess:750712184, dep:75, national...")
+    command(keys_sub, "list", _keys_list, "list the API keys (never the keys)")
+    revoke = command(keys_sub, "revoke", _keys_revoke, "revoke an API key for good")
+    revoke.add_argument("id", type=int)
+
+
+def _run(open_accounts: OpenAccounts, job: Job, args: argparse.Namespace) -> None:
+    async def main() -> None:
+        accounts = open_accounts(args)
+        try:
+            await job(accounts, args)
+        finally:
+            await accounts.db.close()
+
+    try:
+        asyncio.run(main())
+    except (AccountError, SecretError, ValueError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+    except sa.exc.OperationalError as exc:
+        # The driver's message may quote SQL parameters (user names): only its kind is shown.
+        raise SystemExit(
+            f"error: the database refused ({type(exc.orig).__name__}); is it reachable and "
+            "migrated?"
+        ) from None
+
+
+def _password(args: argparse.Namespace) -> str:
+    path: Path | None = args.password_file
+    if path is not None:
+        try:
+            return path.read_text().splitlines()[0]
+        except (OSError, IndexError):
+            raise AccountError(f"cannot read a password from {path}") from None
+    password = getpass.getpass("Password: ")
+    check_password(password)
+    if getpass.getpass("Password again: ") != password:
+        raise AccountError("the two passwords differ")
+    return password
+
+
+def _print_enrolment(enrolment: Enrolment) -> None:
+    print("Authenticator enrolment (shown once; the user may also enrol at first sign-in):")
+    print(f"  key: {enrolment.grouped_secret}")
+    print(f"  URI: {enrolment.uri}")
+    if sys.stdout.isatty():
+        code = qrcode.QRCode(border=2)
+        code.add_data(enrolment.uri)
+        text = io.StringIO()
+        code.print_ascii(out=text, invert=True)
+        print(text.getvalue())
+
+
+async def _users_add(accounts: Accounts, args: argparse.Namespace) -> None:
+    user, enrolment = await accounts.users.create(
+        args.username,
+        display_name=args.name,
+        role=args.role,
+        scope=args.scope,
+        password=_password(args),
+        time_zone=args.time_zone,
+    )
+    print(f"created user {user.id}: {user.username} ({user.role}, scope {user.scope or '-'})")
+    _print_enrolment(enrolment)
+
+
+async def _users_list(accounts: Accounts, args: argparse.Namespace) -> None:
+    print(f"{'id':>5}  {'user name':<24} {'role':<16} {'scope':<20} state")
+    for u in await accounts.users.list():
+        state = ("enabled" if u.enabled else "disabled") + (
+            "" if u.totp_confirmed else ", TOTP not enrolled"
+        )
+        print(f"{u.id:>5}  {u.username:<24} {u.role:<16} {u.scope or '-':<20} {state}")
+
+
+async def _users_disable(accounts: Accounts, args: argparse.Namespace) -> None:
+    user = await accounts.users.disable(args.username)
+    print(f"disabled {user.username}")
+
+
+async def _users_enable(accounts: Accounts, args: argparse.Namespace) -> None:
+    user = await accounts.users.enable(args.username)
+    print(f"enabled {user.username}")
+
+
+async def _users_reset_password(accounts: Accounts, args: argparse.Namespace) -> None:
+    if await accounts.users.find(args.username) is None:
+        raise AccountError(f"no user {args.username}")
+    user = await accounts.users.reset_password(args.username, _password(args))
+    print(f"new password set for {user.username}; their open sessions end")
+
+
+async def _users_reset_totp(accounts: Accounts, args: argparse.Namespace) -> None:
+    enrolment = await accounts.users.reset_totp(args.username)
+    print(f"new authenticator to enrol for {enrolment.username}; their open sessions end")
+    _print_enrolment(enrolment)
+
+
+async def _keys_add(accounts: Accounts, args: argparse.Namespace) -> None:
+    key, secret = await accounts.api_keys.create(args.name, args.role, args.scope)
+    print(f"created API key {key.id} for {key.name} ({key.role}); shown once, keep it safe:")
+    print(secret)
+
+
+async def _keys_list(accounts: Accounts, args: argparse.Namespace) -> None:
+    print(f"{'id':>5}  {'name':<28} {'role':<16} {'scope':<20} state")
+    for k in await accounts.api_keys.list():
+        state = f"revoked {k.revoked_at:%Y-%m-%d}" if k.revoked_at else "active"
+        if k.last_used_at and not k.revoked_at:
+            state += f", last used {k.last_used_at:%Y-%m-%d %H:%M} UTC"
+        print(f"{k.id:>5}  {k.name:<28} {k.role:<16} {k.scope or '-':<20} {state}")
+
+
+async def _keys_revoke(accounts: Accounts, args: argparse.Namespace) -> None:
+    key = await accounts.api_keys.revoke(args.id)
+    print(f"revoked API key {key.id} ({key.name})")

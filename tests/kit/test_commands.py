@@ -1,0 +1,122 @@
+"""kit.auth.commands: the account commands as a service's command line runs them."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+from pathlib import Path
+
+import pyotp
+import pytest
+
+from kit.auth import Accounts
+from kit.auth.commands import add_account_commands
+from kit.db import Database
+from tests.kit.demo import FAST_HASHER, PASSWORD, SECRET
+
+
+def parser_for(url: str) -> argparse.ArgumentParser:
+    """A service's command line: its own options, then the kit's account commands."""
+    parser = argparse.ArgumentParser(prog="sidep")
+    parser.add_argument("--database", default=url)
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_account_commands(
+        sub, lambda args: Accounts(Database(args.database), SECRET, "SI-DEP", hasher=FAST_HASHER)
+    )
+    return parser
+
+
+def run(parser: argparse.ArgumentParser, *argv: str) -> None:
+    args = parser.parse_args(argv)
+    args.func(args)
+
+
+@pytest.fixture
+def parser(tmp_path: Path) -> argparse.ArgumentParser:
+    url = f"sqlite:///{tmp_path}/sidep.db"
+
+    async def migrate() -> None:
+        db = Database(url)
+        await db.migrate()
+        await db.close()
+
+    asyncio.run(migrate())
+    return parser_for(url)
+
+
+@pytest.fixture
+def password_file(tmp_path: Path) -> Path:
+    path = tmp_path / "password"
+    path.write_text(PASSWORD + "\n")
+    return path
+
+
+def test_users_add_list_disable_reset(
+    parser: argparse.ArgumentParser, password_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(parser, "users", "add", "dr.martin", "--name", "Dr Anne Martin", "--role", "doctor",
+        "--scope", "finess:750712184", "--password-file", str(password_file))  # fmt: skip
+    out = capsys.readouterr().out
+    assert "created user 1: dr.martin (doctor, scope finess:750712184)" in out
+    uri = re.search(r"URI: (otpauth://\S+)", out)
+    assert uri is not None
+    assert pyotp.parse_uri(uri.group(1)).issuer == "SI-DEP"
+    assert PASSWORD not in out
+    run(parser, "users", "list")
+    assert re.search(
+        r"1\s+dr\.martin\s+doctor\s+finess:750712184\s+enabled, TOTP not", capsys.readouterr().out
+    )
+    run(parser, "users", "disable", "dr.martin")
+    run(parser, "users", "reset-totp", "dr.martin")
+    run(parser, "users", "reset-password", "dr.martin", "--password-file", str(password_file))
+    run(parser, "users", "list")
+    assert "disabled" in capsys.readouterr().out.splitlines()[-1]
+
+
+def test_apikeys_add_list_revoke(
+    parser: argparse.ArgumentParser, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(parser, "apikeys", "add", "Contact Covid", "--role", "event-reader", "--scope", "national")
+    out = capsys.readouterr().out
+    key = out.splitlines()[-1]
+    assert re.fullmatch(r"kit_1_[A-Za-z0-9_-]{43}", key)
+    run(parser, "apikeys", "list")
+    listed = capsys.readouterr().out
+    assert "Contact Covid" in listed and "active" in listed and key not in listed
+    run(parser, "apikeys", "revoke", "1")
+    run(parser, "apikeys", "list")
+    assert "revoked" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["users", "disable", "ghost"], "error: no user ghost"),
+        (["apikeys", "revoke", "7"], "error: no API key 7"),
+        (["apikeys", "add", "x", "--role", "Bad Role"], "error: a role is a lower-case word"),
+        (["users", "add", "x", "--name", "X", "--role", "doctor", "--password-file", "/nope"],
+         "error: cannot read a password from /nope"),
+    ],
+)  # fmt: skip
+def test_failures_are_one_line(
+    parser: argparse.ArgumentParser, argv: list[str], message: str
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        run(parser, *argv)
+    assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
+
+
+def test_an_unmigrated_database_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as caught:
+        run(parser_for(f"sqlite:///{tmp_path}/empty.db"), "users", "list")
+    assert "is it reachable and migrated?" in str(caught.value)
+
+
+def test_passwords_are_asked_twice(
+    parser: argparse.ArgumentParser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answers = iter([PASSWORD, PASSWORD + " typo"])
+    monkeypatch.setattr("getpass.getpass", lambda prompt: next(answers))
+    with pytest.raises(SystemExit, match="the two passwords differ"):
+        run(parser, "users", "add", "dr.martin", "--name", "Dr Martin", "--role", "doctor")
