@@ -2,36 +2,48 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-stamp
+RUN_STAMP := $(VENV)/.run-stamp
+TEST_STAMP := $(VENV)/.test-stamp
 EXTRAS ?= test,dev,ble,sim,loadtest
 
-.PHONY: run test lint typecheck bench sim venv clean
+.PHONY: run test lint typecheck importcheck bench venv clean
 
-venv: $(STAMP)
-
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# What running needs: the project and its own dependencies, nothing else.
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUN_STAMP)
+
+# What testing needs besides: test tools, linters, the optional radio, simulator and load tools.
+$(TEST_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
-	touch $(STAMP)
+	touch $(RUN_STAMP) $(TEST_STAMP)
 
-## run: the ROBERT server on 127.0.0.1:8080 with the embedded store (keys made on first use)
-run: $(STAMP)
-	$(BIN)/robert serve
+venv: $(TEST_STAMP)
 
-## test: lint, strict type check of protocol/, then the whole test suite
-test: $(STAMP) lint typecheck
+## run: every service in one process on http://127.0.0.1:8080 (embedded stores under ./data)
+run: $(RUN_STAMP)
+	$(BIN)/robert dev
+
+## test: lint, import rules, strict type checks, then the whole test suite
+test: $(TEST_STAMP) lint importcheck typecheck
 	$(BIN)/python -m pytest -q
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: $(STAMP)
-	$(BIN)/mypy protocol
+importcheck: $(TEST_STAMP)
+	$(BIN)/lint-imports
+
+typecheck: $(TEST_STAMP)
+	$(BIN)/mypy --strict protocol kit server phone cli
 
 ## bench: protocol micro-benchmarks (one core)
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(BIN)/python -m loadtest.bench_protocol
 
 clean:

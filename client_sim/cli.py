@@ -13,6 +13,7 @@ from redis.exceptions import RedisError
 from client_sim.epidemic import EpidemicConfig
 from client_sim.radio import RadioConfig
 from client_sim.sim import SimConfig, simulate
+from kit.cli import CommandError, writable_directory
 from server.processes import run_event_loop
 
 TIMING_FIELDS = ("timing",)
@@ -42,14 +43,23 @@ def add_subcommands(subparsers: Any) -> None:
     p.add_argument(
         "--store",
         default=d.store,
-        help="store URL of the in-process server (sqlite:///..., "
-        "redis://host:port/db); with --server, the running server's store (lab codes go there)",
+        help="store URL of the in-process server (sqlite:///..., redis://host:port/db)",
     )
     p.add_argument(
         "--server",
         default=d.server,
         help="URL of a running server instead of the in-process "
         "one; runs in REAL time (a day takes a day): for small, short runs only",
+    )
+    p.add_argument(
+        "--codes-key",
+        default=d.codes_key,
+        help="with --server: API key of a lab of the code service, for the positives' codes",
+    )
+    p.add_argument(
+        "--codes-url",
+        default=d.codes_url,
+        help="with --server: base URL of the code service (default: the server's)",
     )
     p.add_argument(
         "--risk-threshold",
@@ -139,6 +149,8 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         out=args.out,
         store=args.store,
         server=args.server,
+        codes_url=args.codes_url,
+        codes_key=args.codes_key,
         server_process=args.server_process,
         risk_threshold=args.risk_threshold,
         report_share=args.report_share,
@@ -160,16 +172,31 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
     )
 
 
-def cmd_sim(args: argparse.Namespace) -> None:
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse a town or a run that cannot be simulated, with the flag to change."""
+    if args.phones < 2:
+        raise CommandError(f"--phones must be at least 2 (a town needs people), not {args.phones}")
+    if args.days < 1:
+        raise CommandError(f"--days must be at least 1, not {args.days}")
+    for name in ("report_share", "test_share", "adherence"):
+        value = getattr(args, name, None)
+        if value is not None and not 0.0 <= value <= 1.0:
+            flag = "--" + name.replace("_", "-")
+            raise CommandError(f"{flag} is a share: between 0 and 1, not {value}")
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
     """Run, print a summary, write the report and the plot."""
+    check_args(args)
     config = config_from_args(args)
-    config.out.mkdir(parents=True, exist_ok=True)
+    writable_directory(config.out, "output directory")
     try:
         report = run_event_loop(simulate(config))
-    except (RuntimeError, OSError, RedisError) as exc:  # no server, or no store to reach
-        raise SystemExit(f"robert sim: {exc}") from None
+    except (RuntimeError, RedisError) as exc:  # no server, or no store to reach
+        raise CommandError(str(exc)) from None
     write_report(report, config.out)
     print(summary(report))
+    return 0
 
 
 def write_report(report: dict[str, Any], out: Path) -> None:

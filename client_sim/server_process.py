@@ -21,12 +21,17 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 from aiohttp import web
 
 from client_sim.clock import VirtualClock
+from codes.app import new_service
+from codes.model import Role
+from codes.service import CodeService
+from codes.settings import Settings as CodesSettings
 from protocol.codes import CodeKind
 from protocol.epochs import day_of_ntp
 from server.api.appkeys import SERVICE, WORKER
@@ -57,11 +62,31 @@ async def new_day(app: web.Application) -> None:
     keys.reload()
 
 
+SIM_CODES = web.AppKey("sim_codes", CodeService)
+"""The simulation's code service, in the server's process and on its virtual clock."""
+
+SIM_LAB = "sim-lab"
+
+
+def sim_app(
+    settings: Settings,
+    clock: Callable[[], float],
+    mount: Callable[[web.Application], None] | None = None,
+) -> web.Application:
+    """The ROBERT application of a simulation, its code service beside it in the data
+    directory and on the same virtual clock."""
+    codes = new_service(CodesSettings(data_dir=settings.data_dir), clock)
+    app = create_app(settings, codes, clock=clock, mount=mount)
+    app[SIM_CODES] = codes
+    return app
+
+
 async def issue_code(app: web.Application, test_date: str) -> str:
-    """A long code through the codes service, as the lab integration would get one."""
-    records = await app[SERVICE].issue_codes(CodeKind.LONG, 1, "sim-lab", test_date)
-    code: str = records[0].code
-    return code
+    """A long code through the code service, as the lab integration would get one."""
+    codes = app[SIM_CODES]
+    lab = await codes.ensure_org(SIM_LAB, Role.LAB)
+    [issued] = await codes.issue(lab, CodeKind.LONG, 1, test_date)
+    return issued.record.code
 
 
 async def drain(app: web.Application) -> int:
@@ -101,7 +126,7 @@ async def serve(args: argparse.Namespace) -> None:
     """Serve until SIGTERM, SIGINT or the end of standard input."""
     clock = VirtualClock(args.start)
     settings = sim_settings(args.data_dir, args.store, args.risk_threshold)
-    app = create_app(settings, clock=clock, mount=lambda app: add_control_routes(app, clock))
+    app = sim_app(settings, clock, mount=lambda app: add_control_routes(app, clock))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -34,7 +34,7 @@ from client_sim.epidemic import DAY, Epidemic, EpidemicConfig
 from client_sim.phones import SimPhone, TupleTable, broadcast_hellos
 from client_sim.progress import Progress
 from client_sim.radio import RadioConfig, Receptions, hear, pair_key
-from client_sim.server_process import READY, drain, issue_code, new_day, sim_settings
+from client_sim.server_process import READY, drain, issue_code, new_day, sim_app, sim_settings
 from client_sim.world import (
     SLOT,
     SLOTS_PER_DAY,
@@ -44,7 +44,6 @@ from client_sim.world import (
     WorldConfig,
 )
 from phone.client import PhoneError
-from protocol.codes import CodeKind, generate_code
 from protocol.epochs import (
     EPOCHS_PER_DAY,
     epoch_of,
@@ -75,6 +74,10 @@ class SimConfig:
     store: str = ""
     """Store URL of the in-process server (default: SQLite in OUT/server)."""
     server: str = ""
+    codes_url: str = ""
+    """With ``server``: the code service's base URL (default: the server's)."""
+    codes_key: str = ""
+    """With ``server``: the API key of a lab of the code service."""
     """URL of a running server: real time, for small runs."""
     server_process: bool = False
     """Run the simulator's server in a child process (two cores) instead of this one."""
@@ -170,12 +173,10 @@ class EmbeddedBackend(Backend):
         """Build the app with sim settings and listen on loopback."""
         from aiohttp import web
 
-        from server.app import create_app
-
         data = self.config.out / "server"
         data.mkdir(parents=True, exist_ok=True)
         settings = sim_settings(str(data), self.config.store, self.config.risk_threshold)
-        self.app = create_app(settings, clock=self.clock)
+        self.app = sim_app(settings, self.clock)
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -276,34 +277,42 @@ class ProcessBackend(Backend):
 
 
 class RemoteBackend(Backend):
-    """A running server: real time; codes go straight into its store (the lab's path)."""
+    """A running server in real time; codes from its code service's API with a lab's key."""
 
-    def __init__(self, url: str, store_url: str) -> None:
-        if not store_url:
-            raise ValueError("--server needs --store (the server's store) to issue lab codes")
-        from server.store import open_store
-
+    def __init__(self, url: str, codes_url: str, codes_key: str) -> None:
+        if not codes_key:
+            raise ValueError(
+                "--server needs --codes-key: the API key of a lab of the code service "
+                "('robert codes orgs add --name sim-lab --role lab' prints one)"
+            )
         self.url = url.rstrip("/")
+        self.codes_url = (codes_url or url).rstrip("/")
+        self.codes_key = codes_key
         self.clock = time.time
-        self.store = open_store(store_url)
+        self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
-        """Open the store the codes go to."""
-        await self.store.open()
+        """Open the HTTP session the codes come through."""
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
 
     async def issue_code(self, test_date: str) -> str:
-        """A fresh long code written into the server's store."""
-        from server.store.base import CodeRecord
-
-        now = ntp_from_unix(time.time())
-        while True:
-            code = generate_code(CodeKind.LONG, random.randbytes)
-            record = CodeRecord(code, CodeKind.LONG.value, now, now + 7 * DAY, "sim-lab", test_date)
-            if await self.store.add_codes([record]) == 1:
-                return code
+        """A fresh long code from the code service, as the lab's system gets one."""
+        assert self._session is not None
+        async with self._session.post(
+            f"{self.codes_url}/codes/api/v1/codes",
+            json={"type": "long", "testDate": test_date, "count": 1},
+            headers={"Authorization": f"Bearer {self.codes_key}"},
+        ) as answer:
+            body = await answer.json()
+            if answer.status != 200:
+                raise RuntimeError(
+                    f"the code service refused: {body.get('message', answer.status)}"
+                )
+            return str(body["codes"][0]["code"])
 
     async def close(self) -> None:
-        await self.store.close()
+        if self._session is not None:
+            await self._session.close()
 
 
 # --- a run -----------------------------------------------------------------------------------
@@ -345,7 +354,9 @@ class Run:
         clock = time.time if self.remote else VirtualClock(unix_from_ntp(self.start))
         backend: RemoteBackend | ProcessBackend | EmbeddedBackend
         if self.remote:
-            backend = RemoteBackend(self.config.server, self.config.store)
+            backend = RemoteBackend(
+                self.config.server, self.config.codes_url, self.config.codes_key
+            )
         else:
             assert isinstance(clock, VirtualClock)
             kind = ProcessBackend if self.config.server_process else EmbeddedBackend

@@ -9,6 +9,9 @@ Knowing one derived key tells nothing of the secret or of another derived key.
 from __future__ import annotations
 
 import base64
+import os
+import secrets
+from pathlib import Path
 
 from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives import hashes
@@ -45,3 +48,32 @@ def derive_key(secret: str, purpose: str, length: int = 32) -> bytes:
 def fernet_for(secret: str, purpose: str) -> Fernet:
     """A Fernet (AES-128-CBC + HMAC-SHA256, timestamped) keyed for ``purpose``."""
     return Fernet(base64.urlsafe_b64encode(derive_key(secret, purpose)))
+
+
+def load_or_create_secret(path: Path) -> str:
+    """The secret kept in ``path``, created on first use (mode 0600, 43 url-safe characters).
+
+    For the embedded default: a service with no configured secret keeps one in its data
+    directory, so sessions and encrypted TOTP secrets survive a restart without anyone having
+    to make one up. Production configures ``<PREFIX>_SECRET`` instead."""
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        text = ""
+    if text:
+        check_secret(text, f"the secret in {path}")
+        return text
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = secrets.token_urlsafe(32)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text + "\n")
+    try:
+        os.link(tmp, path)  # atomic, and never replaces a secret another process just wrote
+    except FileExistsError:
+        text = path.read_text().strip()
+    finally:
+        tmp.unlink()
+    check_secret(text, f"the secret in {path}")
+    return text

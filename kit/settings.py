@@ -142,8 +142,8 @@ class ServiceSettings:
 
 
 def check_port(name: str, port: int) -> None:
-    """A TCP port setting must be 1-65535 (0 is allowed: the system picks one)."""
-    if not 0 <= port <= 65535:
+    """A TCP port setting must be 1-65535."""
+    if not 1 <= port <= 65535:
         raise SettingsError(f"{name} must be between 1 and 65535, not {port}")
 
 
@@ -154,19 +154,28 @@ def _type_name(type_: Any) -> str:
 def _parser_of(type_: Any) -> Callable[[str], Any]:
     name = _type_name(type_)
     if name == "int":
-        return _int
+        return integer
     if name == "float":
-        return float
+        return number
     if name == "bool":
         return parse_bool
     return str
 
 
-def _int(value: str) -> int:
+def integer(value: str) -> int:
+    """An integer, in decimal or with a 0x / 0o / 0b prefix."""
     try:
         return int(value, 0)
     except ValueError:
         raise ValueError(f"not an integer: {value!r}") from None
+
+
+def number(value: str) -> float:
+    """A decimal number."""
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"not a number: {value!r}") from None
 
 
 def parse_bool(value: str) -> bool:

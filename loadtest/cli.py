@@ -6,37 +6,38 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from kit.cli import CommandError
 
-def cmd_seed(args: argparse.Namespace) -> None:
+
+def cmd_seed(args: argparse.Namespace) -> int:
     """Create registrations in bulk and write the seed file."""
     from loadtest.seed import seed
     from server.settings import Settings
 
     if args.phones < 1:
-        raise SystemExit("robert loadtest seed: --phones must be at least 1")
-    try:
-        settings = Settings.from_sources(args)
-    except ValueError as exc:
-        raise SystemExit(f"robert loadtest seed: bad setting: {exc}") from None
+        raise CommandError("--phones must be at least 1")
+    settings = Settings.from_sources(args)
     result = seed(settings, args.phones, args.codes, args.out)
     rate = result.phones / result.seconds if result.seconds else 0.0
     print(
         f"seeded {result.phones} phones and {result.codes} codes in {result.seconds:.1f} s "
         f"({rate:,.0f} phones/s) -> {result.out}"
     )
+    return 0
 
 
-def cmd_bodies(args: argparse.Namespace) -> None:
+def cmd_bodies(args: argparse.Namespace) -> int:
     """Write status bodies (one JSON per line) for wrk's Lua script."""
     from loadtest.wrk import write_status_bodies
 
     count = write_status_bodies(args.seed, args.out, args.count, args.ahead)
     print(f"wrote {count} status bodies -> {args.out}")
+    return 0
 
 
 def add_subcommands(subparsers: Any) -> None:
     """Register ``loadtest seed`` and ``loadtest bodies`` with the ``robert`` dispatcher."""
-    from server.cli import with_settings
+    from server.commands import with_settings
 
     top = subparsers.add_parser("loadtest", help="load-test set-up (seed phones, wrk bodies)")
     sub = top.add_subparsers(dest="loadtest_command", required=True)

@@ -17,11 +17,12 @@ from aiohttp import web
 
 from kit.http import add_fallback
 from kit.metrics import registry_of
+from kit.ratelimit import Buckets
 from protocol.epochs import day_of_ntp, ntp_from_unix
 from server.api import routes
 from server.api.appkeys import CAPTCHA, SERVICE, WORKER
 from server.captcha import ProofOfWork
-from server.codes.web import mount as mount_codes
+from server.codegate import CodeGate
 from server.keys import ServerKeys
 from server.metrics import Metrics
 from server.service import Clock, RobertService
@@ -37,6 +38,7 @@ KEY_REFRESH_SECONDS = 3600
 
 def create_app(
     settings: Settings,
+    codes: CodeGate,
     store: Store | None = None,
     clock: Clock = time.time,
     worker_idle_ms: int = 1000,
@@ -44,8 +46,9 @@ def create_app(
 ) -> web.Application:
     """Build the ROBERT application; the store is opened and closed with the app.
 
-    ``mount`` adds routes of the caller's (the simulator's control routes) before the JSON
-    404/405 fallback, which must come last."""
+    ``codes`` is how reports check and consume their submission code (``server.codegate``).
+    ``mount`` adds the routes of other services or of the caller (the simulator's control
+    routes) before the JSON 404/405 fallback, which must come last."""
     store = store or open_store(settings.store_url)
     app = web.Application(client_max_size=settings.max_report_bytes)
     metrics = Metrics(registry_of(app))
@@ -53,7 +56,7 @@ def create_app(
     keys = ServerKeys.open(
         settings.keys_path, today, settings.keys_ahead_days, settings.key_retention_days
     )
-    service = RobertService(settings, store, keys, metrics, clock)
+    service = RobertService(settings, store, keys, metrics, clock, codes)
     app[SERVICE] = service
     app[CAPTCHA] = ProofOfWork(
         # Derived from K_G so every process of a deployment checks every challenge.
@@ -62,12 +65,14 @@ def create_app(
         clock,
     )
     app[WORKER] = ReportWorker(service)
+    app[routes.INDEX_LINKS] = routes.default_links()
+    app[routes.FAILED_CODES] = Buckets(routes.FAILED_CODES_LIMIT)
     routes.add_routes(app)
-    mount_codes(app, service)  # submission codes for health authorities (issue 4)
     if mount is not None:
         mount(app)
     add_fallback(app, metrics)  # after every other route: JSON 404/405
     app.cleanup_ctx.append(_store_ctx(store))
+    app.cleanup_ctx.append(_codes_ctx(codes))
     app.cleanup_ctx.append(_background_ctx(settings, worker_idle_ms))
     return app
 
@@ -77,6 +82,15 @@ def _store_ctx(store: Store) -> Callable[[web.Application], AsyncIterator[None]]
         await store.open()
         yield
         await store.close()
+
+    return ctx
+
+
+def _codes_ctx(codes: CodeGate) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        await codes.open()
+        yield
+        await codes.close()
 
     return ctx
 

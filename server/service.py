@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -19,7 +19,7 @@ import msgpack
 from kit.http import BadRequest, Unauthorized, Unavailable
 from protocol.auth import AuthRequest, RequestKind, check_request_epoch, check_request_time
 from protocol.auth import verify_request_mac as verify_mac
-from protocol.codes import CodeKind, CodePolicy, generate_code, parse_code
+from protocol.codes import parse_code
 from protocol.contacts import Contact, HelloRecord
 from protocol.ebid import check_ebid_epoch, decrypt_ebid
 from protocol.epochs import (
@@ -37,17 +37,12 @@ from protocol.scoring import ScoringConfig
 from protocol.status import blurred_contact_day
 from protocol.types import EbidKey, IdA, TupleKey, id_a
 from server import errors
+from server.codegate import ACCEPTED, CodeGate
 from server.keys import ServerKeys
 from server.metrics import Metrics
 from server.minting import TupleMinter
 from server.settings import Settings
-from server.store.base import (
-    CodeOutcome,
-    CodeRecord,
-    Registration,
-    StatusOutcome,
-    Store,
-)
+from server.store.base import Registration, StatusOutcome, Store
 
 Clock = Callable[[], float]
 """Unix seconds now (``time.time``, or a simulation's virtual clock)."""
@@ -76,19 +71,18 @@ class RobertService:
         keys: ServerKeys,
         metrics: Metrics,
         clock: Clock,
+        codes: CodeGate,
         random: Callable[[int], bytes] = secrets.token_bytes,
     ) -> None:
         self.settings = settings
         self.store = store
+        self.codes = codes
         self.keys = keys
         self.metrics = metrics
         self.clock = clock
         self.random = random
         self.time_start = settings.time_start_ntp
         self.scoring = ScoringConfig(risk_threshold=settings.risk_threshold)
-        self.code_policy = CodePolicy()
-        self.code_hook: Callable[[str, CodeOutcome], Awaitable[None]] | None = None
-        """Told of every code use (the code service audits it); never of the client."""
         self._client_config = self._make_client_config()
         self._epoch_keys: dict[int, EbidKey] = {}
         self._tuple_plans: dict[int, tuple[range, int]] = {}
@@ -287,75 +281,22 @@ class RobertService:
             _, code = parse_code(token)
         except BadFormat as exc:
             raise BadRequest("token is not a submission code", "bad_token") from exc
-        outcome = await self.store.consume_code(code, self.now_ntp())
-        if self.code_hook is not None:
-            await self.code_hook(code, outcome)
-        if outcome is not CodeOutcome.ACCEPTED:
-            raise Unauthorized(f"submission code {outcome.value}", f"code_{outcome.value}")
+        outcome = await self.codes.consume(code)
+        if outcome != ACCEPTED:
+            raise Unauthorized(f"submission code {outcome}", f"code_{outcome}")
         try:
             await self.store.enqueue_report(encode_report(contacts))
         except Exception:
             # Not queued, so not reported: give the code back, or the person could never
             # report again. (If the store is down for this too, the 5xx says "try later".)
             with contextlib.suppress(Exception):
-                await self.store.release_code(code)
+                await self.codes.release(code)
             raise
-
-    # --- codes -----------------------------------------------------------------------------
-    async def issue_codes(
-        self, kind: CodeKind, count: int, org: str = "", test_date: str = ""
-    ) -> list[CodeRecord]:
-        """Create ``count`` single-use codes of ``kind`` in the store."""
-        lifetime = self.code_policy.lifetime(kind)
-        issued: list[CodeRecord] = []
-        async for stored in store_new_codes(
-            self.store, kind, count, self.now_ntp(), lifetime, org, test_date, self.random
-        ):
-            issued += stored
-        return issued
-
-
-CODE_CHUNK = 10_000
-"""Codes generated and stored per round trip when issuing in bulk."""
-
-
-async def store_new_codes(
-    store: Store,
-    kind: CodeKind,
-    count: int,
-    now: int,
-    lifetime: int,
-    org: str,
-    test_date: str,
-    random: Callable[[int], bytes],
-) -> AsyncIterator[list[CodeRecord]]:
-    """Generate and store ``count`` fresh codes, yielding each chunk as stored.
-
-    A text that exists already (short codes are few; a used one is kept a day after it
-    expires, so none is reissued within 24 hours) is skipped by ``add_codes`` and drawn again.
-    """
-    remaining = count
-    while remaining > 0:
-        batch = {
-            code.code: code
-            for code in (
-                CodeRecord(
-                    generate_code(kind, random), kind.value, now, now + lifetime, org, test_date
-                )
-                for _ in range(min(CODE_CHUNK, remaining))
-            )
-        }
-        records = list(batch.values())
-        if await store.add_codes(records) != len(records):
-            # Some texts existed already: keep only the codes this call stored.
-            records = [r for r in records if await store.get_code(r.code) == (r, "valid")]
-        remaining -= len(records)
-        yield records
 
 
 def encode_report(contacts: list[Contact]) -> bytes:
     """Compact queue payload of validated contacts (msgpack)."""
-    return msgpack.packb(
+    packed: bytes = msgpack.packb(
         [
             [
                 c.ebid,
@@ -365,6 +306,7 @@ def encode_report(contacts: list[Contact]) -> bytes:
             for c in contacts
         ]
     )
+    return packed
 
 
 def decode_report(payload: bytes) -> list[Contact]:

@@ -61,6 +61,12 @@ class Settings(ServiceSettings):
     )
     workers: int = setting(1, "server processes sharing the port (SO_REUSEPORT)")
     max_report_bytes: int = setting(8 * 1024 * 1024, "largest accepted report body")
+    codes_url: str = setting(
+        "", "URL of the code service reports check codes with (default: in this process)"
+    )
+    codes_api_key: str = setting(
+        "", "API key (role robert-server) for the code service at CODES_URL", secret=True
+    )
     access_log: bool = setting(False, "write an access log (never with client addresses)")
     log_level: str = setting("INFO", "logging level: DEBUG, INFO, WARNING, ERROR or CRITICAL")
 
@@ -103,6 +109,8 @@ class Settings(ServiceSettings):
             raise SettingsError("country_code must fit in one byte")
         if self.tuple_days < 1 or self.workers < 1 or self.status_min_interval < 0:
             raise SettingsError("tuple_days and workers must be >= 1, status_min_interval >= 0")
+        if self.codes_url and not self.codes_api_key:
+            raise SettingsError("codes_url needs codes_api_key (a key of role robert-server)")
         try:
             self.time_start_ntp  # noqa: B018 - parses, raising ValueError on a bad date
         except ValueError:

@@ -15,9 +15,9 @@ import logging
 import os
 import socket
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import date
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from protocol.contacts import Contact, Drop, samples, valid_records, within_epoch_slack
 from protocol.ebid import check_country, decrypt_ebids, decrypt_ecc
@@ -189,20 +189,18 @@ class ReportWorker:
         self.service.metrics.exposed.inc(len(by_epoch))
 
     async def purge_expired(self) -> int:
-        """Retention: drop exposures older than the contagious period from every registration,
-        and codes a day past their expiry (so no short code is reissued within 24 hours)."""
+        """Retention: drop exposures older than the contagious period from every
+        registration."""
         before = self.service.now_epoch() - self.service.scoring.retention_days * EPOCHS_PER_DAY
         removed = 0
         async for owners in self.store.iter_exposed():
             for owner in owners:
                 removed += await self.store.purge_exposures(owner, before)
-        reuse_delay = self.service.code_policy.short_reuse_delay
-        removed += await self.store.purge_codes(self.service.now_ntp() - reuse_delay)
         return removed
 
 
 async def _in_chunks(
-    calls: Sequence[Callable[[], Awaitable[T]]], size: int = CONCURRENT_STORE_CALLS
+    calls: Sequence[Callable[[], Coroutine[Any, Any, T]]], size: int = CONCURRENT_STORE_CALLS
 ) -> list[T]:
     """Run store calls at most ``size`` at a time (each independent of the others); their
     results in order. If one fails, the others of its chunk are cancelled and its error is
@@ -211,7 +209,9 @@ async def _in_chunks(
     for start in range(0, len(calls), size):
         try:
             async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(call()) for call in calls[start : start + size]]
+                tasks: list[asyncio.Task[T]] = [
+                    group.create_task(call()) for call in calls[start : start + size]
+                ]
         except BaseExceptionGroup as failed:
             raise failed.exceptions[0] from None
         results += [task.result() for task in tasks]

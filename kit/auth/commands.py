@@ -18,7 +18,7 @@ import asyncio
 import getpass
 import io
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,8 @@ import sqlalchemy as sa
 
 from kit.auth.people import Accounts
 from kit.auth.users import AccountError, Enrolment, check_password
+from kit.cli import CommandError
+from kit.db import Migrations
 from kit.i18n import DEFAULT_TIME_ZONE
 from kit.keys import SecretError
 
@@ -34,12 +36,22 @@ OpenAccounts = Callable[[argparse.Namespace], Accounts]
 Job = Callable[[Accounts, argparse.Namespace], Awaitable[None]]
 
 
-def add_account_commands(subparsers: Any, open_accounts: OpenAccounts) -> None:
-    """Add ``users`` and ``apikeys`` (each with its sub-commands) to ``subparsers``."""
+def add_account_commands(
+    subparsers: Any,
+    open_accounts: OpenAccounts,
+    configure: Callable[[argparse.ArgumentParser], object] | None = None,
+    migrations: Sequence[Migrations] = (),
+) -> None:
+    """Add ``users`` and ``apikeys`` (each with its sub-commands) to ``subparsers``;
+    ``configure`` is applied to each command's parser (to add the service's settings), and
+    the database is brought to the kit's and ``migrations``' latest revision first, as the
+    service itself does when it starts."""
 
     def command(parent: Any, name: str, job: Job, help: str) -> argparse.ArgumentParser:
         parser: argparse.ArgumentParser = parent.add_parser(name, help=help, description=help)
-        parser.set_defaults(func=lambda args: _run(open_accounts, job, args))
+        parser.set_defaults(func=lambda args: _run(open_accounts, job, args, migrations))
+        if configure is not None:
+            configure(parser)
         return parser
 
     users = subparsers.add_parser("users", help="people who sign in to the pages")
@@ -73,10 +85,16 @@ def add_account_commands(subparsers: Any, open_accounts: OpenAccounts) -> None:
     revoke.add_argument("id", type=int)
 
 
-def _run(open_accounts: OpenAccounts, job: Job, args: argparse.Namespace) -> None:
+def _run(
+    open_accounts: OpenAccounts,
+    job: Job,
+    args: argparse.Namespace,
+    migrations: Sequence[Migrations] = (),
+) -> int:
     async def main() -> None:
         accounts = open_accounts(args)
         try:
+            await accounts.db.migrate(*migrations)
             await job(accounts, args)
         finally:
             await accounts.db.close()
@@ -84,13 +102,12 @@ def _run(open_accounts: OpenAccounts, job: Job, args: argparse.Namespace) -> Non
     try:
         asyncio.run(main())
     except (AccountError, SecretError, ValueError) as exc:
-        raise SystemExit(f"error: {exc}") from None
-    except sa.exc.OperationalError as exc:
+        raise CommandError(str(exc)) from None
+    except (OSError, sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
         # The driver's message may quote SQL parameters (user names): only its kind is shown.
-        raise SystemExit(
-            f"error: the database refused ({type(exc.orig).__name__}); is it reachable and "
-            "migrated?"
-        ) from None
+        kind = type(getattr(exc, "orig", None) or exc).__name__
+        raise CommandError(f"the database refused ({kind}); is it reachable?") from None
+    return 0
 
 
 def _password(args: argparse.Namespace) -> str:

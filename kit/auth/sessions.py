@@ -66,6 +66,10 @@ class SessionPolicy:
     pending_timeout: float = 5 * 60
     """Time allowed between the password and the code."""
     cookie_name: str = "kit_session"
+    """Name the cookie after the service (``sidep_session``): services mounted side by side
+    on one host (``robert dev``) must not overwrite each other's sessions."""
+    path: str = "/"
+    """The path the cookie is sent for: the service's prefix (``/sidep/``) when mounted."""
     same_site: str = "Lax"
     secure: bool | None = None
     """``Secure`` cookies: None follows the request's scheme; True behind a TLS proxy."""
@@ -81,7 +85,7 @@ class SessionCookies(EncryptedCookieStorage):
         super().__init__(
             key,
             cookie_name=policy.cookie_name,
-            path="/",
+            path=policy.path,
             httponly=True,
             samesite=policy.same_site,
             secure=policy.secure,

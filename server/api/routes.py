@@ -8,14 +8,14 @@ protocol errors through ``server.errors.translate``.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
 
 from aiohttp import web
 
-from kit.http import add_route, json_response, read_json
+from kit.http import HttpError, TooManyRequests, add_route, index_page, json_response, read_json
 from kit.metrics import metrics_handler
+from kit.ratelimit import Buckets, Limit
 from protocol.auth import b64decode
 from protocol.contacts import parse_contacts
 from server import errors
@@ -70,21 +70,44 @@ async def status(request: web.Request) -> web.Response:
     return json_response(body)
 
 
-ReportGuard = Callable[
-    [web.Request, Callable[[web.Request], Awaitable[web.StreamResponse]]],
-    Awaitable[web.StreamResponse],
-]
-REPORT_GUARD = web.AppKey("report_guard", ReportGuard)
-"""Set by the code service: wraps the report handler only (brute-force limits on codes), so
-the other endpoints pay nothing for it."""
+FAILED_CODES = web.AppKey("failed_codes", Buckets)
+"""Failed submission codes per client (10 an hour, then one every 6 minutes): guessing a code
+is hopeless anyway, and this keeps trying expensive."""
+
+FAILED_CODES_LIMIT = Limit(burst=10, per_seconds=3600.0)
+
+
+def _client(request: web.Request) -> str:
+    """The rate-limiting key of the client: its address, held in memory only, never logged."""
+    return request.remote or "?"
 
 
 async def report(request: web.Request) -> web.StreamResponse:
-    """POST /report: contacts of a person who tested positive, gated by a submission code."""
-    guard = request.app.get(REPORT_GUARD)
-    if guard is not None:
-        return await guard(request, _report)
-    return await _report(request)
+    """POST /report: contacts of a person who tested positive, gated by a submission code.
+
+    A token is taken from the client's bucket before the code is tried and given back unless
+    the code failed: concurrent failures cannot all pass a check made before any is charged.
+    """
+    buckets = request.app[FAILED_CODES]
+    client = _client(request)
+    wait = buckets.take(client)
+    if wait:
+        raise TooManyRequests(
+            "too many failed submission codes; retry later",
+            "too_many_attempts",
+            retry_after=int(wait) + 1,
+        )
+    try:
+        answer = await _report(request)
+    except HttpError as exc:
+        if not (exc.code.startswith("code_") or exc.code == "bad_token"):
+            buckets.give_back(client)
+        raise
+    except BaseException:
+        buckets.give_back(client)
+        raise
+    buckets.give_back(client)
+    return answer
 
 
 async def _report(request: web.Request) -> web.Response:
@@ -126,6 +149,31 @@ async def public_key(request: web.Request) -> web.Response:
     return json_response({"publicKey": _service(request).keys.public_key_b64(), "curve": "P-256"})
 
 
+INDEX_LINKS = web.AppKey("index_links", list[tuple[str, str, str]])
+"""(href, label, description) of what ``GET /`` links; services mounted beside ROBERT add
+theirs."""
+
+
+def default_links() -> list[tuple[str, str, str]]:
+    """What the ROBERT server alone serves."""
+    return [
+        (f"{API}/clock", "ROBERT API", f"the phones' API under {API}/ (this link: the clock)"),
+        ("/openapi.json", "API document", "OpenAPI 3 description of every endpoint"),
+        ("/health", "Health check", "200 when the store answers"),
+        ("/metrics", "Metrics", "Prometheus text format"),
+    ]
+
+
+async def index(request: web.Request) -> web.Response:
+    """GET /: a small page linking what this process serves."""
+    links: list[tuple[str, str, str]] = request.app[INDEX_LINKS]
+    return index_page(
+        "ROBERT",
+        "StopCovid's ROBERT proximity-tracing server and the services mounted beside it.",
+        links,
+    )
+
+
 async def health(request: web.Request) -> web.Response:
     """GET /health: 200 when the store answers, 503 otherwise."""
     ok = await _service(request).store.ping()
@@ -161,6 +209,7 @@ def add_routes(app: web.Application) -> None:
         ("POST", f"{API}/deleteExposureHistory", delete_history),
         ("GET", f"{API}/clock", clock),
         ("GET", f"{API}/publicKey", public_key),
+        ("GET", "/", index),
         ("GET", "/health", health),
         ("GET", "/version", version),
         ("GET", "/metrics", metrics_handler),

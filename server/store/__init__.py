@@ -9,9 +9,9 @@ Redis Cluster (see ``server/store/redis.py`` for the query options ``shards``, `
 
 from __future__ import annotations
 
-from server.store.base import Store
+from server.store.base import Store, StoreUnavailable
 
-__all__ = ["Store", "open_store"]
+__all__ = ["Store", "StoreUnavailable", "open_store"]
 
 
 def open_store(url: str) -> Store:

@@ -4,7 +4,8 @@ Only what the protocol needs is kept per registration [robert.md: Storage in the
 ID_A, K_A, K_EA, the last status request (epoch and time, for rate limiting and replay), how far
 the tuples already handed out reach, the exposed epochs with their scores, and the risk state
 the worker derived from them. Every method is one atomic step on one registration (so that a
-Redis Cluster can shard by ID_A), except the report queue and the code table.
+Redis Cluster can shard by ID_A), except the report queue. Submission codes are not here: they
+belong to the code service (``codes/``), which the server asks through ``server.codegate``.
 
 Exposure writes are idempotent: a score is stored under (epoch, report id), so a report that a
 crashed worker left half done and another worker processes again is not counted twice.
@@ -18,6 +19,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from protocol.types import IdA, MacKey, TupleKey
+
+
+class StoreUnavailable(Exception):
+    """The store cannot be opened or reached; the message says which and why, without
+    credentials."""
+
 
 NEVER = -1
 """Epoch value meaning "not yet" (no status request yet, no contact yet)."""
@@ -63,28 +70,6 @@ class StatusRecorded:
     before: Registration | None
 
 
-class CodeOutcome(StrEnum):
-    """Result of ``Store.consume_code``: only ACCEPTED lets a report through."""
-
-    ACCEPTED = "accepted"
-    UNKNOWN = "unknown"
-    USED = "used"
-    EXPIRED = "expired"
-    REVOKED = "revoked"
-
-
-@dataclass(frozen=True, slots=True)
-class CodeRecord:
-    """A submission code as issued: canonical text, kind, validity, issuer."""
-
-    code: str
-    kind: str
-    issued_at: int
-    expires_at: int
-    org: str = ""
-    test_date: str = ""
-
-
 @dataclass(frozen=True, slots=True)
 class QueuedReport:
     """A report waiting in the queue: its id and the payload the API stored."""
@@ -113,6 +98,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def create_registration(self, registration: Registration) -> bool:
         """Store a new registration; False (and nothing written) if its ID_A already exists."""
+
+    @abc.abstractmethod
+    async def create_registrations(self, registrations: Sequence[Registration]) -> list[bool]:
+        """Store many new registrations at once (seeding a load test, importing); which were
+        created (False where the ID_A existed already, which is left as it was)."""
 
     @abc.abstractmethod
     async def get_registration(self, id_a: IdA) -> Registration | None:
@@ -202,30 +192,3 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def pending_reports(self) -> int:
         """Reports queued or claimed but not acknowledged."""
-
-    # --- submission codes ------------------------------------------------------------------
-    @abc.abstractmethod
-    async def add_codes(self, codes: Sequence[CodeRecord]) -> int:
-        """Store new codes; those whose text already exists are skipped. Number stored."""
-
-    @abc.abstractmethod
-    async def get_code(self, code: str) -> tuple[CodeRecord, str] | None:
-        """A code and its state ("valid", "used", "revoked"), or None."""
-
-    @abc.abstractmethod
-    async def consume_code(self, code: str, now: int) -> CodeOutcome:
-        """Atomically use a code: exactly one of concurrent callers gets ACCEPTED."""
-
-    @abc.abstractmethod
-    async def release_code(self, code: str) -> bool:
-        """Make a used code valid again; False unless it was used. Only for a report that was
-        accepted but could not be queued: the person keeps a code that still works."""
-
-    @abc.abstractmethod
-    async def revoke_code(self, code: str) -> bool:
-        """Revoke an unused code; False if unknown or already used."""
-
-    @abc.abstractmethod
-    async def purge_codes(self, expired_before: int) -> int:
-        """Retention: delete every code (valid, used or revoked) that expired before the given
-        time; how many. Callers keep short codes a day past expiry so none is reissued."""

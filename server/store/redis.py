@@ -32,14 +32,13 @@ from redis.exceptions import RedisError, ResponseError
 
 from protocol.types import IdA, MacKey, TupleKey
 from server.store.base import (
-    CodeOutcome,
-    CodeRecord,
     QueuedReport,
     Registration,
     RiskState,
     StatusOutcome,
     StatusRecorded,
     Store,
+    StoreUnavailable,
 )
 from server.store.resp import PipelinedRedis
 
@@ -133,45 +132,6 @@ redis.call('DEL', KEYS[2])
 return n
 """
 
-# KEYS: code. ARGV: kind, issued_at, expires_at, org, test_date.
-ADD_CODE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'k', ARGV[1], 'i', ARGV[2], 'e', ARGV[3], 'o', ARGV[4],
-           'd', ARGV[5], 's', 'valid')
-return 1
-"""
-
-# KEYS: code. ARGV[1]: now. Same order of checks as the SQLite store.
-CONSUME_CODE = """
-local f = redis.call('HMGET', KEYS[1], 's', 'e')
-if not f[1] then return 'unknown' end
-if f[1] == 'revoked' then return 'revoked' end
-if f[1] == 'used' then return 'used' end
-if tonumber(ARGV[1]) >= tonumber(f[2]) then return 'expired' end
-redis.call('HSET', KEYS[1], 's', 'used')
-return 'accepted'
-"""
-
-# KEYS: code. ARGV[1]: delete if it expired before this time.
-PURGE_CODE = """
-local e = redis.call('HGET', KEYS[1], 'e')
-if e and tonumber(e) < tonumber(ARGV[1]) then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-RELEASE_CODE = """
-if redis.call('HGET', KEYS[1], 's') ~= 'used' then return 0 end
-redis.call('HSET', KEYS[1], 's', 'valid')
-return 1
-"""
-
-REVOKE_CODE = """
-local s = redis.call('HGET', KEYS[1], 's')
-if not s or s == 'used' then return 0 end
-redis.call('HSET', KEYS[1], 's', 'revoked')
-return 1
-"""
-
 
 def pack_registration(r: Registration) -> bytes:
     """The fixed binary layout of a registration."""
@@ -184,6 +144,9 @@ def pack_registration(r: Registration) -> bytes:
         *_risk_fields(r.risk),
     )
 
+
+BULK_CHUNK = 10_000
+"""Registrations per pipeline in ``create_registrations``."""
 
 STATUS_OUTCOMES = {outcome.value.encode(): outcome for outcome in StatusOutcome}
 """The status script's first reply, as bytes, to its outcome (a dict lookup per request)."""
@@ -287,7 +250,7 @@ def parse_url(url: str) -> RedisTarget:
         username=unquote(username) or None,
         password=unquote(password) or None,
         tls=parts.scheme.startswith("rediss"),
-        **common,  # type: ignore[arg-type]
+        **common,
     )
 
 
@@ -300,7 +263,10 @@ def connect_sync_client(url: str) -> Any:
     if not target.cluster:
         return redis.Redis.from_url(target.url)
     return redis.cluster.RedisCluster(
-        startup_nodes=[redis.cluster.ClusterNode(host, port) for host, port in target.nodes],
+        startup_nodes=[
+            redis.cluster.ClusterNode(host, port)  # type: ignore[no-untyped-call]
+            for host, port in target.nodes
+        ],
         username=target.username,
         password=target.password,
         ssl=target.tls,
@@ -350,9 +316,6 @@ class RedisStore(Store):
 
     def _exp_key(self, id_a: IdA) -> str:
         return f"{self.prefix}x{{{bytes(id_a).hex()}}}"
-
-    def _code_key(self, code: str) -> str:
-        return f"{self.prefix}c:{code}"
 
     def _stream(self, shard: int) -> str:
         """One stream unsharded (the historical name); else one per shard, each its own slot."""
@@ -433,11 +396,6 @@ class RedisStore(Store):
                 "delete_exposures": DELETE_EXPOSURES,
                 "add_exposures": ADD_EXPOSURES,
                 "purge_exposures": PURGE_EXPOSURES,
-                "add_code": ADD_CODE,
-                "consume_code": CONSUME_CODE,
-                "revoke_code": REVOKE_CODE,
-                "release_code": RELEASE_CODE,
-                "purge_code": PURGE_CODE,
             }.items()
         }
         try:
@@ -448,6 +406,10 @@ class RedisStore(Store):
                 await client.script_load(RECORD_STATUS)
             for shard in range(self.target.shards):
                 await self._create_group(self._stream(shard))
+        except (RedisError, OSError) as exc:
+            await self.close()
+            where = self.url.split("@")[-1].split("?")[0]
+            raise StoreUnavailable(f"cannot reach the Redis store at {where}: {exc}") from None
         except BaseException:
             await self.close()
             raise
@@ -487,6 +449,16 @@ class RedisStore(Store):
         if self._fast is not None and not self.target.wait_replicas:
             return await self._fast.execute("SET", key, value, "NX") is not None
         return await self._acknowledged(key, "SET", key, value, "NX") is not None
+
+    async def create_registrations(self, registrations: Sequence[Registration]) -> list[bool]:
+        """SET NX of each, in pipelines of 10,000 (a cluster pipeline routes each by slot)."""
+        created: list[bool] = []
+        for start in range(0, len(registrations), BULK_CHUNK):
+            async with self.client.pipeline(transaction=False) as pipe:
+                for r in registrations[start : start + BULK_CHUNK]:
+                    pipe.set(self._reg_key(r.id_a), pack_registration(r), nx=True)
+                created += [bool(answer) for answer in await pipe.execute()]
+        return created
 
     async def get_registration(self, id_a: IdA) -> Registration | None:
         """GET and unpack."""
@@ -633,7 +605,8 @@ class RedisStore(Store):
             GROUP, consumer, {self._stream(shard): ">"}, count=count, block=block
         )
         claimed: list[QueuedReport] = []
-        for _, entries in list(reply or []):
+        streams: list[tuple[Any, list[Any]]] = list(reply or [])  # type: ignore[arg-type]
+        for _, entries in streams:
             claimed += self._reports(shard, entries)
         return claimed
 
@@ -699,58 +672,6 @@ class RedisStore(Store):
             if fields and b"p" in fields:
                 reports.append(QueuedReport(self._report_id(shard, entry_id), bytes(fields[b"p"])))
         return reports
-
-    # --- submission codes --------------------------------------------------------------
-    async def add_codes(self, codes: Sequence[CodeRecord]) -> int:
-        """One script per code, all in one non-transactional pipeline (codes hash to
-        different slots; the cluster pipeline splits it per node). EVAL rather than EVALSHA:
-        a cluster pipeline does not load scripts first."""
-        if not codes:
-            return 0
-        async with self.client.pipeline(transaction=False) as pipe:
-            for c in codes:
-                key = self._code_key(c.code)
-                args = [c.kind, c.issued_at, c.expires_at, c.org, c.test_date]
-                pipe.execute_command("EVAL", ADD_CODE, 1, key, *args)
-            results = await pipe.execute()
-        return sum(int(r) for r in results)
-
-    async def get_code(self, code: str) -> tuple[CodeRecord, str] | None:
-        """HGETALL of the code's hash."""
-        reply = await self.client.hgetall(self._code_key(code))
-        if not reply:
-            return None
-        fields = {_text(name): _text(value) for name, value in reply.items()}
-        record = CodeRecord(
-            code=code,
-            kind=fields["k"],
-            issued_at=int(fields["i"]),
-            expires_at=int(fields["e"]),
-            org=fields["o"],
-            test_date=fields["d"],
-        )
-        return record, fields["s"]
-
-    async def consume_code(self, code: str, now: int) -> CodeOutcome:
-        """One script on the code's key: exactly one concurrent caller sees 'accepted'."""
-        result = await self._acknowledged_script("consume_code", [self._code_key(code)], [now])
-        return CodeOutcome(_text(result))
-
-    async def purge_codes(self, expired_before: int) -> int:
-        """SCAN the code keys (every master on a cluster), delete those expired before."""
-        removed = 0
-        pattern = _escape_glob(self.prefix) + "c:*"
-        async for key in self._scan(pattern, 1000, "hash"):
-            removed += int(await self._script("purge_code", [_text(key)], [expired_before]))
-        return removed
-
-    async def release_code(self, code: str) -> bool:
-        """One script on the code's key: used -> valid."""
-        return bool(await self._script("release_code", [self._code_key(code)], []))
-
-    async def revoke_code(self, code: str) -> bool:
-        """Revoke a code that is not used; revoking a revoked code again is True."""
-        return bool(await self._script("revoke_code", [self._code_key(code)], []))
 
 
 def _raw(value: bytes | str) -> bytes:

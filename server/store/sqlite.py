@@ -19,14 +19,13 @@ from typing import Any, TypeVar
 from protocol.types import IdA, MacKey, TupleKey
 from server.store.base import (
     NEVER,
-    CodeOutcome,
-    CodeRecord,
     QueuedReport,
     Registration,
     RiskState,
     StatusOutcome,
     StatusRecorded,
     Store,
+    StoreUnavailable,
 )
 
 T = TypeVar("T")
@@ -63,15 +62,6 @@ CREATE TABLE IF NOT EXISTS reports (
     claimed_by TEXT,
     claimed_at_ms INTEGER
 );
-CREATE TABLE IF NOT EXISTS codes (
-    code TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    issued_at INTEGER NOT NULL,
-    expires_at INTEGER NOT NULL,
-    org TEXT NOT NULL,
-    test_date TEXT NOT NULL,
-    state TEXT NOT NULL
-) WITHOUT ROWID;
 """
 
 _REGISTRATION_COLUMNS = (
@@ -96,12 +86,40 @@ def _connect(path: str) -> sqlite3.Connection:
     return conn
 
 
+def describe(exc: BaseException) -> str:
+    """Why a file could not be opened, in a few words."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return str(exc)
+
+
 def not_a_cursor(result: T) -> T:
     """Refuse to hand a cursor to the event loop's thread: it would be finalised there, racing
     with the store thread on the same connection (SQLite then reports "API misuse")."""
     if isinstance(result, sqlite3.Cursor):
         raise TypeError("store steps return values, not cursors")
     return result
+
+
+BULK_CHUNK = 10_000
+"""Registrations written per transaction by ``create_registrations``."""
+
+
+def _row_of(r: Registration) -> tuple[Any, ...]:
+    """A registration as a row in ``_REGISTRATION_COLUMNS`` order."""
+    risk = r.risk
+    return (
+        bytes(r.id_a),
+        r.k_a.material,
+        r.k_ea.material,
+        r.last_status_epoch,
+        r.last_status_time,
+        r.tuples_until_epoch,
+        int(risk.at_risk),
+        risk.risk_level,
+        risk.last_contact_epoch,
+        risk.last_scoring_epoch,
+    )
 
 
 def _registration_of(row: Sequence[Any]) -> Registration:
@@ -127,20 +145,6 @@ def _status_outcome(
     if min_gap_epochs > 0 and last_epoch != NEVER and epoch - last_epoch < min_gap_epochs:
         return StatusOutcome.TOO_SOON
     return None
-
-
-def _code_outcome(row: Sequence[Any] | None, now: int) -> CodeOutcome:
-    """What consuming a code in (state, expires_at) would give; ACCEPTED means usable."""
-    if row is None:
-        return CodeOutcome.UNKNOWN
-    state, expires_at = row
-    if state == "revoked":
-        return CodeOutcome.REVOKED
-    if state == "used":
-        return CodeOutcome.USED
-    if now >= expires_at:
-        return CodeOutcome.EXPIRED
-    return CodeOutcome.ACCEPTED
 
 
 class SqliteStore(Store):
@@ -194,6 +198,11 @@ class SqliteStore(Store):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
         try:
             self._conn = await self._run(_connect, self.path)
+        except (sqlite3.Error, OSError) as exc:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+            reason = describe(exc)
+            raise StoreUnavailable(f"cannot open the SQLite store {self.path}: {reason}") from None
         except BaseException:
             self._executor.shutdown(wait=True)
             self._executor = None
@@ -219,21 +228,31 @@ class SqliteStore(Store):
     # --- registrations -----------------------------------------------------------------
     async def create_registration(self, registration: Registration) -> bool:
         """INSERT OR IGNORE: the primary key makes a duplicate ID_A a no-op."""
-        r, risk = registration, registration.risk
-        row = (
-            bytes(r.id_a),
-            r.k_a.material,
-            r.k_ea.material,
-            r.last_status_epoch,
-            r.last_status_time,
-            r.tuples_until_epoch,
-            int(risk.at_risk),
-            risk.risk_level,
-            risk.last_contact_epoch,
-            risk.last_scoring_epoch,
-        )
+        row = _row_of(registration)
         sql = f"INSERT OR IGNORE INTO registrations ({_REGISTRATION_COLUMNS}) VALUES ({'?,' * 9}?)"
         return await self._transaction(lambda c: c.execute(sql, row).rowcount == 1)
+
+    async def create_registrations(self, registrations: Sequence[Registration]) -> list[bool]:
+        """INSERT OR IGNORE in one transaction per 10,000; then which rows are ours."""
+        sql = f"INSERT OR IGNORE INTO registrations ({_REGISTRATION_COLUMNS}) VALUES ({'?,' * 9}?)"
+
+        def insert(conn: sqlite3.Connection, chunk: Sequence[Registration]) -> list[bool]:
+            inserted = conn.executemany(sql, [_row_of(r) for r in chunk]).rowcount
+            if inserted == len(chunk):
+                return [True] * len(chunk)
+            created = []
+            for r in chunk:  # an ID_A existed already: only rows with our K_A are ours
+                row = conn.execute(
+                    "SELECT k_a FROM registrations WHERE id_a = ?", (bytes(r.id_a),)
+                ).fetchone()
+                created.append(row is not None and bytes(row[0]) == r.k_a.material)
+            return created
+
+        created: list[bool] = []
+        for start in range(0, len(registrations), BULK_CHUNK):
+            chunk = registrations[start : start + BULK_CHUNK]
+            created += await self._transaction(lambda c, chunk=chunk: insert(c, chunk))
+        return created
 
     async def get_registration(self, id_a: IdA) -> Registration | None:
         """The registration row, or None."""
@@ -444,60 +463,3 @@ class SqliteStore(Store):
         """Rows not yet acknowledged, claimed or not."""
         rows = await self._query("SELECT COUNT(*) FROM reports")
         return int(rows[0][0])
-
-    # --- submission codes --------------------------------------------------------------
-    async def add_codes(self, codes: Sequence[CodeRecord]) -> int:
-        """INSERT OR IGNORE each code as valid; how many were new."""
-        rows = [
-            (c.code, c.kind, c.issued_at, c.expires_at, c.org, c.test_date, "valid") for c in codes
-        ]
-        sql = (
-            "INSERT OR IGNORE INTO codes (code, kind, issued_at, expires_at, org, test_date,"
-            " state) VALUES (?, ?, ?, ?, ?, ?, ?)"
-        )
-
-        def step(conn: sqlite3.Connection) -> int:
-            return sum(conn.execute(sql, row).rowcount for row in rows)
-
-        return await self._transaction(step)
-
-    async def get_code(self, code: str) -> tuple[CodeRecord, str] | None:
-        """The code's record and state, or None."""
-        rows = await self._query(
-            "SELECT code, kind, issued_at, expires_at, org, test_date, state FROM codes"
-            " WHERE code = ?",
-            code,
-        )
-        if not rows:
-            return None
-        *fields, state = rows[0]
-        return CodeRecord(*fields), state
-
-    async def consume_code(self, code: str, now: int) -> CodeOutcome:
-        """Read the state and mark it used in one transaction: exactly one caller wins."""
-
-        def step(conn: sqlite3.Connection) -> CodeOutcome:
-            row = conn.execute(
-                "SELECT state, expires_at FROM codes WHERE code = ?", (code,)
-            ).fetchone()
-            outcome = _code_outcome(row, now)
-            if outcome is CodeOutcome.ACCEPTED:
-                conn.execute("UPDATE codes SET state = 'used' WHERE code = ?", (code,))
-            return outcome
-
-        return await self._transaction(step)
-
-    async def purge_codes(self, expired_before: int) -> int:
-        """DELETE by expiry."""
-        sql = "DELETE FROM codes WHERE expires_at < ?"
-        return await self._transaction(lambda c: c.execute(sql, (expired_before,)).rowcount)
-
-    async def release_code(self, code: str) -> bool:
-        """used -> valid, in one statement."""
-        sql = "UPDATE codes SET state = 'valid' WHERE code = ? AND state = 'used'"
-        return await self._transaction(lambda c: c.execute(sql, (code,)).rowcount == 1)
-
-    async def revoke_code(self, code: str) -> bool:
-        """Revoke a code that is not used; revoking a revoked code again is True."""
-        sql = "UPDATE codes SET state = 'revoked' WHERE code = ? AND state != 'used'"
-        return await self._transaction(lambda c: c.execute(sql, (code,)).rowcount == 1)

@@ -25,9 +25,10 @@ from ble.scanner.bumble import BumbleHelloScanner
 from phone.client import Phone
 from protocol.codes import CodeKind
 from protocol.epochs import ntp_from_unix
-from server.app import SERVICE, WORKER, create_app
+from server.app import WORKER, create_app
 from server.settings import Settings
 from tests.ble.conftest import virtual_devices
+from tests.server.conftest import code_service, issue
 
 SPEED = 120.0
 
@@ -49,7 +50,8 @@ async def test_reported_contact_over_the_virtual_radio_warns_the_right_phone(
     settings = Settings(
         data_dir=str(tmp_path), captcha="off", status_min_interval=0, embedded_worker=False
     )
-    server = TestServer(create_app(settings, clock=clock), host="127.0.0.1")
+    codes = code_service(tmp_path, clock)  # type: ignore[arg-type]
+    server = TestServer(create_app(settings, codes, clock=clock), host="127.0.0.1")
     await server.start_server()
     url = str(server.make_url("")).rstrip("/")
     async with aiohttp.ClientSession() as session, virtual_devices(3) as devices:
@@ -81,7 +83,7 @@ async def test_reported_contact_over_the_virtual_radio_warns_the_right_phone(
         await nodes[1].stop()
 
         assert bob.heard and alice.heard and carol.heard
-        code = (await server.app[SERVICE].issue_codes(CodeKind.SHORT, 1))[0].code
+        [code] = await issue(codes, CodeKind.SHORT)
         await alice.report(code)
         assert await server.app[WORKER].drain() == 1
         assert (await bob.check_status()).at_risk

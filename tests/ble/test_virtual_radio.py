@@ -129,9 +129,7 @@ async def test_three_phones_hear_each_other(make_phone: object) -> None:
             seconds_per_hello[key] = seconds_per_hello.get(key, 0) + 1
         assert set(seconds_per_hello.values()) == {1}  # one record per HELLO per second
         assert sum(r.samples for r in records.records) > len(records.records)  # merges happened
-        assert [
-            (r.raw, r.received_ntp, r.rssi_calibrated) for r in records.records
-        ] == sink.records
+        assert [(r.raw, r.received_ntp, r.rssi_calibrated) for r in records.records] == sink.records
 
 
 async def test_background_iphone_is_read_over_gatt(make_phone: object) -> None:

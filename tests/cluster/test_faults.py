@@ -37,6 +37,7 @@ from server.store import open_store
 from server.store.base import Registration
 from server.store.redis import RedisStore
 from tests.cluster.localcluster import LocalCluster, free_port
+from tests.server.conftest import code_service, issue
 from tests.server.test_e2e import meet
 from tests.server.test_store_contract import ident, registration
 
@@ -144,7 +145,8 @@ async def test_master_killed_under_load(
     clock: VirtualClock,
     session: aiohttp.ClientSession,
 ) -> None:
-    app = create_app(replace(settings, store=f"{store_url}?{WAIT}"), clock=clock)
+    codes_service = code_service(Path(settings.data_dir), clock)
+    app = create_app(replace(settings, store=f"{store_url}?{WAIT}"), codes_service, clock=clock)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     url = str(server.make_url("")).rstrip("/")
@@ -153,7 +155,7 @@ async def test_master_killed_under_load(
         await contact.register()
         await template.register()
         meet(contact, template, clock, minutes=20, rssi=-50)
-        codes = [c.code for c in await app[SERVICE].issue_codes(CodeKind.LONG, 2000)]
+        codes = await issue(codes_service, CodeKind.LONG, 2000)
         victim = redis_cluster.base_port  # a master at creation (replicas are base+3..5)
         assert redis_cluster.role(victim) == "master"
 
@@ -229,7 +231,8 @@ async def test_worker_killed_mid_batch_is_reclaimed_once(
     # Real time, two hours back: the worker process runs on the wall clock, and its key
     # rotation and retention must agree with the server's about what is recent.
     clock = VirtualClock(datetime.now(UTC) - timedelta(hours=2))
-    app = create_app(settings, clock=clock)
+    codes_service = code_service(tmp_path, clock)
+    app = create_app(settings, codes_service, clock=clock)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     url = str(server.make_url("")).rstrip("/")
@@ -240,13 +243,18 @@ async def test_worker_killed_mid_batch_is_reclaimed_once(
         await template.register()
         meet(contact, template, clock, minutes=60, rssi=-50)
         service = app[SERVICE]
-        for code in await service.issue_codes(CodeKind.LONG, REPORTS):
-            reporter = phone(url, clock, session, 100 + len(code.code))
+        for code in await issue(codes_service, CodeKind.LONG, REPORTS):
+            reporter = phone(url, clock, session, 100 + len(code))
             reporter.heard = template.heard
             await reporter._call(
                 "POST",
                 "/api/v1/report",
-                {"token": code.code, "contacts": [c.to_fields() for c in reporter.contacts()]},
+                {
+                    "token": code,
+                    "contacts": [
+                        c.to_fields() for c in reporter.state.contacts(reporter.now_ntp())
+                    ],
+                },
             )
         store = service.store
         assert isinstance(store, RedisStore)
@@ -312,9 +320,9 @@ async def _kill_mid_batch(proc: subprocess.Popen[bytes], store: RedisStore) -> i
 
 def _id_a(service: RobertService, p: Phone) -> IdA:
     """The ID_A behind a phone's current EBID (the server can decrypt it, the test too)."""
-    epoch = p.current_epoch()
+    epoch = p.state.current_epoch(p.now_ntp())
     key = service.keys.key_of_day(day_of_epoch(epoch, service.time_start))
-    return decrypt_ebid(key, p.tuples[epoch].ebid)[1]
+    return decrypt_ebid(key, p.state.tuples[epoch].ebid)[1]
 
 
 async def _exposure_fields(store: RedisStore, id_a: IdA) -> dict[str, float]:

@@ -1,31 +1,25 @@
-"""Fixtures of the code service: each store backend (Redis database 14), an issuer, a server."""
+"""Fixtures of the code service: the service on each database (SQLite, PostgreSQL), and the
+ROBERT server with the code service mounted beside it, as ``robert dev`` runs them."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestServer
 
+from cli.dev import build_app
 from client_sim.clock import VirtualClock
-from server.app import create_app
-from server.codes.issuer import CodeIssuer
-from server.codes.store import open_issuer_store
-from server.codes.web import ISSUER
+from codes.app import new_service
+from codes.service import CodeService
+from codes.settings import Settings as CodesSettings
+from kit.testing import database_url
 from server.settings import Settings
-from server.store import open_store
-from tests.server.conftest import Running, backend_url
+from tests.server.conftest import Running
 
-CODES_REDIS_DB = 14
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """Each backend in turn (Redis database 14)."""
-    with backend_url(request.param, tmp_path, CODES_REDIS_DB) as url:
-        yield url
+__all__ = ["database_url"]
 
 
 @pytest.fixture
@@ -34,37 +28,31 @@ def clock() -> VirtualClock:
 
 
 @pytest.fixture
-async def issuer(store_url: str, clock: VirtualClock) -> AsyncIterator[CodeIssuer]:
-    """A code service over freshly opened stores."""
-    store, issuers = open_store(store_url), open_issuer_store(store_url)
-    await store.open()
-    await issuers.open()
+async def service(database_url: str, clock: VirtualClock) -> AsyncIterator[CodeService]:
+    """The code service on a fresh database of each kind, opened."""
+    opened = new_service(CodesSettings(database=database_url), clock)
+    await opened.open()
     try:
-        yield CodeIssuer(store, issuers, clock=clock)
+        yield opened
     finally:
-        await issuers.close()
-        await store.close()
+        await opened.close()
 
 
 class CodesServer(Running):
-    """A started ROBERT server with the code service mounted."""
-
-    def __init__(self, server: TestServer) -> None:
-        super().__init__(server)
-        self.issuer: CodeIssuer = server.app[ISSUER]
+    """A started ROBERT server with the code service mounted at /codes."""
 
 
 @pytest.fixture
-async def running(
-    tmp_path: Path, store_url: str, clock: VirtualClock
-) -> AsyncIterator[CodesServer]:
-    settings = Settings(
-        data_dir=str(tmp_path), store=store_url, captcha="off", embedded_worker=False
-    )
-    server = TestServer(create_app(settings, clock=clock), host="127.0.0.1")
+async def running(tmp_path: Path, clock: VirtualClock) -> AsyncIterator[CodesServer]:
+    """``robert dev``'s application on SQLite files in tmp_path."""
+    settings = Settings(data_dir=str(tmp_path), captcha="off", embedded_worker=False)
+    app = build_app(settings, clock)
+    server = TestServer(app, host="127.0.0.1")
     await server.start_server()
+    from server.api.appkeys import SERVICE
+
     try:
-        yield CodesServer(server)
+        yield CodesServer(server, app[SERVICE].codes)  # type: ignore[arg-type]
     finally:
         await server.close()
 

@@ -1,4 +1,4 @@
-"""The ``robert codes`` and ``robert orgs`` commands, in-process, on a temporary data dir."""
+"""The ``robert codes`` commands, in-process, on a temporary data dir."""
 
 from __future__ import annotations
 
@@ -9,20 +9,20 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from cli.main import main
 from protocol.codes import CodeKind, parse_code
-from server.cli import main
 from tests.codes.conftest import read_qr
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
-    main(list(argv))
+def run(capsys: pytest.CaptureFixture[str], *argv: str, status: int = 0) -> str:
+    assert main(list(argv)) == status
     return capsys.readouterr().out
 
 
 def test_cli_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = ("--data-dir", str(tmp_path / "data"))
-    key = run(capsys, "orgs", "add", "--name", "LAB1", "--role", "lab", *data).strip()
-    assert key.startswith("rk1.LAB1.")
+    key = run(capsys, "codes", "orgs", "add", "--name", "LAB1", "--role", "lab", *data).strip()
+    assert key.startswith("codes_")
     printed = run(capsys, "codes", "issue", "--org", "LAB1", "--count", "3", *data).split()
     assert len(printed) == 3 and all(parse_code(c)[0] is CodeKind.LONG for c in printed)
 
@@ -40,24 +40,22 @@ def test_cli_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
 
     assert run(capsys, "codes", "verify", printed[0], *data).strip() == "valid"
     assert run(capsys, "codes", "revoke", printed[0], *data).strip() == f"revoked {printed[0]}"
-    with pytest.raises(SystemExit) as exit_:
-        run(capsys, "codes", "verify", printed[0], *data)
-    assert exit_.value.code == 1 and capsys.readouterr().out.strip() == "revoked"
-    with pytest.raises(SystemExit):
-        main(["codes", "verify", "ABCDEF", *data])
-    assert capsys.readouterr().out.strip() == "unknown"
+    assert run(capsys, "codes", "verify", printed[0], *data, status=1).strip() == "revoked"
+    assert run(capsys, "codes", "verify", "ABCDEF", *data, status=1).strip() == "unknown"
 
     listed = run(capsys, "codes", "list", "--org", "LAB1", *data).splitlines()
     states = {line.split("\t")[0]: line.split("\t")[2] for line in listed}
     assert states == {printed[0]: "revoked", printed[1]: "valid", printed[2]: "valid"}
-    assert "LAB1\tlab\t" in run(capsys, "orgs", "list", *data)
-    audit = run(capsys, "codes", "audit", "--org", "LAB1", *data)
-    assert "revoke" in audit and printed[0] not in audit
+    assert "LAB1\tlab\t" in run(capsys, "codes", "orgs", "list", *data)
+    by_lab = run(capsys, "codes", "audit", "--org", "LAB1", *data)  # what LAB1 did
+    assert by_lab.count("\tissue\t") == 3 and "revoke" not in by_lab
+    audit = run(capsys, "codes", "audit", *data)  # the operator revoked at the console
+    assert "console\trevoke\tcode\t" in audit and printed[0] not in audit
 
 
 def test_batch_writes_csv_and_checksum(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = ("--data-dir", str(tmp_path / "data"))
-    run(capsys, "orgs", "add", "--name", "LAB1", "--role", "lab", *data)
+    run(capsys, "codes", "orgs", "add", "--name", "LAB1", "--role", "lab", *data)
     out = tmp_path / "out"
     run(capsys, "codes", "batch", "--org", "LAB1", "--count", "2000", "--out", str(out), *data)
     body = (out / "codes.csv").read_bytes()
@@ -66,3 +64,27 @@ def test_batch_writes_csv_and_checksum(tmp_path: Path, capsys: pytest.CaptureFix
     assert len({line.split(",")[0] for line in lines[1:]}) == 2000
     digest = (out / "codes.csv.sha256").read_text()
     assert digest == f"{hashlib.sha256(body).hexdigest()}  codes.csv\n"
+
+
+def test_a_bad_sheet_path_is_refused_before_any_code_is_issued(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = ("--data-dir", str(tmp_path / "data"))
+    for out, reason in (
+        (tmp_path / "sheet.docx", "a sheet is .pdf or .html, not .docx"),
+        (tmp_path / "missing" / "sheet.pdf", "no directory"),
+    ):
+        assert main(["codes", "issue", "--count", "5", "--out", str(out), *data]) == 1
+        error = capsys.readouterr().err
+        assert reason in error and error.count("\n") == 1
+    listed = run(capsys, "codes", "list", *data)
+    assert listed == ""  # nothing was issued
+
+
+def test_accounts_commands_and_the_robert_server_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = ("--data-dir", str(tmp_path / "data"))
+    out = run(capsys, "codes", "apikeys", "add", "robert", "--role", "robert-server", *data)
+    assert "codes_" in out
+    assert "robert-server" in run(capsys, "codes", "apikeys", "list", *data)

@@ -9,8 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
-from protocol.codes import CodeKind
-from server.codes.links import (
+from codes.links import (
     Authority,
     BadLinkSignature,
     KindNotAllowed,
@@ -21,7 +20,8 @@ from server.codes.links import (
     parse_link,
     verify_link,
 )
-from server.codes.model import Role
+from codes.model import Role
+from protocol.codes import CodeKind
 
 LONG = "0f8fad5b-d9cb-469f-a165-70867728950e"
 KEY = SigningKey(bytes(range(32)))

@@ -12,6 +12,7 @@ import pytest
 
 from kit.auth import Accounts
 from kit.auth.commands import add_account_commands
+from kit.cli import CommandError
 from kit.db import Database
 from tests.kit.demo import FAST_HASHER, PASSWORD, SECRET
 
@@ -92,25 +93,32 @@ def test_apikeys_add_list_revoke(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["users", "disable", "ghost"], "error: no user ghost"),
-        (["apikeys", "revoke", "7"], "error: no API key 7"),
-        (["apikeys", "add", "x", "--role", "Bad Role"], "error: a role is a lower-case word"),
+        (["users", "disable", "ghost"], "no user ghost"),
+        (["apikeys", "revoke", "7"], "no API key 7"),
+        (["apikeys", "add", "x", "--role", "Bad Role"], "a role is a lower-case word"),
         (["users", "add", "x", "--name", "X", "--role", "doctor", "--password-file", "/nope"],
-         "error: cannot read a password from /nope"),
+         "cannot read a password from /nope"),
     ],
 )  # fmt: skip
 def test_failures_are_one_line(
     parser: argparse.ArgumentParser, argv: list[str], message: str
 ) -> None:
-    with pytest.raises(SystemExit) as caught:
+    with pytest.raises(CommandError) as caught:
         run(parser, *argv)
     assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
 
 
-def test_an_unmigrated_database_is_one_line(tmp_path: Path) -> None:
-    with pytest.raises(SystemExit) as caught:
-        run(parser_for(f"sqlite:///{tmp_path}/empty.db"), "users", "list")
-    assert "is it reachable and migrated?" in str(caught.value)
+def test_the_commands_migrate_a_new_database_first(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(parser_for(f"sqlite:///{tmp_path}/empty.db"), "users", "list")
+    assert "user name" in capsys.readouterr().out
+
+
+def test_an_unreachable_database_is_one_line() -> None:
+    with pytest.raises(CommandError) as caught:
+        run(parser_for("postgresql://nobody@127.0.0.1:1/none"), "users", "list")
+    assert "is it reachable?" in str(caught.value) and "\n" not in str(caught.value)
 
 
 def test_passwords_are_asked_twice(
@@ -118,5 +126,5 @@ def test_passwords_are_asked_twice(
 ) -> None:
     answers = iter([PASSWORD, PASSWORD + " typo"])
     monkeypatch.setattr("getpass.getpass", lambda prompt: next(answers))
-    with pytest.raises(SystemExit, match="the two passwords differ"):
+    with pytest.raises(CommandError, match="the two passwords differ"):
         run(parser, "users", "add", "dr.martin", "--name", "Dr Martin", "--role", "doctor")

@@ -14,6 +14,11 @@ import redis
 from aiohttp.test_utils import TestServer
 
 from client_sim.clock import VirtualClock
+from codes.app import new_service
+from codes.model import Role
+from codes.service import CodeService
+from codes.settings import Settings as CodesSettings
+from protocol.codes import CodeKind
 from server.app import SERVICE, WORKER, create_app
 from server.service import RobertService
 from server.settings import Settings
@@ -81,22 +86,40 @@ def settings(tmp_path: Path, store_url: str) -> Settings:
     )
 
 
-class Running:
-    """A started server: its URL, service and worker."""
+def code_service(data_dir: Path, clock: VirtualClock | None = None) -> CodeService:
+    """A code service on a SQLite file in ``data_dir`` (opened by the app it is given to)."""
+    settings = CodesSettings(data_dir=str(data_dir))
+    return new_service(settings, clock) if clock is not None else new_service(settings)
 
-    def __init__(self, server: TestServer) -> None:
+
+async def issue(codes: CodeService, kind: CodeKind = CodeKind.LONG, count: int = 1) -> list[str]:
+    """``count`` fresh codes of ``kind`` from the test lab (an admin: both kinds)."""
+    org = await codes.ensure_org("TESTLAB", Role.ADMIN)
+    return [c.record.code for c in await codes.issue(org, kind, count)]
+
+
+class Running:
+    """A started server: its URL, service, worker and code service."""
+
+    def __init__(self, server: TestServer, codes: CodeService) -> None:
         self.server = server
         self.url = str(server.make_url("")).rstrip("/")
         self.service: RobertService = server.app[SERVICE]
         self.worker: ReportWorker = server.app[WORKER]
+        self.codes = codes
+
+    async def code(self, kind: CodeKind = CodeKind.LONG) -> str:
+        """One fresh submission code."""
+        return (await issue(self.codes, kind))[0]
 
 
 @pytest.fixture
 async def running(settings: Settings, clock: VirtualClock) -> AsyncIterator[Running]:
-    server = TestServer(create_app(settings, clock=clock), host="127.0.0.1")
+    codes = code_service(Path(settings.data_dir), clock)
+    server = TestServer(create_app(settings, codes, clock=clock), host="127.0.0.1")
     await server.start_server()
     try:
-        yield Running(server)
+        yield Running(server, codes)
     finally:
         await server.close()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -11,10 +12,9 @@ import pytest
 from client_sim.clock import VirtualClock
 from phone.client import Phone, PhoneError
 from protocol.auth import RequestKind, build_request
-from protocol.codes import CodeKind
 from protocol.contacts import Contact, HelloRecord
 from protocol.hello import Hello
-from tests.server.conftest import Running
+from tests.server.conftest import Running, code_service
 
 
 @pytest.fixture
@@ -40,10 +40,6 @@ def meet(a: Phone, b: Phone, clock: VirtualClock, minutes: int, rssi: int, every
         clock.advance(every)
 
 
-async def code(running: Running) -> str:
-    return (await running.service.issue_codes(CodeKind.LONG, 1))[0].code
-
-
 async def test_contact_reported_then_warned(
     running: Running, clock: VirtualClock, session: aiohttp.ClientSession
 ) -> None:
@@ -52,7 +48,7 @@ async def test_contact_reported_then_warned(
         await phone.register()
     meet(alice, bob, clock, minutes=20, rssi=-50)  # close, long: a true contact
     meet(alice, carol, clock, minutes=5, rssi=-85)  # far and short: not a contact
-    token = await code(running)
+    token = await running.code()
     await alice.report(token)
     assert await running.worker.drain() == 1
     bob_status = await bob.check_status()
@@ -82,7 +78,7 @@ async def test_forged_and_stale_hellos_are_not_counted(
         clock.advance(10)
     for hello, record in records:
         liar.heard.setdefault((hello.ebid, hello.ecc), []).append(record)
-    await liar.report(await code(running))
+    await liar.report(await running.code())
     await running.worker.drain()
     assert not (await victim.check_status()).at_risk
     owner_exposures = []
@@ -114,7 +110,9 @@ async def test_status_too_soon_is_429(
 
     from server.app import create_app
 
-    server = TestServer(create_app(make_settings(status_min_interval=1800), clock=clock))
+    settings = make_settings(status_min_interval=1800)
+    codes = code_service(Path(settings.data_dir), clock)
+    server = TestServer(create_app(settings, codes, clock=clock))
     await server.start_server()
     try:
         phone = Phone(str(server.make_url("")), clock, random.Random(7).randbytes, session)
@@ -137,7 +135,7 @@ async def test_unregister_and_delete_history(
     await alice.register()
     await bob.register()
     meet(alice, bob, clock, minutes=20, rssi=-45)
-    await alice.report(await code(running))
+    await alice.report(await running.code())
     await running.worker.drain()
     assert (await bob.check_status()).at_risk
     clock.advance(1)
@@ -181,7 +179,7 @@ async def test_bad_mac_on_status_is_401(
 async def test_report_with_malformed_contacts_keeps_the_code(
     running: Running, session: aiohttp.ClientSession
 ) -> None:
-    token = await code(running)
+    token = await running.code()
     bad = {"token": token, "contacts": [{"ebid": "AAAA", "ecc": "AA==", "ids": []}]}
     async with session.post(f"{running.url}/api/v1/report", json=bad) as r:
         assert r.status == 400
@@ -206,7 +204,9 @@ async def test_forged_status_does_not_take_the_slot(
 
     from server.app import create_app
 
-    server = TestServer(create_app(make_settings(status_min_interval=1800), clock=clock))
+    settings = make_settings(status_min_interval=1800)
+    codes = code_service(Path(settings.data_dir), clock)
+    server = TestServer(create_app(settings, codes, clock=clock))
     await server.start_server()
     try:
         phone = Phone(str(server.make_url("")), clock, random.Random(12).randbytes, session)
@@ -242,7 +242,7 @@ async def test_metrics_count_requests_without_identifiers(
 async def test_report_not_queued_gives_the_code_back(
     running: Running, session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    token = await code(running)
+    token = await running.code()
     body = {"token": token, "contacts": [Contact(bytes(8), b"\x21", (
         HelloRecord(3_900_000_000, 1, bytes(5), -50),)).to_fields()]}  # fmt: skip
     store = running.service.store

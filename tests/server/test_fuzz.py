@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from server.app import create_app
 from server.settings import Settings
+from tests.server.conftest import code_service
 
 POST_ENDPOINTS = {
     "/api/v1/captcha": ["type", "locale"],
@@ -42,7 +43,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]
     holder: dict[str, object] = {}
 
     async def start() -> None:
-        runner = web.AppRunner(create_app(app_settings), access_log=None)
+        codes = code_service(data)
+        runner = web.AppRunner(create_app(app_settings, codes), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()

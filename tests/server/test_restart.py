@@ -98,11 +98,12 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield s
 
 
-async def issue_codes(store_url: str, data_dir: Path, count: int) -> list[str]:
-    env = {**os.environ, "ROBERT_STORE": store_url, "ROBERT_DATA_DIR": str(data_dir)}
+async def issue_codes(data_dir: Path, count: int) -> list[str]:
+    """Codes from the code service of ``robert serve`` (in-process, beside its data)."""
     out = subprocess.run(
-        [str(ROBERT), "codes", "issue", "--kind", "long", "--count", str(count)],
-        env=env, capture_output=True, check=True, timeout=60,
+        [str(ROBERT), "codes", "issue", "--kind", "long", "--count", str(count),
+         "--data-dir", str(data_dir)],
+        capture_output=True, check=True, timeout=60,
     )  # fmt: skip
     return out.stdout.decode().split()
 
@@ -116,7 +117,7 @@ async def test_sigkill_of_server_worker_and_redis_loses_nothing_acknowledged(
     robert.start()
     try:
         await robert.wait_healthy(session)
-        codes = await issue_codes(store_url, tmp_path, 200)
+        codes = await issue_codes(tmp_path, 200)
         hub = Phone(url, random=random.Random(0).randbytes, session=session)
         await hub.register()
         registered: list[Phone] = []

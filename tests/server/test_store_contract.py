@@ -16,15 +16,12 @@ from protocol.types import IdA, MacKey, TupleKey
 from server.store import open_store
 from server.store.base import (
     NEVER,
-    CodeOutcome,
-    CodeRecord,
     Registration,
     RiskState,
     StatusOutcome,
     Store,
 )
 from server.store.redis import RedisStore
-from server.store.sqlite import SqliteStore
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 CONTRACT_REDIS_DB = 11
@@ -92,23 +89,6 @@ def registration(
     )
 
 
-def code(text: str, expires_at: int = 2_000) -> CodeRecord:
-    """A short code issued at 1000, valid until ``expires_at``."""
-    return CodeRecord(text, "short", 1_000, expires_at, "lab-42", "2026-03-01")
-
-
-# --- factory -----------------------------------------------------------------------------
-def test_open_store_picks_backend(tmp_path: Path) -> None:
-    absolute = open_store(f"sqlite://{tmp_path}/a.db")  # tmp_path starts with /
-    assert isinstance(absolute, SqliteStore)
-    assert absolute.path == f"{tmp_path}/a.db"
-    relative = open_store("sqlite://relative.db")
-    assert isinstance(relative, SqliteStore)
-    assert relative.path == "relative.db"
-    assert isinstance(open_store("redis://127.0.0.1:6379/3"), RedisStore)
-    assert isinstance(open_store("rediss://example.org:6380/0"), RedisStore)
-
-
 @pytest.mark.parametrize("url", ["", "postgres://x/y", "/tmp/a.db", "sqlite://"])
 def test_open_store_rejects(url: str) -> None:
     with pytest.raises(ValueError, match="store URL"):
@@ -134,6 +114,17 @@ async def test_create_duplicate_id_a_is_refused(store: Store) -> None:
     other = Registration(ident(1), MacKey(b"\xee" * 32), TupleKey(b"\xdd" * 32))
     assert not await store.create_registration(other)
     assert await store.get_registration(ident(1)) == registration(1)
+
+
+async def test_create_many_keeps_existing_ones(store: Store) -> None:
+    assert await store.create_registration(registration(3))
+    other = Registration(ident(3), MacKey(b"\xee" * 32), TupleKey(b"\xdd" * 32))
+    many = [registration(n) for n in range(1, 3)] + [other, registration(4)]
+    assert await store.create_registrations(many) == [True, True, False, True]
+    assert await store.get_registration(ident(3)) == registration(3)  # left as it was
+    assert await store.get_registration(ident(4)) == registration(4)
+    assert await store.create_registrations([]) == []
+    assert await store.count_registrations() == 4
 
 
 async def test_count_registrations(store: Store) -> None:
@@ -365,67 +356,6 @@ async def test_claim_blocks_until_report_arrives(store: Store) -> None:
     enqueue = asyncio.create_task(later())
     claimed = await store.claim_reports("a", 5, 3_000, 60_000)
     assert [r.report_id for r in claimed] == [await enqueue]
-
-
-# --- submission codes --------------------------------------------------------------------
-async def test_add_and_get_codes(store: Store) -> None:
-    assert await store.add_codes([code("AAAAAA"), code("BBBBBB")]) == 2
-    assert await store.add_codes([code("AAAAAA", expires_at=9), code("CCCCCC")]) == 1
-    assert await store.add_codes([]) == 0
-    assert await store.get_code("AAAAAA") == (code("AAAAAA"), "valid")
-    assert await store.get_code("ZZZZZZ") is None
-
-
-async def test_consume_code_outcomes(store: Store) -> None:
-    await store.add_codes([code("AAAAAA", expires_at=2_000), code("BBBBBB")])
-    assert await store.consume_code("ZZZZZZ", 1_500) is CodeOutcome.UNKNOWN
-    assert await store.consume_code("AAAAAA", 2_000) is CodeOutcome.EXPIRED
-    assert await store.consume_code("AAAAAA", 1_999) is CodeOutcome.ACCEPTED
-    assert await store.consume_code("AAAAAA", 1_999) is CodeOutcome.USED
-    assert await store.get_code("AAAAAA") == (code("AAAAAA"), "used")
-    assert await store.revoke_code("BBBBBB")
-    assert await store.consume_code("BBBBBB", 1_500) is CodeOutcome.REVOKED
-    assert await store.get_code("BBBBBB") == (code("BBBBBB"), "revoked")
-
-
-async def test_revoke_code(store: Store) -> None:
-    await store.add_codes([code("AAAAAA"), code("BBBBBB")])
-    await store.consume_code("AAAAAA", 1_500)
-    assert not await store.revoke_code("AAAAAA")
-    assert await store.get_code("AAAAAA") == (code("AAAAAA"), "used")
-    assert not await store.revoke_code("ZZZZZZ")
-    assert await store.revoke_code("BBBBBB")
-    assert await store.revoke_code("BBBBBB")  # still unused: revoking again holds
-
-
-async def test_release_code_only_undoes_a_use(store: Store) -> None:
-    await store.add_codes([code("AAAAAA"), code("BBBBBB")])
-    assert not await store.release_code("AAAAAA")  # never used
-    assert await store.consume_code("AAAAAA", 1_500) is CodeOutcome.ACCEPTED
-    assert await store.release_code("AAAAAA")
-    assert await store.consume_code("AAAAAA", 1_500) is CodeOutcome.ACCEPTED
-    await store.revoke_code("BBBBBB")
-    assert not await store.release_code("BBBBBB")
-    assert not await store.release_code("ZZZZZZ")
-
-
-async def test_purge_codes_by_expiry(store: Store) -> None:
-    await store.add_codes(
-        [code("AAAAAA", expires_at=1_000), code("BBBBBB", expires_at=3_000), code("CCCCCC")]
-    )
-    await store.consume_code("AAAAAA", 500)
-    assert await store.purge_codes(1_500) == 1  # used or not, expired is gone
-    assert await store.get_code("AAAAAA") is None
-    assert await store.purge_codes(2_500) == 1
-    assert await store.get_code("BBBBBB") is not None
-    assert await store.purge_codes(2_500) == 0
-
-
-async def test_consume_code_exactly_once_under_concurrency(store: Store) -> None:
-    await store.add_codes([code("AAAAAA")])
-    outcomes = await asyncio.gather(*(store.consume_code("AAAAAA", 1_500) for _ in range(20)))
-    assert outcomes.count(CodeOutcome.ACCEPTED) == 1
-    assert outcomes.count(CodeOutcome.USED) == 19
 
 
 # --- Redis only --------------------------------------------------------------------------

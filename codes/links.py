@@ -22,9 +22,9 @@ from urllib.parse import parse_qs, quote, urlsplit
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
+from codes.model import ORG_NAME, ROLE_KINDS, Role
 from protocol.codes import CodeKind, parse_code
 from protocol.errors import BadFormat
-from server.codes.model import ORG_NAME, ROLE_KINDS, Role
 
 SCHEME = "stopcovid"
 ACTION = "report"

@@ -15,7 +15,7 @@ import qrcode
 import qrcode.constants
 from qrcode.image.svg import SvgPathImage
 
-from server.codes.issuer import IssuedCode
+from codes.service import IssuedCode
 
 _EC = qrcode.constants.ERROR_CORRECT_M
 
@@ -59,10 +59,10 @@ def write_pngs(codes: Sequence[IssuedCode], directory: Path) -> int:
 
 def sheet_html(codes: Sequence[IssuedCode], title: str = "Submission codes") -> str:
     """A page ready to print: one card per code, with QR, code, kind, test date and expiry."""
-    from server.codes.web import templates
+    from codes.web import templates
 
     cards = [(c, png_data_uri(c.link)) for c in codes]
-    return templates().get_template("codes_sheet.html").render(title=title, cards=cards)
+    return templates().get_template("sheet.html").render(title=title, cards=cards)
 
 
 def sheet_pdf(codes: Sequence[IssuedCode], title: str = "Submission codes") -> bytes:

@@ -1,18 +1,22 @@
-"""Organisations that issue codes, their roles, and audit entries: small frozen records."""
+"""Organisations that issue codes, their roles, and codes as stored: small frozen records."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from nacl.signing import SigningKey, VerifyKey
 
+from codes.errors import BadRequest
 from protocol.codes import CodeKind
-from server.codes.errors import BadRequest
 
 ORG_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
 """Organisation names: no dots or separators, so keys and signed messages stay unambiguous."""
+
+ORG_SCOPE_PREFIX = "org:"
+"""An organisation's API keys and users carry the scope ``org:<name>``."""
 
 
 class Role(StrEnum):
@@ -30,6 +34,9 @@ ROLE_KINDS: dict[Role, frozenset[CodeKind]] = {
     Role.ADMIN: frozenset({CodeKind.SHORT, CodeKind.LONG}),
 }
 
+ROBERT_SERVER_ROLE = "robert-server"
+"""The role of the API key with which the ROBERT server consumes codes."""
+
 
 def check_org_name(name: str) -> str:
     """``name`` if it is a valid organisation name; BadRequest otherwise."""
@@ -38,15 +45,22 @@ def check_org_name(name: str) -> str:
     return name
 
 
+def org_scope(name: str) -> str:
+    """The scope of an organisation's keys and users."""
+    return ORG_SCOPE_PREFIX + name
+
+
 @dataclass(frozen=True, slots=True)
 class Organisation:
-    """An issuer: its role, the SHA-256 of its API key, and its Ed25519 signing seed."""
+    """An issuer: its role and its Ed25519 signing seed (its deep links are signed with it)."""
 
     name: str
     role: Role
-    key_hash: bytes
     signing_seed: bytes
-    created_at: int
+    created_at: datetime
+
+    def __repr__(self) -> str:  # never the seed
+        return f"Organisation({self.name!r}, {self.role.value!r})"
 
     @property
     def signing_key(self) -> SigningKey:
@@ -63,25 +77,44 @@ class Organisation:
         return kind in ROLE_KINDS[self.role]
 
 
+class CodeState(StrEnum):
+    """What a non-consuming check of a code says."""
+
+    VALID = "valid"
+    USED = "used"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    UNKNOWN = "unknown"
+
+
+class Outcome(StrEnum):
+    """What consuming a code gives: only ACCEPTED lets a report through."""
+
+    ACCEPTED = "accepted"
+    UNKNOWN = "unknown"
+    USED = "used"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+
+
+@dataclass(frozen=True, slots=True)
+class CodeRecord:
+    """A submission code as issued: canonical text, kind, issuer, test date, validity."""
+
+    code: str
+    kind: CodeKind
+    org: str
+    test_date: str
+    issued_at: datetime
+    expires_at: datetime
+
+
 class Action(StrEnum):
-    """What an audit entry records."""
+    """What the code service writes in the audit log (besides the kit's own actions)."""
 
     ORG_ADD = "org_add"
     ISSUE = "issue"
     USE = "use"
+    RELEASE = "release"
     VERIFY = "verify"
     REVOKE = "revoke"
-
-
-@dataclass(frozen=True, slots=True)
-class AuditEntry:
-    """Who (organisation), when (Unix seconds), what, which code (keyed hash), and outcome.
-
-    Never anything about a patient or a reporting phone: no address, no identifier.
-    """
-
-    at: int
-    org: str
-    action: Action
-    code_hash: str = ""
-    outcome: str = ""

@@ -1,0 +1,84 @@
+"""``robert dev``: every service in one process, on the embedded stores, for development.
+
+Production runs each service as its own process (``robert serve``, ``robert worker``...); this
+mounts them all in one aiohttp application on one port so that ``make run`` gives a newcomer
+the whole system with nothing to install first. ``GET /`` links every service.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from cli import wiring
+from codes import app as codes_app
+from kit.cli import Listener, serve_app, setup_logging
+from server import commands as robert_commands
+from server.api.routes import INDEX_LINKS
+from server.app import create_app
+from server.processes import run_event_loop
+from server.settings import Settings as RobertSettings
+
+log = logging.getLogger("robert.dev")
+
+LINKS = (
+    ("/", "index of the services"),
+    ("/api/v1/clock", "ROBERT API (v1)"),
+    ("/codes/", "submission codes: issuer page"),
+    ("/openapi.json", "ROBERT API document"),
+    ("/health", "health check"),
+    ("/metrics", "metrics"),
+)
+
+
+def build_app(settings: RobertSettings, clock: Callable[[], float] = time.time) -> web.Application:
+    """The ROBERT server with every other service mounted beside it, sharing one port."""
+    codes = wiring.in_process_codes(settings, clock)
+
+    def mount(app: web.Application) -> None:
+        codes_app.mount(app, codes_app.create_app(wiring.codes_settings(settings), codes))
+        app[INDEX_LINKS].append(
+            (
+                "/codes/",
+                "Submission codes",
+                "the page labs and doctors issue codes on (an organisation's API key first: "
+                "robert codes orgs add)",
+            )
+        )
+
+    return create_app(settings, codes, clock=clock, mount=mount)
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    """Serve every service in this process until stopped."""
+    settings = robert_commands.settings_of(args)
+    setup_logging(settings.log_level)
+    log.info("ROBERT settings: %s", settings.describe())
+    robert_commands.prepare(settings)
+    run_event_loop(robert_commands.check_store(settings))
+
+    async def serve() -> None:
+        app = build_app(settings)
+        await serve_app(app, Listener(settings.host, settings.port, LINKS), "robert dev")
+
+    run_event_loop(serve())
+    return 0
+
+
+def add_subcommands(subparsers: Any) -> None:
+    """Add ``dev`` to the ``robert`` command."""
+    dev = robert_commands.with_settings(
+        subparsers.add_parser(
+            "dev",
+            help="run every service in one process (what 'make run' starts)",
+            description="Run the ROBERT server and every other service in one process on the "
+            "embedded stores (SQLite files under --data-dir), for development and trials. "
+            "Production runs each service alone: 'robert serve', 'robert worker', ...",
+        )
+    )
+    dev.set_defaults(func=cmd_dev)

@@ -1,0 +1,129 @@
+"""The code service's application: opened on its own database, mounted under ``/codes``.
+
+``create_app`` builds the service's application (its routes relative to ``/codes``);
+``standalone_app`` serves it alone (``robert codes serve``); ``robert dev`` mounts it beside
+the ROBERT server. ``open_service`` opens the service without HTTP, for the commands and for
+the ROBERT server's in-process code gate.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from codes.service import CodeService
+from codes.settings import Settings
+from codes.store import CodeStore
+from codes.web import PREFIX, install, new_metrics
+from kit.auth.apikeys import ApiKeyStore
+from kit.auth.people import Accounts
+from kit.auth.sessions import SessionPolicy, session_storage, setup_sessions
+from kit.db import Database
+from kit.http import add_fallback, see_other
+from kit.jobs import PeriodicJob
+from kit.keys import load_or_create_secret
+
+log = logging.getLogger("codes")
+
+API_KEY_PREFIX = "codes"
+RETENTION_INTERVAL = 3600.0
+
+LINKS = (
+    (f"{PREFIX}/", "issuer page"),
+    (f"{PREFIX}/api/v1/authorities", "authorities (public keys)"),
+    (f"{PREFIX}/health", "health check"),
+    (f"{PREFIX}/metrics", "metrics"),
+)
+
+
+def service_secret(settings: Settings) -> str:
+    """The configured secret, or one kept in the data directory (created on first use)."""
+    if settings.secret:
+        return settings.secret
+    return load_or_create_secret(Path(settings.data_dir) / "codes.secret")
+
+
+def open_accounts(settings: Settings) -> Accounts:
+    """The service's users and API keys (for the ``users`` and ``apikeys`` commands)."""
+    return Accounts(
+        Database(settings.database_url),
+        service_secret(settings),
+        "Codes",
+        api_key_prefix=API_KEY_PREFIX,
+    )
+
+
+def new_service(settings: Settings, clock: Callable[[], float] = time.time) -> CodeService:
+    """The code service on its database, not yet opened (``await service.open()``)."""
+    db = Database(settings.database_url)
+    return CodeService(CodeStore(db), ApiKeyStore(db, API_KEY_PREFIX), clock=clock)
+
+
+async def open_service(settings: Settings, clock: Callable[[], float] = time.time) -> CodeService:
+    """The code service on its database, migrated and ready."""
+    service = new_service(settings, clock)
+    await service.open()
+    return service
+
+
+def create_app(
+    settings: Settings,
+    service: CodeService | None = None,
+    clock: Callable[[], float] = time.time,
+) -> web.Application:
+    """The code service's application, to be mounted at ``/codes``. Opens (and closes) the
+    service with the application unless one is given already open."""
+    app = web.Application(client_max_size=64 * 1024)
+    owned = service is None
+    opened = service or new_service(settings, clock)
+    policy = SessionPolicy(cookie_name="codes_session", path=f"{PREFIX}/", same_site="Strict")
+    setup_sessions(app, session_storage(service_secret(settings), policy))
+    install(app, opened, new_metrics(app))
+    retention = PeriodicJob("codes-retention", RETENTION_INTERVAL, _purge(opened))
+
+    async def lifetime(app: web.Application) -> AsyncIterator[None]:
+        if owned:
+            await opened.open()
+        yield
+        if owned:
+            await opened.close()
+
+    app.cleanup_ctx.append(lifetime)
+    app.cleanup_ctx.append(retention.cleanup_ctx)
+    return app
+
+
+def _purge(service: CodeService) -> Callable[[], Awaitable[None]]:
+    async def purge() -> None:
+        removed = await service.purge_expired()
+        if removed:
+            log.info("retention: removed %d expired codes", removed)
+
+    return purge
+
+
+def mount(parent: web.Application, app: web.Application) -> None:
+    """Mount the service's application at ``/codes`` of ``parent`` (``/codes`` redirects)."""
+
+    async def redirect(request: web.Request) -> web.Response:
+        return see_other(f"{PREFIX}/")
+
+    parent.router.add_get(PREFIX, redirect)
+    parent.add_subapp(PREFIX, app)
+
+
+def standalone_app(settings: Settings) -> web.Application:
+    """The code service alone: ``/`` redirects to the issuer page."""
+    root = web.Application()
+
+    async def index(request: web.Request) -> web.Response:
+        return see_other(f"{PREFIX}/")
+
+    root.router.add_get("/", index)
+    mount(root, create_app(settings))
+    add_fallback(root)
+    return root

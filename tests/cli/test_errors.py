@@ -1,0 +1,97 @@
+"""The command treats people kindly: the errors a person causes end the ``robert`` command
+with one line on standard error and a non-zero exit, never a traceback (real processes)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+ROBERT = Path(sys.executable).with_name("robert")
+
+
+async def robert(*argv: str, timeout: float = 60) -> tuple[int, str]:
+    """Run ``robert argv`` to its end: (exit status, standard error)."""
+    process = await asyncio.create_subprocess_exec(
+        str(ROBERT), *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
+    _, err = await asyncio.wait_for(process.communicate(), timeout)
+    assert process.returncode is not None
+    return process.returncode, err.decode()
+
+
+def one_line(err: str) -> str:
+    """The error lines (start-up log lines are INFO) must be exactly one, no traceback."""
+    lines = [line for line in err.splitlines() if " INFO " not in line]
+    assert "Traceback" not in err and len(lines) == 1, err
+    return lines[0]
+
+
+async def test_each_mistake_is_one_line(tmp_path: Path) -> None:
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = str(busy.getsockname()[1])
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    data = str(tmp_path / "data")
+    cases = {
+        "port in use": (
+            ("serve", "--port", port, "--data-dir", data),
+            f"cannot listen on 127.0.0.1:{port}: address already in use",
+        ),
+        "unreachable store": (
+            ("serve", "--store", "redis://127.0.0.1:1/0", "--data-dir", data),
+            "cannot reach the Redis store at redis://127.0.0.1:1/0",
+        ),
+        "unknown store": (
+            ("serve", "--store", "mysql://db/robert", "--data-dir", data),
+            "bad store URL: unsupported store URL scheme 'mysql'",
+        ),
+        "data dir is a file": (
+            ("serve", "--data-dir", str(a_file / "data")),
+            "cannot create the data directory",
+        ),
+        "missing parent": (
+            ("serve", "--data-dir", "/proc/robert-test/data"),
+            "no such file or directory",
+        ),
+        "bad log level": (("serve", "--log-level", "loud"), "log_level must be a logging level"),
+        "port too large": (("serve", "--port", "70000"), "port must be between 1 and 65535"),
+        "port zero": (("dev", "--port", "0"), "port must be between 1 and 65535"),
+        "no phones": (("sim", "--phones", "0"), "--phones must be at least 2"),
+        "negative days": (("sim", "--days", "-1"), "--days must be at least 1"),
+        "bad sheet": (
+            ("codes", "issue", "--out", str(tmp_path / "x.docx"), "--data-dir", data),
+            "a sheet is .pdf or .html, not .docx",
+        ),
+    }
+    try:
+        results = await asyncio.gather(*(robert(*argv) for argv, _ in cases.values()))
+    finally:
+        busy.close()
+    for (name, (_, expected)), (status, err) in zip(cases.items(), results, strict=True):
+        line = one_line(err)
+        assert status == 1, (name, err)
+        assert line.startswith("robert: ") and expected in line, (name, line)
+
+
+@pytest.mark.parametrize("command", ["serve", "codes issue", "sim"])
+async def test_help_shows_the_command_s_own_options_first(command: str) -> None:
+    process = await asyncio.create_subprocess_exec(
+        str(ROBERT), *command.split(), "--help", stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await process.communicate()
+    text = out.decode()
+    assert process.returncode == 0
+    if command == "sim":
+        assert "--phones" in text
+        return
+    own = text.index("options:")
+    shared = text.index("environment variable; flags win")
+    assert own < shared
+    if command == "codes issue":
+        assert own < text.index("--count", own) < shared < text.index("--database", shared)
