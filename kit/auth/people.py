@@ -142,6 +142,7 @@ class People:
         home: str = "/",
         next_prefixes: Collection[str] = ("/",),
         prefix: str = "",
+        mounted: bool = False,
     ) -> None:
         self.accounts = accounts
         self.users = accounts.users
@@ -154,6 +155,9 @@ class People:
         self.home = home
         self.paths = LoginPaths(prefix)
         self.next_prefixes = tuple(next_prefixes)
+        self.mounted = mounted
+        """The application is a sub-application mounted at ``prefix``: its routes are
+        registered without the prefix (aiohttp adds it), its redirects keep it."""
 
     # --- wiring ------------------------------------------------------------------------------
     def setup(self, app: web.Application, pages: Pages) -> None:
@@ -173,7 +177,7 @@ class People:
             ("POST", p.cancel, self.cancel),
             ("POST", p.logout, self.logout),
         ):
-            add_page(app, method, path, handler)
+            add_page(app, method, path.removeprefix(p.prefix) if self.mounted else path, handler)
 
     async def _page_context(self, request: web.Request) -> dict[str, Any]:
         session = await aiohttp_session.get_session(request)
