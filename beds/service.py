@@ -461,6 +461,13 @@ def parse_update_file(text: str) -> list[tuple[int, str, str, Counts, datetime |
     ``updated_at`` optionally); the separator is ``;`` (French spreadsheets) or ``,``."""
     if not text.strip():
         raise BadRequest("the file is empty", "bad_file")
+    try:
+        return _parse_rows(text)
+    except csv.Error:
+        raise BadRequest("the file is not CSV", "bad_file") from None
+
+
+def _parse_rows(text: str) -> list[tuple[int, str, str, Counts, datetime | None]]:
     first = text.lstrip("\ufeff").splitlines()[0]
     delimiter = ";" if first.count(";") >= first.count(",") else ","
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")), delimiter=delimiter)
