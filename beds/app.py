@@ -82,11 +82,13 @@ def create_app(
     service: BedService | None = None,
     accounts: Accounts | None = None,
     clock: Callable[[], float] = time.time,
+    *,
+    manage: bool | None = None,
 ) -> web.Application:
     """The bed service's application, to be mounted at ``/beds``. Opens (and closes) the
     service with the application unless one is given already open."""
     app = web.Application(client_max_size=4 * 1024 * 1024)
-    owned = service is None
+    owned = service is None if manage is None else manage
     opened = service or new_service(settings, clock)
     people_accounts = accounts or Accounts(
         opened.store.db,

@@ -21,6 +21,7 @@ from beds.settings import Settings
 from beds.territory import DATA
 from kit.audit import CONSOLE
 from kit.cli import CommandError, Listener, serve_app, setup_logging, writable_directory
+from kit.http import HttpError
 
 T = TypeVar("T")
 log = logging.getLogger("beds")
@@ -47,7 +48,10 @@ def _run(args: argparse.Namespace, job: Callable[[BedService], Awaitable[T]]) ->
         finally:
             await service.close()
 
-    return asyncio.run(main())
+    try:
+        return asyncio.run(main())
+    except HttpError as exc:  # a refusal of the service: its message, one line
+        raise CommandError(exc.message) from None
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

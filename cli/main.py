@@ -12,8 +12,10 @@ import argparse
 import importlib
 import sys
 
+from beds import commands as beds_commands
 from cli import dev, wiring
 from codes import commands as codes_commands
+from drugs import commands as drugs_commands
 from kit.cli import run
 from server import commands as server_commands
 
@@ -34,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_subcommands(sub)
     server_commands.add_subcommands(sub, code_gates=wiring.code_gate)
     codes_commands.add_subcommands(sub)
+    beds_commands.add_subcommands(sub)
+    drugs_commands.add_subcommands(sub)
     for module_name in OPTIONAL_COMMANDS:
         try:
             module = importlib.import_module(module_name)

@@ -12,9 +12,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from beds import app as beds_app
+from beds.access import NATIONAL as BEDS_NATIONAL
+from beds.access import Access as BedsAccess
+from beds.service import BedService
+from beds.settings import Settings as BedsSettings
 from codes import app as codes_app
 from codes.service import CodeService
 from codes.settings import Settings as CodesSettings
+from drugs import app as drugs_app
+from drugs.critical_care import Patients
+from drugs.service import DrugService
+from drugs.settings import Settings as DrugsSettings
 from server.codegate import CodeGate, HttpCodeGate
 from server.settings import Settings as RobertSettings
 
@@ -36,3 +45,33 @@ def code_gate(robert: RobertSettings, clock: Callable[[], float] = time.time) ->
     if robert.codes_url:
         return HttpCodeGate(robert.codes_url, robert.codes_api_key)
     return in_process_codes(robert, clock)
+
+
+class BedsCriticalCare:
+    """The drug service's ``CriticalCareSource`` fulfilled by the bed service in this process
+    (read with national scope: the allocation covers France)."""
+
+    def __init__(self, beds: BedService) -> None:
+        self.beds = beds
+
+    async def patients(self, territory: str) -> list[Patients]:
+        rows = await self.beds.critical_care(BedsAccess(BEDS_NATIONAL, "national"), territory)
+        return [Patients(r.finess, r.name, r.departement, r.region, r.covid, r.other) for r in rows]
+
+
+def in_process_beds(
+    robert: RobertSettings, clock: Callable[[], float] = time.time
+) -> tuple[BedsSettings, BedService]:
+    """The bed service in this process (opened by its application)."""
+    settings = BedsSettings.beside(robert.data_dir)
+    return settings, beds_app.new_service(settings, clock)
+
+
+def in_process_drugs(
+    robert: RobertSettings, beds: BedService, clock: Callable[[], float] = time.time
+) -> tuple[DrugsSettings, DrugService]:
+    """The drug service in this process, reading patients in critical care from ``beds``
+    unless ``DRUGS_BEDS_URL`` points elsewhere."""
+    settings = DrugsSettings.beside(robert.data_dir)
+    source = None if settings.beds_url else BedsCriticalCare(beds)
+    return settings, drugs_app.new_service(settings, clock, source)

@@ -68,10 +68,12 @@ def create_app(
     service: DrugService | None = None,
     accounts: Accounts | None = None,
     clock: Callable[[], float] = time.time,
+    *,
+    manage: bool | None = None,
 ) -> web.Application:
     """The drug service's application, to be mounted at ``/drugs``."""
     app = web.Application(client_max_size=2 * 1024 * 1024)
-    owned = service is None
+    owned = service is None if manage is None else manage
     opened = service or new_service(settings, clock)
     people_accounts = accounts or Accounts(
         opened.store.db,

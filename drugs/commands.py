@@ -14,6 +14,7 @@ from drugs.service import NATIONAL, Access, DrugService
 from drugs.settings import Settings
 from kit.audit import CONSOLE
 from kit.cli import CommandError, Listener, serve_app, setup_logging, writable_directory
+from kit.http import HttpError
 
 T = TypeVar("T")
 OPERATOR = Access(NATIONAL, "national")
@@ -40,7 +41,10 @@ def _run(args: argparse.Namespace, job: Callable[[DrugService], Awaitable[T]]) -
         finally:
             await service.close()
 
-    return asyncio.run(main())
+    try:
+        return asyncio.run(main())
+    except HttpError as exc:  # a refusal of the service: its message, one line
+        raise CommandError(exc.message) from None
 
 
 def _read(path: str) -> str:
