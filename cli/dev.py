@@ -16,11 +16,8 @@ from typing import Any
 from aiohttp import web
 
 from cli import wiring
-from codes import app as codes_app
 from kit.cli import Listener, serve_app, setup_logging
 from server import commands as robert_commands
-from server.api.routes import INDEX_LINKS
-from server.app import create_app
 from server.processes import run_event_loop
 from server.settings import Settings as RobertSettings
 
@@ -30,6 +27,8 @@ LINKS = (
     ("/", "index of the services"),
     ("/api/v1/clock", "ROBERT API (v1)"),
     ("/codes/", "submission codes: issuer page"),
+    ("/beds/", "critical-care beds (ROR)"),
+    ("/drugs/", "hospital drug stocks (MaPUI)"),
     ("/openapi.json", "ROBERT API document"),
     ("/health", "health check"),
     ("/metrics", "metrics"),
@@ -38,10 +37,36 @@ LINKS = (
 
 def build_app(settings: RobertSettings, clock: Callable[[], float] = time.time) -> web.Application:
     """The ROBERT server with every other service mounted beside it, sharing one port."""
+    # The services are imported here, not at the top: `robert --help` stays quick.
+    from beds import app as beds_app
+    from codes import app as codes_app
+    from drugs import app as drugs_app
+    from server.api.routes import INDEX_LINKS
+    from server.app import create_app
+
     codes = wiring.in_process_codes(settings, clock)
+    beds_settings, beds = wiring.in_process_beds(settings, clock)
+    drugs_settings, drugs = wiring.in_process_drugs(settings, beds, clock)
 
     def mount(app: web.Application) -> None:
         codes_app.mount(app, codes_app.create_app(wiring.codes_settings(settings), codes))
+        beds_app.mount(app, beds_app.create_app(beds_settings, beds, clock=clock, manage=True))
+        drugs_app.mount(app, drugs_app.create_app(drugs_settings, drugs, clock=clock, manage=True))
+        app[INDEX_LINKS].append(
+            (
+                "/beds/",
+                "Critical-care beds (ROR)",
+                "live capacity, tension dashboards, the "
+                "nearest free bed (robert beds load; robert beds users add ...)",
+            )
+        )
+        app[INDEX_LINKS].append(
+            (
+                "/drugs/",
+                "Hospital drug stocks (MaPUI)",
+                "stocks, days of cover, allocation, redeployment (robert drugs users add ...)",
+            )
+        )
         app[INDEX_LINKS].append(
             (
                 "/codes/",

@@ -11,22 +11,33 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from codes import app as codes_app
-from codes.service import CodeService
-from codes.settings import Settings as CodesSettings
 from server.codegate import CodeGate, HttpCodeGate
 from server.settings import Settings as RobertSettings
+
+if TYPE_CHECKING:  # the services are imported when used: `robert --help` stays quick
+    from beds.service import BedService
+    from beds.settings import Settings as BedsSettings
+    from codes.service import CodeService
+    from codes.settings import Settings as CodesSettings
+    from drugs.critical_care import Patients
+    from drugs.service import DrugService
+    from drugs.settings import Settings as DrugsSettings
 
 
 def codes_settings(robert: RobertSettings) -> CodesSettings:
     """The code service's settings (``CODES_*``), its data directory following the ROBERT
     server's unless ``CODES_DATA_DIR`` says otherwise."""
+    from codes.settings import Settings as CodesSettings
+
     return CodesSettings.beside(robert.data_dir)
 
 
 def in_process_codes(robert: RobertSettings, clock: Callable[[], float] = time.time) -> CodeService:
     """The code service in this process (not yet opened: the ROBERT application opens it)."""
+    from codes import app as codes_app
+
     return codes_app.new_service(codes_settings(robert), clock)
 
 
@@ -36,3 +47,43 @@ def code_gate(robert: RobertSettings, clock: Callable[[], float] = time.time) ->
     if robert.codes_url:
         return HttpCodeGate(robert.codes_url, robert.codes_api_key)
     return in_process_codes(robert, clock)
+
+
+class BedsCriticalCare:
+    """The drug service's ``CriticalCareSource`` fulfilled by the bed service in this process
+    (read with national scope: the allocation covers France)."""
+
+    def __init__(self, beds: BedService) -> None:
+        self.beds = beds
+
+    async def patients(self, territory: str) -> list[Patients]:
+        from beds.access import NATIONAL as BEDS_NATIONAL
+        from beds.access import Access as BedsAccess
+        from drugs.critical_care import Patients
+
+        rows = await self.beds.critical_care(BedsAccess(BEDS_NATIONAL, "national"), territory)
+        return [Patients(r.finess, r.name, r.departement, r.region, r.covid, r.other) for r in rows]
+
+
+def in_process_beds(
+    robert: RobertSettings, clock: Callable[[], float] = time.time
+) -> tuple[BedsSettings, BedService]:
+    """The bed service in this process (opened by its application)."""
+    from beds import app as beds_app
+    from beds.settings import Settings as BedsSettings
+
+    settings = BedsSettings.beside(robert.data_dir)
+    return settings, beds_app.new_service(settings, clock)
+
+
+def in_process_drugs(
+    robert: RobertSettings, beds: BedService, clock: Callable[[], float] = time.time
+) -> tuple[DrugsSettings, DrugService]:
+    """The drug service in this process, reading patients in critical care from ``beds``
+    unless ``DRUGS_BEDS_URL`` points elsewhere."""
+    from drugs import app as drugs_app
+    from drugs.settings import Settings as DrugsSettings
+
+    settings = DrugsSettings.beside(robert.data_dir)
+    source = None if settings.beds_url else BedsCriticalCare(beds)
+    return settings, drugs_app.new_service(settings, clock, source)

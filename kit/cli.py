@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from kit.http import HttpError
 from kit.settings import SettingsError
 
 log = logging.getLogger("kit.cli")
@@ -60,6 +61,8 @@ def run(
         status = func(args)
     except CommandError as exc:
         return fail(prog, str(exc))
+    except HttpError as exc:  # a service refused what the command asked, as it would online
+        return fail(prog, exc.message)
     except SettingsError as exc:
         return fail(prog, f"bad setting: {exc}")
     except OSError as exc:

@@ -1,0 +1,170 @@
+"""The dashboards' pictures as inline SVG (the pages' CSP allows nothing loaded from
+elsewhere): a choropleth of départements by tension level, a 7-day curve, sparklines.
+
+Colours are presentation attributes (``fill``), not style attributes, which the CSP would
+refuse; each shape has a ``<title>`` for screen readers and hover."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+
+from markupsafe import Markup, escape
+
+from beds.service import Dashboard
+from beds.tension import Level, Thresholds
+from beds.territory import DATA, departements, region_of
+
+COLOURS = {
+    Level.NONE: "#e5e5e5",
+    Level.LOW: "#b8e0c2",
+    Level.ALERT: "#f7c66b",
+    Level.CRISIS: "#e4794a",
+    Level.OVER: "#a3153a",
+}
+"""Fills by level; the legend repeats them with text, so colour is never the only cue."""
+
+
+@cache
+def _outlines() -> dict[str, object]:
+    loaded: dict[str, object] = json.loads(
+        (DATA / "france_departements_map.json").read_text(encoding="utf-8")
+    )
+    return loaded
+
+
+def _percent(rate: float | None) -> str:
+    return "–" if rate is None else f"{rate * 100:.0f} %"
+
+
+def tension_map(board: Dashboard, thresholds: Thresholds) -> Markup:
+    """The metropolitan départements coloured by tension level; those outside the board's
+    territory faded. Overseas départements appear in the table only."""
+    outlines = _outlines()
+    shapes: dict[str, dict[str, str]] = outlines["departements"]  # type: ignore[assignment]
+    territory = board.territory
+    parts = []
+    for code, shape in shapes.items():
+        inside = (
+            territory.level == "fr"
+            or (territory.level == "reg" and region_of(code) == territory.key)
+            or (territory.level == "dep" and code == territory.key)
+        )
+        figures = board.by_dep.get(code)
+        rate = figures.tension_rate if figures else None
+        fill = COLOURS[thresholds.level(rate)] if inside else "#f4f4f4"
+        label = f"{shape['name']} ({code})" + (f": {_percent(rate)}" if figures else "")
+        parts.append(
+            Markup(
+                '<path d="{d}" fill="{fill}" stroke="#555" stroke-width="{w}" data-dep="{code}">'
+                "<title>{label}</title></path>"
+            ).format(d=shape["d"], fill=fill, w="0.8" if inside else "0.3", code=code, label=label)
+        )
+    return Markup(
+        '<svg xmlns="http://www.w3.org/2000/svg" viewBox="{vb}" role="img" '
+        'aria-labelledby="map-title" class="map"><title id="map-title">{title}</title>{paths}</svg>'
+    ).format(
+        vb=outlines["viewBox"],
+        title=f"Tension by département: {territory.name}",
+        paths=Markup("").join(parts),
+    )
+
+
+def curve(days: list[str], series: list[float | None], thresholds: Thresholds) -> Markup:
+    """The 7-day tension curve with the thresholds and the 100 % line."""
+    width, height, pad = 560, 220, 40
+    known = [v for v in series if v is not None]
+    top = max([1.2, thresholds.crisis * 1.2, *(v * 1.1 for v in known)])
+
+    def x(i: int) -> float:
+        return pad + i * (width - 2 * pad) / max(1, len(days) - 1)
+
+    def y(v: float) -> float:
+        return height - pad - v / top * (height - 2 * pad)
+
+    lines = []
+    for value, label, colour in (
+        (thresholds.alert, "alert", "#b26b00"),
+        (thresholds.crisis, "crisis", "#b34000"),
+        (1.0, "100 %", "#a3153a"),
+    ):
+        lines.append(
+            Markup(
+                '<line x1="{x1}" x2="{x2}" y1="{y}" y2="{y}" stroke="{c}" stroke-dasharray="4 3"/>'
+                '<text x="{x2}" y="{ty}" font-size="11" fill="{c}" text-anchor="end">'
+                "{label} {p}</text>"
+            ).format(
+                x1=pad,
+                x2=width - pad,
+                y=f"{y(value):.1f}",
+                ty=f"{y(value) - 3:.1f}",
+                c=colour,
+                label=label,
+                p=_percent(value),
+            )
+        )
+    points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(series) if v is not None)
+    dots = Markup("").join(
+        Markup(
+            '<circle cx="{cx:.1f}" cy="{cy:.1f}" r="3.5" fill="#000091">'
+            "<title>{d}: {p}</title></circle>"
+        ).format(cx=x(i), cy=y(v), d=days[i], p=_percent(v))
+        for i, v in enumerate(series)
+        if v is not None
+    )
+    ticks = Markup("").join(
+        Markup('<text x="{x:.1f}" y="{y}" font-size="11" text-anchor="middle">{d}</text>').format(
+            x=x(i), y=height - pad + 16, d=day[5:]
+        )
+        for i, day in enumerate(days)
+    )
+    axis = Markup(
+        '<line x1="{p}" x2="{w}" y1="{b}" y2="{b}" stroke="#333"/>'
+        '<text x="{p}" y="{t}" font-size="11" text-anchor="end">0 %</text>'
+    ).format(p=pad, w=width - pad, b=height - pad, t=height - pad + 4)
+    polyline = (
+        Markup('<polyline points="{pts}" fill="none" stroke="#000091" stroke-width="2.5"/>').format(
+            pts=points
+        )
+        if points
+        else Markup("")
+    )
+    return Markup(
+        '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" role="img" '
+        'aria-labelledby="curve-title" class="curve">'
+        '<title id="curve-title">Tension rate, last {n} days</title>'
+        "{axis}{lines}{polyline}{dots}{ticks}</svg>"
+    ).format(
+        w=width,
+        h=height,
+        n=len(days),
+        axis=axis,
+        lines=Markup("").join(lines),
+        polyline=polyline,
+        dots=dots,
+        ticks=ticks,
+    )
+
+
+def sparkline(series: list[float | None]) -> Markup:
+    """A small 7-day curve for a table cell, labelled with its first and last values."""
+    known = [(i, v) for i, v in enumerate(series) if v is not None]
+    label = f"{_percent(known[0][1])} → {_percent(known[-1][1])}" if len(known) >= 2 else "–"
+    if len(known) < 2:
+        return Markup('<span class="spark-none">{}</span>').format(label)
+    top = max(1.0, *(v for _, v in known))
+    width, height = 84, 22
+    step = (width - 4) / max(1, len(series) - 1)
+    pts = " ".join(
+        f"{i * step + 2:.1f},{height - 2 - v / top * (height - 4):.1f}" for i, v in known
+    )
+    return Markup(
+        '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" '
+        'role="img" aria-label="{label}"><polyline points="{pts}" fill="none" stroke="#000091" '
+        'stroke-width="1.8"/></svg>'
+    ).format(w=width, h=height, pts=pts, label=label)
+
+
+def name_of(code: str) -> str:
+    """A département's name (for titles)."""
+    return str(escape(departements().get(code, (code, ""))[0]))

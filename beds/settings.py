@@ -1,0 +1,67 @@
+"""The bed service's one typed settings object: defaults, ``BEDS_*`` variables, flags."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from kit.settings import ServiceSettings, SettingsError, check_port, setting
+
+
+@dataclass(frozen=True, slots=True)
+class Settings(ServiceSettings):
+    """Configuration of ``robert beds serve`` and of the ``robert beds`` commands."""
+
+    ENV_PREFIX: ClassVar[str] = "BEDS_"
+    TITLE: ClassVar[str] = "bed service (ROR)"
+
+    host: str = setting("127.0.0.1", "address to listen on")
+    port: int = setting(8084, "TCP port to listen on")
+    data_dir: str = setting("data", "directory of the embedded database")
+    database: str = setting(
+        "", "sqlite:///path/beds.db or postgresql://user@host/db (default: SQLite in DATA_DIR)"
+    )
+    secret: str = setting(
+        "",
+        "secret that sessions and TOTP secrets are encrypted with (default: one kept in "
+        "DATA_DIR/beds.secret)",
+        secret=True,
+    )
+    log_level: str = setting("INFO", "logging level: DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    stale_minutes: float = setting(60.0, "a unit not updated for this long is marked stale")
+    tension_alert: float = setting(0.6, "tension rate of the alert level (0.6 = 60 %)")
+    tension_crisis: float = setting(0.8, "tension rate of the crisis level (0.8 = 80 %)")
+    snapshot_minutes: float = setting(15.0, "how often the day's figures are kept")
+
+    @classmethod
+    def beside(cls, data_dir: str) -> Settings:
+        """The settings from ``BEDS_*`` variables, the data directory ``data_dir`` unless
+        ``BEDS_DATA_DIR`` says otherwise (``robert dev``)."""
+        settings = cls.from_sources(None)
+        if cls.env_name("data_dir") not in os.environ:
+            settings = dataclasses.replace(settings, data_dir=data_dir)
+        return settings
+
+    @property
+    def data_path(self) -> Path:
+        """The data directory."""
+        return Path(self.data_dir)
+
+    @property
+    def database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file in the data directory."""
+        return self.database or f"sqlite:///{(self.data_path / 'beds.db').resolve()}"
+
+    def validate(self) -> None:
+        """Refuse settings that cannot work, with a message naming the setting."""
+        check_port("port", self.port)
+        if self.log_level.upper() not in logging.getLevelNamesMapping():
+            raise SettingsError(f"log_level must be a logging level, not {self.log_level!r}")
+        if self.stale_minutes <= 0 or self.snapshot_minutes <= 0:
+            raise SettingsError("stale_minutes and snapshot_minutes must be positive")
+        if not 0 < self.tension_alert <= self.tension_crisis:
+            raise SettingsError("thresholds must satisfy 0 < tension_alert <= tension_crisis")

@@ -1,0 +1,65 @@
+"""The drug service's one typed settings object: defaults, ``DRUGS_*`` variables, flags."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from kit.settings import ServiceSettings, SettingsError, check_port, setting
+
+
+@dataclass(frozen=True, slots=True)
+class Settings(ServiceSettings):
+    """Configuration of ``robert drugs serve`` and of the ``robert drugs`` commands."""
+
+    ENV_PREFIX: ClassVar[str] = "DRUGS_"
+    TITLE: ClassVar[str] = "drug service (MaPUI)"
+
+    host: str = setting("127.0.0.1", "address to listen on")
+    port: int = setting(8085, "TCP port to listen on")
+    data_dir: str = setting("data", "directory of the embedded database")
+    database: str = setting(
+        "", "sqlite:///path/drugs.db or postgresql://user@host/db (default: SQLite in DATA_DIR)"
+    )
+    secret: str = setting(
+        "",
+        "secret that sessions and TOTP secrets are encrypted with (default: one kept in "
+        "DATA_DIR/drugs.secret)",
+        secret=True,
+    )
+    log_level: str = setting("INFO", "logging level: DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    low_days: float = setting(7.0, "days of cover under which a stock is low")
+    critical_days: float = setting(3.0, "days of cover under which a stock is critical")
+    beds_url: str = setting("", "the bed service's URL, for patients in critical care")
+    beds_api_key: str = setting("", "an API key of the bed service (role reader)", secret=True)
+
+    @classmethod
+    def beside(cls, data_dir: str) -> Settings:
+        """The settings from ``DRUGS_*`` variables, the data directory ``data_dir`` unless
+        ``DRUGS_DATA_DIR`` says otherwise (``robert dev``)."""
+        settings = cls.from_sources(None)
+        if cls.env_name("data_dir") not in os.environ:
+            settings = dataclasses.replace(settings, data_dir=data_dir)
+        return settings
+
+    @property
+    def data_path(self) -> Path:
+        """The data directory."""
+        return Path(self.data_dir)
+
+    @property
+    def database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file in the data directory."""
+        return self.database or f"sqlite:///{(self.data_path / 'drugs.db').resolve()}"
+
+    def validate(self) -> None:
+        """Refuse settings that cannot work, with a message naming the setting."""
+        check_port("port", self.port)
+        if self.log_level.upper() not in logging.getLevelNamesMapping():
+            raise SettingsError(f"log_level must be a logging level, not {self.log_level!r}")
+        if not 0 < self.critical_days <= self.low_days:
+            raise SettingsError("thresholds must satisfy 0 < critical_days <= low_days")

@@ -1,0 +1,136 @@
+"""The service on both databases: updates and their history, staleness, tension figures of
+a territory, the nearest free bed, the daily figures, and scope refusals."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from beds.access import Access
+from beds.model import BedKind, Counts, Source
+from beds.service import BedService
+from kit.audit import Actor, AuditFilter
+from kit.http import BadRequest, Forbidden, NotFound, Unprocessable
+from tests.beds.conftest import BICETRE, NANTES, PITIE, Clock
+
+STAFF = Access("staff", f"finess:{PITIE}")
+NATIONAL = Access("national", "national")
+ALICE = Actor("alice", "staff")
+
+
+async def rea_of(service: BedService, finess: str) -> int:
+    unit = await service.store.unit_by_code(finess, "REA")
+    assert unit is not None
+    return unit.id
+
+
+async def test_update_history_current_and_audit(service: BedService, clock: Clock) -> None:
+    unit = await rea_of(service, PITIE)
+    first = await service.update(STAFF, ALICE, unit, Counts(110, 0, 100, 10, 40), Source.FORM)
+    clock.advance(60)
+    await service.update(STAFF, ALICE, unit, Counts(110, 0, 101, 9, 41), Source.API)
+    # A late update (older than the current counts) joins the history, changes nothing now.
+    late = datetime.fromtimestamp(clock() - 30, UTC)
+    await service.update(STAFF, ALICE, unit, Counts(110, 0, 99, 11, 39), Source.FILE, late)
+    state = await service.unit_state(STAFF, unit)
+    assert state.counts == Counts(110, 0, 101, 9, 41) and state.source == "api"
+    history = await service.history(STAFF, unit)
+    assert [h.counts.occupied for h in history] == [101, 99, 100]
+    assert history[-1].id == first.id and history[-1].actor == "alice"
+    audit = await service.store.audit.query(
+        service.store.db, AuditFilter(object_type="unit", object_id=str(unit))
+    )
+    assert len([e for e in audit if e.action == "update"]) == 3
+
+
+async def test_refusals(service: BedService) -> None:
+    unit = await rea_of(service, PITIE)
+    with pytest.raises(Unprocessable, match="COVID patients cannot exceed occupied beds"):
+        await service.update(STAFF, ALICE, unit, Counts(10, 0, 2, 2, 3), Source.FORM)
+    other = await rea_of(service, BICETRE)
+    with pytest.raises(NotFound):  # another establishment's unit: as if it did not exist
+        await service.update(STAFF, ALICE, other, Counts(10, 0, 2, 2, 1), Source.FORM)
+    with pytest.raises(Forbidden):
+        await service.tension(STAFF, "dep:75")
+    with pytest.raises(Forbidden):
+        await service.tension(Access("ars", "reg:52"), "reg:11")
+    with pytest.raises(BadRequest):
+        await service.tension(NATIONAL, "reg:99")
+
+
+async def test_staleness_after_the_configured_age(service: BedService, clock: Clock) -> None:
+    unit = await rea_of(service, PITIE)
+    await service.update(STAFF, ALICE, unit, Counts(110, 0, 100, 10, 40), Source.FORM)
+    assert not service.is_stale(await service.unit_state(STAFF, unit))
+    clock.advance(3601)  # the fixture's settings: stale after 60 minutes
+    assert service.is_stale(await service.unit_state(STAFF, unit))
+    figures = await service.tension(NATIONAL, "dep:75")
+    units_75 = len([s for s in await service.store.states(departements=["75"])])
+    assert figures["stale_units"] == units_75
+
+
+async def test_tension_of_a_territory_matches_the_contract(
+    service: BedService, clock: Clock
+) -> None:
+    pitie, bicetre = await rea_of(service, PITIE), await rea_of(service, BICETRE)
+    await service.update(NATIONAL, ALICE, pitie, Counts(110, 30, 130, 10, 120), Source.API)
+    await service.update(NATIONAL, ALICE, bicetre, Counts(56, 0, 50, 6, 20), Source.API)
+    figures = await service.tension(NATIONAL, "dep:75")
+    initial_75 = sum(
+        s.unit.initial
+        for s in await service.store.states(departements=["75"])
+        if s.unit.kind is BedKind.REA
+    )
+    assert figures == {
+        "territory": "dep:75",
+        "covid_critical": 120,
+        "initial_capacity": initial_75,
+        "tension_rate": round(120 / initial_75, 4),
+        "occupied": 130,
+        "available": 10,
+        "stale_units": figures["stale_units"],
+        "as_of": "2026-12-10T04:08:00Z",
+    }
+    region = await service.tension(Access("ars", "reg:11"), "reg:11")
+    assert region["covid_critical"] == 140 and region["occupied"] == 180
+
+
+async def test_nearest_free_bed_of_a_kind(service: BedService) -> None:
+    pitie, bicetre, nantes = [await rea_of(service, f) for f in (PITIE, BICETRE, NANTES)]
+    await service.update(NATIONAL, ALICE, pitie, Counts(110, 0, 110, 0, 50), Source.API)
+    await service.update(NATIONAL, ALICE, bicetre, Counts(56, 0, 50, 2, 20), Source.API)
+    await service.update(NATIONAL, ALICE, nantes, Counts(54, 0, 40, 14, 2), Source.API)
+    samu = Access("samu", "dep:75")
+    lat, lon = await service.origin_of_postcode("75013")  # the Pitié's own postcode
+    found = await service.nearest(samu, BedKind.REA, lat, lon, 5)
+    # The Pitié is full: Bicêtre (3.4 km) first, then Nantes (about 343 km).
+    assert [f.state.unit.finess for f in found] == [BICETRE, NANTES]
+    assert found[0].km == pytest.approx(3.4, abs=0.2)
+    assert found[1].km == pytest.approx(343, abs=5)
+    with pytest.raises(Forbidden):
+        await service.nearest(STAFF, BedKind.REA, lat, lon)
+    with pytest.raises(BadRequest):
+        await service.origin_of_postcode("7501")
+
+
+async def test_daily_figures_give_the_trend(service: BedService, clock: Clock) -> None:
+    pitie = await rea_of(service, PITIE)
+    for day, covid in enumerate((20, 40, 60)):
+        await service.update(NATIONAL, ALICE, pitie, Counts(110, 0, 100, 10, covid), Source.API)
+        await service.snapshot()
+        if day < 2:
+            clock.advance(86400)
+    board = await service.dashboard(NATIONAL, "dep:75")
+    initial = board.total.initial_capacity
+    assert board.series[-3:] == [pytest.approx(c / initial) for c in (20, 40, 60)]
+    assert board.series[:4] == [None] * 4
+
+
+async def test_file_is_all_or_nothing(service: BedService) -> None:
+    good = f"finess;unit;installed;surge;occupied;available;covid\n{PITIE};REA;110;0;100;10;5\n"
+    assert len(await service.import_file(STAFF, ALICE, good)) == 1
+    bad = good + f"{BICETRE};REA;56;0;50;6;5\n"
+    with pytest.raises(Unprocessable, match=f"line 3: no unit REA of {BICETRE}"):
+        await service.import_file(STAFF, ALICE, bad)
+    assert len(await service.history(STAFF, await rea_of(service, PITIE))) == 1

@@ -1,0 +1,198 @@
+"""The bed service over real HTTP: the tension contract, JSON, file and FHIR updates, FHIR
+search, the nearest bed, the staff form, refusals as JSON or OperationOutcome."""
+
+from __future__ import annotations
+
+import json
+
+import aiohttp
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.location import Location
+
+from beds import fhir
+from tests.beds.conftest import BICETRE, NANTES, PITIE, Running, browser_session, csrf_of
+
+COUNTS = {"installed": 110, "surge": 20, "occupied": 125, "available": 5, "covid": 118}
+
+
+async def unit_id(running: Running, finess: str, code: str = "REA") -> int:
+    unit = await running.service.store.unit_by_code(finess, code)
+    assert unit is not None
+    return unit.id
+
+
+async def test_tension_contract_for_the_samu_board(running: Running) -> None:
+    reader = await running.api_key("reader")
+    updater = await running.api_key("updater", f"finess:{PITIE}")
+    pitie = await unit_id(running, PITIE)
+    async with aiohttp.ClientSession() as client:
+        async with client.post(
+            f"{running.url}/beds/api/v1/units/{pitie}/counts",
+            json=COUNTS,
+            headers={"Authorization": f"Bearer {updater}"},
+        ) as r:
+            assert r.status == 200, await r.text()
+        for territory in ("dep:75", "reg:11", "fr"):
+            async with client.get(
+                f"{running.url}/beds/api/v1/tension",
+                params={"territory": territory},
+                headers={"Authorization": f"Bearer {reader}"},
+            ) as r:
+                body = await r.json()
+                assert r.status == 200
+                assert set(body) == {
+                    "territory",
+                    "covid_critical",
+                    "initial_capacity",
+                    "tension_rate",
+                    "occupied",
+                    "available",
+                    "stale_units",
+                    "as_of",
+                }
+                assert body["territory"] == territory and body["covid_critical"] == 118
+                assert body["tension_rate"] == round(118 / body["initial_capacity"], 4)
+        async with client.get(f"{running.url}/beds/api/v1/tension?territory=dep:75") as r:
+            assert r.status == 401
+        async with client.get(
+            f"{running.url}/beds/api/v1/tension?territory=dep:99",
+            headers={"Authorization": f"Bearer {reader}"},
+        ) as r:
+            assert r.status == 400 and (await r.json())["error"] == "bad_territory"
+
+
+async def test_json_file_and_fhir_updates_with_history(running: Running) -> None:
+    updater = await running.api_key("updater", f"finess:{PITIE}")
+    auth = {"Authorization": f"Bearer {updater}"}
+    pitie, si = await unit_id(running, PITIE), await unit_id(running, PITIE, "SI")
+    async with aiohttp.ClientSession(headers=auth) as client:
+        bad = {**COUNTS, "covid": 999}
+        async with client.post(f"{running.url}/beds/api/v1/units/{pitie}/counts", json=bad) as r:
+            assert r.status == 422 and (await r.json())["error"] == "bad_counts"
+        other = await unit_id(running, BICETRE)
+        async with client.post(f"{running.url}/beds/api/v1/units/{other}/counts", json=COUNTS) as r:
+            assert r.status == 404
+        async with client.post(f"{running.url}/beds/api/v1/units/{pitie}/counts", json=COUNTS) as r:
+            assert r.status == 200
+        running.clock.advance(60)
+        file = (
+            "finess;unit;installed;surge;occupied;available;covid\n"
+            f"{PITIE};REA;110;20;126;4;119\n{PITIE};SI;208;0;150;58;30\n"
+        )
+        async with client.post(f"{running.url}/beds/api/v1/updates", data=file.encode()) as r:
+            assert r.status == 200 and (await r.json())["recorded"] == 2
+        running.clock.advance(60)
+        # FHIR: read the Location, change one capacity record, PUT it back.
+        async with client.get(f"{running.url}/beds/fhir/Location/{pitie}") as r:
+            assert r.content_type == "application/fhir+json"
+            location = Location.model_validate_json(await r.read())
+        resource = json.loads(location.model_dump_json(exclude_none=True))
+        for record in resource["extension"]:
+            parts = {p["url"]: p for p in record["extension"]}
+            code = parts["capacityStatus"]["valueCodeableConcept"]["coding"][0]["code"]
+            if code == fhir.codes()["capacityStatus", "available"].code:
+                parts["nbCapacity"]["valueInteger"] = 3
+            if code == fhir.codes()["capacityStatus", "occupied"].code:
+                parts["nbCapacity"]["valueInteger"] = 127
+            parts["capacityUpdateDate"]["valueDateTime"] = "2026-12-10T04:10:00Z"
+        async with client.put(f"{running.url}/beds/fhir/Location/{pitie}", json=resource) as r:
+            assert r.status == 200, await r.text()
+        async with client.put(
+            f"{running.url}/beds/fhir/Location/{pitie}",
+            json={"resourceType": "Location", "extension": []},
+        ) as r:
+            outcome = await r.json()
+            assert r.status == 400 and outcome["resourceType"] == "OperationOutcome"
+            assert "missing capacity records" in outcome["issue"][0]["diagnostics"]
+        async with client.get(f"{running.url}/beds/api/v1/units/{pitie}/history") as r:
+            history = (await r.json())["updates"]
+        assert [(h["source"], h["occupied"], h["available"]) for h in history] == [
+            ("fhir", 127, 3),
+            ("file", 126, 4),
+            ("api", 125, 5),
+        ]
+        async with client.get(f"{running.url}/beds/api/v1/establishments/{PITIE}/units") as r:
+            units = {u["code"]: u for u in (await r.json())["units"]}
+        assert units["SI"]["counts"]["covid"] == 30 and units["SI"]["id"] == si
+
+
+async def test_fhir_search_by_postcode_identifier_and_last_updated(running: Running) -> None:
+    reader = await running.api_key("national", "national")
+    updater = await running.api_key("national", "national")
+    bicetre = await unit_id(running, BICETRE)
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {reader}"}) as client:
+
+        async def search(**params: str) -> Bundle:
+            async with client.get(f"{running.url}/beds/fhir/Location", params=params) as r:
+                assert r.status == 200, await r.text()
+                return Bundle.model_validate_json(await r.read())
+
+        paris_and_94 = await search(**{"address-postalcode": "75,94"})
+        finesses = {e.resource.managingOrganization.identifier.value for e in paris_and_94.entry}
+        assert PITIE in finesses and BICETRE in finesses and NANTES not in finesses
+        assert paris_and_94.total == len(paris_and_94.entry)
+        one = await search(identifier=f"{fhir.UNIT_SYSTEM}|{BICETRE}-REA")
+        assert [e.resource.id for e in one.entry] == [str(bicetre)]
+        assert (await search(_lastUpdated="ge2026-12-10")).total == 0
+        async with client.post(
+            f"{running.url}/beds/api/v1/units/{bicetre}/counts",
+            json=COUNTS | {"installed": 56, "surge": 74},
+            headers={"Authorization": f"Bearer {updater}"},
+        ) as r:
+            assert r.status == 200, await r.text()
+        changed = await search(_lastUpdated="ge2026-12-10T04:00:00Z")
+        assert [e.resource.id for e in changed.entry] == [str(bicetre)]
+        async with client.get(f"{running.url}/beds/fhir/Location?_lastUpdated=lt2026") as r:
+            assert r.status == 400
+            assert (await r.json())["resourceType"] == "OperationOutcome"
+        async with client.get(f"{running.url}/beds/fhir/Location?name=x") as r:
+            assert r.status == 400
+
+
+async def test_nearest_over_http(running: Running) -> None:
+    regulator = await running.api_key("ars", "reg:11")
+    bicetre = await unit_id(running, BICETRE)
+    national = await running.api_key("national", "national")
+    async with aiohttp.ClientSession() as client:
+        async with client.post(
+            f"{running.url}/beds/api/v1/units/{bicetre}/counts",
+            json={"installed": 56, "surge": 0, "occupied": 50, "available": 6, "covid": 1},
+            headers={"Authorization": f"Bearer {national}"},
+        ) as r:
+            assert r.status == 200
+        async with client.get(
+            f"{running.url}/beds/api/v1/nearest",
+            params={"kind": "rea", "lat": "48.84", "lon": "2.36"},
+            headers={"Authorization": f"Bearer {regulator}"},
+        ) as r:
+            body = await r.json()
+        assert [u["finess"] for u in body["units"]] == [BICETRE]
+        assert body["distance"].startswith("straight line")
+
+
+async def test_staff_form_saves_only_changed_units(running: Running) -> None:
+    await running.person("alice", "staff", f"finess:{PITIE}")
+    pitie, si = await unit_id(running, PITIE), await unit_id(running, PITIE, "SI")
+    async with browser_session() as client:
+        await running.sign_in(client, "alice")
+        async with client.get(f"{running.url}/beds/establishments/{PITIE}") as r:
+            page = await r.text()
+        form = {"csrf_token": csrf_of(page)}
+        for unit, counts in ((pitie, (110, 0, 100, 10, 40)), (si, (208, 0, 0, 208, 0))):
+            for name, value in zip(
+                ("installed", "surge", "occupied", "available", "covid"), counts, strict=True
+            ):
+                form[f"u{unit}-{name}"] = str(value)
+        async with client.post(f"{running.url}/beds/establishments/{PITIE}", data=form) as r:
+            assert r.status == 200 and "Enregistré" in await r.text()
+        # SI's values equal its defaults (initial beds all free) but it had no counts: saved.
+        assert len(await running.service.store.history(pitie)) == 1
+        form[f"u{pitie}-covid"] = "500"
+        async with client.post(f"{running.url}/beds/establishments/{PITIE}", data=form) as r:
+            assert r.status == 422
+            text = await r.text()
+            assert "COVID patients cannot exceed occupied beds" in text and 'value="500"' in text
+        async with client.get(f"{running.url}/beds/establishments/{BICETRE}") as r:
+            assert r.status == 404
+        async with client.get(f"{running.url}/beds/dashboard?territory=fr") as r:
+            assert r.status == 403

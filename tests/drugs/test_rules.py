@@ -1,0 +1,149 @@
+"""The pure rules: days of cover and alerts, an allocation worked by hand with every step, and
+a redeployment proved optimal against brute force."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from drugs.allocation import CoverShortfall, Inputs, PatientShare, allocate, largest_remainder
+from drugs.catalogue import catalogue, resolve
+from drugs.cover import Alert, CoverThresholds, days_of_cover
+from drugs.redeploy import Holding, plan, problem, solve
+from drugs.service import parse_export
+from kit.http import HttpError
+
+
+def test_days_of_cover_and_alerts() -> None:
+    assert days_of_cover(140, 20) == 7.0
+    assert days_of_cover(10, 0) is None
+    t = CoverThresholds(low=7, critical=3)
+    assert [t.alert(d) for d in (None, 7.0, 6.9, 3.0, 2.9)] == [
+        Alert.OK, Alert.OK, Alert.LOW, Alert.LOW, Alert.CRITICAL,
+    ]  # fmt: skip
+
+
+def test_catalogue_aggregates_products_and_imports() -> None:
+    assert len({d.molecule for d in catalogue().values()}) == 5
+    assert resolve("diprivan 1 %  50 mL") == catalogue()["PROP-500-50"]
+    assert resolve("PROP-500-50").imported == (
+        "Propofol 1 % 50 mL (imported batch without French code)",
+    )  # type: ignore[union-attr]
+    assert resolve("aspirin") is None
+
+
+def test_allocation_worked_example_every_step() -> None:
+    # Three establishments, two regions, 1,000 units of propofol 1 % 50 mL this week.
+    inputs = [
+        Inputs("A", "11", stock=100, daily_use=20, covid=10, other=4),
+        Inputs("B", "11", stock=500, daily_use=10, covid=2, other=10),
+        Inputs("C", "52", stock=0, daily_use=5, covid=5, other=0),
+    ]
+    result = allocate(1000, inputs, CoverShortfall(days=14, other_weight=0.5))
+    steps = dict(result.trace.steps)
+    # 1. Loads: A 10 + 0.5×4 = 12, B 2 + 0.5×10 = 7, C 5; use per patient-day r = 35/24.
+    assert steps["Use per patient and day"][1] == "r = Σ daily use / Σ L = 35 / 24 = 1.4583"
+    # 2. Needs: A 14×max(20, 17.5) − 100 = 180; B 14×max(10, 10.21) − 500 < 0 → 0;
+    #    C 14×max(5, 7.29) − 0 = 102.08.
+    needs = steps["Need of each establishment"]
+    assert needs[0].endswith("need = max(0, 14×20.00 − 100) = 180.00")
+    assert needs[1].endswith("= 0.00")
+    assert needs[2].endswith("need = max(0, 14×7.29 − 0) = 102.08")
+    # 3. Regions: needs 180 (round up: 180) and 102.08 (103) sum to 283 < 1000: each region
+    #    gets its whole need, the other 717 go by load (19 : 5): 567.6 and 149.4 →
+    #    largest remainder: 568 and 149. Region 11: 180 + 568 = 748; region 52: 103 + 149 = 252.
+    assert result.regions == {"11": 748, "52": 252}
+    # 4. Region 11's 748: A's need 180, B's 0; 568 by load 12 : 7 → 358.7 / 209.3 → 359, 209.
+    assert result.establishments == {"A": 539, "B": 209, "C": 252}
+    assert sum(result.establishments.values()) == 1000
+
+
+def test_a_scarce_quota_goes_by_need_only() -> None:
+    inputs = [Inputs("A", "11", 100, 20, 10, 4), Inputs("C", "52", 0, 5, 5, 0)]
+    result = allocate(100, inputs)
+    # needs 180 and 102.08: 100 × 180/282.08 = 63.8 → 64; 36.2 → 36.
+    assert result.regions == {"11": 64, "52": 36}
+    share = allocate(100, inputs, PatientShare())
+    assert share.establishments == {"A": 71, "C": 29}  # loads 12 : 5
+
+
+@given(st.integers(0, 10_000), st.dictionaries(st.text(max_size=3), st.floats(0, 1e6), max_size=8))
+def test_largest_remainder_always_adds_up(total: int, weights: dict[str, float]) -> None:
+    shares = largest_remainder(total, weights)
+    assert set(shares) == set(weights)
+    if any(w > 0 for w in weights.values()):
+        assert sum(shares.values()) == total
+        assert all(v >= 0 for v in shares.values())
+
+
+def brute_force(holdings: list[Holding], target: float, keep: float) -> float:
+    """The best objective over every whole plan (tiny cases only)."""
+    p = problem(holdings, target, keep)
+    nd, nr = len(p.donors), len(p.receivers)
+    best = float("inf")
+    ranges = [range(min(p.give[i], p.lack[j]) + 1) for i in range(nd) for j in range(nr)]
+    for flat in itertools.product(*ranges):
+        x = [list(flat[i * nr : (i + 1) * nr]) for i in range(nd)]
+        if any(sum(x[i]) > p.give[i] for i in range(nd)):
+            continue
+        if any(sum(x[i][j] for i in range(nd)) > p.lack[j] for j in range(nr)):
+            continue
+        best = min(best, p.objective(x))
+    return best
+
+
+def test_redeployment_is_optimal_against_brute_force() -> None:
+    # Two donors (A: 60 days of cover, D: 30) and two receivers (B: 1 day, C: 8 days); the
+    # donors together cannot fill both: B, nearer to running out, is served first.
+    holdings = [
+        Holding("A", 12, 0.2, 48.84, 2.36),  # surplus floor(12 − 21×0.2) = 7
+        Holding("D", 15, 0.5, 45.74, 4.88),  # surplus floor(15 − 10.5) = 4
+        Holding("B", 1, 1.0, 48.81, 2.36),  # lacks 14 − 1 = 13 units, 1 day of cover
+        Holding("C", 4, 0.5, 43.30, 5.40),  # lacks 7 − 4 = 3 units, 8 days of cover
+    ]
+    result = plan(holdings, target=14, keep=21)
+    assert result.objective == pytest.approx(brute_force(holdings, 14, 21))
+    assert sum(m.units for m in result.moves) == 11  # every spare unit moves
+    assert result.unmet["B"] + result.unmet["C"] == 16 - 11
+    assert result.unmet["B"] == 2 and result.unmet["C"] == 3  # B (1 day) comes first
+    # Distance breaks ties: A (Paris) serves B (Kremlin-Bicêtre), 3 km away.
+    assert {(m.source, m.destination): m.units for m in result.moves} == {
+        ("A", "B"): 7,
+        ("D", "B"): 4,
+    }
+    assert "A has 60.0 days of cover" in result.moves[0].why
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_redeployment_random_small_cases_match_brute_force(seed: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    holdings = [
+        Holding(f"E{k}", rng.randint(0, 40), rng.choice([0.5, 1.0, 1.5, 2.0]),
+                48 + rng.random(), 2 + rng.random())
+        for k in range(4)
+    ]  # fmt: skip
+    p = problem(holdings, 10, 15)
+    if len(p.donors) * len(p.receivers) > 4 or sum(p.give) > 30:
+        pytest.skip("too large for brute force")
+    assert plan(holdings, 10, 15).objective == pytest.approx(brute_force(holdings, 10, 15))
+    assert solve(p) is not None
+
+
+def test_pharmacy_export_parser() -> None:
+    rows = parse_export("code;stock;daily_use\nDIPRIVAN 1 % 50 mL;40;3,5\nPROP-500-50;10;0.5\n")
+    assert rows == [(2, "DIPRIVAN 1 % 50 mL", 40, 3.5), (3, "PROP-500-50", 10, 0.5)]
+    with pytest.raises(HttpError, match="line 2"):
+        parse_export("code;stock;daily_use\nX;-1;0\n")
+
+
+@given(st.text(max_size=200))
+def test_export_parser_never_crashes(text: str) -> None:
+    try:
+        parse_export(text)
+    except HttpError as exc:
+        assert exc.status == 400
