@@ -74,20 +74,20 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     wanted = _wanted(argv) if argv is not None else None
+    wanted_register = COMMANDS[wanted][0] if wanted in COMMANDS else None
     loaded: set[Callable[[Any], None]] = set()
     for name, (register, help_line) in COMMANDS.items():
         if name in sub.choices:
             continue  # registered with another command of its package
-        if argv is None or name == wanted:
-            if register in loaded:
-                continue
-            try:
-                register(sub)
-            except ModuleNotFoundError as exc:
-                if name not in OPTIONAL or (exc.name or "").split(".")[0] in PROJECT:
-                    raise
-                # an optional dependency of that tool is not installed: no commands
-            loaded.add(register)
+        if argv is None or register is wanted_register:
+            if register not in loaded:
+                loaded.add(register)
+                try:
+                    register(sub)
+                except ModuleNotFoundError as exc:
+                    if name not in OPTIONAL or (exc.name or "").split(".")[0] in PROJECT:
+                        raise
+                    # an optional dependency of that tool is not installed: no commands
             if name in sub.choices:
                 continue
         sub.add_parser(name, help=help_line, description=help_line, add_help=False)

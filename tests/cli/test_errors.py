@@ -95,3 +95,14 @@ async def test_help_shows_the_command_s_own_options_first(command: str) -> None:
     assert own < shared
     if command == "codes issue":
         assert own < text.index("--count", own) < shared < text.index("--database", shared)
+
+
+@pytest.mark.parametrize("command", sorted(__import__("cli.main").main.COMMANDS))
+def test_every_command_has_its_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Each top-level command loads alone (only its package) and explains itself."""
+    from cli.main import main
+
+    with pytest.raises(SystemExit) as exited:
+        main([command, "--help"])
+    assert exited.value.code == 0
+    assert "usage: robert" in capsys.readouterr().out
