@@ -156,13 +156,17 @@ class People:
         self.next_prefixes = tuple(next_prefixes)
 
     # --- wiring ------------------------------------------------------------------------------
-    def setup(self, app: web.Application, pages: Pages) -> None:
-        """Sessions, the sign-in pages and the guards' state on ``app`` (before it starts)."""
+    def setup(self, app: web.Application, pages: Pages, *, sub_app: bool = False) -> None:
+        """Sessions, the sign-in pages and the guards' state on ``app`` (before it starts).
+
+        ``sub_app``: ``app`` is a sub-application mounted at ``prefix`` (``/codes``), whose
+        routes aiohttp reads relative to it; the pages are then added without the prefix,
+        while every address they redirect to keeps it."""
         app[PEOPLE] = self
         setup_api_keys(app, self.accounts.api_keys)
         setup_sessions(app, session_storage(self.accounts.secret, self.policy))
         pages.context_hooks.append(self._page_context)
-        p = self.paths
+        p = LoginPaths("") if sub_app else self.paths
         for method, path, handler in (
             ("GET", p.login, self.login_page),
             ("POST", p.login, self.login_submit),

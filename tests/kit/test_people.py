@@ -495,3 +495,63 @@ async def test_without_a_secret_sessions_use_a_process_key_and_say_so(
     assert (await second.load_session(request)).empty  # another process cannot read it
     with pytest.raises(SecretError, match="at least 32 characters"):
         session_storage("too short")
+
+
+# --- a service mounted under a prefix --------------------------------------------------------
+async def test_a_service_mounted_under_a_prefix_keeps_its_pages_under_it(tmp_path: Path) -> None:
+    """``setup(..., sub_app=True)``: the sign-in pages are the sub-application's own routes, and
+    every redirect, the header's home link and the error page's link keep the prefix."""
+    from aiohttp.test_utils import TestServer
+
+    from kit.auth import Accounts, People, require_user
+    from kit.db import Database
+    from kit.web import Pages, add_page, setup_pages
+    from tests.kit.demo import FAST_HASHER, SECRET
+
+    db = Database(f"sqlite:///{tmp_path}/svc.db")
+    await db.migrate()
+    clock = Clock(T0)
+    accounts = Accounts(db, SECRET, "Svc", hasher=FAST_HASHER, clock=clock)
+    sub = web.Application()
+    pages = Pages("Svc", home="/svc/")
+    setup_pages(sub, pages)
+    policy = SessionPolicy(cookie_name="svc_session", path="/svc/")
+    People(accounts, policy=policy, home="/svc/", next_prefixes=("/svc/",), prefix="/svc").setup(
+        sub, pages, sub_app=True
+    )
+
+    async def home(request: web.Request) -> web.StreamResponse:
+        await require_user(request, roles={"doctor"})
+        return web.Response(text="home")
+
+    add_page(sub, "GET", "/", home)
+    root = web.Application()
+    root.add_subapp("/svc", sub)
+    server = TestServer(root, host="127.0.0.1")
+    await server.start_server()
+    url = str(server.make_url("")).rstrip("/")
+    _, enrolment = await accounts.users.create(
+        "dr.martin", display_name="Dr Anne Martin", role="cpam_agent", scope="", password=PASSWORD
+    )
+    try:
+        async with browser() as client:
+            async with client.get(f"{url}/svc/", allow_redirects=False) as r:
+                assert r.headers["Location"] == "/svc/login?next=%2Fsvc%2F"
+            async with client.get(f"{url}/svc/login") as r:
+                page = await r.text()
+            assert 'action="/svc/login"' in page and '<p class="service"><a href="/svc/">' in page
+            form = {"csrf_token": csrf_of(page), "username": "dr.martin", "password": PASSWORD,
+                    "next": "/svc/"}  # fmt: skip
+            async with client.post(f"{url}/svc/login", data=form, allow_redirects=False) as r:
+                assert r.headers["Location"] == "/svc/login/enrol"
+                assert r.cookies["svc_session"]["path"] == "/svc/"
+            async with client.get(f"{url}/svc/login/enrol") as r:
+                form = {"csrf_token": csrf_of(await r.text()),
+                        "code": pyotp.TOTP(enrolment.secret).at(clock())}  # fmt: skip
+            async with client.post(f"{url}/svc/login/enrol", data=form, allow_redirects=False) as r:
+                assert r.headers["Location"] == "/svc/"
+            async with client.get(f"{url}/svc/") as r:  # another role: the error page
+                assert r.status == 403 and '<a href="/svc/">' in await r.text()
+    finally:
+        await server.close()
+        await db.close()
