@@ -143,7 +143,7 @@ def mount(parent: web.Application, app: web.Application) -> None:
 
 
 def standalone_app(settings: Settings) -> web.Application:
-    """The code service alone: ``/`` redirects to the issuer page."""
+    """The code service alone: ``/`` redirects to its pages."""
     root = web.Application()
 
     async def index(request: web.Request) -> web.Response:

@@ -90,7 +90,7 @@ async def test_one_handout_a_page_has_all_a_patient_needs_and_no_link(
 ) -> None:
     lab, codes = await lab_codes(opened, 2)
     pdf = handout_pdf(lab, codes, Layout.PAGE)
-    pages = render(pdf, screens, "handout-page")
+    pages = render(pdf, screens, "codes-handout-page")
     assert len(pages) == 2
     for page, issued in zip(pages, codes, strict=True):
         with Image.open(page) as image:
@@ -123,7 +123,7 @@ async def test_a_grid_prints_eight_cards_a_page_each_scannable(
 ) -> None:
     lab, codes = await lab_codes(opened, 10)
     pdf = handout_pdf(lab, codes, Layout.GRID)
-    first, second = render(pdf, screens, "handout-grid")
+    first, second = render(pdf, screens, "codes-handout-grid")
     assert set(qr_in(first)) == {c.link for c in codes[:8]}
     assert set(qr_in(second)) == {c.link for c in codes[8:]}
     text = text_of(pdf, tmp_path)
@@ -141,7 +141,7 @@ async def test_a_doctors_short_code_prints_large(
     )
     [issued] = await opened.issue(practice, CodeKind.SHORT, 1)
     pdf = handout_pdf(practice, [issued], Layout.PAGE)
-    [page] = render(pdf, screens, "handout-short")
+    [page] = render(pdf, screens, "codes-handout-short")
     assert qr_in(page) == [issued.link]
     text = text_of(pdf, tmp_path)
     assert issued.record.code in text and "Valable jusqu'au lundi 2 mars 2026, 11:00" in text

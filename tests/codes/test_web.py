@@ -140,7 +140,7 @@ async def test_lab_journey(
     )
     secret = await person(running.accounts, "jeanne.dupont", lab, display_name="Jeanne Dupont")
     context = await chromium.new_context(locale="fr-FR", viewport=DESKTOP, accept_downloads=True)
-    visit = Visit(await context.new_page(), screens, "lab")
+    visit = Visit(await context.new_page(), screens, "codes-lab")
     page = visit.page
     await page.goto(f"{running.url}/codes/")
     await visit.check("1-login")
@@ -255,7 +255,7 @@ async def test_doctor_journey(running: CodesServer, chromium: Any, screens: Path
     )
     secret = await person(running.accounts, "dr.martin", practice, display_name="Dr Anne Martin")
     context = await chromium.new_context(locale="fr-FR", viewport=DESKTOP)
-    visit = Visit(await context.new_page(), screens, "doctor")
+    visit = Visit(await context.new_page(), screens, "codes-doctor")
     page = visit.page
     # The page's clocks (Date, performance.now, timers) under the test's control: they still
     # flow (axe-core needs timers), and run_for moves them on at once.
@@ -305,7 +305,7 @@ async def test_administrator_journey(running: CodesServer, chromium: Any, screen
     hq = await running.codes.create_org("OPERATEUR", Role.ADMIN, "Opérateur national")
     secret = await person(running.accounts, "admin", hq, display_name="Camille Admin")
     context = await chromium.new_context(locale="fr-FR", viewport=DESKTOP)
-    visit = Visit(await context.new_page(), screens, "admin")
+    visit = Visit(await context.new_page(), screens, "codes-admin")
     page = visit.page
     await sign_in(visit, running, "admin", secret)
     assert page.url == f"{running.url}/codes/admin"
