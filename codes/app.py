@@ -17,6 +17,7 @@ from pathlib import Path
 from aiohttp import web
 from argon2 import PasswordHasher
 
+from codes import admin
 from codes.pages import install_pages
 from codes.service import CodeService
 from codes.settings import Settings
@@ -108,6 +109,7 @@ def create_app(
     metrics = new_metrics(app)
     install(app, opened, metrics)
     install_pages(app, accounts, metrics)
+    admin.install(app, metrics)
     add_fallback(app, metrics)
     retention = PeriodicJob("codes-retention", RETENTION_INTERVAL, _purge(opened))
 

@@ -32,7 +32,7 @@ from codes.errors import BadTestDate, Conflict, NotFound
 from codes.export import checksum_line, codes_csv, sha256_hex
 from codes.handout import Layout, Toolbar, handout_html, handout_pdf
 from codes.model import CodeState, Organisation, Role
-from codes.service import MAX_TEST_AGE_DAYS, CodeService, IssuedCode
+from codes.service import MAX_TEST_AGE_DAYS, IssuedCode
 from codes.web import LIMITS, MAX_ISSUE_PER_REQUEST, PREFIX, client_of, service_of
 from kit.audit import Actor
 from kit.auth.people import Accounts, People, require_user
@@ -82,9 +82,8 @@ CSV_TYPE = "text/csv"
 
 
 def install_pages(app: web.Application, accounts: Accounts, metrics: HttpMetrics) -> None:
-    """The pages, sign-in and sessions of people on ``app`` (mounted at ``/codes``)."""
-    from codes import admin
-
+    """The pages, sign-in and sessions of people on ``app`` (mounted at ``/codes``); the
+    administrator's pages are ``codes.admin.install``'s."""
     app[ACCOUNTS] = accounts
     pages = Pages(
         TITLE, templates=HERE / "templates", locale=HERE / "locale", nav=NAV, home=f"{PREFIX}/"
@@ -120,7 +119,6 @@ def install_pages(app: web.Application, accounts: Accounts, metrics: HttpMetrics
         ("GET", "/doctor/handout.html", doctor_html),
     ):
         add_page(app, method, path, handler, metrics)
-    admin.install(app, metrics)
 
 
 # --- who acts --------------------------------------------------------------------------------
@@ -444,8 +442,7 @@ async def doctor_page(request: web.Request) -> web.StreamResponse:
     current = await _doctor_code(request, me)
     remaining = 0
     if current is not None:
-        service: CodeService = service_of(request)
-        left = current[0].record.expires_at - service.now()
+        left = current[0].record.expires_at - service_of(request).now()
         remaining = max(0, int(left.total_seconds()))
     return await render(
         request, "codes/doctor.html", org=me.org, current=current, remaining=remaining
