@@ -21,9 +21,9 @@ from datetime import date
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jinja2
-from fpdf import FPDF
 
 from codes.model import Organisation
 from codes.qr import qr_png
@@ -31,6 +31,9 @@ from codes.service import IssuedCode
 from kit.i18n import DEFAULT_TIME_ZONE, format_datetime, format_day
 from kit.web import qr_svg
 from protocol.codes import CodeKind
+
+if TYPE_CHECKING:
+    from fpdf import FPDF
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 LANGUAGES = ("fr", "en")
@@ -219,6 +222,8 @@ def handout_pdf(
     zone: str = DEFAULT_TIME_ZONE,
 ) -> bytes:
     """The handouts of ``codes`` as an A4 PDF: one per page, or eight cards per page."""
+    from fpdf import FPDF  # here: fpdf2 takes a while to import, and only PDFs need it
+
     pdf = FPDF(orientation="P", unit="mm", format="A4")
     pdf.set_auto_page_break(False)
     pdf.set_title(_latin1(f"{WORDING['fr'].title} - {org.display_name}"))
