@@ -26,7 +26,7 @@ log = logging.getLogger("robert.dev")
 LINKS = (
     ("/", "index of the services"),
     ("/api/v1/clock", "ROBERT API (v1)"),
-    ("/codes/", "submission codes: issuer page"),
+    ("/codes/", "submission codes: labs, doctors, administrators"),
     ("/beds/", "critical-care beds (ROR)"),
     ("/drugs/", "hospital drug stocks (MaPUI)"),
     ("/openapi.json", "ROBERT API document"),
@@ -71,8 +71,9 @@ def build_app(settings: RobertSettings, clock: Callable[[], float] = time.time) 
             (
                 "/codes/",
                 "Submission codes",
-                "the page labs and doctors issue codes on (an organisation's API key first: "
-                "robert codes orgs add)",
+                "the pages of labs, doctors and administrators (sign in with two factors; "
+                "first create an organisation and a user: robert codes orgs add, "
+                "robert codes users add)",
             )
         )
 

@@ -11,17 +11,20 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from aiohttp import web
+from argon2 import PasswordHasher
 
+from codes import admin
+from codes.pages import install_pages
 from codes.service import CodeService
 from codes.settings import Settings
 from codes.store import CodeStore
 from codes.web import PREFIX, install, new_metrics
 from kit.auth.apikeys import ApiKeyStore
 from kit.auth.people import Accounts
-from kit.auth.sessions import SessionPolicy, session_storage, setup_sessions
 from kit.db import Database
 from kit.http import add_fallback, see_other
 from kit.jobs import PeriodicJob
@@ -30,10 +33,12 @@ from kit.keys import load_or_create_secret
 log = logging.getLogger("codes")
 
 API_KEY_PREFIX = "codes"
+ISSUER = "Codes TousAntiCovid"
+"""How people's authenticator apps name the account (the TOTP issuer)."""
 RETENTION_INTERVAL = 3600.0
 
 LINKS = (
-    (f"{PREFIX}/", "issuer page"),
+    (f"{PREFIX}/", "pages of labs, doctors and administrators (sign in)"),
     (f"{PREFIX}/api/v1/authorities", "authorities (public keys)"),
     (f"{PREFIX}/health", "health check"),
     (f"{PREFIX}/metrics", "metrics"),
@@ -52,15 +57,33 @@ def open_accounts(settings: Settings) -> Accounts:
     return Accounts(
         Database(settings.database_url),
         service_secret(settings),
-        "Codes",
+        ISSUER,
         api_key_prefix=API_KEY_PREFIX,
+    )
+
+
+def accounts_of(
+    settings: Settings, service: CodeService, hasher: PasswordHasher | None = None
+) -> Accounts:
+    """The people and keys of a service's pages, on its database and clock."""
+    return Accounts(
+        service.store.db,
+        service_secret(settings),
+        ISSUER,
+        api_key_prefix=API_KEY_PREFIX,
+        hasher=hasher,
+        clock=service.clock,
     )
 
 
 def new_service(settings: Settings, clock: Callable[[], float] = time.time) -> CodeService:
     """The code service on its database, not yet opened (``await service.open()``)."""
     db = Database(settings.database_url)
-    return CodeService(CodeStore(db), ApiKeyStore(db, API_KEY_PREFIX), clock=clock)
+
+    def now() -> datetime:
+        return datetime.fromtimestamp(clock(), UTC)
+
+    return CodeService(CodeStore(db), ApiKeyStore(db, API_KEY_PREFIX, clock=now), clock=clock)
 
 
 async def open_service(settings: Settings, clock: Callable[[], float] = time.time) -> CodeService:
@@ -74,15 +97,20 @@ def create_app(
     settings: Settings,
     service: CodeService | None = None,
     clock: Callable[[], float] = time.time,
+    hasher: PasswordHasher | None = None,
 ) -> web.Application:
-    """The code service's application, to be mounted at ``/codes``. Opens (and closes) the
-    service with the application unless one is given already open."""
+    """The code service's application, to be mounted at ``/codes``: the machine API and the
+    pages people sign in to. Opens (and closes) the service with the application unless one
+    is given already open. ``hasher``: argon2 parameters of passwords (tests make them cheap)."""
     app = web.Application(client_max_size=64 * 1024)
     owned = service is None
     opened = service or new_service(settings, clock)
-    policy = SessionPolicy(cookie_name="codes_session", path=f"{PREFIX}/", same_site="Strict")
-    setup_sessions(app, session_storage(service_secret(settings), policy))
-    install(app, opened, new_metrics(app))
+    accounts = accounts_of(settings, opened, hasher)
+    metrics = new_metrics(app)
+    install(app, opened, metrics)
+    install_pages(app, accounts, metrics)
+    admin.install(app, metrics)
+    add_fallback(app, metrics)
     retention = PeriodicJob("codes-retention", RETENTION_INTERVAL, _purge(opened))
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
@@ -117,7 +145,7 @@ def mount(parent: web.Application, app: web.Application) -> None:
 
 
 def standalone_app(settings: Settings) -> web.Application:
-    """The code service alone: ``/`` redirects to the issuer page."""
+    """The code service alone: ``/`` redirects to its pages."""
     root = web.Application()
 
     async def index(request: web.Request) -> web.Response:

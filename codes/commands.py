@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
-import io
 import logging
 import sys
 import time
@@ -18,11 +16,13 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from codes.handout import Layout
 from codes.model import CodeState, Organisation, Role
-from codes.service import CodeService, file_sha256
+from codes.service import CodeService
 from codes.settings import Settings
 from kit.audit import AuditFilter
 from kit.cli import CommandError, Listener, serve_app, setup_logging, writable_directory
+from kit.i18n import DEFAULT_TIME_ZONE, is_time_zone
 from protocol.codes import CodeKind
 
 T = TypeVar("T")
@@ -107,6 +107,8 @@ def cmd_issue(args: argparse.Namespace) -> int:
     sheet = _check_sheet_path(args.out) if args.out else None
     if args.qr:
         writable_directory(args.qr, "QR code directory")
+    if not is_time_zone(args.time_zone):
+        raise CommandError(f"--time-zone {args.time_zone}: not a time zone (Europe/Paris...)")
 
     async def job(service: CodeService) -> None:
         org = await _org_for(service, args.org)
@@ -116,9 +118,9 @@ def cmd_issue(args: argparse.Namespace) -> int:
 
             write_pngs(codes, Path(args.qr))
         if sheet is not None:
-            from codes.qr import write_sheet
+            from codes.handout import Layout, write_handout
 
-            write_sheet(codes, sheet)
+            write_handout(org, codes, sheet, Layout(args.layout), args.time_zone)
             print(f"{len(codes)} {args.kind} code(s) of {org.name} written to {sheet}")
         else:
             sys.stdout.write("".join(f"{c.record.code}\n" for c in codes))
@@ -179,17 +181,13 @@ def cmd_batch(args: argparse.Namespace) -> int:
     started = time.perf_counter()
 
     async def job(service: CodeService) -> int:
+        from codes.export import checksum_line, codes_csv
+
         org = await service.get_org(args.org)
         codes = await service.issue(org, CodeKind(args.kind), args.count, args.test_date)
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["code", "type", "test_date", "org", "expires_at", "link"])
-        for c in codes:
-            r = c.record
-            writer.writerow([r.code, r.kind.value, r.test_date, r.org, c.expires_iso, c.link])
-        data = buffer.getvalue().encode()
+        data = codes_csv(codes)
         (out / "codes.csv").write_bytes(data)
-        (out / "codes.csv.sha256").write_text(f"{file_sha256(data)}  codes.csv\n")
+        (out / "codes.csv.sha256").write_text(checksum_line(data, "codes.csv"))
         if args.qr:
             from codes.qr import write_pngs
 
@@ -204,10 +202,33 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 # --- orgs --------------------------------------------------------------------------------------
 def cmd_orgs_add(args: argparse.Namespace) -> int:
-    """Create an organisation and print its API key (shown this once only)."""
-    org, key = _run(args, lambda service: service.add_org(args.name, Role(args.role)))
+    """Create an organisation and print its API key (shown this once only), unless
+    ``--no-key`` (an organisation whose people use the pages and whose system has no key)."""
+    role = Role(args.role)
+    address = args.address.replace("\\n", "\n")
+    if args.no_key:
+        org = _run(args, lambda service: service.create_org(args.name, role, args.title, address))
+        print(f"organisation {org.name} ({org.role}) created")
+        return 0
+    org, key = _run(
+        args, lambda service: service.add_org(args.name, role, title=args.title, address=address)
+    )
     print(key)
     print(f"organisation {org.name} ({org.role}) created; store this API key now", file=sys.stderr)
+    return 0
+
+
+def cmd_orgs_set(args: argparse.Namespace) -> int:
+    """Change what an organisation's handouts print: its full name and address."""
+
+    async def job(service: CodeService) -> Organisation:
+        org = await service.get_org(args.name)
+        title = org.title if args.title is None else args.title
+        address = org.address if args.address is None else args.address.replace("\\n", "\n")
+        return await service.update_org(org.name, title, address)
+
+    org = _run(args, job)
+    print(f"{org.name}: {org.display_name}; {', '.join(org.address_lines) or 'no address'}")
     return 0
 
 
@@ -219,9 +240,14 @@ def cmd_orgs_key(args: argparse.Namespace) -> int:
 
 
 def cmd_orgs_list(args: argparse.Namespace) -> int:
-    """Organisations with their role and public key."""
-    for entry in _run(args, lambda service: service.authorities()):
-        print(f"{entry['org']}\t{entry['role']}\t{entry['publicKey']}")
+    """Organisations with their role, public key and full name."""
+
+    async def job(service: CodeService) -> list[tuple[dict[str, str], Organisation]]:
+        orgs = {o.name: o for o in await service.organisations()}
+        return [(entry, orgs[entry["org"]]) for entry in await service.authorities()]
+
+    for entry, org in _run(args, job):
+        print(f"{entry['org']}\t{entry['role']}\t{entry['publicKey']}\t{org.title}")
     return 0
 
 
@@ -250,7 +276,18 @@ def add_subcommands(subparsers: Any) -> None:
     issue.add_argument("--count", type=int, default=1, help="how many codes (default 1)")
     issue.add_argument("--org", help=f"issuing organisation (default: {DEFAULT_ORG}, admin)")
     issue.add_argument("--test-date", help="date of the test, YYYY-MM-DD (default: today)")
-    issue.add_argument("--out", help="printable sheet: FILE.pdf or FILE.html")
+    issue.add_argument("--out", help="patients' handouts to print: FILE.pdf or FILE.html")
+    issue.add_argument(
+        "--layout",
+        choices=[layout.value for layout in Layout],
+        default=Layout.GRID.value,
+        help="A4 layout of --out: one handout per page, or a grid of 8 cards (default)",
+    )
+    issue.add_argument(
+        "--time-zone",
+        default=DEFAULT_TIME_ZONE,
+        help=f"time zone of the dates printed on --out (default {DEFAULT_TIME_ZONE})",
+    )
     issue.add_argument("--qr", metavar="DIR", help="write one PNG per code, named after it")
     with_settings(issue).set_defaults(func=cmd_issue)
 
@@ -284,9 +321,17 @@ def add_subcommands(subparsers: Any) -> None:
     orgs = sub.add_parser("orgs", help="organisations that issue codes")
     osub = orgs.add_subparsers(dest="orgs_command", required=True, metavar="COMMAND")
     add = osub.add_parser("add", help="create one; prints its API key once")
-    add.add_argument("--name", required=True)
+    add.add_argument("--name", required=True, help="short name: LABO-BIOMED-11 (A-Z 0-9 _ -)")
     add.add_argument("--role", choices=[r.value for r in Role], required=True)
+    add.add_argument("--title", default="", help="full name, as printed on handouts")
+    add.add_argument("--address", default="", help="postal address; lines separated by \\n")
+    add.add_argument("--no-key", action="store_true", help="no API key (people use the pages)")
     with_settings(add).set_defaults(func=cmd_orgs_add)
+    change = osub.add_parser("set", help="change the full name or address of one")
+    change.add_argument("--name", required=True)
+    change.add_argument("--title", help="full name, as printed on handouts")
+    change.add_argument("--address", help="postal address; lines separated by \\n")
+    with_settings(change).set_defaults(func=cmd_orgs_set)
     key = osub.add_parser("key", help="print a new API key for an organisation")
     key.add_argument("--name", required=True)
     with_settings(key).set_defaults(func=cmd_orgs_key)

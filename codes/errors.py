@@ -18,6 +18,15 @@ class BadRequest(CodesError):
     code = "bad_request"
 
 
+class BadTestDate(BadRequest):
+    """A test date that is not a date, is after today, or is too old; ``reason`` says which
+    (``format``, ``future``, ``too_old``), so that a page can say what to do in its language."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class AuthFailed(CodesError):
     """No API key, or one that matches no organisation."""
 

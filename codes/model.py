@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 from nacl.signing import SigningKey, VerifyKey
@@ -50,17 +50,59 @@ def org_scope(name: str) -> str:
     return ORG_SCOPE_PREFIX + name
 
 
+TITLE_MAX = 200
+ADDRESS_MAX = 500
+ADDRESS_LINES = 4
+"""A postal address as printed on a handout: at most four lines (name of the building, street,
+postcode and town, telephone)."""
+
+
+def check_title(title: str) -> str:
+    """An organisation's full name, trimmed; BadRequest if too long or on several lines."""
+    title = title.strip()
+    if len(title) > TITLE_MAX or "\n" in title or "\r" in title:
+        raise BadRequest(
+            f"an organisation's full name is one line of at most {TITLE_MAX} characters"
+        )
+    return title
+
+
+def check_address(address: str) -> str:
+    """A postal address with its lines trimmed and empty lines dropped; BadRequest if longer
+    than a handout can print."""
+    lines = [line.strip() for line in address.replace("\r", "\n").split("\n") if line.strip()]
+    text = "\n".join(lines)
+    if len(lines) > ADDRESS_LINES or len(text) > ADDRESS_MAX:
+        raise BadRequest(
+            f"an address is at most {ADDRESS_LINES} lines and {ADDRESS_MAX} characters"
+        )
+    return text
+
+
 @dataclass(frozen=True, slots=True)
 class Organisation:
-    """An issuer: its role and its Ed25519 signing seed (its deep links are signed with it)."""
+    """An issuer: its role and its Ed25519 signing seed (its deep links are signed with it),
+    and what its patients' handouts print: its full name (``title``) and postal address."""
 
     name: str
     role: Role
     signing_seed: bytes
     created_at: datetime
+    title: str = ""
+    address: str = ""
 
     def __repr__(self) -> str:  # never the seed
         return f"Organisation({self.name!r}, {self.role.value!r})"
+
+    @property
+    def display_name(self) -> str:
+        """The full name, or the short name when none was given."""
+        return self.title or self.name
+
+    @property
+    def address_lines(self) -> list[str]:
+        """The address, one line each."""
+        return self.address.splitlines()
 
     @property
     def signing_key(self) -> SigningKey:
@@ -107,6 +149,40 @@ class CodeRecord:
     test_date: str
     issued_at: datetime
     expires_at: datetime
+    batch: str | None = None
+    """The batch it was issued in (one issuing request); None for codes issued before
+    batches were recorded."""
+
+    @property
+    def test_day(self) -> date:
+        """The test date as a date."""
+        return date.fromisoformat(self.test_date)
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Codes issued together by one request: what a lab downloads again as a sheet or a CSV."""
+
+    id: str
+    org: str
+    kind: CodeKind
+    test_date: str
+    issued_at: datetime
+    expires_at: datetime
+    count: int
+    valid: int
+    used: int
+    revoked: int
+
+    @property
+    def test_day(self) -> date:
+        """The test date as a date."""
+        return date.fromisoformat(self.test_date)
+
+    @property
+    def expired(self) -> int:
+        """Codes neither used nor revoked whose time is up."""
+        return self.count - self.valid - self.used - self.revoked
 
 
 class Action(StrEnum):

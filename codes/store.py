@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from codes.model import CodeRecord, CodeState, Organisation, Outcome, Role
+from codes.model import Batch, CodeRecord, CodeState, Organisation, Outcome, Role
 from kit.audit import Actor, AuditLog
 from kit.db import Database, Migrations, UtcDateTime
 from protocol.codes import CodeKind
@@ -40,6 +40,8 @@ orgs = sa.Table(
     sa.Column("role", sa.String(16), nullable=False),
     sa.Column("signing_seed", sa.LargeBinary(), nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("title", sa.String(200), nullable=False, server_default=""),
+    sa.Column("address", sa.String(500), nullable=False, server_default=""),
 )
 
 codes = sa.Table(
@@ -52,18 +54,25 @@ codes = sa.Table(
     sa.Column("issued_at", UtcDateTime(), nullable=False),
     sa.Column("expires_at", UtcDateTime(), nullable=False),
     sa.Column("state", sa.String(8), nullable=False),
+    sa.Column("batch", sa.String(24), nullable=True),
+    sa.CheckConstraint("state IN ('valid', 'used', 'revoked')", name="codes_state"),
+    sa.Index("codes_by_org", "org", "issued_at"),
+    sa.Index("codes_by_expiry", "expires_at"),
+    sa.Index("codes_by_batch", "org", "batch"),
 )
 
 INSERT_CHUNK = 5_000
 """Codes inserted per statement when issuing in bulk."""
 
 
-def _org(row: Sequence[Any]) -> Organisation:
-    return Organisation(row[0], Role(row[1]), bytes(row[2]), row[3])
+def _org(row: Any) -> Organisation:
+    return Organisation(
+        row.name, Role(row.role), bytes(row.signing_seed), row.created_at, row.title, row.address
+    )
 
 
 def _record(row: Sequence[Any]) -> CodeRecord:
-    return CodeRecord(row[0], CodeKind(row[1]), row[2], row[3], row[4], row[5])
+    return CodeRecord(row[0], CodeKind(row[1]), row[2], row[3], row[4], row[5], row[7])
 
 
 _CODE_COLUMNS = (
@@ -74,6 +83,7 @@ _CODE_COLUMNS = (
     codes.c.issued_at,
     codes.c.expires_at,
     codes.c.state,
+    codes.c.batch,
 )
 
 
@@ -148,11 +158,24 @@ class CodeStore:
                 "role": org.role.value,
                 "signing_seed": org.signing_seed,
                 "created_at": org.created_at,
+                "title": org.title,
+                "address": org.address,
             }
             added = (await conn.execute(_insert_ignore(conn, orgs), [row])).rowcount == 1
             if added:
                 await self._audit(conn, actor, "org_add", "organisation", org.name, org.role.value)
             return added
+
+    async def update_org(self, name: str, title: str, address: str, actor: Actor) -> bool:
+        """Change an organisation's full name and address; False if there is none."""
+        async with self.db.begin() as conn:
+            done = await conn.execute(
+                sa.update(orgs).where(orgs.c.name == name).values(title=title, address=address)
+            )
+            if done.rowcount != 1:
+                return False
+            await self._audit(conn, actor, "org_update", "organisation", name, "title, address")
+            return True
 
     async def get_org(self, name: str) -> Organisation | None:
         """The organisation called ``name``, or None."""
@@ -185,6 +208,7 @@ class CodeStore:
                         "issued_at": r.issued_at,
                         "expires_at": r.expires_at,
                         "state": "valid",
+                        "batch": r.batch,
                     }
                     for r in chunk
                 ]
@@ -275,6 +299,12 @@ class CodeStore:
         async with self.db.begin() as conn:
             await self._audit(conn, actor, "verify", "code", hashed, state.value)
 
+    async def audit_batch(self, actor: Actor, action: str, batch: str, detail: str) -> None:
+        """Record that a batch's codes were read (``read``), or printed or downloaded
+        (``export``)."""
+        async with self.db.begin() as conn:
+            await self._audit(conn, actor, action, "batch", batch, detail)
+
     async def list_codes(
         self, org: str | None, limit: int, now: datetime
     ) -> list[tuple[CodeRecord, CodeState]]:
@@ -284,6 +314,62 @@ class CodeStore:
             query = query.where(codes.c.org == org)
         async with self.db.connect() as conn:
             rows = (await conn.execute(query.limit(limit))).all()
+        return [(_record(r), state_at(r[6], r[5], now)) for r in rows]
+
+    async def list_batches(self, org: str, limit: int, now: datetime) -> list[Batch]:
+        """The organisation's latest batches, newest first, with how many of their codes are
+        valid, used and revoked at ``now``."""
+
+        def count(state: str) -> sa.ColumnElement[int]:
+            return sa.func.sum(sa.case((codes.c.state == state, 1), else_=0))
+
+        query = (
+            sa.select(
+                codes.c.batch,
+                sa.func.min(codes.c.kind),
+                sa.func.min(codes.c.test_date),
+                sa.func.min(codes.c.issued_at),
+                sa.func.max(codes.c.expires_at),
+                sa.func.count(),
+                count("valid"),
+                count("used"),
+                count("revoked"),
+            )
+            .where(codes.c.org == org, codes.c.batch.is_not(None))
+            .group_by(codes.c.batch)
+            .order_by(sa.func.min(codes.c.issued_at).desc(), codes.c.batch)
+            .limit(limit)
+        )
+        async with self.db.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            Batch(
+                id=r[0],
+                org=org,
+                kind=CodeKind(r[1]),
+                test_date=r[2],
+                issued_at=r[3],
+                expires_at=r[4],
+                count=int(r[5]),
+                valid=int(r[6]) if now < r[4] else 0,
+                used=int(r[7]),
+                revoked=int(r[8]),
+            )
+            for r in rows
+        ]
+
+    async def batch_codes(
+        self, org: str, batch: str, now: datetime
+    ) -> list[tuple[CodeRecord, CodeState]]:
+        """The codes of one of the organisation's batches, in a stable order, with their
+        state; empty if it has no such batch."""
+        query = (
+            sa.select(*_CODE_COLUMNS)
+            .where(codes.c.org == org, codes.c.batch == batch)
+            .order_by(codes.c.code)
+        )
+        async with self.db.connect() as conn:
+            rows = (await conn.execute(query)).all()
         return [(_record(r), state_at(r[6], r[5], now)) for r in rows]
 
     async def purge(self, expired_before: datetime) -> int:

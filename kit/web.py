@@ -90,7 +90,9 @@ class NavLink:
 
 
 class Pages:
-    """One service's templates, translations, navigation and rendering."""
+    """One service's templates, translations, navigation and rendering; ``home`` is where the
+    service name in the header and the error pages' "back" link lead (its prefix, ``/sidep/``,
+    when it is mounted beside others)."""
 
     def __init__(
         self,
@@ -102,8 +104,10 @@ class Pages:
         languages: Sequence[str] = LANGUAGES,
         default_language: str = DEFAULT_LANGUAGE,
         time_zone: str = DEFAULT_TIME_ZONE,
+        home: str = "/",
     ) -> None:
         self.title = title
+        self.home = home
         self.nav = tuple(nav)
         self.languages = tuple(languages)
         self.default_language = default_language
@@ -165,6 +169,7 @@ class Pages:
         user = request.get(CURRENT_USER)
         values: dict[str, Any] = {
             "service_title": self.title,
+            "home_url": self.home,
             "lang": language,
             "languages": self.languages,
             "time_zone": getattr(user, "time_zone", None) or self.time_zone,

@@ -164,7 +164,8 @@ class People:
 
     # --- wiring ------------------------------------------------------------------------------
     def setup(self, app: web.Application, pages: Pages) -> None:
-        """Sessions, the sign-in pages and the guards' state on ``app`` (before it starts)."""
+        """Sessions, the sign-in pages and the guards' state on ``app`` (before it starts).
+        A service mounted as a sub-application gives ``mounted_at`` to the constructor."""
         app[PEOPLE] = self
         setup_api_keys(app, self.accounts.api_keys)
         setup_sessions(app, session_storage(self.accounts.secret, self.policy))

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import io
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from cli.main import main
+from kit.i18n import format_datetime
 from protocol.codes import CodeKind, parse_code
 from tests.codes.conftest import read_qr
 
@@ -35,8 +37,20 @@ def test_cli_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     [found_text] = read_qr(Image.open(io.BytesIO(pngs[0].read_bytes())))
     assert f"code={pngs[0].stem}&" in found_text and "org=ROBERT" in found_text
     html = tmp_path / "sheet.html"
-    run(capsys, "codes", "issue", "--kind", "short", "--out", str(html), *data)
-    assert "data:image/png;base64," in html.read_text()
+    before = datetime.now(UTC)
+    run(capsys, "codes", "issue", "--kind", "short", "--out", str(html), "--layout", "page",
+        "--time-zone", "America/Cayenne", *data)  # fmt: skip
+    after = datetime.now(UTC)
+    text = html.read_text()
+    assert text.count('class="paper handout"') == 1 and "<svg" in text
+    assert "stopcovid://" not in text  # the link is only inside the QR code
+    expiry = {  # a short code lasts an hour; the handout says when in Cayenne's time
+        format_datetime(moment + timedelta(hours=1), "fr", "America/Cayenne")
+        for moment in (before, after)
+    }
+    assert any(f"Valable jusqu’au {when}" in text for when in expiry)
+    assert main(["codes", "issue", "--out", str(html), "--time-zone", "Mars/Base", *data]) == 1
+    assert "--time-zone Mars/Base: not a time zone" in capsys.readouterr().err
 
     assert run(capsys, "codes", "verify", printed[0], *data).strip() == "valid"
     assert run(capsys, "codes", "revoke", printed[0], *data).strip() == f"revoked {printed[0]}"
@@ -47,6 +61,11 @@ def test_cli_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     states = {line.split("\t")[0]: line.split("\t")[2] for line in listed}
     assert states == {printed[0]: "revoked", printed[1]: "valid", printed[2]: "valid"}
     assert "LAB1\tlab\t" in run(capsys, "codes", "orgs", "list", *data)
+    changed = run(capsys, "codes", "orgs", "set", "--name", "LAB1", "--title", "Labo Biomed",
+                  "--address", "12 bd Voltaire\\n75011 Paris", *data)  # fmt: skip
+    assert changed == "LAB1: Labo Biomed; 12 bd Voltaire, 75011 Paris\n"
+    [lab1] = [o for o in run(capsys, "codes", "orgs", "list", *data).splitlines() if "LAB1" in o]
+    assert lab1.endswith("\tLabo Biomed")
     by_lab = run(capsys, "codes", "audit", "--org", "LAB1", *data)  # what LAB1 did
     assert by_lab.count("\tissue\t") == 3 and "revoke" not in by_lab
     audit = run(capsys, "codes", "audit", *data)  # the operator revoked at the console
@@ -79,6 +98,23 @@ def test_a_bad_sheet_path_is_refused_before_any_code_is_issued(
         assert reason in error and error.count("\n") == 1
     listed = run(capsys, "codes", "list", *data)
     assert listed == ""  # nothing was issued
+
+
+def test_an_organisation_and_its_first_person_as_the_readme_says(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = ("--data-dir", str(tmp_path / "data"))
+    out = run(capsys, "codes", "orgs", "add", "--name", "LABO-BIOMED-11", "--role", "lab",
+              "--title", "Laboratoire Biomed Paris 11", "--address",
+              "12 boulevard Voltaire\\n75011 Paris", "--no-key", *data)  # fmt: skip
+    assert out == "organisation LABO-BIOMED-11 (lab) created\n"
+    password = tmp_path / "password"
+    password.write_text("a long enough password\n")
+    out = run(capsys, "codes", "users", "add", "jeanne.dupont", "--name", "Jeanne Dupont",
+              "--role", "lab", "--scope", "org:LABO-BIOMED-11", "--password-file",
+              str(password), *data)  # fmt: skip
+    assert "created user" in out and "otpauth://totp/Codes%20TousAntiCovid" in out
+    assert "codes_" not in run(capsys, "codes", "apikeys", "list", *data)  # --no-key: none
 
 
 def test_accounts_commands_and_the_robert_server_key(

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 
 from client_sim.clock import VirtualClock
-from codes.errors import AuthFailed, BadRequest, Conflict, Forbidden, NotFound
+from codes.errors import AuthFailed, BadRequest, BadTestDate, Conflict, Forbidden, NotFound
 from codes.model import CodeState, Role
 from codes.service import CodeService
-from kit.audit import AuditFilter
+from kit.audit import Actor, AuditFilter
 from protocol.codes import SHORT_LENGTH, CodeKind, parse_code
 
 
@@ -107,11 +107,57 @@ async def test_a_revoked_key_no_longer_authenticates(service: CodeService) -> No
 
 async def test_test_dates_are_plausible(service: CodeService) -> None:
     lab, _ = await service.add_org("LAB1", Role.LAB)
-    for bad in ("2026-03-04", "2026-01-01", "yesterday"):
-        with pytest.raises(BadRequest):
+    for bad, reason in (("2026-03-04", "future"), ("2026-01-01", "too_old"), ("hier", "format")):
+        with pytest.raises(BadTestDate) as refused:
             await service.issue(lab, CodeKind.LONG, 1, bad)
+        assert refused.value.reason == reason and refused.value.status == 400
     [code] = await service.issue(lab, CodeKind.LONG, 1)
     assert code.record.test_date == "2026-03-02"
+    # A machine east of UTC may already be on the 3rd; a person's own calendar is exact.
+    assert service.check_test_date("2026-03-03") == "2026-03-03"
+    with pytest.raises(BadTestDate):
+        service.check_test_date("2026-03-03", today=date(2026, 3, 2))
+    assert service.check_test_date(None, today=date(2026, 3, 3)) == "2026-03-03"
+
+
+async def test_each_issue_is_a_batch_read_again_with_links_and_audited(
+    service: CodeService, clock: VirtualClock
+) -> None:
+    lab = await service.create_org("LAB1", Role.LAB, "Labo", "1 rue A")
+    other = await service.create_org("LAB2", Role.LAB)
+    first = await service.issue(lab, CodeKind.LONG, 3, by=Actor("tech.one", "lab"))
+    clock.advance(60)
+    second = await service.issue(lab, CodeKind.LONG, 2)
+    assert (
+        len({c.record.batch for c in first}) == 1
+        and first[0].record.batch != second[0].record.batch
+    )
+    batch = first[0].record.batch or ""
+    again = await service.batch(lab, batch, Actor("tech.one", "lab"), export=True)
+    assert sorted(i.link for i, _ in again) == sorted(c.link for c in first)
+    assert {s for _, s in again} == {CodeState.VALID}
+    with pytest.raises(NotFound):
+        await service.batch(other, batch)  # another lab's batch does not exist for it
+    assert [b.count for b in await service.batches(lab)] == [2, 3]
+    found = await service.own_code(lab, first[0].record.code.upper())
+    assert found is not None and found[0].link == first[0].link
+    assert await service.own_code(other, first[0].record.code) is None
+    audit = await service.store.audit.query(service.store.db, AuditFilter(actor="tech.one"))
+    assert [(e.action, e.object_type) for e in audit][:1] == [("export", "batch")]
+    assert [e.action for e in audit].count("issue") == 3
+
+
+async def test_organisations_carry_what_their_handouts_print(service: CodeService) -> None:
+    org = await service.create_org("LAB1", Role.LAB, "  Labo Biomed ", " 1 rue A \n\n75011 Paris ")
+    assert (org.title, org.address_lines) == ("Labo Biomed", ["1 rue A", "75011 Paris"])
+    for title, address in (("x" * 201, ""), ("two\nlines", ""), ("ok", "a\nb\nc\nd\ne")):
+        with pytest.raises(BadRequest):
+            await service.create_org("LAB2", Role.LAB, title, address)
+    changed = await service.update_org("LAB1", "Laboratoire Biomed", "")
+    assert changed.display_name == "Laboratoire Biomed" and changed.address_lines == []
+    with pytest.raises(NotFound):
+        await service.update_org("LAB9", "x", "")
+    assert (await service.create_org("LAB3", Role.LAB)).display_name == "LAB3"
 
 
 async def test_short_codes_are_not_reissued_while_kept(

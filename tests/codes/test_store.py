@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 
 from codes.model import CodeRecord, CodeState, Organisation, Outcome, Role
-from codes.store import CodeHasher, CodeStore
+from codes.store import CodeHasher, CodeStore, metadata
 from kit.audit import Actor
 from kit.db import Database
 from protocol.codes import CodeKind
@@ -114,10 +119,71 @@ async def test_list_newest_first_with_state(store: CodeStore) -> None:
 
 
 async def test_organisations_and_secret(store: CodeStore) -> None:
-    org = Organisation("LAB1", Role.LAB, bytes(range(32)), T0)
+    org = Organisation(
+        "LAB1", Role.LAB, bytes(range(32)), T0, "Labo Biomed", "1 rue A\n75011 Paris"
+    )
     assert await store.add_org(org, ACTOR)
     assert not await store.add_org(org, ACTOR)
     assert await store.get_org("LAB1") == org
     assert await store.list_orgs() == [org]
+    assert await store.update_org("LAB1", "Laboratoire Biomed", "2 rue B", ACTOR)
+    assert not await store.update_org("LAB9", "x", "", ACTOR)
+    changed = await store.get_org("LAB1")
+    assert changed is not None and (changed.title, changed.address) == (
+        "Laboratoire Biomed",
+        "2 rue B",
+    )
     secret = await store.secret()
     assert len(secret) == 32 and await store.secret() == secret
+
+
+async def test_batches_with_their_states(store: CodeStore) -> None:
+    def in_batch(text: str, batch: str | None, expires_in: int = 1_000) -> CodeRecord:
+        later = 0 if batch == "a" * 16 else 1  # the second batch is the newer
+        return dataclasses.replace(code(text, expires_in), batch=batch, issued_at=at(later))
+
+    first = [
+        in_batch("AAAAAA", "a" * 16),
+        in_batch("BBBBBB", "a" * 16),
+        in_batch("CCCCCC", "a" * 16),
+    ]
+    await store.add_codes(first, ACTOR, HASH)
+    await store.add_codes([in_batch("DDDDDD", "b" * 16, 10), in_batch("EEEEEE", None)], ACTOR, HASH)
+    await consume(store, "AAAAAA", 5)
+    await store.revoke("BBBBBB", ACTOR, HASH("BBBBBB"))
+    newest, oldest = await store.list_batches("LAB1", 10, at(100))
+    assert (oldest.id, oldest.count, oldest.valid, oldest.used, oldest.revoked) == (
+        "a" * 16,
+        3,
+        1,
+        1,
+        1,
+    )
+    assert (newest.id, newest.count, newest.valid, newest.expired) == ("b" * 16, 1, 0, 1)
+    assert oldest.test_day.isoformat() == "2026-03-01" and oldest.kind is CodeKind.SHORT
+    assert await store.list_batches("LAB2", 10, at(100)) == []
+    listed = await store.batch_codes("LAB1", "a" * 16, at(100))
+    assert [(r.code, s) for r, s in listed] == [
+        ("AAAAAA", CodeState.USED),
+        ("BBBBBB", CodeState.REVOKED),
+        ("CCCCCC", CodeState.VALID),
+    ]
+    assert await store.batch_codes("LAB2", "a" * 16, at(100)) == []
+
+
+def _differences(conn: sa.Connection) -> list[Any]:
+    context = MigrationContext.configure(
+        conn,
+        opts={
+            "include_name": lambda name, kind, _parent: (
+                kind != "table" or str(name).startswith("codes_")
+            ),
+            "compare_type": True,
+        },
+    )
+    return list(compare_metadata(context, metadata))
+
+
+async def test_the_store_tables_match_the_migrations(store: CodeStore) -> None:
+    async with store.db.connect() as conn:
+        assert await conn.run_sync(_differences) == []
