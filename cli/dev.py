@@ -15,6 +15,8 @@ from typing import Any
 
 from aiohttp import web
 
+from citizens import app as citizens_app
+from citizens.settings import Settings as CitizensSettings
 from cli import wiring
 from codes import app as codes_app
 from kit.cli import Listener, serve_app, setup_logging
@@ -30,6 +32,7 @@ LINKS = (
     ("/", "index of the services"),
     ("/api/v1/clock", "ROBERT API (v1)"),
     ("/codes/", "submission codes: issuer page"),
+    ("/citizens/", "services for citizens: advice, test sites, e-health directory"),
     ("/openapi.json", "ROBERT API document"),
     ("/health", "health check"),
     ("/metrics", "metrics"),
@@ -42,6 +45,17 @@ def build_app(settings: RobertSettings, clock: Callable[[], float] = time.time) 
 
     def mount(app: web.Application) -> None:
         codes_app.mount(app, codes_app.create_app(wiring.codes_settings(settings), codes))
+        citizens_app.mount(
+            app, citizens_app.create_app(CitizensSettings.beside(settings.data_dir))
+        )
+        app[INDEX_LINKS].append(
+            (
+                "/citizens/",
+                "Services for citizens",
+                "Mes Conseils Covid, the map of test sites, the directory of e-health tools "
+                "(moderators: robert citizens users add NAME --role moderator)",
+            )
+        )
         app[INDEX_LINKS].append(
             (
                 "/codes/",

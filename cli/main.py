@@ -12,6 +12,7 @@ import argparse
 import importlib
 import sys
 
+from citizens import commands as citizens_commands
 from cli import dev, wiring
 from codes import commands as codes_commands
 from kit.cli import run
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_subcommands(sub)
     server_commands.add_subcommands(sub, code_gates=wiring.code_gate)
     codes_commands.add_subcommands(sub)
+    citizens_commands.add_subcommands(sub)
     for module_name in OPTIONAL_COMMANDS:
         try:
             module = importlib.import_module(module_name)
