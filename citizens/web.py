@@ -100,7 +100,7 @@ async def health(request: web.Request) -> web.Response:
     state = state_of(request)
     from citizens.directory_web import directory_of
 
-    db_ok = await directory_of(request).store.db.ping()
+    db_ok = await directory_of(request).db.ping()
     ok = db_ok and bool(state.book.current.sites)
     body = {"status": "ok" if ok else "unavailable", "sites": len(state.book.current.sites)}
     return json_response(body, 200 if ok else 503)
