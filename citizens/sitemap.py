@@ -62,7 +62,7 @@ def render_map(
     scale = width / 100  # marker sizes relative to the view, so they read at any zoom
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="sitemap" '
-        f'viewBox="{x0:.2f} {y0:.2f} {width:.2f} {height:.2f}" role="img" '
+        f'viewBox="{x0:.2f} {y0:.2f} {width:.2f} {height:.2f}" role="group" '
         f'aria-labelledby="map-title"><title id="map-title">{escape(title)}</title>',
         f'<rect x="{x0:.2f}" y="{y0:.2f}" width="{width:.2f}" height="{height:.2f}" '
         f'fill="#dcebf5"/>',
