@@ -26,7 +26,9 @@ def test_the_shared_cases_pass_in_python() -> None:
 
 
 def test_the_cases_are_for_this_version_of_the_rules() -> None:
-    document = json.loads((Path(__file__).parents[2] / "citizens/data/advice-cases.json").read_text())
+    document = json.loads(
+        (Path(__file__).parents[2] / "citizens/data/advice-cases.json").read_text()
+    )
     assert document["rules_version"] == shipped_rules().version
 
 

@@ -123,7 +123,9 @@ async def test_health_and_redirects(running: Running) -> None:
     status, _, body = await get(f"{running.url}/citizens/health")
     assert status == 200 and body["status"] == "ok"  # type: ignore[index]
     async with aiohttp.ClientSession() as session:
-        async with session.get(f"{running.url}/citizens/sites?where=75011", allow_redirects=False) as r:
+        async with session.get(
+            f"{running.url}/citizens/sites?where=75011", allow_redirects=False
+        ) as r:
             assert r.status == 303 and r.headers["Location"] == "/citizens/sites/?where=75011"
         async with session.get(f"{running.url}/citizens/nowhere") as r:
             assert r.status == 404

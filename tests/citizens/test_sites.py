@@ -66,7 +66,9 @@ def test_bad_rows_are_explained(row: str, reason: str) -> None:
 
 def test_a_few_bad_rows_are_skipped_with_their_line() -> None:
     good = "\n".join(ROW.replace("A1", f"A{i}") for i in range(60))
-    parsed = parse_sites(f"{HEADER}\n{good}\n{ROW.replace('A1', 'Z').replace('75011', 'x')}\n".encode())
+    parsed = parse_sites(
+        f"{HEADER}\n{good}\n{ROW.replace('A1', 'Z').replace('75011', 'x')}\n".encode()
+    )
     assert len(parsed.sites) == 60 and parsed.bad_rows[0].line == 62
 
 
@@ -93,9 +95,7 @@ def test_any_row_is_a_site_or_a_value_error(row: dict[str, str]) -> None:
     assert -90 <= site.lat <= 90 and site.kinds
 
 
-@given(
-    st.floats(-89, 89), st.floats(-179, 179), st.floats(-89, 89), st.floats(-179, 179)
-)
+@given(st.floats(-89, 89), st.floats(-179, 179), st.floats(-89, 89), st.floats(-179, 179))
 def test_haversine_is_a_distance(lat1: float, lon1: float, lat2: float, lon2: float) -> None:
     d = haversine_km(lat1, lon1, lat2, lon2)
     assert d == pytest.approx(haversine_km(lat2, lon2, lat1, lon1), abs=1e-6)
@@ -139,7 +139,11 @@ def test_reload_swaps_only_a_good_file(tmp_path: Path) -> None:
 def test_places_by_postcode_and_name() -> None:
     places = shipped_places()
     origin = places.locate_postcode("75011")
-    assert origin is not None and origin.label.startswith("Paris 11e") and origin.precision == "commune"
+    assert (
+        origin is not None
+        and origin.label.startswith("Paris 11e")
+        and origin.precision == "commune"
+    )
     fallback = places.locate_postcode("35160")  # a small commune not in the table
     assert fallback is not None and fallback.precision == "departement"
     assert abs(fallback.lat - 48.1) < 0.5
