@@ -26,7 +26,7 @@ venv: $(TEST_STAMP)
 
 ## run: every service in one process on http://127.0.0.1:8080 (embedded stores under ./data)
 run: $(RUN_STAMP)
-	$(BIN)/robert dev
+	$(BIN)/robert dev $(ARGS)
 
 ## test: lint, import rules, strict type checks, then the whole test suite
 test: $(TEST_STAMP) lint importcheck typecheck

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -188,6 +189,10 @@ def check_args(args: argparse.Namespace) -> None:
 def cmd_sim(args: argparse.Namespace) -> int:
     """Run, print a summary, write the report and the plot."""
     check_args(args)
+    if importlib.util.find_spec("matplotlib") is None:
+        raise CommandError(
+            "robert sim draws its plots with matplotlib: pip install -e '.[sim]' (make test does)"
+        )
     config = config_from_args(args)
     writable_directory(config.out, "output directory")
     try:

@@ -142,7 +142,11 @@ class People:
         home: str = "/",
         next_prefixes: Collection[str] = ("/",),
         prefix: str = "",
+        mounted_at: str = "",
     ) -> None:
+        """``prefix`` places the sign-in routes within the application (``/login``...);
+        ``mounted_at`` is where that application is mounted as a sub-application
+        (``/sidep``): routes are registered without it, links and redirects carry it."""
         self.accounts = accounts
         self.users = accounts.users
         self.audit = accounts.audit
@@ -152,7 +156,10 @@ class People:
         self.per_user = Buckets(limits.per_user)
         self.per_client = Buckets(limits.per_client)
         self.home = home
-        self.paths = LoginPaths(prefix)
+        self.routes = LoginPaths(prefix)
+        """Where the sign-in routes are registered (relative to the application)."""
+        self.paths = LoginPaths(mounted_at.rstrip("/") + prefix)
+        """Where browsers find them (the links, redirects and form actions)."""
         self.next_prefixes = tuple(next_prefixes)
 
     # --- wiring ------------------------------------------------------------------------------
@@ -162,7 +169,7 @@ class People:
         setup_api_keys(app, self.accounts.api_keys)
         setup_sessions(app, session_storage(self.accounts.secret, self.policy))
         pages.context_hooks.append(self._page_context)
-        p = self.paths
+        p = self.routes
         for method, path, handler in (
             ("GET", p.login, self.login_page),
             ("POST", p.login, self.login_submit),

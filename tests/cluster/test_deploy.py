@@ -8,12 +8,13 @@ the reason when its tool is missing.
 
 from __future__ import annotations
 
-import datetime
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.tls import self_signed
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -65,7 +66,10 @@ def test_kubernetes_manifests() -> None:
     api = next(
         d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "robert-api"
     )
+    robert = ("robert-api", "robert-worker")
     for deployment in (d for d in docs if d["kind"] == "Deployment"):
+        if deployment["metadata"]["name"] not in robert:
+            continue  # the other services hold no ROBERT key
         pod = deployment["spec"]["template"]["spec"]
         keys = next(v for v in pod["volumes"] if v["name"] == "keys")
         assert keys["secret"]["secretName"] == "robert-keys"
@@ -74,37 +78,12 @@ def test_kubernetes_manifests() -> None:
     container = api["spec"]["template"]["spec"]["containers"][0]
     assert container["readinessProbe"]["httpGet"]["path"] == "/health"
     assert container["livenessProbe"]["httpGet"]["path"] == "/health"
-
-
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "robert.example.org")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
+    # The code service runs alone; the API reaches it over HTTP with its key.
+    assert {("Deployment", "robert-codes"), ("Service", "robert-codes")} <= kinds
+    store = next(
+        d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"] == "robert-store"
     )
-    cert_path, key_path = directory / "fullchain.pem", directory / "privkey.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
+    assert store["stringData"]["ROBERT_CODES_URL"] == "http://robert-codes"
 
 
 def test_nginx_config(tmp_path: Path) -> None:
@@ -116,7 +95,7 @@ def test_nginx_config(tmp_path: Path) -> None:
     assert "access_log off;" in report
     log_format = next(line for line in text.splitlines() if line.startswith("log_format"))
     assert "$remote_addr" not in log_format and "$http_x_forwarded_for" not in log_format
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed(tmp_path, "robert.example.org")
     site = (
         text.replace("/etc/robert/tls/fullchain.pem", str(cert))
         .replace("/etc/robert/tls/privkey.pem", str(key))
@@ -140,15 +119,12 @@ def test_nginx_config(tmp_path: Path) -> None:
 
 def test_systemd_units(tmp_path: Path) -> None:
     units = {p.name: p.read_text() for p in (DEPLOY / "systemd").glob("*.service")}
-    assert set(units) == {"robert-api.service", "robert-worker@.service"}
-    for text in units.values():
-        for option in (
-            "NoNewPrivileges=yes",
-            "ProtectSystem=strict",
-            "ReadWritePaths=/var/lib/robert",
-            "User=robert",
-        ):
-            assert option in text
+    # One unit per service (each runs alone in production), the ROBERT worker besides.
+    assert {"robert-api.service", "robert-worker@.service", "robert-codes.service"} <= set(units)
+    for name, text in units.items():
+        for option in ("NoNewPrivileges=yes", "ProtectSystem=strict", "User=robert"):
+            assert option in text, (name, option)
+        assert "ReadWritePaths=/var/lib/robert" in text, name  # its own state directory only
     analyze = _tool("systemd-analyze")
     robert = ROOT / ".venv" / "bin" / "robert"
     if not robert.exists():

@@ -495,3 +495,67 @@ async def test_without_a_secret_sessions_use_a_process_key_and_say_so(
     assert (await second.load_session(request)).empty  # another process cannot read it
     with pytest.raises(SecretError, match="at least 32 characters"):
         session_storage("too short")
+
+
+async def test_sign_in_works_for_a_service_mounted_under_a_prefix(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """A service is a sub-application mounted at its prefix: its sign-in routes are relative
+    to it, every link, form action and redirect carries the prefix, its cookie stays there."""
+    from aiohttp.test_utils import TestServer
+
+    from kit.auth import Accounts, People, require_user
+    from kit.db import Database
+    from kit.web import Pages, add_page, render, setup_pages
+    from tests.kit.demo import FAST_HASHER, HERE, SECRET, UPDATED
+
+    db = Database(f"sqlite:///{tmp_path}/svc.db")
+    await db.migrate()
+    accounts = Accounts(db, SECRET, "Svc", hasher=FAST_HASHER, clock=clock)
+    await accounts.users.create(
+        "dr.martin", display_name="Dr Anne Martin", role="doctor", scope="", password=PASSWORD
+    )
+    service = web.Application()
+    pages = Pages("Svc", templates=HERE / "templates", locale=HERE / "locale")
+    setup_pages(service, pages)
+    policy = SessionPolicy(cookie_name="svc_session", path="/svc/")
+    People(
+        accounts, policy=policy, home="/svc/", next_prefixes=("/svc/",), mounted_at="/svc"
+    ).setup(service, pages)
+
+    async def home(request: web.Request) -> web.StreamResponse:
+        await require_user(request)
+        return await render(request, "demo/home.html", updated=UPDATED, rows=[], note="", error=None)
+
+    add_page(service, "GET", "/", home)
+    root = web.Application()
+    root.add_subapp("/svc", service)
+    server = TestServer(root, host="127.0.0.1")
+    await server.start_server()
+    url = str(server.make_url("")).rstrip("/")
+    try:
+        async with browser() as client:
+            async with client.get(f"{url}/svc/", allow_redirects=False) as r:
+                assert (r.status, r.headers["Location"]) == (303, "/svc/login?next=%2Fsvc%2F")
+            async with client.get(f"{url}/svc/login?next=%2Fsvc%2F") as r:
+                page = await r.text()
+            assert 'action="/svc/login"' in page
+            form = {"csrf_token": csrf_of(page), "username": "dr.martin", "password": PASSWORD}
+            form["next"] = "/svc/"
+            async with client.post(f"{url}/svc/login", data=form, allow_redirects=False) as r:
+                assert (r.status, r.headers["Location"]) == (303, "/svc/login/enrol")
+                assert "Path=/svc/" in r.headers["Set-Cookie"]
+                assert "svc_session=" in r.headers["Set-Cookie"]
+            async with client.get(f"{url}/svc/login/enrol") as r:
+                page = await r.text()
+            secret = re.search(r'id="secret">([A-Z2-7 ]+)<', page)
+            assert secret is not None and 'action="/svc/login/enrol"' in page
+            code = pyotp.TOTP(secret.group(1).replace(" ", "")).at(clock())
+            form = {"csrf_token": csrf_of(page), "code": code}
+            async with client.post(f"{url}/svc/login/enrol", data=form, allow_redirects=False) as r:
+                assert (r.status, r.headers["Location"]) == (303, "/svc/")
+            async with client.get(f"{url}/svc/") as r:
+                assert r.status == 200 and "/svc/logout" in await r.text()
+    finally:
+        await server.close()
+        await db.close()
