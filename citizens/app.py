@@ -80,12 +80,9 @@ def create_app(settings: Settings, accounts: Accounts | None = None) -> web.Appl
     policy = SessionPolicy(cookie_name="citizens_session", path=f"{PREFIX}/")
     people = People(
         accounts, policy=policy, home=f"{PREFIX}/directory/moderation",
-        next_prefixes=(f"{PREFIX}/",),
+        next_prefixes=(f"{PREFIX}/",), mounted_at=PREFIX,
     )  # fmt: skip
-    # The sign-in routes are added relative to this sub-application (/login, served at
-    # /citizens/login); the addresses people are sent to are absolute, hence the prefix after.
-    people.setup(app, pages)
-    people.paths = type(people.paths)(PREFIX)
+    people.setup(app, pages)  # /login here, /citizens/login in links and redirects
 
     book = SiteBook(settings.sites_path)
     state = Citizens(

@@ -17,6 +17,7 @@ from citizens.directory import (
     AUDIENCES,
     FEATURES,
     INSTALLATIONS,
+    N_,
     REGIONS,
     SECURITY,
     Entry,
@@ -154,7 +155,7 @@ async def submit_form(request: web.Request) -> web.StreamResponse:
     await check_csrf(request)
     posted = await request.post()
     form: dict[str, Any] = {
-        key: posted.getall(key) if key in ("features", "audiences", "regions", "security")
+        key: posted.getall(key, []) if key in ("features", "audiences", "regions", "security")
         else str(posted.get(key, ""))
         for key in ("name", "publisher", "url", "description", "contact_email", "installation",
                     "free", "features", "audiences", "regions", "security")
@@ -207,6 +208,8 @@ async def moderate(request: web.Request) -> web.StreamResponse:
         raise NotFound("this declaration is not awaiting review") from None
     pages = pages_of(request)
     language = pages.language(request)
-    message = "“%(name)s” is published." if decision == "publish" else "“%(name)s” is rejected."
+    message = (
+        N_("“%(name)s” is published.") if decision == "publish" else N_("“%(name)s” is rejected.")
+    )
     await flash(request, pages.gettext(language, message) % {"name": entry.declaration.name})
     return see_other(f"{PREFIX}/directory/moderation")

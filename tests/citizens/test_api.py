@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 
 import aiohttp
@@ -129,3 +130,19 @@ async def test_health_and_redirects(running: Running) -> None:
             assert r.status == 303 and r.headers["Location"] == "/citizens/sites/?where=75011"
         async with session.get(f"{running.url}/citizens/nowhere") as r:
             assert r.status == 404
+
+
+async def test_a_declaration_without_any_box_ticked_gets_the_form_again(running: Running) -> None:
+    """A form posted with no checkbox ticked has no such field at all: the page comes back
+    with its errors and the typed input (it once was a 500)."""
+    url = f"{running.url}/citizens/directory/submit"
+    jar = aiohttp.CookieJar(unsafe=True)  # keep the session cookie of an IP address
+    async with aiohttp.ClientSession(cookie_jar=jar) as session:
+        async with session.get(url) as r:
+            token = re.search(r'name="csrf_token" value="([^"]+)"', await r.text())
+        assert token is not None
+        form = {"csrf_token": token.group(1), "name": "Téléconsult'Ouest"}
+        async with session.post(url, data=form, headers={"Origin": running.url}) as r:
+            page = await r.text()
+            assert r.status == 422
+    assert "Téléconsult&#39;Ouest" in page and 'id="features-error"' in page
