@@ -167,9 +167,8 @@ class Rules:
             elif kind == "multi":
                 if not isinstance(value, list) or any(v not in options for v in value):
                     raise AnswerError(f"{qid} must be a list of {', '.join(sorted(options))}")
-            elif kind == "departement":
-                if not isinstance(value, str) or not 2 <= len(value) <= 3:
-                    raise AnswerError(f"{qid} must be a département code like 75, 2A or 974")
+            elif kind == "departement" and not (isinstance(value, str) and 2 <= len(value) <= 3):
+                raise AnswerError(f"{qid} must be a département code like 75, 2A or 974")
             clean[qid] = value
         for question in self.questions.values():
             if question.get("required") and question["id"] not in clean:

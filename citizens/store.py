@@ -116,9 +116,10 @@ class DirectoryStore:
                     status=Status.PENDING.value,
                     submitted_at=self.clock(),
                     review_note="",
-                )  # fmt: skip
+                )
             )
-            entry_id = int(result.inserted_primary_key[0])
+            [entry_id] = result.inserted_primary_key or (None,)
+            assert isinstance(entry_id, int)
             await self.audit.append(
                 conn, actor="publisher", role="publisher", action="create",
                 object_type="directory_entry", object_id=entry_id,

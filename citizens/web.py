@@ -21,11 +21,12 @@ from aiohttp import web
 from markupsafe import Markup
 
 from citizens.advice import CASES, Rules
+from citizens.directory import N_
 from citizens.geo import FranceMap, valid_coordinates
 from citizens.places import POSTCODE, Origin, Places
 from citizens.sitemap import render_map
 from citizens.sites import DEFAULT_LIMIT, MAX_LIMIT, Found, Kind, SiteBook, SiteQuery, round_km
-from kit.http import BadRequest, HttpError, add_route, json_response, see_other
+from kit.http import BadRequest, Handler, HttpError, add_route, json_response, see_other
 from kit.metrics import HttpMetrics, metrics_handler
 from kit.web import add_page, pages_of, render
 
@@ -67,27 +68,29 @@ def state_of(request: web.Request) -> Citizens:
 def install(app: web.Application, state: Citizens, metrics: HttpMetrics) -> None:
     """Add the public routes to ``app`` (the application mounted at ``/citizens``)."""
     app[STATE] = state
-    for method, path, handler in (
+    routes: tuple[tuple[str, str, Handler], ...] = (
         ("GET", "/api/v1/sites", api_sites),
         ("GET", "/api/v1/sites/meta", api_sites_meta),
         ("GET", "/api/v1/advice/rules", api_rules),
         ("GET", "/api/v1/advice/cases", api_cases),
         ("GET", "/health", health),
         ("GET", "/metrics", metrics_handler),
-    ):
+    )
+    for method, path, handler in routes:
         add_route(app, method, path, handler, metrics)
     for path, target in (("/advice", "/advice/"), ("/sites", "/sites/")):
         add_route(app, "GET", path, _redirect(PREFIX + target), metrics)
-    for method, path, handler in (
+    pages: tuple[tuple[str, str, Handler], ...] = (
         ("GET", "/", index_page),
         ("GET", "/advice/", advice_page),
         ("GET", "/sites/", sites_page),
         ("GET", "/sites/embed", sites_embed_page),
-    ):
+    )
+    for method, path, handler in pages:
         add_page(app, method, path, handler, metrics)
 
 
-def _redirect(target: str) -> Any:
+def _redirect(target: str) -> Handler:
     async def handler(request: web.Request) -> web.Response:
         query = f"?{request.query_string}" if request.query_string else ""
         return see_other(target + query)
@@ -299,7 +302,7 @@ async def _sites_context(request: web.Request, *, embed: bool) -> tuple[int, dic
     language = pages.language(request)
     q = request.query
     where = q.get("where", "").strip()[:80]
-    form = {
+    form: dict[str, Any] = {
         "where": where,
         "lat": q.get("lat", "")[:20],
         "lon": q.get("lon", "")[:20],
@@ -330,12 +333,12 @@ async def _sites_context(request: web.Request, *, embed: bool) -> tuple[int, dic
             )
         except HttpError as exc:
             status = 422 if exc.status == 400 else exc.status
-            context["error"] = pages.gettext(
-                language,
-                "We could not find this place. Type a postcode (like 75011) or a commune name."
+            message = (
+                N_("We could not find this place. Type a postcode (like 75011) or a commune name.")
                 if exc.status == 404
-                else "Type a postcode (like 75011) or a commune name.",
+                else N_("Type a postcode (like 75011) or a commune name.")
             )
+            context["error"] = pages.gettext(language, message)
             return status, context
         query = SiteQuery(origin, _kind(form["kind"]), form["walk_in"], DEFAULT_LIMIT)
         found = state.book.current.search(query)

@@ -45,9 +45,7 @@ def build_app(settings: RobertSettings, clock: Callable[[], float] = time.time) 
 
     def mount(app: web.Application) -> None:
         codes_app.mount(app, codes_app.create_app(wiring.codes_settings(settings), codes))
-        citizens_app.mount(
-            app, citizens_app.create_app(CitizensSettings.beside(settings.data_dir))
-        )
+        citizens_app.mount(app, citizens_app.create_app(CitizensSettings.beside(settings.data_dir)))
         app[INDEX_LINKS].append(
             (
                 "/citizens/",

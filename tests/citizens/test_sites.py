@@ -42,7 +42,10 @@ def test_a_row_is_parsed() -> None:
 
 
 def test_decimal_commas_and_any_column_order() -> None:
-    text = "lon;lat;walk_in;kinds;id;name;address;postcode;commune\n2,38;48,85;non;pcr;B;N;A;2A004;Ajaccio\n"
+    text = (
+        "lon;lat;walk_in;kinds;id;name;address;postcode;commune\n"
+        "2,38;48,85;non;pcr;B;N;A;2A004;Ajaccio\n"
+    )
     [site] = parse_sites(text.encode()).sites
     assert (site.lat, site.lon, site.walk_in, site.postcode) == (48.85, 2.38, False, "2A004")
 

@@ -525,7 +525,9 @@ async def test_sign_in_works_for_a_service_mounted_under_a_prefix(
 
     async def home(request: web.Request) -> web.StreamResponse:
         await require_user(request)
-        return await render(request, "demo/home.html", updated=UPDATED, rows=[], note="", error=None)
+        return await render(
+            request, "demo/home.html", updated=UPDATED, rows=[], note="", error=None
+        )
 
     add_page(service, "GET", "/", home)
     root = web.Application()
