@@ -28,20 +28,30 @@ from urllib.parse import urlsplit
 
 from citizens.places import fold
 
+
+def N_(message: str) -> str:
+    """Mark ``message`` for the French catalogue; it is translated where it is shown (the
+    templates' ``_()``, ``Pages.gettext``), in the visitor's language."""
+    return message
+
+
 FEATURES: dict[str, str] = {
-    "teleconsultation": "Teleconsultation",
-    "telecare": "Telecare (télésoin)",
-    "teleexpertise": "Tele-expertise",
-    "monitoring": "Remote monitoring",
-    "messaging": "Secure messaging",
-    "prescription": "Electronic prescription",
-    "booking": "Appointment booking",
+    "teleconsultation": N_("Teleconsultation"),
+    "telecare": N_("Telecare (télésoin)"),
+    "teleexpertise": N_("Tele-expertise"),
+    "monitoring": N_("Remote monitoring"),
+    "messaging": N_("Secure messaging"),
+    "prescription": N_("Electronic prescription"),
+    "booking": N_("Appointment booking"),
 }
-AUDIENCES: dict[str, str] = {"patients": "Patients", "professionals": "Health professionals"}
+AUDIENCES: dict[str, str] = {
+    "patients": N_("Patients"),
+    "professionals": N_("Health professionals"),
+}
 INSTALLATIONS: dict[str, str] = {
-    "browser": "Nothing to install (web browser)",
-    "app": "A mobile app to download",
-    "software": "Software to install",
+    "browser": N_("Nothing to install (web browser)"),
+    "app": N_("A mobile app to download"),
+    "software": N_("Software to install"),
 }
 REGIONS: dict[str, str] = {
     "01": "Guadeloupe", "02": "Martinique", "03": "Guyane", "04": "La Réunion", "06": "Mayotte",
@@ -52,10 +62,10 @@ REGIONS: dict[str, str] = {
 }  # fmt: skip
 """The regions (INSEE COG codes and names, from @etalab/decoupage-administratif 6.0.0)."""
 SECURITY: dict[str, str] = {
-    "hds": "Health data hosted by a certified host (HDS)",
-    "gdpr": "GDPR compliance declared",
-    "psc": "Sign-in with Pro Santé Connect (e-CPS)",
-    "dmp": "Works with the shared medical record (DMP)",
+    "hds": N_("Health data hosted by a certified host (HDS)"),
+    "gdpr": N_("GDPR compliance declared"),
+    "psc": N_("Sign-in with Pro Santé Connect (e-CPS)"),
+    "dmp": N_("Works with the shared medical record (DMP)"),
 }
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[A-Za-z]{2,}$")
 MAX_QUERY_WORDS = 8
@@ -132,31 +142,31 @@ def parse_declaration(form: Mapping[str, object]) -> Declaration:
     description = _text(form, "description")
     email = _text(form, "contact_email")
     if not 2 <= len(name) <= 100:
-        errors["name"] = "Give the service's name (2 to 100 characters)."
+        errors["name"] = N_("Give the service's name (2 to 100 characters).")
     if not 2 <= len(publisher) <= 100:
-        errors["publisher"] = "Give the publisher's name (2 to 100 characters)."
+        errors["publisher"] = N_("Give the publisher's name (2 to 100 characters).")
     parts = urlsplit(url)
     if parts.scheme != "https" or not parts.netloc or len(url) > 300 or " " in url:
-        errors["url"] = "Give the service's address, starting with https://."
+        errors["url"] = N_("Give the service's address, starting with https://.")
     if not 20 <= len(description) <= 2000:
-        errors["description"] = "Describe the service in 20 to 2000 characters."
+        errors["description"] = N_("Describe the service in 20 to 2000 characters.")
     if not EMAIL.match(email):
-        errors["contact_email"] = "Give an e-mail address where the moderators can reach you."
+        errors["contact_email"] = N_("Give an e-mail address where the moderators can reach you.")
     features = set(_choices(form, "features"))
     if not features or not features <= FEATURES.keys():
-        errors["features"] = "Tick at least one feature."
+        errors["features"] = N_("Tick at least one feature.")
     audiences = set(_choices(form, "audiences"))
     if not audiences or not audiences <= AUDIENCES.keys():
-        errors["audiences"] = "Tick who the service is for."
+        errors["audiences"] = N_("Tick who the service is for.")
     regions = set(_choices(form, "regions"))
     if not regions <= REGIONS.keys():
-        errors["regions"] = "Unknown region."
+        errors["regions"] = N_("Unknown region.")
     installation = _text(form, "installation")
     if installation not in INSTALLATIONS:
-        errors["installation"] = "Choose what the user has to install."
+        errors["installation"] = N_("Choose what the user has to install.")
     security = set(_choices(form, "security"))
     if not security <= SECURITY.keys():
-        errors["security"] = "Unknown security criterion."
+        errors["security"] = N_("Unknown security criterion.")
     free_value = form.get("free", "")
     free = free_value is True or free_value in ("1", "on", "yes", "true")
     if errors:
