@@ -25,7 +25,7 @@ from citizens.directory import (
     parse_declaration,
 )
 from citizens.store import DirectoryFilter, DirectoryStore, NotPending
-from kit.auth import check_csrf, require_user
+from kit.auth import check_csrf, optional_user, require_user
 from kit.http import BadRequest, NotFound, TooManyRequests, add_route, json_response, see_other
 from kit.metrics import HttpMetrics
 from kit.ratelimit import Buckets, Limit
@@ -121,7 +121,9 @@ def _choices() -> dict[str, Any]:
 
 
 async def directory_page(request: web.Request) -> web.StreamResponse:
-    """The published entries, filtered and searched."""
+    """The published entries, filtered and searched (a signed-in moderator also sees the
+    header with their name and the way back to moderation)."""
+    await optional_user(request)
     try:
         wanted = _filter(request.query)
     except BadRequest:

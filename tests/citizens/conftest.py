@@ -3,11 +3,14 @@ PostgreSQL), a moderator account, Chromium."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyotp
 import pytest
 from aiohttp.test_utils import TestServer
 from argon2 import PasswordHasher
@@ -15,6 +18,7 @@ from argon2 import PasswordHasher
 from citizens.app import API_KEY_PREFIX, standalone_app
 from citizens.settings import SHIPPED_SITES, Settings
 from kit.auth.people import Accounts
+from kit.auth.users import CodeCheck
 from kit.db import Database
 from kit.testing import KIT_FILTERS, database_url
 
@@ -32,7 +36,17 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
-SCREENS = Path(__file__).resolve().parents[2] / "docs" / "screens"
+DOCS_SCREENS = Path(__file__).resolve().parents[2] / "docs" / "screens"
+
+
+@pytest.fixture
+def screens(tmp_path: Path) -> Path:
+    """Where the browser tests put their screenshots: the test's temporary directory, or
+    ``$CITIZENS_SCREENSHOTS`` when set (``CITIZENS_SCREENSHOTS=docs/screens`` renews those
+    of docs/citizens.md; a normal run leaves the committed ones alone)."""
+    folder = Path(os.environ.get("CITIZENS_SCREENSHOTS", tmp_path / "screens"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -77,14 +91,23 @@ async def running(tmp_path: Path, sites_file: Path) -> AsyncIterator[Running]:
         await server.close()
 
 
-async def add_moderator(settings: Settings, username: str = "modo") -> None:
-    """A moderator with a password (TOTP enrolled at the first sign-in)."""
+async def add_moderator(settings: Settings, username: str = "modo") -> pyotp.TOTP:
+    """A moderator with a password and a confirmed authenticator app, whose generator is
+    returned. The confirmation used the previous 30-second step, so the current one is still
+    unused: the sign-in that follows is a normal one, password then code."""
     accounts = Accounts(
         Database(settings.database_url), SECRET, "Citizens", api_key_prefix=API_KEY_PREFIX,
         hasher=FAST_HASHER,
     )  # fmt: skip
-    await accounts.db.migrate()
-    await accounts.users.create(
-        username, display_name="Modératrice Test", role="moderator", scope="", password=PASSWORD
-    )
-    await accounts.db.close()
+    try:
+        await accounts.db.migrate()
+        user, enrolment = await accounts.users.create(
+            username, display_name="Camille Modératrice", role="moderator", scope="",
+            password=PASSWORD,
+        )  # fmt: skip
+        totp = pyotp.TOTP(enrolment.secret)
+        check = await accounts.users.confirm_totp(user.id, totp.at(time.time() - 30))
+        assert check is CodeCheck.OK, check
+    finally:
+        await accounts.db.close()
+    return totp
