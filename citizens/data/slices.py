@@ -32,6 +32,7 @@ import sys
 import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -259,6 +260,18 @@ PUBLICS = ("tout public", "tout public", "personnes symptomatiques et cas contac
            "professionnels de santé", "tout public sur rendez-vous")  # fmt: skip
 
 
+FICTION_PREFIXES = {1: "01 99 00", 2: "02 61 91", 3: "03 53 73", 4: "04 65 71", 5: "05 36 49"}
+"""Telephone ranges that ARCEP keeps for works of fiction, one per area (from memory, not
+checked here: an assumption), so that no synthetic site shows someone's real number."""
+
+
+def fictional_phone(rng: Any) -> str:
+    """A number in the fiction range of a random area (the generator draws four numbers,
+    as the first version of this file did, so the rest of the file is unchanged)."""
+    area, _, _ = rng.randint(1, 5), rng.randint(10, 99), rng.randint(10, 99)
+    return f"{FICTION_PREFIXES[area]} {rng.randint(10, 99)} {rng.randint(10, 99)}"
+
+
 def make_sites(communes_csv: Path, out: Path, seed: int = 2020) -> None:
     """A synthetic set of test sites in the open-data layout (``citizens.sites``): fictional
     names and street addresses near real commune centres, so that search, distances and the
@@ -304,8 +317,7 @@ def make_sites(communes_csv: Path, out: Path, seed: int = 2020) -> None:
                 site_id, name, f"{rng.randint(1, 180)} {street}", postcode,
                 commune["name"], commune["insee"], f"{lat:.5f}", f"{lon:.5f}", kinds,
                 "oui" if walk_in else "non", booking,
-                f"0{rng.randint(1, 5)} {rng.randint(10, 99)} {rng.randint(10, 99)} "
-                f"{rng.randint(10, 99)} {rng.randint(10, 99)}",
+                fictional_phone(rng),
                 rng.choice(HOURS), rng.choice(PUBLICS), "2020-11-02",
             ])  # fmt: skip
     with out.open("w", newline="", encoding="utf-8") as f:
