@@ -61,6 +61,19 @@ def open_accounts(settings: Settings) -> Accounts:
     )  # fmt: skip
 
 
+def session_policy(settings: Settings) -> SessionPolicy:
+    """Moderators' sessions: a cookie named after the service and sent under its prefix only
+    (services mounted side by side keep theirs apart); behind a TLS proxy (``public_url``),
+    Secure cookies and the public origin trusted by the CSRF check."""
+    origin = settings.public_origin
+    return SessionPolicy(
+        cookie_name="citizens_session",
+        path=f"{PREFIX}/",
+        secure=True if origin.startswith("https://") else None,
+        trusted_origins=frozenset({origin}) if origin else frozenset(),
+    )
+
+
 def new_pages() -> Pages:
     """The service's pages: its templates and French catalog, the kit's layout."""
     return Pages(
@@ -77,7 +90,7 @@ def create_app(settings: Settings, accounts: Accounts | None = None) -> web.Appl
     accounts = accounts or open_accounts(settings)
     pages = new_pages()
     setup_pages(app, pages)
-    policy = SessionPolicy(cookie_name="citizens_session", path=f"{PREFIX}/")
+    policy = session_policy(settings)
     people = People(
         accounts, policy=policy, home=f"{PREFIX}/directory/moderation",
         next_prefixes=(f"{PREFIX}/",), mounted_at=PREFIX,
@@ -91,12 +104,13 @@ def create_app(settings: Settings, accounts: Accounts | None = None) -> web.Appl
         france=france_map(),
         rules=shipped_rules(),
         embed_ancestors=settings.embed_ancestors,
+        public_origin=settings.public_origin,
         advice_script=(STATIC / "advice.js").read_text(encoding="utf-8"),
     )
     metrics = HttpMetrics("citizens", registry_of(app))
     store = DirectoryStore(accounts.db, accounts.audit)
     install(app, state, metrics)
-    directory_web.install(app, store, metrics)
+    directory_web.install(app, store, metrics, policy.trusted_origins)
     add_fallback(app, metrics)
 
     async def reload() -> None:

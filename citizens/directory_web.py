@@ -37,6 +37,7 @@ SUBMISSIONS_PER_CLIENT = Limit(burst=5, per_seconds=3600.0)
 
 DIRECTORY = web.AppKey("citizens_directory", DirectoryStore)
 SUBMIT_LIMIT = web.AppKey("citizens_submit_limit", Buckets)
+TRUSTED_ORIGINS = web.AppKey("citizens_trusted_origins", frozenset)
 
 
 def directory_of(request: web.Request) -> DirectoryStore:
@@ -44,9 +45,16 @@ def directory_of(request: web.Request) -> DirectoryStore:
     return request.config_dict[DIRECTORY]
 
 
-def install(app: web.Application, store: DirectoryStore, metrics: HttpMetrics) -> None:
-    """Add the directory's routes to ``app`` (mounted at ``/citizens``)."""
+def install(
+    app: web.Application,
+    store: DirectoryStore,
+    metrics: HttpMetrics,
+    trusted_origins: frozenset[str] = frozenset(),
+) -> None:
+    """Add the directory's routes to ``app`` (mounted at ``/citizens``); ``trusted_origins``
+    are accepted by the form's CSRF check besides the request's own (behind a TLS proxy)."""
     app[DIRECTORY] = store
+    app[TRUSTED_ORIGINS] = trusted_origins
     app[SUBMIT_LIMIT] = Buckets(SUBMISSIONS_PER_CLIENT)
     add_route(app, "GET", "/api/v1/directory", api_directory, metrics)
 
@@ -154,7 +162,7 @@ async def _submit_form(
 
 async def submit_form(request: web.Request) -> web.StreamResponse:
     """POST: keep the declaration for moderation, or show the form again with its errors."""
-    await check_csrf(request)
+    await check_csrf(request, request.config_dict[TRUSTED_ORIGINS])
     posted = await request.post()
     form: dict[str, Any] = {
         key: posted.getall(key, []) if key in ("features", "audiences", "regions", "security")

@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
+from urllib.parse import urlsplit
 
 from kit.settings import ServiceSettings, SettingsError, check_port, setting
 
@@ -46,6 +47,12 @@ class Settings(ServiceSettings):
         "sites allowed to embed the test-site page in an iframe (CSP frame-ancestors "
         "sources, space-separated; '*' for any)",
     )
+    public_url: str = setting(
+        "",
+        "the address people reach the service at behind a TLS proxy (https://host): its "
+        "origin is trusted by the CSRF check, session cookies are Secure, the embed code "
+        "shows it (default: the request's own address)",
+    )
     log_level: str = setting("INFO", "logging level: DEBUG, INFO, WARNING, ERROR or CRITICAL")
 
     @classmethod
@@ -73,6 +80,11 @@ class Settings(ServiceSettings):
         """The sites file read at start and watched."""
         return Path(self.sites_file) if self.sites_file else SHIPPED_SITES
 
+    @property
+    def public_origin(self) -> str:
+        """``scheme://host[:port]`` of ``public_url``, or empty."""
+        return self.public_url.rstrip("/")
+
     def validate(self) -> None:
         """Refuse settings that cannot work, with a message naming the setting."""
         check_port("port", self.port)
@@ -80,6 +92,12 @@ class Settings(ServiceSettings):
             raise SettingsError(f"log_level must be a logging level, not {self.log_level!r}")
         if not 1.0 <= self.sites_check_every <= 86400.0:
             raise SettingsError("sites_check_every must be between 1 and 86400 seconds")
+        if self.public_url:
+            parts = urlsplit(self.public_url)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.path.strip("/"):
+                raise SettingsError(
+                    "public_url must be an origin like https://robert.example.org (no path)"
+                )
         ancestors = self.embed_ancestors.split()
         if not ancestors or any(";" in a or "," in a or "'" in a for a in ancestors):
             raise SettingsError(

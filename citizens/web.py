@@ -48,6 +48,8 @@ class Citizens:
     france: FranceMap
     rules: Rules
     embed_ancestors: str
+    public_origin: str
+    """The address people use behind a proxy, or empty (then the request's own)."""
     advice_script: str
 
 
@@ -317,7 +319,7 @@ async def _sites_context(request: web.Request, *, embed: bool) -> tuple[int, dic
         "origin": None,
         "map_svg": Markup(""),
         "attribution": ATTRIBUTION,
-        "embed_url": f"{request.url.origin()}{PREFIX}/sites/embed",
+        "embed_url": f"{state.public_origin or request.url.origin()}{PREFIX}/sites/embed",
     }
     status = 200
     if where or form["lat"] or form["lon"]:

@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
+from pathlib import Path
 
 import aiohttp
+import pytest
 
-from citizens.settings import SHIPPED_SITES
-from tests.citizens.conftest import Running
+from citizens.settings import SHIPPED_SITES, Settings
+from kit.settings import SettingsError
+from tests.citizens.conftest import SECRET, Running, start
 
 
 async def get(url: str) -> tuple[int, dict[str, str], object]:
@@ -146,3 +149,41 @@ async def test_a_declaration_without_any_box_ticked_gets_the_form_again(running:
             page = await r.text()
             assert r.status == 422
     assert "Téléconsult&#39;Ouest" in page and 'id="features-error"' in page
+
+
+async def test_behind_a_tls_proxy_the_public_origin_is_trusted(tmp_path: Path) -> None:
+    """With ``public_url`` (nginx terminating TLS in front), the session cookie is Secure and
+    scoped to /citizens/, a form posted from the public origin passes the CSRF check, one
+    from another origin does not, and the embed code shows the public address."""
+    settings = Settings(
+        data_dir=str(tmp_path), secret=SECRET, public_url="https://robert.example.org"
+    )
+    server, url = await start(settings)
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{url}/citizens/directory/submit") as r:
+                page = await r.text()
+                cookie = r.cookies["citizens_session"]
+            assert cookie["secure"] and cookie["path"] == "/citizens/" and cookie["httponly"]
+            token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+            assert token is not None
+            form = {"csrf_token": token.group(1), "name": "Téléconsult'Ouest"}
+            for origin, status in (
+                ("https://robert.example.org", 422),  # the form again, with its errors
+                ("https://evil.example.net", 403),
+            ):
+                headers = {"Origin": origin, "Cookie": f"citizens_session={cookie.value}"}
+                async with session.post(
+                    f"{url}/citizens/directory/submit", data=form, headers=headers
+                ) as r:
+                    assert r.status == status, origin
+            async with session.get(f"{url}/citizens/sites/") as r:
+                assert "https://robert.example.org/citizens/sites/embed" in await r.text()
+    finally:
+        await server.close()
+
+
+@pytest.mark.parametrize("value", ["robert.example.org", "https://robert.example.org/citizens"])
+def test_public_url_must_be_an_origin(value: str) -> None:
+    with pytest.raises(SettingsError, match="public_url"):
+        Settings(public_url=value).validate()
