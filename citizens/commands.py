@@ -5,6 +5,7 @@
   flags (one per question of the rules) or as a JSON file (``--answers``);
 - ``robert advice check``: run the shared test cases through the Python rules engine (the
   browser test runs the same cases through the page's JavaScript);
+- ``robert advice export DIR``: the advice page as a static site (``citizens.export``);
 - ``robert citizens sites check FILE``: what a sites file would give, without serving it;
 - ``robert citizens sites publish FILE``: check it, then replace the served file atomically
   (the running service swaps its sites at its next check);
@@ -131,6 +132,23 @@ def cmd_advice_check(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def cmd_advice_export(args: argparse.Namespace) -> int:
+    """Write the advice page as a static site (two languages, the rules, the cases)."""
+    from citizens.export import export_advice
+
+    service = args.service_url.rstrip("/")
+    if not service.startswith(("https://", "http://")):
+        raise CommandError("--service-url must start with https:// or http://")
+    directory = Path(args.directory)
+    try:
+        written = export_advice(directory, f"{service}/citizens/sites/")
+    except OSError as exc:
+        raise CommandError(f"{directory}: {exc.strerror or exc}") from None
+    for path in written:
+        print(path)
+    return 0
+
+
 # --- sites -------------------------------------------------------------------------------------
 def _read_sites(path: str) -> Any:
     from citizens.sites import SiteIndex, SitesFileError
@@ -236,6 +254,20 @@ def _add_advice(sub: Any) -> None:
     check.add_argument("--cases", metavar="FILE", help="cases file (default: the shipped one)")
     check.add_argument("--rules", metavar="FILE", help="rules file (default: the shipped one)")
     check.set_defaults(func=cmd_advice_check)
+    export = sub.add_parser(
+        "export",
+        help="write the advice page as a static site (HTML, rules, cases)",
+        description="Write Mes Conseils Covid as static files any web server can serve: "
+        "index.html (French), en.html (English), the rules and their test cases.",
+    )
+    export.add_argument("directory")
+    export.add_argument(
+        "--service-url",
+        default="http://127.0.0.1:8088",
+        help="where the citizen services run, for the link to the test sites "
+        "(default: %(default)s)",
+    )
+    export.set_defaults(func=cmd_advice_export)
 
 
 def add_subcommands(subparsers: Any) -> None:

@@ -145,17 +145,43 @@ async def advice_page(request: web.Request) -> web.StreamResponse:
     def gettext(message: str) -> str:
         return pages.gettext(language, message)
 
-    departements = sorted(state.france.names.items(), key=lambda kv: kv[0].replace("2", "20", 1))
     return await render(
         request,
         "citizens/advice.html",
-        prefix=PREFIX,
-        rules=state.rules,
-        questions=state.rules.document["questions"],
-        departements=departements,
-        ui=advice_ui(gettext, f"{PREFIX}/sites/?lang={language}"),
-        script=Markup(state.advice_script),
+        **advice_context(
+            state.rules,
+            state.france,
+            state.advice_script,
+            gettext,
+            sites_url=f"{PREFIX}/sites/?lang={language}",
+            rules_url=f"{PREFIX}/api/v1/advice/rules",
+            cases_url=f"{PREFIX}/api/v1/advice/cases",
+        ),
     )
+
+
+def advice_context(
+    rules: Rules,
+    france: FranceMap,
+    script: str,
+    gettext: Any,
+    *,
+    sites_url: str,
+    rules_url: str,
+    cases_url: str,
+) -> dict[str, Any]:
+    """What the advice page shows, served (``advice_page``) or exported as a static file
+    (``citizens.export``): the questions, the rules and the script, and where its links go."""
+    departements = sorted(france.names.items(), key=lambda kv: kv[0].replace("2", "20", 1))
+    return {
+        "rules": rules,
+        "questions": rules.document["questions"],
+        "departements": departements,
+        "ui": advice_ui(gettext, sites_url),
+        "script": Markup(script),
+        "rules_url": rules_url,
+        "cases_url": cases_url,
+    }
 
 
 async def api_rules(request: web.Request) -> web.Response:

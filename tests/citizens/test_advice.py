@@ -116,3 +116,20 @@ def test_robert_advice_for_refuses_bad_answers_in_one_line(
 ) -> None:
     assert main(["advice", "for", "--age", "old", "--test", "none", "--contact", "none"]) == 1
     assert capsys.readouterr().err.strip() == "robert: --age must be a whole number"
+
+
+def test_robert_advice_export_writes_the_static_site(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = tmp_path / "site"
+    assert main(["advice", "export", str(site), "--service-url", "https://robert.example.org"]) == 0
+    assert sorted(p.name for p in site.iterdir()) == [
+        "advice-cases.json", "advice-rules.json", "en.html", "index.html",
+    ]  # fmt: skip
+    french = (site / "index.html").read_text(encoding="utf-8")
+    assert '<html lang="fr">' in french and "Voir mes conseils" in french
+    assert 'http-equiv="Content-Security-Policy"' in french and 'nonce="' not in french
+    assert "https://robert.example.org/citizens/sites/?lang=fr" in french
+    assert 'href="advice-rules.json"' in french and 'href="en.html"' in french
+    assert main(["advice", "export", str(site), "--service-url", "robert.example.org"]) == 1
+    assert capsys.readouterr().err.strip().endswith("must start with https:// or http://")

@@ -20,6 +20,7 @@ from citizens.advice import load_cases, shipped_rules
 from citizens.app import open_accounts
 from citizens.commands import SAMPLE_DIRECTORY
 from citizens.directory import parse_declaration
+from citizens.export import export_advice
 from citizens.settings import Settings
 from citizens.store import DirectoryStore
 from kit.audit import AuditFilter
@@ -111,6 +112,33 @@ async def test_shared_cases_in_the_browser_and_no_answer_leaves_the_page(
     saved = (await download.path()).read_text(encoding="utf-8")
     assert "Votre situation" in saved and download.suggested_filename.endswith(".html")
     assert requests == []
+    await context.close()
+
+
+async def test_the_static_export_works_from_files_under_its_own_policy(
+    browser: Any, tmp_path: Path
+) -> None:
+    """``robert advice export``'s files, opened from disk: the page's hashed inline script
+    runs under its <meta> CSP (a refused script would leave no advice), gives the shared
+    cases' advice, and makes no request."""
+    export_advice(tmp_path / "site", "https://robert.example.org/citizens/sites/")
+    context = await browser.new_context(locale="fr-FR")
+    page = await context.new_page()
+    refusals: list[str] = []
+    page.on("console", lambda m: refusals.append(m.text) if "Content Security" in m.text else None)
+    await page.goto((tmp_path / "site" / "index.html").as_uri())
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    for case in load_cases()[:3]:
+        await page.evaluate("document.getElementById('advice-form').reset()")
+        await fill_answers(page, case["answers"])
+        await page.click("#advice-submit")
+        got = await page.eval_on_selector_all("[data-rule]", "els => els.map(e => e.dataset.rule)")
+        assert got == case["advice"], case["name"]
+    assert requests == [] and refusals == []
+    await page.click("a[hreflang=en]")
+    assert page.url.endswith("/site/en.html")
+    assert await page.text_content("#advice-submit") == "See my advice"
     await context.close()
 
 
