@@ -51,7 +51,7 @@ def build_app(settings: RobertSettings, clock: Callable[[], float] = time.time) 
                 "/citizens/",
                 "Services for citizens",
                 "Mes Conseils Covid, the map of test sites, the directory of e-health tools "
-                "(moderators: robert citizens users add NAME --role moderator)",
+                "(moderators: robert citizens users add NAME --name 'Full Name' --role moderator)",
             )
         )
         app[INDEX_LINKS].append(
