@@ -29,6 +29,7 @@ LINKS = (
     ("/codes/", "submission codes: labs, doctors, administrators"),
     ("/beds/", "critical-care beds (ROR)"),
     ("/drugs/", "hospital drug stocks (MaPUI)"),
+    ("/citizens/", "services for citizens: advice, test sites, e-health directory"),
     ("/openapi.json", "ROBERT API document"),
     ("/health", "health check"),
     ("/metrics", "metrics"),
@@ -39,6 +40,8 @@ def build_app(settings: RobertSettings, clock: Callable[[], float] = time.time) 
     """The ROBERT server with every other service mounted beside it, sharing one port."""
     # The services are imported here, not at the top: `robert --help` stays quick.
     from beds import app as beds_app
+    from citizens import app as citizens_app
+    from citizens.settings import Settings as CitizensSettings
     from codes import app as codes_app
     from drugs import app as drugs_app
     from server.api.routes import INDEX_LINKS
@@ -52,6 +55,15 @@ def build_app(settings: RobertSettings, clock: Callable[[], float] = time.time) 
         codes_app.mount(app, codes_app.create_app(wiring.codes_settings(settings), codes))
         beds_app.mount(app, beds_app.create_app(beds_settings, beds, clock=clock, manage=True))
         drugs_app.mount(app, drugs_app.create_app(drugs_settings, drugs, clock=clock, manage=True))
+        citizens_app.mount(app, citizens_app.create_app(CitizensSettings.beside(settings.data_dir)))
+        app[INDEX_LINKS].append(
+            (
+                "/citizens/",
+                "Services for citizens",
+                "Mes Conseils Covid, the map of test sites, the directory of e-health tools "
+                "(moderators: robert citizens users add NAME --name 'Full Name' --role moderator)",
+            )
+        )
         app[INDEX_LINKS].append(
             (
                 "/beds/",

@@ -11,6 +11,7 @@ with their one-line description. A package whose optional dependencies are not i
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import sys
 from collections.abc import Callable, Sequence
@@ -28,7 +29,10 @@ def _server(sub: Any) -> None:
     commands.add_subcommands(sub, code_gates=wiring.code_gate)
 
 
+@functools.cache
 def _module(name: str) -> Callable[[Any], None]:
+    """The registration of a package's commands (one per package: several top-level
+    commands of one package share it, and it runs once)."""
     def add(sub: Any) -> None:
         importlib.import_module(name).add_subcommands(sub)
 
@@ -43,6 +47,11 @@ COMMANDS: dict[str, tuple[Callable[[Any], None], str]] = {
     "codes": (_module("codes.commands"), "the submission-code service"),
     "beds": (_module("beds.commands"), "critical-care beds (ROR)"),
     "drugs": (_module("drugs.commands"), "hospital drug stocks (MaPUI)"),
+    "citizens": (
+        _module("citizens.commands"),
+        "services for citizens: advice, test sites, directory",
+    ),
+    "advice": (_module("citizens.commands"), "Mes Conseils Covid's advice from the command line"),
     "sim": (_module("client_sim.cli"), "simulate a town of phones against a real server"),
     "ble": (_module("ble.cli"), "be a ROBERT phone over real Bluetooth"),
     "loadtest": (_module("loadtest.cli"), "load-test set-up (seed phones, wrk bodies)"),
@@ -54,7 +63,8 @@ OPTIONAL = frozenset({"sim", "ble", "loadtest"})
 """Tools whose optional dependencies may not be installed (then they have no commands)."""
 
 PROJECT = frozenset(
-    {"protocol", "kit", "server", "codes", "beds", "drugs", "phone", "cli", "client_sim", "ble"}
+    {"protocol", "kit", "server", "codes", "beds", "drugs", "citizens", "phone", "cli"}
+    | {"client_sim", "ble"}
     | {"loadtest"}
 )
 
