@@ -28,7 +28,7 @@ log = logging.getLogger("robert")
 
 LINKS = (
     ("/", "index"),
-    ("/api/v1/clock", "ROBERT API (v1)"),
+    ("/api/v6/clock", "ROBERT API (v6)"),
     ("/openapi.json", "API document"),
     ("/health", "health check"),
     ("/metrics", "metrics"),
@@ -173,7 +173,7 @@ def cmd_keys_generate(args: argparse.Namespace) -> int:
     created = keys.generate(today, settings.keys_ahead_days, settings.key_retention_days)
     keys.reload()
     print(
-        f"keys in {settings.keys_path} (mode 0700): K_G, P-256 key pair, "
+        f"keys in {settings.keys_path} (mode 0700): K_G, P-256 key pair, token key, "
         f"K_S for {len(keys.days)} day(s), {len(created)} new"
     )
     return 0
@@ -190,6 +190,23 @@ def cmd_keys_public(args: argparse.Namespace) -> int:
     except FileNotFoundError:
         raise CommandError(f"no keys in {settings.keys_path}; run 'robert keys generate'") from None
     print(keys.public_key_b64())
+    return 0
+
+
+def cmd_keys_jwks(args: argparse.Namespace) -> int:
+    """Print the token key's public half as a JSON Web Key Set (what /.well-known/jwks.json
+    serves): verifiers of reportValidationToken, declarationToken and analyticsToken use it."""
+    import json
+
+    from server.keys import ServerKeys
+
+    settings = settings_of(args)
+    keys = ServerKeys(settings.keys_path)
+    try:
+        keys.reload()
+    except FileNotFoundError:
+        raise CommandError(f"no keys in {settings.keys_path}; run 'robert keys generate'") from None
+    print(json.dumps(keys.jwks(), indent=2))
     return 0
 
 
@@ -236,3 +253,13 @@ def add_subcommands(subparsers: Any, code_gates: CodeGates = http_code_gates) ->
     gen.set_defaults(func=cmd_keys_generate)
     pub = with_settings(keys.add_parser("public", help="print the public key (base64 SPKI)"))
     pub.set_defaults(func=cmd_keys_public)
+    jwks = with_settings(
+        keys.add_parser(
+            "jwks",
+            help="print the token signing key's public half (JWKS)",
+            description="Print the JSON Web Key Set of the ES256 key that signs the report "
+            "validation, declaration and analytics tokens (also served at "
+            "/.well-known/jwks.json).",
+        )
+    )
+    jwks.set_defaults(func=cmd_keys_jwks)

@@ -62,9 +62,9 @@ async def test_issue_a_code_in_the_browser_and_report_with_it(running: CodesServ
             claims = verify_link(found_text, authorities_from_json(await r.json()))
         assert claims.code == shown and claims.test_date == "2026-03-01"
         body = {"token": claims.code, "contacts": []}
-        async with session.post(f"{running.url}/api/v1/report", json=body) as r:
+        async with session.post(f"{running.url}/api/v6/report", json=body) as r:
             assert r.status == 200
-        async with session.post(f"{running.url}/api/v1/report", json=body) as r:
+        async with session.post(f"{running.url}/api/v6/report", json=body) as r:
             assert (r.status, (await r.json())["error"]) == (401, "code_used")
 
 
