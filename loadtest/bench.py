@@ -2,10 +2,12 @@
 
 Starts what it needs on loopback (a Redis on a free port unless ``--redis``; ``robert serve``
 on that store with status_min_interval 0, captcha off, embedded worker off; a ``robert worker``;
-the bare aiohttp baseline), seeds phones, then measures with one generator:
+the bare aiohttp baseline, answering as many bytes as a status answer with its fresh bundle of
+tuples), seeds phones, then measures with one generator:
 
 * ``--generator wrk`` (default, the server's ceiling): status only, 2 x 25,000 pre-built valid
-  status bodies cycled by a Lua script; the same bodies against the baseline.
+  status bodies cycled by a Lua script; the same bodies against the baseline. wrk is a C
+  program (Debian: ``apt-get install wrk``); without it the bench says so and stops.
 * ``--generator locust``: the app's mix (``AppUser``: status, register, report, malformed) per
   endpoint, then status only (``StatusUser``) against the server and against the baseline.
 
@@ -23,10 +25,12 @@ import csv
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +40,13 @@ from loadtest import services
 from loadtest.seed import seed
 from loadtest.seedfile import SEED_ENV
 from loadtest.wrk import run_wrk, write_lua, write_register_bodies, write_status_bodies
+from phone.client import API
 from server.settings import Settings
 from server.store.redis import GROUP, STREAM
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
-STATUS_PATH = "/api/v1/status"
-REGISTER_PATH = "/api/v1/register"
+STATUS_PATH = f"{API}/status"
+REGISTER_PATH = f"{API}/register"
 STATUS_BODIES = 50_000
 MAX_WRK_SECONDS = 100
 """Status bodies carry a time within the server's 60 s clock tolerance for about 120 s."""
@@ -140,6 +145,15 @@ class Bench:
         write_status_bodies(self.seed_path, path, STATUS_BODIES, ahead=int(ahead))
         return path
 
+    def status_answer_bytes(self, server: str) -> int:
+        """The size of one real status answer (its bundle of tuples makes most of it)."""
+        body = self.status_bodies().read_bytes().splitlines()[0]
+        request = urllib.request.Request(
+            server + STATUS_PATH, data=body, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return len(response.read())
+
     def wrk(self, url: str, path: str, bodies: Path, seconds: float) -> dict[str, Any]:
         """wrk with this run's threads and connections."""
         return run_wrk(
@@ -218,8 +232,10 @@ class Bench:
             server = stack.enter_context(
                 services.robert_server(self.settings_env, services.free_port(), self.work)
             )
+            answer_bytes = self.status_answer_bytes(server)
+            self.say(f"status answer: {answer_bytes} bytes (the baseline answers as many)")
             baseline = stack.enter_context(
-                services.baseline_server(services.free_port(), a.workers, self.work)
+                services.baseline_server(services.free_port(), a.workers, self.work, answer_bytes)
             )
             os.environ[SEED_ENV] = str(self.seed_path)
             self.say(
@@ -279,9 +295,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+WRK_MISSING = (
+    "loadtest.bench needs wrk, the HTTP load generator, for --generator wrk (the default) and "
+    "for its registration phase: install it (Debian: apt-get install wrk), or run with "
+    "--generator locust --register-bodies 0 (Locust measures less of the server: it saturates "
+    "a core first)."
+)
+
+
+def missing_tools(args: argparse.Namespace) -> str | None:
+    """What the bench cannot run without and is not installed, said plainly; or None."""
+    needs_wrk = args.generator == "wrk" or args.register_bodies > 0
+    if needs_wrk and shutil.which("wrk") is None:
+        return WRK_MISSING
+    if args.redis is None and shutil.which("redis-server") is None:
+        return "loadtest.bench starts its own Redis: install redis-server, or pass --redis URL"
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the bench; the last line printed is ``status/baseline=R``."""
     args = parse_args(argv)
+    missing = missing_tools(args)
+    if missing is not None:
+        print(missing, file=sys.stderr)
+        raise SystemExit(2)
     with tempfile.TemporaryDirectory(prefix="robert-bench-") as tmp:
         ratio = Bench(args, Path(tmp)).run()
     print(f"status/baseline={ratio:.2f}", flush=True)

@@ -111,9 +111,14 @@ def robert_server(settings_env: dict[str, str], port: int, directory: Path) -> I
 
 
 @contextlib.contextmanager
-def baseline_server(port: int, workers: int, directory: Path) -> Iterator[str]:
-    """The bare aiohttp baseline; yields its base URL."""
-    cmd = [sys.executable, "-m", "loadtest.baseline", "--port", str(port)]
+def baseline_server(
+    port: int, workers: int, directory: Path, answer_bytes: int = 31_500
+) -> Iterator[str]:
+    """The bare aiohttp baseline, answering ``answer_bytes`` of JSON; yields its base URL."""
+    cmd = [
+        sys.executable, "-m", "loadtest.baseline", "--port", str(port),
+        "--answer-bytes", str(answer_bytes),
+    ]  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     with running([*cmd, "--workers", str(workers)], directory / "baseline.log"):
         wait_until(lambda: http_ok(url + "/"), "baseline server")

@@ -1,7 +1,8 @@
 """ROBERT's refusals, and the one place where protocol errors become HTTP answers.
 
-Status codes follow robert.md (the contract the real apps hold the server to): 400 malformed,
-401 failed authentication (bad MAC, bad captcha or submission code), 409 replayed request, 410
+Status codes follow robert.md (the contract the real apps hold the server to): 400 malformed
+(an EBID that does not decrypt to its epoch included, as the reference), 401 failed
+authentication (bad MAC, bad captcha or submission code), 409 replayed request, 410
 captcha used or expired, 413 body too large, 429 status asked too soon, 430 no server key for
 that EBID any more or no such registration (register again: the only code the apps act on).
 
@@ -18,7 +19,7 @@ from protocol import errors as pe
 _PROTOCOL_STATUS: list[tuple[type[pe.ProtocolError], int, str]] = [
     (pe.KeyUnavailable, 430, "key_unavailable"),
     (pe.BadMac, 401, "bad_mac"),
-    (pe.EpochMismatch, 401, "bad_ebid"),
+    (pe.EpochMismatch, 400, "bad_ebid"),
     (pe.StaleTime, 400, "clock_skew"),
     (pe.UnknownCountry, 400, "unknown_country"),
     (pe.BadLength, 400, "bad_length"),

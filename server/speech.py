@@ -13,7 +13,6 @@ so (the server logs it once at start).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import shutil
@@ -71,9 +70,10 @@ def to_captcha_wave(source: Path, target: Path) -> None:
 class Voices:
     """Voice directories for AudioCaptcha, recorded on first use of each language."""
 
-    def __init__(self, directory: Path, engine: str | None = None) -> None:
+    def __init__(self, directory: Path, engine: str | None = "") -> None:
+        """``engine``: the espeak-ng program; "" to look for it on the PATH, None for none."""
         self.directory = directory
-        self.engine = engine if engine is not None else shutil.which("espeak-ng")
+        self.engine = shutil.which("espeak-ng") if engine == "" else engine
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -110,8 +110,3 @@ class Voices:
                 to_captcha_wave(spoken, partial)
                 os.replace(partial, final)
         log.info("recorded captcha voices for %r in %s", language, target)
-
-    def forget(self) -> None:
-        """Delete every recording (tests)."""
-        with contextlib.suppress(FileNotFoundError):
-            shutil.rmtree(self.directory)

@@ -105,3 +105,34 @@ async def test_embedded_store_file_is_private(tmp_path: Path) -> None:
         path = tmp_path / "data" / name
         if path.exists():
             assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+async def test_an_earlier_embedded_store_is_opened_and_migrated(tmp_path: Path) -> None:
+    """A file of the earlier schema (with tuples_until_epoch) keeps its registrations."""
+    import sqlite3
+
+    from protocol.types import IdA
+    from server.store.sqlite import SqliteStore
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE registrations (id_a BLOB PRIMARY KEY, k_a BLOB NOT NULL, k_ea BLOB"
+            " NOT NULL, last_status_epoch INTEGER NOT NULL, last_status_time INTEGER NOT NULL,"
+            " tuples_until_epoch INTEGER NOT NULL, at_risk INTEGER NOT NULL, risk_level INTEGER"
+            " NOT NULL, last_contact_epoch INTEGER NOT NULL, last_scoring_epoch INTEGER NOT NULL)"
+            " WITHOUT ROWID"
+        )
+        conn.execute(
+            "INSERT INTO registrations VALUES (?, ?, ?, 5, 6, 7, 1, 4, 8, 9)",
+            (b"\x01" * 5, b"\x02" * 32, b"\x03" * 32),
+        )
+    store = SqliteStore(str(path))
+    await store.open()
+    try:
+        registration = await store.get_registration(IdA(b"\x01" * 5))
+        assert registration is not None
+        assert (registration.last_status_epoch, registration.last_status_time) == (5, 6)
+        assert (registration.risk.risk_level, registration.risk.last_scoring_epoch) == (4, 9)
+    finally:
+        await store.close()
