@@ -57,6 +57,8 @@ REPORT_TIMINGS = 1000
 """How many recent real reports' store times a dummy report's wait is drawn from."""
 PRIOR_REPORT_SECONDS = 0.002
 """A dummy report's wait before this process has answered any real report."""
+LATENESS_WEIGHT = 0.05
+"""Weight of each new measure in the running mean of how late a dummy's sleep ends."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +112,7 @@ class RobertService:
         self.dummy_tokens = TokenSigner.throwaway(lifetimes)
         self._blur_key = self._derived(b"last contact blur")
         self._report_timings: deque[float] = deque(maxlen=REPORT_TIMINGS)
+        self._lateness = 0.0
         self.minter = TupleMinter(
             keys.key_of_day, lambda: keys.k_g, settings.country_code, self.time_start, random
         )
@@ -352,9 +355,17 @@ class RobertService:
         return self.tokens.report_validation(int(self.clock()))
 
     async def _dummy_report(self) -> str:
+        """Wait as long as a real report recently spent on the code service and the store,
+        less the mean lateness of this process's wake-ups from a sleep (a real report's time
+        includes its own wake-up already), then sign a worthless token."""
         timings = self._report_timings
-        wait = timings[secrets.randbelow(len(timings))] if timings else PRIOR_REPORT_SECONDS
+        drawn = timings[secrets.randbelow(len(timings))] if timings else PRIOR_REPORT_SECONDS
+        wait = max(0.0, drawn - self._lateness)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         await asyncio.sleep(wait)
+        late = loop.time() - started - wait
+        self._lateness += LATENESS_WEIGHT * (late - self._lateness)
         return self.dummy_tokens.report_validation(int(self.clock()))
 
 
