@@ -53,8 +53,9 @@ Clock = Callable[[], float]
 """Unix seconds now (``time.time``, or a simulation's virtual clock)."""
 
 _MAX_ID_DRAWS = 16
-REPORT_TIMINGS = 1000
-"""How many recent real reports' store times a dummy report's wait is drawn from."""
+REPORT_TIMINGS = 100
+"""How many recent real reports' store times a dummy report's wait is drawn from: few enough
+to follow the machine's load as it changes, enough to reproduce the spread."""
 PRIOR_REPORT_SECONDS = 0.002
 """A dummy report's wait before this process has answered any real report."""
 LATENESS_WEIGHT = 0.05
