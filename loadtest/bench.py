@@ -122,6 +122,7 @@ class Bench:
         self.seed_path = work / "seed.bin"
         self.store = ""
         self.settings_env: dict[str, str] = {}
+        self.pids: dict[str, int] = {}
 
     def say(self, text: str) -> None:
         """Print a progress or result line at once."""
@@ -160,18 +161,38 @@ class Bench:
             url + path, self.lua, bodies, seconds, self.args.wrk_threads, self.args.connections
         )
 
+    def measured(self, url: str, pid: int | None, bodies: Path, seconds: float) -> dict[str, Any]:
+        """A wrk phase, with the CPU time per request of the process at ``url`` (``cpu_us``;
+        with ``--workers 1``: the one process serving)."""
+        before = services.cpu_seconds(pid) if pid is not None else 0.0
+        result = self.wrk(url, STATUS_PATH, bodies, seconds)
+        if pid is not None and result["requests"]:
+            spent = services.cpu_seconds(pid) - before
+            result["cpu_us"] = spent / result["requests"] * 1e6
+        return result
+
     def wrk_status(self, server: str, baseline: str | None) -> tuple[float, float | None]:
         """Status-only wrk against the server (and the baseline): their requests/s."""
         seconds = min(self.args.duration, MAX_WRK_SECONDS)
         bodies = self.status_bodies()
         self.wrk(server, STATUS_PATH, bodies, 2)  # warm-up (connections, caches)
         bodies = self.status_bodies()
-        status = self.wrk(server, STATUS_PATH, bodies, seconds)
+        one_process = self.args.workers == 1
+        status = self.measured(
+            server, self.pids.get("server") if one_process else None, bodies, seconds
+        )
         self.say(wrk_row("status (wrk)", status))
         if baseline is None:
             return status["rps"], None
-        base = self.wrk(baseline, STATUS_PATH, bodies, seconds)
+        base = self.measured(
+            baseline, self.pids.get("baseline") if one_process else None, bodies, seconds
+        )
         self.say(wrk_row("baseline (wrk)", base))
+        if "cpu_us" in status and "cpu_us" in base:
+            self.say(
+                f"server CPU per request: status {status['cpu_us']:.1f} us, baseline "
+                f"{base['cpu_us']:.1f} us: baseline/status={base['cpu_us'] / status['cpu_us']:.2f}"
+            )
         return status["rps"], base["rps"]
 
     def locust_phases(self, server: str, baseline: str) -> tuple[float, float]:
@@ -229,14 +250,18 @@ class Bench:
                 "ROBERT_WORKERS": str(a.workers),
                 "ROBERT_LOG_LEVEL": "WARNING",
             }
+            pids: list[int] = []
             server = stack.enter_context(
-                services.robert_server(self.settings_env, services.free_port(), self.work)
+                services.robert_server(self.settings_env, services.free_port(), self.work, pids)
             )
             answer_bytes = self.status_answer_bytes(server)
             self.say(f"status answer: {answer_bytes} bytes (the baseline answers as many)")
             baseline = stack.enter_context(
-                services.baseline_server(services.free_port(), a.workers, self.work, answer_bytes)
+                services.baseline_server(
+                    services.free_port(), a.workers, self.work, answer_bytes, pids
+                )
             )
+            self.pids = {"server": pids[0], "baseline": pids[1]}
             os.environ[SEED_ENV] = str(self.seed_path)
             self.say(
                 f"server: {a.workers} process(es); generator: {a.generator}; "

@@ -60,7 +60,9 @@ async def send(session: aiohttp.ClientSession, url: str, body: bytes) -> tuple[i
     return response.status, len(answer), time.perf_counter() - started
 
 
-async def measure(url: str, seed_path: Path, reports: int, rng: random.Random) -> dict[str, list]:
+async def measure(
+    url: str, seed_path: Path, reports: int, rng: random.Random
+) -> dict[str, list[tuple[int, int, float]]]:
     """Real and dummy reports in a random order: their (status, size, seconds)."""
     messages = Messages(SeedFile.read(seed_path), time.time)
     codes = list(messages.seed.codes)
@@ -69,7 +71,7 @@ async def measure(url: str, seed_path: Path, reports: int, rng: random.Random) -
     def real_body() -> bytes:
         return messages.report_body(codes.pop(), rng.sample(range(phones), 3), messages.now_ntp())
 
-    results: dict[str, list] = {"real": [], "dummy": []}
+    results: dict[str, list[tuple[int, int, float]]] = {"real": [], "dummy": []}
     async with aiohttp.ClientSession() as session:
         for _ in range(WARM_UP):  # the server's sample of real report times fills up
             await send(session, url, real_body())
