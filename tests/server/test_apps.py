@@ -397,3 +397,24 @@ async def test_captcha_answers_are_one_use_and_bounded(server: Server) -> None:
     assert stored is not None
     status, _ = await server.post("/register", app.register_body(stored.answer, made["id"]))
     assert status == 410
+
+
+def test_openapi_describes_every_route_and_only_those(settings: Settings) -> None:
+    from server.api import routes
+
+    app = create_app(settings, code_service(__import__("pathlib").Path(settings.data_dir)))
+    mounted = {
+        (route.method, route.resource.canonical)
+        for route in app.router.routes()
+        if route.method != "HEAD" and route.resource is not None
+    }
+    documented = {
+        (method.upper(), path.replace("{captchaId}", "{captcha_id}"))
+        for path, item in OPENAPI["paths"].items()
+        for method in item
+    }
+    ours = {(m, p) for m, p in mounted if p.startswith((routes.API, "/.well-known", "/health"))}
+    assert ours == {
+        (m, p) for m, p in documented if p.startswith((routes.API, "/.well-known", "/health"))
+    }
+    assert not any(p.startswith("/api/v") and not p.startswith(routes.API) for _, p in mounted)
