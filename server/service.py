@@ -100,6 +100,7 @@ class RobertService:
         self.clock = clock
         self.random = random
         self.time_start = settings.time_start_ntp
+        self.status_min_gap_epochs = settings.status_min_gap_epochs
         self.scoring = ScoringConfig(risk_threshold=settings.risk_threshold)
         self._client_config = self._make_client_config()
         self._epoch_keys: dict[int, EbidKey] = {}
@@ -256,7 +257,7 @@ class RobertService:
             owner,
             now_epoch,
             request.time,
-            self.settings.status_min_gap_epochs,
+            self.status_min_gap_epochs,
             with_push=push is not None,
         )
         registration = recorded.before

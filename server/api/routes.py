@@ -115,13 +115,14 @@ async def register(request: web.Request) -> web.Response:
 
 
 AUTH_FIELDS = frozenset({"ebid", "epochId", "time", "mac"})
+STATUS_OPTIONAL = frozenset({"pushInfo"})
 
 
 async def status(request: web.Request) -> web.Response:
     """POST /status: the exposure status and a fresh bundle of tuples, as the reference
     answers it (absent fields omitted, not null)."""
     service = _service(request)
-    data = await read_json(request, AUTH_FIELDS, frozenset({"pushInfo"}))
+    data = await read_json(request, AUTH_FIELDS, STATUS_OPTIONAL)
     answer = await service.status(data, push_info(data.get("pushInfo")))
     body: dict[str, Any] = {
         "riskLevel": answer.risk_level,

@@ -557,7 +557,8 @@ class RedisStore(Store):
         with_push: bool = False,
     ) -> StatusRecorded:
         """One script, one round trip: read, replay and rate limit, SETRANGE of the status."""
-        keys = [self._reg_key(id_a), self._push_key(id_a)]
+        tag = bytes(id_a).hex()
+        keys = [f"{self.prefix}r{{{tag}}}", f"{self.prefix}p{{{tag}}}"]
         args = [epoch, time, min_gap_epochs, "1" if with_push else "0"]
         if self._fast is None:
             reply = await self._script("record_status", keys, args)
