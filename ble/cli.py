@@ -28,7 +28,8 @@ from protocol.epochs import ntp_from_unix
 log = logging.getLogger(__name__)
 
 DEFAULT_STATE = Path("robert-phone.json")
-DEFAULT_SERVER = "http://127.0.0.1:8080/api/v1"
+DEFAULT_SERVER = "http://127.0.0.1:8080"
+"""The server the phone talks to: its base URL (the phone adds the API path, /api/v6/...)."""
 
 
 def system_clock() -> int:

@@ -25,7 +25,7 @@ log = logging.getLogger("robert.dev")
 
 LINKS = (
     ("/", "index of the services"),
-    ("/api/v1/clock", "ROBERT API (v1)"),
+    ("/api/v6/clock", "ROBERT API (v6)"),
     ("/codes/", "submission codes: labs, doctors, administrators"),
     ("/beds/", "critical-care beds (ROR)"),
     ("/drugs/", "hospital drug stocks (MaPUI)"),

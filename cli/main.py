@@ -33,6 +33,7 @@ def _server(sub: Any) -> None:
 def _module(name: str) -> Callable[[Any], None]:
     """The registration of a package's commands (one per package: several top-level
     commands of one package share it, and it runs once)."""
+
     def add(sub: Any) -> None:
         importlib.import_module(name).add_subcommands(sub)
 

@@ -43,7 +43,7 @@ from client_sim.world import (
     World,
     WorldConfig,
 )
-from phone.client import PhoneError
+from phone.client import API, PhoneError, service_start_ntp
 from protocol.epochs import (
     EPOCHS_PER_DAY,
     epoch_of,
@@ -397,8 +397,9 @@ class Run:
 
     async def _register_all(self, session: aiohttp.ClientSession, clock: Any) -> None:
         n, days = self.config.phones, self.config.days
-        async with session.get(f"{self.backend.url}/api/v1/clock") as answer:
-            time_start = self.time_start = int((await answer.json())["timeStart"])
+        async with session.get(f"{self.backend.url}{API}/clock") as answer:
+            service_start = (await answer.json())["serviceStartDate"]
+            time_start = self.time_start = service_start_ntp(service_start)
         first = epoch_of(self.start, time_start) - 1
         table = TupleTable(n, first, (days + 6) * EPOCHS_PER_DAY)
         people = np.flatnonzero(self.has_app)

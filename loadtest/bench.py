@@ -2,10 +2,12 @@
 
 Starts what it needs on loopback (a Redis on a free port unless ``--redis``; ``robert serve``
 on that store with status_min_interval 0, captcha off, embedded worker off; a ``robert worker``;
-the bare aiohttp baseline), seeds phones, then measures with one generator:
+the bare aiohttp baseline, answering as many bytes as a status answer with its fresh bundle of
+tuples), seeds phones, then measures with one generator:
 
 * ``--generator wrk`` (default, the server's ceiling): status only, 2 x 25,000 pre-built valid
-  status bodies cycled by a Lua script; the same bodies against the baseline.
+  status bodies cycled by a Lua script; the same bodies against the baseline. wrk is a C
+  program (Debian: ``apt-get install wrk``); without it the bench says so and stops.
 * ``--generator locust``: the app's mix (``AppUser``: status, register, report, malformed) per
   endpoint, then status only (``StatusUser``) against the server and against the baseline.
 
@@ -23,10 +25,12 @@ import csv
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +40,13 @@ from loadtest import services
 from loadtest.seed import seed
 from loadtest.seedfile import SEED_ENV
 from loadtest.wrk import run_wrk, write_lua, write_register_bodies, write_status_bodies
+from phone.client import API
 from server.settings import Settings
 from server.store.redis import GROUP, STREAM
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
-STATUS_PATH = "/api/v1/status"
-REGISTER_PATH = "/api/v1/register"
+STATUS_PATH = f"{API}/status"
+REGISTER_PATH = f"{API}/register"
 STATUS_BODIES = 50_000
 MAX_WRK_SECONDS = 100
 """Status bodies carry a time within the server's 60 s clock tolerance for about 120 s."""
@@ -117,6 +122,7 @@ class Bench:
         self.seed_path = work / "seed.bin"
         self.store = ""
         self.settings_env: dict[str, str] = {}
+        self.pids: dict[str, int] = {}
 
     def say(self, text: str) -> None:
         """Print a progress or result line at once."""
@@ -140,11 +146,30 @@ class Bench:
         write_status_bodies(self.seed_path, path, STATUS_BODIES, ahead=int(ahead))
         return path
 
+    def status_answer_bytes(self, server: str) -> int:
+        """The size of one real status answer (its bundle of tuples makes most of it)."""
+        body = self.status_bodies().read_bytes().splitlines()[0]
+        request = urllib.request.Request(
+            server + STATUS_PATH, data=body, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return len(response.read())
+
     def wrk(self, url: str, path: str, bodies: Path, seconds: float) -> dict[str, Any]:
         """wrk with this run's threads and connections."""
         return run_wrk(
             url + path, self.lua, bodies, seconds, self.args.wrk_threads, self.args.connections
         )
+
+    def measured(self, url: str, pid: int | None, bodies: Path, seconds: float) -> dict[str, Any]:
+        """A wrk phase, with the CPU time per request of the process at ``url`` (``cpu_us``;
+        with ``--workers 1``: the one process serving)."""
+        before = services.cpu_seconds(pid) if pid is not None else 0.0
+        result = self.wrk(url, STATUS_PATH, bodies, seconds)
+        if pid is not None and result["requests"]:
+            spent = services.cpu_seconds(pid) - before
+            result["cpu_us"] = spent / result["requests"] * 1e6
+        return result
 
     def wrk_status(self, server: str, baseline: str | None) -> tuple[float, float | None]:
         """Status-only wrk against the server (and the baseline): their requests/s."""
@@ -152,12 +177,22 @@ class Bench:
         bodies = self.status_bodies()
         self.wrk(server, STATUS_PATH, bodies, 2)  # warm-up (connections, caches)
         bodies = self.status_bodies()
-        status = self.wrk(server, STATUS_PATH, bodies, seconds)
+        one_process = self.args.workers == 1
+        status = self.measured(
+            server, self.pids.get("server") if one_process else None, bodies, seconds
+        )
         self.say(wrk_row("status (wrk)", status))
         if baseline is None:
             return status["rps"], None
-        base = self.wrk(baseline, STATUS_PATH, bodies, seconds)
+        base = self.measured(
+            baseline, self.pids.get("baseline") if one_process else None, bodies, seconds
+        )
         self.say(wrk_row("baseline (wrk)", base))
+        if "cpu_us" in status and "cpu_us" in base:
+            self.say(
+                f"server CPU per request: status {status['cpu_us']:.1f} us, baseline "
+                f"{base['cpu_us']:.1f} us: baseline/status={base['cpu_us'] / status['cpu_us']:.2f}"
+            )
         return status["rps"], base["rps"]
 
     def locust_phases(self, server: str, baseline: str) -> tuple[float, float]:
@@ -215,12 +250,18 @@ class Bench:
                 "ROBERT_WORKERS": str(a.workers),
                 "ROBERT_LOG_LEVEL": "WARNING",
             }
+            pids: list[int] = []
             server = stack.enter_context(
-                services.robert_server(self.settings_env, services.free_port(), self.work)
+                services.robert_server(self.settings_env, services.free_port(), self.work, pids)
             )
+            answer_bytes = self.status_answer_bytes(server)
+            self.say(f"status answer: {answer_bytes} bytes (the baseline answers as many)")
             baseline = stack.enter_context(
-                services.baseline_server(services.free_port(), a.workers, self.work)
+                services.baseline_server(
+                    services.free_port(), a.workers, self.work, answer_bytes, pids
+                )
             )
+            self.pids = {"server": pids[0], "baseline": pids[1]}
             os.environ[SEED_ENV] = str(self.seed_path)
             self.say(
                 f"server: {a.workers} process(es); generator: {a.generator}; "
@@ -279,9 +320,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+WRK_MISSING = (
+    "loadtest.bench needs wrk, the HTTP load generator, for --generator wrk (the default) and "
+    "for its registration phase: install it (Debian: apt-get install wrk), or run with "
+    "--generator locust --register-bodies 0 (Locust measures less of the server: it saturates "
+    "a core first)."
+)
+
+
+def missing_tools(args: argparse.Namespace) -> str | None:
+    """What the bench cannot run without and is not installed, said plainly; or None."""
+    needs_wrk = args.generator == "wrk" or args.register_bodies > 0
+    if needs_wrk and shutil.which("wrk") is None:
+        return WRK_MISSING
+    if args.redis is None and shutil.which("redis-server") is None:
+        return "loadtest.bench starts its own Redis: install redis-server, or pass --redis URL"
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the bench; the last line printed is ``status/baseline=R``."""
     args = parse_args(argv)
+    missing = missing_tools(args)
+    if missing is not None:
+        print(missing, file=sys.stderr)
+        raise SystemExit(2)
     with tempfile.TemporaryDirectory(prefix="robert-bench-") as tmp:
         ratio = Bench(args, Path(tmp)).run()
     print(f"status/baseline={ratio:.2f}", flush=True)

@@ -46,7 +46,7 @@ def add_subcommands(subparsers: Any) -> None:
             "seed",
             help="create registrations directly in the store and write a seed file",
             description="Create N registrations in the store (pipelined SET NX on Redis, "
-            "executemany on SQLite) with tuples a year ahead, issue submission codes, and "
+            "executemany on SQLite), issue submission codes, and "
             "write OUT: the phones' ID_A and K_A (37 bytes each), the keys directory, the "
             "codes. The store and keys come from the usual settings (--store, --keys-dir...).",
         )

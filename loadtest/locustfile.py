@@ -6,10 +6,10 @@ Run with the seed file written by ``robert loadtest seed`` in ``ROBERT_LOADTEST_
         -u 50 -r 50 -t 30s --host http://127.0.0.1:8080 AppUser
 
 ``AppUser`` mixes status checks of seeded phones (most requests), registrations with a fresh
-P-256 key (solving the proof of work if the server's gate is on), reports gated by the seeded
-codes (each used once) and malformed requests that must get a 4xx. ``StatusUser`` sends status
-checks only (the bench compares it with a bare aiohttp handler). Every body is a real protocol
-message built with ``protocol/``.
+P-256 key (through the gate's proof of work: the server runs ``--captcha pow`` or ``off``),
+reports gated by the seeded codes (each used once) and malformed requests that must get a
+4xx. ``StatusUser`` sends status checks only (the bench compares it with a bare aiohttp
+handler). Every body is a real protocol message built with ``protocol/``.
 
 Phones: each Locust process takes the phones ``i % processes == process index`` and its users
 take the next one round-robin from that share; a phone is never used twice within one second
@@ -30,8 +30,9 @@ import orjson
 from locust import FastHttpUser, constant, constant_throughput, events, task
 from locust.env import Environment
 
-from loadtest.messages import API, JSON_HEADERS, Messages, malformed_requests, register_body
+from loadtest.messages import JSON_HEADERS, Messages, malformed_requests, register_body
 from loadtest.seedfile import SEED_ENV, SeedFile
+from phone.client import API
 from protocol.pow import solve
 
 CONTACTS_PER_REPORT = 3
@@ -65,7 +66,7 @@ class Share:
 
 
 _share: Share | None = None
-_gate_difficulty: int | None = None
+POW_CAPTCHA = orjson.dumps({"type": "POW", "locale": "en"})
 
 
 def share(environment: Environment) -> Share:
@@ -119,15 +120,17 @@ class _RobertUser(FastHttpUser):
             return answer
 
     def check_status(self) -> None:
-        """A status request of the next phone: 200 with ``atRisk`` and no tuples due."""
+        """A status request of the next phone: 200 with ``riskLevel`` and fresh ``tuples``, the
+        fields without which the apps discard an answer."""
         pool = share(self.environment)
         messages = pool.messages
         body = messages.status_body(pool.phone(), messages.now_ntp())
         answer = self.post("status", f"{API}/status", body, 200)
-        if answer is not None and "atRisk" not in answer:
+        if answer is not None and not ("riskLevel" in answer and answer.get("tuples")):
             self.environment.events.request.fire(
                 request_type="CHECK", name="status", response_time=0, response_length=0,
-                exception=AssertionError("status answer has no atRisk"), context={},
+                exception=AssertionError("status answer without riskLevel or tuples"),
+                context={},
             )  # fmt: skip
 
 
@@ -150,17 +153,13 @@ class AppUser(_RobertUser):
 
     @task(4)
     def register(self) -> None:
-        """Register a new phone, solving the gate's proof of work when it is on."""
-        global _gate_difficulty
-        captcha, captcha_id = "", None
-        if _gate_difficulty is None or _gate_difficulty > 0:
-            challenge = self.post("captcha", f"{API}/captcha", b"{}", 200)
-            if challenge is None:
-                return
-            _gate_difficulty = int(challenge["difficulty"])
-            if _gate_difficulty > 0:
-                captcha_id = challenge["id"]
-                captcha = solve(captcha_id, _gate_difficulty)
+        """Register a new phone through the gate's proof of work (``--captcha pow``; with the
+        gate off, difficulty 0)."""
+        challenge = self.post("captcha", f"{API}/captcha", POW_CAPTCHA, 201)
+        if challenge is None:
+            return
+        captcha_id = challenge["id"]
+        captcha = solve(captcha_id, int(challenge["difficulty"]))
         answer = self.post("register", f"{API}/register", register_body(captcha, captcha_id), 201)
         if answer is not None and not answer.get("tuples"):
             self.environment.events.request.fire(

@@ -17,6 +17,7 @@ import orjson
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from loadtest.seedfile import SeedFile
+from phone.client import API
 from protocol.auth import RequestKind, b64encode, build_request
 from protocol.contacts import Contact, HelloRecord
 from protocol.ebid import FRANCE, make_ebid, make_ecc
@@ -26,7 +27,6 @@ from protocol.registration import CURVE, public_key_spki
 from protocol.types import EbidKey, FederationKey
 from server.keys import ServerKeys
 
-API = "/api/v1"
 JSON_HEADERS = {"Content-Type": "application/json"}
 
 
@@ -93,12 +93,20 @@ class Messages:
         return orjson.dumps({"token": code, "contacts": contacts})
 
 
-def register_body(captcha: str = "", captcha_id: str | None = None) -> bytes:
-    """A registration with a fresh P-256 key (SubjectPublicKeyInfo, base64)."""
+NO_CAPTCHA_ID = "0" * 32
+"""The captcha id of a registration to a server whose gate is off (any answer passes, but the
+apps' contract still has the field)."""
+
+
+def register_body(captcha: str = "", captcha_id: str = NO_CAPTCHA_ID) -> bytes:
+    """A registration with a fresh P-256 key (SubjectPublicKeyInfo, base64), as the apps send
+    it: captcha, captchaId, clientPublicECDHKey."""
     spki = public_key_spki(ec.generate_private_key(CURVE))
-    body: dict[str, Any] = {"captcha": captcha, "clientPublicECDHKey": b64encode(spki)}
-    if captcha_id is not None:
-        body["captchaId"] = captcha_id
+    body: dict[str, Any] = {
+        "captcha": captcha,
+        "captchaId": captcha_id,
+        "clientPublicECDHKey": b64encode(spki),
+    }
     return orjson.dumps(body)
 
 
@@ -124,6 +132,12 @@ def malformed_requests(
         (
             "malformed:bad_key",
             f"{API}/register",
-            orjson.dumps({"captcha": "", "clientPublicECDHKey": b64encode(b"not a key")}),
+            orjson.dumps(
+                {
+                    "captcha": "",
+                    "captchaId": NO_CAPTCHA_ID,
+                    "clientPublicECDHKey": b64encode(b"not a key"),
+                }
+            ),
         ),
     ]

@@ -1,8 +1,8 @@
 """Bulk registrations written straight into the store, bypassing the API (load-test set-up).
 
-Each phone gets a random ID_A, K_A and K_EA, as a registration through the API would, and a
-``tuples_until_epoch`` a year ahead so that status requests never mint tuples: the load test
-then measures the status path alone. The registrations go through the store's bulk method
+Each phone gets a random ID_A, K_A and K_EA, as a registration through the API would (every
+status answer then mints it a fresh bundle of tuples, as for any phone). The registrations go
+through the store's bulk method
 (``Store.create_registrations``: pipelined ``SET NX`` on Redis, ``executemany`` on SQLite);
 submission codes for reports come from the code service, issued by a lab.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from loadtest.seedfile import RECORD_SIZE, SeedFile
 from protocol.codes import CodeKind
-from protocol.epochs import EPOCHS_PER_DAY, day_of_ntp, epoch_of, ntp_from_unix
+from protocol.epochs import day_of_ntp, ntp_from_unix
 from protocol.types import ID_A_SIZE, IdA, MacKey, TupleKey
 from server.keys import ServerKeys
 from server.settings import Settings
@@ -25,8 +25,6 @@ from server.store import open_store
 from server.store.base import Registration
 
 SEED_LAB = "loadtest-lab"
-TUPLES_AHEAD_EPOCHS = 365 * EPOCHS_PER_DAY
-"""How far ahead the seeded registrations' tuples reach: no status will be due tuples."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,19 +53,17 @@ def _random_phones(count: int, exclude: set[bytes]) -> list[tuple[bytes, bytes, 
     return phones
 
 
-def _registration(owner: bytes, k_a: bytes, k_ea: bytes, until: int) -> Registration:
-    return Registration(IdA(owner), MacKey(k_a), TupleKey(k_ea), tuples_until_epoch=until)
+def _registration(owner: bytes, k_a: bytes, k_ea: bytes) -> Registration:
+    return Registration(IdA(owner), MacKey(k_a), TupleKey(k_ea))
 
 
-async def seed_store(
-    store_url: str, phones: list[tuple[bytes, bytes, bytes]], until: int
-) -> list[bool]:
+async def seed_store(store_url: str, phones: list[tuple[bytes, bytes, bytes]]) -> list[bool]:
     """Every registration through the store's bulk method; which ones were created."""
     store = open_store(store_url)
     await store.open()
     try:
         return await store.create_registrations(
-            [_registration(owner, k_a, k_ea, until) for owner, k_a, k_ea in phones]
+            [_registration(owner, k_a, k_ea) for owner, k_a, k_ea in phones]
         )
     finally:
         await store.close()
@@ -98,10 +94,9 @@ def seed(settings: Settings, phones: int, codes: int, out: Path) -> SeedResult:
     ServerKeys.open(
         settings.keys_path, day_of_ntp(now), settings.keys_ahead_days, settings.key_retention_days
     )
-    until = epoch_of(now, settings.time_start_ntp) + TUPLES_AHEAD_EPOCHS
     drawn = _random_phones(phones, set())
     url = settings.store_url
-    created = asyncio.run(seed_store(url, drawn, until))
+    created = asyncio.run(seed_store(url, drawn))
     records = bytearray()
     for (owner, k_a, _), ok in zip(drawn, created, strict=True):
         if ok:

@@ -96,25 +96,50 @@ def server_env(settings_env: dict[str, str]) -> dict[str, str]:
     return env
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process and its reaped children have used, from
+    ``/proc/PID/stat``: what a request costs the server, whatever else the machine runs."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
-def robert_server(settings_env: dict[str, str], port: int, directory: Path) -> Iterator[str]:
-    """``robert serve`` and ``robert worker`` with these settings; yields the base URL."""
+def robert_server(
+    settings_env: dict[str, str], port: int, directory: Path, pids: list[int] | None = None
+) -> Iterator[str]:
+    """``robert serve`` and ``robert worker`` with these settings; yields the base URL (and
+    appends the server's pid to ``pids``)."""
     env = server_env(settings_env | {"ROBERT_PORT": str(port), "ROBERT_HOST": "127.0.0.1"})
     url = f"http://127.0.0.1:{port}"
     robert = str(BIN / "robert")
     with (
-        running([robert, "serve"], directory / "server.log", env),
+        running([robert, "serve"], directory / "server.log", env) as pid,
         running([robert, "worker"], directory / "worker.log", env),
     ):
         wait_until(lambda: http_ok(url + "/health"), "robert serve")
+        if pids is not None:
+            pids.append(pid)
         yield url
 
 
 @contextlib.contextmanager
-def baseline_server(port: int, workers: int, directory: Path) -> Iterator[str]:
-    """The bare aiohttp baseline; yields its base URL."""
-    cmd = [sys.executable, "-m", "loadtest.baseline", "--port", str(port)]
+def baseline_server(
+    port: int,
+    workers: int,
+    directory: Path,
+    answer_bytes: int = 31_500,
+    pids: list[int] | None = None,
+) -> Iterator[str]:
+    """The bare aiohttp baseline, answering ``answer_bytes`` of JSON; yields its base URL (and
+    appends its pid to ``pids``)."""
+    cmd = [
+        sys.executable, "-m", "loadtest.baseline", "--port", str(port),
+        "--answer-bytes", str(answer_bytes),
+    ]  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    with running([*cmd, "--workers", str(workers)], directory / "baseline.log"):
+    with running([*cmd, "--workers", str(workers)], directory / "baseline.log") as pid:
         wait_until(lambda: http_ok(url + "/"), "baseline server")
+        if pids is not None:
+            pids.append(pid)
         yield url

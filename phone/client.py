@@ -3,6 +3,11 @@
 ``Phone`` holds a ``PhoneState`` (keys, tuples, heard HELLOs) and a clock, and moves what the
 state builds over HTTP. It is the ``HelloSource`` and ``HelloSink`` the radio (``ble/``) and
 the simulator (``client_sim/``) feed.
+
+It speaks ``/api/v6`` as the TousAntiCovid apps do [robert.md: the contract the real apps hold
+the server to], and reads answers as they do: an answer without a field they require is a
+failure (``not_app_answer``), a 430 to a status request means "register again" (the phone
+forgets its registration, as the apps reset theirs).
 """
 
 from __future__ import annotations
@@ -12,23 +17,32 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
 
+from phone.dummies import dummy_contacts
 from phone.state import NotRegistered, PhoneState
 from protocol.auth import RequestKind, b64decode, b64encode
+from protocol.codes import dummy_code
 from protocol.contacts import HelloRecord
-from protocol.epochs import ntp_from_unix
+from protocol.epochs import ntp_from_unix, ntp_of_day
 from protocol.pow import solve
 from protocol.registration import private_key_from_random, public_key_spki
 from protocol.tuples import EbidTuple
 from protocol.types import MacKey, RandomSource
 
-API = "/api/v1"
-JSON_HEADERS = {"Content-Type": "application/json"}
+API = "/api/v6"
+JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+REGISTER_AGAIN = 430
+"""The status code on which the apps drop their registration and register again."""
+
+CaptchaSolver = Callable[[str, bytes], str]
+"""Reads a captcha for the phone: given its kind ("IMAGE") and the PNG, the answer (a person
+at a screen, or a test that knows it)."""
 
 
 class PhoneError(Exception):
@@ -43,12 +57,52 @@ class PhoneError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class StatusResult:
-    """What the app shows after a status request."""
+    """What the app keeps of a status answer (the apps' ``StatusReport``)."""
 
-    at_risk: bool
-    risk_level: int
-    last_contact_date: str | None
-    got_tuples: bool
+    risk_level: float
+    last_contact_ntp: int | None
+    last_risk_scoring_ntp: int | None
+    declaration_token: str | None
+    analytics_token: str | None
+
+    @property
+    def at_risk(self) -> bool:
+        """The apps alert on any level above 0."""
+        return self.risk_level > 0
+
+    @property
+    def last_contact_date(self) -> str | None:
+        """``lastContactDate`` as the server sent it (NTP seconds, a string)."""
+        return None if self.last_contact_ntp is None else str(self.last_contact_ntp)
+
+
+def service_start_ntp(service_start_date: str) -> int:
+    """The service start in NTP seconds from ``GET /clock``'s ``serviceStartDate``."""
+    try:
+        return ntp_of_day(date.fromisoformat(service_start_date))
+    except ValueError:
+        raise PhoneError(0, "not_app_answer", "serviceStartDate is not a date") from None
+
+
+def _need(body: Any, name: str, kind: type | tuple[type, ...]) -> Any:
+    """``body[name]`` if it has the type an app decodes it as, else the app's failure."""
+    value = body.get(name) if isinstance(body, dict) else None
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise PhoneError(0, "not_app_answer", f"the answer has no {name} the apps can read")
+    return value
+
+
+def _optional(body: dict[str, Any], name: str, kind: type) -> Any:
+    value = body.get(name)
+    if value is not None and not isinstance(value, kind):
+        raise PhoneError(0, "not_app_answer", f"{name} is not what the apps read")
+    return value
+
+
+def _ntp_string(body: dict[str, Any], name: str) -> int | None:
+    """An NTP time the apps read from a string (``toLongOrNull``): None if absent."""
+    value = _optional(body, name, str)
+    return int(value) if value is not None and value.isdigit() else None
 
 
 class Phone:
@@ -157,54 +211,108 @@ class Phone:
             return response.status, data
 
     # --- requests --------------------------------------------------------------------------
-    async def register(self) -> None:
-        """Pass the gate, run the ECDH key agreement, and keep the first tuples."""
+    async def register(self, solver: CaptchaSolver | None = None, locale: str = "en") -> None:
+        """Pass the gate, run the ECDH key agreement, and keep the first tuples.
+
+        With a ``solver`` the phone asks for an image captcha, as the apps do; without one it
+        asks for a proof of work (a server in ``pow`` or ``off`` mode gives one) and a server
+        that wants a person refuses with ``captcha_type``.
+        """
         _, server_key = await self._call("GET", f"{API}/publicKey")
-        _, challenge = await self._call("POST", f"{API}/captcha", {})
-        answer = solve(challenge["id"], int(challenge["difficulty"]))
+        kind = "IMAGE" if solver is not None else "POW"
+        _, made = await self._call("POST", f"{API}/captcha", {"type": kind, "locale": locale})
+        captcha_id = _need(made, "id", str)
+        if solver is not None:
+            answer = solver(kind, await self.captcha_image(captcha_id))
+        else:
+            answer = solve(captcha_id, int(_need(made, "difficulty", int)))
         private = private_key_from_random(self.random)
         _, body = await self._call(
             "POST",
             f"{API}/register",
             {
                 "captcha": answer,
-                "captchaId": challenge["id"],
+                "captchaId": captcha_id,
                 "clientPublicECDHKey": b64encode(public_key_spki(private)),
             },
         )
+        tuples, time_start = _need(body, "tuples", str), _need(body, "timeStart", int)
         server_spki = b64decode(server_key["publicKey"], "publicKey", None)
-        self.state.enrol(
-            private, server_spki, int(body["timeStart"]), body["tuples"], self.now_ntp()
-        )
+        self.state.enrol(private, server_spki, time_start, tuples, self.now_ntp())
+
+    async def captcha_image(self, captcha_id: str) -> bytes:
+        """``GET /captcha/{id}/image``: the PNG the apps show."""
+        url = f"{self.server_url}{API}/captcha/{captcha_id}/image"
+        async with self.session.get(url, headers={"Accept": "image/png"}) as response:
+            data = await response.read()
+            if response.status != 200 or response.content_type != "image/png":
+                raise PhoneError(response.status, "captcha_image", "no captcha image")
+            return data
 
     async def check_status(self) -> StatusResult:
-        """Ask whether this phone is at risk; keep fresh tuples if the server sends them."""
+        """Ask whether this phone is at risk, and keep the fresh tuples every answer carries.
+
+        A 430 means the server has no registration (or no key) for this phone any more: it
+        forgets its registration, as the apps do, and the caller registers again."""
         fields = self.auth_fields(RequestKind.STATUS)
-        _, body = await self._call("POST", f"{API}/status", fields)
-        if body.get("tuples"):
-            self.state.store_bundle(body["tuples"], self.now_ntp())
+        try:
+            _, body = await self._call("POST", f"{API}/status", fields)
+        except PhoneError as exc:
+            if exc.status == REGISTER_AGAIN:
+                self.state.forget()
+            raise
+        risk = _need(body, "riskLevel", (int, float))
+        self.state.store_bundle(_need(body, "tuples", str), self.now_ntp())
         self.last_status = StatusResult(
-            bool(body["atRisk"]),
-            int(body.get("riskLevel", 4 if body["atRisk"] else 0)),
-            body.get("lastContactDate"),
-            bool(body.get("tuples")),
+            float(risk),
+            _ntp_string(body, "lastContactDate"),
+            _ntp_string(body, "lastRiskScoringDate"),
+            _optional(body, "declarationToken", str),
+            _optional(body, "analyticsToken", str),
         )
         return self.last_status
 
-    async def report(self, code: str) -> None:
-        """Upload the HELLOs heard, gated by a submission code."""
+    async def report(self, code: str) -> str:
+        """Upload the HELLOs heard, gated by a submission code: the report validation token
+        (the iOS app fails without one)."""
         contacts = [c.to_fields() for c in self.state.contacts(self.now_ntp())]
-        await self._call("POST", f"{API}/report", {"token": code, "contacts": contacts})
+        return await self._report({"token": code, "contacts": contacts})
+
+    async def dummy_report(self) -> str:
+        """A dummy report (``phone.dummies``): shaped like the report this phone would send
+        now, answered alike, changing nothing. Its token is worthless."""
+        shape = self.state.contacts(self.now_ntp())
+        contacts = [c.to_fields() for c in dummy_contacts(shape, self.random)]
+        return await self._report({"token": dummy_code(self.random), "contacts": contacts})
+
+    async def _report(self, body: dict[str, Any]) -> str:
+        _, answer = await self._call("POST", f"{API}/report", body)
+        if _optional(answer, "success", bool) is False:
+            raise PhoneError(200, "report_failed", str(answer.get("message")))
+        token: str = _need(answer, "reportValidationToken", str)
+        return token
 
     async def unregister(self) -> None:
         """Leave the service: the server forgets this registration."""
-        await self._call("POST", f"{API}/unregister", self.auth_fields(RequestKind.UNREGISTER))
+        body = self.auth_fields(RequestKind.UNREGISTER)
+        _, answer = await self._call("POST", f"{API}/unregister", body)
+        _need(answer, "success", bool)
         self.state.forget()
 
     async def delete_history(self) -> None:
         """Ask the server to forget this phone's exposures."""
         body = self.auth_fields(RequestKind.DELETE_HISTORY)
-        await self._call("POST", f"{API}/deleteExposureHistory", body)
+        _, answer = await self._call("POST", f"{API}/deleteExposureHistory", body)
+        _need(answer, "success", bool)
+
+    async def server_clock(self) -> tuple[str, str, int]:
+        """``GET /clock``: (service start date, server time in ISO 8601, current epoch)."""
+        _, body = await self._call("GET", f"{API}/clock")
+        return (
+            _need(body, "serviceStartDate", str),
+            _need(body, "time", str),
+            _need(body, "epoch", int),
+        )
 
     # --- persistence -----------------------------------------------------------------------
     def to_state(self) -> dict[str, Any]:

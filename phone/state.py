@@ -67,7 +67,10 @@ class PhoneState:
         for t in decrypt_bundle(self.k_ea, bundle):
             self.tuples[t.epoch_id] = t
         oldest = self.current_epoch(now_ntp) - 1
+        last = self.last_tuple()
         self.tuples = {e: t for e, t in self.tuples.items() if e >= oldest}
+        if not self.tuples and last is not None:
+            self.tuples[last.epoch_id] = last  # the apps' fallback for their requests
 
     def forget(self) -> None:
         """Drop the registration (after unregistering); heard HELLOs are kept."""
@@ -81,6 +84,10 @@ class PhoneState:
     def current_tuple(self, now_ntp: int) -> EbidTuple | None:
         """The tuple of the epoch of ``now_ntp``, if the phone has one."""
         return self.tuples.get(self.current_epoch(now_ntp))
+
+    def last_tuple(self) -> EbidTuple | None:
+        """The tuple of the latest epoch the phone holds, if any."""
+        return self.tuples[max(self.tuples)] if self.tuples else None
 
     # --- Bluetooth side: what to send, what was heard --------------------------------------
     def current_hello(self, now_ntp: int) -> bytes | None:
@@ -127,12 +134,13 @@ class PhoneState:
 
     # --- authenticated requests ------------------------------------------------------------
     def auth_fields(self, kind: RequestKind, now_ntp: int) -> dict[str, Any]:
-        """The body of a status, unregister or delete-history request at ``now_ntp``."""
+        """The body of a status, unregister or delete-history request at ``now_ntp``, with
+        the current epoch's EBID or, as the apps do when they hold none, the last one."""
         if self.k_a is None:
             raise NotRegistered("register first")
-        current = self.current_tuple(now_ntp)
+        current = self.current_tuple(now_ntp) or self.last_tuple()
         if current is None:
-            raise NotRegistered("no tuple for the current epoch: register again")
+            raise NotRegistered("no tuple left: register again")
         return build_request(self.k_a, kind, current.ebid, current.epoch_id, now_ntp).to_fields()
 
     # --- persistence (the Bluetooth client keeps its registration across runs) -------------

@@ -1,4 +1,4 @@
-/* The scalar row loop of protocol/skinny.py, compiled.
+/* The scalar row loop of protocol/skinny.py, compiled; and a bit-sliced batch encryption.
  *
  * This file holds no cipher constant and no key schedule: the eight 65,536-entry row tables
  * (SubCells + ShiftRows per 16-bit row, and their inverses), the round keys and the row-2
@@ -10,10 +10,20 @@
  *
  * No I/O, no global state beyond the type object: one RowCipher object per process holds
  * copies of the tables.
+ *
+ * encrypt_runs() is the same cipher bit-sliced (SKINNY paper, section 2; as protocol/skinny.py's
+ * numpy path): 256 blocks at a time, the state held as 64 bit-planes of 256 bits (plane b holds
+ * bit b of every block, bit 0 being the most significant), so SubCells is twelve boolean
+ * operations per cell for all 256 blocks, ShiftRows is the choice of which planes MixColumns
+ * reads, and there is no table and no data-dependent memory access. Each block may have its own
+ * key: a round key bit becomes a mask of the lanes whose key has that bit set. This is what
+ * minting tuple bundles needs (hundreds of EBIDs under four or five day keys, for many phones
+ * at once); the round keys still come from protocol/skinny.py (KeySchedule.rows).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define TABLE_ENTRIES 65536
@@ -192,11 +202,410 @@ static PyTypeObject RowCipherType = {
     .tp_methods = RowCipher_methods,
 };
 
+
+/* --- bit-sliced batch encryption ---------------------------------------------------------- */
+
+/* 256 lanes (blocks) as four 64-bit words; GCC and clang vector extensions, compiled to AVX2
+ * where the CPU has it (a second copy of the function, chosen at load time), else to SSE2 or
+ * plain 64-bit operations. */
+typedef uint64_t lanes_t __attribute__((vector_size(32)));
+#define LANE_WORDS 4
+#define PASS_LANES (64 * LANE_WORDS)
+#define MAX_ROUNDS 40
+#define KEYED_PLANES 32 /* round keys touch rows 0 and 1: cells 0-7, 4 bits each */
+#define C2_PLANE 34     /* the constant c2 = 0x2 of row 2: cell 8, bit x1 */
+
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define SLICED_CLONES __attribute__((target_clones("avx2", "default")))
+#endif
+#endif
+#ifndef SLICED_CLONES
+#define SLICED_CLONES
+#endif
+
+/* ShiftRows (paper, section 2.3): cell i of the new state is cell SHIFT_ROWS[i] of the old. */
+static const int SHIFT_ROWS[16] = {0, 1, 2, 3, 7, 4, 5, 6, 10, 11, 8, 9, 13, 14, 15, 12};
+
+/* Transpose the 64 x 64 bit matrix held in word g of a[0..63], for the four g at once (Hacker's
+ * Delight, 7-3): row i, bit 63 - j becomes row j, bit 63 - i. Blocks in, bit-planes out, and
+ * the same call turns planes back into blocks. */
+static inline void transpose(lanes_t a[64]) {
+    uint64_t m = 0x00000000FFFFFFFFULL;
+    for (int j = 32; j != 0; j >>= 1, m ^= m << j) {
+        lanes_t mask = {m, m, m, m};
+        for (int k = 0; k < 64; k = ((k | j) + 1) & ~j) {
+            lanes_t t = (a[k] ^ (a[k | j] >> j)) & mask;
+            a[k] ^= t;
+            a[k | j] ^= t << j;
+        }
+    }
+}
+
+/* SubCells of one cell (bits x3..x0 in p[0..3]): x0 ^= NOT(x3 OR x2), four times with the
+ * bits renamed between (paper, section 2.3). */
+static inline void sub_cell(lanes_t p[4]) {
+    lanes_t x3 = p[0], x2 = p[1], x1 = p[2], x0 = p[3];
+    x0 ^= ~(x3 | x2);
+    x3 ^= ~(x2 | x1);
+    x2 ^= ~(x1 | x0);
+    x1 ^= ~(x0 | x3);
+    p[0] = x0;
+    p[1] = x3;
+    p[2] = x2;
+    p[3] = x1;
+}
+
+/* The rounds on one pass; keys[r][b] masks the lanes whose round key r has bit b set.
+ *
+ * One column at a time: the four cells ShiftRows brings into column j are read, put through
+ * SubCells, AddConstants and AddRoundTweakey, and MixColumns writes the new column, so each
+ * plane is loaded and stored once per round. */
+static inline void encrypt_planes(lanes_t s[64], const lanes_t keys[][KEYED_PLANES],
+                                  int rounds) {
+    lanes_t other[64];
+    lanes_t *cur = s, *next = other;
+    const lanes_t ones = {~0ULL, ~0ULL, ~0ULL, ~0ULL};
+    for (int r = 0; r < rounds; r++) {
+        const lanes_t *key = keys[r];
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) {
+            /* Row 0 is not shifted; row 1 cell 4 + j comes from SHIFT_ROWS[4 + j], and so on. */
+            int a = SHIFT_ROWS[j], b = SHIFT_ROWS[4 + j], c = SHIFT_ROWS[8 + j],
+                d = SHIFT_ROWS[12 + j];
+            lanes_t x0[4], x1[4], x2[4], x3[4];
+#pragma GCC unroll 4
+            for (int p = 0; p < 4; p++) {
+                x0[p] = cur[4 * a + p];
+                x1[p] = cur[4 * b + p];
+                x2[p] = cur[4 * c + p];
+                x3[p] = cur[4 * d + p];
+            }
+            sub_cell(x0);
+            sub_cell(x1);
+            sub_cell(x2);
+            sub_cell(x3);
+#pragma GCC unroll 4
+            for (int p = 0; p < 4; p++) {
+                x0[p] ^= key[4 * a + p]; /* rows 0 and 1 carry the round tweakey */
+                x1[p] ^= key[4 * b + p];
+            }
+            if (4 * c + 2 == C2_PLANE) x2[2] ^= ones;
+#pragma GCC unroll 4
+            for (int p = 0; p < 4; p++) {
+                /* MixColumns: rows (x0, x1, x2, x3) -> (x0^x2^x3, x0, x1^x2, x0^x2). */
+                lanes_t x02 = x0[p] ^ x2[p];
+                next[4 * j + p] = x02 ^ x3[p];
+                next[4 * (4 + j) + p] = x0[p];
+                next[4 * (8 + j) + p] = x1[p] ^ x2[p];
+                next[4 * (12 + j) + p] = x02;
+            }
+        }
+        lanes_t *swap = cur;
+        cur = next;
+        next = swap;
+    }
+    if (cur != s) memcpy(s, cur, sizeof other);
+}
+
+/* A pass's distinct keys, each with the mask of the lanes it encrypts. */
+typedef struct {
+    Py_ssize_t key;
+    lanes_t lanes;
+} PassKey;
+
+static inline void set_lanes(lanes_t *mask, Py_ssize_t from, Py_ssize_t to) {
+    for (Py_ssize_t lane = from; lane < to; lane++) {
+        (*mask)[lane / 64] |= 1ULL << (63 - lane % 64);
+    }
+}
+
+#define LUT_KEYS 8 /* passes with at most this many keys build their masks by table */
+
+/* Encrypt n blocks (big-endian uint64 in src) into dst; block i under round_keys[key_of[i]],
+ * each an array of `rounds` (row 0, row 1) uint16 pairs. key_bits[k][KEYED_PLANES * r + b] is
+ * bit b of key k's round key r (0 or 1). Every input was checked by the caller. */
+SLICED_CLONES
+static void encrypt_sliced(const unsigned char *src, unsigned char *dst, Py_ssize_t n,
+                           const Py_ssize_t *key_of, const uint8_t *const *key_bits, int rounds,
+                           PassKey *pass_keys, lanes_t (*masks)[KEYED_PLANES]) {
+    lanes_t lut[1 << LUT_KEYS];
+    uint8_t index[MAX_ROUNDS * KEYED_PLANES];
+    for (Py_ssize_t start = 0; start < n; start += PASS_LANES) {
+        Py_ssize_t count = n - start < PASS_LANES ? n - start : PASS_LANES;
+        /* Which keys this pass uses, and on which lanes (runs of one key are contiguous). */
+        Py_ssize_t keys = 0;
+        for (Py_ssize_t lane = 0; lane < count;) {
+            Py_ssize_t key = key_of[start + lane], end = lane + 1;
+            while (end < count && key_of[start + end] == key) end++;
+            Py_ssize_t k = 0;
+            while (k < keys && pass_keys[k].key != key) k++;
+            if (k == keys) {
+                pass_keys[keys].key = key;
+                pass_keys[keys].lanes = (lanes_t){0, 0, 0, 0};
+                keys++;
+            }
+            set_lanes(&pass_keys[k].lanes, lane, end);
+            lane = end;
+        }
+        int planes = rounds * KEYED_PLANES;
+        if (keys <= LUT_KEYS) {
+            /* mask = OR of the lanes of the keys whose bit is set: a table of every subset of
+             * the pass's keys, indexed by the keys' bits side by side. */
+            for (int subset = 0; subset < (1 << keys); subset++) {
+                lanes_t m = {0, 0, 0, 0};
+                for (Py_ssize_t k = 0; k < keys; k++)
+                    if (subset >> k & 1) m |= pass_keys[k].lanes;
+                lut[subset] = m;
+            }
+            memset(index, 0, (size_t)planes);
+            for (Py_ssize_t k = 0; k < keys; k++) {
+                const uint8_t *bits = key_bits[pass_keys[k].key];
+                for (int i = 0; i < planes; i++) index[i] |= (uint8_t)(bits[i] << k);
+            }
+            for (int i = 0; i < planes; i++) masks[i / KEYED_PLANES][i % KEYED_PLANES] = lut[index[i]];
+        } else {
+            for (int i = 0; i < planes; i++) {
+                lanes_t m = {0, 0, 0, 0};
+                for (Py_ssize_t k = 0; k < keys; k++)
+                    if (key_bits[pass_keys[k].key][i]) m |= pass_keys[k].lanes;
+                masks[i / KEYED_PLANES][i % KEYED_PLANES] = m;
+            }
+        }
+        lanes_t state[64];
+        for (int i = 0; i < 64; i++) {
+            for (int w = 0; w < LANE_WORDS; w++) {
+                Py_ssize_t lane = w * 64 + i;
+                state[i][w] = lane < count ? load_be64(src + BLOCK_SIZE * (start + lane)) : 0;
+            }
+        }
+        transpose(state);
+        encrypt_planes(state, (const lanes_t(*)[KEYED_PLANES])masks, rounds);
+        transpose(state);
+        for (int i = 0; i < 64; i++) {
+            for (int w = 0; w < LANE_WORDS; w++) {
+                Py_ssize_t lane = w * 64 + i;
+                if (lane < count) store_be64(dst + BLOCK_SIZE * (start + lane), state[i][w]);
+            }
+        }
+    }
+}
+
+/* The round keys of a call: buffers of (row 0, row 1) uint16 pairs (KeySchedule.rows), all
+ * with the same number of rounds. */
+typedef struct {
+    PyObject *seq;
+    Py_buffer *views;
+    const uint16_t **rows;
+    uint8_t **bits; /* bits[k][KEYED_PLANES * r + b]: bit b of key k's round key r */
+    Py_ssize_t count, held;
+    int rounds;
+} RoundKeys;
+
+static int round_keys_open(RoundKeys *k, PyObject *arg) {
+    memset(k, 0, sizeof *k);
+    k->rounds = -1;
+    k->seq = PySequence_Fast(arg, "round_keys must be a sequence of buffers");
+    if (k->seq == NULL) return -1;
+    k->count = PySequence_Fast_GET_SIZE(k->seq);
+    k->views = PyMem_Calloc((size_t)(k->count ? k->count : 1), sizeof(Py_buffer));
+    k->rows = PyMem_Calloc((size_t)(k->count ? k->count : 1), sizeof(uint16_t *));
+    k->bits = PyMem_Calloc((size_t)(k->count ? k->count : 1), sizeof(uint8_t *));
+    if (k->views == NULL || k->rows == NULL || k->bits == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (; k->held < k->count; k->held++) {
+        Py_buffer *view = &k->views[k->held];
+        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(k->seq, k->held), view, PyBUF_SIMPLE) < 0)
+            return -1;
+        Py_ssize_t len = view->len;
+        if (len % 4 != 0 || len == 0 || len / 4 > MAX_ROUNDS ||
+            (k->rounds >= 0 && len / 4 != k->rounds)) {
+            k->held++;
+            PyErr_SetString(PyExc_ValueError,
+                            "round keys are (uint16, uint16) per round, 1 to 40 rounds, "
+                            "the same number for every key");
+            return -1;
+        }
+        k->rounds = (int)(len / 4);
+        const uint16_t *rows = (const uint16_t *)view->buf;
+        uint8_t *bits = PyMem_Malloc((size_t)k->rounds * KEYED_PLANES);
+        if (bits == NULL) {
+            k->held++;
+            PyErr_NoMemory();
+            return -1;
+        }
+        for (int r = 0; r < k->rounds; r++)
+            for (int b = 0; b < KEYED_PLANES; b++)
+                bits[KEYED_PLANES * r + b] = (uint8_t)(rows[2 * r + b / 16] >> (15 - b % 16) & 1);
+        k->rows[k->held] = rows;
+        k->bits[k->held] = bits;
+    }
+    return 0;
+}
+
+static void round_keys_close(RoundKeys *k) {
+    for (Py_ssize_t i = 0; i < k->held; i++) {
+        PyBuffer_Release(&k->views[i]);
+        if (k->bits != NULL) PyMem_Free(k->bits[i]);
+    }
+    PyMem_Free(k->bits);
+    PyMem_Free(k->views);
+    PyMem_Free((void *)k->rows);
+    Py_XDECREF(k->seq);
+}
+
+/* Encrypt n blocks of src, block i under key key_of[i], into a new bytes object. */
+static PyObject *encrypt_all(const RoundKeys *keys, const unsigned char *src, Py_ssize_t n,
+                             const Py_ssize_t *key_of) {
+    PyObject *out = PyBytes_FromStringAndSize(NULL, n * BLOCK_SIZE);
+    if (out == NULL || n == 0) return out;
+    /* Aligned for vector loads (PyMem_Malloc promises 16 bytes, a vector needs 32). */
+    PassKey *pass_keys = aligned_alloc(sizeof(lanes_t), PASS_LANES * sizeof(PassKey));
+    lanes_t(*masks)[KEYED_PLANES] =
+        aligned_alloc(sizeof(lanes_t), MAX_ROUNDS * KEYED_PLANES * sizeof(lanes_t));
+    if (pass_keys == NULL || masks == NULL) {
+        free(pass_keys);
+        free(masks);
+        Py_DECREF(out);
+        return PyErr_NoMemory();
+    }
+    unsigned char *dst = (unsigned char *)PyBytes_AS_STRING(out);
+    Py_BEGIN_ALLOW_THREADS
+    encrypt_sliced(src, dst, n, key_of, (const uint8_t *const *)keys->bits, keys->rounds,
+                   pass_keys, masks);
+    Py_END_ALLOW_THREADS
+    free(pass_keys);
+    free(masks);
+    return out;
+}
+
+/* encrypt_runs(round_keys, runs, blocks) -> bytes.
+ *
+ * runs: a sequence of (key index, count) covering the concatenated 8-byte blocks in order. */
+static PyObject *encrypt_runs(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "expected (round_keys, runs, blocks)");
+        return NULL;
+    }
+    RoundKeys keys;
+    PyObject *out = NULL, *runs = NULL;
+    Py_buffer blocks = {0};
+    Py_ssize_t *key_of = NULL;
+    if (round_keys_open(&keys, args[0]) < 0) goto done;
+    runs = PySequence_Fast(args[1], "runs must be a sequence of (key index, count)");
+    if (runs == NULL) goto done;
+    if (PyObject_GetBuffer(args[2], &blocks, PyBUF_SIMPLE) < 0) goto done;
+    if (blocks.len % BLOCK_SIZE != 0) {
+        PyErr_SetString(PyExc_ValueError, "blocks must be 8 bytes each");
+        goto done;
+    }
+    Py_ssize_t n = blocks.len / BLOCK_SIZE, filled = 0;
+    key_of = PyMem_Malloc((size_t)(n ? n : 1) * sizeof(Py_ssize_t));
+    if (key_of == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(runs); i++) {
+        Py_ssize_t key, count;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(runs, i), "nn;runs hold (key, count)",
+                              &key, &count))
+            goto done;
+        if (key < 0 || key >= keys.count || count < 0 || count > n - filled) {
+            PyErr_SetString(PyExc_ValueError, "a run names no key or goes past the blocks");
+            goto done;
+        }
+        for (Py_ssize_t j = 0; j < count; j++) key_of[filled + j] = key;
+        filled += count;
+    }
+    if (filled != n) {
+        PyErr_SetString(PyExc_ValueError, "the runs do not cover every block");
+        goto done;
+    }
+    out = encrypt_all(&keys, blocks.buf, n, key_of);
+done:
+    PyMem_Free(key_of);
+    if (blocks.obj != NULL) PyBuffer_Release(&blocks);
+    Py_XDECREF(runs);
+    round_keys_close(&keys);
+    return out;
+}
+
+/* encrypt_counters(round_keys, runs) -> bytes.
+ *
+ * runs: a sequence of (key index, first, step, count); a run stands for the count 64-bit
+ * blocks first, first + step, ... (modulo 2**64, big-endian), as EBID plaintexts of
+ * consecutive epochs are (protocol/ebid.py says how). The ciphertexts, run after run. */
+static PyObject *encrypt_counters(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "expected (round_keys, runs)");
+        return NULL;
+    }
+    RoundKeys keys;
+    PyObject *out = NULL, *runs = NULL;
+    Py_ssize_t *key_of = NULL, n = 0, filled = 0;
+    unsigned char *src = NULL;
+    if (round_keys_open(&keys, args[0]) < 0) goto done;
+    runs = PySequence_Fast(args[1], "runs must be a sequence of (key, first, step, count)");
+    if (runs == NULL) goto done;
+    Py_ssize_t nruns = PySequence_Fast_GET_SIZE(runs);
+    for (int pass = 0; pass < 2; pass++) { /* count, then fill */
+        for (Py_ssize_t i = 0; i < nruns; i++) {
+            Py_ssize_t key, count;
+            unsigned long long first, step;
+            if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(runs, i),
+                                  "nKKn;runs hold (key, first, step, count)", &key, &first,
+                                  &step, &count))
+                goto done;
+            if (key < 0 || key >= keys.count || count < 0 || count > PY_SSIZE_T_MAX / 16 - n) {
+                PyErr_SetString(PyExc_ValueError, "a run names no key or is too long");
+                goto done;
+            }
+            if (pass == 0) {
+                n += count;
+                continue;
+            }
+            for (Py_ssize_t j = 0; j < count; j++) {
+                key_of[filled] = key;
+                store_be64(src + BLOCK_SIZE * filled, first + step * (unsigned long long)j);
+                filled++;
+            }
+        }
+        if (pass == 0) {
+            key_of = PyMem_Malloc((size_t)(n ? n : 1) * sizeof(Py_ssize_t));
+            src = PyMem_Malloc((size_t)(n ? n : 1) * BLOCK_SIZE);
+            if (key_of == NULL || src == NULL) {
+                PyErr_NoMemory();
+                goto done;
+            }
+        }
+    }
+    out = encrypt_all(&keys, src, n, key_of);
+done:
+    PyMem_Free(key_of);
+    PyMem_Free(src);
+    Py_XDECREF(runs);
+    round_keys_close(&keys);
+    return out;
+}
+
+static PyMethodDef module_methods[] = {
+    {"encrypt_runs", (PyCFunction)(void (*)(void))encrypt_runs, METH_FASTCALL,
+     "encrypt_runs(round_keys, runs, blocks) -> bytes: SKINNY-64 bit-sliced, each run of "
+     "blocks under its own key schedule (KeySchedule.rows as uint16 pairs)."},
+    {"encrypt_counters", (PyCFunction)(void (*)(void))encrypt_counters, METH_FASTCALL,
+     "encrypt_counters(round_keys, runs) -> bytes: encrypt_runs of the blocks first, "
+     "first + step, ... of each run (key index, first, step, count)."},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "protocol._skinny_rows",
-    .m_doc = "The scalar SKINNY-64 row loop of protocol.skinny, compiled.",
+    .m_doc = "The SKINNY-64 row loop of protocol.skinny, compiled, and its bit-sliced batch.",
     .m_size = -1,
+    .m_methods = module_methods,
 };
 
 PyMODINIT_FUNC PyInit__skinny_rows(void) {

@@ -1,10 +1,12 @@
 """Authenticated requests: status, unregister, delete exposure history
-[robert.md: Authenticated requests].
+[robert.md: Authenticated requests; the contract the real apps hold the server to].
 
-The phone proves it holds K_A without revealing ID_A: it sends an EBID of the current epoch, the
-epoch, the low 32 bits of its NTP time and
+The phone proves it holds K_A without revealing ID_A: it sends one of its EBIDs (the current
+epoch's, or its last one when it holds none for now: the apps do), that EBID's epoch, the low
+32 bits of its NTP time and
 ``mac = HMAC-SHA256(K_A, prefix || EBID || epochId (4 bytes) || time (4 bytes))``.
-The prefix separates the three kinds of request from each other and from HELLOs.
+The prefix separates the three kinds of request from each other and from HELLOs. The server
+accepts any EBID whose day key it still holds; freshness comes from ``time``.
 """
 
 from __future__ import annotations
@@ -17,16 +19,13 @@ from enum import IntEnum
 from typing import Any
 
 from protocol.epochs import low32, wrapped_distance
-from protocol.errors import BadFormat, BadLength, BadMac, StaleEpoch, StaleTime
+from protocol.errors import BadFormat, BadLength, BadMac, StaleTime
 from protocol.types import EBID_SIZE, MacKey
 
 REQUEST_MAC_SIZE = 32
 REQUEST_TIME_SIZE = 4
 CLOCK_TOLERANCE = 60
 """Seconds the phone's clock may differ from the server's (later reference: 60 s)."""
-EPOCH_SLACK = 1
-"""A request's ``epochId`` may be the server's current epoch or a neighbouring one: the phone
-and the server may sit on either side of an epoch boundary."""
 
 
 class RequestKind(IntEnum):
@@ -129,10 +128,3 @@ def check_request_time(time32: int, server_ntp: int, tolerance: int = CLOCK_TOLE
     """Raise StaleTime if the phone's clock is more than ``tolerance`` s from the server's."""
     if wrapped_distance(time32, low32(server_ntp), 32) > tolerance:
         raise StaleTime("request time outside tolerance")
-
-
-def check_request_epoch(epoch_id: int, server_epoch: int, slack: int = EPOCH_SLACK) -> None:
-    """Raise StaleEpoch unless ``epoch_id`` is within ``slack`` epochs of the server's
-    [robert.md: Authenticated requests: "an EBID of the phone valid for the current epoch"]."""
-    if abs(epoch_id - server_epoch) > slack:
-        raise StaleEpoch("epochId is not the current epoch")

@@ -82,6 +82,31 @@ def parse_code(text: object) -> tuple[CodeKind, str]:
     raise BadFormat("not a submission code")
 
 
+DUMMY_CODES = {
+    CodeKind.SHORT: "0" * SHORT_LENGTH,
+    CodeKind.LONG: "00000000-0000-0000-0000-000000000000",
+}
+"""The tokens of dummy reports: what our phones send, at random times, as DP-3T and
+Corona-Warn-App phones do, so that a real report does not single out a positive person to
+anyone watching the network. Each has the length of a real code of its kind (the report's size
+does not tell), and neither can be one: ``0`` is not in the short alphabet, and the nil UUID is
+not a version 4 UUID. The server recognises a dummy by this token alone, inside TLS."""
+
+
+def dummy_code(random: RandomSource) -> str:
+    """The token of a dummy report: short or long with equal chances (real reports carry
+    both: doctors read out short codes, labs print long ones)."""
+    return DUMMY_CODES[CodeKind.SHORT if random(1)[0] & 1 else CodeKind.LONG]
+
+
+def is_dummy_code(token: object) -> bool:
+    """True for a dummy report's token, exactly as ``dummy_code`` writes it."""
+    return isinstance(token, str) and token in _DUMMY_TOKENS
+
+
+_DUMMY_TOKENS = frozenset(DUMMY_CODES.values())
+
+
 def code_space(kind: CodeKind) -> int:
     """How many distinct codes of ``kind`` exist."""
     return len(SHORT_ALPHABET) ** SHORT_LENGTH if kind is CodeKind.SHORT else 2**122

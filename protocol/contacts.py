@@ -68,6 +68,10 @@ class HelloRecord:
         rssi = _int(
             fields.get("rssiCalibrated"), "rssiCalibrated", -MAX_RSSI_MAGNITUDE, MAX_RSSI_MAGNITUDE
         )
+        # The apps also send the raw RSSI (iOS always, Android when it has one): checked, not
+        # kept; scoring uses the calibrated one [robert.md: the contract, Report].
+        if fields.get("rssiRaw") is not None:
+            _int(fields["rssiRaw"], "rssiRaw", -MAX_RSSI_MAGNITUDE, MAX_RSSI_MAGNITUDE)
         return cls(collected, hello_time, b64decode(fields.get("mac"), "mac", HELLO_MAC_SIZE), rssi)
 
 

@@ -39,6 +39,11 @@ def ntp_from_datetime(moment: datetime) -> NtpSeconds:
     return ntp_from_unix(moment.timestamp())
 
 
+def ntp_of_day(day: date) -> NtpSeconds:
+    """NTP time of 00:00 UTC of ``day`` (a service start as ``GET /clock`` gives it)."""
+    return NtpSeconds((day - NTP_ORIGIN).days * 86_400)
+
+
 def datetime_from_ntp(ntp_seconds: int) -> datetime:
     """The aware UTC datetime of an NTP time."""
     return datetime.fromtimestamp(unix_from_ntp(ntp_seconds), tz=UTC)

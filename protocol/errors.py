@@ -21,10 +21,6 @@ class StaleTime(ProtocolError):
     """A time field is outside the tolerance allowed around the reference time."""
 
 
-class StaleEpoch(ProtocolError):
-    """A request's epoch is not the current one (nor a neighbour of it)."""
-
-
 class EpochMismatch(ProtocolError):
     """The epoch inside a decrypted EBID is not the epoch the message claims."""
 

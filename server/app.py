@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -21,12 +20,13 @@ from kit.ratelimit import Buckets
 from protocol.epochs import day_of_ntp, ntp_from_unix
 from server.api import routes
 from server.api.appkeys import CAPTCHA, SERVICE, WORKER
-from server.captcha import ProofOfWork
+from server.captcha import CaptchaGate
 from server.codegate import CodeGate
 from server.keys import ServerKeys
 from server.metrics import Metrics
 from server.service import Clock, RobertService
 from server.settings import Settings
+from server.speech import Voices
 from server.store import open_store
 from server.store.base import Store
 from server.worker import ReportWorker
@@ -58,11 +58,14 @@ def create_app(
     )
     service = RobertService(settings, store, keys, metrics, clock, codes)
     app[SERVICE] = service
-    app[CAPTCHA] = ProofOfWork(
-        # Derived from K_G so every process of a deployment checks every challenge.
-        hmac.digest(keys.k_g.material, b"robert captcha secret", "sha256"),
-        settings.pow_difficulty if settings.captcha == "pow" else 0,
+    app[CAPTCHA] = CaptchaGate(
+        store,
+        settings.captcha,
+        Voices(settings.data_path / "captcha-voices"),
         clock,
+        settings.captcha_lifetime,
+        settings.captcha_attempts,
+        settings.pow_difficulty,
     )
     app[WORKER] = ReportWorker(service)
     app[routes.INDEX_LINKS] = routes.default_links()
@@ -100,7 +103,10 @@ def _background_ctx(
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         stop = asyncio.Event()
-        tasks = [asyncio.create_task(_rotate_keys(app, stop), name="rotate-keys")]
+        tasks = [
+            asyncio.create_task(_rotate_keys(app, stop), name="rotate-keys"),
+            asyncio.create_task(_purge_captchas(app, stop), name="purge-captchas"),
+        ]
         if settings.embedded_worker:
             worker = app[WORKER]
             tasks.append(asyncio.create_task(worker.run(stop, worker_idle_ms), name="worker"))
@@ -135,6 +141,21 @@ async def _rotate_keys(app: web.Application, stop: asyncio.Event) -> None:
         service.forget_keys()
         if created:
             log.info("created K_S for %d day(s) up to %s", len(created), created[-1])
+
+
+CAPTCHA_PURGE_SECONDS = 600
+
+
+async def _purge_captchas(app: web.Application, stop: asyncio.Event) -> None:
+    """Delete expired captchas every ten minutes (nobody can use them any more)."""
+    gate = app[CAPTCHA]
+    if gate.voices.engine is None and gate.mode != "pow":
+        log.warning("espeak-ng not found: audio captchas speak English only")
+    while not stop.is_set():
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), CAPTCHA_PURGE_SECONDS)
+        if not stop.is_set():
+            await gate.store.purge_captchas(gate.now())
 
 
 async def _retention(worker: ReportWorker, stop: asyncio.Event) -> None:

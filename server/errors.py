@@ -1,8 +1,10 @@
 """ROBERT's refusals, and the one place where protocol errors become HTTP answers.
 
-Status codes follow robert.md: 400 malformed, 401 failed authentication (bad MAC, unknown
-registration, bad captcha or submission code), 409 replayed request, 413 body too large,
-429 status asked too soon, 430 no server key for that EBID any more (register again).
+Status codes follow robert.md (the contract the real apps hold the server to): 400 malformed
+(an EBID that does not decrypt to its epoch included, as the reference), 401 failed
+authentication (bad MAC, bad captcha or submission code), 409 replayed request, 410
+captcha used or expired, 413 body too large, 429 status asked too soon, 430 no server key for
+that EBID any more or no such registration (register again: the only code the apps act on).
 
 Every refusal is a fresh exception: a module-level instance raised again and again keeps a
 traceback that grows with each raise and holds every caller's frame (and the registration
@@ -17,9 +19,8 @@ from protocol import errors as pe
 _PROTOCOL_STATUS: list[tuple[type[pe.ProtocolError], int, str]] = [
     (pe.KeyUnavailable, 430, "key_unavailable"),
     (pe.BadMac, 401, "bad_mac"),
-    (pe.EpochMismatch, 401, "bad_ebid"),
+    (pe.EpochMismatch, 400, "bad_ebid"),
     (pe.StaleTime, 400, "clock_skew"),
-    (pe.StaleEpoch, 400, "stale_epoch"),
     (pe.UnknownCountry, 400, "unknown_country"),
     (pe.BadLength, 400, "bad_length"),
     (pe.BadFormat, 400, "bad_format"),
@@ -45,8 +46,9 @@ def malformed(message: str) -> HttpError:
 
 
 def unknown_registration() -> HttpError:
-    """401: the EBID decrypts to no registration."""
-    return Unauthorized("no such registration", "unknown_registration")
+    """430: the EBID decrypts to no registration (unknown, or unregistered). The apps register
+    again on 430 only, as when the EBID's key is gone [robert.md: the contract]."""
+    return HttpError("no such registration: register again", "unknown_registration", status=430)
 
 
 def too_soon() -> HttpError:

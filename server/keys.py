@@ -1,10 +1,15 @@
-"""The server's keys on disk: K_S per UTC day, K_G, and the P-256 registration key pair.
+"""The server's keys on disk: K_S per UTC day, K_G, the P-256 registration key pair, and the
+P-256 key that signs the tokens of the apps' contract.
 
 Layout of the keys directory (mode 0700, files 0600)::
 
     kg.key                 K_G, 32 raw bytes (federation key, AES-256)
     ecdh-private.pem       the server's P-256 private key, PKCS#8 PEM
+    token-es256.pem        the token signing key (ES256, P-256), PKCS#8 PEM
     ks/YYYY-MM-DD.key      K_S of that UTC day, 24 raw bytes (SKINNY-64/192)
+
+The token key's public half is published as a JSON Web Key Set (``jwks``): at
+``/.well-known/jwks.json`` and by ``robert keys jwks``.
 
 Keys are created with O_EXCL-style atomic links, so several server processes starting together
 agree on one key per day. Key material is never logged; ``repr`` shows counts only. This class is
@@ -19,6 +24,7 @@ import secrets
 import tempfile
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -27,6 +33,7 @@ from protocol.auth import b64encode
 from protocol.errors import KeyUnavailable
 from protocol.registration import CURVE, public_key_spki
 from protocol.types import EbidKey, FederationKey
+from server.tokens import jwks
 
 
 def _write_once(path: Path, data: bytes) -> None:
@@ -44,6 +51,26 @@ def _write_once(path: Path, data: bytes) -> None:
         os.unlink(tmp)
 
 
+ECDH_FILE = "ecdh-private.pem"
+TOKEN_FILE = "token-es256.pem"
+
+
+def _new_p256_pem() -> bytes:
+    """A fresh P-256 private key, PKCS#8 PEM."""
+    return ec.generate_private_key(CURVE).private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _load_p256(path: Path) -> ec.EllipticCurvePrivateKey:
+    private = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(private, ec.EllipticCurvePrivateKey) or private.curve.name != CURVE.name:
+        raise ValueError(f"{path.name} is not a P-256 private key")
+    return private
+
+
 class ServerKeys:
     """The keys a server process holds in memory, loaded from (and created in) a directory."""
 
@@ -52,6 +79,7 @@ class ServerKeys:
         self._daily: dict[date, EbidKey] = {}
         self.k_g: FederationKey
         self.ecdh_private: ec.EllipticCurvePrivateKey
+        self.token_private: ec.EllipticCurvePrivateKey
 
     def __repr__(self) -> str:
         return f"ServerKeys({str(self.directory)!r}, {len(self._daily)} daily keys)"
@@ -75,13 +103,9 @@ class ServerKeys:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(self.directory, 0o700)
         _write_once(self.directory / "kg.key", secrets.token_bytes(FederationKey.SIZE))
-        private = ec.generate_private_key(CURVE)
-        pem = private.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        _write_once(self.directory / "ecdh-private.pem", pem)
+        for name in (ECDH_FILE, TOKEN_FILE):
+            if not (self.directory / name).exists():
+                _write_once(self.directory / name, _new_p256_pem())
         created = []
         for offset in range(ahead_days + 1):
             day = today + timedelta(days=offset)
@@ -103,11 +127,8 @@ class ServerKeys:
     def reload(self) -> None:
         """Read every key file into memory."""
         self.k_g = FederationKey((self.directory / "kg.key").read_bytes())
-        pem = (self.directory / "ecdh-private.pem").read_bytes()
-        private = serialization.load_pem_private_key(pem, password=None)
-        if not isinstance(private, ec.EllipticCurvePrivateKey):
-            raise ValueError("ecdh-private.pem is not an EC private key")
-        self.ecdh_private = private
+        self.ecdh_private = _load_p256(self.directory / ECDH_FILE)
+        self.token_private = _load_p256(self.directory / TOKEN_FILE)
         daily = {}
         for path in (self.directory / "ks").glob("*.key"):
             with contextlib.suppress(ValueError):
@@ -140,3 +161,7 @@ class ServerKeys:
     def public_key_b64(self) -> str:
         """The public key as phones embed it: base64 of the SubjectPublicKeyInfo."""
         return b64encode(self.public_key_spki())
+
+    def jwks(self) -> dict[str, Any]:
+        """The token key's public half as a JSON Web Key Set."""
+        return jwks([self.token_private.public_key()])

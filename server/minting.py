@@ -12,8 +12,7 @@ import asyncio
 from collections.abc import Callable
 from datetime import date
 
-from protocol.auth import b64encode
-from protocol.tuples import encrypt_bundle, mint
+from protocol.tuples import mint, seal_bundle
 from protocol.types import EbidKey, FederationKey, IdA, TupleKey
 
 _Pending = tuple[IdA, TupleKey, range, "asyncio.Future[str]"]
@@ -63,4 +62,4 @@ class TupleMinter:
             return
         for (_, k_ea, _, future), tuples in zip(batch, sets, strict=True):
             if not future.done():
-                future.set_result(b64encode(encrypt_bundle(k_ea, tuples, self._random(12))))
+                future.set_result(seal_bundle(k_ea, tuples, self._random(12)))

@@ -2,29 +2,33 @@
 
 Handlers in ``server.api`` parse JSON and call these methods; the protocol rules themselves come
 from ``protocol/``. Each method raises a ``kit.http.HttpError`` (or a ``ProtocolError`` the
-error guard maps) for anything but success.
+error guard maps) for anything but success. What the answers hold is the contract the real apps
+hold the server to [robert.md: the contract, /api/v6].
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import hmac
 import secrets
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgpack
 
 from kit.http import BadRequest, Unauthorized, Unavailable
-from protocol.auth import AuthRequest, RequestKind, check_request_epoch, check_request_time
+from protocol.auth import AuthRequest, RequestKind, check_request_time
 from protocol.auth import verify_request_mac as verify_mac
-from protocol.codes import parse_code
+from protocol.codes import is_dummy_code, parse_code
 from protocol.contacts import Contact, HelloRecord
 from protocol.ebid import check_ebid_epoch, decrypt_ebid
 from protocol.epochs import (
-    EPOCH_DURATION,
     EPOCHS_PER_DAY,
+    datetime_from_ntp,
     day_of_epoch,
     epoch_of,
     epoch_start,
@@ -34,31 +38,45 @@ from protocol.epochs import (
 from protocol.errors import BadFormat, BadMac
 from protocol.registration import agree
 from protocol.scoring import ScoringConfig
-from protocol.status import blurred_contact_day
-from protocol.types import EbidKey, IdA, TupleKey, id_a
+from protocol.status import last_contact_date, risk_level
+from protocol.types import EbidKey, IdA, MacKey, TupleKey, id_a
 from server import errors
 from server.codegate import ACCEPTED, CodeGate
 from server.keys import ServerKeys
 from server.metrics import Metrics
 from server.minting import TupleMinter
 from server.settings import Settings
-from server.store.base import Registration, StatusOutcome, Store
+from server.store.base import PushInfo, Registration, StatusOutcome, Store
+from server.tokens import TokenLifetimes, TokenSigner
 
 Clock = Callable[[], float]
 """Unix seconds now (``time.time``, or a simulation's virtual clock)."""
 
 _MAX_ID_DRAWS = 16
+REPORT_TIMINGS = 100
+"""How many recent real reports' store times a dummy report's wait is drawn from: few enough
+to follow the machine's load as it changes, enough to reproduce the spread."""
+PRIOR_REPORT_SECONDS = 0.002
+"""A dummy report's wait before this process has answered any real report."""
+LATENESS_WEIGHT = 0.05
+"""Weight of each new measure in the running mean of how late a dummy's sleep ends."""
 
 
 @dataclass(frozen=True, slots=True)
 class StatusAnswer:
     """What a status request returns besides the HTTP envelope."""
 
-    at_risk: bool
     risk_level: int
+    tuples: str
     last_contact_date: str | None
     last_risk_scoring_date: str | None
-    tuples: str | None
+    declaration_token: str | None
+    analytics_token: str
+
+    @property
+    def at_risk(self) -> bool:
+        """What the apps conclude from ``riskLevel``."""
+        return self.risk_level > 0
 
 
 class RobertService:
@@ -82,13 +100,28 @@ class RobertService:
         self.clock = clock
         self.random = random
         self.time_start = settings.time_start_ntp
+        self.status_min_gap_epochs = settings.status_min_gap_epochs
         self.scoring = ScoringConfig(risk_threshold=settings.risk_threshold)
         self._client_config = self._make_client_config()
         self._epoch_keys: dict[int, EbidKey] = {}
-        self._tuple_plans: dict[int, tuple[range, int]] = {}
+        self._tuple_epochs: tuple[int, range] | None = None
+        lifetimes = TokenLifetimes(
+            report=settings.report_token_minutes * 60,
+            analytics=settings.analytics_token_minutes * 60,
+            declaration=settings.declaration_token_days * 86_400,
+        )
+        self.tokens = TokenSigner(keys.token_private, self._derived(b"token ids"), lifetimes)
+        self.dummy_tokens = TokenSigner.throwaway(lifetimes)
+        self._blur_key = self._derived(b"last contact blur")
+        self._report_timings: deque[float] = deque(maxlen=REPORT_TIMINGS)
+        self._lateness = 0.0
         self.minter = TupleMinter(
             keys.key_of_day, lambda: keys.k_g, settings.country_code, self.time_start, random
         )
+
+    def _derived(self, label: bytes) -> bytes:
+        """A key for ``label`` derived from K_G, so every process of a deployment has it."""
+        return hmac.digest(self.keys.k_g.material, b"robert " + label, "sha256")
 
     # --- time ------------------------------------------------------------------------------
     def now_ntp(self) -> int:
@@ -100,13 +133,14 @@ class RobertService:
         return epoch_of(self.now_ntp(), self.time_start)
 
     def clock_info(self) -> dict[str, Any]:
-        """Body of ``GET /clock``: phones correct their clock drift with it."""
-        now = self.now_ntp()
+        """Body of ``GET /clock`` (the reference's): the service start as a date, the server
+        time (ISO 8601, UTC, milliseconds) and the current epoch."""
+        now = self.clock()
+        moment = datetime.fromtimestamp(now, tz=UTC)
         return {
-            "serverTime": now,
-            "timeStart": self.time_start,
-            "epochId": epoch_of(now, self.time_start),
-            "epochDuration": EPOCH_DURATION,
+            "serviceStartDate": datetime_from_ntp(self.time_start).date().isoformat(),
+            "time": moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "epoch": epoch_of(ntp_from_unix(now), self.time_start),
         }
 
     def client_config(self) -> list[dict[str, Any]]:
@@ -123,11 +157,17 @@ class RobertService:
 
     # --- tuples ----------------------------------------------------------------------------
     def tuple_epochs(self, now_epoch: int) -> range:
-        """From now to the end of the last day handed out (the rest of today + N-1 days)."""
+        """From now to the end of the last day handed out (the rest of today + N-1 days),
+        memoised for the current epoch: every answer of the epoch mints the same epochs."""
+        memo = self._tuple_epochs
+        if memo is not None and memo[0] == now_epoch:
+            return memo[1]
         last_day = day_of_epoch(now_epoch, self.time_start) + timedelta(
             days=self.settings.tuple_days - 1
         )
-        return range(now_epoch, epochs_of_day(last_day, self.time_start).stop)
+        epochs = range(now_epoch, epochs_of_day(last_day, self.time_start).stop)
+        self._tuple_epochs = (now_epoch, epochs)
+        return epochs
 
     async def mint_bundle(self, owner: IdA, k_ea: TupleKey, epochs: range) -> str:
         """The base64 encrypted tuple bundle for ``epochs`` [robert.md: Tuple bundle], minted
@@ -135,15 +175,21 @@ class RobertService:
         return await self.minter.bundle(owner, k_ea, epochs)
 
     # --- register --------------------------------------------------------------------------
-    async def register(self, client_public_key_spki: bytes) -> dict[str, Any]:
-        """ECDH with the phone, a fresh ID_A, and the first tuples [robert.md: Registration]."""
-        k_a, k_ea = agree(self.keys.ecdh_private, client_public_key_spki)
-        now_epoch = self.now_epoch()
-        epochs = self.tuple_epochs(now_epoch)
+    def agree(self, client_public_key_spki: bytes) -> tuple[MacKey, TupleKey]:
+        """ECDH with the phone's key: (K_A, K_EA), or BadFormat for a key that is none
+        [robert.md: Registration]. Done before the captcha is looked at, so that a malformed
+        key does not spend it."""
+        return agree(self.keys.ecdh_private, client_public_key_spki)
+
+    async def register(
+        self, keys: tuple[MacKey, TupleKey], push: PushInfo | None = None
+    ) -> dict[str, Any]:
+        """A fresh ID_A for the agreed keys, its push information, and the first tuples."""
+        k_a, k_ea = keys
+        epochs = self.tuple_epochs(self.now_epoch())
         for _ in range(_MAX_ID_DRAWS):
             owner = id_a(self.random(5))
-            registration = Registration(owner, k_a, k_ea, tuples_until_epoch=epochs.stop - 1)
-            if await self.store.create_registration(registration):
+            if await self.store.create_registration(Registration(owner, k_a, k_ea), push):
                 break
         else:  # 2**40 identifiers: reached only if the store is nearly full
             raise Unavailable("could not allocate a registration", "no_identifier")
@@ -156,22 +202,19 @@ class RobertService:
         }
 
     # --- authenticated requests ------------------------------------------------------------
-    def _check_request(self, fields: Mapping[str, Any]) -> tuple[AuthRequest, IdA, int]:
-        """What can be checked before the store: sizes, EBID and its epoch, the clock.
+    def _check_request(self, fields: Mapping[str, Any]) -> tuple[AuthRequest, IdA]:
+        """What can be checked before the store: sizes, the EBID and its epoch, the clock.
 
-        Returns the request, the ID_A its EBID decrypts to, and the current epoch.
-        [robert.md: Authenticated requests]: the EBID under the key of ``epochId``'s day (430
-        if that key is gone), its epoch, the phone's clock within 60 s, the epoch current.
+        [the contract]: any EBID whose day key is still held is accepted (the apps send their
+        last one when they hold none for now); 430 if that key is gone. The EBID must decrypt
+        to ``epochId``, the phone's clock be within 60 s of the server's.
         """
         request = AuthRequest.from_fields(fields)
         owner = check_ebid_epoch(
             decrypt_ebid(self.key_of_epoch(request.epoch_id), request.ebid), request.epoch_id
         )
-        now = self.now_ntp()
-        check_request_time(request.time, now, self.settings.clock_tolerance)
-        now_epoch = epoch_of(now, self.time_start)
-        check_request_epoch(request.epoch_id, now_epoch)
-        return request, owner, now_epoch
+        check_request_time(request.time, self.now_ntp(), self.settings.clock_tolerance)
+        return request, owner
 
     def key_of_epoch(self, epoch: int) -> EbidKey:
         """K_S of an epoch's day, memoised by epoch (every status request asks; the answer
@@ -187,45 +230,35 @@ class RobertService:
     def forget_keys(self) -> None:
         """Drop memoised keys after the key set changed."""
         self._epoch_keys.clear()
-        self._tuple_plans.clear()
-
-    def tuple_plan(self, now_epoch: int) -> tuple[range, int]:
-        """(the epochs a fresh bundle covers, the epoch before which tuples are due), memoised
-        for the current epoch."""
-        plan = self._tuple_plans.get(now_epoch)
-        if plan is None:
-            refresh_before = now_epoch + self.settings.tuple_refresh_days * EPOCHS_PER_DAY
-            plan = (self.tuple_epochs(now_epoch), refresh_before)
-            self._tuple_plans = {now_epoch: plan}
-        return plan
 
     async def authenticate(
         self, kind: RequestKind, fields: Mapping[str, Any]
     ) -> tuple[AuthRequest, Registration]:
         """Check an unregister or delete-history request: then the registration and its MAC."""
-        request, owner, _ = self._check_request(fields)
+        request, owner = self._check_request(fields)
         registration = await self.store.get_registration(owner)
         if registration is None:
             raise errors.unknown_registration()
         verify_mac(registration.k_a, kind, request)
         return request, registration
 
-    async def status(self, fields: Mapping[str, Any]) -> StatusAnswer:
-        """Exposure status request [robert.md: Authenticated requests, Status answer].
+    async def status(self, fields: Mapping[str, Any], push: PushInfo | None = None) -> StatusAnswer:
+        """Exposure status request [robert.md: Authenticated requests, the contract].
 
         One store round trip reads the registration and takes the status slot at once (replay
         and rate limit atomically); the MAC is then checked on what was read, and a request
         whose MAC fails gives the slot back, so a forger holds it for one round trip at most.
+        Every answer carries a fresh bundle of tuples: the apps discard an answer without one.
         """
-        request, owner, now_epoch = self._check_request(fields)
-        epochs, refresh_before = self.tuple_plan(now_epoch)
+        request, owner = self._check_request(fields)
+        now = self.clock()
+        now_epoch = epoch_of(ntp_from_unix(now), self.time_start)
         recorded = await self.store.record_status(
             owner,
-            request.epoch_id,
+            now_epoch,
             request.time,
-            self.settings.status_min_gap_epochs,
-            epochs.stop - 1,
-            refresh_before,
+            self.status_min_gap_epochs,
+            with_push=push is not None,
         )
         registration = recorded.before
         if registration is None:
@@ -234,34 +267,53 @@ class RobertService:
             verify_mac(registration.k_a, RequestKind.STATUS, request)
         except BadMac:
             if recorded.outcome is StatusOutcome.ACCEPTED:
-                await self.store.undo_status(owner, registration, request.epoch_id, request.time)
+                await self.store.undo_status(owner, registration, now_epoch, request.time)
             raise
         if recorded.outcome is StatusOutcome.TOO_SOON:
             raise errors.too_soon()
         if recorded.outcome is StatusOutcome.REPLAYED:
             raise errors.replayed()
-        due = registration.tuples_until_epoch < refresh_before
+        if push is not None and push != recorded.push:
+            await self.store.set_push_info(owner, push)
+        tuples = await self.mint_bundle(owner, registration.k_ea, self.tuple_epochs(now_epoch))
+        return self._answer(owner, registration, tuples, int(now), now_epoch)
+
+    def _answer(
+        self, owner: IdA, registration: Registration, tuples: str, now: int, now_epoch: int
+    ) -> StatusAnswer:
+        """The risk part of a status answer, from the state the worker stored: at risk only
+        while the last exposure is within 7 days; dates and the declaration token only then."""
         risk = registration.risk
-        fresh = risk.last_contact_epoch >= now_epoch - self.scoring.at_risk_days * EPOCHS_PER_DAY
-        at_risk = risk.at_risk and fresh
+        recent = now_epoch - self.scoring.at_risk_days * EPOCHS_PER_DAY
+        at_risk = risk.at_risk and risk.last_contact_epoch >= recent
+        contact: int | None = None
+        scoring: int | None = None
+        declaration: str | None = None
+        if at_risk:
+            now_ntp = ntp_from_unix(now)
+            contact = last_contact_date(
+                risk.last_contact_epoch, self.time_start, self._blur_key, owner, now_ntp
+            )
+            if risk.last_scoring_epoch >= 0:
+                scoring = epoch_start(risk.last_scoring_epoch, self.time_start)
+            declaration = self.tokens.declaration(
+                now,
+                owner,
+                risk.last_scoring_epoch,
+                epoch_start(now_epoch, self.time_start),
+                contact,
+            )
         return StatusAnswer(
-            at_risk=at_risk,
-            risk_level=risk.risk_level if fresh else 0,
-            last_contact_date=(
-                str(blurred_contact_day(risk.last_contact_epoch, self.time_start, self.random))
-                if at_risk
-                else None
-            ),
-            last_risk_scoring_date=(
-                str(epoch_start(risk.last_scoring_epoch, self.time_start))
-                if risk.last_scoring_epoch >= 0
-                else None
-            ),
-            tuples=await self.mint_bundle(owner, registration.k_ea, epochs) if due else None,
+            risk_level=risk_level(at_risk),
+            tuples=tuples,
+            last_contact_date=None if contact is None else str(contact),
+            last_risk_scoring_date=None if scoring is None else str(scoring),
+            declaration_token=declaration,
+            analytics_token=self.tokens.analytics(now),
         )
 
     async def unregister(self, fields: Mapping[str, Any]) -> None:
-        """Forget the registration and its exposures."""
+        """Forget the registration, its exposures and its push information."""
         _, registration = await self.authenticate(RequestKind.UNREGISTER, fields)
         await self.store.delete_registration(registration.id_a)
 
@@ -271,16 +323,25 @@ class RobertService:
         await self.store.delete_exposures(registration.id_a)
 
     # --- report ----------------------------------------------------------------------------
-    async def report(self, token: Any, contacts: list[Contact]) -> None:
-        """Consume the submission code, then queue the contacts for the worker.
+    async def report(self, token: Any, contacts: list[Contact]) -> str:
+        """Consume the submission code, queue the contacts for the worker; the report
+        validation token.
 
         The contacts were parsed first, so a malformed upload does not burn the code; nothing
-        about the client (address, headers) is stored with the report.
+        about the client (address, headers) is stored with the report. A dummy report (its
+        token is a dummy code, ``protocol.codes``) changes nothing and consumes no code, but
+        is answered alike: after a wait drawn from the times real reports spent on the code
+        service and the store (so the timing distributions match), with a token of the same
+        size signed under a key nobody trusts.
         """
+        if is_dummy_code(token):
+            return await self._dummy_report()
         try:
             _, code = parse_code(token)
         except BadFormat as exc:
             raise BadRequest("token is not a submission code", "bad_token") from exc
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         outcome = await self.codes.consume(code)
         if outcome != ACCEPTED:
             raise Unauthorized(f"submission code {outcome}", f"code_{outcome}")
@@ -292,6 +353,22 @@ class RobertService:
             with contextlib.suppress(Exception):
                 await self.codes.release(code)
             raise
+        self._report_timings.append(loop.time() - started)
+        return self.tokens.report_validation(int(self.clock()))
+
+    async def _dummy_report(self) -> str:
+        """Wait as long as a real report recently spent on the code service and the store,
+        less the mean lateness of this process's wake-ups from a sleep (a real report's time
+        includes its own wake-up already), then sign a worthless token."""
+        timings = self._report_timings
+        drawn = timings[secrets.randbelow(len(timings))] if timings else PRIOR_REPORT_SECONDS
+        wait = max(0.0, drawn - self._lateness)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await asyncio.sleep(wait)
+        late = loop.time() - started - wait
+        self._lateness += LATENESS_WEIGHT * (late - self._lateness)
+        return self.dummy_tokens.report_validation(int(self.clock()))
 
 
 def encode_report(contacts: list[Contact]) -> bytes:

@@ -18,6 +18,13 @@ from protocol.epochs import epochs_covering, ntp_from_datetime
 from protocol.hello import DEFAULT_TOLERANCE
 from protocol.scoring import CONTAGIOUS_PERIOD_DAYS
 
+CAPTCHA_MODES = ("image", "pow", "off")
+"""The registration gates: the apps' captcha (image or audio), the proof of work, none.
+
+The default is ``image``: a deployed server exists for the real apps, which know no other gate,
+and a registration open to scripts would let anyone mint identities (and HELLOs) at will. Load
+tests, the simulator and our own phones choose ``pow`` or ``off`` explicitly."""
+
 
 @dataclass(frozen=True, slots=True)
 class Settings(ServiceSettings):
@@ -45,12 +52,19 @@ class Settings(ServiceSettings):
         CLOCK_TOLERANCE, "seconds a phone's clock may differ from the server's"
     )
     captcha: str = setting(
-        "pow", "registration gate: 'pow' (proof of work) or 'off'", choices=("pow", "off")
+        "image",
+        "registration gate: 'image' (image or audio captcha, what the apps show), 'pow' (proof "
+        "of work: load tests, our own phones) or 'off' (any answer passes)",
+        choices=CAPTCHA_MODES,
     )
     pow_difficulty: int = setting(16, "leading zero bits the proof of work needs")
+    captcha_lifetime: int = setting(300, "seconds a captcha can be answered")
+    captcha_attempts: int = setting(3, "wrong answers after which a captcha is void")
+    report_token_minutes: int = setting(5, "lifetime of a report validation token")
+    analytics_token_minutes: int = setting(360, "lifetime of an analytics token")
+    declaration_token_days: int = setting(30, "lifetime of a declaration token")
     country_code: int = setting(FRANCE, "this server's country code (France: 0x21)")
     tuple_days: int = setting(4, "days of tuples handed out (the current one and the next ones)")
-    tuple_refresh_days: int = setting(2, "send fresh tuples when fewer than this many days remain")
     key_retention_days: int = setting(
         CONTAGIOUS_PERIOD_DAYS, "days a K_S is kept after its day (reports reach back)"
     )
@@ -101,8 +115,14 @@ class Settings(ServiceSettings):
     def validate(self) -> None:
         """Refuse settings that cannot work, with a message naming the setting."""
         check_port("port", self.port)
-        if self.captcha not in ("pow", "off"):
-            raise SettingsError("captcha must be 'pow' or 'off'")
+        if self.captcha not in CAPTCHA_MODES:
+            raise SettingsError("captcha must be 'image', 'pow' or 'off'")
+        if self.captcha_lifetime < 1 or self.captcha_attempts < 1:
+            raise SettingsError("captcha_lifetime and captcha_attempts must be >= 1")
+        if min(self.report_token_minutes, self.analytics_token_minutes) < 1:
+            raise SettingsError("token lifetimes must be >= 1")
+        if self.declaration_token_days < 1:
+            raise SettingsError("token lifetimes must be >= 1")
         if self.log_level.upper() not in logging.getLevelNamesMapping():
             raise SettingsError(f"log_level must be a logging level, not {self.log_level!r}")
         if not 0 <= self.country_code <= 255:
@@ -112,8 +132,11 @@ class Settings(ServiceSettings):
         if self.codes_url and not self.codes_api_key:
             raise SettingsError("codes_url needs codes_api_key (a key of role robert-server)")
         try:
-            self.time_start_ntp  # noqa: B018 - parses, raising ValueError on a bad date
+            start = self.time_start_ntp
         except ValueError:
             raise SettingsError(
                 f"time_start is not an ISO 8601 time: {self.time_start!r}"
             ) from None
+        if start % 86_400:
+            # The apps learn the service start from GET /clock as a date (serviceStartDate).
+            raise SettingsError(f"time_start must be a midnight UTC: {self.time_start!r}")

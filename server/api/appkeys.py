@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.captcha import ProofOfWork
+from server.captcha import CaptchaGate
 from server.service import RobertService
 from server.worker import ReportWorker
 
 SERVICE = web.AppKey("service", RobertService)
-CAPTCHA = web.AppKey("captcha", ProofOfWork)
+CAPTCHA = web.AppKey("captcha", CaptchaGate)
 WORKER = web.AppKey("worker", ReportWorker)

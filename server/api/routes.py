@@ -1,8 +1,10 @@
-"""Handlers of the ROBERT client API under ``/api/v1`` [robert.md: Endpoints].
+"""Handlers of the ROBERT client API under ``/api/v6`` [robert.md: the contract the real apps
+hold the server to].
 
 Each handler validates its JSON at the edge (exact field set, types), calls ``RobertService``
-and formats the answer; the kit's guard (``kit.http.guarded``) turns refusals into JSON answers,
-protocol errors through ``server.errors.translate``.
+(or the captcha gate) and formats the answer with the field names, types and status codes the
+TousAntiCovid apps read; the kit's guard (``kit.http.guarded``) turns refusals into JSON
+answers, protocol errors through ``server.errors.translate``.
 """
 
 from __future__ import annotations
@@ -13,60 +15,128 @@ from typing import Any
 
 from aiohttp import web
 
-from kit.http import HttpError, TooManyRequests, add_route, index_page, json_response, read_json
+from kit.http import (
+    HttpError,
+    Malformed,
+    TooManyRequests,
+    add_route,
+    index_page,
+    json_response,
+    read_json,
+)
 from kit.metrics import metrics_handler
 from kit.ratelimit import Buckets, Limit
 from protocol.auth import b64decode
 from protocol.contacts import parse_contacts
 from server import errors
 from server.api.appkeys import CAPTCHA, SERVICE
+from server.store.base import PushInfo
 
-API = "/api/v1"
-VERSION = "0.1.0"
+API = "/api/v6"
+"""The apps' API version: the iOS app accepts only v5 or v6, and v6 is the last."""
+JWKS_PATH = "/.well-known/jwks.json"
+"""Where the token key's public half is published (RFC 8414's well-known place)."""
+VERSION = "0.2.0"
+NO_STORE = {"Cache-Control": "no-store"}
 
 
 def _service(request: web.Request) -> Any:
     return request.app[SERVICE]
 
 
+def _client(request: web.Request) -> str:
+    """The rate-limiting key of the client: its address, held in memory only, never logged."""
+    return request.remote or "?"
+
+
+PUSH_LIMITS = {"token": 512, "locale": 64, "timezone": 64}
+"""Longest push token, locale and time zone taken (APNs tokens are 64 hex characters, FCM
+tokens under 200 characters)."""
+
+
+def push_info(value: Any) -> PushInfo | None:
+    """The ``pushInfo`` of a registration or status request ({token, locale, timezone}, as
+    the iOS app sends it), or None if absent; 400 if it is anything else."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != set(PUSH_LIMITS):
+        raise Malformed("pushInfo must be {token, locale, timezone}")
+    for name, limit in PUSH_LIMITS.items():
+        field = value[name]
+        if not isinstance(field, str) or len(field) > limit or not field.isprintable():
+            raise Malformed(f"pushInfo.{name} must be a printable string of <= {limit} characters")
+    return PushInfo(value["token"], value["locale"], value["timezone"])
+
+
+# --- captcha -------------------------------------------------------------------------------
 async def captcha(request: web.Request) -> web.Response:
-    """POST /captcha: a proof-of-work challenge to solve before registering."""
-    if request.can_read_body:
-        await read_json(request, frozenset(), frozenset({"type", "locale"}))
-    return json_response(request.app[CAPTCHA].challenge(), 200)
+    """POST /captcha {type: IMAGE|AUDIO|POW, locale} (201): a captcha id."""
+    data = await read_json(request, frozenset({"type"}), frozenset({"locale"}))
+    gate = request.app[CAPTCHA]
+    return json_response(await gate.create(data["type"], data.get("locale"), _client(request)), 201)
 
 
+async def captcha_image(request: web.Request) -> web.Response:
+    """GET /captcha/{id}/image: the PNG to show."""
+    png = await request.app[CAPTCHA].image(request.match_info["captcha_id"])
+    return web.Response(body=png, content_type="image/png", headers=NO_STORE)
+
+
+async def captcha_audio(request: web.Request) -> web.Response:
+    """GET /captcha/{id}/audio: the WAV to play."""
+    wav = await request.app[CAPTCHA].audio(request.match_info["captcha_id"])
+    return web.Response(body=wav, content_type="audio/wav", headers=NO_STORE)
+
+
+# --- register and the authenticated requests -----------------------------------------------
 async def register(request: web.Request) -> web.Response:
-    """POST /register (201): ECDH key agreement, ID_A, first tuples."""
+    """POST /register (201): the captcha, ECDH key agreement, ID_A, first tuples.
+
+    The key and the push information are checked before the captcha is used, and a captcha
+    whose registration could not be stored is put back: a bad request spends nothing.
+    """
     data = await read_json(
         request,
-        frozenset({"captcha", "clientPublicECDHKey"}),
-        frozenset({"captchaId", "pushInfo"}),
+        frozenset({"captcha", "captchaId", "clientPublicECDHKey"}),
+        frozenset({"pushInfo"}),
     )
+    service = _service(request)
     spki = b64decode(data["clientPublicECDHKey"], "clientPublicECDHKey", None, max_size=512)
+    keys = service.agree(spki)
+    push = push_info(data.get("pushInfo"))
     gate = request.app[CAPTCHA]
-    if gate.difficulty and not gate.verify(data.get("captchaId"), data["captcha"]):
-        raise errors.bad_captcha()
-    return json_response(await _service(request).register(spki), 201)
+    used = await gate.check(data["captchaId"], data["captcha"], _client(request))
+    try:
+        body = await service.register(keys, push)
+    except BaseException:
+        await gate.restore(used)
+        raise
+    return json_response(body, 201)
 
 
 AUTH_FIELDS = frozenset({"ebid", "epochId", "time", "mac"})
+STATUS_OPTIONAL = frozenset({"pushInfo"})
 
 
 async def status(request: web.Request) -> web.Response:
-    """POST /status: the exposure status, and fresh tuples when due."""
+    """POST /status: the exposure status and a fresh bundle of tuples, as the reference
+    answers it (absent fields omitted, not null)."""
     service = _service(request)
-    answer = await service.status(await read_json(request, AUTH_FIELDS, frozenset({"pushInfo"})))
+    data = await read_json(request, AUTH_FIELDS, STATUS_OPTIONAL)
+    answer = await service.status(data, push_info(data.get("pushInfo")))
     body: dict[str, Any] = {
-        "atRisk": answer.at_risk,
         "riskLevel": answer.risk_level,
-        "lastContactDate": answer.last_contact_date,
-        "lastRiskScoringDate": answer.last_risk_scoring_date,
+        "tuples": answer.tuples,
         "config": service.client_config(),
         "message": "at risk" if answer.at_risk else "no risk detected",
+        "analyticsToken": answer.analytics_token,
     }
-    if answer.tuples is not None:
-        body["tuples"] = answer.tuples
+    if answer.last_contact_date is not None:
+        body["lastContactDate"] = answer.last_contact_date
+    if answer.last_risk_scoring_date is not None:
+        body["lastRiskScoringDate"] = answer.last_risk_scoring_date
+    if answer.declaration_token is not None:
+        body["declarationToken"] = answer.declaration_token
     return json_response(body)
 
 
@@ -75,11 +145,6 @@ FAILED_CODES = web.AppKey("failed_codes", Buckets)
 is hopeless anyway, and this keeps trying expensive."""
 
 FAILED_CODES_LIMIT = Limit(burst=10, per_seconds=3600.0)
-
-
-def _client(request: web.Request) -> str:
-    """The rate-limiting key of the client: its address, held in memory only, never logged."""
-    return request.remote or "?"
 
 
 async def report(request: web.Request) -> web.StreamResponse:
@@ -121,32 +186,41 @@ async def _report(request: web.Request) -> web.Response:
     if data.get("contactsAsBinary") is not None:
         raise errors.malformed("contactsAsBinary is not supported; send contacts")
     contacts = parse_contacts(data["contacts"])
-    await service.report(data["token"], contacts)
-    return json_response({"success": True, "message": "report accepted"})
+    token = await service.report(data["token"], contacts)
+    return json_response(
+        {"success": True, "message": "report accepted", "reportValidationToken": token}
+    )
 
 
 async def unregister(request: web.Request) -> web.Response:
-    """POST /unregister: forget this registration."""
-    await _service(request).unregister(
-        await read_json(request, AUTH_FIELDS, frozenset({"pushToken"}))
-    )
-    return json_response({"success": True, "message": "unregistered"})
+    """POST /unregister: forget this registration (and its push information)."""
+    data = await read_json(request, AUTH_FIELDS, frozenset({"pushToken"}))
+    if not isinstance(data.get("pushToken", ""), str):
+        raise Malformed("pushToken must be a string")
+    await _service(request).unregister(data)
+    return json_response({"success": True})
 
 
 async def delete_history(request: web.Request) -> web.Response:
     """POST /deleteExposureHistory: clear this registration's exposures."""
     await _service(request).delete_history(await read_json(request, AUTH_FIELDS))
-    return json_response({"success": True, "message": "exposure history deleted"})
+    return json_response({"success": True})
 
 
 async def clock(request: web.Request) -> web.Response:
-    """GET /clock: server time, service start and current epoch."""
+    """GET /clock: service start date, server time and current epoch."""
     return json_response(_service(request).clock_info())
 
 
 async def public_key(request: web.Request) -> web.Response:
-    """GET /publicKey: the server's ECDH public key (base64 SubjectPublicKeyInfo)."""
+    """GET /publicKey: the server's ECDH public key (base64 SubjectPublicKeyInfo): what the
+    apps embed, for clients that fetch it (our phones, tests)."""
     return json_response({"publicKey": _service(request).keys.public_key_b64(), "curve": "P-256"})
+
+
+async def jwks(request: web.Request) -> web.Response:
+    """GET /.well-known/jwks.json: the public key of the tokens' signatures."""
+    return json_response(_service(request).keys.jwks())
 
 
 INDEX_LINKS = web.AppKey("index_links", list[tuple[str, str, str]])
@@ -159,6 +233,7 @@ def default_links() -> list[tuple[str, str, str]]:
     return [
         (f"{API}/clock", "ROBERT API", f"the phones' API under {API}/ (this link: the clock)"),
         ("/openapi.json", "API document", "OpenAPI 3 description of every endpoint"),
+        (JWKS_PATH, "Token keys", "JWKS: the public key of the signed tokens (ES256)"),
         ("/health", "Health check", "200 when the store answers"),
         ("/metrics", "Metrics", "Prometheus text format"),
     ]
@@ -182,7 +257,9 @@ async def health(request: web.Request) -> web.Response:
 
 async def version(request: web.Request) -> web.Response:
     """GET /version."""
-    return json_response({"version": VERSION, "protocol": "ROBERT 1.1", "api": "v1"})
+    return json_response(
+        {"version": VERSION, "protocol": "ROBERT 1.1", "api": API.rsplit("/", 1)[1]}
+    )
 
 
 def openapi_document() -> dict[str, Any]:
@@ -202,6 +279,8 @@ def add_routes(app: web.Application) -> None:
     metrics = app[SERVICE].metrics
     for method, path, handler in (
         ("POST", f"{API}/captcha", captcha),
+        ("GET", f"{API}/captcha/{{captcha_id}}/image", captcha_image),
+        ("GET", f"{API}/captcha/{{captcha_id}}/audio", captcha_audio),
         ("POST", f"{API}/register", register),
         ("POST", f"{API}/status", status),
         ("POST", f"{API}/report", report),
@@ -209,6 +288,7 @@ def add_routes(app: web.Application) -> None:
         ("POST", f"{API}/deleteExposureHistory", delete_history),
         ("GET", f"{API}/clock", clock),
         ("GET", f"{API}/publicKey", public_key),
+        ("GET", JWKS_PATH, jwks),
         ("GET", "/", index),
         ("GET", "/health", health),
         ("GET", "/version", version),

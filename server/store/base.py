@@ -1,11 +1,14 @@
 """The storage interface every backend implements (embedded SQLite, Redis).
 
 Only what the protocol needs is kept per registration [robert.md: Storage in the reference]:
-ID_A, K_A, K_EA, the last status request (epoch and time, for rate limiting and replay), how far
-the tuples already handed out reach, the exposed epochs with their scores, and the risk state
-the worker derived from them. Every method is one atomic step on one registration (so that a
-Redis Cluster can shard by ID_A), except the report queue. Submission codes are not here: they
-belong to the code service (``codes/``), which the server asks through ``server.codegate``.
+ID_A, K_A, K_EA, the last status request (the server's epoch then, for rate limiting, and the
+request's time, against replay), the exposed epochs with their scores, the risk state the worker
+derived from them, and the push information the app sent, if any (deleted with the
+registration). Every method is one atomic step on one registration (so that a Redis Cluster can
+shard by ID_A), except the report queue. Captchas live here too, so that any server process
+checks any captcha: each is used once, expires, and counts its wrong answers. Submission codes
+are not here: they belong to the code service (``codes/``), which the server asks through
+``server.codegate``.
 
 Exposure writes are idempotent: a score is stored under (epoch, report id), so a report that a
 crashed worker left half done and another worker processes again is not counted twice.
@@ -48,9 +51,35 @@ class Registration:
     k_a: MacKey
     k_ea: TupleKey
     last_status_epoch: int = NEVER
+    """The server's epoch when the last status request was accepted."""
     last_status_time: int = 0
-    tuples_until_epoch: int = NEVER
+    """That request's ``time`` (low 32 bits of the phone's NTP seconds)."""
     risk: RiskState = RiskState()
+
+
+@dataclass(frozen=True, slots=True)
+class PushInfo:
+    """What an app sends to be woken by push notifications [robert.md: the contract]: its
+    push token, locale and time zone (each checked by the API: short, printable, no NUL)."""
+
+    token: str
+    locale: str
+    timezone: str
+
+
+@dataclass(frozen=True, slots=True)
+class Captcha:
+    """A registration challenge: shown to a person (``image``, ``audio``) or solved by a
+    machine (``pow``, whose ``answer`` is empty: the work is checked, not the text)."""
+
+    id: str
+    kind: str
+    answer: str
+    locale: str
+    expires: int
+    """NTP seconds after which the captcha is refused."""
+    attempts: int = 0
+    """Wrong answers given so far."""
 
 
 class StatusOutcome(StrEnum):
@@ -64,10 +93,12 @@ class StatusOutcome(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class StatusRecorded:
-    """What ``Store.record_status`` did, and the registration as it was before."""
+    """What ``Store.record_status`` did, the registration as it was before, and its push
+    information when the caller asked for it."""
 
     outcome: StatusOutcome
     before: Registration | None
+    push: PushInfo | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +127,11 @@ class Store(abc.ABC):
 
     # --- registrations ---------------------------------------------------------------------
     @abc.abstractmethod
-    async def create_registration(self, registration: Registration) -> bool:
-        """Store a new registration; False (and nothing written) if its ID_A already exists."""
+    async def create_registration(
+        self, registration: Registration, push: PushInfo | None = None
+    ) -> bool:
+        """Store a new registration (with its push information, if any) in one step; False
+        (and nothing written) if its ID_A already exists."""
 
     @abc.abstractmethod
     async def create_registrations(self, registrations: Sequence[Registration]) -> list[bool]:
@@ -115,18 +149,17 @@ class Store(abc.ABC):
         epoch: int,
         time: int,
         min_gap_epochs: int,
-        tuples_until_epoch: int,
-        refresh_before: int,
+        with_push: bool = False,
     ) -> StatusRecorded:
         """Atomically read the registration and accept a status request, in one step.
 
-        REPLAYED if (epoch, time) equals the last accepted request's; TOO_SOON if a request was
-        accepted fewer than ``min_gap_epochs`` epochs before ``epoch`` (0 disables the check);
-        otherwise store epoch and time as the last status and, when the registration's tuples
-        end before ``refresh_before``, raise them to ``tuples_until_epoch``: ACCEPTED.
-        The registration is returned as it was BEFORE the step, so that the caller verifies the
-        MAC (and sees whether tuples were due) without a second round trip; a request whose MAC
-        then fails is taken back with ``undo_status``.
+        ``epoch`` is the server's current epoch, ``time`` the request's. REPLAYED if ``time``
+        equals the last accepted request's; TOO_SOON if a request was accepted fewer than
+        ``min_gap_epochs`` epochs before ``epoch`` (0 disables the check); otherwise store
+        epoch and time as the last status: ACCEPTED. The registration is returned as it was
+        BEFORE the step (with its push information if ``with_push``), so that the caller
+        verifies the MAC without a second round trip; a request whose MAC then fails is taken
+        back with ``undo_status``.
         """
 
     @abc.abstractmethod
@@ -135,8 +168,17 @@ class Store(abc.ABC):
         a forged request holds a registration's status slot for one round trip at most."""
 
     @abc.abstractmethod
+    async def set_push_info(self, id_a: IdA, push: PushInfo) -> bool:
+        """Replace the registration's push information; False if no registration."""
+
+    @abc.abstractmethod
+    async def get_push_info(self, id_a: IdA) -> PushInfo | None:
+        """The registration's push information, or None."""
+
+    @abc.abstractmethod
     async def delete_registration(self, id_a: IdA) -> bool:
-        """Unregister: remove the registration and its exposures; False if it did not exist."""
+        """Unregister: remove the registration, its exposures and its push information;
+        False if it did not exist."""
 
     @abc.abstractmethod
     async def delete_exposures(self, id_a: IdA) -> bool:
@@ -171,6 +213,31 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def purge_exposures(self, id_a: IdA, before_epoch: int) -> int:
         """Delete exposures of epochs < before_epoch; the number of entries removed."""
+
+    # --- captchas --------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def create_captcha(self, captcha: Captcha, lifetime: int) -> bool:
+        """Store a new captcha that lives ``lifetime`` seconds (until ``captcha.expires``);
+        False (nothing written) if its id exists."""
+
+    @abc.abstractmethod
+    async def get_captcha(self, captcha_id: str, now: int) -> Captcha | None:
+        """The captcha, unless unknown, used, or expired at ``now`` (NTP seconds)."""
+
+    @abc.abstractmethod
+    async def use_captcha(self, captcha_id: str, now: int) -> bool:
+        """Consume the captcha: True for exactly one caller while it exists and has not
+        expired at ``now``; it is gone afterwards."""
+
+    @abc.abstractmethod
+    async def fail_captcha(self, captcha_id: str, max_attempts: int) -> int:
+        """Count a wrong answer; the number of wrong answers so far (0 if the captcha is
+        gone). At ``max_attempts`` the captcha is deleted: nobody can use it any more."""
+
+    @abc.abstractmethod
+    async def purge_captchas(self, now: int) -> int:
+        """Delete captchas expired at ``now``; how many (a backend that expires them by
+        itself may answer 0)."""
 
     # --- report queue ----------------------------------------------------------------------
     @abc.abstractmethod

@@ -1,10 +1,11 @@
 """The production store: Redis, standalone or Redis Cluster.
 
 Every key of a registration carries the ID_A in a hash tag (``r{hex}`` for the registration,
-``x{hex}`` for its exposures), so both land in the same cluster slot and no operation touches
-two registrations. A registration is one string with a fixed binary layout (93 bytes) so that
-it costs well under 250 bytes of Redis memory; read-modify-write steps are small Lua scripts
-on that one string, one round trip each.
+``x{hex}`` for its exposures, ``p{hex}`` for its push information), so they land in the same
+cluster slot and no operation touches two registrations. A registration is one string with a
+fixed binary layout (89 bytes) so that it costs well under 250 bytes of Redis memory;
+read-modify-write steps are small Lua scripts on that one string, one round trip each. A
+captcha is one hash ``c{id}`` that Redis also expires by itself a minute after its time.
 
 URLs (see ``parse_url``): ``redis://host:port/db`` is one server (one report stream, the
 auto-pipelined fast path); ``redis+cluster://host:port[,host:port...]`` (``rediss+cluster`` with
@@ -32,6 +33,8 @@ from redis.exceptions import RedisError, ResponseError
 
 from protocol.types import IdA, MacKey, TupleKey
 from server.store.base import (
+    Captcha,
+    PushInfo,
     QueuedReport,
     Registration,
     RiskState,
@@ -42,11 +45,11 @@ from server.store.base import (
 )
 from server.store.resp import PipelinedRedis
 
-# k_a, k_ea | last_status_epoch, last_status_time, tuples_until_epoch | at_risk, risk_level,
-# last_contact_epoch, last_scoring_epoch. Little-endian, no padding; the Lua scripts below
-# read and write the same offsets (Lua's are 1-based).
-LAYOUT = struct.Struct("<32s32siqiBiii")
-STATUS = struct.Struct("<iqi")
+# k_a, k_ea | last_status_epoch, last_status_time | at_risk, risk_level, last_contact_epoch,
+# last_scoring_epoch. Little-endian, no padding; the Lua scripts below read and write the same
+# offsets (Lua's are 1-based).
+LAYOUT = struct.Struct("<32s32siqBiii")
+STATUS = struct.Struct("<iq")
 STATUS_OFFSET = 64
 RISK = struct.Struct("<Biii")
 RISK_OFFSET = STATUS_OFFSET + STATUS.size
@@ -63,19 +66,22 @@ SHARD_POLL_SECONDS = 0.05
 """Sharded streams live in different slots, so one blocking XREADGROUP cannot watch them all:
 an idle sharded worker polls them this often instead."""
 
-# KEYS: registration. ARGV: epoch, time, min gap, tuples until, refresh before.
-# Returns {outcome, the registration as it was}: the caller verifies the MAC on it.
+# KEYS: registration, push information. ARGV: epoch (the server's), time, min gap, '1' to read
+# the push information. Returns {outcome, the registration as it was, its push information}:
+# the caller verifies the MAC on it.
 RECORD_STATUS = f"""
 local v = redis.call('GET', KEYS[1])
 if not v then return {{'unknown'}} end
-local last_epoch, last_time, tuples_until = struct.unpack('<i4i8i4', v, {STATUS_OFFSET + 1})
-local epoch, t = tonumber(ARGV[1]), tonumber(ARGV[2])
-local gap, wanted, refresh = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-if epoch == last_epoch and t == last_time then return {{'replayed', v}} end
-if gap > 0 and last_epoch ~= -1 and epoch - last_epoch < gap then return {{'too_soon', v}} end
-if tuples_until < refresh and wanted > tuples_until then tuples_until = wanted end
-redis.call('SETRANGE', KEYS[1], {STATUS_OFFSET}, struct.pack('<i4i8i4', epoch, t, tuples_until))
-return {{'accepted', v}}
+local push = false
+if ARGV[4] == '1' then push = redis.call('GET', KEYS[2]) end
+local last_epoch, last_time = struct.unpack('<i4i8', v, {STATUS_OFFSET + 1})
+local epoch, t, gap = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+if last_epoch ~= -1 then
+  if t == last_time then return {{'replayed', v, push}} end
+  if gap > 0 and epoch - last_epoch < gap then return {{'too_soon', v, push}} end
+end
+redis.call('SETRANGE', KEYS[1], {STATUS_OFFSET}, struct.pack('<i4i8', epoch, t))
+return {{'accepted', v, push}}
 """
 
 # KEYS: registration. ARGV: forged epoch, forged time, then the status fields to put back.
@@ -84,10 +90,59 @@ local v = redis.call('GET', KEYS[1])
 if not v then return 0 end
 local last_epoch, last_time = struct.unpack('<i4i8', v, {STATUS_OFFSET + 1})
 if last_epoch ~= tonumber(ARGV[1]) or last_time ~= tonumber(ARGV[2]) then return 0 end
-local back = struct.pack('<i4i8i4', tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]))
-redis.call('SETRANGE', KEYS[1], {STATUS_OFFSET}, back)
+redis.call('SETRANGE', KEYS[1], {STATUS_OFFSET}, struct.pack('<i4i8', tonumber(ARGV[3]),
+  tonumber(ARGV[4])))
 return 1
 """
+
+# KEYS: registration, push information. ARGV: the registration, the push information ('' for
+# none). SET NX of both, or nothing.
+CREATE_REGISTRATION = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX') == false then return 0 end
+if ARGV[2] ~= '' then redis.call('SET', KEYS[2], ARGV[2]) end
+return 1
+"""
+
+# KEYS: registration, push information. ARGV: the push information.
+SET_PUSH = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('SET', KEYS[2], ARGV[1])
+return 1
+"""
+
+# KEYS: captcha. ARGV: kind, answer, locale, expires, attempts, seconds Redis keeps it.
+CREATE_CAPTCHA = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'k', ARGV[1], 'a', ARGV[2], 'l', ARGV[3], 'e', ARGV[4], 'n', ARGV[5])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[6]))
+return 1
+"""
+
+# KEYS: captcha. ARGV: now. HGETALL unless expired.
+GET_CAPTCHA = """
+local expires = redis.call('HGET', KEYS[1], 'e')
+if not expires or tonumber(expires) < tonumber(ARGV[1]) then return false end
+return redis.call('HGETALL', KEYS[1])
+"""
+
+# KEYS: captcha. ARGV: now. Delete if unexpired: 1 for the one caller that did.
+USE_CAPTCHA = """
+local expires = redis.call('HGET', KEYS[1], 'e')
+if not expires or tonumber(expires) < tonumber(ARGV[1]) then return 0 end
+return redis.call('DEL', KEYS[1])
+"""
+
+# KEYS: captcha. ARGV: max attempts. Count a wrong answer; delete at the limit.
+FAIL_CAPTCHA = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local attempts = redis.call('HINCRBY', KEYS[1], 'n', 1)
+if attempts >= tonumber(ARGV[1]) then redis.call('DEL', KEYS[1]) end
+return attempts
+"""
+
+CAPTCHA_GRACE_SECONDS = 60
+"""Redis forgets a captcha this long after it expired (the store's own check refuses it at
+once); the SQLite store purges instead."""
 
 SET_RISK = f"""
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
@@ -124,11 +179,11 @@ end
 return removed
 """
 
-# KEYS: registration, exposures (same hash tag). A script rather than MULTI so that it can be
-# followed by WAIT on the same connection like the other acknowledged writes.
+# KEYS: registration, exposures, push information (same hash tag). A script rather than MULTI
+# so that it can be followed by WAIT on the same connection like the other acknowledged writes.
 DELETE_REGISTRATION = """
 local n = redis.call('DEL', KEYS[1])
-redis.call('DEL', KEYS[2])
+redis.call('DEL', KEYS[2], KEYS[3])
 return n
 """
 
@@ -140,9 +195,19 @@ def pack_registration(r: Registration) -> bytes:
         r.k_ea.material,
         r.last_status_epoch,
         r.last_status_time,
-        r.tuples_until_epoch,
         *_risk_fields(r.risk),
     )
+
+
+def pack_push(push: PushInfo) -> bytes:
+    """Push information as one string: its three fields, NUL-separated (the API refuses NULs)."""
+    return "\0".join((push.token, push.locale, push.timezone)).encode()
+
+
+def unpack_push(value: bytes) -> PushInfo:
+    """Inverse of ``pack_push``."""
+    token, locale, timezone = value.decode().split("\0")
+    return PushInfo(token, locale, timezone)
 
 
 BULK_CHUNK = 10_000
@@ -167,14 +232,13 @@ def _risk_state(fields: tuple[int, int, int, int]) -> RiskState:
 
 def unpack_registration(id_a: IdA, value: bytes) -> Registration:
     """Inverse of ``pack_registration``."""
-    k_a, k_ea, status_epoch, status_time, until, *risk = LAYOUT.unpack(value)
+    k_a, k_ea, status_epoch, status_time, *risk = LAYOUT.unpack(value)
     return Registration(
         id_a=id_a,
         k_a=MacKey(k_a),
         k_ea=TupleKey(k_ea),
         last_status_epoch=status_epoch,
         last_status_time=status_time,
-        tuples_until_epoch=until,
         risk=_risk_state(tuple(risk)),
     )
 
@@ -317,6 +381,12 @@ class RedisStore(Store):
     def _exp_key(self, id_a: IdA) -> str:
         return f"{self.prefix}x{{{bytes(id_a).hex()}}}"
 
+    def _push_key(self, id_a: IdA) -> str:
+        return f"{self.prefix}p{{{bytes(id_a).hex()}}}"
+
+    def _captcha_key(self, captcha_id: str) -> str:
+        return f"{self.prefix}c{{{captcha_id}}}"
+
     def _stream(self, shard: int) -> str:
         """One stream unsharded (the historical name); else one per shard, each its own slot."""
         if self.target.shards == 1:
@@ -391,6 +461,12 @@ class RedisStore(Store):
             for name, source in {
                 "record_status": RECORD_STATUS,
                 "undo_status": UNDO_STATUS,
+                "create_registration": CREATE_REGISTRATION,
+                "set_push": SET_PUSH,
+                "create_captcha": CREATE_CAPTCHA,
+                "get_captcha": GET_CAPTCHA,
+                "use_captcha": USE_CAPTCHA,
+                "fail_captcha": FAIL_CAPTCHA,
                 "set_risk": SET_RISK,
                 "delete_registration": DELETE_REGISTRATION,
                 "delete_exposures": DELETE_EXPOSURES,
@@ -442,10 +518,16 @@ class RedisStore(Store):
             return False
 
     # --- registrations -----------------------------------------------------------------
-    async def create_registration(self, registration: Registration) -> bool:
-        """SET NX of the packed registration."""
+    async def create_registration(
+        self, registration: Registration, push: PushInfo | None = None
+    ) -> bool:
+        """SET NX of the packed registration (with its push information: one script)."""
         key = self._reg_key(registration.id_a)
         value = pack_registration(registration)
+        if push is not None:
+            keys = [key, self._push_key(registration.id_a)]
+            args = [value, pack_push(push)]
+            return bool(await self._acknowledged_script("create_registration", keys, args))
         if self._fast is not None and not self.target.wait_replicas:
             return await self._fast.execute("SET", key, value, "NX") is not None
         return await self._acknowledged(key, "SET", key, value, "NX") is not None
@@ -472,37 +554,45 @@ class RedisStore(Store):
         epoch: int,
         time: int,
         min_gap_epochs: int,
-        tuples_until_epoch: int,
-        refresh_before: int,
+        with_push: bool = False,
     ) -> StatusRecorded:
         """One script, one round trip: read, replay and rate limit, SETRANGE of the status."""
-        keys = [self._reg_key(id_a)]
-        args = [epoch, time, min_gap_epochs, tuples_until_epoch, refresh_before]
+        tag = bytes(id_a).hex()
+        keys = [f"{self.prefix}r{{{tag}}}", f"{self.prefix}p{{{tag}}}"]
+        args = [epoch, time, min_gap_epochs, "1" if with_push else "0"]
         if self._fast is None:
             reply = await self._script("record_status", keys, args)
         else:
             sha = self._scripts["record_status"].sha
             try:
-                reply = await self._fast.execute("EVALSHA", sha, 1, *keys, *args)
+                reply = await self._fast.execute("EVALSHA", sha, 2, *keys, *args)
             except ResponseError as exc:  # script cache flushed (Redis restarted): reload
                 if not str(exc).startswith("NOSCRIPT"):
                     raise
                 reply = await self._script("record_status", keys, args)
         outcome = STATUS_OUTCOMES[_raw(reply[0])]
         before = unpack_registration(id_a, _raw(reply[1])) if len(reply) > 1 else None
-        return StatusRecorded(outcome, before)
+        push = unpack_push(_raw(reply[2])) if len(reply) > 2 and reply[2] else None
+        return StatusRecorded(outcome, before, push)
 
     async def undo_status(self, id_a: IdA, before: Registration, epoch: int, time: int) -> bool:
         """Compare-and-set the status fields back (one script)."""
-        args = [
-            epoch, time,
-            before.last_status_epoch, before.last_status_time, before.tuples_until_epoch,
-        ]  # fmt: skip
+        args = [epoch, time, before.last_status_epoch, before.last_status_time]
         return bool(await self._script("undo_status", [self._reg_key(id_a)], args))
 
+    async def set_push_info(self, id_a: IdA, push: PushInfo) -> bool:
+        """SET of the push key if the registration exists (one script)."""
+        keys = [self._reg_key(id_a), self._push_key(id_a)]
+        return bool(await self._acknowledged_script("set_push", keys, [pack_push(push)]))
+
+    async def get_push_info(self, id_a: IdA) -> PushInfo | None:
+        """GET of the push key."""
+        value = await self.client.get(self._push_key(id_a))
+        return None if value is None else unpack_push(_raw(value))
+
     async def delete_registration(self, id_a: IdA) -> bool:
-        """DEL both keys in one script (same slot)."""
-        keys = [self._reg_key(id_a), self._exp_key(id_a)]
+        """DEL the three keys in one script (same slot)."""
+        keys = [self._reg_key(id_a), self._exp_key(id_a), self._push_key(id_a)]
         return bool(await self._acknowledged_script("delete_registration", keys, []))
 
     async def delete_exposures(self, id_a: IdA) -> bool:
@@ -567,7 +657,41 @@ class RedisStore(Store):
         """One script over the (small) exposures hash."""
         return int(await self._script("purge_exposures", [self._exp_key(id_a)], [before_epoch]))
 
-    # --- report queue ------------------------------------------------------------------
+    # --- captchas ----------------------------------------------------------------------
+    async def create_captcha(self, captcha: Captcha, lifetime: int) -> bool:
+        """One script: HSET if absent, expiring in Redis a minute after its time."""
+        args = [
+            captcha.kind, captcha.answer, captcha.locale, captcha.expires, captcha.attempts,
+            max(1, lifetime) + CAPTCHA_GRACE_SECONDS,
+        ]  # fmt: skip
+        key = self._captcha_key(captcha.id)
+        return bool(await self._acknowledged_script("create_captcha", [key], args))
+
+    async def get_captcha(self, captcha_id: str, now: int) -> Captcha | None:
+        """One script: the fields unless expired."""
+        reply = await self._script("get_captcha", [self._captcha_key(captcha_id)], [now])
+        if not reply:
+            return None
+        fields = {_text(reply[i]): _text(reply[i + 1]) for i in range(0, len(reply), 2)}
+        return Captcha(
+            captcha_id, fields["k"], fields["a"], fields["l"], int(fields["e"]), int(fields["n"])
+        )
+
+    async def use_captcha(self, captcha_id: str, now: int) -> bool:
+        """One script: DEL if unexpired."""
+        key = self._captcha_key(captcha_id)
+        return bool(await self._acknowledged_script("use_captcha", [key], [now]))
+
+    async def fail_captcha(self, captcha_id: str, max_attempts: int) -> int:
+        """One script: HINCRBY, DEL at the limit."""
+        key = self._captcha_key(captcha_id)
+        return int(await self._script("fail_captcha", [key], [max_attempts]))
+
+    async def purge_captchas(self, now: int) -> int:
+        """Nothing to do: every captcha key expires by itself."""
+        return 0
+
+    # --- report queue ----------------------------------------------------------------------
     async def enqueue_report(self, payload: bytes) -> str:
         """XADD to the next shard (round robin per process); durable as far as the server's
         persistence (AOF) and, with ``wait``, its replicas are."""

@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 from protocol.types import IdA, MacKey, TupleKey
 from server.store.base import (
     NEVER,
+    Captcha,
+    PushInfo,
     QueuedReport,
     Registration,
     RiskState,
@@ -43,7 +45,6 @@ CREATE TABLE IF NOT EXISTS registrations (
     k_ea BLOB NOT NULL,
     last_status_epoch INTEGER NOT NULL,
     last_status_time INTEGER NOT NULL,
-    tuples_until_epoch INTEGER NOT NULL,
     at_risk INTEGER NOT NULL,
     risk_level INTEGER NOT NULL,
     last_contact_epoch INTEGER NOT NULL,
@@ -56,6 +57,20 @@ CREATE TABLE IF NOT EXISTS exposures (
     score REAL NOT NULL,
     PRIMARY KEY (id_a, epoch, report_id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS push_infos (
+    id_a BLOB PRIMARY KEY,
+    token TEXT NOT NULL,
+    locale TEXT NOT NULL,
+    timezone TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS captchas (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    locale TEXT NOT NULL,
+    expires INTEGER NOT NULL,
+    attempts INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS reports (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     payload BLOB NOT NULL,
@@ -65,9 +80,17 @@ CREATE TABLE IF NOT EXISTS reports (
 """
 
 _REGISTRATION_COLUMNS = (
-    "id_a, k_a, k_ea, last_status_epoch, last_status_time, tuples_until_epoch,"
+    "id_a, k_a, k_ea, last_status_epoch, last_status_time,"
     " at_risk, risk_level, last_contact_epoch, last_scoring_epoch"
 )
+_INSERT_REGISTRATION = (
+    f"INSERT OR IGNORE INTO registrations ({_REGISTRATION_COLUMNS}) VALUES ({'?,' * 8}?)"
+)
+_CAPTCHA_COLUMNS = "id, kind, answer, locale, expires, attempts"
+
+DROPPED_COLUMNS = ("tuples_until_epoch",)
+"""Columns of earlier versions of the schema, dropped when a file is opened: every status
+answer now carries fresh tuples, so how far a phone's tuples reach is no longer kept."""
 
 
 def _connect(path: str) -> sqlite3.Connection:
@@ -83,6 +106,10 @@ def _connect(path: str) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.executescript(SCHEMA)
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(registrations)")}
+    for column in DROPPED_COLUMNS:
+        if column in columns:
+            conn.execute(f"ALTER TABLE registrations DROP COLUMN {column}")
     return conn
 
 
@@ -114,7 +141,6 @@ def _row_of(r: Registration) -> tuple[Any, ...]:
         r.k_ea.material,
         r.last_status_epoch,
         r.last_status_time,
-        r.tuples_until_epoch,
         int(risk.at_risk),
         risk.risk_level,
         risk.last_contact_epoch,
@@ -130,8 +156,7 @@ def _registration_of(row: Sequence[Any]) -> Registration:
         k_ea=TupleKey(bytes(row[2])),
         last_status_epoch=row[3],
         last_status_time=row[4],
-        tuples_until_epoch=row[5],
-        risk=RiskState(bool(row[6]), row[7], row[8], row[9]),
+        risk=RiskState(bool(row[5]), row[6], row[7], row[8]),
     )
 
 
@@ -140,11 +165,24 @@ def _status_outcome(
 ) -> StatusOutcome | None:
     """The refusal for a status request given (last epoch, last time), or None to accept."""
     last_epoch, last_time = row
-    if (epoch, time_) == (last_epoch, last_time):
+    if last_epoch == NEVER:
+        return None
+    if time_ == last_time:
         return StatusOutcome.REPLAYED
-    if min_gap_epochs > 0 and last_epoch != NEVER and epoch - last_epoch < min_gap_epochs:
+    if min_gap_epochs > 0 and epoch - last_epoch < min_gap_epochs:
         return StatusOutcome.TOO_SOON
     return None
+
+
+def _push_of(row: Sequence[str] | None) -> PushInfo | None:
+    return None if row is None else PushInfo(row[0], row[1], row[2])
+
+
+_UPSERT_PUSH = (
+    "INSERT INTO push_infos (id_a, token, locale, timezone) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (id_a) DO UPDATE SET token = excluded.token, locale = excluded.locale,"
+    " timezone = excluded.timezone"
+)
 
 
 class SqliteStore(Store):
@@ -226,18 +264,27 @@ class SqliteStore(Store):
             return False
 
     # --- registrations -----------------------------------------------------------------
-    async def create_registration(self, registration: Registration) -> bool:
-        """INSERT OR IGNORE: the primary key makes a duplicate ID_A a no-op."""
+    async def create_registration(
+        self, registration: Registration, push: PushInfo | None = None
+    ) -> bool:
+        """INSERT OR IGNORE (the primary key makes a duplicate ID_A a no-op), and the push
+        information in the same transaction."""
         row = _row_of(registration)
-        sql = f"INSERT OR IGNORE INTO registrations ({_REGISTRATION_COLUMNS}) VALUES ({'?,' * 9}?)"
-        return await self._transaction(lambda c: c.execute(sql, row).rowcount == 1)
+
+        def step(conn: sqlite3.Connection) -> bool:
+            if conn.execute(_INSERT_REGISTRATION, row).rowcount != 1:
+                return False
+            if push is not None:
+                conn.execute(_UPSERT_PUSH, (row[0], push.token, push.locale, push.timezone))
+            return True
+
+        return await self._transaction(step)
 
     async def create_registrations(self, registrations: Sequence[Registration]) -> list[bool]:
         """INSERT OR IGNORE in one transaction per 10,000; then which rows are ours."""
-        sql = f"INSERT OR IGNORE INTO registrations ({_REGISTRATION_COLUMNS}) VALUES ({'?,' * 9}?)"
 
         def insert(conn: sqlite3.Connection, chunk: Sequence[Registration]) -> list[bool]:
-            inserted = conn.executemany(sql, [_row_of(r) for r in chunk]).rowcount
+            inserted = conn.executemany(_INSERT_REGISTRATION, [_row_of(r) for r in chunk]).rowcount
             if inserted == len(chunk):
                 return [True] * len(chunk)
             created = []
@@ -267,8 +314,7 @@ class SqliteStore(Store):
         epoch: int,
         time: int,
         min_gap_epochs: int,
-        tuples_until_epoch: int,
-        refresh_before: int,
+        with_push: bool = False,
     ) -> StatusRecorded:
         """Read, check replay and rate limit, then store, in one transaction."""
 
@@ -280,41 +326,63 @@ class SqliteStore(Store):
             if row is None:
                 return StatusRecorded(StatusOutcome.UNKNOWN, None)
             before = _registration_of(row)
+            push = None
+            if with_push:
+                push = _push_of(
+                    conn.execute(
+                        "SELECT token, locale, timezone FROM push_infos WHERE id_a = ?",
+                        (bytes(id_a),),
+                    ).fetchone()
+                )
             refusal = _status_outcome(
                 (before.last_status_epoch, before.last_status_time), epoch, time, min_gap_epochs
             )
             if refusal is not None:
-                return StatusRecorded(refusal, before)
-            until = before.tuples_until_epoch
-            if until < refresh_before:
-                until = max(until, tuples_until_epoch)
+                return StatusRecorded(refusal, before, push)
             conn.execute(
-                "UPDATE registrations SET last_status_epoch = ?, last_status_time = ?,"
-                " tuples_until_epoch = ? WHERE id_a = ?",
-                (epoch, time, until, bytes(id_a)),
+                "UPDATE registrations SET last_status_epoch = ?, last_status_time = ?"
+                " WHERE id_a = ?",
+                (epoch, time, bytes(id_a)),
             )
-            return StatusRecorded(StatusOutcome.ACCEPTED, before)
+            return StatusRecorded(StatusOutcome.ACCEPTED, before, push)
 
         return await self._transaction(step)
 
     async def undo_status(self, id_a: IdA, before: Registration, epoch: int, time: int) -> bool:
         """Restore the status fields if nothing else changed them since."""
         sql = (
-            "UPDATE registrations SET last_status_epoch = ?, last_status_time = ?,"
-            " tuples_until_epoch = ? WHERE id_a = ? AND last_status_epoch = ?"
-            " AND last_status_time = ?"
+            "UPDATE registrations SET last_status_epoch = ?, last_status_time = ?"
+            " WHERE id_a = ? AND last_status_epoch = ? AND last_status_time = ?"
         )
-        values = (
-            before.last_status_epoch, before.last_status_time, before.tuples_until_epoch,
-            bytes(id_a), epoch, time,
-        )  # fmt: skip
+        values = (before.last_status_epoch, before.last_status_time, bytes(id_a), epoch, time)
         return await self._transaction(lambda c: c.execute(sql, values).rowcount == 1)
 
+    async def set_push_info(self, id_a: IdA, push: PushInfo) -> bool:
+        """Upsert, if the registration exists."""
+
+        def step(conn: sqlite3.Connection) -> bool:
+            if not conn.execute(
+                "SELECT 1 FROM registrations WHERE id_a = ?", (bytes(id_a),)
+            ).fetchone():
+                return False
+            conn.execute(_UPSERT_PUSH, (bytes(id_a), push.token, push.locale, push.timezone))
+            return True
+
+        return await self._transaction(step)
+
+    async def get_push_info(self, id_a: IdA) -> PushInfo | None:
+        """The row, or None."""
+        rows = await self._query(
+            "SELECT token, locale, timezone FROM push_infos WHERE id_a = ?", bytes(id_a)
+        )
+        return _push_of(rows[0]) if rows else None
+
     async def delete_registration(self, id_a: IdA) -> bool:
-        """Delete the registration and its exposures together."""
+        """Delete the registration, its exposures and its push information together."""
 
         def step(conn: sqlite3.Connection) -> bool:
             conn.execute("DELETE FROM exposures WHERE id_a = ?", (bytes(id_a),))
+            conn.execute("DELETE FROM push_infos WHERE id_a = ?", (bytes(id_a),))
             return (
                 conn.execute("DELETE FROM registrations WHERE id_a = ?", (bytes(id_a),)).rowcount
                 == 1
@@ -412,6 +480,51 @@ class SqliteStore(Store):
         sql = "DELETE FROM exposures WHERE id_a = ? AND epoch < ?"
         params = (bytes(id_a), before_epoch)
         return await self._transaction(lambda c: int(c.execute(sql, params).rowcount))
+
+    # --- captchas ----------------------------------------------------------------------
+    async def create_captcha(self, captcha: Captcha, lifetime: int) -> bool:
+        """INSERT OR IGNORE (expired rows are purged by ``purge_captchas``)."""
+        sql = f"INSERT OR IGNORE INTO captchas ({_CAPTCHA_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
+        row = (
+            captcha.id, captcha.kind, captcha.answer, captcha.locale, captcha.expires,
+            captcha.attempts,
+        )  # fmt: skip
+        return await self._transaction(lambda c: c.execute(sql, row).rowcount == 1)
+
+    async def get_captcha(self, captcha_id: str, now: int) -> Captcha | None:
+        """The row, unless expired."""
+        rows = await self._query(
+            f"SELECT {_CAPTCHA_COLUMNS} FROM captchas WHERE id = ? AND expires >= ?",
+            captcha_id,
+            now,
+        )
+        return Captcha(*rows[0]) if rows else None
+
+    async def use_captcha(self, captcha_id: str, now: int) -> bool:
+        """DELETE of the unexpired row: one caller deletes it."""
+        sql = "DELETE FROM captchas WHERE id = ? AND expires >= ?"
+        return await self._transaction(lambda c: c.execute(sql, (captcha_id, now)).rowcount == 1)
+
+    async def fail_captcha(self, captcha_id: str, max_attempts: int) -> int:
+        """Count the attempt; delete the row at the limit."""
+
+        def step(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "UPDATE captchas SET attempts = attempts + 1 WHERE id = ? RETURNING attempts",
+                (captcha_id,),
+            ).fetchone()
+            if row is None:
+                return 0
+            if row[0] >= max_attempts:
+                conn.execute("DELETE FROM captchas WHERE id = ?", (captcha_id,))
+            return int(row[0])
+
+        return await self._transaction(step)
+
+    async def purge_captchas(self, now: int) -> int:
+        """DELETE the expired rows."""
+        sql = "DELETE FROM captchas WHERE expires < ?"
+        return await self._transaction(lambda c: int(c.execute(sql, (now,)).rowcount))
 
     # --- report queue ------------------------------------------------------------------
     async def enqueue_report(self, payload: bytes) -> str:

@@ -112,7 +112,7 @@ def test_run_phone_end_to_end(
             "ble",
             "run",
             "--server",
-            "http://127.0.0.1:9/api/v1",
+            "http://127.0.0.1:9",
             "--state",
             str(tmp_path / "p"),
             "--advertiser",
@@ -133,7 +133,7 @@ def test_run_phone_end_to_end(
     assert any(ebid.hex() in out for ebid in peer_ebids)
     assert "status: at_risk=False risk_level=0" in out
     assert log["closed"] and log["status"] >= 1
-    assert log["loaded"][:2] == (tmp_path / "p", "http://127.0.0.1:9/api/v1")
+    assert log["loaded"][:2] == (tmp_path / "p", "http://127.0.0.1:9")
     heard = log["phone"].heard.records
     assert heard and all(hello[1:9] in peer_ebids for hello, _, _ in heard)
 

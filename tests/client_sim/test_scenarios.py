@@ -16,6 +16,7 @@ from client_sim.epidemic import EpidemicConfig
 from client_sim.phones import SimPhone, TupleTable
 from client_sim.radio import RadioConfig, hear, pair_key
 from client_sim.sim import DEFAULT_START, EmbeddedBackend, SimConfig, simulate
+from phone.client import service_start_ntp
 from protocol.epochs import EPOCHS_PER_DAY, epoch_of, ntp_from_datetime, unix_from_ntp
 
 START = ntp_from_datetime(DEFAULT_START) + 10 * 3600
@@ -49,8 +50,8 @@ async def test_close_contact_is_warned_far_short_one_is_not(tmp_path: Path) -> N
     await backend.start()
     try:
         async with aiohttp.ClientSession() as session:
-            async with session.get(f"{backend.url}/api/v1/clock") as answer:
-                time_start = int((await answer.json())["timeStart"])
+            async with session.get(f"{backend.url}/api/v6/clock") as answer:
+                time_start = service_start_ntp((await answer.json())["serviceStartDate"])
             table = TupleTable(4, epoch_of(START, time_start) - 1, 6 * EPOCHS_PER_DAY)
             alice, bob, carol, dave = (
                 SimPhone(i, table, backend.url, clock, random.Random(i).randbytes, session)

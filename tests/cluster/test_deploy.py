@@ -91,7 +91,7 @@ def test_nginx_config(tmp_path: Path) -> None:
     text = (DEPLOY / "nginx" / "robert.conf").read_text()
     # What the brief asks of it, checked on the text as well as by nginx.
     assert "client_max_body_size 16k;" in text and "client_max_body_size 8m;" in text
-    report = text.split("location = /api/v1/report", 1)[1].split("}", 1)[0]
+    report = text.split("location = /api/v6/report", 1)[1].split("}", 1)[0]
     assert "access_log off;" in report
     log_format = next(line for line in text.splitlines() if line.startswith("log_format"))
     assert "$remote_addr" not in log_format and "$http_x_forwarded_for" not in log_format

@@ -248,7 +248,7 @@ async def test_worker_killed_mid_batch_is_reclaimed_once(
             reporter.heard = template.heard
             await reporter._call(
                 "POST",
-                "/api/v1/report",
+                "/api/v6/report",
                 {
                     "token": code,
                     "contacts": [

@@ -44,7 +44,7 @@ async def report(
     running: CodesServer, session: aiohttp.ClientSession, code: str
 ) -> tuple[int, str]:
     body = {"token": code, "contacts": []}
-    async with session.post(f"{running.url}/api/v1/report", json=body) as r:
+    async with session.post(f"{running.url}/api/v6/report", json=body) as r:
         return r.status, (await r.json()).get("error", "")
 
 
@@ -151,7 +151,7 @@ async def test_the_robert_server_consumes_codes_over_http(
 
         async def report(code: str) -> tuple[int, str, str | None]:
             body = {"token": code, "contacts": []}
-            async with session.post(f"{robert_url}/api/v1/report", json=body) as r:
+            async with session.post(f"{robert_url}/api/v6/report", json=body) as r:
                 error = (await r.json()).get("error", "")
                 return r.status, error, r.headers.get("Retry-After")
 

@@ -123,7 +123,7 @@ async def report(running: CodesServer, code: str) -> tuple[int, str]:
     """What the ROBERT server answers a phone declaring with ``code``."""
     async with aiohttp.ClientSession() as session:
         body = {"token": code, "contacts": []}
-        async with session.post(f"{running.url}/api/v1/report", json=body) as r:
+        async with session.post(f"{running.url}/api/v6/report", json=body) as r:
             return r.status, (await r.json()).get("error", "")
 
 

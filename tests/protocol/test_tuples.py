@@ -200,3 +200,39 @@ def test_columns_refuse_epochs_beyond_64_bits() -> None:
     assert parse_tuples(plaintext)[0].epoch_id == 2**63
     with pytest.raises(ProtocolError):
         parse_tuple_columns(plaintext)
+
+
+def _key_of_day(day: date) -> EbidKey:
+    return EbidKey(random.Random(day.toordinal()).randbytes(24))
+
+
+@pytest.mark.parametrize("epochs", [range(96 * 400 + 50, 96 * 404), range(99_990, 100_010)])
+def test_minting_is_the_same_on_the_compiled_and_the_python_paths(
+    epochs: range, k_g: FederationKey, owner: IdA, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from protocol import skinny
+    from protocol.tuples import mint
+
+    if skinny._COMPILED is None:
+        pytest.skip("protocol._skinny_rows was not built (no compiler at install time)")
+    requests = [(owner, epochs), (IdA(b"\x07" * 5), epochs[3:])]
+    compiled = mint(requests, _key_of_day, k_g, FRANCE, REFERENCE_TIME_START)
+    monkeypatch.setattr(skinny, "_COMPILED", None)
+    python = mint(requests, _key_of_day, k_g, FRANCE, REFERENCE_TIME_START)
+    assert compiled == python
+    assert [m.plaintext() for m in python] == [serialise_tuples(m.tuples()) for m in compiled]
+
+
+@given(
+    st.integers(min_value=0, max_value=2**40),
+    st.binary(min_size=0, max_size=8 * 40).map(lambda b: b[: len(b) // 8 * 8]),
+)
+def test_compiled_json_writer_is_serialise_tuples(first: int, ebids: bytes) -> None:
+    """protocol/_bundle.c writes exactly serialise_tuples' bytes, across digit widths."""
+    writer = pytest.importorskip("protocol._bundle").tuples_json
+    n = len(ebids) // 8
+    eccs = bytes((7 * i) % 256 for i in range(n))
+    tuples = [EbidTuple(first + i, ebids[8 * i : 8 * i + 8], eccs[i : i + 1]) for i in range(n)]
+    assert writer(first, ebids, eccs) == serialise_tuples(tuples)
+    with pytest.raises(ValueError):
+        writer(first, ebids + b"x", eccs)

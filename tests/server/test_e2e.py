@@ -93,7 +93,7 @@ async def test_replayed_status_is_refused(
     phone = make_phone(running, clock, session, 6)
     await phone.register()
     body = phone.auth_fields(RequestKind.STATUS)
-    url = f"{running.url}/api/v1/status"
+    url = f"{running.url}/api/v6/status"
     async with session.post(url, json=body) as first:
         assert first.status == 200
     async with session.post(url, json=body) as replay:
@@ -144,20 +144,28 @@ async def test_unregister_and_delete_history(
     assert not (await bob.check_status()).at_risk
     stale_alice = alice.auth_fields(RequestKind.STATUS)
     await alice.unregister()
-    async with session.post(f"{running.url}/api/v1/status", json=stale_alice) as gone:
-        assert gone.status == 401
+    async with session.post(f"{running.url}/api/v6/status", json=stale_alice) as gone:
+        assert gone.status == 430  # the apps' "register again"
         assert (await gone.json())["error"] == "unknown_registration"
 
 
-async def test_tuples_come_with_status_only_when_due(
+async def test_every_status_answer_carries_fresh_tuples(
     running: Running, clock: VirtualClock, session: aiohttp.ClientSession
 ) -> None:
+    """The apps discard a status answer without tuples: each one has a fresh bundle, from the
+    current epoch to the end of the fourth day."""
     phone = make_phone(running, clock, session, 10)
     await phone.register()
-    assert len(phone.state.tuples) > 2 * 96
-    assert not (await phone.check_status()).got_tuples
+    first = dict(phone.state.tuples)
+    assert len(first) > 3 * 96
+    clock.advance(60)
+    await phone.check_status()
+    assert phone.state.tuples == first  # same epochs, same EBIDs: deterministic per ID_A
     clock.advance(2 * 86400)
-    assert (await phone.check_status()).got_tuples
+    await phone.check_status()
+    now_epoch = running.service.now_epoch()
+    assert min(phone.state.tuples) == now_epoch - 1  # the one before is kept a little
+    assert max(phone.state.tuples) == now_epoch - now_epoch % 96 + 4 * 96 - 1
     assert phone.current_tuple() is not None
 
 
@@ -171,7 +179,7 @@ async def test_bad_mac_on_status_is_401(
     request = build_request(
         phone.k_a, RequestKind.UNREGISTER, current.ebid, current.epoch_id, phone.now_ntp()
     )
-    async with session.post(f"{running.url}/api/v1/status", json=request.to_fields()) as r:
+    async with session.post(f"{running.url}/api/v6/status", json=request.to_fields()) as r:
         assert r.status == 401
         assert (await r.json())["error"] == "bad_mac"
 
@@ -181,7 +189,7 @@ async def test_report_with_malformed_contacts_keeps_the_code(
 ) -> None:
     token = await running.code()
     bad = {"token": token, "contacts": [{"ebid": "AAAA", "ecc": "AA==", "ids": []}]}
-    async with session.post(f"{running.url}/api/v1/report", json=bad) as r:
+    async with session.post(f"{running.url}/api/v6/report", json=bad) as r:
         assert r.status == 400
     good = {
         "token": token,
@@ -189,7 +197,7 @@ async def test_report_with_malformed_contacts_keeps_the_code(
             Contact(bytes(8), b"\x21", (HelloRecord(3_900_000_000, 1, bytes(5), -50),)).to_fields()
         ],
     }
-    async with session.post(f"{running.url}/api/v1/report", json=good) as r:
+    async with session.post(f"{running.url}/api/v6/report", json=good) as r:
         assert r.status == 200
 
 
@@ -212,7 +220,7 @@ async def test_forged_status_does_not_take_the_slot(
         phone = Phone(str(server.make_url("")), clock, random.Random(12).randbytes, session)
         await phone.register()
         forged = phone.auth_fields(RequestKind.STATUS) | {"mac": "A" * 43 + "="}
-        async with session.post(str(server.make_url("/api/v1/status")), json=forged) as r:
+        async with session.post(str(server.make_url("/api/v6/status")), json=forged) as r:
             assert r.status == 401
         clock.advance(1)
         assert not (await phone.check_status()).at_risk  # 200, not 429
@@ -226,15 +234,15 @@ async def test_metrics_count_requests_without_identifiers(
     phone = make_phone(running, clock, session, 13)
     await phone.register()
     await phone.check_status()
-    async with session.post(f"{running.url}/api/v1/status", data=b"{") as bad:
+    async with session.post(f"{running.url}/api/v6/status", data=b"{") as bad:
         assert bad.status == 400
     async with session.get(f"{running.url}/metrics") as r:
         text = await r.text()
-    assert 'robert_requests_total{endpoint="/api/v1/status",status="200"} 1.0' in text
-    assert 'robert_requests_total{endpoint="/api/v1/status",status="400"} 1.0' in text
-    assert 'robert_rejected_requests_total{endpoint="/api/v1/status",reason="malformed"}' in text
-    assert 'robert_request_seconds_bucket{endpoint="/api/v1/status",le="+Inf"} 2.0' in text
-    assert 'robert_request_seconds_count{endpoint="/api/v1/register"} 1.0' in text
+    assert 'robert_requests_total{endpoint="/api/v6/status",status="200"} 1.0' in text
+    assert 'robert_requests_total{endpoint="/api/v6/status",status="400"} 1.0' in text
+    assert 'robert_rejected_requests_total{endpoint="/api/v6/status",reason="malformed"}' in text
+    assert 'robert_request_seconds_bucket{endpoint="/api/v6/status",le="+Inf"} 2.0' in text
+    assert 'robert_request_seconds_count{endpoint="/api/v6/register"} 1.0' in text
     current = phone.current_tuple()
     assert current is not None and current.ebid.hex() not in text
 
@@ -251,9 +259,9 @@ async def test_report_not_queued_gives_the_code_back(
         raise ConnectionError("store unreachable")
 
     monkeypatch.setattr(store, "enqueue_report", broken)
-    async with session.post(f"{running.url}/api/v1/report", json=body) as r:
+    async with session.post(f"{running.url}/api/v6/report", json=body) as r:
         assert r.status == 500
         assert (await r.json())["error"] == "internal"
     monkeypatch.undo()
-    async with session.post(f"{running.url}/api/v1/report", json=body) as r:
+    async with session.post(f"{running.url}/api/v6/report", json=body) as r:
         assert r.status == 200  # the same code works once the store is back

@@ -23,12 +23,12 @@ from server.settings import Settings
 from tests.server.conftest import code_service
 
 POST_ENDPOINTS = {
-    "/api/v1/captcha": ["type", "locale"],
-    "/api/v1/register": ["captcha", "captchaId", "clientPublicECDHKey", "pushInfo"],
-    "/api/v1/status": ["ebid", "epochId", "time", "mac", "pushInfo"],
-    "/api/v1/report": ["token", "contacts", "contactsAsBinary"],
-    "/api/v1/unregister": ["ebid", "epochId", "time", "mac", "pushToken"],
-    "/api/v1/deleteExposureHistory": ["ebid", "epochId", "time", "mac"],
+    "/api/v6/captcha": ["type", "locale"],
+    "/api/v6/register": ["captcha", "captchaId", "clientPublicECDHKey", "pushInfo"],
+    "/api/v6/status": ["ebid", "epochId", "time", "mac", "pushInfo"],
+    "/api/v6/report": ["token", "contacts", "contactsAsBinary"],
+    "/api/v6/unregister": ["ebid", "epochId", "time", "mac", "pushToken"],
+    "/api/v6/deleteExposureHistory": ["ebid", "epochId", "time", "mac"],
 }
 
 
@@ -120,7 +120,7 @@ def request_bodies(draw: st.DrawFn) -> tuple[str, bytes]:
     if kind == 1:
         return path, json.dumps(draw(json_values)).encode()
     body = draw(st.dictionaries(st.sampled_from([*fields, "extra"]), json_values, max_size=6))
-    if kind == 3 and path == "/api/v1/report":
+    if kind == 3 and path == "/api/v6/report":
         body["contacts"] = draw(
             st.lists(
                 st.dictionaries(st.sampled_from(["ebid", "ecc", "ids"]), json_values, max_size=3),
@@ -138,7 +138,7 @@ def test_no_5xx_on_malformed_posts(server: tuple[str, int], request: tuple[str, 
 
 
 def test_huge_body_is_413(server: tuple[str, int]) -> None:
-    status, raw = post(server, "/api/v1/status", b"{" + b" " * 100_000 + b"}")
+    status, raw = post(server, "/api/v6/status", b"{" + b" " * 100_000 + b"}")
     assert status == 413
     assert json.loads(raw)["error"] == "too_large"
 
@@ -147,9 +147,9 @@ def test_huge_body_is_413(server: tuple[str, int]) -> None:
     ("method", "path", "status", "allow"),
     [
         ("GET", "/nope", 404, None),
-        ("POST", "/api/v1/nope/deeper", 404, None),
+        ("POST", "/api/v6/nope/deeper", 404, None),
         ("GET", "/a%0Ab", 404, None),  # an encoded newline: '.' would not match it
-        ("GET", "/api/v1/status?x=1", 405, "POST"),
+        ("GET", "/api/v6/status?x=1", 405, "POST"),
         ("DELETE", "/health", 405, "GET,HEAD"),
     ],
 )

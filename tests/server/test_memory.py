@@ -71,14 +71,14 @@ async def test_ten_thousand_refusals_keep_no_frame_and_no_memory(running: Runnin
 
 
 async def test_refusals_over_http_keep_no_frame(running: Running) -> None:
-    """The same through the HTTP guard: 1,000 refused requests, answered 401, nothing kept."""
+    """The same through the HTTP guard: 1,000 refused requests, answered 430, nothing kept."""
     body = _unknown_registration_request(running)
     async with aiohttp.ClientSession() as session:
 
         async def refuse(n: int) -> None:
             for _ in range(n):
-                async with session.post(f"{running.url}/api/v1/status", json=body) as r:
-                    assert r.status == 401
+                async with session.post(f"{running.url}/api/v6/status", json=body) as r:
+                    assert r.status == 430
                     await r.read()
 
         await refuse(50)

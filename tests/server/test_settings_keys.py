@@ -1,4 +1,4 @@
-"""Settings, key files and the proof-of-work gate."""
+"""Settings and key files."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ from pathlib import Path
 import pytest
 
 from protocol.errors import KeyUnavailable
-from protocol.pow import solve
-from server.captcha import ProofOfWork
 from server.keys import ServerKeys
 from server.settings import Settings
 
@@ -32,6 +30,13 @@ def test_bad_settings_are_refused_with_their_name() -> None:
         Settings.from_sources(None, {"ROBERT_CAPTCHA": "maybe"})
     with pytest.raises(ValueError):
         Settings.from_sources(None, {"ROBERT_TIME_START": "not a date"})
+    # The apps learn the service start as a date (GET /clock): it must be a midnight.
+    with pytest.raises(ValueError, match="midnight"):
+        Settings.from_sources(None, {"ROBERT_TIME_START": "2020-06-01T12:00:00Z"})
+
+
+def test_the_default_gate_is_the_apps_captcha() -> None:
+    assert Settings().captcha == "image"
 
 
 def test_help_lists_every_variable() -> None:
@@ -62,8 +67,12 @@ def test_keys_are_created_private_and_rotated(tmp_path: Path) -> None:
     today = date(2026, 3, 2)
     keys = ServerKeys.open(tmp_path / "keys", today, ahead_days=3, retention_days=14)
     assert stat.S_IMODE((tmp_path / "keys").stat().st_mode) == 0o700
-    for path in (tmp_path / "keys").rglob("*.key"):
+    for path in [*(tmp_path / "keys").rglob("*.key"), *(tmp_path / "keys").glob("*.pem")]:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert {p.name for p in (tmp_path / "keys").glob("*.pem")} == {
+        "ecdh-private.pem",
+        "token-es256.pem",
+    }
     assert keys.days == [today + timedelta(days=i) for i in range(4)]
     assert "material" not in repr(keys) and "EbidKey" not in repr(keys)
     first = keys.key_of_day(today)
@@ -71,6 +80,7 @@ def test_keys_are_created_private_and_rotated(tmp_path: Path) -> None:
     again = ServerKeys.open(tmp_path / "keys", today, ahead_days=3, retention_days=14)
     assert again.key_of_day(today) == first
     assert again.public_key_spki() == keys.public_key_spki()
+    assert again.jwks() == keys.jwks()
     # Twenty days later, today's key is gone for good.
     later = ServerKeys.open(tmp_path / "keys", today + timedelta(days=20), 3, 14)
     with pytest.raises(KeyUnavailable):
@@ -84,23 +94,6 @@ def test_key_repr_never_shows_material() -> None:
     assert "aa" not in repr(key).lower().replace("mackey", "")
 
 
-def test_proof_of_work() -> None:
-    now = [1_000_000.0]
-    gate = ProofOfWork(b"s" * 32, difficulty=8, clock=lambda: now[0])
-    challenge = gate.challenge()
-    answer = solve(str(challenge["id"]), 8)
-    assert not gate.verify(challenge["id"], "not the answer" if answer != "x" else "y")
-    assert gate.verify(challenge["id"], answer)
-    assert not gate.verify(challenge["id"], answer)  # used once only
-    late = gate.challenge()
-    now[0] += 301
-    assert not gate.verify(late["id"], solve(str(late["id"]), 8))  # expired
-    other = ProofOfWork(b"t" * 32, difficulty=8, clock=lambda: now[0]).challenge()
-    assert not gate.verify(other["id"], solve(str(other["id"]), 8))  # not ours
-    for garbage in (None, 5, "", "!!!", "A" * 100):
-        assert not gate.verify(garbage, "0")
-
-
 async def test_embedded_store_file_is_private(tmp_path: Path) -> None:
     from server.store.sqlite import SqliteStore
 
@@ -112,3 +105,34 @@ async def test_embedded_store_file_is_private(tmp_path: Path) -> None:
         path = tmp_path / "data" / name
         if path.exists():
             assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+async def test_an_earlier_embedded_store_is_opened_and_migrated(tmp_path: Path) -> None:
+    """A file of the earlier schema (with tuples_until_epoch) keeps its registrations."""
+    import sqlite3
+
+    from protocol.types import IdA
+    from server.store.sqlite import SqliteStore
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE registrations (id_a BLOB PRIMARY KEY, k_a BLOB NOT NULL, k_ea BLOB"
+            " NOT NULL, last_status_epoch INTEGER NOT NULL, last_status_time INTEGER NOT NULL,"
+            " tuples_until_epoch INTEGER NOT NULL, at_risk INTEGER NOT NULL, risk_level INTEGER"
+            " NOT NULL, last_contact_epoch INTEGER NOT NULL, last_scoring_epoch INTEGER NOT NULL)"
+            " WITHOUT ROWID"
+        )
+        conn.execute(
+            "INSERT INTO registrations VALUES (?, ?, ?, 5, 6, 7, 1, 4, 8, 9)",
+            (b"\x01" * 5, b"\x02" * 32, b"\x03" * 32),
+        )
+    store = SqliteStore(str(path))
+    await store.open()
+    try:
+        registration = await store.get_registration(IdA(b"\x01" * 5))
+        assert registration is not None
+        assert (registration.last_status_epoch, registration.last_status_time) == (5, 6)
+        assert (registration.risk.risk_level, registration.risk.last_scoring_epoch) == (4, 9)
+    finally:
+        await store.close()

@@ -16,6 +16,8 @@ from protocol.types import IdA, MacKey, TupleKey
 from server.store import open_store
 from server.store.base import (
     NEVER,
+    Captcha,
+    PushInfo,
     Registration,
     RiskState,
     StatusOutcome,
@@ -72,12 +74,7 @@ def ident(n: int) -> IdA:
     return IdA(n.to_bytes(5, "big"))
 
 
-def registration(
-    n: int,
-    last_status_epoch: int = NEVER,
-    last_status_time: int = 0,
-    tuples_until_epoch: int = NEVER,
-) -> Registration:
+def registration(n: int, last_status_epoch: int = NEVER, last_status_time: int = 0) -> Registration:
     """A registration with distinct keys per ``n``."""
     return Registration(
         ident(n),
@@ -85,7 +82,6 @@ def registration(
         TupleKey(bytes([(n + 1) % 256]) * 32),
         last_status_epoch,
         last_status_time,
-        tuples_until_epoch,
     )
 
 
@@ -137,64 +133,51 @@ async def test_count_registrations(store: Store) -> None:
     assert await store.count_registrations() == 2
 
 
-FAR = 2**31 - 1
-"""A refresh bound no registration reaches: tuples are always raised when asked."""
-
-
-async def record(store: Store, n: int, epoch: int, time: int, gap: int, until: int,
-                 refresh: int = FAR) -> StatusOutcome:  # fmt: skip
-    return (await store.record_status(ident(n), epoch, time, gap, until, refresh)).outcome
+async def record(store: Store, n: int, epoch: int, time: int, gap: int) -> StatusOutcome:
+    return (await store.record_status(ident(n), epoch, time, gap)).outcome
 
 
 async def test_record_status_outcomes(store: Store) -> None:
-    await store.create_registration(registration(1, tuples_until_epoch=100))
-    assert await record(store, 1, 10, 5000, 4, 90) is StatusOutcome.ACCEPTED
+    await store.create_registration(registration(1))
+    assert await record(store, 1, 10, 5000, 4) is StatusOutcome.ACCEPTED
     reg = await store.get_registration(ident(1))
     assert reg is not None
-    assert (reg.last_status_epoch, reg.last_status_time, reg.tuples_until_epoch) == (10, 5000, 100)
-    assert await record(store, 1, 10, 5000, 4, 90) is StatusOutcome.REPLAYED
-    assert await record(store, 1, 13, 5900, 4, 90) is StatusOutcome.TOO_SOON
-    assert await record(store, 1, 14, 6000, 4, 200) is StatusOutcome.ACCEPTED
-    assert await record(store, 9, 14, 6000, 4, 200) is StatusOutcome.UNKNOWN
+    assert (reg.last_status_epoch, reg.last_status_time) == (10, 5000)
+    assert await record(store, 1, 10, 5000, 4) is StatusOutcome.REPLAYED
+    assert await record(store, 1, 20, 5000, 4) is StatusOutcome.REPLAYED  # same time, later
+    assert await record(store, 1, 13, 5900, 4) is StatusOutcome.TOO_SOON
+    assert await record(store, 1, 14, 6000, 4) is StatusOutcome.ACCEPTED
+    assert await record(store, 9, 14, 6000, 4) is StatusOutcome.UNKNOWN
     reg = await store.get_registration(ident(1))
     assert reg is not None
-    assert (reg.last_status_epoch, reg.last_status_time, reg.tuples_until_epoch) == (14, 6000, 200)
+    assert (reg.last_status_epoch, reg.last_status_time) == (14, 6000)
 
 
 async def test_record_status_returns_the_registration_as_it_was(store: Store) -> None:
-    await store.create_registration(registration(1, tuples_until_epoch=100))
-    first = await store.record_status(ident(1), 10, 5000, 0, 300, FAR)
-    assert first.before == registration(1, tuples_until_epoch=100)
-    second = await store.record_status(ident(1), 11, 5100, 0, 300, FAR)
+    await store.create_registration(registration(1))
+    first = await store.record_status(ident(1), 10, 5000, 0)
+    assert first.before == registration(1)
+    assert first.push is None
+    second = await store.record_status(ident(1), 11, 5100, 0)
     assert second.before is not None
-    assert (second.before.last_status_epoch, second.before.tuples_until_epoch) == (10, 300)
-    assert (await store.record_status(ident(9), 1, 1, 0, 1, FAR)) == (
-        await store.record_status(ident(9), 1, 1, 0, 1, FAR)
+    assert (second.before.last_status_epoch, second.before.last_status_time) == (10, 5000)
+    assert (await store.record_status(ident(9), 1, 1, 0)) == (
+        await store.record_status(ident(9), 1, 1, 0)
     )
-    assert (await store.record_status(ident(9), 1, 1, 0, 1, FAR)).before is None
-
-
-async def test_tuples_raised_only_when_due(store: Store) -> None:
-    await store.create_registration(registration(1, tuples_until_epoch=500))
-    await store.record_status(ident(1), 10, 5000, 0, 900, refresh_before=400)  # not due
-    reg = await store.get_registration(ident(1))
-    assert reg is not None and reg.tuples_until_epoch == 500
-    await store.record_status(ident(1), 11, 5100, 0, 900, refresh_before=600)  # due
-    reg = await store.get_registration(ident(1))
-    assert reg is not None and reg.tuples_until_epoch == 900
+    assert (await store.record_status(ident(9), 1, 1, 0)).before is None
 
 
 async def test_undo_status_gives_the_slot_back(store: Store) -> None:
-    await store.create_registration(registration(1, tuples_until_epoch=100))
-    await store.record_status(ident(1), 10, 5000, 4, 100, FAR)
-    forged = await store.record_status(ident(1), 20, 6000, 4, 400, FAR)
+    await store.create_registration(registration(1))
+    await store.record_status(ident(1), 10, 5000, 4)
+    forged = await store.record_status(ident(1), 20, 6000, 4)
     assert forged.outcome is StatusOutcome.ACCEPTED and forged.before is not None
     assert await store.undo_status(ident(1), forged.before, 20, 6000)
     assert await store.get_registration(ident(1)) == forged.before
     # Undo only if nothing else wrote since: a later request is kept.
-    again = await store.record_status(ident(1), 20, 6000, 4, 400, FAR)
+    again = await store.record_status(ident(1), 20, 6000, 4)
     assert again.before is not None
-    await store.record_status(ident(1), 24, 7000, 4, 400, FAR)
+    await store.record_status(ident(1), 24, 7000, 4)
     assert not await store.undo_status(ident(1), again.before, 20, 6000)
     reg = await store.get_registration(ident(1))
     assert reg is not None and reg.last_status_epoch == 24
@@ -203,33 +186,95 @@ async def test_undo_status_gives_the_slot_back(store: Store) -> None:
 
 async def test_record_status_refusals_change_nothing(store: Store) -> None:
     await store.create_registration(registration(1))
-    await record(store, 1, 10, 5000, 4, 50)
+    await record(store, 1, 10, 5000, 4)
     before = await store.get_registration(ident(1))
-    await record(store, 1, 11, 5100, 4, 500)
+    await record(store, 1, 11, 5100, 4)
+    await record(store, 1, 12, 5000, 0)
     assert await store.get_registration(ident(1)) == before
 
 
-async def test_first_status_is_never_too_soon(store: Store) -> None:
-    """Epoch 0 right after registration: the NEVER sentinel is not a previous request."""
+async def test_first_status_is_never_too_soon_nor_a_replay(store: Store) -> None:
+    """Epoch 0 at time 0 right after registration: the NEVER sentinel is not a previous
+    request."""
     await store.create_registration(registration(1))
-    assert await record(store, 1, 0, 100, 96, NEVER) is StatusOutcome.ACCEPTED
+    assert await record(store, 1, 0, 0, 96) is StatusOutcome.ACCEPTED
 
 
 async def test_min_gap_zero_disables_rate_limit(store: Store) -> None:
     await store.create_registration(registration(1))
-    assert await record(store, 1, 10, 5000, 0, 0) is StatusOutcome.ACCEPTED
-    assert await record(store, 1, 10, 5001, 0, 0) is StatusOutcome.ACCEPTED
-    assert await record(store, 1, 10, 5001, 0, 0) is StatusOutcome.REPLAYED
+    assert await record(store, 1, 10, 5000, 0) is StatusOutcome.ACCEPTED
+    assert await record(store, 1, 10, 5001, 0) is StatusOutcome.ACCEPTED
+    assert await record(store, 1, 10, 5001, 0) is StatusOutcome.REPLAYED
 
 
-async def test_tuples_until_only_rises(store: Store) -> None:
-    await store.create_registration(registration(1, tuples_until_epoch=300))
-    await store.record_status(ident(1), 10, 5000, 0, 200, FAR)
-    reg = await store.get_registration(ident(1))
-    assert reg is not None and reg.tuples_until_epoch == 300
-    await store.record_status(ident(1), 11, 5100, 0, 400, FAR)
-    reg = await store.get_registration(ident(1))
-    assert reg is not None and reg.tuples_until_epoch == 400
+# --- push information --------------------------------------------------------------------
+PUSH = PushInfo("a" * 64, "fr_FR", "Europe/Paris")
+
+
+async def test_push_info_stored_with_the_registration_and_deleted_with_it(store: Store) -> None:
+    assert await store.create_registration(registration(1), PUSH)
+    assert await store.get_push_info(ident(1)) == PUSH
+    assert (await store.record_status(ident(1), 3, 7, 0, with_push=True)).push == PUSH
+    assert (await store.record_status(ident(1), 4, 8, 0)).push is None  # not asked for
+    newer = PushInfo("b" * 64, "en_GB", "Europe/London")
+    assert await store.set_push_info(ident(1), newer)
+    assert await store.get_push_info(ident(1)) == newer
+    assert await store.delete_registration(ident(1))
+    assert await store.get_push_info(ident(1)) is None
+    assert not await store.set_push_info(ident(1), PUSH)  # no registration, nothing kept
+    assert await store.get_push_info(ident(1)) is None
+
+
+async def test_a_refused_registration_keeps_its_push_info(store: Store) -> None:
+    assert await store.create_registration(registration(1))
+    assert not await store.create_registration(registration(1), PUSH)
+    assert await store.get_push_info(ident(1)) is None
+    assert await store.create_registration(registration(2), PushInfo("", "", ""))
+    assert await store.get_push_info(ident(2)) == PushInfo("", "", "")
+
+
+# --- captchas ----------------------------------------------------------------------------
+def captcha(captcha_id: str = "c1", expires: int = 1000) -> Captcha:
+    return Captcha(captcha_id, "image", "ABC234", "fr", expires)
+
+
+async def test_captcha_is_used_once_and_only_before_it_expires(store: Store) -> None:
+    assert await store.create_captcha(captcha(), 300)
+    assert not await store.create_captcha(Captcha("c1", "audio", "999999", "en", 5), 300)
+    assert await store.get_captcha("c1", 1000) == captcha()
+    assert await store.get_captcha("c1", 1001) is None  # expired
+    assert not await store.use_captcha("c1", 1001)
+    assert await store.use_captcha("c1", 999)
+    assert not await store.use_captcha("c1", 999)  # one use
+    assert await store.get_captcha("c1", 0) is None
+    assert await store.get_captcha("nope", 0) is None
+
+
+async def test_concurrent_uses_of_a_captcha_let_one_through(store: Store) -> None:
+    await store.create_captcha(captcha(), 300)
+    results = await asyncio.gather(*(store.use_captcha("c1", 10) for _ in range(20)))
+    assert sorted(results) == [False] * 19 + [True]
+
+
+async def test_wrong_answers_are_counted_and_end_the_captcha(store: Store) -> None:
+    await store.create_captcha(captcha(), 300)
+    assert await store.fail_captcha("c1", 3) == 1
+    assert await store.fail_captcha("c1", 3) == 2
+    got = await store.get_captcha("c1", 0)
+    assert got is not None and got.attempts == 2
+    assert await store.fail_captcha("c1", 3) == 3
+    assert await store.get_captcha("c1", 0) is None  # spent
+    assert not await store.use_captcha("c1", 0)
+    assert await store.fail_captcha("c1", 3) == 0
+    assert await store.fail_captcha("nope", 3) == 0
+
+
+async def test_purge_removes_expired_captchas_only(store: Store) -> None:
+    await store.create_captcha(captcha("old", 100), 300)
+    await store.create_captcha(captcha("new", 900), 300)
+    assert await store.purge_captchas(500) in (0, 1)  # Redis expires keys by itself: 0
+    assert await store.get_captcha("new", 500) is not None
+    assert await store.get_captcha("old", 50) in (None, captcha("old", 100))
 
 
 async def test_delete_registration_removes_exposures(store: Store) -> None:
@@ -297,11 +342,11 @@ async def test_iter_exposed_batches(store: Store) -> None:
 
 
 async def test_set_risk_round_trip(store: Store) -> None:
-    await store.create_registration(registration(1, tuples_until_epoch=77))
+    await store.create_registration(registration(1, last_status_epoch=77, last_status_time=9))
     risk = RiskState(at_risk=True, risk_level=4, last_contact_epoch=1234, last_scoring_epoch=1300)
     assert await store.set_risk(ident(1), risk)
     reg = await store.get_registration(ident(1))
-    assert reg == replace(registration(1, tuples_until_epoch=77), risk=risk)
+    assert reg == replace(registration(1, last_status_epoch=77, last_status_time=9), risk=risk)
     assert await store.set_risk(ident(1), RiskState())
     reg = await store.get_registration(ident(1))
     assert reg is not None and reg.risk == RiskState()
@@ -368,8 +413,8 @@ async def test_redis_memory_per_registration() -> None:
     client = aioredis.Redis.from_url(contract_redis_url())
     try:
         before = await client.dbsize()
-        await store.create_registration(registration(1, tuples_until_epoch=500))
-        await store.record_status(ident(1), 10, 3_900_000_000, 4, 600, FAR)
+        await store.create_registration(registration(1))
+        await store.record_status(ident(1), 10, 3_900_000_000, 4)
         await store.set_risk(ident(1), RiskState(True, 4, 10, 12))
         assert await client.dbsize() == before + 1  # the registration adds one key, no index
         used = await client.memory_usage(store._reg_key(ident(1)), samples=0)

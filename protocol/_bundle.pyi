@@ -1,0 +1,6 @@
+"""Types of the compiled bundle byte work (``protocol/_bundle.c``)."""
+
+from typing_extensions import Buffer
+
+def tuples_json(first_epoch: int, ebids: Buffer, eccs: Buffer) -> bytes: ...
+def ecc_blocks(ebids: Buffer) -> bytes: ...
