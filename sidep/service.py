@@ -180,6 +180,7 @@ class _Key:
     version: int
     first: LabResult
     latest: LabResult
+    actor: Actor
     replacements: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)
 
 
@@ -236,21 +237,25 @@ class SidepService:
         """Store one parsed message or file, whole, in one transaction."""
         return (await self.ingest_many([parsed], actor))[0]
 
-    async def ingest_many(self, batch: Sequence[Parsed], actor: Actor) -> list[Counts]:
+    async def ingest_many(
+        self, batch: Sequence[Parsed], actor: Actor | Sequence[Actor]
+    ) -> list[Counts]:
         """Store several parsed messages in ONE transaction (group commit); each one's counts.
-        Nothing is stored if the transaction fails."""
+        Nothing is stored if the transaction fails. ``actor``: who sent them (one for all, or
+        one per message), for the audit log."""
+        actors = [actor] * len(batch) if isinstance(actor, Actor) else list(actor)
         all_results = [r for parsed in batch for r in parsed.results]
         if not all_results:
             return [Counts(refusals=p.refusals) for p in batch]
         async with self.store.db.begin() as conn:
-            return await self._ingest(conn, batch, all_results, actor)
+            return await self._ingest(conn, batch, all_results, actors)
 
     async def _ingest(
         self,
         conn: AsyncConnection,
         batch: Sequence[Parsed],
         all_results: list[LabResult],
-        actor: Actor,
+        actors: list[Actor],
     ) -> list[Counts]:
         now = self.now()
         names = [person_pseudonym(self.key, r) for r in all_results]
@@ -259,7 +264,7 @@ class SidepService:
         found = await existing_results(conn, [r.key for r in all_results])
         keys: dict[tuple[str, str, str], _Key] = {}
         counts: list[Counts] = []
-        for parsed in batch:
+        for parsed, actor in zip(batch, actors, strict=True):
             accepted = duplicates = 0
             for r in parsed.results:
                 new = _values(r)
@@ -267,15 +272,16 @@ class SidepService:
                 if state is None and r.key in found:
                     row = found[r.key]
                     old = {k: getattr(row, k) for k in (*_COMPARED, "source")}
-                    state = _Key(old, row.result == "P", False, row.id, row.version, r, r)
+                    state = _Key(old, row.result == "P", False, row.id, row.version, r, r, actor)
                     keys[r.key] = state
                 if state is None:
-                    keys[r.key] = _Key(new, False, True, None, 1, r, r)
+                    keys[r.key] = _Key(new, False, True, None, 1, r, r, actor)
                     accepted += 1
                 elif _supersedes(state.current, new):
                     state.replacements.append((state.current, new))
                     state.current = new
                     state.latest = r
+                    state.actor = actor
                     accepted += 1
                 else:
                     duplicates += 1
@@ -293,7 +299,7 @@ class SidepService:
             for s in created:
                 s.result_id = ids[s.latest.key]
         await self._replace(conn, keys, pseudonym_of, people, now)
-        await self._audit(conn, keys, actor)
+        await self._audit(conn, keys)
         await self._announce(conn, keys, pseudonym_of, now)
         return counts
 
@@ -394,12 +400,13 @@ class SidepService:
         if kept:
             await conn.execute(sa.insert(history), kept)
 
-    async def _audit(
-        self, conn: AsyncConnection, keys: dict[tuple[str, str, str], _Key], actor: Actor
-    ) -> None:
-        created = [(str(s.result_id), s.latest.lab) for s in keys.values() if s.new]
-        changed = [(str(s.result_id), s.latest.lab) for s in keys.values() if s.replacements]
-        for action, entries in (("create", created), ("update", changed)):
+    async def _audit(self, conn: AsyncConnection, keys: dict[tuple[str, str, str], _Key]) -> None:
+        grouped: dict[tuple[str, Actor], list[tuple[str, str]]] = {}
+        for s in keys.values():
+            if s.new or s.replacements:
+                action = "create" if s.new else "update"
+                grouped.setdefault((action, s.actor), []).append((str(s.result_id), s.latest.lab))
+        for (action, actor), entries in grouped.items():
             await self.audit.append_many(
                 conn,
                 actor=actor.name,
