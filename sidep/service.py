@@ -508,6 +508,22 @@ class SidepService:
                 )
         return rows if access.identifying else [pseudonymised(r) for r in rows]
 
+    async def result_by_id(self, result_id: int) -> StoredResult | None:
+        """One result with its patient (not audited: the caller audits what it shows)."""
+        async with self.store.db.connect() as conn:
+            row = (await conn.execute(results_query().where(results.c.id == result_id))).first()
+        return None if row is None else stored(row)
+
+    async def result_by_key(self, key: tuple[str, str, str]) -> int | None:
+        """The id of the result (lab, sample id, LOINC), if stored."""
+        lab, sample, loinc = key
+        query = sa.select(results.c.id).where(
+            results.c.lab == lab, results.c.sample_id == sample, results.c.loinc == loinc
+        )
+        async with self.store.db.connect() as conn:
+            found = (await conn.execute(query)).scalar()
+        return None if found is None else int(found)
+
     async def history_of(self, result_id: int) -> list[dict[str, Any]]:
         """The earlier values of a result, oldest first."""
         async with self.store.db.connect() as conn:

@@ -79,3 +79,41 @@ def parse(data: bytes, where: str) -> Parsed:
     except (KeyError, IndexError, ValueError) as exc:
         return Parsed(refusals=(Refusal(where, f"unreadable ({type(exc).__name__})"),))
     return Parsed(results=(result,))
+
+
+CSV_HEADER = (
+    "lab_finess;sample_id;nir;last_name;first_name;birth_date;sex;postcode;sampled_at;"
+    "validated_at;loinc;result"
+)
+
+
+def parse_csv(data: bytes, where: str) -> Parsed:
+    """The issue's flat CSV file, each line its own message (test-only, no checks beyond
+    what the tests need)."""
+    lines = data.decode("utf-8").splitlines()
+    if not lines or lines[0].strip() != CSV_HEADER:
+        return Parsed(refusals=(Refusal(f"{where}:1", "not the SI-DEP CSV header"),))
+    found: list[LabResult] = []
+    refusals: list[Refusal] = []
+    for number, line in enumerate(lines[1:], start=2):
+        cells = line.split(";")
+        try:
+            lab, sample, nir, last, first, born, sex, post, sampled, valid, loinc, res = cells
+            found.append(
+                LabResult(
+                    lab=lab, sample_id=sample, loinc=loinc, method=Method.PCR,
+                    result=Result(res), sampled_at=datetime.fromisoformat(sampled),
+                    validated_at=datetime.fromisoformat(valid) if valid else None,
+                    status=Status.FINAL,
+                    patient=Patient(
+                        nir=nir or None, nir_valid=None, last_name=last or None,
+                        first_name=first or None,
+                        birth_date=date.fromisoformat(born) if born else None,
+                        sex=Sex(sex), postcode=post or None,
+                    ),
+                    source=SourceFormat.CSV, dep=post[:2] if post else None,
+                )
+            )  # fmt: skip
+        except ValueError as exc:
+            refusals.append(Refusal(f"{where}:{number}", f"bad line ({type(exc).__name__})"))
+    return Parsed(results=tuple(found), refusals=tuple(refusals))
