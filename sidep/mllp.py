@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -60,6 +61,7 @@ class Committer:
         self._queue: asyncio.Queue[_Waiting] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self.commits = 0
+        self.commit_seconds = 0.0
 
     async def start(self) -> None:
         if self._task is None:
@@ -92,6 +94,7 @@ class Committer:
             await self._commit(batch)
 
     async def _commit(self, batch: list[_Waiting]) -> None:
+        started = time.perf_counter()
         try:
             counts = await self.service.ingest_many(
                 [w.parsed for w in batch], [w.actor for w in batch]
@@ -106,6 +109,7 @@ class Committer:
                 batch[0].done.set_exception(StoreFailed(STORE_FAILED))
             return
         self.commits += 1
+        self.commit_seconds += time.perf_counter() - started
         for waiting, count in zip(batch, counts, strict=True):
             if not waiting.done.done():
                 waiting.done.set_result(count)

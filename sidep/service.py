@@ -446,10 +446,11 @@ class SidepService:
                     for s in positives
                 ],
             )  # fmt: skip
+        items: list[tuple[str, dict[str, Any], str]] = []
         for s in positives:
             assert s.result_id is not None
             payload = positive_payload(s.result_id, s.latest, pseudonym_of[id(s.latest)])
-            await events.append(conn, POSITIVE_TOPIC, payload, key=str(s.result_id), now=now)
+            items.append((POSITIVE_TOPIC, payload, str(s.result_id)))
         for s in withdrawn:
             r = s.latest
             payload = {
@@ -458,7 +459,8 @@ class SidepService:
                 "sample_id": r.sample_id,
                 "loinc": r.loinc,
             }
-            await events.append(conn, WITHDRAWN_TOPIC, payload, key=str(s.result_id), now=now)
+            items.append((WITHDRAWN_TOPIC, payload, str(s.result_id)))
+        await events.append_many(conn, items, now=now)
 
     # --- reading ---------------------------------------------------------------------------
     async def results(
