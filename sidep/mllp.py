@@ -55,24 +55,30 @@ class _Waiting:
 class Committer:
     """Group commit: ``submit`` queues a parsed message and returns once it is committed."""
 
-    def __init__(self, service: SidepService, max_batch: int = 500) -> None:
+    def __init__(self, service: SidepService, max_batch: int = 500, workers: int = 2) -> None:
         self.service = service
         self.max_batch = max_batch
+        self.workers = workers
         self._queue: asyncio.Queue[_Waiting] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self.commits = 0
         self.commit_seconds = 0.0
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="sidep-committer")
+        """Start the writers: ``workers`` transactions may be open at once (one waits on
+        the database while the next batch forms; SQLite serialises them anyway)."""
+        if not self._tasks:
+            self._tasks = [
+                asyncio.create_task(self._run(), name=f"sidep-committer-{n}")
+                for n in range(self.workers)
+            ]
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
+        self._tasks = []
         while not self._queue.empty():
             self._queue.get_nowait().done.set_exception(StoreFailed("stopping"))
 
@@ -80,7 +86,7 @@ class Committer:
         """Store ``parsed`` (with others waiting); its counts. StoreFailed if not stored."""
         if not parsed.results:
             return Counts(refusals=parsed.refusals)
-        if self._task is None:
+        if not self._tasks:
             await self.start()
         done: asyncio.Future[Counts] = asyncio.get_running_loop().create_future()
         await self._queue.put(_Waiting(parsed, actor, done))

@@ -182,18 +182,26 @@ def results_query() -> sa.Select[Any]:
 async def existing_results(
     conn: AsyncConnection, keys: Sequence[tuple[str, str, str]]
 ) -> dict[tuple[str, str, str], Any]:
-    """The stored rows of ``keys`` (lab, sample id, LOINC), by key, read for update."""
+    """The stored rows of ``keys`` (lab, sample id, LOINC), by key, locked for update on
+    PostgreSQL. Asked as ``lab IN (...) AND sample_id IN (...)`` (the unique index's leading
+    columns: index probes, where a row-value IN list may scan), the exact keys kept."""
+    wanted = set(keys)
     found: dict[tuple[str, str, str], Any] = {}
-    unique = sorted(set(keys))
-    for start in range(0, len(unique), 300):
-        chunk = unique[start : start + 300]
+    by_lab: dict[str, set[str]] = {}
+    for lab, sample, _loinc in wanted:
+        by_lab.setdefault(lab, set()).add(sample)
+    labs = sorted(by_lab)
+    samples = sorted({s for group in by_lab.values() for s in group})
+    for start in range(0, len(samples), 1000):
         query = sa.select(results).where(
-            sa.tuple_(results.c.lab, results.c.sample_id, results.c.loinc).in_(chunk)
+            results.c.lab.in_(labs), results.c.sample_id.in_(samples[start : start + 1000])
         )
         if conn.dialect.name == "postgresql":
             query = query.with_for_update()
         for row in (await conn.execute(query)).all():
-            found[(row.lab, row.sample_id, row.loinc)] = row
+            key = (row.lab, row.sample_id, row.loinc)
+            if key in wanted:
+                found[key] = row
     return found
 
 
