@@ -146,14 +146,25 @@ async def antigen_page(request: web.Request) -> web.StreamResponse:
     access = Access(user.role, user.scope)
     now = datetime.now(ZoneInfo(user.time_zone)).strftime("%Y-%m-%dT%H:%M")
     values = {"lab": access.finess or "", "sampled_at": now, "sex": "U", "result": "N"}
-    return await _form(request, values, {}, 200)
+    notice = request.query.get("notice", "")
+    return await _form(request, values, {}, 200, notice if notice.isdigit() else "")
 
 
 async def _form(
-    request: web.Request, values: dict[str, str], errors: dict[str, str], status: int
+    request: web.Request,
+    values: dict[str, str],
+    errors: dict[str, str],
+    status: int,
+    notice: str = "",
 ) -> web.StreamResponse:
     return await render(
-        request, "sidep/antigen.html", status, prefix=PREFIX, values=values, errors=errors
+        request,
+        "sidep/antigen.html",
+        status,
+        prefix=PREFIX,
+        values=values,
+        errors=errors,
+        notice=notice,
     )
 
 

@@ -144,7 +144,7 @@ async def test_the_antigen_form(running: Running) -> None:
         async with client.post(f"{running.url}/sidep/antigen", data=form) as r:
             assert r.status == 200
             page = await r.text()
-        assert "Positive result recorded" in page
+        assert "Positive result recorded." in page and 'id="notice"' in page
         (row,) = await running.service.results(OPERATOR, CONSOLE)
         assert (row.lab, row.method, row.result, row.dep) == (LAB, "ANTIGEN", "P", "13")
         async with client.get(f"{running.url}/sidep/results/{row.id}/notice.pdf") as r:
