@@ -229,12 +229,10 @@ async def antigen_submit(request: web.Request) -> web.StreamResponse:
         return see_other(f"{PREFIX}/antigen")
     await service.process_notices()
     stored = await service.result_by_key(result.key)
-    message = "Result recorded."
     if result.result is Result.POSITIVE and stored is not None:
-        message = (
-            f"Positive result recorded: print the notice at {PREFIX}/results/{stored}/notice.pdf"
-        )
-    await flash(request, message, "success")
+        await flash(request, "Positive result recorded.", "success")
+        return see_other(f"{PREFIX}/antigen?notice={stored}")
+    await flash(request, "Result recorded.", "success")
     return see_other(f"{PREFIX}/antigen")
 
 

@@ -74,7 +74,8 @@ async def test_a_pharmacist_signs_in_and_records_a_positive(
             await page.screenshot(path=screens / "sidep-1-bad-nir.png", full_page=True)
             await page.fill("#nir", "269054958815780")
             await page.click("#record")
-            assert "Positive result recorded." in await page.content()
+            content = await page.content()
+            assert "Positive result recorded." in content, content[content.find("<main") :][:1500]
             href = await page.get_attribute("#notice", "href")
             assert href is not None and href.endswith("/notice.pdf")
             await page.screenshot(path=screens / "sidep-2-recorded.png", full_page=True)
