@@ -22,7 +22,7 @@ from kit.auth.people import require_user
 from kit.http import BadRequest, HttpError, NotFound, see_other
 from kit.identity import is_valid_nir
 from kit.metrics import HttpMetrics
-from kit.web import NavLink, add_page, flash, render
+from kit.web import NavLink, add_page, flash, pages_of, render
 from sidep.access import FORM_ROLES, PEOPLE_ROLES, SEARCH_ROLES, Access
 from sidep.mllp import StoreFailed
 from sidep.model import LabResult, Method, Parsed, Patient, Result, Sex, SourceFormat, Status
@@ -225,15 +225,20 @@ async def antigen_submit(request: web.Request) -> web.StreamResponse:
         errors["form"] = "The result could not be stored; try again."
         return await _form(request, values, errors, 503)
     if counts.duplicates:
-        await flash(request, "This sample was recorded already.", "info")
+        await flash(request, _t(request, "This sample was recorded already."), "info")
         return see_other(f"{PREFIX}/antigen")
     await service.process_notices()
     stored = await service.result_by_key(result.key)
     if result.result is Result.POSITIVE and stored is not None:
-        await flash(request, "Positive result recorded.", "success")
+        await flash(request, _t(request, "Positive result recorded."), "success")
         return see_other(f"{PREFIX}/antigen?notice={stored}")
-    await flash(request, "Result recorded.", "success")
+    await flash(request, _t(request, "Result recorded."), "success")
     return see_other(f"{PREFIX}/antigen")
+
+
+def _t(request: web.Request, message: str) -> str:
+    pages = pages_of(request)
+    return pages.gettext(pages.language(request), message)
 
 
 def antigen_errors(values: dict[str, str], access: Access) -> dict[str, str]:

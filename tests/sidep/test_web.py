@@ -139,12 +139,12 @@ async def test_the_antigen_form(running: Running) -> None:
         async with client.post(f"{running.url}/sidep/antigen", data=form) as r:
             assert r.status == 422
             page = await r.text()
-        assert "key does not check" in page and 'value="Durand"' in page
+        assert "La clé de ce NIR ne correspond pas" in page and 'value="Durand"' in page
         form["nir"] = "269054958815780"
         async with client.post(f"{running.url}/sidep/antigen", data=form) as r:
             assert r.status == 200
             page = await r.text()
-        assert "Positive result recorded." in page and 'id="notice"' in page
+        assert "Résultat positif enregistré." in page and 'id="notice"' in page
         (row,) = await running.service.results(OPERATOR, CONSOLE)
         assert (row.lab, row.method, row.result, row.dep) == (LAB, "ANTIGEN", "P", "13")
         async with client.get(f"{running.url}/sidep/results/{row.id}/notice.pdf") as r:
