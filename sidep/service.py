@@ -22,6 +22,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kit import events, notify
@@ -324,12 +325,23 @@ class SidepService:
             for name, identity in merged.items()
             if name not in ids
         ]  # fmt: skip
+        made: dict[str, int] = {}
         if fresh:
+            # another transaction may create one of them meanwhile: skip it, then read it
+            insert = (
+                postgresql.insert(persons)
+                if conn.dialect.name == "postgresql"
+                else sqlite.insert(persons)
+            ).on_conflict_do_nothing(index_elements=["pseudonym"])
             inserted = await conn.execute(
-                sa.insert(persons).returning(persons.c.pseudonym, persons.c.id), fresh
+                insert.returning(persons.c.pseudonym, persons.c.id), fresh
             )
-            ids.update({p: i for p, i in inserted.all()})
-        created = {f["pseudonym"] for f in fresh}
+            made = {p: i for p, i in inserted.all()}
+            ids.update(made)
+            missing = [f["pseudonym"] for f in fresh if f["pseudonym"] not in ids]
+            if missing:
+                ids.update(await person_ids(conn, missing))
+        created = set(made) if fresh else set()
         known = [(name, identity) for name, identity in merged.items() if name not in created]
         if known:
             completed = (*IDENTIFYING, "nir_valid")

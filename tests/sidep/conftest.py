@@ -188,14 +188,15 @@ def browser_session() -> aiohttp.ClientSession:
 
 
 @pytest.fixture
-async def running(tmp_path: Path, issuer: FakeIssuer) -> AsyncIterator[Running]:
+async def running(database_url: str, tmp_path: Path, issuer: FakeIssuer) -> AsyncIterator[Running]:
+    """SI-DEP over HTTP on each database (SQLite, then PostgreSQL)."""
     from sidep.app import API_KEY_PREFIX, create_app, mount
     from sidep.intake import Intake
     from sidep.settings import Settings
     from tests.sidep import fakeparse
 
     settings = Settings(
-        database=f"sqlite:///{tmp_path / 'sidep.db'}",
+        database=database_url,
         secret=SECRET,
         data_dir=str(tmp_path),
     )

@@ -96,3 +96,23 @@ async def test_a_broken_block_is_rejected_and_the_connection_closed(port: int) -
     assert b"MSA|AR" in ack
     assert await asyncio.wait_for(reader.read(), 30) == b""
     writer.close()
+
+
+async def test_the_same_message_sent_twice_at_once_is_stored_once(
+    service: SidepService, port: int
+) -> None:
+    same = message(control="TWICE", sample="S-TWICE")
+    answers = await asyncio.gather(*(exchange(port, same) for _ in range(6)))
+    assert [msa(a[0])[1] for a in answers] == ["AA"] * 6
+    rows = await service.results(Access("admin"), MLLP_ACTOR)
+    assert [r.sample_id for r in rows] == ["S-TWICE"]
+    assert len((await events.read(service.store.db)).events) == 1
+
+
+async def test_a_huge_message_is_rejected(port: int) -> None:
+    reader, writer = await open_hl7_connection("127.0.0.1", port)
+    writer.writeblock(message() + b"NTE|1||" + b"x" * (5 * 1024 * 1024) + b"\r")
+    await writer.drain()
+    ack = await asyncio.wait_for(reader.readblock(), 60)
+    assert b"MSA|AR" in ack and b"too large" in ack
+    writer.close()
