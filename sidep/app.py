@@ -154,7 +154,7 @@ def create_app(
     )  # fmt: skip
     jobs = [
         PeriodicJob("sidep-notices", NOTICE_INTERVAL, _notices(opened)),
-        PeriodicJob("sidep-purge", PURGE_INTERVAL, _purge(opened)),
+        retention_job(opened),
         dispatcher.job(NOTIFY_INTERVAL),
     ]
 
@@ -187,7 +187,8 @@ def _notices(service: SidepService) -> Callable[[], Awaitable[None]]:
     return run
 
 
-def _purge(service: SidepService) -> Callable[[], Awaitable[None]]:
+def retention_job(service: SidepService, interval: float = PURGE_INTERVAL) -> PeriodicJob:
+    """The purge of identities past the retention, as a periodic job (``kit.jobs``)."""
     from kit.audit import Actor
 
     async def run() -> None:
@@ -195,7 +196,7 @@ def _purge(service: SidepService) -> Callable[[], Awaitable[None]]:
         if purged:
             log.info("retention: identity of %d persons purged", purged)
 
-    return run
+    return PeriodicJob("sidep-purge", interval, run)
 
 
 def mount(parent: web.Application, app: web.Application) -> None:

@@ -14,6 +14,7 @@ from alembic.migration import MigrationContext
 from kit import events
 from kit.audit import Actor
 from kit.identity import pseudonym
+from kit.schema import audit as audit_table
 from kit.schema import notifications
 from sidep.access import Access
 from sidep.model import Refusal, Result, Status
@@ -223,3 +224,19 @@ def test_age_at() -> None:
     assert age_at(date(2000, 3, 1), date(2020, 3, 1)) == 20
     assert age_at(None, date(2020, 3, 1)) is None
     assert age_at(date(2021, 1, 1), date(2020, 3, 1)) is None
+
+
+async def test_the_retention_job_purges(service: SidepService) -> None:
+    from sidep.app import retention_job
+
+    old = patient(last_name="Martin", first_name="Paul", nir=None, nir_valid=None)
+    await service.ingest(parsed(lab_result("OLD", who=old, days_ago=120)), LAB_ACTOR)
+    job = retention_job(service)
+    assert await job.run_once()
+    (row,) = await service.results(Access("admin"), ADMIN)
+    assert row.last_name is None and row.pseudonym
+    async with service.store.db.connect() as conn:
+        entries = (
+            await conn.execute(sa.select(audit_table).where(audit_table.c.action == "purge"))
+        ).all()
+    assert [e.actor for e in entries] == ["sidep-retention"]
