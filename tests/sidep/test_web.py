@@ -3,6 +3,8 @@ event feed, the pages (two factors, roles, audit, the antigen form)."""
 
 from __future__ import annotations
 
+import io
+
 import aiohttp
 import sqlalchemy as sa
 
@@ -149,3 +151,21 @@ async def test_the_antigen_form(running: Running) -> None:
         assert (row.lab, row.method, row.result, row.dep) == (LAB, "ANTIGEN", "P", "13")
         async with client.get(f"{running.url}/sidep/results/{row.id}/notice.pdf") as r:
             assert r.status == 200 and (await r.read()).startswith(b"%PDF")
+
+
+async def test_hostile_bodies_are_refused_with_a_reason(running: Running) -> None:
+    key = await running.api_key("lab", f"finess:{LAB}")
+    headers = {"Authorization": f"Bearer {key}"}
+    async with aiohttp.ClientSession() as client:
+        url = f"{running.url}/sidep/api/v1/hl7"
+        async with client.post(url, data=b"\xff\xfe garbage", headers=headers) as r:
+            assert r.status == 200 and "MSA|AR|" in await r.text()
+        huge = io.BytesIO(b"x" * (5 * 1024 * 1024))
+        async with client.post(url, data=huge, headers=headers) as r:
+            assert r.status == 413
+            assert (await r.json())["error"]
+        files = f"{running.url}/sidep/api/v1/files?format=csv"
+        async with client.post(files, data=b"", headers=headers) as r:
+            assert r.status == 422
+            assert (await r.json())["refusals"] == [{"where": "file", "reason": "empty"}]
+    assert await count(running, results) == 0
