@@ -83,6 +83,7 @@ async def results_page(request: web.Request) -> web.StreamResponse:
                 lab=q.get("lab", "").strip()[:9] or None,
                 positive_only=q.get("positive") == "1",
                 limit=200,
+                newest_first=True,
             )
         except HttpError as exc:
             if exc.status != 400:

@@ -487,6 +487,7 @@ class SidepService:
         positive_only: bool = False,
         limit: int = 200,
         after_id: int = 0,
+        newest_first: bool = False,
     ) -> list[StoredResult]:
         """Results visible to ``access`` matching the filters, oldest id first; audited.
         A pseudonymised access gets the rows without identity."""
@@ -494,7 +495,8 @@ class SidepService:
             raise Forbidden("this role may not read results")
         if access.needs_patient and not (nir or (last_name and birth_date)):
             raise BadRequest("name the patient: NIR, or name and birth date")
-        query = results_query().where(results.c.id > after_id).order_by(results.c.id)
+        query = results_query().where(results.c.id > after_id)
+        query = query.order_by(results.c.id.desc() if newest_first else results.c.id)
         own = access.lab_filter
         if own is not None:
             query = query.where(results.c.lab == own)
@@ -517,7 +519,7 @@ class SidepService:
                     role=actor.role,
                     action="read" if access.identifying else "read_pseudonymised",
                     object_type="lab_result_list",
-                    object_id=f"{rows[0].id}-{rows[-1].id}",
+                    object_id=f"{min(r.id for r in rows)}-{max(r.id for r in rows)}",
                     detail=f"{len(rows)} results",
                 )
         return rows if access.identifying else [pseudonymised(r) for r in rows]
