@@ -217,10 +217,6 @@ class SidepService:
         self.issuer = issuer
         self.purge_days = purge_days
 
-    @property
-    def db(self) -> Any:
-        return self.store.db
-
     async def open(self) -> None:
         """Migrate the database."""
         await self.store.open()
@@ -512,16 +508,17 @@ class SidepService:
             query = query.where(results.c.result == Result.POSITIVE.value)
         async with self.store.db.begin() as conn:
             rows = [stored(r) for r in (await conn.execute(query.limit(limit))).all()]
-            if rows:
-                await self.audit.append(
-                    conn,
-                    actor=actor.name,
-                    role=actor.role,
-                    action="read" if access.identifying else "read_pseudonymised",
-                    object_type="lab_result_list",
-                    object_id=f"{min(r.id for r in rows)}-{max(r.id for r in rows)}",
-                    detail=f"{len(rows)} results",
-                )
+            # every search is recorded, even one finding nothing (it still tells something)
+            span = f"{min(r.id for r in rows)}-{max(r.id for r in rows)}" if rows else "none"
+            await self.audit.append(
+                conn,
+                actor=actor.name,
+                role=actor.role,
+                action="read" if access.identifying else "read_pseudonymised",
+                object_type="lab_result_list",
+                object_id=span,
+                detail=f"{len(rows)} results",
+            )
         return rows if access.identifying else [pseudonymised(r) for r in rows]
 
     async def result_by_id(self, result_id: int) -> StoredResult | None:
