@@ -209,7 +209,13 @@ async def running(database_url: str, tmp_path: Path, issuer: FakeIssuer) -> Asyn
         hasher=FAST_HASHER, clock=lambda: T0,
     )  # fmt: skip
     root = web.Application()
-    intake = Intake({SourceFormat.HL7: fakeparse.parse, SourceFormat.CSV: fakeparse.parse_csv})
+    intake = Intake(
+        {
+            SourceFormat.HL7: fakeparse.parse,
+            SourceFormat.CSV: fakeparse.parse_csv,
+            SourceFormat.FHIR: fakeparse.parse_fhir,
+        }
+    )
     app = create_app(
         settings, service, intake=intake, clock=lambda: T0, hasher=FAST_HASHER, manage=False
     )

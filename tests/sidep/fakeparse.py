@@ -117,3 +117,17 @@ def parse_csv(data: bytes, where: str) -> Parsed:
         except ValueError as exc:
             refusals.append(Refusal(f"{where}:{number}", f"bad line ({type(exc).__name__})"))
     return Parsed(results=tuple(found), refusals=tuple(refusals))
+
+
+def parse_fhir(data: bytes, where: str) -> Parsed:
+    """A test-only stand-in of the FHIR parser: a ``Bundle`` whose ``id`` names the sample
+    becomes one positive result; anything else is refused."""
+    import json
+
+    try:
+        bundle = json.loads(data)
+    except ValueError:
+        return Parsed(refusals=(Refusal(where, "not JSON"),))
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+        return Parsed(refusals=(Refusal(where, "not a FHIR Bundle"),))
+    return parse(message(control=str(bundle.get("id")), sample=str(bundle.get("id"))), where)

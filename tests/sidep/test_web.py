@@ -62,13 +62,25 @@ async def test_files_answer_counts_and_refusals(running: Running) -> None:
             f"{running.url}/sidep/api/v1/files?format=pdf", data=CSV, headers=headers
         ) as r:
             assert r.status == 400
-        async with client.post(
-            f"{running.url}/sidep/api/v1/fhir", data=b"{}", headers=headers
-        ) as r:  # no FHIR parser in this test's intake: refused, said so
+        fhir = f"{running.url}/sidep/api/v1/fhir"
+        async with client.post(fhir, data=b"{}", headers=headers) as r:
             assert r.status == 422 and r.content_type == "application/fhir+json"
             outcome = await r.json()
             assert outcome["resourceType"] == "OperationOutcome"
             assert outcome["issue"][0]["severity"] == "error"
+            assert outcome["issue"][0]["diagnostics"] == "not a FHIR Bundle"
+            assert outcome["issue"][0]["expression"] == ["Bundle"]
+        bundle = b'{"resourceType": "Bundle", "id": "F1"}'
+        async with client.post(fhir, data=bundle, headers=headers) as r:
+            assert r.status == 200
+            outcome = await r.json()
+            assert outcome["issue"] == [
+                {
+                    "severity": "information",
+                    "code": "informational",
+                    "diagnostics": "accepted=1 duplicates=0 rejected=0",
+                }
+            ]
 
 
 async def test_the_event_feed_serves_positives_to_event_readers(running: Running) -> None:
