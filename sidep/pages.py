@@ -232,7 +232,10 @@ async def antigen_submit(request: web.Request) -> web.StreamResponse:
     stored = await service.result_by_key(result.key)
     if result.result is Result.POSITIVE and stored is not None:
         await flash(request, _t(request, "Positive result recorded."), "success")
-        return see_other(f"{PREFIX}/antigen?notice={stored}")
+        if await service.notice_pdf(stored) is not None:
+            return see_other(f"{PREFIX}/antigen?notice={stored}")
+        later = "The patient's notice will be made as soon as the code service answers."
+        await flash(request, _t(request, later), "info")
     await flash(request, _t(request, "Result recorded."), "success")
     return see_other(f"{PREFIX}/antigen")
 

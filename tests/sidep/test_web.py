@@ -181,3 +181,21 @@ async def test_hostile_bodies_are_refused_with_a_reason(running: Running) -> Non
             assert r.status == 422
             assert (await r.json())["refusals"] == [{"where": "file", "reason": "empty"}]
     assert await count(running, results) == 0
+
+
+async def test_without_a_code_service_the_notice_waits(running: Running) -> None:
+    running.service.issuer = None
+    await running.person("nurse", "tester", f"finess:{LAB}")
+    async with browser_session() as client:
+        await running.sign_in(client, "nurse")
+        async with client.get(f"{running.url}/sidep/antigen") as r:
+            token = csrf_of(await r.text())
+        form = {
+            "csrf_token": token, "lab": LAB, "sample_id": "N1", "last_name": "Roux",
+            "first_name": "Jean", "birth_date": "1950-01-01", "sex": "M", "nir": "",
+            "postcode": "33000", "phone": "", "email": "", "sampled_at": "2026-12-09T10:30",
+            "result": "P",
+        }  # fmt: skip
+        async with client.post(f"{running.url}/sidep/antigen", data=form) as r:
+            page = await r.text()
+        assert "dès que le service des codes répondra" in page and 'id="notice"' not in page
