@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sidep.formats import csvfile, fhir, hl7
+from sidep.formats import csvfile, fhir, hl7, hprim
 from sidep.formats.common import too_big
 from sidep.model import Parsed, Refusal, SourceFormat
 
@@ -49,6 +49,7 @@ def _csv(data: bytes, where: str, lab_finess: str | None) -> Parsed:
 PARSERS: dict[SourceFormat, Parser] = {
     SourceFormat.HL7: hl7.parse,
     SourceFormat.FHIR: fhir.parse,
+    SourceFormat.HPRIM: hprim.parse,
     SourceFormat.CSV: _csv,
 }
 
