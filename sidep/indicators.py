@@ -169,13 +169,15 @@ def count_persons(
     dedup_days: int = DEDUP_DAYS,
     with_area: bool = False,
 ) -> None:
-    """From the table ``tests``, the table ``counted(dep, area, day, cl, p, t)``: one row per
-    person-day, ``p``/``t`` whether it counts in P / T (module docstring)."""
-    area = "any_value(area)" if with_area else "CAST(NULL AS VARCHAR)"
+    """From the table ``tests``, the table ``counts(dep, area, day, cl, P, T)``: how many
+    person-days count in P and in T (module docstring) per département, area, day and age class
+    (``cl`` NULL for an unknown age; ``area`` NULL unless ``with_area``)."""
+    area = "min(CAST(area AS VARCHAR))" if with_area else "CAST(NULL AS VARCHAR)"
     bounds = []
     if until is not None:
         bounds.append(f"CAST(day AS DATE) <= DATE '{until.isoformat()}'")
     where = " AND ".join(["result IN ('P', 'N')", *bounds])
+    gap = int(dedup_days)
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE person_days AS
@@ -188,22 +190,39 @@ def count_persons(
         GROUP BY person, CAST(day AS DATE)
         """
     )
-    # The latest positive strictly before each person-day, found among positives only (a small
-    # share of the rows) with an as-of join, instead of a window over every person-day.
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE positives AS SELECT person, day FROM person_days WHERE pos"
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE positive_persons AS SELECT DISTINCT person FROM positives"
+    )
+    # Persons never positive count in T every day they are tested, and never in P. For the
+    # others (a small share), the latest positive strictly before each person-day comes from an
+    # as-of join over their positives, instead of a window over every person-day.
+    since_filter = f"WHERE day >= DATE '{since.isoformat()}'" if since is not None else ""
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE counted AS
-        WITH positives AS (SELECT person, day FROM person_days WHERE pos)
-        SELECT d.dep, d.area, d.day, {_CLASS.replace("age", "d.age")} AS cl,
-               d.pos AND (p.day IS NULL OR d.day - p.day > {int(dedup_days)}) AS p,
-               (p.day IS NULL OR d.day - p.day > {int(dedup_days)}) AS t
-        FROM person_days d
-        ASOF LEFT JOIN positives p ON d.person = p.person AND d.day > p.day
+        CREATE OR REPLACE TEMP TABLE counts AS
+        WITH never AS (
+            SELECT d.dep, d.area, d.day, d.age, FALSE AS p, TRUE AS t
+            FROM person_days d ANTI JOIN positive_persons q ON d.person = q.person
+        ),
+        ever AS (
+            SELECT d.dep, d.area, d.day, d.age,
+                   d.pos AND (p.day IS NULL OR d.day - p.day > {gap}) AS p,
+                   (p.day IS NULL OR d.day - p.day > {gap}) AS t
+            FROM (SELECT * FROM person_days d SEMI JOIN positive_persons q
+                  ON d.person = q.person) d
+            ASOF LEFT JOIN positives p ON d.person = p.person AND d.day > p.day
+        ),
+        both_kinds AS (SELECT * FROM never UNION ALL SELECT * FROM ever)
+        SELECT dep, area, day, {_CLASS} AS cl,
+               count_if(p)::BIGINT AS P, count_if(t)::BIGINT AS T
+        FROM both_kinds {since_filter}
+        GROUP BY ALL
         """
     )
-    con.execute("DROP TABLE person_days")
-    if since is not None:
-        con.execute(f"DELETE FROM counted WHERE day < DATE '{since.isoformat()}'")
+    con.execute("DROP TABLE person_days; DROP TABLE positives; DROP TABLE positive_persons")
 
 
 def daily_counts(con: duckdb.DuckDBPyConnection) -> None:
@@ -212,9 +231,8 @@ def daily_counts(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE agg AS
-        SELECT dep, day, COALESCE(cl, '?') AS cl,
-               count_if(p)::BIGINT AS P, count_if(t)::BIGINT AS T
-        FROM counted GROUP BY dep, day, cl
+        SELECT dep, day, COALESCE(cl, '?') AS cl, sum(P)::BIGINT AS P, sum(T)::BIGINT AS T
+        FROM counts GROUP BY dep, day, cl
         """
     )
     con.execute(
@@ -338,10 +356,9 @@ def area_classes(
         CREATE OR REPLACE TEMP TABLE area_classes AS
         WITH daily AS (
             SELECT a.area, c.jour,
-                   COALESCE(sum(CASE WHEN k.p THEN 1 ELSE 0 END), 0) AS P,
-                   COALESCE(sum(CASE WHEN k.t THEN 1 ELSE 0 END), 0) AS T
+                   COALESCE(sum(k.P), 0) AS P, COALESCE(sum(k.T), 0) AS T
             FROM area_population a CROSS JOIN calendar c
-            LEFT JOIN counted k ON k.area = a.area AND k.day = c.jour
+            LEFT JOIN counts k ON k.area = a.area AND k.day = c.jour
             GROUP BY a.area, c.jour
         ),
         w AS (
