@@ -118,6 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, seconds in phases:
         print(f"  {name}: {seconds:.1f} s")
     print(
+        f"CPU time: {cpu:.1f} s (user + system; on an idle machine the wall time is about "
+        f"CPU / threads), load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
+    print(
         f"total: {total:.1f} s ({args.results / total / 1e6:.2f} M results/s), "
         f"threads {args.threads}, peak RSS {peak_mb:,.0f} MB"
     )
