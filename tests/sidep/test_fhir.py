@@ -93,6 +93,8 @@ def test_lab_from_the_sender_when_the_bundle_has_no_finess() -> None:
 def test_refusals() -> None:
     cases: list[tuple[str, Any]] = [
         ("not JSON", b"{nope"),
+        ("not JSON", (DATA / "french_bundle.json").read_bytes()[:700]),  # truncated
+        ("not JSON", (DATA / "french_bundle.json").read_text().encode("utf-16")),
         ("not a FHIR Bundle", {"resourceType": "Patient"}),
         (
             "not a valid FHIR R4 Bundle",
