@@ -50,6 +50,9 @@ import numpy as np
 
 from sidep.territory import DATA
 
+SHIPPED_POPULATION = DATA / "population_dep_2020.csv"
+"""The 101 départements' populations on 1 January 2020, all ages only (``sidep/data/README.md``)."""
+
 DEDUP_DAYS = 60
 """A new positive counts when the person's previous positive is more than this many days old."""
 

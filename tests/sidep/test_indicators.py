@@ -197,3 +197,17 @@ def test_numpy_input_and_area_classes(tmp_path: Path) -> None:
     assert all(r["ti_classe"] == r["tp_classe"] == "" for r in empty)  # no positives
     dep = read(tmp_path / "sp-pos-quot-dep.csv")
     assert sum(int(r["P"]) for r in dep if r["cl_age90"] == "0") == n // 3
+
+
+def test_shipped_population_covers_every_departement(tmp_path: Path) -> None:
+    rows = read(indicators.SHIPPED_POPULATION)
+    assert len(rows) == 101 and {r["cl_age90"] for r in rows} == {"0"}
+    assert sum(int(r["pop"]) for r in rows) == 67_287_241
+    source = write_tests(tmp_path / "t.csv", [("a", date(2021, 1, 1), "976", 30, "P", None)])
+    indicators.compute(source, indicators.SHIPPED_POPULATION, tmp_path)
+    fra = [r for r in read(tmp_path / "sp-pos-quot-fra.csv") if r["cl_age90"] == "0"]
+    assert float(fra[0]["pop"]) == 67_287_241  # no FR rows: the sum of the départements
+    dep = {(r["dep"], r["cl_age90"]): r for r in read(tmp_path / "sp-pos-quot-dep.csv")}
+    assert len({d for d, _ in dep}) == 101
+    assert dep[("976", "0")]["P"] == "1" and float(dep[("976", "0")]["pop"]) == 278926
+    assert dep[("976", "29")]["pop"] == ""  # no age-class populations in this file
