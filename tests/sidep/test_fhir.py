@@ -15,6 +15,9 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from sidep.formats import fhir
 from sidep.formats.detect import parse_any
 from sidep.model import Method, Refusal, Result, Sex, SourceFormat, Status
@@ -156,3 +159,36 @@ def test_operation_outcome() -> None:
 def test_detected_and_read_by_parse_any() -> None:
     parsed = parse_any((DATA / "french_bundle.json").read_bytes(), "b.json")
     assert len(parsed.results) == 1
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    _JSON,
+    st.sampled_from(["o1", "p1", "s1", "cr-42", "lab"]),
+    st.sampled_from(
+        [
+            "status",
+            "code",
+            "subject",
+            "valueCodeableConcept",
+            "birthDate",
+            "identifier",
+            "collection",
+            "result",
+        ]
+    ),
+)
+def test_no_mangled_bundle_raises(value: Any, rid: str, key: str) -> None:
+    b = french()
+    entry(b, rid)[key] = value
+    parsed = parse(b)
+    assert parsed.results or parsed.refusals
