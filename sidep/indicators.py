@@ -181,41 +181,45 @@ def count_persons(
         bounds.append(f"CAST(day AS DATE) <= DATE '{until.isoformat()}'")
     where = " AND ".join(["result IN ('P', 'N')", *bounds])
     gap = int(dedup_days)
+    day = "CAST(day AS DATE)"
     con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE person_days AS
-        SELECT person, CAST(day AS DATE) AS day,
-               bool_or(result = 'P') AS pos,
-               min(CAST(dep AS VARCHAR)) AS dep,
-               min(CAST(age AS INTEGER)) AS age,
-               {area} AS area
-        FROM tests WHERE {where}
-        GROUP BY person, CAST(day AS DATE)
-        """
-    )
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE positives AS SELECT person, day FROM person_days WHERE pos"
+        f"CREATE OR REPLACE TEMP TABLE positives AS SELECT DISTINCT person, {day} AS day "
+        f"FROM tests WHERE {where} AND result = 'P'"
     )
     con.execute(
         "CREATE OR REPLACE TEMP TABLE positive_persons AS SELECT DISTINCT person FROM positives"
     )
-    # Persons never positive count in T every day they are tested, and never in P. For the
-    # others (a small share), the latest positive strictly before each person-day comes from an
-    # as-of join over their positives, instead of a window over every person-day.
+    # Persons never positive count in T every day they are tested, and never in P: their
+    # person-days are counted straight from the tests (an anti join, no per-person work). For
+    # the others (a small share), the latest positive strictly before each person-day comes
+    # from an as-of join over their positives, instead of a window over every person-day.
     since_filter = f"WHERE day >= DATE '{since.isoformat()}'" if since is not None else ""
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE counts AS
         WITH never AS (
-            SELECT d.dep, d.area, d.day, d.age, FALSE AS p, TRUE AS t
-            FROM person_days d ANTI JOIN positive_persons q ON d.person = q.person
+            SELECT dep, area, day, age, FALSE AS p, TRUE AS t FROM (
+                SELECT person, {day} AS day,
+                       min(CAST(dep AS VARCHAR)) AS dep, min(CAST(age AS INTEGER)) AS age,
+                       {area} AS area
+                FROM tests ANTI JOIN positive_persons q ON tests.person = q.person
+                WHERE {where}
+                GROUP BY person, {day}
+            )
+        ),
+        ever_days AS (
+            SELECT person, {day} AS day, bool_or(result = 'P') AS pos,
+                   min(CAST(dep AS VARCHAR)) AS dep, min(CAST(age AS INTEGER)) AS age,
+                   {area} AS area
+            FROM tests SEMI JOIN positive_persons q ON tests.person = q.person
+            WHERE {where}
+            GROUP BY person, {day}
         ),
         ever AS (
             SELECT d.dep, d.area, d.day, d.age,
                    d.pos AND (p.day IS NULL OR d.day - p.day > {gap}) AS p,
                    (p.day IS NULL OR d.day - p.day > {gap}) AS t
-            FROM (SELECT * FROM person_days d SEMI JOIN positive_persons q
-                  ON d.person = q.person) d
+            FROM ever_days d
             ASOF LEFT JOIN positives p ON d.person = p.person AND d.day > p.day
         ),
         both_kinds AS (SELECT * FROM never UNION ALL SELECT * FROM ever)
@@ -225,7 +229,7 @@ def count_persons(
         GROUP BY ALL
         """
     )
-    con.execute("DROP TABLE person_days; DROP TABLE positives; DROP TABLE positive_persons")
+    con.execute("DROP TABLE positives; DROP TABLE positive_persons")
 
 
 def daily_counts(con: duckdb.DuckDBPyConnection) -> None:
