@@ -23,8 +23,12 @@ What is read, and where:
   in OBX-5, coded (CWE/CE: SNOMED CT, LOINC answer, else its text) or text (ST/TX/FT);
   OBX-11 ``F`` final, ``C`` corrected, ``P`` preliminary, anything else refused.
 
-Character set: UTF-8, unless MSH-18 declares ``8859/1`` (ISO-8859-1, common in France), in
-which case the message is read as Latin-1. Undeclared non-UTF-8 bytes refuse the message.
+Character set: UTF-8, unless MSH-18 declares ``8859/1`` (ISO-8859-1, common in France) or
+``8859/15`` (seen in French hospital messages), in which case the message is read in that
+charset. Undeclared non-UTF-8 bytes refuse the message.
+
+Names: French senders (IHE PAM France) repeat PID-5, the usual name (type ``D``) first and the
+birth name with the first names (type ``L``) after; the ``L`` repetition is read when present.
 """
 
 from __future__ import annotations
@@ -166,7 +170,9 @@ def _decode(segments: list[bytes]) -> str:
     charset = fields[17].decode("ascii", "replace").strip().upper() if len(fields) > 17 else ""
     if charset in {"8859/1", "ISO-8859-1", "ISO_IR 100"}:
         return raw.decode("latin-1")
-    raise Refuse("the message is not UTF-8 and MSH-18 does not declare 8859/1")
+    if charset in {"8859/15", "ISO-8859-15"}:
+        return raw.decode("iso-8859-15")
+    raise Refuse("the message is not UTF-8 and MSH-18 does not declare 8859/1 or 8859/15")
 
 
 def _read_message(index: int, segments: list[bytes], lab_finess: str | None) -> Message:
@@ -335,11 +341,16 @@ def _patient(pid: Any) -> Patient:
             break
     nir, nir_valid = nir_of(nir_value)
     postcode = clean(_get(pid, 11, 1, 5), "PID-11 postcode")
+    # French senders (IHE PAM France) repeat PID-5: the usual name (type D) first, often without
+    # first name, then the birth name with the first names (type L): the identity traits are L's.
+    names = [rep for rep in range(1, _repetitions(pid, 5) + 1) if _get(pid, 5, rep, 1)]
+    legal = [rep for rep in names if _get(pid, 5, rep, 7).upper() == "L"]
+    name = (legal or names or [1])[0]
     return Patient(
         nir=nir,
         nir_valid=nir_valid,
-        last_name=clean(_get(pid, 5, 1, 1), "PID-5 last name"),
-        first_name=clean(_get(pid, 5, 1, 2), "PID-5 first name"),
+        last_name=clean(_get(pid, 5, name, 1), "PID-5 last name"),
+        first_name=clean(_get(pid, 5, name, 2), "PID-5 first name"),
         birth_date=hl7_birth_date(_get(pid, 7)),
         sex=sex_of(_get(pid, 8)),
         postcode=postcode,

@@ -149,3 +149,41 @@ def test_message_control_id_and_junk() -> None:
     for junk in (b"", b"\x00\xff", b"MSH", b"PID|1||x", FRENCH.encode()[:150]):
         parsed = hl7.parse(junk, "j.hl7")
         assert parsed.results == () and parsed.refusals
+
+
+# The PID layout of French IHE PAM messages (identity feeds of hospital software) as quoted in
+# public integration code (IHE PAM France / ANS Gazelle test samples; the repository could not
+# be resolved): an empty PID-3 repetition, the INS-NIR with trailing components, the usual
+# name (D) before the birth name with first names (L), a birthplace address after the home one,
+# MSH-18 8859/15.
+PAM_PID = (
+    "PID|1||442777^^^CEGI&&M^PI~~248098060602525^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.8&ISO"
+    "^INS^^^~1000345108^^^CEGI&&M^PIP||SECLET^^^^MME^^D~SECLET^MARYSE^MARYSE BERTHE ALICE^^^^L"
+    "||19480909|F|||7 RUE DU BOUJONNIER^^FORMERIE^^60220^^H~^^^^^^BDL^^80606||^PRN^PH^^^^^^^^^"
+    "0608987212~~~^NET^Internet^MARYSE.SECLET@WANADOO.FR|||||R000171104^^^CEGI&&M^AN|||||"
+    "OISEMONT (80140)|||||||||VALI"
+)
+
+
+def test_french_pam_patient_segment() -> None:
+    lines = FRENCH.split("\r")
+    lines[0] = lines[0].replace("UNICODE UTF-8", "8859/15")
+    lines[1] = PAM_PID.replace("BOUJONNIER", "BOUJONNIÈR")
+    (r,) = hl7.parse("\r".join(lines).encode("iso-8859-15"), "pam.hl7").results
+    p = r.patient
+    assert (p.last_name, p.first_name) == ("SECLET", "MARYSE")
+    assert p.birth_date == date(1948, 9, 9) and p.sex is Sex.FEMALE
+    assert p.postcode == "60220" and r.dep == "60"
+    assert p.nir == "248098060602525" and p.nir_valid is True
+
+
+def test_gazelle_sample_nir_has_a_wrong_key_and_is_flagged() -> None:
+    lines = FRENCH.split("\r")
+    lines[1] = (
+        "PID|||13684^^^GZL_INTEROP&2.16.840.1.113883.2.8.3.7&ISO^PI~294058173502641^^^"
+        "ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.8&ISO^INS||DENIS^Huguette^^^^^L|PEREIRA^^^^^^M|"
+        "19911108|F|||14 rue de la Paix^^MARSEILLE^^13002^FRA^H"
+    )
+    (r,) = hl7.parse("\r".join(lines).encode(), "gazelle.hl7").results
+    assert r.patient.nir == "294058173502641" and r.patient.nir_valid is False
+    assert (r.patient.last_name, r.patient.first_name, r.dep) == ("DENIS", "Huguette", "13")
