@@ -176,12 +176,12 @@ def count_persons(
     person-days count in P and in T (module docstring) per département, area, day and age class
     (``cl`` NULL for an unknown age; ``area`` NULL unless ``with_area``)."""
     area = "min(CAST(area AS VARCHAR))" if with_area else "CAST(NULL AS VARCHAR)"
-    bounds = []
+    day = "TRY_CAST(day AS DATE)"
+    bounds = [f"{day} IS NOT NULL"]
     if until is not None:
-        bounds.append(f"CAST(day AS DATE) <= DATE '{until.isoformat()}'")
+        bounds.append(f"{day} <= DATE '{until.isoformat()}'")
     where = " AND ".join(["result IN ('P', 'N')", *bounds])
     gap = int(dedup_days)
-    day = "CAST(day AS DATE)"
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE positives AS SELECT DISTINCT person, {day} AS day "
         f"FROM tests WHERE {where} AND result = 'P'"
@@ -200,7 +200,7 @@ def count_persons(
         WITH never AS (
             SELECT dep, area, day, age, FALSE AS p, TRUE AS t FROM (
                 SELECT person, {day} AS day,
-                       min(CAST(dep AS VARCHAR)) AS dep, min(CAST(age AS INTEGER)) AS age,
+                       min(CAST(dep AS VARCHAR)) AS dep, min(TRY_CAST(age AS INTEGER)) AS age,
                        {area} AS area
                 FROM tests ANTI JOIN positive_persons q ON tests.person = q.person
                 WHERE {where}
@@ -209,7 +209,7 @@ def count_persons(
         ),
         ever_days AS (
             SELECT person, {day} AS day, bool_or(result = 'P') AS pos,
-                   min(CAST(dep AS VARCHAR)) AS dep, min(CAST(age AS INTEGER)) AS age,
+                   min(CAST(dep AS VARCHAR)) AS dep, min(TRY_CAST(age AS INTEGER)) AS age,
                    {area} AS area
             FROM tests SEMI JOIN positive_persons q ON tests.person = q.person
             WHERE {where}

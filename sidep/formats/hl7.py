@@ -103,7 +103,7 @@ def read_messages(data: bytes, where: str, lab_finess: str | None = None) -> lis
     """Every message of an HL7 v2 file, each with its results or its refusal. Never raises."""
     big = too_big(data)
     if big is not None:
-        return [_refused(1, None, f"{where}: {big}")]
+        return [_refused(1, None, big)]
     out: list[Message] = []
     for index, segments in enumerate(split_messages(data), start=1):
         try:

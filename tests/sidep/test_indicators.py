@@ -211,3 +211,15 @@ def test_shipped_population_covers_every_departement(tmp_path: Path) -> None:
     assert len({d for d, _ in dep}) == 101
     assert dep[("976", "0")]["P"] == "1" and float(dep[("976", "0")]["pop"]) == 278926
     assert dep[("976", "29")]["pop"] == ""  # no age-class populations in this file
+
+
+def test_junk_days_and_ages_are_not_counted_or_crash(tmp_path: Path) -> None:
+    rows: list[tuple[object, ...]] = [
+        ("a", date(2021, 1, 1), "75", 30, "P", None),
+        ("b", "not a day", "75", 30, "P", None),
+        ("c", date(2021, 1, 1), "75", "old", "N", None),
+    ]
+    indicators.compute(write_tests(tmp_path / "t.csv", rows), POPULATION, tmp_path)
+    dep = {(r["dep"], r["cl_age90"]): r for r in read(tmp_path / "sp-pos-quot-dep.csv")}
+    assert (dep[("75", "0")]["P"], dep[("75", "0")]["T"]) == ("1", "2")
+    assert dep[("75", "39")]["T"] == "1"  # the junk age counts in all ages only
