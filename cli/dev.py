@@ -29,6 +29,7 @@ LINKS = (
     ("/codes/", "submission codes: labs, doctors, administrators"),
     ("/beds/", "critical-care beds (ROR)"),
     ("/drugs/", "hospital drug stocks (MaPUI)"),
+    ("/sidep/", "SI-DEP: lab results (HL7, FHIR, HPRIM, CSV), positives"),
     ("/citizens/", "services for citizens: advice, test sites, e-health directory"),
     ("/openapi.json", "ROBERT API document"),
     ("/health", "health check"),
@@ -46,15 +47,18 @@ def build_app(settings: RobertSettings, clock: Callable[[], float] = time.time) 
     from drugs import app as drugs_app
     from server.api.routes import INDEX_LINKS
     from server.app import create_app
+    from sidep import app as sidep_app
 
     codes = wiring.in_process_codes(settings, clock)
     beds_settings, beds = wiring.in_process_beds(settings, clock)
     drugs_settings, drugs = wiring.in_process_drugs(settings, beds, clock)
+    sidep_settings, sidep = wiring.in_process_sidep(settings, codes, clock)
 
     def mount(app: web.Application) -> None:
         codes_app.mount(app, codes_app.create_app(wiring.codes_settings(settings), codes))
         beds_app.mount(app, beds_app.create_app(beds_settings, beds, clock=clock, manage=True))
         drugs_app.mount(app, drugs_app.create_app(drugs_settings, drugs, clock=clock, manage=True))
+        sidep_app.mount(app, sidep_app.create_app(sidep_settings, sidep, clock=clock, manage=True))
         citizens_app.mount(app, citizens_app.create_app(CitizensSettings.beside(settings.data_dir)))
         app[INDEX_LINKS].append(
             (
@@ -70,6 +74,14 @@ def build_app(settings: RobertSettings, clock: Callable[[], float] = time.time) 
                 "Critical-care beds (ROR)",
                 "live capacity, tension dashboards, the "
                 "nearest free bed (robert beds load; robert beds users add ...)",
+            )
+        )
+        app[INDEX_LINKS].append(
+            (
+                "/sidep/",
+                "SI-DEP (lab results)",
+                "labs' results over HTTP (and MLLP with robert sidep serve), positives turned "
+                "into codes, notices and events (robert sidep users add ...)",
             )
         )
         app[INDEX_LINKS].append(

@@ -48,6 +48,7 @@ COMMANDS: dict[str, tuple[Callable[[Any], None], str]] = {
     "codes": (_module("codes.commands"), "the submission-code service"),
     "beds": (_module("beds.commands"), "critical-care beds (ROR)"),
     "drugs": (_module("drugs.commands"), "hospital drug stocks (MaPUI)"),
+    "sidep": (_module("sidep.commands"), "SI-DEP: lab results, positives, indicators"),
     "citizens": (
         _module("citizens.commands"),
         "services for citizens: advice, test sites, directory",
@@ -64,7 +65,7 @@ OPTIONAL = frozenset({"sim", "ble", "loadtest"})
 """Tools whose optional dependencies may not be installed (then they have no commands)."""
 
 PROJECT = frozenset(
-    {"protocol", "kit", "server", "codes", "beds", "drugs", "citizens", "phone", "cli"}
+    {"protocol", "kit", "server", "codes", "beds", "drugs", "citizens", "sidep", "phone", "cli"}
     | {"client_sim", "ble"}
     | {"loadtest"}
 )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import date
 from typing import TYPE_CHECKING
 
 from server.codegate import CodeGate, HttpCodeGate
@@ -24,6 +25,9 @@ if TYPE_CHECKING:  # the services are imported when used: `robert --help` stays 
     from drugs.critical_care import Patients
     from drugs.service import DrugService
     from drugs.settings import Settings as DrugsSettings
+    from sidep.issuer import IssuedCode as SidepIssuedCode
+    from sidep.service import SidepService
+    from sidep.settings import Settings as SidepSettings
 
 
 def codes_settings(robert: RobertSettings) -> CodesSettings:
@@ -87,3 +91,40 @@ def in_process_drugs(
     settings = DrugsSettings.beside(robert.data_dir)
     source = None if settings.beds_url else BedsCriticalCare(beds)
     return settings, drugs_app.new_service(settings, clock, source)
+
+
+class SidepCodeIssuer:
+    """SI-DEP's ``CodeIssuer`` fulfilled by the code service in this process: long codes of
+    the organisation ``SIDEP`` (role lab, created on first use)."""
+
+    def __init__(self, codes: CodeService) -> None:
+        self.codes = codes
+
+    async def issue_long(self, test_date: date) -> SidepIssuedCode:
+        from codes.model import Role
+        from kit.http import HttpError
+        from protocol.codes import CodeKind
+        from sidep.issuer import ORG_NAME, CodeRefused, CodeUnavailable
+        from sidep.issuer import IssuedCode as SidepIssuedCode
+
+        try:
+            org = await self.codes.ensure_org(ORG_NAME, Role.LAB)
+            (issued,) = await self.codes.issue(org, CodeKind.LONG, 1, test_date.isoformat())
+        except HttpError as exc:
+            if exc.status == 400:
+                raise CodeRefused(exc.message) from None
+            raise CodeUnavailable(exc.message) from None
+        return SidepIssuedCode(issued.record.code, issued.link, issued.record.expires_at)
+
+
+def in_process_sidep(
+    robert: RobertSettings, codes: CodeService, clock: Callable[[], float] = time.time
+) -> tuple[SidepSettings, SidepService]:
+    """SI-DEP in this process, issuing codes through ``codes`` unless ``SIDEP_CODES_URL``
+    points elsewhere (opened by its application)."""
+    from sidep import app as sidep_app
+    from sidep.settings import Settings as SidepSettings
+
+    settings = SidepSettings.beside(robert.data_dir)
+    issuer = None if settings.codes_url else SidepCodeIssuer(codes)
+    return settings, sidep_app.new_service(settings, clock, issuer)

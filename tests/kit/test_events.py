@@ -25,6 +25,7 @@ from kit.events import (
     FeedConsumer,
     FeedMetrics,
     append,
+    append_many,
     http_fetcher,
     local_fetcher,
     mount_event_feed,
@@ -109,6 +110,22 @@ async def test_malformed_events_are_refused(
     with pytest.raises(error):
         async with sqlite_db.begin() as conn:
             await append(conn, topic, payload)
+
+
+async def test_many_events_append_in_one_statement_and_in_order(producer: Database) -> None:
+    [before] = await publish(producer, 1)
+    async with producer.begin() as conn:
+        assert await append_many(conn, []) == []
+        ids = await append_many(conn, [("sidep.positive", {"n": n}, f"K{n}") for n in range(5)])
+    assert ids == sorted(ids) and ids[0] > before and len(set(ids)) == 5
+    events = (await read(producer, after_id=before)).events
+    assert [(e.id, e.key, e.payload) for e in events] == [
+        (i, f"K{n}", {"n": n}) for n, i in enumerate(ids)
+    ]
+    with pytest.raises(ValueError):
+        async with producer.begin() as conn:
+            await append_many(conn, [("t", {}, ""), ("bad topic", {}, "")])
+    assert (await read(producer, after_id=ids[-1])).events == []
 
 
 async def test_purged_ids_are_never_reused(producer: Database) -> None:

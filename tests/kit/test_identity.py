@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import string
+import unicodedata
 from datetime import date
 
 import pytest
@@ -175,3 +176,13 @@ def test_pseudonyms_refuse_what_cannot_work(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         pseudonym(key, last, first, date(2000, 1, 1))
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=40))
+def test_the_ascii_path_gives_what_the_unicode_path_gives(name: str) -> None:
+    from kit.identity import _UNDECOMPOSED, _is_letter
+
+    decomposed = unicodedata.normalize("NFKD", name.translate(_UNDECOMPOSED))
+    letters = "".join(c for c in decomposed if not unicodedata.combining(c))
+    kept = "".join(c if _is_letter(c) else " " for c in letters.upper())
+    assert normalise_name(name) == " ".join(kept.split())

@@ -1,0 +1,94 @@
+"""SI-DEP's one typed settings object: defaults, ``SIDEP_*`` variables, flags."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from kit.settings import ServiceSettings, SettingsError, check_port, setting
+
+
+@dataclass(frozen=True, slots=True)
+class Settings(ServiceSettings):
+    """Configuration of ``robert sidep serve`` and of the ``robert sidep`` commands."""
+
+    ENV_PREFIX: ClassVar[str] = "SIDEP_"
+    TITLE: ClassVar[str] = "SI-DEP (lab results)"
+
+    host: str = setting("127.0.0.1", "address to listen on (HTTP and MLLP)")
+    port: int = setting(8082, "TCP port of the HTTP service")
+    mllp_port: int = setting(2575, "TCP port of the HL7 MLLP listener (0: no listener)")
+    data_dir: str = setting("data", "directory of the embedded database and key files")
+    database: str = setting(
+        "", "sqlite:///path/sidep.db or postgresql://user@host/db (default: SQLite in DATA_DIR)"
+    )
+    secret: str = setting(
+        "",
+        "secret that sessions and TOTP secrets are encrypted with (default: one kept in "
+        "DATA_DIR/sidep.secret)",
+        secret=True,
+    )
+    pseudonym_key_file: str = setting(
+        "", "file of the key of the patients' pseudonyms (default: DATA_DIR/pseudonym.key)"
+    )
+    purge_days: int = setting(90, "identifying data is purged this many days after sampling")
+    codes_url: str = setting(
+        "", "base URL of the code service (empty: the code service of this process, if any)"
+    )
+    codes_api_key: str = setting("", "API key (role lab) of the code service", secret=True)
+    outbox_dir: str = setting(
+        "", "directory the file notification outbox writes to (default: DATA_DIR/outbox)"
+    )
+    commit_batch: int = setting(500, "most messages committed together by the MLLP listener")
+    log_level: str = setting("INFO", "logging level: DEBUG, INFO, WARNING, ERROR or CRITICAL")
+
+    @classmethod
+    def beside(cls, data_dir: str) -> Settings:
+        """The settings from ``SIDEP_*`` variables, the data directory ``data_dir`` unless
+        ``SIDEP_DATA_DIR`` says otherwise (``robert dev``)."""
+        settings = cls.from_sources(None)
+        if cls.env_name("data_dir") not in os.environ:
+            settings = dataclasses.replace(settings, data_dir=data_dir)
+        return settings
+
+    @property
+    def data_path(self) -> Path:
+        """The data directory."""
+        return Path(self.data_dir)
+
+    @property
+    def database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file in the data directory."""
+        return self.database or f"sqlite:///{(self.data_path / 'sidep.db').resolve()}"
+
+    @property
+    def pseudonym_key_path(self) -> Path:
+        """Where the pseudonym key is kept."""
+        return (
+            Path(self.pseudonym_key_file)
+            if self.pseudonym_key_file
+            else (self.data_path / "pseudonym.key")
+        )
+
+    @property
+    def outbox_path(self) -> Path:
+        """Where the file outbox writes notifications."""
+        return Path(self.outbox_dir) if self.outbox_dir else self.data_path / "outbox"
+
+    def validate(self) -> None:
+        """Refuse settings that cannot work, with a message naming the setting."""
+        check_port("port", self.port)
+        if self.mllp_port:
+            check_port("mllp_port", self.mllp_port)
+        if self.log_level.upper() not in logging.getLevelNamesMapping():
+            raise SettingsError(f"log_level must be a logging level, not {self.log_level!r}")
+        if self.purge_days < 1:
+            raise SettingsError("purge_days must be at least 1")
+        if not 1 <= self.commit_batch <= 10_000:
+            raise SettingsError("commit_batch must be 1..10000")
+        if self.codes_url and not self.codes_api_key:
+            raise SettingsError("codes_url needs codes_api_key (an API key of role lab)")

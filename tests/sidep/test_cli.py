@@ -1,0 +1,95 @@
+"""The ``robert sidep`` commands, in-process, on a temporary data dir (the CSV parser is the
+test-only one: the real parsers are tested on their own)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cli.main import main
+from sidep import intake
+from sidep.model import SourceFormat
+from tests.sidep import fakeparse
+from tests.sidep.conftest import LAB
+from tests.sidep.fakeparse import CSV_HEADER
+
+CSV = (
+    CSV_HEADER + "\n"
+    f"{LAB};C1;269054958815780;Dupont;Élodie;1969-05-22;F;75013;2026-12-08T09:00:00+01:00;"
+    "2026-12-08T18:00:00+01:00;94500-6;P\n"
+    f"{LAB};C2;;;;;U;;2026-12-08T09:00:00+01:00;;94500-6;N\n"
+)
+
+
+@pytest.fixture(autouse=True)
+def test_parsers(monkeypatch: pytest.MonkeyPatch) -> None:
+    parsers = {SourceFormat.CSV: fakeparse.parse_csv, SourceFormat.HL7: fakeparse.parse}
+    monkeypatch.setattr(intake, "_parser", parsers.__getitem__)
+    monkeypatch.setattr(intake, "_detector", lambda: lambda data: SourceFormat.CSV)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str, status: int = 0) -> str:
+    assert main(list(argv)) == status
+    return capsys.readouterr().out
+
+
+def test_ingest_results_export_purge(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = ("--data-dir", str(tmp_path / "data"))
+    day = tmp_path / "day.csv"
+    day.write_text(CSV, encoding="utf-8")
+    assert run(capsys, "sidep", "ingest", str(day), *data) == (
+        "accepted=2 duplicates=0 rejected=0\n"
+    )
+    assert run(capsys, "sidep", "ingest", str(day), "--format", "csv", *data) == (
+        "accepted=0 duplicates=2 rejected=0\n"
+    )
+    lines = [
+        json.loads(line)
+        for line in run(capsys, "sidep", "results", "--json", *data).split("\n")
+        if line
+    ]
+    assert lines[0] == {
+        "lab": LAB, "sample_id": "C1", "loinc": "94500-6", "method": "PCR", "result": "P",
+        "sampled_at": "2026-12-08T08:00:00+00:00", "status": "final", "dep": "75",
+        "patient": {"nir": "269054958815780", "last_name": "Dupont", "first_name": "Élodie",
+                    "birth_date": "1969-05-22", "sex": "F", "postcode": "75013"},
+    }  # fmt: skip
+    assert lines[1]["patient"] == {
+        "nir": None, "last_name": None, "first_name": None, "birth_date": None, "sex": "U",
+        "postcode": None,
+    }  # fmt: skip
+    exported = [
+        json.loads(x)
+        for x in run(capsys, "sidep", "export", "--pseudonymised", *data).split("\n")
+        if x
+    ]
+    assert len(exported) == 2
+    assert all("nir" not in row and len(row["pseudonym"]) == 64 for row in exported)
+    assert exported[0]["age"] == 57
+    # the pseudonym key is kept in the data directory: the same person, the same pseudonym
+    assert (tmp_path / "data" / "pseudonym.key").stat().st_mode & 0o077 == 0
+    assert run(capsys, "sidep", "purge", *data) == "identity of 0 persons purged\n"
+
+
+def test_refusals_are_printed_and_fail_the_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = ("--data-dir", str(tmp_path / "data"))
+    bad = tmp_path / "bad.csv"
+    bad.write_text(CSV + f"{LAB};C3;;;;;U;;yesterday;;94500-6;P\n", encoding="utf-8")
+    out = run(capsys, "sidep", "ingest", str(bad), str(tmp_path / "missing.csv"), *data, status=1)
+    lines = out.splitlines()
+    assert lines[0] == "accepted=2 duplicates=0 rejected=2"
+    assert lines[1] == f"{bad}:4: bad line (ValueError)"
+    assert lines[2].startswith(f"{tmp_path / 'missing.csv'}: cannot read")
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    out = run(capsys, "sidep", "ingest", str(empty), *data, status=1)
+    assert out.splitlines()[1] == f"{empty}: empty"
+
+
+def test_export_needs_the_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sidep", "export", "--data-dir", str(tmp_path)]) != 0
+    assert "--pseudonymised" in capsys.readouterr().err
