@@ -14,7 +14,9 @@ import asyncio
 import json
 import logging
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
+from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -180,6 +182,41 @@ def cmd_notices(args: argparse.Namespace) -> int:
     return 0
 
 
+def _day(text: str | None, name: str) -> date | None:
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise CommandError(f"{name} must be YYYY-MM-DD") from None
+
+
+def cmd_indicators(args: argparse.Namespace) -> int:
+    """Santé publique France's indicator files from the stored tests (or ``--tests FILE``)."""
+    from sidep import indicators
+
+    until, since = _day(args.until, "--until"), _day(args.since, "--since")
+    population = Path(args.population) if args.population else indicators.SHIPPED_POPULATION
+    if not population.is_file():
+        raise CommandError(f"no population file {population}")
+    out = Path(args.out)
+    writable_directory(out, "output directory")
+    with tempfile.TemporaryDirectory(prefix="sidep-indicators-") as scratch:
+        source = Path(args.tests) if args.tests else Path(scratch) / "tests.csv"
+        if args.tests:
+            if not source.is_file():
+                raise CommandError(f"no tests file {source}")
+        else:
+            _run(args, lambda service: service.write_indicator_input(source, CONSOLE))
+        try:
+            written = indicators.compute(source, population, out, until=until, since=since)
+        except Exception as exc:  # duckdb's errors: a bad input file, said in one line
+            raise CommandError(f"cannot compute the indicators: {type(exc).__name__}") from None
+    for name, rows in sorted(written.rows.items()):
+        print(f"{out / name}: {rows} rows")
+    return 0
+
+
 def add_subcommands(subparsers: Any) -> None:
     """Add the ``sidep`` command group to the ``robert`` command."""
     from kit.auth.commands import add_account_commands
@@ -213,6 +250,15 @@ def add_subcommands(subparsers: Any) -> None:
     with_settings(sub.add_parser("notices", help="make the pending notices")).set_defaults(
         func=cmd_notices
     )
+    figures = sub.add_parser(
+        "indicators", help="Santé publique France's indicator files (sp-pos-quot, indicateurs)"
+    )
+    figures.add_argument("--population", help="dep;cl_age90;pop (default: the 2020 one shipped)")
+    figures.add_argument("--out", required=True, help="directory of the files")
+    figures.add_argument("--until", help="last sampling day counted (YYYY-MM-DD)")
+    figures.add_argument("--since", help="first day written (YYYY-MM-DD)")
+    figures.add_argument("--tests", help="person;day;dep;age;result file instead of the store")
+    with_settings(figures).set_defaults(func=cmd_indicators)
     add_account_commands(
         sub,
         lambda args: open_accounts(Settings.from_sources(args)),

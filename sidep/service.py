@@ -19,7 +19,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -31,7 +33,7 @@ from kit.http import BadRequest, Forbidden
 from kit.identity import pseudonym as kit_pseudonym
 from sidep.access import Access
 from sidep.issuer import CodeIssuer, CodeRefused, CodeUnavailable, IssuedCode
-from sidep.model import LabResult, Parsed, Refusal, Result, Status
+from sidep.model import LabResult, Method, Parsed, Refusal, Result, Status
 from sidep.notice import NoticeText, email_text, notice_pdf, sms_text
 from sidep.store import (
     IDENTIFYING,
@@ -554,6 +556,38 @@ class SidepService:
             if len(page) < batch:
                 return found
             after = page[-1].id
+
+    async def write_indicator_input(self, path: Path, actor: Actor) -> int:
+        """The virological tests (PCR and antigen, not serology) as the indicators read them
+        (``sidep.indicators``: ``person;day;dep;age;result``, the pseudonym as person, the
+        sampling day in Paris time), written to ``path``; how many rows. Audited."""
+        query = (
+            sa.select(
+                results.c.pseudonym, results.c.sampled_at, results.c.dep, results.c.age,
+                results.c.result,
+            )
+            .where(results.c.method != Method.SEROLOGY.value)
+            .order_by(results.c.id)
+        )  # fmt: skip
+        paris = ZoneInfo("Europe/Paris")
+        written = 0
+        with path.open("w", encoding="utf-8", newline="") as out:
+            out.write("person;day;dep;age;result\n")
+            async with self.store.db.connect() as conn:
+                stream = await conn.stream(query.execution_options(yield_per=10_000))
+                async for rows in stream.partitions():
+                    lines = [
+                        f"{p};{at.astimezone(paris).date().isoformat()};{dep or ''};"
+                        f"{'' if age is None else age};{result}\n"
+                        for p, at, dep, age, result in rows
+                    ]
+                    out.writelines(lines)
+                    written += len(lines)
+        await self.audit.append(
+            self.store.db, actor=actor.name, role=actor.role, action="export_pseudonymised",
+            object_type="lab_result_list", object_id="indicators", detail=f"{written} tests",
+        )  # fmt: skip
+        return written
 
     # --- retention -------------------------------------------------------------------------
     async def purge(self, actor: Actor) -> int:

@@ -120,3 +120,34 @@ def test_ingest_the_examples(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert main(["sidep", "ingest", refused, *data]) == 1
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "accepted=0 duplicates=0 rejected=2" and "ADT^A04" in out[1]
+
+
+def test_indicators_from_the_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = ("--data-dir", str(tmp_path / "data"))
+    files = [str(DATA / n) for n in ("french_oru.hl7", "french_covid.hpr", "french_bundle.json")]
+    assert main(["sidep", "ingest", *files, *data]) == 0
+    capsys.readouterr()
+    out = tmp_path / "out"
+    assert main(["sidep", "indicators", "--out", str(out), "--until", "2020-10-07", *data]) == 0
+    printed = capsys.readouterr().out
+    assert f"{out / 'sp-pos-quot-dep.csv'}: " in printed
+    rows = [
+        line.split(";")
+        for line in (out / "sp-pos-quot-dep.csv").read_text().splitlines()[1:]
+        if ";2020-10-01;" in line
+    ]
+    all_ages = {r[0]: (r[2], r[3]) for r in rows if r[4] == "0"}
+    # Céline Dupont, tested twice that day by two labs (2A, then Paris): one person, once
+    assert all_ages["2A"] == ("1", "1") and all_ages["2B"] == ("1", "1")
+    assert "75" not in all_ages or all_ages["75"] == ("0", "0")
+    france = (out / "sp-pos-quot-fra.csv").read_text().splitlines()
+    assert any(line.startswith("FR;2020-10-01;2;2;0;") for line in france), france[:3]
+
+
+def test_indicators_refusals(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = ("--data-dir", str(tmp_path / "data"))
+    out = ("--out", str(tmp_path / "out"))
+    assert main(["sidep", "indicators", *out, "--tests", str(tmp_path / "none.csv"), *data]) != 0
+    assert "no tests file" in capsys.readouterr().err
+    assert main(["sidep", "indicators", *out, "--until", "yesterday", *data]) != 0
+    assert "--until must be YYYY-MM-DD" in capsys.readouterr().err
