@@ -23,10 +23,11 @@ from kit.http import add_fallback, see_other
 from kit.jobs import PeriodicJob
 from kit.keys import derive_key, load_or_create_secret
 from kit.web import Pages, setup_pages
+from sidep.dashboard import Dashboard
 from sidep.intake import Intake
 from sidep.issuer import CodeIssuer, HttpCodeIssuer
 from sidep.mllp import Committer, MllpListener
-from sidep.pages import NAV, install_pages
+from sidep.pages import DASHBOARD, NAV, install_pages
 from sidep.service import SidepService
 from sidep.settings import Settings
 from sidep.store import SidepStore
@@ -146,6 +147,7 @@ def create_app(
     reader = intake or Intake()
     install(app, opened, reader, committer, metrics)
     install_pages(app, metrics)
+    app[DASHBOARD] = Dashboard(opened)
     mount_event_feed(app, opened.store.db, API, accounts.audit)
     add_fallback(app, metrics)
     dispatcher = notify.Dispatcher(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -24,15 +24,27 @@ from kit.identity import is_valid_nir
 from kit.metrics import HttpMetrics
 from kit.web import NavLink, add_page, flash, pages_of, render
 from sidep.access import FORM_ROLES, PEOPLE_ROLES, SEARCH_ROLES, Access
+from sidep.dashboard import (
+    SERIES,
+    Dashboard,
+    curve,
+    departement_names,
+    incidence_map,
+    legend,
+)
 from sidep.mllp import StoreFailed
 from sidep.model import LabResult, Method, Parsed, Patient, Result, Sex, SourceFormat, Status
+from sidep.territory import regions
 from sidep.web import COMMITTER, PREFIX, SERVICE
 
 HERE = Path(__file__).resolve().parent
 ANTIGEN_LOINC = "94558-4"
 """SARS-CoV-2 (COVID-19) Ag [Presence] in Respiratory specimen by Rapid immunoassay."""
 
+DASHBOARD = web.AppKey("sidep_dashboard", Dashboard)
+
 NAV = [
+    NavLink(f"{PREFIX}/dashboard", "Indicators", PEOPLE_ROLES),
     NavLink(f"{PREFIX}/results", "Results", SEARCH_ROLES),
     NavLink(f"{PREFIX}/antigen", "Antigen test", FORM_ROLES),
 ]
@@ -43,6 +55,7 @@ def install_pages(app: web.Application, metrics: HttpMetrics) -> None:
         ("GET", "/", home),
         ("GET", "/results", results_page),
         ("GET", "/results/{id}/notice.pdf", notice_pdf),
+        ("GET", "/dashboard", dashboard_page),
         ("GET", "/antigen", antigen_page),
         ("POST", "/antigen", antigen_submit),
     ):
@@ -52,6 +65,36 @@ def install_pages(app: web.Application, metrics: HttpMetrics) -> None:
 async def home(request: web.Request) -> web.StreamResponse:
     user = await require_user(request, PEOPLE_ROLES)
     return await render(request, "sidep/home.html", user_role=user.role, prefix=PREFIX)
+
+
+async def dashboard_page(request: web.Request) -> web.StreamResponse:
+    """The map of incidence by département and the curves of one territory."""
+    user = await require_user(request, PEOPLE_ROLES)
+    figures = await request.config_dict[DASHBOARD].figures(user.as_actor())
+    zones = [("FR", "France")]
+    zones += [(f"reg:{code}", name) for code, name in sorted(regions().items())]
+    zones += [(code, f"{code} {name}") for code, name in sorted(departement_names().items())]
+    zone = request.query.get("zone", "FR")
+    if zone not in dict(zones):
+        zone = "FR"
+    series = figures.rates.get(zone, [])
+    day = figures.last_day
+    curves = []
+    for i, (_name, label) in enumerate(SERIES):
+        points = [(r[0], cast(float | None, r[i + 1])) for r in series]
+        curves.append((label, curve(points, label), points[-1][1] if points else None))
+    return await render(
+        request,
+        "sidep/dashboard.html",
+        prefix=PREFIX,
+        day=day,
+        zone=zone,
+        zones=zones,
+        zone_name=dict(zones)[zone],
+        map=incidence_map(figures, day, f"{PREFIX}/dashboard?zone={{dep}}"),
+        legend=legend(),
+        curves=curves,
+    )
 
 
 def _day(text: str) -> date | None:

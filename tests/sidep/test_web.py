@@ -4,6 +4,7 @@ event feed, the pages (two factors, roles, audit, the antigen form)."""
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 import aiohttp
 import sqlalchemy as sa
@@ -199,3 +200,37 @@ async def test_without_a_code_service_the_notice_waits(running: Running) -> None
         async with client.post(f"{running.url}/sidep/antigen", data=form) as r:
             page = await r.text()
         assert "dès que le service des codes répondra" in page and 'id="notice"' not in page
+
+
+async def test_the_indicators_dashboard(running: Running) -> None:
+    from sidep.model import Result
+    from tests.sidep.conftest import lab_result, parsed, patient
+
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    people = [  # names of letters: digits are not letters, "Nom1" and "Nom2" are one NOM
+        patient(last_name=f"Nom{letters[n % 26]}{letters[n // 26]}", nir=None, nir_valid=None)
+        for n in range(40)
+    ]
+    batch = [
+        replace(
+            lab_result(f"D{n}", Result.POSITIVE if n % 2 == 0 else Result.NEGATIVE,
+                       who=people[n], days_ago=1 + n % 10),
+            dep="48",
+        )
+        for n in range(40)
+    ]  # fmt: skip
+    await running.service.ingest(parsed(*batch), CONSOLE)
+    await running.person("analyst", "spf_analyst")
+    async with browser_session() as client:
+        await running.sign_in(client, "analyst")
+        async with client.get(f"{running.url}/sidep/dashboard") as r:
+            assert r.status == 200
+            page = await r.text()
+        # Lozère (76,573 inhabitants): 16 persons positive over the 7 days ending on the last
+        # day: 20.9 per 100,000, class 20-50; Ain: tests, none, class 0-10
+        assert 'fill="#f9c17b" stroke="#555" stroke-width="0.6" data-dep="48"' in page
+        assert 'fill="#f4f1de" stroke="#555" stroke-width="0.6" data-dep="01"' in page
+        async with client.get(f"{running.url}/sidep/dashboard?zone=48") as r:
+            page = await r.text()
+        assert "<h2>48 Lozère</h2>" in page and page.count('class="curve"') == 3
+        assert '<span class="last">20.9</span>' in page
