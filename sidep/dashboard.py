@@ -151,7 +151,7 @@ def incidence_map(figures: Figures, day: str | None, link: str) -> Markup:
             ).format(href=link.format(dep=code), d=shape["d"], fill=fill, code=code, label=label)
         )
     return Markup(
-        '<svg xmlns="http://www.w3.org/2000/svg" viewBox="{vb}" role="img" '
+        '<svg xmlns="http://www.w3.org/2000/svg" viewBox="{vb}" role="group" '
         'aria-labelledby="map-title" class="map"><title id="map-title">{title}</title>{paths}'
         "</svg>"
     ).format(

@@ -271,8 +271,9 @@ async def antigen_submit(request: web.Request) -> web.StreamResponse:
     if counts.duplicates:
         await flash(request, _t(request, "This sample was recorded already."), "info")
         return see_other(f"{PREFIX}/antigen")
-    await service.process_notices()
     stored = await service.result_by_key(result.key)
+    if stored is not None:
+        await service.process_notices(result_id=stored)  # this patient's, now
     if result.result is Result.POSITIVE and stored is not None:
         await flash(request, _t(request, "Positive result recorded."), "success")
         if await service.notice_pdf(stored) is not None:

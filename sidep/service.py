@@ -635,9 +635,10 @@ class SidepService:
         return len(targets)
 
     # --- notices ---------------------------------------------------------------------------
-    async def process_notices(self, limit: int = NOTICE_BATCH) -> int:
+    async def process_notices(self, limit: int = NOTICE_BATCH, result_id: int | None = None) -> int:
         """Issue codes, render notices and queue the patients' e-mails and SMS for pending
-        notices; how many were done. Without a code issuer, notices wait."""
+        notices (of ``result_id`` only, if given); how many were done. Without a code issuer,
+        notices wait."""
         if self.issuer is None:
             return 0
         query = (
@@ -648,6 +649,8 @@ class SidepService:
             .order_by(notices.c.id)
             .limit(limit)
         )
+        if result_id is not None:
+            query = query.where(notices.c.result_id == result_id)
         async with self.store.db.connect() as conn:
             pending = (await conn.execute(query)).all()
         done = 0

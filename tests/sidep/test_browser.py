@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,8 @@ import pytest
 
 from kit.audit import CONSOLE
 from sidep.access import OPERATOR
-from tests.sidep.conftest import LAB, PASSWORD, T0, Running
+from sidep.model import Result
+from tests.sidep.conftest import LAB, PASSWORD, T0, Running, lab_result, parsed, patient
 
 CHROMIUM = "/usr/bin/chromium"
 playwright_api = pytest.importorskip("playwright.async_api", reason="playwright (pip)")
@@ -44,6 +46,17 @@ async def test_a_pharmacist_signs_in_and_records_a_positive(
     running: Running, screens: Path
 ) -> None:
     await running.person("pharma", "tester", f"finess:{LAB}")
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    seeded = [
+        replace(
+            lab_result(f"B{n}", Result.POSITIVE if n % 3 == 0 else Result.NEGATIVE,
+                       who=patient(last_name=f"Nom{letters[n % 26]}{letters[n // 26]}", nir=None),
+                       days_ago=1 + n % 12),
+            dep=("48", "13", "75", "2A")[n % 4],
+        )
+        for n in range(160)
+    ]  # fmt: skip
+    await running.service.ingest(parsed(*seeded), CONSOLE)
     async with playwright_api.async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
@@ -79,8 +92,13 @@ async def test_a_pharmacist_signs_in_and_records_a_positive(
             href = await page.get_attribute("#notice", "href")
             assert href is not None and href.endswith("/notice.pdf")
             await page.screenshot(path=screens / "sidep-2-recorded.png", full_page=True)
+            await page.goto(f"{running.url}/sidep/dashboard?zone=13")
+            assert await page.locator("svg.map path").count() == 96
+            assert await page.locator("svg.curve").count() == 3
+            assert await serious_violations(page) == []
+            await page.screenshot(path=screens / "sidep-3-dashboard.png", full_page=True)
         finally:
             await browser.close()
-    (row,) = await running.service.results(OPERATOR, CONSOLE)
+    (row,) = await running.service.results(OPERATOR, CONSOLE, last_name="Durand")
     assert (row.method, row.result, row.last_name, row.dep) == ("ANTIGEN", "P", "Durand", "13")
     assert await running.service.notice_pdf(row.id) is not None
