@@ -67,6 +67,7 @@ def new_service(settings: Settings, clock: Callable[[], float] = time.time) -> B
         stale_after=settings.stale_minutes * 60,
         thresholds=Thresholds(settings.tension_alert, settings.tension_crisis),
         clock=clock,
+        figures_cache_seconds=settings.figures_cache_seconds,
     )
 
 

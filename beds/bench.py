@@ -1,29 +1,45 @@
 """Benchmark of the bed service at national scale: ``python -m beds.bench [--database URL]
-[--seconds 30]``. Prints figures; it is not a test.
+[--seconds 20] [--units 3000] [--readers 2]``. Prints figures; it is not a test.
 
 A synthetic national set: the reference sites (``beds/data/establishments.csv``) copied with
 positions jittered by up to ±0.4° and their département kept, until there are ``--units``
-units (3 kinds in turn); every unit is updated once a minute (``units / 60`` updates a second,
-one transaction each, audited), while dashboards (region, France by region), the tension API's
-figures and the nearest-bed search are asked in a loop; latencies are those of the service
-calls (database included, HTTP excluded).
+units (3 kinds in turn). Every unit is updated once a minute (``units / 60`` updates a second,
+each sent on time whether or not the previous ones have finished, as independent hospitals
+would; through ``BedService.update``, audited), while ``--readers`` loops ask the dashboards
+(region, France by region), the tension figures and the nearest-bed search; latencies are
+those of the service calls (database included, HTTP excluded).
+
+It runs twice on the same data, one after the other, and prints both:
+
+- **before**: figures summed in Python over one object per unit, one transaction per update
+  (what the service did first);
+- **SQL, no reuse**: as after, but the figures are summed again for every call (what the
+  reuse adds, by difference);
+- **after**: figures summed by the database (``GROUP BY`` département over ``beds_current``,
+  one row per unit), reused while nothing is recorded (``figures_cache_seconds``, concurrent
+  readers sharing one query), updates arriving together committed in one transaction.
+
+The load average and the number of processors are printed with each phase: the figures mean
+little without them on a shared machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
-import statistics
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from typing import Any
 
 from beds.access import Access
 from beds.app import new_service
 from beds.model import BedKind, Counts, Establishment, Source
+from beds.service import BedService
 from beds.settings import Settings
-from beds.store import NewUpdate
 from kit.audit import Actor
 
 NATIONAL = Access("national", "national")
@@ -36,7 +52,13 @@ def percentile(values: list[float], q: float) -> float:
     return 1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def main(database: str, units: int, seconds: float) -> None:
+CALLS = ("update", "dashboard reg:11", "dashboard fr", "tension fr", "nearest")
+TARGET_MS = 200.0
+
+
+async def setup(database: str, units: int) -> tuple[BedService, list[int], int]:
+    """The service on ``database`` with ``units`` synthetic units; (service, unit ids,
+    establishments)."""
     service = new_service(Settings(database=database, stale_minutes=5))
     await service.open()
     await service.load_establishments(with_units=False)
@@ -62,59 +84,112 @@ async def main(database: str, units: int, seconds: float) -> None:
         )
         assert unit is not None
         ids.append(unit.id)
-    print(f"{units} units in {len(places)} establishments on {service.store.db.backend}")
-    timings: dict[str, list[float]] = {
-        k: [] for k in ("update", "dashboard reg:11", "dashboard fr", "tension fr", "nearest")
-    }
-    stop = time.perf_counter() + seconds
-    rate = units / 60
+    return service, ids, len(places)
+
+
+async def phase(
+    service: BedService, ids: list[int], seconds: float, readers: int
+) -> tuple[dict[str, list[float]], float]:
+    """Run the load for ``seconds``; each call's latencies (s) and the updates per second
+    committed."""
+    rng = random.Random(19)
+    timings: dict[str, list[float]] = {k: [] for k in CALLS}
+    started = time.perf_counter()
+    stop = started + seconds
+    rate = len(ids) / 60
+    in_flight: set[asyncio.Task[None]] = set()
+
+    async def one_update(unit_id: int) -> None:
+        installed = 20
+        occupied = rng.randint(0, installed)
+        counts = Counts(installed, 0, occupied, installed - occupied, rng.randint(0, occupied))
+        t = time.perf_counter()
+        await service.update(NATIONAL, BENCH, unit_id, counts, Source.API)
+        timings["update"].append(time.perf_counter() - t)
 
     async def updater() -> None:
         sent = 0
-        started = time.perf_counter()
         while time.perf_counter() < stop:
-            unit_id = ids[sent % len(ids)]
-            installed = 20
-            occupied = rng.randint(0, installed)
-            counts = Counts(installed, 0, occupied, installed - occupied, rng.randint(0, occupied))
-            t = time.perf_counter()
-            await service.store.record(
-                [NewUpdate(unit_id, counts, service.now(), Source.API)], BENCH
-            )
-            timings["update"].append(time.perf_counter() - t)
+            task = asyncio.create_task(one_update(ids[(sent * 7919) % len(ids)]))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
             sent += 1
             delay = started + sent / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
 
-    async def reader() -> None:
-        while time.perf_counter() < stop:
-            for name, call in (
-                ("dashboard reg:11", lambda: service.dashboard(NATIONAL, "reg:11")),
-                ("dashboard fr", lambda: service.dashboard(NATIONAL, "fr")),
-                ("tension fr", lambda: service.tension(NATIONAL, "fr")),
-                (
-                    "nearest",
-                    lambda: service.nearest(Access("samu", "dep:75"), BedKind.REA, 48.84, 2.36, 5),
-                ),
-            ):
-                t = time.perf_counter()
-                await call()
-                timings[name].append(time.perf_counter() - t)
+    calls: tuple[tuple[str, Callable[[], Awaitable[Any]]], ...] = (
+        ("dashboard reg:11", lambda: service.dashboard(NATIONAL, "reg:11")),
+        ("dashboard fr", lambda: service.dashboard(NATIONAL, "fr")),
+        ("tension fr", lambda: service.tension(NATIONAL, "fr")),
+        ("nearest", lambda: service.nearest(Access("samu", "dep:75"), BedKind.REA, 48.84, 2.36, 5)),
+    )
 
-    await asyncio.gather(updater(), reader())
-    print(f"{seconds:.0f} s, target {rate:.0f} updates/s; latencies in ms")
+    async def reader(first: int) -> None:
+        turn = first
+        while time.perf_counter() < stop:
+            name, call = calls[turn % len(calls)]
+            turn += 1
+            t = time.perf_counter()
+            await call()
+            timings[name].append(time.perf_counter() - t)
+
+    await asyncio.gather(updater(), *(reader(i) for i in range(readers)))
+    if in_flight:
+        await asyncio.gather(*in_flight)
+    elapsed = time.perf_counter() - started
+    return timings, len(timings["update"]) / elapsed
+
+
+def table(timings: dict[str, list[float]]) -> None:
+    """Print count, p50, p99 and max of each call, in ms."""
     print(f"{'call':<18}{'count':>7}{'p50':>9}{'p99':>9}{'max':>9}")
     for name, values in timings.items():
+        if values:
+            print(
+                f"{name:<18}{len(values):>7}{percentile(values, 0.5):>9.1f}"
+                f"{percentile(values, 0.99):>9.1f}{1000 * max(values):>9.1f}"
+            )
+
+
+def load() -> str:
+    """The machine's load as the figures should be read with."""
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min) {five:.2f} (5 min) on {os.cpu_count()} processors"
+
+
+async def main(database: str, units: int, seconds: float, readers: int) -> None:
+    service, ids, places = await setup(database, units)
+    print(f"{units} units in {places} establishments on {service.store.db.backend}")
+    print(f"{len(ids) / 60:.0f} updates/s asked, {readers} reader loops, {seconds:.0f} s a phase")
+    results = {}
+    for name, in_sql, group_commit, cache in (
+        ("before", False, False, 0.0),
+        ("SQL, no reuse", True, True, 0.0),
+        ("after", True, True, 1.0),
+    ):
+        service.in_sql = in_sql
+        service.group_commit = group_commit
+        service.figures_cache_seconds = cache
         print(
-            f"{name:<18}{len(values):>7}{percentile(values, 0.5):>9.1f}"
-            f"{percentile(values, 0.99):>9.1f}{1000 * max(values):>9.1f}"
+            f"\n{name}: sums in {'SQL' if in_sql else 'Python'}, "
+            f"{'group commit' if group_commit else 'one transaction per update'}, "
+            f"figures reused {cache:g} s; {load()}"
         )
-    achieved = len(timings["update"]) / seconds
-    print(
-        f"updates achieved: {achieved:.1f}/s "
-        f"(mean {1000 * statistics.mean(timings['update']):.1f} ms)"
-    )
+        timings, achieved = await phase(service, ids, seconds, readers)
+        table(timings)
+        print(f"updates committed: {achieved:.1f}/s; {load()}")
+        results[name] = timings
+    print(f"\np99 in ms by phase (target {TARGET_MS:.0f} ms for the reads)")
+    print(f"{'call':<18}" + "".join(f"{name:>15}" for name in results))
+    for call in CALLS:
+        print(
+            f"{call:<18}"
+            + "".join(
+                f"{percentile(r[call], 0.99) if r[call] else float('nan'):>15.1f}"
+                for r in results.values()
+            )
+        )
     await service.close()
 
 
@@ -122,7 +197,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--database", help="default: a SQLite file in a temporary directory")
     parser.add_argument("--units", type=int, default=3000)
-    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--readers", type=int, default=2)
     args = parser.parse_args()
     url = args.database or f"sqlite:///{tempfile.mkdtemp()}/bench.db"
-    asyncio.run(main(url, args.units, args.seconds))
+    asyncio.run(main(url, args.units, args.seconds, args.readers))

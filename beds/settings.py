@@ -36,6 +36,11 @@ class Settings(ServiceSettings):
     tension_alert: float = setting(0.6, "tension rate of the alert level (0.6 = 60 %)")
     tension_crisis: float = setting(0.8, "tension rate of the crisis level (0.8 = 80 %)")
     snapshot_minutes: float = setting(15.0, "how often the day's figures are kept")
+    figures_cache_seconds: float = setting(
+        1.0,
+        "how long the summed figures are reused while this process records no update "
+        "(updates of other processes show within this delay; 0: never reused)",
+    )
 
     @classmethod
     def beside(cls, data_dir: str) -> Settings:
@@ -61,6 +66,8 @@ class Settings(ServiceSettings):
         check_port("port", self.port)
         if self.log_level.upper() not in logging.getLevelNamesMapping():
             raise SettingsError(f"log_level must be a logging level, not {self.log_level!r}")
+        if self.figures_cache_seconds < 0:
+            raise SettingsError("figures_cache_seconds cannot be negative")
         if self.stale_minutes <= 0 or self.snapshot_minutes <= 0:
             raise SettingsError("stale_minutes and snapshot_minutes must be positive")
         if not 0 < self.tension_alert <= self.tension_crisis:
