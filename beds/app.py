@@ -78,6 +78,18 @@ async def open_service(settings: Settings, clock: Callable[[], float] = time.tim
     return service
 
 
+def session_policy(settings: Settings) -> SessionPolicy:
+    """Sessions: a cookie named after the service, sent under its prefix only; behind a TLS
+    proxy (``public_url``), Secure cookies and the public origin trusted by the CSRF check."""
+    origin = settings.public_origin
+    return SessionPolicy(
+        cookie_name="beds_session",
+        path=f"{PREFIX}/",
+        secure=True if origin.startswith("https://") else None,
+        trusted_origins=frozenset({origin}) if origin else frozenset(),
+    )
+
+
 def create_app(
     settings: Settings,
     service: BedService | None = None,
@@ -109,7 +121,7 @@ def create_app(
         ],
     )
     setup_pages(app, pages)
-    policy = SessionPolicy(cookie_name="beds_session", path=f"{PREFIX}/")
+    policy = session_policy(settings)
     People(
         people_accounts,
         policy=policy,
