@@ -1,5 +1,5 @@
 """Benchmark of the bed service at national scale: ``python -m beds.bench [--database URL]
-[--seconds 20] [--units 3000] [--readers 2]``. Prints figures; it is not a test.
+[--seconds 20] [--units 3000] [--readers 2] [--http]``. Prints figures; it is not a test.
 
 A synthetic national set: the reference sites (``beds/data/establishments.csv``) copied with
 positions jittered by up to ±0.4° and their département kept, until there are ``--units``
@@ -7,7 +7,10 @@ units (3 kinds in turn). Every unit is updated once a minute (``units / 60`` upd
 each sent on time whether or not the previous ones have finished, as independent hospitals
 would; through ``BedService.update``, audited), while ``--readers`` loops ask the dashboards
 (region, France by region), the tension figures and the nearest-bed search; latencies are
-those of the service calls (database included, HTTP excluded).
+those of the service calls (database included, HTTP excluded), or with ``--http`` those of
+real HTTP requests to the service on a socket of the same process (the regional dashboard
+as its HTML page for a signed-in national user, the others through the JSON API with an API
+key, updates POSTed as JSON): client, server and database share the machine.
 
 It runs twice on the same data, one after the other, and prints both:
 
@@ -29,18 +32,26 @@ import argparse
 import asyncio
 import os
 import random
+import re
+import secrets
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
+import aiohttp
+import pyotp
+from aiohttp import web
+
 from beds.access import Access
-from beds.app import new_service
+from beds.app import API_KEY_PREFIX, create_app, mount, new_service
 from beds.model import BedKind, Counts, Establishment, Source
 from beds.service import BedService
 from beds.settings import Settings
+from beds.store import COUNT_NAMES
 from kit.audit import Actor
+from kit.auth.people import Accounts
 
 NATIONAL = Access("national", "national")
 BENCH = Actor("bench", "national")
@@ -87,8 +98,112 @@ async def setup(database: str, units: int) -> tuple[BedService, list[int], int]:
     return service, ids, len(places)
 
 
+Call = Callable[[], Awaitable[Any]]
+Update = Callable[[int, Counts], Awaitable[Any]]
+
+
+def direct(service: BedService) -> tuple[Update, tuple[tuple[str, Call], ...]]:
+    """The calls as the service's methods (database included, HTTP excluded)."""
+
+    async def update(unit_id: int, counts: Counts) -> None:
+        await service.update(NATIONAL, BENCH, unit_id, counts, Source.API)
+
+    samu = Access("samu", "dep:75")
+    return update, (
+        ("dashboard reg:11", lambda: service.dashboard(NATIONAL, "reg:11")),
+        ("dashboard fr", lambda: service.dashboard(NATIONAL, "fr")),
+        ("tension fr", lambda: service.tension(NATIONAL, "fr")),
+        ("nearest", lambda: service.nearest(samu, BedKind.REA, 48.84, 2.36, 5)),
+    )
+
+
+class Http:
+    """The bed service on a real socket of this process, a national user signed in (password
+    and TOTP, through the sign-in pages) and a national API key: the calls as browsers and
+    clients make them (the dashboard as its HTML page, with the map and curves)."""
+
+    def __init__(self, service: BedService, settings: Settings) -> None:
+        self.service = service
+        self.settings = settings
+        self.accounts = Accounts(
+            service.store.db, settings.secret, "Lits", api_key_prefix=API_KEY_PREFIX
+        )
+        self.runner: web.AppRunner | None = None
+        self.session: aiohttp.ClientSession | None = None
+        self.base = ""
+        self.headers: dict[str, str] = {}
+
+    async def start(self) -> None:
+        """Serve, sign in, make the key."""
+        root = web.Application()
+        mount(root, create_app(self.settings, self.service, self.accounts))
+        self.runner = web.AppRunner(root, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = self.runner.addresses[0][:2]
+        self.base = f"http://{host}:{port}/beds"
+        _, key = await self.accounts.api_keys.create("bench", "national", "national")
+        self.headers = {"Authorization": f"Bearer {key}"}
+        password = secrets.token_urlsafe(16)
+        _, enrolment = await self.accounts.users.create(
+            "bench", display_name="Bench", role="national", scope="national", password=password
+        )
+        self.session = aiohttp.ClientSession(
+            cookie_jar=aiohttp.CookieJar(unsafe=True),
+            connector=aiohttp.TCPConnector(limit=200),
+        )
+        for path, form in (
+            ("/login", {"username": "bench", "password": password, "next": "/beds/"}),
+            ("/login/enrol", {"code": pyotp.TOTP(enrolment.secret).now()}),
+        ):
+            async with self.session.get(self.base + path) as r:
+                token = re.search(r'name="csrf_token" value="([^"]+)"', await r.text())
+            assert token is not None, path
+            form = {**form, "csrf_token": token.group(1)}
+            async with self.session.post(self.base + path, data=form) as r:
+                assert r.status == 200, (path, r.status)
+
+    async def stop(self) -> None:
+        """Close the client and the server."""
+        if self.session is not None:
+            await self.session.close()
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+    async def _get(self, path: str, keyed: bool = True) -> None:
+        assert self.session is not None
+        headers = self.headers if keyed else {}
+        async with self.session.get(self.base + path, headers=headers) as r:
+            await r.read()
+            assert r.status == 200, (path, r.status)
+
+    def calls(self) -> tuple[Update, tuple[tuple[str, Call], ...]]:
+        """The update (a POST of JSON counts) and the reads."""
+
+        async def update(unit_id: int, counts: Counts) -> None:
+            assert self.session is not None
+            body = {f: getattr(counts, f) for f in COUNT_NAMES}
+            async with self.session.post(
+                f"{self.base}/api/v1/units/{unit_id}/counts", json=body, headers=self.headers
+            ) as r:
+                await r.read()
+                assert r.status == 200, r.status
+
+        return update, (
+            ("dashboard reg:11", lambda: self._get("/dashboard?territory=reg:11", keyed=False)),
+            ("dashboard fr", lambda: self._get("/api/v1/dashboard?territory=fr")),
+            ("tension fr", lambda: self._get("/api/v1/tension?territory=fr")),
+            ("nearest", lambda: self._get("/api/v1/nearest?kind=rea&lat=48.84&lon=2.36")),
+        )
+
+
 async def phase(
-    service: BedService, ids: list[int], seconds: float, readers: int
+    ids: list[int],
+    seconds: float,
+    readers: int,
+    update: Update,
+    calls: tuple[tuple[str, Call], ...],
 ) -> tuple[dict[str, list[float]], float]:
     """Run the load for ``seconds``; each call's latencies (s) and the updates per second
     committed."""
@@ -104,7 +219,7 @@ async def phase(
         occupied = rng.randint(0, installed)
         counts = Counts(installed, 0, occupied, installed - occupied, rng.randint(0, occupied))
         t = time.perf_counter()
-        await service.update(NATIONAL, BENCH, unit_id, counts, Source.API)
+        await update(unit_id, counts)
         timings["update"].append(time.perf_counter() - t)
 
     async def updater() -> None:
@@ -117,13 +232,6 @@ async def phase(
             delay = started + sent / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-
-    calls: tuple[tuple[str, Callable[[], Awaitable[Any]]], ...] = (
-        ("dashboard reg:11", lambda: service.dashboard(NATIONAL, "reg:11")),
-        ("dashboard fr", lambda: service.dashboard(NATIONAL, "fr")),
-        ("tension fr", lambda: service.tension(NATIONAL, "fr")),
-        ("nearest", lambda: service.nearest(Access("samu", "dep:75"), BedKind.REA, 48.84, 2.36, 5)),
-    )
 
     async def reader(first: int) -> None:
         turn = first
@@ -158,10 +266,24 @@ def load() -> str:
     return f"load average {one:.2f} (1 min) {five:.2f} (5 min) on {os.cpu_count()} processors"
 
 
-async def main(database: str, units: int, seconds: float, readers: int) -> None:
+async def main(database: str, units: int, seconds: float, readers: int, http: bool) -> None:
     service, ids, places = await setup(database, units)
     print(f"{units} units in {places} establishments on {service.store.db.backend}")
-    print(f"{len(ids) / 60:.0f} updates/s asked, {readers} reader loops, {seconds:.0f} s a phase")
+    print(
+        f"{len(ids) / 60:.0f} updates/s asked, {readers} reader loops, {seconds:.0f} s a phase, "
+        + (
+            "over HTTP (dashboard reg:11 is the HTML page, the others the JSON API)"
+            if http
+            else "service calls (no HTTP)"
+        )
+    )
+    server = None
+    if http:
+        server = Http(service, Settings(database=database, secret=secrets.token_hex(32)))
+        await server.start()
+        update, calls = server.calls()
+    else:
+        update, calls = direct(service)
     results = {}
     for name, in_sql, group_commit, cache in (
         ("before", False, False, 0.0),
@@ -176,7 +298,7 @@ async def main(database: str, units: int, seconds: float, readers: int) -> None:
             f"{'group commit' if group_commit else 'one transaction per update'}, "
             f"figures reused {cache:g} s; {load()}"
         )
-        timings, achieved = await phase(service, ids, seconds, readers)
+        timings, achieved = await phase(ids, seconds, readers, update, calls)
         table(timings)
         print(f"updates committed: {achieved:.1f}/s; {load()}")
         results[name] = timings
@@ -190,6 +312,8 @@ async def main(database: str, units: int, seconds: float, readers: int) -> None:
                 for r in results.values()
             )
         )
+    if server is not None:
+        await server.stop()
     await service.close()
 
 
@@ -199,6 +323,7 @@ if __name__ == "__main__":
     parser.add_argument("--units", type=int, default=3000)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--readers", type=int, default=2)
+    parser.add_argument("--http", action="store_true", help="through the HTTP server")
     args = parser.parse_args()
     url = args.database or f"sqlite:///{tempfile.mkdtemp()}/bench.db"
-    asyncio.run(main(url, args.units, args.seconds, args.readers))
+    asyncio.run(main(url, args.units, args.seconds, args.readers, args.http))
