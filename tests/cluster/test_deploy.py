@@ -94,6 +94,16 @@ def test_kubernetes_manifests() -> None:
         d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"] == "robert-store"
     )
     assert store["stringData"]["ROBERT_CODES_URL"] == "http://robert-codes"
+    # Beds and drugs, each its own Deployment and Service; drugs reads beds through its Service.
+    for name in ("beds", "drugs"):
+        assert {("Deployment", f"robert-{name}"), ("Service", f"robert-{name}")} <= kinds
+        assert ("Secret", f"robert-{name}") in kinds
+    drugs = next(
+        d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "robert-drugs"
+    )
+    [drugs_container] = drugs["spec"]["template"]["spec"]["containers"]
+    assert {"name": "DRUGS_BEDS_URL", "value": "http://robert-beds"} in drugs_container["env"]
+    assert drugs_container["readinessProbe"]["httpGet"]["path"] == "/drugs/health"
 
 
 def test_nginx_config(tmp_path: Path) -> None:
