@@ -38,6 +38,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -49,7 +50,7 @@ from beds.app import API_KEY_PREFIX, create_app, mount, new_service
 from beds.model import BedKind, Counts, Establishment, Source
 from beds.service import BedService
 from beds.settings import Settings
-from beds.store import COUNT_NAMES
+from beds.store import COUNT_NAMES, NewUpdate
 from kit.audit import Actor
 from kit.auth.people import Accounts
 
@@ -95,6 +96,18 @@ async def setup(database: str, units: int) -> tuple[BedService, list[int], int]:
         )
         assert unit is not None
         ids.append(unit.id)
+    # Every unit's first counts (one transaction), then six days of kept figures before
+    # today, as the snapshot job leaves them (the dashboards' trend).
+    first = []
+    for unit_id in ids:
+        occupied = rng.randint(0, 20)
+        counts = Counts(20, 0, occupied, 20 - occupied, rng.randint(0, occupied))
+        first.append(NewUpdate(unit_id, counts, service.now(), Source.API.value))
+    await service.store.record(first, BENCH)
+    # Six days of kept figures before today, as the snapshot job leaves them (the trend).
+    today = service.now().date()
+    for back in range(6, 0, -1):
+        await service.snapshot(today - timedelta(days=back))
     return service, ids, len(places)
 
 

@@ -35,6 +35,8 @@ from kit.http import BadRequest, Forbidden, NotFound, Unprocessable
 MAX_FILE_ROWS = 20_000
 MAX_NEAREST = 50
 TREND_DAYS = 7
+DAILY_REUSE_SECONDS = 60.0
+"""How long the past days' figures are reused (when figures are reused at all)."""
 FILE_COLUMNS = ("finess", "unit", "installed", "surge", "occupied", "available", "covid")
 """The columns of an update file (``updated_at`` optional, ISO 8601)."""
 
@@ -145,6 +147,7 @@ class BedService:
         """Updates arriving together share one transaction (False: one each)."""
         self._cached: tuple[int, float, dict[str, Tension]] | None = None
         self._computing: tuple[int, asyncio.Task[dict[str, Tension]]] | None = None
+        self._daily_cache: tuple[date, float, dict[str, dict[str, Tension]]] | None = None
 
     async def open(self) -> None:
         """Migrate the database."""
@@ -400,7 +403,7 @@ class BedService:
         per_dep = await self.by_departement(territory)
         days = [(now.date() - timedelta(days=d)) for d in range(TREND_DAYS - 1, -1, -1)]
         deps = None if territory.level == "fr" else departements_of(territory)
-        kept = await self.store.daily_figures(deps, days[0])
+        kept = await self._daily(deps, days[0])
         history = [kept.get(d.isoformat(), {}) for d in days[:-1]] + [per_dep]
         names = departements()
         if territory.level == "fr" and not departement_parts:
@@ -425,12 +428,32 @@ class BedService:
             territory, overall, rows, series, [d.isoformat() for d in days], now, per_dep
         )
 
+    async def _daily(self, deps: list[str] | None, since: date) -> dict[str, dict[str, Tension]]:
+        """The kept daily figures from ``since`` on (day → département → figures). With reuse
+        on, every département's are read once and kept ``DAILY_REUSE_SECONDS`` (past days
+        change only when a day's last snapshot runs; a snapshot here drops them at once)."""
+        if not self.in_sql or self.figures_cache_seconds <= 0:
+            return await self.store.daily_figures(deps, since)
+        now = self.clock()
+        cached = self._daily_cache
+        if cached is None or cached[0] != since or not 0 <= now - cached[1] < DAILY_REUSE_SECONDS:
+            cached = (since, now, await self.store.daily_figures(None, since))
+            self._daily_cache = cached
+        if deps is None:
+            return cached[2]
+        wanted = set(deps)
+        return {
+            day: {d: t for d, t in per_dep.items() if d in wanted}
+            for day, per_dep in cached[2].items()
+        }
+
     async def snapshot(self, day: date | None = None) -> int:
         """Keep today's figures of every département (run periodically: the last run of a
         day stands for it); how many départements."""
         per_dep = await self.by_departement(parse_territory(FRANCE))
         now = self.now()
         await self.store.put_daily(day or now.date(), per_dep, now)
+        self._daily_cache = None
         return len(per_dep)
 
     async def critical_care(self, access: Access, territory_code: str) -> list[CriticalCare]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -220,3 +221,24 @@ async def test_a_failing_group_fails_only_its_faulty_caller(service: BedService)
     assert isinstance(first, list) and isinstance(third, list)
     assert isinstance(second, Exception)
     assert len(await service.history(NATIONAL, pitie)) == 2
+
+
+async def test_past_days_reused_for_a_minute_unless_snapshot_here(
+    service: BedService, clock: Clock
+) -> None:
+    pitie = await rea_of(service, PITIE)
+    await service.update(NATIONAL, ALICE, pitie, Counts(110, 0, 100, 10, 40), Source.API)
+    yesterday = service.now().date() - timedelta(days=1)
+    await service.snapshot(yesterday)
+    first = (await service.dashboard(NATIONAL, "dep:75")).series[-2]
+    assert first is not None
+    # Another process keeps different figures for yesterday: seen within a minute.
+    figures = await service.by_departement(parse_territory("dep:75"))
+    doubled = {d: replace(t, covid_critical=2 * t.covid_critical) for d, t in figures.items()}
+    await service.store.put_daily(yesterday, doubled, service.now())
+    assert (await service.dashboard(NATIONAL, "dep:75")).series[-2] == first
+    clock.advance(61)
+    assert (await service.dashboard(NATIONAL, "dep:75")).series[-2] == pytest.approx(2 * first)
+    # A snapshot taken here is seen at once.
+    await service.snapshot(yesterday)
+    assert (await service.dashboard(NATIONAL, "dep:75")).series[-2] == pytest.approx(first)
