@@ -34,6 +34,7 @@ from kit.http import BadRequest, Forbidden, NotFound, Unprocessable
 
 MAX_FILE_ROWS = 20_000
 MAX_NEAREST = 50
+_NO_BEDS = Counts(0, 0, 0, 0, 0)
 TREND_DAYS = 7
 DAILY_REUSE_SECONDS = 60.0
 """How long the past days' figures are reused (when figures are reused at all)."""
@@ -141,8 +142,9 @@ class BedService:
         """How long the national figures by département are reused while no update is
         recorded by this service (updates recorded elsewhere show within this delay)."""
         self.in_sql = in_sql
-        """Sum the figures in the database (False: over every unit's state in Python, the
-        reference the tests compare with, and the benchmark's "before")."""
+        """Sum the figures in the database and rank free beds from their positions alone
+        (False: over every unit's whole state in Python, the reference the tests compare
+        with, and the benchmark's "before")."""
         self.group_commit = group_commit
         """Updates arriving together share one transaction (False: one each)."""
         self._cached: tuple[int, float, dict[str, Tension]] | None = None
@@ -502,15 +504,32 @@ class BedService:
             raise Forbidden("finding a bed is for regulators, ARS and national staff")
         if not (-90 <= lat <= 90 and -180 <= lon <= 180):
             raise BadRequest("lat must be -90..90 and lon -180..180")
-        candidates = await self.store.states(kind=kind, with_free_bed=True)
+        if not self.in_sql:  # the first version, kept as the benchmark's "before"
+            everyone = await self.store.states(kind=kind, with_free_bed=True)
+            ranked = geo.nearest(
+                lat,
+                lon,
+                [s.establishment.lat for s in everyone],
+                [s.establishment.lon for s in everyone],
+                max(1, min(limit, MAX_NEAREST)),
+            )
+            return [NearestBed(everyone[c.index], round(c.km, 1)) for c in ranked]
+        candidates = await self.store.free_positions(kind)
         found = geo.nearest(
             lat,
             lon,
-            [c.establishment.lat for c in candidates],
-            [c.establishment.lon for c in candidates],
+            [c[1] for c in candidates],
+            [c[2] for c in candidates],
             max(1, min(limit, MAX_NEAREST)),
         )
-        return [NearestBed(candidates[c.index], round(c.km, 1)) for c in found]
+        ids = [candidates[c.index][0] for c in found]
+        states = {s.unit.id: s for s in await self.store.states(unit_ids=ids)}
+        # A unit filled between the two reads is left out (the regulator sees free beds only).
+        return [
+            NearestBed(states[unit_id], round(c.km, 1))
+            for unit_id, c in zip(ids, found, strict=True)
+            if unit_id in states and (states[unit_id].counts or _NO_BEDS).available > 0
+        ]
 
     # --- FHIR search -----------------------------------------------------------------------
     async def search(

@@ -316,6 +316,22 @@ class BedStore:
         async with self.db.connect() as conn:
             return [_state(r) for r in await conn.execute(query)]
 
+    async def free_positions(self, kind: BedKind) -> list[tuple[int, float, float]]:
+        """(unit id, latitude, longitude) of every unit of ``kind`` with a free bed now: what
+        the nearest-bed search ranks, without building each unit's whole state."""
+        query = (
+            sa.select(units.c.id, establishments.c.lat, establishments.c.lon)
+            .select_from(
+                units.join(establishments, units.c.finess == establishments.c.finess).join(
+                    current, current.c.unit_id == units.c.id
+                )
+            )
+            .where(units.c.kind == kind.value, current.c.available > 0)
+            .order_by(units.c.id)
+        )
+        async with self.db.connect() as conn:
+            return [(r[0], r[1], r[2]) for r in await conn.execute(query)]
+
     async def tension_by_departement(
         self, departements: Iterable[str] | None, stale_before: datetime
     ) -> dict[str, Tension]:

@@ -242,3 +242,21 @@ async def test_past_days_reused_for_a_minute_unless_snapshot_here(
     # A snapshot taken here is seen at once.
     await service.snapshot(yesterday)
     assert (await service.dashboard(NATIONAL, "dep:75")).series[-2] == pytest.approx(first)
+
+
+async def test_nearest_from_positions_equals_the_reference(service: BedService) -> None:
+    rng = random.Random(7)
+    for s in await service.store.states(kind=BedKind.REA):
+        free = rng.randint(0, 3)
+        counts = Counts(20, 0, 20 - free, free, 0)
+        await service.update(NATIONAL, ALICE, s.unit.id, counts, Source.API)
+    samu = Access("samu", "dep:75")
+    for lat, lon in ((48.84, 2.36), (43.3, 5.4), (47.2, -1.55)):
+        found = await service.nearest(samu, BedKind.REA, lat, lon, 8)
+        service.in_sql = False
+        reference = await service.nearest(samu, BedKind.REA, lat, lon, 8)
+        service.in_sql = True
+        assert [(f.state.unit.id, f.km) for f in found] == [
+            (f.state.unit.id, f.km) for f in reference
+        ]
+        assert len(found) == 8 and all(f.state.counts and f.state.counts.available for f in found)
