@@ -40,8 +40,8 @@ class Settings(ServiceSettings):
         "request's own address)",
     )
     stale_minutes: float = setting(60.0, "a unit not updated for this long is marked stale")
-    tension_alert: float = setting(0.6, "tension rate of the alert level (0.6 = 60 %)")
-    tension_crisis: float = setting(0.8, "tension rate of the crisis level (0.8 = 80 %)")
+    tension_alert: float = setting(0.6, "alert level of the tension rate (0.6: 60 per cent)")
+    tension_crisis: float = setting(0.8, "crisis level of the tension rate (0.8: 80 per cent)")
     snapshot_minutes: float = setting(15.0, "how often the day's figures are kept")
     figures_cache_seconds: float = setting(
         1.0,

@@ -40,3 +40,18 @@ def test_beds_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert err.startswith("robert: line 2:") and "\n" not in err
     assert main(["beds", "tension", "reg:99", *data]) == 1
     assert capsys.readouterr().err == "robert: no region 99\n"
+
+
+@pytest.mark.parametrize("service", ["beds", "drugs"])
+def test_every_command_explains_itself(service: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--help`` of each command prints its settings (a ``%`` in a setting's help once made
+    argparse fail on ``robert beds serve --help``)."""
+    commands = {
+        "beds": ["serve", "load", "tension", "update", "snapshot"],
+        "drugs": ["serve", "places", "report", "allocate", "redeploy"],
+    }
+    for command in commands[service]:
+        with pytest.raises(SystemExit) as exited:
+            main([service, command, "--help"])
+        assert exited.value.code == 0, command
+        assert "--data-dir" in capsys.readouterr().out
