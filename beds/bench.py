@@ -8,9 +8,10 @@ each sent on time whether or not the previous ones have finished, as independent
 would; through ``BedService.update``, audited), while ``--readers`` loops ask the dashboards
 (region, France by region), the tension figures and the nearest-bed search; latencies are
 those of the service calls (database included, HTTP excluded), or with ``--http`` those of
-real HTTP requests to the service on a socket of the same process (the regional dashboard
-as its HTML page for a signed-in national user, the others through the JSON API with an API
-key, updates POSTed as JSON): client, server and database share the machine.
+real HTTP requests from a client process of their own (one per phase) to the service on a
+socket of this one (the regional dashboard as its HTML page for a signed-in national user,
+the others through the JSON API with an API key, updates POSTed as JSON): client, server and
+database share the machine.
 
 It runs twice on the same data, one after the other, and prints both:
 
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import os
 import random
 import re
@@ -132,8 +134,8 @@ def direct(service: BedService) -> tuple[Update, tuple[tuple[str, Call], ...]]:
 
 class Http:
     """The bed service on a real socket of this process, a national user signed in (password
-    and TOTP, through the sign-in pages) and a national API key: the calls as browsers and
-    clients make them (the dashboard as its HTML page, with the map and curves)."""
+    and TOTP, through the sign-in pages) and a national API key, for ``HttpClient`` in
+    another process."""
 
     def __init__(self, service: BedService, settings: Settings) -> None:
         self.service = service
@@ -142,12 +144,12 @@ class Http:
             service.store.db, settings.secret, "Lits", api_key_prefix=API_KEY_PREFIX
         )
         self.runner: web.AppRunner | None = None
-        self.session: aiohttp.ClientSession | None = None
         self.base = ""
-        self.headers: dict[str, str] = {}
+        self.key = ""
+        self.cookie = ""
 
     async def start(self) -> None:
-        """Serve, sign in, make the key."""
+        """Serve, make the key, sign in (the session cookie is what the client sends)."""
         root = web.Application()
         mount(root, create_app(self.settings, self.service, self.accounts))
         self.runner = web.AppRunner(root, access_log=None)
@@ -156,43 +158,52 @@ class Http:
         await site.start()
         host, port = self.runner.addresses[0][:2]
         self.base = f"http://{host}:{port}/beds"
-        _, key = await self.accounts.api_keys.create("bench", "national", "national")
-        self.headers = {"Authorization": f"Bearer {key}"}
+        _, self.key = await self.accounts.api_keys.create("bench", "national", "national")
         password = secrets.token_urlsafe(16)
         _, enrolment = await self.accounts.users.create(
             "bench", display_name="Bench", role="national", scope="national", password=password
         )
-        self.session = aiohttp.ClientSession(
-            cookie_jar=aiohttp.CookieJar(unsafe=True),
-            connector=aiohttp.TCPConnector(limit=200),
-        )
-        for path, form in (
-            ("/login", {"username": "bench", "password": password, "next": "/beds/"}),
-            ("/login/enrol", {"code": pyotp.TOTP(enrolment.secret).now()}),
-        ):
-            async with self.session.get(self.base + path) as r:
-                token = re.search(r'name="csrf_token" value="([^"]+)"', await r.text())
-            assert token is not None, path
-            form = {**form, "csrf_token": token.group(1)}
-            async with self.session.post(self.base + path, data=form) as r:
-                assert r.status == 200, (path, r.status)
+        jar = aiohttp.CookieJar(unsafe=True)
+        async with aiohttp.ClientSession(cookie_jar=jar) as session:
+            for path, form in (
+                ("/login", {"username": "bench", "password": password, "next": "/beds/"}),
+                ("/login/enrol", {"code": pyotp.TOTP(enrolment.secret).now()}),
+            ):
+                async with session.get(self.base + path) as r:
+                    token = re.search(r'name="csrf_token" value="([^"]+)"', await r.text())
+                assert token is not None, path
+                form = {**form, "csrf_token": token.group(1)}
+                async with session.post(self.base + path, data=form) as r:
+                    assert r.status == 200, (path, r.status)
+            cookie = next(c for c in jar if c.key == "beds_session")
+            self.cookie = f"beds_session={cookie.value}"
 
     async def stop(self) -> None:
-        """Close the client and the server."""
-        if self.session is not None:
-            await self.session.close()
+        """Close the server."""
         if self.runner is not None:
             await self.runner.cleanup()
 
+
+class HttpClient:
+    """The calls as browsers and clients make them, from their own process: the regional
+    dashboard as its HTML page (with the map and curves) for the signed-in user, the rest
+    through the JSON API with the key, updates POSTed as JSON."""
+
+    def __init__(self, base: str, key: str, cookie: str) -> None:
+        self.base = base
+        self.headers = {"Authorization": f"Bearer {key}"}
+        self.cookie = {"Cookie": cookie}
+        self.session: aiohttp.ClientSession | None = None
+
     async def _get(self, path: str, keyed: bool = True) -> None:
         assert self.session is not None
-        headers = self.headers if keyed else {}
+        headers = self.headers if keyed else self.cookie
         async with self.session.get(self.base + path, headers=headers) as r:
             await r.read()
             assert r.status == 200, (path, r.status)
 
     def calls(self) -> tuple[Update, tuple[tuple[str, Call], ...]]:
-        """The update (a POST of JSON counts) and the reads."""
+        """The update and the reads."""
 
         async def update(unit_id: int, counts: Counts) -> None:
             assert self.session is not None
@@ -209,6 +220,42 @@ class Http:
             ("tension fr", lambda: self._get("/api/v1/tension?territory=fr")),
             ("nearest", lambda: self._get("/api/v1/nearest?kind=rea&lat=48.84&lon=2.36")),
         )
+
+    async def run(
+        self, ids: list[int], seconds: float, readers: int
+    ) -> tuple[dict[str, list[float]], float]:
+        """One phase of load from this client."""
+        connector = aiohttp.TCPConnector(limit=200)
+        async with aiohttp.ClientSession(connector=connector) as self.session:
+            update, calls = self.calls()
+            return await phase(ids, seconds, readers, update, calls)
+
+
+def client_process(
+    base: str, key: str, cookie: str, ids: list[int], seconds: float, readers: int, out: Any
+) -> None:
+    """A phase of HTTP load in a process of its own; the timings sent through ``out``."""
+    out.send(asyncio.run(HttpClient(base, key, cookie).run(ids, seconds, readers)))
+    out.close()
+
+
+async def http_phase(
+    server: Http, ids: list[int], seconds: float, readers: int
+) -> tuple[dict[str, list[float]], float]:
+    """Run a phase's client in another process while this one serves."""
+    context = multiprocessing.get_context("spawn")
+    receiving, sending = context.Pipe(duplex=False)
+    child = context.Process(
+        target=client_process,
+        args=(server.base, server.key, server.cookie, ids, seconds, readers, sending),
+    )
+    child.start()
+    sending.close()
+    try:
+        result: tuple[dict[str, list[float]], float] = await asyncio.to_thread(receiving.recv)
+    finally:
+        await asyncio.to_thread(child.join)
+    return result
 
 
 async def phase(
@@ -285,18 +332,17 @@ async def main(database: str, units: int, seconds: float, readers: int, http: bo
     print(
         f"{len(ids) / 60:.0f} updates/s asked, {readers} reader loops, {seconds:.0f} s a phase, "
         + (
-            "over HTTP (dashboard reg:11 is the HTML page, the others the JSON API)"
+            "over HTTP from another process (dashboard reg:11 is the HTML page, the others "
+            "the JSON API)"
             if http
             else "service calls (no HTTP)"
         )
     )
     server = None
+    update, calls = direct(service)
     if http:
         server = Http(service, Settings(database=database, secret=secrets.token_hex(32)))
         await server.start()
-        update, calls = server.calls()
-    else:
-        update, calls = direct(service)
     results = {}
     for name, in_sql, group_commit, cache in (
         ("before", False, False, 0.0),
@@ -311,7 +357,10 @@ async def main(database: str, units: int, seconds: float, readers: int, http: bo
             f"{'group commit' if group_commit else 'one transaction per update'}, "
             f"figures reused {cache:g} s; {load()}"
         )
-        timings, achieved = await phase(ids, seconds, readers, update, calls)
+        if server is not None:
+            timings, achieved = await http_phase(server, ids, seconds, readers)
+        else:
+            timings, achieved = await phase(ids, seconds, readers, update, calls)
         table(timings)
         print(f"updates committed: {achieved:.1f}/s; {load()}")
         results[name] = timings
