@@ -139,7 +139,8 @@ async def test_pharmacist_reports_and_the_ars_sees_the_move(site: Site, screens:
             moves = await page.locator("#moves-PROP-500-50 li").all_inner_texts()
             assert len(moves) == 1 and moves[0].startswith("30 ")
             assert f"KREMLIN BICETRE APHP ({BICETRE}) → " in moves[0]
-            assert f"PITIE SALPETRIERE ({PITIE})." in moves[0]
+            assert f"PITIE SALPETRIERE ({PITIE}). Le premier a 60.0 jours de couverture" in moves[0]
+            assert "il lui manque 30 unités" in moves[0]
             assert await serious_violations(page) == []
             await page.screenshot(path=screens / "drugs-2-region.png", full_page=True)
             assert refusals == []
