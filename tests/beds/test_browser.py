@@ -107,8 +107,22 @@ async def test_staff_takes_one_bed_in_two_clicks(running: Running, screens: Path
             await page.click("#save")
             assert "Enregistré." in await page.content()
             await page.screenshot(path=screens / "beds-3-saved.png", full_page=True)
+            # On a phone each unit is a card: nothing scrolls sideways, one bed less still
+            # takes two clicks.
+            await page.set_viewport_size({"width": 390, "height": 844})
+            assert await page.evaluate(
+                "(() => { const w = document.querySelector('#units').closest('.table-wrap');"
+                " return w.scrollWidth <= w.clientWidth + 1"
+                " && document.documentElement.scrollWidth <= window.innerWidth; })()"
+            )
+            label = page.locator(f"#unit-{unit.id} td[data-label='Disponibles']")
+            assert await label.count() == 1
+            await label.locator("button.minus").click()
+            await page.screenshot(path=screens / "beds-6-form-phone.png", full_page=True)
+            await page.click("#save")
+            assert "Enregistré." in await page.content()
             state = await running.service.store.states(unit_ids=[unit.id])
-            assert state[0].counts == Counts(110, 0, 101, 9, 40) and state[0].source == "form"
+            assert state[0].counts == Counts(110, 0, 102, 8, 40) and state[0].source == "form"
             assert refusals == []
         finally:
             await browser.close()
