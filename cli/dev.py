@@ -30,6 +30,7 @@ LINKS = (
     ("/beds/", "critical-care beds (ROR)"),
     ("/drugs/", "hospital drug stocks (MaPUI)"),
     ("/citizens/", "services for citizens: advice, test sites, e-health directory"),
+    ("/sivic/", "SI-VIC: hospitalised victims and COVID inpatients"),
     ("/openapi.json", "ROBERT API document"),
     ("/health", "health check"),
     ("/metrics", "metrics"),
@@ -46,6 +47,8 @@ def build_app(settings: RobertSettings, clock: Callable[[], float] = time.time) 
     from drugs import app as drugs_app
     from server.api.routes import INDEX_LINKS
     from server.app import create_app
+    from sivic import app as sivic_app
+    from sivic.settings import Settings as SivicSettings
 
     codes = wiring.in_process_codes(settings, clock)
     beds_settings, beds = wiring.in_process_beds(settings, clock)
@@ -56,6 +59,18 @@ def build_app(settings: RobertSettings, clock: Callable[[], float] = time.time) 
         beds_app.mount(app, beds_app.create_app(beds_settings, beds, clock=clock, manage=True))
         drugs_app.mount(app, drugs_app.create_app(drugs_settings, drugs, clock=clock, manage=True))
         citizens_app.mount(app, citizens_app.create_app(CitizensSettings.beside(settings.data_dir)))
+        sivic_app.mount(
+            app, sivic_app.create_app(SivicSettings.beside(settings.data_dir), clock=clock)
+        )
+        app[INDEX_LINKS].append(
+            (
+                "/sivic/",
+                "SI-VIC",
+                "hospitalised victims and COVID inpatients, the daily open-data files "
+                "(robert sivic import FILE; robert sivic snapshot --out DIR; "
+                "robert sivic users add ...)",
+            )
+        )
         app[INDEX_LINKS].append(
             (
                 "/citizens/",

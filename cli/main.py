@@ -48,6 +48,10 @@ COMMANDS: dict[str, tuple[Callable[[Any], None], str]] = {
     "codes": (_module("codes.commands"), "the submission-code service"),
     "beds": (_module("beds.commands"), "critical-care beds (ROR)"),
     "drugs": (_module("drugs.commands"), "hospital drug stocks (MaPUI)"),
+    "sivic": (
+        _module("sivic.commands"),
+        "SI-VIC: hospitalised victims and COVID inpatients, daily open data",
+    ),
     "citizens": (
         _module("citizens.commands"),
         "services for citizens: advice, test sites, directory",
@@ -64,7 +68,7 @@ OPTIONAL = frozenset({"sim", "ble", "loadtest"})
 """Tools whose optional dependencies may not be installed (then they have no commands)."""
 
 PROJECT = frozenset(
-    {"protocol", "kit", "server", "codes", "beds", "drugs", "citizens", "phone", "cli"}
+    {"protocol", "kit", "server", "codes", "beds", "drugs", "citizens", "sivic", "phone", "cli"}
     | {"client_sim", "ble"}
     | {"loadtest"}
 )

@@ -14,12 +14,13 @@ with its number and the reason; the good ones are kept.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 from typing import TypeVar
 
-from kit.identity import is_valid_nir
+from kit.identity import is_valid_nir, normalise_name
 from sivic.model import Covid, Episode, Identity, Registration, Sex, Status, UnitKind
 from sivic.territory import departements
 
@@ -93,13 +94,17 @@ def _choice(enum: type[E], name: str, value: str) -> E:
         raise ValueError(f"{name} must be one of {choices}, not {value[:20]!r}") from None
 
 
-def parse_line(fields: list[str], today: date | None = None) -> Registration:
-    """The registration of one line's fields; ValueError saying what is wrong."""
-    if len(fields) != len(HEADER):
-        raise ValueError(f"{len(fields)} fields, {len(HEADER)} expected")
-    finess, dep, patient_id, birth_text, sex_text, unit, status, status_text, covid = (
-        f.strip() for f in fields
-    )
+def _episode(
+    finess: str,
+    dep: str,
+    birth_text: str,
+    sex_text: str,
+    unit: str,
+    status: str,
+    status_text: str,
+    covid: str,
+    today: date | None,
+) -> tuple[date, Sex, Episode]:
     if not FINESS.fullmatch(finess):
         raise ValueError("finess must be 9 characters: digits, 2A or 2B first for Corsica")
     if dep not in departements():
@@ -119,7 +124,6 @@ def parse_line(fields: list[str], today: date | None = None) -> Registration:
     if today is not None and status_date > today:
         raise ValueError("status_date is in the future")
     sex = _choice(Sex, "sex", sex_text)
-    identity = patient_identity(patient_id, birth, sex)
     episode = Episode(
         finess,
         dep,
@@ -128,7 +132,69 @@ def parse_line(fields: list[str], today: date | None = None) -> Registration:
         status_date,
         _choice(Covid, "covid", covid),
     )
-    return Registration(identity, episode)
+    return birth, sex, episode
+
+
+def parse_line(fields: list[str], today: date | None = None) -> Registration:
+    """The registration of one line's fields; ValueError saying what is wrong."""
+    if len(fields) != len(HEADER):
+        raise ValueError(f"{len(fields)} fields, {len(HEADER)} expected")
+    finess, dep, patient_id, birth, sex, unit, status, status_date, covid = (
+        f.strip() for f in fields
+    )
+    birth_date, sex_value, episode = _episode(
+        finess, dep, birth, sex, unit, status, status_date, covid, today
+    )
+    return Registration(patient_identity(patient_id, birth_date, sex_value), episode)
+
+
+FORM_FIELDS = (*HEADER[:2], *HEADER[3:])
+IDENTITY_FIELDS = ("ins", "patient_ref", "last_name", "first_name")
+
+
+def parse_form(values: Mapping[str, object], today: date | None = None) -> Registration:
+    """A registration from a form or a JSON object: the file's fields but ``patient_id``, and
+    an identity of at least one of ``ins`` (a NIR), ``patient_ref`` (the hospital's number),
+    ``last_name`` with ``first_name``. ValueError saying what is wrong."""
+    text = {}
+    for name in (*FORM_FIELDS, *IDENTITY_FIELDS):
+        value = values.get(name, "")
+        if value is None:
+            value = ""
+        if not isinstance(value, str):
+            raise ValueError(f"{name} must be a string")
+        text[name] = value.strip()
+    missing = [name for name in FORM_FIELDS if not text[name]]
+    if missing:
+        raise ValueError("missing: " + ", ".join(missing))
+    birth, sex, episode = _episode(
+        text["finess"],
+        text["dep"],
+        text["birth_date"],
+        text["sex"],
+        text["unit"],
+        text["status"],
+        text["status_date"],
+        text["covid"],
+        today,
+    )
+    ins = text["ins"].replace(" ", "").upper() or None
+    if ins is not None and not (len(ins) == 15 and is_valid_nir(ins)):
+        raise ValueError("ins must be a NIR of 15 characters with a valid key")
+    ref = text["patient_ref"] or None
+    if ref is not None and not PATIENT_REF.fullmatch(ref):
+        raise ValueError("patient_ref: letters, digits, . _ / -, at most 64")
+    last, first = text["last_name"] or None, text["first_name"] or None
+    if (last is None) != (first is None):
+        raise ValueError("give both last_name and first_name, or neither")
+    if last is not None and first is not None:
+        if not normalise_name(last) or not normalise_name(first):
+            raise ValueError("names must have letters")
+        if len(last) > 100 or len(first) > 100:
+            raise ValueError("names have at most 100 characters")
+    if ins is None and ref is None and last is None:
+        raise ValueError("give an ins, a patient_ref, or last_name and first_name")
+    return Registration(Identity(birth, sex, ins, ref, last, first), episode)
 
 
 def parse(text: str, today: date | None = None) -> Intake:

@@ -218,3 +218,28 @@ class HistoryEntry:
     recorded_at: datetime
     source: str
     actor: str
+
+
+class Outcome(StrEnum):
+    """What a registration did."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    REFUSED = "refused"
+
+
+def decide(current: Episode | None, new: Episode) -> tuple[Outcome, str]:
+    """Whether ``new`` creates, changes or leaves the patient's ``current`` episode, or is
+    refused, and why (pure). The same line twice changes nothing; a line older than the state
+    already recorded is refused; an establishment saying "transferred" for a patient who has
+    already arrived at another one changes nothing (the arrival is the newer news)."""
+    if current is None:
+        return Outcome.CREATED, ""
+    if new == current:
+        return Outcome.UNCHANGED, "same state"
+    if new.status_date < current.status_date:
+        return Outcome.REFUSED, f"older than the recorded state ({current.status_date})"
+    if new.status == Status.TRANSFERRED and new.finess != current.finess:
+        return Outcome.UNCHANGED, "already arrived at another establishment"
+    return Outcome.UPDATED, ""
