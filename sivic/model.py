@@ -156,6 +156,17 @@ class Movement:
     def any(self) -> bool:
         return self.admitted or self.to_critical or self.to_home or self.to_death
 
+    @property
+    def labels(self) -> list[str]:
+        """What the change counts as, in English (message ids of the pages)."""
+        names = (
+            (self.admitted, "new hospitalisation"),
+            (self.to_critical, "entry into critical care"),
+            (self.to_home, "return home"),
+            (self.to_death, "death"),
+        )
+        return [label for flag, label in names if flag]
+
 
 def movement(previous: Episode | None, new: Episode) -> Movement:
     """What changing from ``previous`` (None: a new patient) to ``new`` counts.
