@@ -1,0 +1,196 @@
+"""Benchmark of SI-VIC at national scale: ``python -m sivic.bench [--database URL]
+[--patients 30000] [--establishments 3000] [--minutes 10] [--per-minute 300]``. Prints
+figures; it is not a test.
+
+A synthetic national set: ``--establishments`` establishments spread over the 101
+départements, ``--patients`` patients admitted over the past week, loaded through the intake
+path (one file per establishment, as hospitals send them). Then ``--minutes`` minutes of
+activity, each minute ``--per-minute`` status changes (moves between units, returns home,
+deaths, transfers to another establishment, new admissions keeping the count steady), sent
+as each establishment's file of the minute; the minutes run back to back (compressed time),
+so the achieved rate is compared with the one needed. Then the day's snapshot (the three
+files computed from the whole history, checked) and its publication (files written), timed.
+Patients are identified by a synthetic INS, so a transfer finds the same patient.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from kit.audit import Actor
+from sivic.access import ADMIN, Access
+from sivic.app import new_service
+from sivic.intake import HEADER
+from sivic.settings import Settings
+from sivic.territory import departements
+
+OPERATOR = Access(ADMIN, "")
+BENCH = Actor("bench", ADMIN)
+HEAD = ";".join(HEADER)
+SECRET = "the benchmark's secret, long enough to derive keys from"
+
+
+@dataclass
+class Stay:
+    """A synthetic patient's current line."""
+
+    number: int
+    finess: str
+    dep: str
+    birth: date
+    sex: str
+    unit: str
+    status: str
+    day: date
+
+    def line(self) -> str:
+        return (
+            f"{self.finess};{self.dep};{self.ins()};{self.birth};{self.sex};{self.unit};"
+            f"{self.status};{self.day};for"
+        )
+
+    def ins(self) -> str:
+        """A synthetic NIR with a valid key (born in Paris): transfers are matched on it."""
+        first = f"{2 if self.sex == 'F' else 1}{self.birth:%y%m}75{self.number:06d}"
+        return f"{first}{97 - int(first) % 97:02d}"
+
+
+def files_of(stays: list[Stay]) -> dict[str, str]:
+    """One file per establishment."""
+    by_site: dict[str, list[str]] = defaultdict(list)
+    for s in stays:
+        by_site[s.finess].append(s.line())
+    return {site: "\n".join([HEAD, *lines]) for site, lines in by_site.items()}
+
+
+async def main(
+    database: str, patients: int, establishments: int, minutes: int, per_minute: int
+) -> None:
+    today = date(2020, 4, 15)
+    clock = datetime(2020, 4, 15, 18, tzinfo=UTC).timestamp()
+    service = new_service(Settings(database=database, secret=SECRET), lambda: clock)
+    await service.open()
+    rng = random.Random(2020)
+    deps = list(departements())
+    sites = [
+        (f"{deps[i % len(deps)][:2]}{i:07d}", deps[i % len(deps)]) for i in range(establishments)
+    ]
+    stays = []
+    for n in range(patients):
+        finess, dep = sites[n % len(sites)]
+        stays.append(
+            Stay(
+                n,
+                finess,
+                dep,
+                date(1930, 1, 1) + timedelta(days=rng.randrange(80 * 365)),
+                rng.choice("MMFFU"),
+                rng.choice(("conv", "conv", "conv", "crit", "ssr_usld", "other")),
+                "hospitalised",
+                today - timedelta(days=rng.randrange(1, 8)),
+            )
+        )
+    load = os.getloadavg()
+    print(
+        f"{patients} patients, {len(sites)} establishments on {service.store.db.backend} "
+        f"(load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, {os.cpu_count()} CPUs)"
+    )
+    t = time.perf_counter()
+    for text in files_of(stays).values():
+        report = await service.import_text(OPERATOR, BENCH, text)
+        assert not report.refused, report.refused[:3]
+    loaded = time.perf_counter() - t
+    print(f"initial load: {len(sites)} files in {loaded:.1f} s ({patients / loaded:.0f} lines/s)")
+
+    changed = 0
+    next_number = patients
+    minute_times = []
+    for _ in range(minutes):
+        batch: list[Stay] = []
+        chosen = rng.sample(range(len(stays)), per_minute)
+        for index in chosen:
+            s = stays[index]
+            if s.status != "hospitalised":
+                continue
+            roll = rng.random()
+            if roll < 0.35:
+                s.unit = rng.choice(("conv", "crit", "ssr_usld", "other"))
+            elif roll < 0.7:
+                s.status = "home"
+            elif roll < 0.8:
+                s.status = "deceased"
+            else:  # transfer: the origin says so, the destination registers them
+                s.status = "transferred"
+                batch.append(Stay(**{**s.__dict__}))
+                s.finess, s.dep = sites[rng.randrange(len(sites))]
+                s.status = "hospitalised"
+            s.day = today
+            batch.append(Stay(**{**s.__dict__}))
+            if s.status in ("home", "deceased"):  # a new admission keeps the count steady
+                finess, dep = sites[rng.randrange(len(sites))]
+                fresh = Stay(
+                    next_number, finess, dep, s.birth, s.sex, "conv", "hospitalised", today
+                )
+                next_number += 1
+                stays[index] = fresh
+                batch.append(fresh)
+        t = time.perf_counter()
+        # The origin's "transferred" and the destination's arrival come in separate files.
+        first = [b for b in batch if b.status == "transferred"]
+        rest = [b for b in batch if b.status != "transferred"]
+        for group in (first, rest):
+            for text in files_of(group).values():
+                report = await service.import_text(OPERATOR, BENCH, text)
+                assert not report.refused, report.refused[:3]
+        minute_times.append(time.perf_counter() - t)
+        changed += len(batch)
+    event = await service.covid_event()
+    print(f"patients registered: {await service.store.count_patients(event.id)}")
+    if minutes:
+        worst = max(minute_times)
+        print(
+            f"{minutes} minutes of activity, {changed} status lines: "
+            f"{sum(minute_times):.1f} s in all, worst minute {worst:.2f} s "
+            f"({'keeps up' if worst < 60 else 'does NOT keep up'} with one minute)"
+        )
+    t = time.perf_counter()
+    snapshot = await service.snapshot(today)
+    computed = time.perf_counter() - t
+    totals = snapshot.totals()
+    print(
+        f"snapshot of {today}: {computed:.2f} s; France hosp {totals.hosp}, rea {totals.rea}, "
+        f"rad {totals.rad}, dc {totals.dc}"
+    )
+    with tempfile.TemporaryDirectory() as out:
+        t = time.perf_counter()
+        published = await service.publish(today, Path(out))
+        took = time.perf_counter() - t
+        assert not published.problems, published.problems[:3]
+        print(f"publication (snapshot, checks, three files written): {took:.2f} s")
+    t = time.perf_counter()
+    await service.counts(OPERATOR, dep="75")
+    print(
+        f"counts of one département (the board's call): {1000 * (time.perf_counter() - t):.0f} ms"
+    )
+    await service.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--database", help="default: a SQLite file in a temporary directory")
+    parser.add_argument("--patients", type=int, default=30_000)
+    parser.add_argument("--establishments", type=int, default=3_000)
+    parser.add_argument("--minutes", type=int, default=10)
+    parser.add_argument("--per-minute", type=int, default=300)
+    args = parser.parse_args()
+    url = args.database or f"sqlite:///{tempfile.mkdtemp()}/bench.db"
+    asyncio.run(main(url, args.patients, args.establishments, args.minutes, args.per_minute))
