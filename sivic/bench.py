@@ -1,16 +1,18 @@
 """Benchmark of SI-VIC at national scale: ``python -m sivic.bench [--database URL]
-[--patients 30000] [--establishments 3000] [--minutes 10] [--per-minute 300]``. Prints
-figures; it is not a test.
+[--patients 30000] [--establishments 3000] [--minutes 10] [--per-minute 300] [--backlog N]``.
+Prints figures; it is not a test.
 
 A synthetic national set: ``--establishments`` establishments spread over the 101
-départements, ``--patients`` patients admitted over the past week, loaded through the intake
-path (one file per establishment, as hospitals send them). Then ``--minutes`` minutes of
-activity, each minute ``--per-minute`` status changes (moves between units, returns home,
-deaths, transfers to another establishment, new admissions keeping the count steady), sent
-as each establishment's file of the minute; the minutes run back to back (compressed time),
-so the achieved rate is compared with the one needed. Then the day's snapshot (the three
-files computed from the whole history, checked) and its publication (files written), timed.
-Patients are identified by a synthetic INS, so a transfer finds the same patient.
+départements, ``--patients`` patients admitted 31 to 60 days before, loaded through the
+intake path (one file per establishment, as hospitals send them); optionally ``--backlog``
+status changes over the 30 days before (files of 2,000 lines), the history a snapshot reads.
+Then ``--minutes`` minutes of activity, each minute ``--per-minute`` status changes (moves
+between units, returns home, deaths, transfers to another establishment, new admissions
+keeping the count steady), sent as each establishment's file of the minute; the minutes run
+back to back (compressed time), so the achieved rate is compared with the one needed. Then
+the day's snapshot (the three files computed from the whole history, checked) and its
+publication (files written), timed. Patients are identified by a synthetic INS, so a
+transfer finds the same patient.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import random
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -30,6 +33,7 @@ from kit.audit import Actor
 from sivic.access import ADMIN, Access
 from sivic.app import new_service
 from sivic.intake import HEADER
+from sivic.service import SivicService
 from sivic.settings import Settings
 from sivic.territory import departements
 
@@ -72,8 +76,64 @@ def files_of(stays: list[Stay]) -> dict[str, str]:
     return {site: "\n".join([HEAD, *lines]) for site, lines in by_site.items()}
 
 
+def activity(
+    rng: random.Random,
+    stays: list[Stay],
+    sites: list[tuple[str, str]],
+    count: int,
+    day: date,
+    numbers: Iterator[int],
+) -> list[Stay]:
+    """``count`` status changes of hospitalised patients on ``day``: a move between units,
+    a return home or a death (each followed by a new admission, keeping the count steady), or
+    a transfer (the origin's line, then the destination's)."""
+    batch: list[Stay] = []
+    for index in rng.sample(range(len(stays)), count):
+        s = stays[index]
+        s.day = day
+        roll = rng.random()
+        if roll < 0.35:
+            s.unit = rng.choice(("conv", "crit", "ssr_usld", "other"))
+        elif roll < 0.7:
+            s.status = "home"
+        elif roll < 0.8:
+            s.status = "deceased"
+        else:
+            s.status = "transferred"
+            batch.append(Stay(**{**s.__dict__}))
+            s.finess, s.dep = sites[rng.randrange(len(sites))]
+            s.status = "hospitalised"
+        batch.append(Stay(**{**s.__dict__}))
+        if s.status in ("home", "deceased"):
+            finess, dep = sites[rng.randrange(len(sites))]
+            fresh = Stay(next(numbers), finess, dep, s.birth, s.sex, "conv", "hospitalised", day)
+            stays[index] = fresh
+            batch.append(fresh)
+    return batch
+
+
+async def send(service: SivicService, batch: list[Stay], *, by_site: bool = True) -> None:
+    """The batch as hospitals send it: the origins' "transferred" lines first, then the rest;
+    one file per establishment (``by_site``) or one file for all."""
+    first = [b for b in batch if b.status == "transferred"]
+    rest = [b for b in batch if b.status != "transferred"]
+    for group in (first, rest):
+        if by_site:
+            texts = list(files_of(group).values())
+        else:
+            texts = ["\n".join([HEAD, *(b.line() for b in group)])]
+        for text in texts:
+            report = await service.import_text(OPERATOR, BENCH, text)
+            assert not report.refused, report.refused[:3]
+
+
 async def main(
-    database: str, patients: int, establishments: int, minutes: int, per_minute: int
+    database: str,
+    patients: int,
+    establishments: int,
+    minutes: int,
+    per_minute: int,
+    backlog: int,
 ) -> None:
     today = date(2020, 4, 15)
     clock = datetime(2020, 4, 15, 18, tzinfo=UTC).timestamp()
@@ -96,7 +156,7 @@ async def main(
                 rng.choice("MMFFU"),
                 rng.choice(("conv", "conv", "conv", "crit", "ssr_usld", "other")),
                 "hospitalised",
-                today - timedelta(days=rng.randrange(1, 8)),
+                today - timedelta(days=rng.randrange(31, 61)),
             )
         )
     load = os.getloadavg()
@@ -111,46 +171,23 @@ async def main(
     loaded = time.perf_counter() - t
     print(f"initial load: {len(sites)} files in {loaded:.1f} s ({patients / loaded:.0f} lines/s)")
 
+    numbers = iter(range(patients, 10**6))
+    if backlog:
+        t = time.perf_counter()
+        per_day = backlog // 30
+        for back in range(30, 0, -1):
+            day = today - timedelta(days=back)
+            for start in range(0, per_day, 2_000):
+                batch = activity(rng, stays, sites, min(2_000, per_day - start), day, numbers)
+                await send(service, batch, by_site=False)
+        took = time.perf_counter() - t
+        print(f"backlog: {30 * per_day} status changes over 30 days applied in {took:.1f} s")
     changed = 0
-    next_number = patients
     minute_times = []
     for _ in range(minutes):
-        batch: list[Stay] = []
-        chosen = rng.sample(range(len(stays)), per_minute)
-        for index in chosen:
-            s = stays[index]
-            if s.status != "hospitalised":
-                continue
-            roll = rng.random()
-            if roll < 0.35:
-                s.unit = rng.choice(("conv", "crit", "ssr_usld", "other"))
-            elif roll < 0.7:
-                s.status = "home"
-            elif roll < 0.8:
-                s.status = "deceased"
-            else:  # transfer: the origin says so, the destination registers them
-                s.status = "transferred"
-                batch.append(Stay(**{**s.__dict__}))
-                s.finess, s.dep = sites[rng.randrange(len(sites))]
-                s.status = "hospitalised"
-            s.day = today
-            batch.append(Stay(**{**s.__dict__}))
-            if s.status in ("home", "deceased"):  # a new admission keeps the count steady
-                finess, dep = sites[rng.randrange(len(sites))]
-                fresh = Stay(
-                    next_number, finess, dep, s.birth, s.sex, "conv", "hospitalised", today
-                )
-                next_number += 1
-                stays[index] = fresh
-                batch.append(fresh)
+        batch = activity(rng, stays, sites, per_minute, today, numbers)
         t = time.perf_counter()
-        # The origin's "transferred" and the destination's arrival come in separate files.
-        first = [b for b in batch if b.status == "transferred"]
-        rest = [b for b in batch if b.status != "transferred"]
-        for group in (first, rest):
-            for text in files_of(group).values():
-                report = await service.import_text(OPERATOR, BENCH, text)
-                assert not report.refused, report.refused[:3]
+        await send(service, batch)
         minute_times.append(time.perf_counter() - t)
         changed += len(batch)
     event = await service.covid_event()
@@ -191,6 +228,11 @@ if __name__ == "__main__":
     parser.add_argument("--establishments", type=int, default=3_000)
     parser.add_argument("--minutes", type=int, default=10)
     parser.add_argument("--per-minute", type=int, default=300)
+    parser.add_argument(
+        "--backlog", type=int, default=0, help="status changes over the 30 days before"
+    )
     args = parser.parse_args()
     url = args.database or f"sqlite:///{tempfile.mkdtemp()}/bench.db"
-    asyncio.run(main(url, args.patients, args.establishments, args.minutes, args.per_minute))
+    asyncio.run(
+        main(url, args.patients, args.establishments, args.minutes, args.per_minute, args.backlog)
+    )
