@@ -102,7 +102,13 @@ def create_app(
         home=f"{PREFIX}/",
     )
     setup_pages(app, pages)
-    policy = SessionPolicy(cookie_name="sivic_session", path=f"{PREFIX}/")
+    origin = settings.public_url.rstrip("/")
+    policy = SessionPolicy(
+        cookie_name="sivic_session",
+        path=f"{PREFIX}/",
+        secure=True if origin.startswith("https://") else None,
+        trusted_origins=frozenset({origin}) if origin else frozenset(),
+    )
     People(
         people_accounts,
         policy=policy,

@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
+from urllib.parse import urlsplit
 
 from kit.settings import ServiceSettings, SettingsError, check_port, setting
 
@@ -36,6 +37,11 @@ class Settings(ServiceSettings):
         "", "directory the daily job writes the open-data files to (empty: no job)"
     )
     publish_minutes: float = setting(60.0, "how often the job rewrites the day's files")
+    public_url: str = setting(
+        "",
+        "the origin people reach the service at behind a TLS proxy (https://host): trusted by "
+        "the CSRF check, session cookies Secure (default: the request's own address)",
+    )
 
     @classmethod
     def beside(cls, data_dir: str) -> Settings:
@@ -63,3 +69,9 @@ class Settings(ServiceSettings):
             raise SettingsError(f"log_level must be a logging level, not {self.log_level!r}")
         if self.publish_minutes <= 0:
             raise SettingsError("publish_minutes must be positive")
+        if self.public_url:
+            parts = urlsplit(self.public_url)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.path.strip("/"):
+                raise SettingsError(
+                    "public_url must be an origin like https://robert.example.org (no path)"
+                )

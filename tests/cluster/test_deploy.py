@@ -30,7 +30,9 @@ def _tool(name: str) -> str:
 def test_compose_config() -> None:
     yaml = pytest.importorskip("yaml", reason="PyYAML not installed")
     compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
-    assert {"api", "worker", "redis", "prometheus", "codes", "citizens"} <= set(compose["services"])
+    assert {"api", "worker", "redis", "prometheus", "codes", "citizens", "sivic"} <= set(
+        compose["services"]
+    )
     redis_cmd = " ".join(compose["services"]["redis"]["command"])
     assert "--appendonly yes" in redis_cmd and "--appendfsync everysec" in redis_cmd
     assert "/metrics" in (DEPLOY / "prometheus" / "prometheus.yml").read_text()
@@ -121,7 +123,7 @@ def test_systemd_units(tmp_path: Path) -> None:
     units = {p.name: p.read_text() for p in (DEPLOY / "systemd").glob("*.service")}
     # One unit per service (each runs alone in production), the ROBERT worker besides.
     assert {"robert-api.service", "robert-worker@.service", "robert-codes.service",
-            "robert-citizens.service"} <= set(units)  # fmt: skip
+            "robert-citizens.service", "robert-sivic.service"} <= set(units)  # fmt: skip
     for name, text in units.items():
         for option in ("NoNewPrivileges=yes", "ProtectSystem=strict", "User=robert"):
             assert option in text, (name, option)
