@@ -8,7 +8,7 @@ import contextlib
 import hashlib
 import hmac
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -275,11 +275,13 @@ class SivicService:
         day: date,
         event_id: int | None = None,
         reasons: frozenset[Covid] = ALL_REASONS,
+        deps: Sequence[str] | None = None,
     ) -> Snapshot:
-        """The day's rows of the three files, from the history."""
+        """The day's rows of the three files, from the history (exact for ``deps`` only when
+        given: the others' rows may be partial)."""
         event = await self.event(event_id)
-        states = await self.store.states_on(event.id, day)
-        movements = await self.store.movements_until(event.id, day)
+        states = await self.store.states_on(event.id, day, deps)
+        movements = await self.store.movements_until(event.id, day, deps)
         return compute(day, states, movements, reasons)
 
     async def publish(
@@ -332,7 +334,7 @@ class SivicService:
         if not all(access.may_count(d) for d in deps):
             raise Forbidden("counts of another territory")
         on = day or self.today()
-        snapshot = await self.snapshot(on)
+        snapshot = await self.snapshot(on, deps=None if dep is None and region is None else deps)
         totals = snapshot.totals(deps)
         new = snapshot.new_totals(deps)
         return {

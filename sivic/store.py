@@ -468,12 +468,25 @@ class SivicStore:
             )
 
     # --- snapshot inputs -------------------------------------------------------------------
-    async def states_on(self, event_id: int, day: date) -> list[StateCount]:
+    async def states_on(
+        self, event_id: int, day: date, deps: Sequence[str] | None = None
+    ) -> list[StateCount]:
         """Each patient's state at the end of ``day`` (their last change dated ``day`` or
-        before), counted by département, sex, age class, unit, status and reason."""
+        before), counted by département, sex, age class, unit, status and reason; only of
+        patients who were ever in ``deps`` when given."""
+        ever = history.c.event_id == event_id
+        if deps is not None:
+            ever = sa.and_(
+                ever,
+                history.c.patient_id.in_(
+                    sa.select(history.c.patient_id)
+                    .where(history.c.event_id == event_id, history.c.dep.in_(list(deps)))
+                    .scalar_subquery()
+                ),
+            )
         last = (
             sa.select(sa.func.max(history.c.id).label("id"))
-            .where(history.c.event_id == event_id, history.c.status_date <= day.isoformat())
+            .where(ever, history.c.status_date <= day.isoformat())
             .group_by(history.c.patient_id)
             .subquery()
         )
@@ -491,10 +504,15 @@ class SivicStore:
                 for r in await conn.execute(query)
             ]
 
-    async def movements_until(self, event_id: int, day: date) -> list[MovementCount]:
-        """Movements dated ``day`` or before, summed by département, sex, age class, reason,
-        and whether they are of ``day`` itself."""
+    async def movements_until(
+        self, event_id: int, day: date, deps: Sequence[str] | None = None
+    ) -> list[MovementCount]:
+        """Movements dated ``day`` or before (in ``deps`` when given), summed by département,
+        sex, age class, reason, and whether they are of ``day`` itself."""
         h = history.c
+        where = [h.event_id == event_id, h.status_date <= day.isoformat()]
+        if deps is not None:
+            where.append(h.dep.in_(list(deps)))
         on_day = sa.case((h.status_date == day.isoformat(), 1), else_=0).label("on_day")
         query = (
             sa.select(
@@ -508,7 +526,7 @@ class SivicStore:
                 sa.func.sum(h.to_home),
                 sa.func.sum(h.to_death),
             )
-            .where(h.event_id == event_id, h.status_date <= day.isoformat())
+            .where(*where)
             .group_by(h.dep, h.sex, h.age_class, h.covid, on_day)
         )
         async with self.db.connect() as conn:

@@ -89,6 +89,9 @@ async def test_a_transfer_keeps_one_patient_counted_once(service: SivicService) 
     assert await counts(service, D2, "44") == (1, 1, 0, 0, 0, 0, 0, 0)  # not a new admission
     national = (await service.snapshot(D2)).totals()
     assert (national.hosp, national.rea) == (1, 1)
+    board = Access(BOARD, "")
+    assert [(await service.counts(board, dep=d))["hosp"] for d in ("75", "44")] == [0, 1]
+    assert (await service.counts(board, region="52"))["incid_rea"] == 0
     assert await service.store.count_patients((await service.covid_event()).id) == 1
 
 
