@@ -204,9 +204,14 @@ async def main(
     computed = time.perf_counter() - t
     totals = snapshot.totals()
     print(
-        f"snapshot of {today}: {computed:.2f} s; France hosp {totals.hosp}, rea {totals.rea}, "
-        f"rad {totals.rad}, dc {totals.dc}"
+        f"snapshot of {today} (today: the current states): {computed:.2f} s; France hosp "
+        f"{totals.hosp}, rea {totals.rea}, rad {totals.rad}, dc {totals.dc}"
     )
+    yesterday = today - timedelta(days=1)
+    t = time.perf_counter()
+    await service.snapshot(yesterday)
+    computed = time.perf_counter() - t
+    print(f"snapshot of {yesterday} (a past day: the states from the history): {computed:.2f} s")
     with tempfile.TemporaryDirectory() as out:
         t = time.perf_counter()
         published = await service.publish(today, Path(out))

@@ -280,7 +280,10 @@ class SivicService:
         """The day's rows of the three files, from the history (exact for ``deps`` only when
         given: the others' rows may be partial)."""
         event = await self.event(event_id)
-        states = await self.store.states_on(event.id, day, deps)
+        if day >= self.today():  # nothing is dated after today: the current table is the day's
+            states = await self.store.states_now(event.id, deps)
+        else:
+            states = await self.store.states_on(event.id, day, deps)
         movements = await self.store.movements_until(event.id, day, deps)
         return compute(day, states, movements, reasons)
 

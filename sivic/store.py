@@ -43,6 +43,7 @@ from sivic.model import (
 from sivic.opendata import MovementCount, StateCount
 
 MIGRATIONS = Migrations("sivic", Path(__file__).resolve().parent / "migrations")
+REVISION = "sivic_0002"
 CHUNK = 500
 
 metadata = sa.MetaData()
@@ -75,6 +76,7 @@ patients = sa.Table(
     sa.Column("status_date", sa.String(10), nullable=False),
     sa.Column("covid", sa.String(4), nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Column("age_class", sa.String(2), nullable=False, server_default="0"),
 )
 keys = sa.Table(
     "sivic_keys",
@@ -117,6 +119,12 @@ published = sa.Table(
 sa.Index("sivic_patients_at", patients.c.event_id, patients.c.finess, patients.c.status)
 sa.Index("sivic_history_by_day", history.c.event_id, history.c.status_date)
 sa.Index("sivic_history_by_patient", history.c.patient_id, history.c.id)
+sa.Index(
+    "sivic_history_movements",
+    *(history.c[name] for name in ("event_id", "status_date", "dep", "sex", "age_class", "covid",
+                                   "admitted", "to_critical", "to_home", "to_death")),
+)  # fmt: skip
+sa.Index("sivic_patients_current", patients.c.event_id, patients.c.status, patients.c.dep)
 
 _IDENTITY = ("ins", "patient_ref", "last_name", "first_name")
 
@@ -382,6 +390,7 @@ class SivicStore:
                         "event_id": event_id,
                         **_identity_values(v.identity),
                         **_episode_values(v.episode),
+                        "age_class": age_class(v.identity.birth_date, v.episode.status_date),
                         "updated_at": at,
                     }
                     for v in created
@@ -400,7 +409,7 @@ class SivicStore:
         statement = (
             sa.update(patients)
             .where(patients.c.id == sa.bindparam("p_id"))
-            .values({c: sa.bindparam(f"p_{c}") for c in (*columns, "updated_at")})
+            .values({c: sa.bindparam(f"p_{c}") for c in (*columns, "updated_at", "age_class")})
         )
         await conn.execute(
             statement,
@@ -408,6 +417,7 @@ class SivicStore:
                 {
                     "p_id": v.id,
                     "p_updated_at": at,
+                    "p_age_class": age_class(v.identity.birth_date, v.episode.status_date),
                     **{f"p_{k}": x for k, x in _identity_values(v.identity).items()},
                     **{f"p_{k}": x for k, x in _episode_values(v.episode).items()},
                 }
@@ -468,6 +478,28 @@ class SivicStore:
             )
 
     # --- snapshot inputs -------------------------------------------------------------------
+    async def states_now(
+        self, event_id: int, deps: Sequence[str] | None = None
+    ) -> list[StateCount]:
+        """The patients hospitalised now (their current state), counted like ``states_on``:
+        the same as ``states_on`` of any day from the latest status date on, without reading
+        the history."""
+        p = patients.c
+        query = (
+            sa.select(p.dep, p.sex, p.age_class, p.unit, p.status, p.covid, sa.func.count())
+            .where(p.event_id == event_id, p.status == Status.HOSPITALISED.value)
+            .group_by(p.dep, p.sex, p.age_class, p.unit, p.status, p.covid)
+        )
+        if deps is not None:
+            query = query.where(p.dep.in_(list(deps)))
+        async with self.db.connect() as conn:
+            return [
+                StateCount(
+                    r[0], Sex(r[1]), r[2], UnitKind(r[3]), Status(r[4]), Covid(r[5]), int(r[6])
+                )
+                for r in await conn.execute(query)
+            ]
+
     async def states_on(
         self, event_id: int, day: date, deps: Sequence[str] | None = None
     ) -> list[StateCount]:

@@ -71,6 +71,12 @@ async def test_registration_discharge_and_death_flow_into_the_snapshots(
     women = next(r for r in snapshot.hospital if r.dep == "75" and r.sexe == 2)
     assert (men.figures.rad, women.figures.dc, men.figures.hosp + women.figures.hosp) == (1, 1, 0)
     assert await service.store.count_patients((await service.covid_event()).id) == 3
+    # Today's snapshot reads the current table: the same as the history's last states.
+    event = (await service.covid_event()).id
+    from_history = [
+        s for s in await service.store.states_on(event, D3) if s.status == "hospitalised"
+    ]
+    assert sorted(await service.store.states_now(event), key=repr) == sorted(from_history, key=repr)
 
 
 async def test_a_transfer_keeps_one_patient_counted_once(service: SivicService) -> None:

@@ -32,7 +32,7 @@ async def test_tables_match_the_migrations(database_url: str) -> None:
         await db.migrate(store.MIGRATIONS)
         assert await db.revisions() == {
             "alembic_version_kit": "kit_0001",
-            "alembic_version_sivic": "sivic_0001",
+            "alembic_version_sivic": store.REVISION,
         }
         async with db.connect() as conn:
             assert await conn.run_sync(_differences) == []
