@@ -95,6 +95,7 @@ def create_app(
     pages = Pages(
         "SI-VIC",
         templates=HERE / "templates",
+        locale=HERE / "locale",
         nav=[
             NavLink(f"{PREFIX}/", "Patients", frozenset({STAFF, ADMIN})),
             NavLink(f"{PREFIX}/events", "Events", frozenset({STAFF, ARS, NATIONAL, ADMIN})),

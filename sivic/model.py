@@ -14,6 +14,11 @@ from datetime import date, datetime
 from enum import StrEnum
 
 
+def N_(message: str) -> str:
+    """Mark ``message`` for the French catalog; the pages translate it where they show it."""
+    return message
+
+
 class EventKind(StrEnum):
     """What SI-VIC is triggered for."""
 
@@ -25,9 +30,9 @@ class EventKind(StrEnum):
     def label(self) -> str:
         """The English name, a message id of the pages."""
         return {
-            "attack": "Attack",
-            "health_situation": "Exceptional health situation",
-            "epidemic": "Epidemic",
+            "attack": N_("Attack"),
+            "health_situation": N_("Exceptional health situation"),
+            "epidemic": N_("Epidemic"),
         }[self.value]
 
 
@@ -59,10 +64,10 @@ class UnitKind(StrEnum):
     @property
     def label(self) -> str:
         return {
-            "conv": "Conventional",
-            "crit": "Critical care",
-            "ssr_usld": "Follow-up / long-term care",
-            "other": "Other",
+            "conv": N_("Conventional"),
+            "crit": N_("Critical care"),
+            "ssr_usld": N_("Follow-up / long-term care"),
+            "other": N_("Other"),
         }[self.value]
 
 
@@ -78,10 +83,10 @@ class Status(StrEnum):
     @property
     def label(self) -> str:
         return {
-            "hospitalised": "Hospitalised",
-            "home": "Returned home",
-            "deceased": "Deceased",
-            "transferred": "Transferred",
+            "hospitalised": N_("Hospitalised"),
+            "home": N_("Returned home"),
+            "deceased": N_("Deceased"),
+            "transferred": N_("Transferred"),
         }[self.value]
 
 
@@ -160,10 +165,10 @@ class Movement:
     def labels(self) -> list[str]:
         """What the change counts as, in English (message ids of the pages)."""
         names = (
-            (self.admitted, "new hospitalisation"),
-            (self.to_critical, "entry into critical care"),
-            (self.to_home, "return home"),
-            (self.to_death, "death"),
+            (self.admitted, N_("new hospitalisation")),
+            (self.to_critical, N_("entry into critical care")),
+            (self.to_home, N_("return home")),
+            (self.to_death, N_("death")),
         )
         return [label for flag, label in names if flag]
 

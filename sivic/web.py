@@ -32,7 +32,7 @@ from kit.http import (
     see_other,
 )
 from kit.metrics import HttpMetrics, metrics_handler, registry_of
-from kit.web import add_page, flash, render
+from kit.web import add_page, flash, pages_of, render
 from sivic import intake
 from sivic.access import (
     ADMIN,
@@ -45,6 +45,7 @@ from sivic.access import (
     Access,
 )
 from sivic.model import (
+    N_,
     Covid,
     EventKind,
     HistoryEntry,
@@ -353,17 +354,25 @@ async def page_register(request: web.Request) -> web.StreamResponse:
         return await _establishment_page(
             request, access, user.as_actor(), finess, status, form=form, error=message
         )
-    await flash(request, _outcome_message(result), "success")
+    await flash(request, _outcome_message(request, result), "success")
     return see_other(f"{PREFIX}/establishments/{finess}")
 
 
-def _outcome_message(result: Result) -> str:
-    return {
-        Outcome.CREATED: "Patient registered.",
-        Outcome.UPDATED: "Patient updated.",
-        Outcome.UNCHANGED: "Nothing changed.",
-        Outcome.REFUSED: "Refused.",
-    }[result.outcome]
+def _outcome_message(request: web.Request, result: Result) -> str:
+    return _t(
+        request,
+        {
+            Outcome.CREATED: N_("Patient registered."),
+            Outcome.UPDATED: N_("Patient updated."),
+            Outcome.UNCHANGED: N_("Nothing changed."),
+            Outcome.REFUSED: N_("Refused."),
+        }[result.outcome],
+    )
+
+
+def _t(request: web.Request, message: str) -> str:
+    pages = pages_of(request)
+    return pages.gettext(pages.language(request), message)
 
 
 async def page_upload(request: web.Request) -> web.StreamResponse:
@@ -386,7 +395,14 @@ async def page_upload(request: web.Request) -> web.StreamResponse:
         return await _establishment_page(
             request, access, user.as_actor(), finess, 422, report=report
         )
-    await flash(request, f"File applied: {report.summary()}.", "success")
+    message = _t(
+        request, "File applied: {created} created, {updated} updated, {unchanged} unchanged."
+    )
+    await flash(
+        request,
+        message.format(created=report.created, updated=report.updated, unchanged=report.unchanged),
+        "success",
+    )
     return see_other(f"{PREFIX}/establishments/{finess}")
 
 
@@ -449,7 +465,7 @@ async def page_change(request: web.Request) -> web.StreamResponse:
     except (ValueError, HttpError) as exc:
         message = exc.message if isinstance(exc, HttpError) else str(exc)
         return await _patient_page(request, access, actor, patient_id, 422, error=message)
-    await flash(request, _outcome_message(result), "success")
+    await flash(request, _outcome_message(request, result), "success")
     return see_other(f"{PREFIX}/patients/{patient_id}")
 
 
@@ -491,5 +507,5 @@ async def page_create_event(request: web.Request) -> web.StreamResponse:
             error=exc.message,
             **_choices(),
         )
-    await flash(request, "Event opened.", "success")
+    await flash(request, _t(request, "Event opened."), "success")
     return see_other(f"{PREFIX}/events")

@@ -135,7 +135,7 @@ async def test_pages_of_a_hospital_member(running: Running) -> None:
         async with client.get(f"{running.url}/sivic/") as r:
             assert r.url.path == f"/sivic/establishments/{PITIE}"
             page = await r.text()
-            assert "No patient hospitalised here." in page
+            assert "Aucun patient hospitalisé ici." in page
         form = {
             "csrf_token": csrf_of(page), "last_name": "Dupont-Lefèvre", "first_name": "Élodie",
             "birth_date": "1960-02-29", "sex": "F", "dep": "75", "unit": "crit",
@@ -145,7 +145,7 @@ async def test_pages_of_a_hospital_member(running: Running) -> None:
             f"{running.url}/sivic/establishments/{PITIE}/register", data=form
         ) as r:
             page = await r.text()
-            assert r.status == 200 and "Dupont-Lefèvre" in page and "Patient registered." in page
+            assert r.status == 200 and "Dupont-Lefèvre" in page and "Patient enregistré." in page
         async with client.post(
             f"{running.url}/sivic/establishments/{PITIE}/register",
             data={**form, "birth_date": "2020-04-05"},
@@ -154,19 +154,19 @@ async def test_pages_of_a_hospital_member(running: Running) -> None:
         (patient,) = await running.service.store.patients_at(1, PITIE)
         async with client.get(f"{running.url}/sivic/patients/{patient.id}") as r:
             page = await r.text()
-            assert "new hospitalisation" in page and "entry into critical care" in page
+            assert "nouvelle hospitalisation, entrée en soins critiques" in page
         async with client.post(
             f"{running.url}/sivic/patients/{patient.id}",
             data={"csrf_token": csrf_of(page), "status": "home", "unit": "crit",
                   "status_date": "2020-04-03", "covid": "for"},
         ) as r:  # fmt: skip
             page = await r.text()
-            assert r.status == 200 and "return home" in page
+            assert r.status == 200 and "retour à domicile" in page
         async with client.get(f"{running.url}/sivic/establishments/{BICETRE}") as r:
             assert r.status == 403
         async with client.get(f"{running.url}/sivic/events") as r:
             page = await r.text()
-            assert "COVID-19" in page and "Open an event" not in page
+            assert "COVID-19" in page and "Ouvrir un événement" not in page
         upload = aiohttp.FormData()
         upload.add_field("csrf_token", csrf_of(page))
         line = f"{PITIE};75;P9;1951-04-03;F;conv;hospitalised;2020-04-03;for"
@@ -175,6 +175,6 @@ async def test_pages_of_a_hospital_member(running: Running) -> None:
             f"{running.url}/sivic/establishments/{PITIE}/file", data=upload
         ) as r:
             page = await r.text()
-            assert r.status == 200 and "File applied: 1 created" in page and "P9" in page
+            assert r.status == 200 and "Fichier appliqué : 1 créés" in page and "P9" in page
     counts = await running.service.snapshot(running.service.today())
     assert counts.totals(["75"]).rad == 1
