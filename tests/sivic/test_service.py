@@ -281,3 +281,16 @@ async def test_counts_for_the_samu_board(service: SivicService) -> None:
         await service.counts(staff(PITIE)[0], dep="75")
     with pytest.raises(BadRequest):
         await service.counts(board, dep="99")
+
+
+async def test_the_daily_job_publishes_today(service: SivicService, tmp_path: Path) -> None:
+    from sivic.app import _publish
+
+    await service.import_text(
+        ADMIN_ACCESS, CONSOLE, f"{HEAD}\n{PITIE};75;P1;1951-04-03;F;crit;hospitalised;{D3};for\n"
+    )
+    await _publish(service, tmp_path)()
+    rows = read_hospital((tmp_path / f"{MAIN}-{D3}-19h00.csv").read_text())
+    assert [(r.figures.hosp, r.figures.rea) for r in rows if (r.dep, r.sexe) == ("75", 2)] == [
+        (1, 1)
+    ]
