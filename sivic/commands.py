@@ -141,11 +141,13 @@ def cmd_counts(args: argparse.Namespace) -> int:
 
 
 def cmd_events(args: argparse.Namespace) -> int:
-    """List the events, or open one."""
+    """List the events, open or close one."""
 
     async def job(service: SivicService) -> list[str]:
         if args.open:
             await service.create_event(OPERATOR, CONSOLE, args.kind, args.open)
+        if args.close is not None:
+            await service.close_event(OPERATOR, CONSOLE, args.close)
         return [
             f"{e.id}\t{e.kind.value}\t{e.name}\t{'closed' if e.closed_at else 'open'}"
             for e in await service.events()
@@ -189,8 +191,9 @@ def add_subcommands(subparsers: Any) -> None:
     where.add_argument("--dep", help="a département (75, 2A, 971)")
     where.add_argument("--region", help="a region (11)")
     with_settings(counts).set_defaults(func=cmd_counts)
-    events = sub.add_parser("events", help="list the events, or open one")
+    events = sub.add_parser("events", help="list the events, open or close one")
     events.add_argument("--open", metavar="NAME", help="open an event of this name")
+    events.add_argument("--close", metavar="ID", type=int, help="close this event")
     events.add_argument(
         "--kind", default="attack", help="attack, health_situation or epidemic (with --open)"
     )

@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from kit.audit import Actor
-from kit.http import BadRequest, Forbidden, NotFound
+from kit.http import BadRequest, Conflict, Forbidden, NotFound
 from kit.identity import pseudonym
 from kit.keys import derive_key
 from sivic import intake
@@ -123,6 +123,22 @@ class SivicService:
         await self.covid_event()
         return await self.store.events()
 
+    async def close_event(self, access: Access, actor: Actor, event_id: int) -> Event:
+        """Close an event: no registration is taken for it afterwards (its patients and
+        history stay, for the counts and the audit)."""
+        if access.role not in EVENT_ROLES:
+            raise Forbidden("only the national crisis centre closes events")
+        await self.event(event_id)
+        if not await self.store.close_event(event_id, actor, self.now()):
+            raise Conflict("the event is already closed")
+        return await self.event(event_id)
+
+    async def _open_event(self, event_id: int | None) -> Event:
+        event = await self.event(event_id)
+        if event.closed_at is not None:
+            raise Conflict(f"event {event.id} is closed")
+        return event
+
     async def create_event(self, access: Access, actor: Actor, kind: str, name: str) -> Event:
         if access.role not in EVENT_ROLES:
             raise Forbidden("only the national crisis centre opens events")
@@ -177,7 +193,7 @@ class SivicService:
             raise BadRequest("give an INS, names, or the hospital's patient number")
         if registration.episode.status_date > self.today():
             raise BadRequest("status_date is in the future")
-        event = await self.event(event_id)
+        event = await self._open_event(event_id)
         (result,) = await self.store.register(
             event.id, [(registration, self.keys_of(registration))], actor, source, self.now()
         )
@@ -200,7 +216,7 @@ class SivicService:
                 allowed.append((number, registration))
             else:
                 report.refused.append(intake.LineError(number, "not an establishment of yours"))
-        event = await self.event(event_id)
+        event = await self._open_event(event_id)
         results = await self.store.register(
             event.id,
             [(r, self.keys_of(r)) for _, r in allowed],

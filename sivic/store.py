@@ -254,6 +254,26 @@ class SivicStore:
             )
         return Event(event_id, kind, name, at, None)
 
+    async def close_event(self, event_id: int, actor: Actor, at: datetime) -> bool:
+        """Close an open event; whether it was open. Audited."""
+        async with self.db.begin() as conn:
+            closed = await conn.execute(
+                sa.update(events)
+                .where(events.c.id == event_id, events.c.closed_at.is_(None))
+                .values(closed_at=at)
+            )
+            if closed.rowcount != 1:
+                return False
+            await self.audit.append(
+                conn,
+                actor=actor.name,
+                role=actor.role,
+                action="close",
+                object_type="event",
+                object_id=event_id,
+            )
+        return True
+
     async def events(self) -> list[Event]:
         """Every event, newest first."""
         async with self.db.connect() as conn:

@@ -75,6 +75,7 @@ def install(app: web.Application, service: SivicService, metrics: HttpMetrics) -
         ("GET", f"{API}/counts", api_counts),
         ("GET", f"{API}/events", api_events),
         ("POST", f"{API}/events", api_create_event),
+        ("POST", f"{API}/events/{{event}}/close", api_close_event),
         ("POST", f"{API}/patients", api_register),
         ("GET", f"{API}/patients/{{patient}}", api_patient),
         ("GET", f"{API}/establishments/{{finess}}/patients", api_patients_at),
@@ -219,6 +220,13 @@ async def api_create_event(request: web.Request) -> web.Response:
         raise BadRequest("kind and name are strings")
     event = await _service(request).create_event(access, actor, body["kind"], body["name"])
     return json_response(_event_json(event), 201)
+
+
+async def api_close_event(request: web.Request) -> web.Response:
+    """POST: close an event (national crisis centre, admin); 409 if already closed."""
+    access, actor = await _caller(request, EVENT_ROLES)
+    event_id = _int(request.match_info["event"], "event")
+    return json_response(_event_json(await _service(request).close_event(access, actor, event_id)))
 
 
 def _registration(values: dict[str, Any], service: SivicService) -> Registration:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from kit.audit import Actor, AuditFilter
-from kit.http import BadRequest, Forbidden, NotFound
+from kit.http import BadRequest, Conflict, Forbidden, NotFound
 from sivic.access import ADMIN, ARS, BOARD, HOSPITAL, NATIONAL, STAFF, Access
 from sivic.intake import HEADER, parse_form
 from sivic.model import Outcome, Source
@@ -294,3 +294,24 @@ async def test_the_daily_job_publishes_today(service: SivicService, tmp_path: Pa
     assert [(r.figures.hosp, r.figures.rea) for r in rows if (r.dep, r.sexe) == ("75", 2)] == [
         (1, 1)
     ]
+
+
+async def test_events_open_and_close(service: SivicService) -> None:
+    with pytest.raises(Forbidden):
+        await service.create_event(staff(PITIE)[0], staff(PITIE)[1], "attack", "Nice")
+    attack = await service.create_event(NATIONAL_ACCESS, CONSOLE, "attack", "Promenade")
+    line = f"{HEAD}\n{PITIE};75;V1;1980-01-01;M;crit;hospitalised;{D3};with\n"
+    report = await service.import_text(ADMIN_ACCESS, CONSOLE, line, attack.id)
+    assert report.created == 1
+    assert (await service.snapshot(D3)).totals().hosp == 0  # the COVID files count COVID only
+    assert (await service.snapshot(D3, attack.id)).totals().hosp == 1
+    closed = await service.close_event(NATIONAL_ACCESS, CONSOLE, attack.id)
+    assert closed.closed_at is not None
+    with pytest.raises(Conflict):
+        await service.close_event(NATIONAL_ACCESS, CONSOLE, attack.id)
+    with pytest.raises(Conflict):
+        await service.import_text(ADMIN_ACCESS, CONSOLE, line, attack.id)
+    with pytest.raises(BadRequest):
+        await service.create_event(NATIONAL_ACCESS, CONSOLE, "flood", "Somme")
+    kinds = [(e.kind.value, e.closed_at is None) for e in await service.events()]
+    assert kinds == [("epidemic", True), ("attack", False)]  # newest first
