@@ -98,6 +98,7 @@ def create_app(
         locale=HERE / "locale",
         nav=[
             NavLink(f"{PREFIX}/", "Patients", frozenset({STAFF, ADMIN})),
+            NavLink(f"{PREFIX}/counts", "Counts", frozenset({ARS, NATIONAL, ADMIN})),
             NavLink(f"{PREFIX}/events", "Events", frozenset({STAFF, ARS, NATIONAL, ADMIN})),
         ],
         home=f"{PREFIX}/",

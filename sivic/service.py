@@ -326,6 +326,20 @@ class SivicService:
                 result.files.append(str(path))
         return result
 
+    async def territory_rows(self, access: Access) -> list[TerritoryRow]:
+        """Today's counts of each département the caller may see (ARS: their region)."""
+        deps = [d for d in departements() if access.may_count(d)]
+        if not deps:
+            raise Forbidden("no access to the counts")
+        snapshot = await self.snapshot(self.today(), deps=deps)
+        rows = []
+        for dep in deps:
+            t, n = snapshot.totals([dep]), snapshot.new_totals([dep])
+            rows.append(
+                TerritoryRow(dep, departements()[dep][0], t.hosp, t.rea, t.rad, t.dc, n.incid_hosp)
+            )
+        return rows
+
     async def counts(
         self,
         access: Access,
@@ -373,6 +387,19 @@ class SivicService:
             "incid_rad": new.incid_rad,
             "as_of": self.now().isoformat().replace("+00:00", "Z"),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class TerritoryRow:
+    """A département's counts of the day (the counts page)."""
+
+    dep: str
+    name: str
+    hosp: int
+    rea: int
+    rad: int
+    dc: int
+    incid_hosp: int
 
 
 def _dep_of_finess(finess: str) -> str:

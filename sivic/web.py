@@ -93,6 +93,7 @@ def install(app: web.Application, service: SivicService, metrics: HttpMetrics) -
         ("GET", "/patients/{patient}", page_patient),
         ("POST", "/patients/{patient}", page_change),
         ("GET", "/events", page_events),
+        ("GET", "/counts", page_counts),
         ("POST", "/events", page_create_event),
     ]
     for method, path, handler in pages:
@@ -307,7 +308,17 @@ async def page_home(request: web.Request) -> web.StreamResponse:
     access = Access(user.role, user.scope)
     if user.role == STAFF and access.finess:
         return see_other(f"{PREFIX}/establishments/{access.finess}")
-    return see_other(f"{PREFIX}/events")
+    return see_other(f"{PREFIX}/counts")
+
+
+async def page_counts(request: web.Request) -> web.StreamResponse:
+    """Today's counts of each département of the caller's territory."""
+    user = await require_user(request, COUNT_ROLES)
+    service = _service(request)
+    rows = await service.territory_rows(Access(user.role, user.scope))
+    return await render(
+        request, "sivic/counts.html", rows=rows, today=service.today(), prefix=PREFIX
+    )
 
 
 async def _establishment_page(

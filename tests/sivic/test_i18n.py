@@ -11,7 +11,7 @@ from kit.i18n import KIT_LOCALE_DIR, load_translations
 
 SIVIC = Path(__file__).resolve().parents[2] / "sivic"
 LOCALE = SIVIC / "locale"
-SAME = {"Patients", "COVID", "Patient", "Date"}
+SAME = {"Patients", "COVID", "Patient", "Date", "Département"}
 """Words spelt alike in both languages."""
 
 

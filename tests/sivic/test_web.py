@@ -3,9 +3,12 @@ JSON, audited reads, refusals as JSON, and the pages of a signed-in hospital mem
 
 from __future__ import annotations
 
+import re
+
 import aiohttp
 
-from kit.audit import AuditFilter
+from kit.audit import Actor, AuditFilter
+from sivic.access import ADMIN, Access
 from sivic.intake import HEADER
 from tests.sivic.conftest import BICETRE, NANTES, PITIE, Running, browser_session, csrf_of
 
@@ -178,3 +181,28 @@ async def test_pages_of_a_hospital_member(running: Running) -> None:
             assert r.status == 200 and "Fichier appliqué : 1 créés" in page and "P9" in page
     counts = await running.service.snapshot(running.service.today())
     assert counts.totals(["75"]).rad == 1
+
+
+async def test_counts_page_of_an_ars(running: Running) -> None:
+    await running.service.import_text(
+        Access(ADMIN, ""),
+        Actor("console", ADMIN),
+        "\n".join(
+            [
+                HEAD,
+                f"{PITIE};75;P1;1951-04-03;F;crit;hospitalised;2020-04-03;for",
+                f"{NANTES};44;N1;1951-04-03;F;conv;hospitalised;2020-04-03;for",
+            ]
+        ),
+    )
+    await running.person("ars.idf", "ars", "reg:11")
+    async with browser_session() as client:
+        await running.sign_in(client, "ars.idf")
+        async with client.get(f"{running.url}/sivic/") as r:
+            assert r.url.path == "/sivic/counts"
+            page = await r.text()
+    rows = re.findall(
+        r'<tr id="dep-(\w+)"><th scope="row">[^<]*</th><td>(\d+)</td><td>(\d+)</td>', page
+    )
+    assert [dep for dep, _, _ in rows] == ["75", "77", "78", "91", "92", "93", "94", "95"]
+    assert ("75", "1", "1") in rows  # Nantes (44) is not in Île-de-France
