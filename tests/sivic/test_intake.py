@@ -8,7 +8,7 @@ from datetime import date
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sivic.intake import HEADER, parse, parse_date
+from sivic.intake import HEADER, parse, parse_date, parse_form
 from sivic.model import Covid, Sex, Status, UnitKind
 
 HEAD = ";".join(HEADER)
@@ -100,3 +100,27 @@ def test_no_input_raises(text: str) -> None:
     for number, _ in intake.registrations:
         assert 2 <= number <= len(lines)
     assert all(e.reason for e in intake.errors)
+
+
+VALUES = st.one_of(
+    st.none(),
+    st.integers(),
+    st.text(max_size=20),
+    st.sampled_from(["750100125", "75", "1960-02-29", "F", "crit", "home", "for", NIR, "É"]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from([*HEADER, "ins", "patient_ref", "last_name", "first_name"]), VALUES
+    )
+)
+def test_a_form_is_refused_with_a_reason_never_an_error(values: dict[str, object]) -> None:
+    try:
+        registration = parse_form(values, today=date(2020, 4, 1))
+    except ValueError as exc:
+        assert str(exc)
+    else:
+        identity = registration.identity
+        assert identity.ins or identity.patient_ref or identity.last_name
