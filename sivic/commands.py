@@ -23,7 +23,14 @@ from kit.audit import CONSOLE
 from kit.cli import CommandError, Listener, serve_app, setup_logging, writable_directory
 from kit.http import HttpError
 from sivic.access import ADMIN, Access
-from sivic.opendata import FileError, check_rows, read_hospital
+from sivic.opendata import (
+    FileError,
+    check_age_rows,
+    check_rows,
+    read_age,
+    read_hospital,
+    read_new,
+)
 from sivic.service import SivicService
 from sivic.settings import Settings
 
@@ -119,17 +126,35 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    """Check a published donnees-hospitalieres-covid19 file (either date style)."""
+    """Check a published file: the main one, the age classes' or the daily new ones (either
+    date style, either layout)."""
     try:
-        rows = read_hospital(Path(args.file).read_text(encoding="utf-8-sig"))
+        text = Path(args.file).read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise CommandError(f"cannot read {args.file}: {exc.strerror}") from None
-    except (FileError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError:
+        raise CommandError(f"{args.file}: not UTF-8") from None
+    header = text.split("\n", 1)[0]
+    try:
+        if "cl_age90" in header:
+            ages = read_age(text)
+            count, problems = len(ages), check_age_rows(ages)
+        elif "incid_hosp" in header:
+            new = read_new(text)
+            count = len(new)
+            problems = [
+                f"{n.dep} {n.jour}: a negative count"
+                for n in new
+                if min(n.incid_hosp, n.incid_rea, n.incid_dc, n.incid_rad) < 0
+            ]
+        else:
+            rows = read_hospital(text)
+            count, problems = len(rows), check_rows(rows)
+    except FileError as exc:
         raise CommandError(f"{args.file}: {exc}") from None
-    problems = check_rows(rows)
     for problem in problems:
         print(problem)
-    print(f"{args.file}: {len(rows)} rows, {len(problems)} problems")
+    print(f"{args.file}: {count} rows, {len(problems)} problems")
     return 1 if problems else 0
 
 
@@ -183,7 +208,7 @@ def add_subcommands(subparsers: Any) -> None:
     snapshot.add_argument("--out", required=True, help="directory of the files")
     snapshot.add_argument("--event", type=int, help="event id (default: the COVID-19 event)")
     with_settings(snapshot).set_defaults(func=cmd_snapshot)
-    check = sub.add_parser("check", help="check a published donnees-hospitalieres-covid19 file")
+    check = sub.add_parser("check", help="check a published donnees-hospitalieres-* file")
     check.add_argument("file")
     check.set_defaults(func=cmd_check)
     counts = sub.add_parser("counts", help="a territory's counts (JSON)")

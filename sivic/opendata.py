@@ -377,18 +377,17 @@ def _int(value: str) -> int | None:
     return None if value in ("", "NA") else int(value)
 
 
-def read_hospital(text: str) -> list[HospitalRow]:
-    """The rows of a ``donnees-hospitalieres-covid19`` file as published: quoted or not,
-    ISO or French dates, the first layout (``dep;sexe;jour;hosp;rea;rad;dc``) or the later
-    one with the split of ``hosp`` (empty cells, as in the early days of that layout, are
-    None). ``FileError`` naming the line for anything else."""
+def _read_figures(
+    text: str, keys: tuple[str, str], dataset: str
+) -> list[tuple[str, str, date, Figures]]:
+    """The rows of a main or age-class file: its two key cells, the day, the figures."""
     lines = [line for line in text.removeprefix("\ufeff").split("\n") if line.strip()]
     if not lines:
         raise FileError("empty file")
     header = _cells(lines[0])
-    needed = {"dep", "sexe", "jour", "hosp", "rea", "rad", "dc"}
+    needed = {*keys, "jour", "hosp", "rea", "rad", "dc"}
     if not needed <= set(header):
-        raise FileError("line 1: not a donnees-hospitalieres-covid19 header")
+        raise FileError(f"line 1: not a {dataset} header")
     at = {name: header.index(name) for name in header}
     rows = []
     for number, line in enumerate(lines[1:], start=2):
@@ -404,17 +403,69 @@ def read_hospital(text: str) -> list[HospitalRow]:
             if any(c is None for c in counts):
                 raise ValueError("an empty count")
             hosp, rea, rad, dc = (c or 0 for c in counts)
-            rows.append(
-                HospitalRow(
-                    cells[at["dep"]],
-                    int(cells[at["sexe"]]),
-                    read_day(cells[at["jour"]]),
-                    Figures(hosp, rea, split[0], split[1], split[2], rad, dc),
-                )
-            )
+            figures = Figures(hosp, rea, split[0], split[1], split[2], rad, dc)
+            day = read_day(cells[at["jour"]])
         except ValueError as exc:
             raise FileError(f"line {number}: {exc}") from None
+        rows.append((cells[at[keys[0]]], cells[at[keys[1]]], day, figures))
     return rows
+
+
+def read_hospital(text: str) -> list[HospitalRow]:
+    """The rows of a ``donnees-hospitalieres-covid19`` file as published: quoted or not,
+    ISO or French dates, the first layout (``dep;sexe;jour;hosp;rea;rad;dc``) or the later
+    one with the split of ``hosp`` (empty cells, as in the early days of that layout, are
+    None). ``FileError`` naming the line for anything else."""
+    rows = []
+    for number, (dep, sexe, day, figures) in enumerate(
+        _read_figures(text, ("dep", "sexe"), HOSPITAL), start=2
+    ):
+        if sexe not in ("0", "1", "2"):
+            raise FileError(f"line {number}: sexe must be 0, 1 or 2")
+        rows.append(HospitalRow(dep, int(sexe), day, figures))
+    return rows
+
+
+def read_age(text: str) -> list[AgeRow]:
+    """The rows of a ``donnees-hospitalieres-classe-age-covid19`` file as published (both
+    date styles, both layouts)."""
+    rows = []
+    for number, (reg, age, day, figures) in enumerate(
+        _read_figures(text, ("reg", "cl_age90"), AGE), start=2
+    ):
+        if age not in ("0", *AGE_CLASSES):
+            raise FileError(f"line {number}: no age class {age[:5]!r}")
+        rows.append(AgeRow(reg, age, day, figures))
+    return rows
+
+
+def check_age_rows(rows: Iterable[AgeRow]) -> list[str]:
+    """The invariants of a series of age-class rows: critical care within hospitalised; the
+    classes together within class ``0`` (SpF's files count people of unknown age in ``0``
+    only); cumulative returns home and deaths never decreasing."""
+    problems: list[str] = []
+    whole: dict[tuple[str, date], Figures] = {}
+    parts: dict[tuple[str, date], Figures] = defaultdict(Figures)
+    series: dict[tuple[str, str], list[tuple[date, Figures]]] = defaultdict(list)
+    for r in rows:
+        if r.figures.rea > r.figures.hosp:
+            problems.append(f"region {r.reg} class {r.cl_age90} {r.jour}: rea > hosp")
+        if r.cl_age90 == "0":
+            whole[(r.reg, r.jour)] = r.figures
+        else:
+            _add(parts[(r.reg, r.jour)], r.figures)
+        series[(r.reg, r.cl_age90)].append((r.jour, r.figures))
+    for key, f in whole.items():
+        for name in ("hosp", "rea", "rad", "dc"):
+            if getattr(parts[key], name) > getattr(f, name):
+                problems.append(f"region {key[0]} {key[1]}: the classes' {name} exceed class 0")
+    for (reg, age), points in series.items():
+        points.sort(key=lambda p: p[0])
+        for (d0, f0), (d1, f1) in itertools.pairwise(points):
+            for name in ("rad", "dc"):
+                if getattr(f1, name) < getattr(f0, name):
+                    problems.append(f"region {reg} class {age}: {name} fell on {d1} after {d0}")
+    return problems
 
 
 def read_new(text: str) -> list[NewRow]:

@@ -54,10 +54,17 @@ def test_import_then_snapshot(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert '"hosp": 2' in out
 
 
-def test_check_a_published_file(capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_published_files(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     published = DATA / "spf-donnees-hospitalieres-covid19-2020-04-23-slice.csv"
     out, _ = run(capsys, "sivic", "check", str(published))
     assert out.endswith("30 rows, 0 problems\n")
+    ages = DATA / "spf-donnees-hospitalieres-classe-age-covid19-2020-04-23-slice.csv"
+    out, _ = run(capsys, "sivic", "check", str(ages))
+    assert out.endswith("22 rows, 0 problems\n")
+    new = tmp_path / "nouveaux.csv"
+    new.write_text("dep;jour;incid_hosp;incid_rea;incid_dc;incid_rad\n01;19/03/2020;1;0;-1;0\n")
+    out, _ = run(capsys, "sivic", "check", str(new), status=1)
+    assert out.startswith("01 2020-03-19: a negative count\n")
 
 
 def test_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

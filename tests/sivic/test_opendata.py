@@ -26,11 +26,13 @@ from sivic.opendata import (
     HospitalRow,
     MovementCount,
     StateCount,
+    check_age_rows,
     check_rows,
     check_snapshot,
     compute,
     csv_text,
     file_name,
+    read_age,
     read_day,
     read_hospital,
     read_new,
@@ -193,3 +195,29 @@ def test_reader_refuses_other_files() -> None:
         read_hospital("dep;sexe;jour;hosp;rea;rad;dc\n01;0;2020-13-45;1;0;0;0\n")
     with pytest.raises(ValueError):
         read_day("2020/03/18")
+
+
+def test_reader_of_the_age_classes_on_rows_spf_published() -> None:
+    text = (DATA / "spf-donnees-hospitalieres-classe-age-covid19-2020-04-23-slice.csv").read_text()
+    rows = read_age(text)
+    assert len(rows) == 22 and {r.reg for r in rows} == {"11"}
+    whole = [r for r in rows if r.cl_age90 == "0"]
+    assert [(r.jour, r.figures.hosp, r.figures.dc) for r in whole] == [
+        (date(2020, 4, 7), 12074, 2627),
+        (date(2020, 4, 8), 12479, 2850),
+    ]
+    # 11,880 of the 12,074 hospitalised of 7 April had a known age: the rest are in class 0 only.
+    known = sum(r.figures.hosp for r in rows if r.jour == date(2020, 4, 7) and r.cl_age90 != "0")
+    assert known == 11880
+    assert check_age_rows(rows) == []
+    ours = compute(DAY, STATES, MOVEMENTS)
+    assert read_age(csv_text(AGE, [ours.body(AGE)])) == ours.age
+    assert check_age_rows(ours.age) == []
+    wrong = text.replace(
+        '"11";"90";"2020-04-08";1053;3;139;484', '"11";"90";"2020-04-08";1053;3;39;484'
+    )
+    assert check_age_rows(read_age(wrong)) == [
+        "region 11 class 90: rad fell on 2020-04-08 after 2020-04-07"
+    ]
+    with pytest.raises(FileError, match="line 2: no age class"):
+        read_age("reg;cl_age90;jour;hosp;rea;rad;dc\n11;100;2020-04-07;1;0;0;0\n")
