@@ -41,6 +41,7 @@ def test_compose_config() -> None:
             services[name]["healthcheck"]["test"]
         )
         assert f"{name}-data:/data" in services[name]["volumes"]
+    assert "sivic" in services
     redis_cmd = " ".join(compose["services"]["redis"]["command"])
     assert "--appendonly yes" in redis_cmd and "--appendfsync everysec" in redis_cmd
     assert "/metrics" in (DEPLOY / "prometheus" / "prometheus.yml").read_text()
@@ -148,7 +149,7 @@ def test_systemd_units(tmp_path: Path) -> None:
     # One unit per service (each runs alone in production), the ROBERT worker besides.
     assert {"robert-api.service", "robert-worker@.service", "robert-codes.service",
             "robert-citizens.service", "robert-beds.service",
-            "robert-drugs.service"} <= set(units)  # fmt: skip
+            "robert-drugs.service", "robert-sivic.service"} <= set(units)  # fmt: skip
     assert "ExecStart=/opt/robert/.venv/bin/robert beds serve" in units["robert-beds.service"]
     assert "ExecStart=/opt/robert/.venv/bin/robert drugs serve" in units["robert-drugs.service"]
     assert "DRUGS_BEDS_URL=http://127.0.0.1:8084" in units["robert-drugs.service"]
