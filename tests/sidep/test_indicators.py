@@ -223,3 +223,11 @@ def test_junk_days_and_ages_are_not_counted_or_crash(tmp_path: Path) -> None:
     dep = {(r["dep"], r["cl_age90"]): r for r in read(tmp_path / "sp-pos-quot-dep.csv")}
     assert (dep[("75", "0")]["P"], dep[("75", "0")]["T"]) == ("1", "2")
     assert dep[("75", "39")]["T"] == "1"  # the junk age counts in all ages only
+
+
+def test_no_conclusive_result_writes_empty_files(tmp_path: Path) -> None:
+    source = write_tests(tmp_path / "t.csv", [("x", date(2021, 1, 1), "75", 30, "I", None)])
+    written = indicators.compute(source, indicators.SHIPPED_POPULATION, tmp_path / "out")
+    assert set(written.rows.values()) == {0}
+    header = (tmp_path / "out" / "sp-pos-quot-dep.csv").read_text(encoding="utf-8").splitlines()
+    assert header == ["dep;jour;P;T;cl_age90;pop"]
