@@ -26,10 +26,10 @@ positivity rate excludes people already known positive.
 
 Outputs (``;``-separated, ISO dates, as SpF): ``sp-pos-quot-dep.csv`` (``dep;jour;P;T;cl_age90;
 pop``), ``sp-pos-quot-reg.csv``, ``sp-pos-quot-fra.csv`` (``fra;jour;P;T;cl_age90;pop``),
-``indicateurs-dep.csv`` and ``indicateurs-fra.csv`` (``dep;jour;tx_incid;tx_pos;tx_dep``: over
-the 7 days ending on ``jour``, incidence and testing per 100,000 inhabitants, positivity in
-percent), and when areas are given ``sg-area-classes.csv`` (rates as classes, blanked under
-the small-number thresholds).
+``indicateurs-dep.csv``, ``indicateurs-reg.csv`` and ``indicateurs-fra.csv``
+(``dep;jour;tx_incid;tx_pos;tx_dep``: over the 7 days ending on ``jour``, incidence and testing
+per 100,000 inhabitants, positivity in percent), and when areas are given
+``sg-area-classes.csv`` (rates as classes, blanked under the small-number thresholds).
 
 Population file: ``dep;cl_age90;pop`` (``cl_age90`` ``0`` for all ages; ``9`` is read as
 ``09``); rows with ``dep`` = ``FR`` give France's population (else the sum of the
@@ -443,6 +443,7 @@ def write(con: duckdb.DuckDBPyConnection, out_dir: str | Path, *, with_areas: bo
         )
     for name, table, label in (
         ("indicateurs-dep.csv", "rates_dep", "dep"),
+        ("indicateurs-reg.csv", "rates_reg", "reg"),
         ("indicateurs-fra.csv", "rates_fra", "fra"),
     ):
         rows[name] = _copy(
@@ -484,6 +485,7 @@ def compute(
     count_persons(con, until=until, since=since, with_area=with_areas)
     daily_counts(con)
     rates(con, "daily_dep", "rates_dep")
+    rates(con, "daily_reg", "rates_reg")
     rates(con, "daily_fra", "rates_fra")
     if area_population is not None:
         area_classes(con, area_population, thresholds or Thresholds())

@@ -162,6 +162,8 @@ def test_sixty_day_rule_and_age_classes(tmp_path: Path) -> None:
     }
     assert regions[("11", "2021-01-01", "0")]["P"] == "1"
     assert regions[("94", "2021-01-01", "0")]["P"] == "1"
+    reg_rates = read(tmp_path / "indicateurs-reg.csv")
+    assert {r["reg"] for r in reg_rates} >= {"11", "94"}
 
 
 def test_numpy_input_and_area_classes(tmp_path: Path) -> None:
