@@ -67,6 +67,7 @@ def new_service(settings: Settings, clock: Callable[[], float] = time.time) -> B
         stale_after=settings.stale_minutes * 60,
         thresholds=Thresholds(settings.tension_alert, settings.tension_crisis),
         clock=clock,
+        figures_cache_seconds=settings.figures_cache_seconds,
     )
 
 
@@ -75,6 +76,18 @@ async def open_service(settings: Settings, clock: Callable[[], float] = time.tim
     service = new_service(settings, clock)
     await service.open()
     return service
+
+
+def session_policy(settings: Settings) -> SessionPolicy:
+    """Sessions: a cookie named after the service, sent under its prefix only; behind a TLS
+    proxy (``public_url``), Secure cookies and the public origin trusted by the CSRF check."""
+    origin = settings.public_origin
+    return SessionPolicy(
+        cookie_name="beds_session",
+        path=f"{PREFIX}/",
+        secure=True if origin.startswith("https://") else None,
+        trusted_origins=frozenset({origin}) if origin else frozenset(),
+    )
 
 
 def create_app(
@@ -108,7 +121,7 @@ def create_app(
         ],
     )
     setup_pages(app, pages)
-    policy = SessionPolicy(cookie_name="beds_session", path=f"{PREFIX}/")
+    policy = session_policy(settings)
     People(
         people_accounts,
         policy=policy,

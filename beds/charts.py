@@ -147,22 +147,47 @@ def curve(days: list[str], series: list[float | None], thresholds: Thresholds) -
 
 
 def sparkline(series: list[float | None]) -> Markup:
-    """A small 7-day curve for a table cell, labelled with its first and last values."""
+    """A small 7-day curve for a table cell: a faint track for the whole period (days without
+    figures stay empty), the known days scaled to their own range (a change of a few points
+    stays visible), a dot on the latest; labelled with its first and last values. Its size
+    comes from its ``viewBox`` and the page's CSS (it shrinks with its cell)."""
     known = [(i, v) for i, v in enumerate(series) if v is not None]
     label = f"{_percent(known[0][1])} → {_percent(known[-1][1])}" if len(known) >= 2 else "–"
     if len(known) < 2:
         return Markup('<span class="spark-none">{}</span>').format(label)
-    top = max(1.0, *(v for _, v in known))
-    width, height = 84, 22
-    step = (width - 4) / max(1, len(series) - 1)
-    pts = " ".join(
-        f"{i * step + 2:.1f},{height - 2 - v / top * (height - 4):.1f}" for i, v in known
-    )
+    width, height, pad = 84, 24, 3
+    low, high = min(v for _, v in known), max(v for _, v in known)
+    if high - low < 0.1:  # at least 10 points tall: small changes are not magnified
+        middle = (high + low) / 2
+        low, high = middle - 0.05, middle + 0.05
+    step = (width - 2 * pad) / max(1, len(series) - 1)
+
+    def x(i: int) -> float:
+        return pad + i * step
+
+    def y(v: float) -> float:
+        return height - pad - (v - low) / (high - low) * (height - 2 * pad)
+
+    pts = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in known)
+    last_i, last_v = known[-1]
     return Markup(
-        '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" '
-        'role="img" aria-label="{label}"><polyline points="{pts}" fill="none" stroke="#000091" '
-        'stroke-width="1.8"/></svg>'
-    ).format(w=width, h=height, pts=pts, label=label)
+        '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" class="sparkline" '
+        'role="img" aria-label="{label}"><title>{label}</title>'
+        '<rect x="0.5" y="0.5" width="{rw}" height="{rh}" fill="#f4f6ff" stroke="#c8cde8" '
+        'stroke-width="1"/>'
+        '<polyline points="{pts}" fill="none" stroke="#000091" stroke-width="1.8" '
+        'stroke-linejoin="round"/><circle cx="{cx:.1f}" cy="{cy:.1f}" r="2.4" fill="#000091"/>'
+        "</svg>"
+    ).format(
+        w=width,
+        h=height,
+        rw=width - 1,
+        rh=height - 1,
+        pts=pts,
+        cx=x(last_i),
+        cy=y(last_v),
+        label=label,
+    )
 
 
 def name_of(code: str) -> str:

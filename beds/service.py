@@ -4,6 +4,7 @@ the web layer needs no mapping and the commands print it in one line."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import time
@@ -16,7 +17,7 @@ from beds import geo
 from beds.access import Access
 from beds.model import BedKind, Counts, Establishment, Source, Unit, UnitState, Update
 from beds.store import BedStore, NewUpdate
-from beds.tension import Tension, Thresholds, UnitFigures, by_departement, tension_of, total
+from beds.tension import Tension, Thresholds, UnitFigures, by_departement, total
 from beds.territory import (
     DATA,
     FRANCE,
@@ -33,7 +34,10 @@ from kit.http import BadRequest, Forbidden, NotFound, Unprocessable
 
 MAX_FILE_ROWS = 20_000
 MAX_NEAREST = 50
+_NO_BEDS = Counts(0, 0, 0, 0, 0)
 TREND_DAYS = 7
+DAILY_REUSE_SECONDS = 60.0
+"""How long the past days' figures are reused (when figures are reused at all)."""
 FILE_COLUMNS = ("finess", "unit", "installed", "surge", "occupied", "available", "covid")
 """The columns of an update file (``updated_at`` optional, ISO 8601)."""
 
@@ -126,11 +130,26 @@ class BedService:
         stale_after: float = 3600.0,
         thresholds: Thresholds | None = None,
         clock: Callable[[], float] = time.time,
+        figures_cache_seconds: float = 1.0,
+        in_sql: bool = True,
+        group_commit: bool = True,
     ) -> None:
         self.store = store
         self.stale_after = stale_after
         self.thresholds = thresholds or Thresholds()
         self.clock = clock
+        self.figures_cache_seconds = figures_cache_seconds
+        """How long the national figures by département are reused while no update is
+        recorded by this service (updates recorded elsewhere show within this delay)."""
+        self.in_sql = in_sql
+        """Sum the figures in the database and rank free beds from their positions alone
+        (False: over every unit's whole state in Python, the reference the tests compare
+        with, and the benchmark's "before")."""
+        self.group_commit = group_commit
+        """Updates arriving together share one transaction (False: one each)."""
+        self._cached: tuple[int, float, dict[str, Tension]] | None = None
+        self._computing: tuple[int, asyncio.Task[dict[str, Tension]]] | None = None
+        self._daily_cache: tuple[date, float, dict[str, dict[str, Tension]]] | None = None
 
     async def open(self) -> None:
         """Migrate the database."""
@@ -262,10 +281,15 @@ class BedService:
         problems = counts.problems()
         if problems:
             raise Unprocessable("; ".join(problems), "bad_counts")
-        [recorded] = await self.store.record(
+        [recorded] = await self._record(
             [NewUpdate(unit_id, counts, self._check_time(at), source.value)], actor
         )
         return recorded
+
+    async def _record(self, items: Sequence[NewUpdate], actor: Actor) -> list[Update]:
+        if self.group_commit:
+            return await self.store.submit(items, actor)
+        return await self.store.record(items, actor)
 
     async def update_by_code(
         self,
@@ -300,7 +324,7 @@ class BedService:
             except BadRequest as exc:
                 raise Unprocessable(f"line {line}: {exc.message}") from None
             items.append(NewUpdate(unit.id, counts, when, Source.FILE.value))
-        return await self.store.record(items, actor)
+        return await self._record(items, actor)
 
     # --- tension ---------------------------------------------------------------------------
     async def _figures(self, territory: Territory) -> list[UnitFigures]:
@@ -317,10 +341,48 @@ class BedService:
             for s in await self.store.states(departements=deps)
         ]
 
+    async def by_departement(self, territory: Territory) -> dict[str, Tension]:
+        """The figures now of each département of a territory having units."""
+        if not self.in_sql:
+            return by_departement(await self._figures(territory))
+        national = await self._national()
+        if territory.level == "fr":
+            return dict(national)
+        return {d: national[d] for d in departements_of(territory) if d in national}
+
+    async def _national(self) -> dict[str, Tension]:
+        """Every département's figures, summed by the database; reused while the store has
+        recorded nothing since and for at most ``figures_cache_seconds``; concurrent callers
+        share one query."""
+        version = self.store.version
+        cached = self._cached
+        if (
+            cached is not None
+            and cached[0] == version
+            and 0 <= self.clock() - cached[1] < self.figures_cache_seconds
+        ):
+            return cached[2]
+        computing = self._computing
+        if computing is None or computing[0] != version:
+            task = asyncio.create_task(self._sum_in_sql(version))
+            self._computing = computing = (version, task)
+        return await asyncio.shield(computing[1])
+
+    async def _sum_in_sql(self, version: int) -> dict[str, Tension]:
+        try:
+            taken = self.clock()
+            stale_before = datetime.fromtimestamp(taken - self.stale_after, UTC)
+            figures = await self.store.tension_by_departement(None, stale_before)
+            self._cached = (version, taken, figures)
+            return figures
+        finally:
+            if self._computing is not None and self._computing[0] == version:
+                self._computing = None
+
     async def tension(self, access: Access, territory_code: str) -> dict[str, object]:
         """The agreed tension figures of a territory."""
         territory = self._territory(access, territory_code)
-        figures = tension_of(await self._figures(territory))
+        figures = total((await self.by_departement(territory)).values())
         return tension_json(territory, figures, self.now())
 
     def _territory(self, access: Access, code: str) -> Territory:
@@ -340,10 +402,10 @@ class BedService:
         rates from the daily figures, today's live."""
         territory = self._territory(access, territory_code)
         now = self.now()
-        per_dep = by_departement(await self._figures(territory))
+        per_dep = await self.by_departement(territory)
         days = [(now.date() - timedelta(days=d)) for d in range(TREND_DAYS - 1, -1, -1)]
         deps = None if territory.level == "fr" else departements_of(territory)
-        kept = await self.store.daily_figures(deps, days[0])
+        kept = await self._daily(deps, days[0])
         history = [kept.get(d.isoformat(), {}) for d in days[:-1]] + [per_dep]
         names = departements()
         if territory.level == "fr" and not departement_parts:
@@ -368,12 +430,32 @@ class BedService:
             territory, overall, rows, series, [d.isoformat() for d in days], now, per_dep
         )
 
+    async def _daily(self, deps: list[str] | None, since: date) -> dict[str, dict[str, Tension]]:
+        """The kept daily figures from ``since`` on (day → département → figures). With reuse
+        on, every département's are read once and kept ``DAILY_REUSE_SECONDS`` (past days
+        change only when a day's last snapshot runs; a snapshot here drops them at once)."""
+        if not self.in_sql or self.figures_cache_seconds <= 0:
+            return await self.store.daily_figures(deps, since)
+        now = self.clock()
+        cached = self._daily_cache
+        if cached is None or cached[0] != since or not 0 <= now - cached[1] < DAILY_REUSE_SECONDS:
+            cached = (since, now, await self.store.daily_figures(None, since))
+            self._daily_cache = cached
+        if deps is None:
+            return cached[2]
+        wanted = set(deps)
+        return {
+            day: {d: t for d, t in per_dep.items() if d in wanted}
+            for day, per_dep in cached[2].items()
+        }
+
     async def snapshot(self, day: date | None = None) -> int:
         """Keep today's figures of every département (run periodically: the last run of a
         day stands for it); how many départements."""
-        per_dep = by_departement(await self._figures(parse_territory(FRANCE)))
+        per_dep = await self.by_departement(parse_territory(FRANCE))
         now = self.now()
         await self.store.put_daily(day or now.date(), per_dep, now)
+        self._daily_cache = None
         return len(per_dep)
 
     async def critical_care(self, access: Access, territory_code: str) -> list[CriticalCare]:
@@ -422,15 +504,32 @@ class BedService:
             raise Forbidden("finding a bed is for regulators, ARS and national staff")
         if not (-90 <= lat <= 90 and -180 <= lon <= 180):
             raise BadRequest("lat must be -90..90 and lon -180..180")
-        candidates = await self.store.states(kind=kind, with_free_bed=True)
+        if not self.in_sql:  # the first version, kept as the benchmark's "before"
+            everyone = await self.store.states(kind=kind, with_free_bed=True)
+            ranked = geo.nearest(
+                lat,
+                lon,
+                [s.establishment.lat for s in everyone],
+                [s.establishment.lon for s in everyone],
+                max(1, min(limit, MAX_NEAREST)),
+            )
+            return [NearestBed(everyone[c.index], round(c.km, 1)) for c in ranked]
+        candidates = await self.store.free_positions(kind)
         found = geo.nearest(
             lat,
             lon,
-            [c.establishment.lat for c in candidates],
-            [c.establishment.lon for c in candidates],
+            [c[1] for c in candidates],
+            [c[2] for c in candidates],
             max(1, min(limit, MAX_NEAREST)),
         )
-        return [NearestBed(candidates[c.index], round(c.km, 1)) for c in found]
+        ids = [candidates[c.index][0] for c in found]
+        states = {s.unit.id: s for s in await self.store.states(unit_ids=ids)}
+        # A unit filled between the two reads is left out (the regulator sees free beds only).
+        return [
+            NearestBed(states[unit_id], round(c.km, 1))
+            for unit_id, c in zip(ids, found, strict=True)
+            if unit_id in states and (states[unit_id].counts or _NO_BEDS).available > 0
+        ]
 
     # --- FHIR search -----------------------------------------------------------------------
     async def search(

@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
+from urllib.parse import urlsplit
 
 from kit.settings import ServiceSettings, SettingsError, check_port, setting
 
@@ -32,10 +33,21 @@ class Settings(ServiceSettings):
         secret=True,
     )
     log_level: str = setting("INFO", "logging level: DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    public_url: str = setting(
+        "",
+        "the address people reach the service at behind a TLS proxy (https://host): its "
+        "origin is trusted by the CSRF check and session cookies are Secure (default: the "
+        "request's own address)",
+    )
     stale_minutes: float = setting(60.0, "a unit not updated for this long is marked stale")
-    tension_alert: float = setting(0.6, "tension rate of the alert level (0.6 = 60 %)")
-    tension_crisis: float = setting(0.8, "tension rate of the crisis level (0.8 = 80 %)")
+    tension_alert: float = setting(0.6, "alert level of the tension rate (0.6: 60 per cent)")
+    tension_crisis: float = setting(0.8, "crisis level of the tension rate (0.8: 80 per cent)")
     snapshot_minutes: float = setting(15.0, "how often the day's figures are kept")
+    figures_cache_seconds: float = setting(
+        1.0,
+        "how long the summed figures are reused while this process records no update "
+        "(updates of other processes show within this delay; 0: never reused)",
+    )
 
     @classmethod
     def beside(cls, data_dir: str) -> Settings:
@@ -56,11 +68,24 @@ class Settings(ServiceSettings):
         """The database URL, defaulting to a SQLite file in the data directory."""
         return self.database or f"sqlite:///{(self.data_path / 'beds.db').resolve()}"
 
+    @property
+    def public_origin(self) -> str:
+        """``scheme://host[:port]`` of ``public_url``, or empty."""
+        return self.public_url.rstrip("/")
+
     def validate(self) -> None:
         """Refuse settings that cannot work, with a message naming the setting."""
         check_port("port", self.port)
         if self.log_level.upper() not in logging.getLevelNamesMapping():
             raise SettingsError(f"log_level must be a logging level, not {self.log_level!r}")
+        if self.public_url:
+            parts = urlsplit(self.public_url)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.path.strip("/"):
+                raise SettingsError(
+                    "public_url must be an origin like https://robert.example.org (no path)"
+                )
+        if self.figures_cache_seconds < 0:
+            raise SettingsError("figures_cache_seconds cannot be negative")
         if self.stale_minutes <= 0 or self.snapshot_minutes <= 0:
             raise SettingsError("stale_minutes and snapshot_minutes must be positive")
         if not 0 < self.tension_alert <= self.tension_crisis:

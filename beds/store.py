@@ -8,6 +8,7 @@ département's figures once a day (the dashboards' 7-day trend and the bulletin'
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -19,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from beds.model import BedKind, Counts, Establishment, Unit, UnitState, Update
-from beds.tension import Tension
+from beds.tension import DENOMINATOR_KINDS, Tension
 from kit.audit import Actor, AuditLog
 from kit.db import Database, Migrations, UtcDateTime
 
@@ -158,13 +159,19 @@ class BedStore:
     def __init__(self, db: Database, audit: AuditLog | None = None) -> None:
         self.db = db
         self.audit = audit or AuditLog()
+        self.version = 0
+        """Incremented after every committed write (what cached figures are checked with)."""
+        self._pending: list[_Waiting] = []
+        self._writer: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
         """Bring the schema to its latest revision (the kit's tables, then ours)."""
         await self.db.migrate(MIGRATIONS)
 
     async def close(self) -> None:
-        """Release the database's connections."""
+        """Finish the pending group commit, then release the database's connections."""
+        if self._writer is not None:
+            await self._writer
         await self.db.close()
 
     # --- establishments and units ----------------------------------------------------------
@@ -202,6 +209,7 @@ class BedStore:
                 object_type="establishment",
                 entries=[(e.finess, "") for e in items],
             )
+        self.version += 1
         return len(items)
 
     async def add_unit(
@@ -228,6 +236,7 @@ class BedStore:
                 object_id=unit_id,
                 detail=f"{finess} {kind.value} initial {initial}",
             )
+        self.version += 1
         return Unit(unit_id, finess, code, name, kind, initial)
 
     async def establishment(self, finess: str) -> Establishment | None:
@@ -307,13 +316,78 @@ class BedStore:
         async with self.db.connect() as conn:
             return [_state(r) for r in await conn.execute(query)]
 
+    async def free_positions(self, kind: BedKind) -> list[tuple[int, float, float]]:
+        """(unit id, latitude, longitude) of every unit of ``kind`` with a free bed now: what
+        the nearest-bed search ranks, without building each unit's whole state."""
+        query = (
+            sa.select(units.c.id, establishments.c.lat, establishments.c.lon)
+            .select_from(
+                units.join(establishments, units.c.finess == establishments.c.finess).join(
+                    current, current.c.unit_id == units.c.id
+                )
+            )
+            .where(units.c.kind == kind.value, current.c.available > 0)
+            .order_by(units.c.id)
+        )
+        async with self.db.connect() as conn:
+            return [(r[0], r[1], r[2]) for r in await conn.execute(query)]
+
+    async def tension_by_departement(
+        self, departements: Iterable[str] | None, stale_before: datetime
+    ) -> dict[str, Tension]:
+        """Each département's indicators now, summed by the database (``GROUP BY`` over
+        ``beds_current``, one row per unit): the same figures as ``tension.by_departement``
+        over every unit's state, without a Python object per unit. A unit is stale when never
+        updated or updated before ``stale_before``."""
+        stale = sa.or_(current.c.updated_at.is_(None), current.c.updated_at < stale_before)
+        rea_initial = sa.case(
+            (units.c.kind.in_([k.value for k in DENOMINATOR_KINDS]), units.c.initial), else_=0
+        )
+        query = (
+            sa.select(
+                establishments.c.departement,
+                *(
+                    sa.func.coalesce(sa.func.sum(expr), 0)
+                    for expr in (
+                        current.c.covid,
+                        rea_initial,
+                        current.c.occupied,
+                        current.c.available,
+                        current.c.installed,
+                        current.c.surge,
+                    )
+                ),
+                sa.func.count(units.c.id),
+                sa.func.coalesce(sa.func.sum(sa.case((stale, 1), else_=0)), 0),
+            )
+            .select_from(
+                units.join(establishments, units.c.finess == establishments.c.finess).outerjoin(
+                    current, current.c.unit_id == units.c.id
+                )
+            )
+            .group_by(establishments.c.departement)
+        )
+        if departements is not None:
+            query = query.where(establishments.c.departement.in_(list(departements)))
+        async with self.db.connect() as conn:
+            return {r[0]: Tension(*(int(v) for v in r[1:])) for r in await conn.execute(query)}
+
     # --- updates ---------------------------------------------------------------------------
     async def record(self, items: Sequence[NewUpdate], actor: Actor) -> list[Update]:
         """Record updates in one transaction: history, current counts, audit. An update older
         than the unit's current counts goes to the history but does not replace them."""
-        if not items:
-            return []
-        recorded: list[Update] = []
+        [recorded] = await self.record_many([(items, actor)])
+        return recorded
+
+    async def record_many(
+        self, batches: Sequence[tuple[Sequence[NewUpdate], Actor]]
+    ) -> list[list[Update]]:
+        """Record several callers' updates in ONE transaction (a group commit): each batch's
+        history rows carry its actor, each actor's audit entries are written together; the
+        current counts take the latest update of each unit across the batches."""
+        everything = [(item, actor) for items, actor in batches for item in items]
+        if not everything:
+            return [[] for _ in batches]
         async with self.db.begin() as conn:
             rows = [
                 {
@@ -323,17 +397,28 @@ class BedStore:
                     "actor": actor.name,
                     **_count_values(u.counts),
                 }
-                for u in items
+                for u, actor in everything
             ]
-            ids = (
-                await conn.execute(
-                    sa.insert(updates).returning(updates.c.id, sort_by_parameter_order=True), rows
-                )
-            ).scalars()
-            for update_id, item in zip(list(ids), items, strict=True):
+            ids = list(
+                (
+                    await conn.execute(
+                        sa.insert(updates).returning(updates.c.id, sort_by_parameter_order=True),
+                        rows,
+                    )
+                ).scalars()
+            )
+            recorded: list[list[Update]] = []
+            position = 0
+            for items, actor in batches:
                 recorded.append(
-                    Update(update_id, item.unit_id, item.at, item.counts, item.source, actor.name)
+                    [
+                        Update(update_id, u.unit_id, u.at, u.counts, u.source, actor.name)
+                        for update_id, u in zip(
+                            ids[position : position + len(items)], items, strict=True
+                        )
+                    ]
                 )
+                position += len(items)
             statement = _dialect(conn).insert(current)
             newer = current.c.updated_at <= statement.excluded.updated_at
             await conn.execute(
@@ -349,18 +434,55 @@ class BedStore:
                         "source": u.source,
                         **_count_values(u.counts),
                     }
-                    for u in _latest_per_unit(items)
+                    for u in _latest_per_unit([u for u, _ in everything])
                 ],
             )
-            await self.audit.append_many(
-                conn,
-                actor=actor.name,
-                role=actor.role,
-                action="update",
-                object_type="unit",
-                entries=[(str(u.unit_id), f"{u.source} update {u.id}") for u in recorded],
-            )
+            by_actor: dict[Actor, list[tuple[str, str]]] = {}
+            for done, (_, actor) in zip(recorded, batches, strict=True):
+                by_actor.setdefault(actor, []).extend(
+                    (str(u.unit_id), f"{u.source} update {u.id}") for u in done
+                )
+            for actor, entries in by_actor.items():
+                await self.audit.append_many(
+                    conn,
+                    actor=actor.name,
+                    role=actor.role,
+                    action="update",
+                    object_type="unit",
+                    entries=entries,
+                )
+        self.version += 1
         return recorded
+
+    async def submit(self, items: Sequence[NewUpdate], actor: Actor) -> list[Update]:
+        """Record updates with those of other callers waiting at the same time, in one
+        transaction (a group commit): while one transaction runs, the updates arriving queue
+        up and go together in the next. Returns when this caller's updates are committed.
+        If a group fails, each caller's updates are retried alone, so one caller's fault
+        is not another's."""
+        waiting = _Waiting(items, actor, asyncio.get_running_loop().create_future())
+        self._pending.append(waiting)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_pending())
+        return await waiting.done
+
+    async def _write_pending(self) -> None:
+        while self._pending:
+            group, self._pending = self._pending, []
+            try:
+                results = await self.record_many([(w.items, w.actor) for w in group])
+            except Exception as exc:
+                if len(group) == 1:
+                    _settle(group[0].done, exc)
+                    continue
+                for w in group:
+                    try:
+                        _settle(w.done, await self.record(w.items, w.actor))
+                    except Exception as alone:
+                        _settle(w.done, alone)
+            else:
+                for w, result in zip(group, results, strict=True):
+                    _settle(w.done, result)
 
     async def history(self, unit_id: int, limit: int = 100) -> list[Update]:
         """A unit's updates, newest first."""
@@ -421,6 +543,25 @@ class BedStore:
                     *(getattr(r, f) for f in _TENSION_FIELDS)
                 )
         return found
+
+
+@dataclass(frozen=True, slots=True)
+class _Waiting:
+    """A caller's updates waiting for the next group commit."""
+
+    items: Sequence[NewUpdate]
+    actor: Actor
+    done: asyncio.Future[list[Update]]
+
+
+def _settle(future: asyncio.Future[list[Update]], outcome: list[Update] | Exception) -> None:
+    """Give a waiting caller its result or error (unless it has gone: cancelled)."""
+    if future.done():
+        return
+    if isinstance(outcome, Exception):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
 
 
 def _count_values(counts: Counts) -> dict[str, int]:

@@ -31,6 +31,7 @@ LINKS = (
     ("/drugs/", "hospital drug stocks (MaPUI)"),
     ("/sidep/", "SI-DEP: lab results (HL7, FHIR, HPRIM, CSV), positives"),
     ("/citizens/", "services for citizens: advice, test sites, e-health directory"),
+    ("/sivic/", "SI-VIC: hospitalised victims and COVID inpatients"),
     ("/openapi.json", "ROBERT API document"),
     ("/health", "health check"),
     ("/metrics", "metrics"),
@@ -48,6 +49,8 @@ def build_app(settings: RobertSettings, clock: Callable[[], float] = time.time) 
     from server.api.routes import INDEX_LINKS
     from server.app import create_app
     from sidep import app as sidep_app
+    from sivic import app as sivic_app
+    from sivic.settings import Settings as SivicSettings
 
     codes = wiring.in_process_codes(settings, clock)
     beds_settings, beds = wiring.in_process_beds(settings, clock)
@@ -60,6 +63,18 @@ def build_app(settings: RobertSettings, clock: Callable[[], float] = time.time) 
         drugs_app.mount(app, drugs_app.create_app(drugs_settings, drugs, clock=clock, manage=True))
         sidep_app.mount(app, sidep_app.create_app(sidep_settings, sidep, clock=clock, manage=True))
         citizens_app.mount(app, citizens_app.create_app(CitizensSettings.beside(settings.data_dir)))
+        sivic_app.mount(
+            app, sivic_app.create_app(SivicSettings.beside(settings.data_dir), clock=clock)
+        )
+        app[INDEX_LINKS].append(
+            (
+                "/sivic/",
+                "SI-VIC",
+                "hospitalised victims and COVID inpatients, the daily open-data files "
+                "(robert sivic import FILE; robert sivic snapshot --out DIR; "
+                "robert sivic users add ...)",
+            )
+        )
         app[INDEX_LINKS].append(
             (
                 "/citizens/",

@@ -49,6 +49,10 @@ COMMANDS: dict[str, tuple[Callable[[Any], None], str]] = {
     "beds": (_module("beds.commands"), "critical-care beds (ROR)"),
     "drugs": (_module("drugs.commands"), "hospital drug stocks (MaPUI)"),
     "sidep": (_module("sidep.commands"), "SI-DEP: lab results, positives, indicators"),
+    "sivic": (
+        _module("sivic.commands"),
+        "SI-VIC: hospitalised victims and COVID inpatients, daily open data",
+    ),
     "citizens": (
         _module("citizens.commands"),
         "services for citizens: advice, test sites, directory",
@@ -65,7 +69,8 @@ OPTIONAL = frozenset({"sim", "ble", "loadtest"})
 """Tools whose optional dependencies may not be installed (then they have no commands)."""
 
 PROJECT = frozenset(
-    {"protocol", "kit", "server", "codes", "beds", "drugs", "citizens", "sidep", "phone", "cli"}
+    {"protocol", "kit", "server", "codes", "beds", "drugs", "citizens", "phone", "cli"}
+    | {"sidep", "sivic"}
     | {"client_sim", "ble"}
     | {"loadtest"}
 )

@@ -63,6 +63,18 @@ def new_service(
     )
 
 
+def session_policy(settings: Settings) -> SessionPolicy:
+    """Sessions: a cookie named after the service, sent under its prefix only; behind a TLS
+    proxy (``public_url``), Secure cookies and the public origin trusted by the CSRF check."""
+    origin = settings.public_origin
+    return SessionPolicy(
+        cookie_name="drugs_session",
+        path=f"{PREFIX}/",
+        secure=True if origin.startswith("https://") else None,
+        trusted_origins=frozenset({origin}) if origin else frozenset(),
+    )
+
+
 def create_app(
     settings: Settings,
     service: DrugService | None = None,
@@ -94,7 +106,7 @@ def create_app(
     setup_pages(app, pages)
     People(
         people_accounts,
-        policy=SessionPolicy(cookie_name="drugs_session", path=f"{PREFIX}/"),
+        policy=session_policy(settings),
         home=f"{PREFIX}/",
         next_prefixes=(f"{PREFIX}/",),
         mounted_at=PREFIX,

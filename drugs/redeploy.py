@@ -48,6 +48,16 @@ class Move:
     destination: str
     units: int
     why: str
+    source_days: float = 0.0
+    """The source's days of cover before the move."""
+    destination_days: float = 0.0
+    """The destination's days of cover before the move."""
+    keep: float = 0.0
+    """Days of cover a source keeps at least."""
+    target: float = 0.0
+    """Days of cover a destination is brought towards."""
+    lacks: int = 0
+    """Units the destination lacks to reach the target."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +182,11 @@ def plan(holdings: Sequence[Holding], target: float = 14.0, keep: float = 21.0) 
                     f"{donor.finess} has {d_from:.1f} days of cover and keeps at least "
                     f"{keep:g}; {receiver.finess} has {d_to:.1f} days, below the {target:g}-day "
                     f"target (lacks {p.lack[j]} units)",
+                    d_from,
+                    d_to,
+                    keep,
+                    target,
+                    p.lack[j],
                 )
             )
     unmet = {

@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
+from urllib.parse import urlsplit
 
 from kit.settings import ServiceSettings, SettingsError, check_port, setting
 
@@ -32,6 +33,12 @@ class Settings(ServiceSettings):
         secret=True,
     )
     log_level: str = setting("INFO", "logging level: DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    public_url: str = setting(
+        "",
+        "the address people reach the service at behind a TLS proxy (https://host): its "
+        "origin is trusted by the CSRF check and session cookies are Secure (default: the "
+        "request's own address)",
+    )
     low_days: float = setting(7.0, "days of cover under which a stock is low")
     critical_days: float = setting(3.0, "days of cover under which a stock is critical")
     beds_url: str = setting("", "the bed service's URL, for patients in critical care")
@@ -56,10 +63,21 @@ class Settings(ServiceSettings):
         """The database URL, defaulting to a SQLite file in the data directory."""
         return self.database or f"sqlite:///{(self.data_path / 'drugs.db').resolve()}"
 
+    @property
+    def public_origin(self) -> str:
+        """``scheme://host[:port]`` of ``public_url``, or empty."""
+        return self.public_url.rstrip("/")
+
     def validate(self) -> None:
         """Refuse settings that cannot work, with a message naming the setting."""
         check_port("port", self.port)
         if self.log_level.upper() not in logging.getLevelNamesMapping():
             raise SettingsError(f"log_level must be a logging level, not {self.log_level!r}")
+        if self.public_url:
+            parts = urlsplit(self.public_url)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.path.strip("/"):
+                raise SettingsError(
+                    "public_url must be an origin like https://robert.example.org (no path)"
+                )
         if not 0 < self.critical_days <= self.low_days:
             raise SettingsError("thresholds must satisfy 0 < critical_days <= low_days")

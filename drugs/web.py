@@ -291,6 +291,7 @@ async def page_region(request: web.Request) -> web.StreamResponse:
         region=region,
         lines=lines,
         plans=plans,
+        names={line.place.finess: line.place.name for line in lines},
         drugs=catalogue(),
         prefix=PREFIX,
     )

@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         t = time.perf_counter()
         indicators.daily_counts(con)
         indicators.rates(con, "daily_dep", "rates_dep")
+        indicators.rates(con, "daily_reg", "rates_reg")
         indicators.rates(con, "daily_fra", "rates_fra")
         phases.append(("daily counts and 7-day rates", time.perf_counter() - t))
         t = time.perf_counter()

@@ -26,10 +26,10 @@ positivity rate excludes people already known positive.
 
 Outputs (``;``-separated, ISO dates, as SpF): ``sp-pos-quot-dep.csv`` (``dep;jour;P;T;cl_age90;
 pop``), ``sp-pos-quot-reg.csv``, ``sp-pos-quot-fra.csv`` (``fra;jour;P;T;cl_age90;pop``),
-``indicateurs-dep.csv`` and ``indicateurs-fra.csv`` (``dep;jour;tx_incid;tx_pos;tx_dep``: over
-the 7 days ending on ``jour``, incidence and testing per 100,000 inhabitants, positivity in
-percent), and when areas are given ``sg-area-classes.csv`` (rates as classes, blanked under
-the small-number thresholds).
+``indicateurs-dep.csv``, ``indicateurs-reg.csv`` and ``indicateurs-fra.csv``
+(``dep;jour;tx_incid;tx_pos;tx_dep``: over the 7 days ending on ``jour``, incidence and testing
+per 100,000 inhabitants, positivity in percent), and when areas are given
+``sg-area-classes.csv`` (rates as classes, blanked under the small-number thresholds).
 
 Population file: ``dep;cl_age90;pop`` (``cl_age90`` ``0`` for all ages; ``9`` is read as
 ``09``); rows with ``dep`` = ``FR`` give France's population (else the sum of the
@@ -157,11 +157,12 @@ def _quote(path: str | Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
-_CLASS = (
-    "CASE WHEN age IS NULL OR age < 0 OR age > 130 THEN NULL "
-    "WHEN age >= 90 THEN '90' "
-    "ELSE lpad(CAST((CAST(age AS INTEGER) // 10) * 10 + 9 AS VARCHAR), 2, '0') END"
-)
+_AGE = "TRY_CAST(age AS INTEGER)"
+_CLASS_CODE = f"CAST(CASE WHEN {_AGE} BETWEEN 0 AND 130 THEN LEAST({_AGE} // 10, 9) END AS TINYINT)"
+"""An age's class as a small number, 0 (0-9) ... 8 (80-89), 9 (90 and over): cheap to carry
+through the big aggregation."""
+_CLASS_NAME = "CASE WHEN cl = 9 THEN '90' ELSE lpad(CAST(cl * 10 + 9 AS VARCHAR), 2, '0') END"
+"""The ``cl_age90`` of a class number ``cl`` (NULL stays NULL)."""
 
 
 def count_persons(
@@ -189,6 +190,12 @@ def count_persons(
     con.execute(
         "CREATE OR REPLACE TEMP TABLE positive_persons AS SELECT DISTINCT person FROM positives"
     )
+    # Départements as small numbers through the big aggregation (its state stays small).
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE dep_codes AS SELECT dep, "
+        "CAST(row_number() OVER (ORDER BY dep) AS SMALLINT) AS k FROM "
+        "(SELECT DISTINCT CAST(dep AS VARCHAR) AS dep FROM tests WHERE dep IS NOT NULL)"
+    )
     # Persons never positive count in T every day they are tested, and never in P: their
     # person-days are counted straight from the tests (an anti join, no per-person work). For
     # the others (a small share), the latest positive strictly before each person-day comes
@@ -198,38 +205,40 @@ def count_persons(
         f"""
         CREATE OR REPLACE TEMP TABLE counts AS
         WITH never AS (
-            SELECT dep, area, day, age, FALSE AS p, TRUE AS t FROM (
-                SELECT person, {day} AS day,
-                       min(CAST(dep AS VARCHAR)) AS dep, min(TRY_CAST(age AS INTEGER)) AS age,
+            SELECT k, area, day, cl, 0 AS P, count(*) AS T FROM (
+                SELECT person, {day} AS day, min(d.k) AS k, min({_CLASS_CODE}) AS cl,
                        {area} AS area
                 FROM tests ANTI JOIN positive_persons q ON tests.person = q.person
+                LEFT JOIN dep_codes d ON d.dep = CAST(tests.dep AS VARCHAR)
                 WHERE {where}
                 GROUP BY person, {day}
-            )
+            ) {since_filter}
+            GROUP BY ALL
         ),
         ever_days AS (
             SELECT person, {day} AS day, bool_or(result = 'P') AS pos,
-                   min(CAST(dep AS VARCHAR)) AS dep, min(TRY_CAST(age AS INTEGER)) AS age,
-                   {area} AS area
+                   min(d.k) AS k, min({_CLASS_CODE}) AS cl, {area} AS area
             FROM tests SEMI JOIN positive_persons q ON tests.person = q.person
+            LEFT JOIN dep_codes d ON d.dep = CAST(tests.dep AS VARCHAR)
             WHERE {where}
             GROUP BY person, {day}
         ),
         ever AS (
-            SELECT d.dep, d.area, d.day, d.age,
-                   d.pos AND (p.day IS NULL OR d.day - p.day > {gap}) AS p,
-                   (p.day IS NULL OR d.day - p.day > {gap}) AS t
-            FROM ever_days d
+            SELECT d.k, d.area, d.day, d.cl,
+                   count_if(d.pos AND (p.day IS NULL OR d.day - p.day > {gap})) AS P,
+                   count_if(p.day IS NULL OR d.day - p.day > {gap}) AS T
+            FROM (SELECT * FROM ever_days {since_filter}) d
             ASOF LEFT JOIN positives p ON d.person = p.person AND d.day > p.day
+            GROUP BY ALL
         ),
         both_kinds AS (SELECT * FROM never UNION ALL SELECT * FROM ever)
-        SELECT dep, area, day, {_CLASS} AS cl,
-               count_if(p)::BIGINT AS P, count_if(t)::BIGINT AS T
-        FROM both_kinds {since_filter}
+        SELECT d.dep, b.area, b.day, {_CLASS_NAME.replace("cl", "b.cl")} AS cl,
+               sum(b.P)::BIGINT AS P, sum(b.T)::BIGINT AS T
+        FROM both_kinds b LEFT JOIN dep_codes d ON d.k = b.k
         GROUP BY ALL
         """
     )
-    con.execute("DROP TABLE positives; DROP TABLE positive_persons")
+    con.execute("DROP TABLE positives; DROP TABLE positive_persons; DROP TABLE dep_codes")
 
 
 def daily_counts(con: duckdb.DuckDBPyConnection) -> None:
@@ -434,6 +443,7 @@ def write(con: duckdb.DuckDBPyConnection, out_dir: str | Path, *, with_areas: bo
         )
     for name, table, label in (
         ("indicateurs-dep.csv", "rates_dep", "dep"),
+        ("indicateurs-reg.csv", "rates_reg", "reg"),
         ("indicateurs-fra.csv", "rates_fra", "fra"),
     ):
         rows[name] = _copy(
@@ -475,6 +485,7 @@ def compute(
     count_persons(con, until=until, since=since, with_area=with_areas)
     daily_counts(con)
     rates(con, "daily_dep", "rates_dep")
+    rates(con, "daily_reg", "rates_reg")
     rates(con, "daily_fra", "rates_fra")
     if area_population is not None:
         area_classes(con, area_population, thresholds or Thresholds())

@@ -78,6 +78,17 @@ class Message:
     skipped: tuple[str, ...]
     refusal: str | None
     """Why the whole message is refused (None when it is accepted)."""
+    rejected: bool = False
+    """The message itself could not be taken (unreadable, wrong charset, not ORU^R01), as
+    opposed to a content error in a readable ORU^R01."""
+
+    @property
+    def ack_code(self) -> str:
+        """The MSA-1 of the ACK: ``AA`` accepted, ``AR`` rejected (the message itself could not
+        be taken), ``AE`` application error (its content was refused)."""
+        if self.refusal is None:
+            return "AA"
+        return "AR" if self.rejected else "AE"
 
     @property
     def where(self) -> str:
@@ -143,7 +154,9 @@ def message_control_id(data: bytes) -> str | None:
 
 
 # --- one message ----------------------------------------------------------------------------------
-def _refused(index: int, control_id: str | None, reason: str, msh: Any = None) -> Message:
+def _refused(
+    index: int, control_id: str | None, reason: str, msh: Any = None, *, rejected: bool = True
+) -> Message:
     return Message(
         index=index,
         control_id=control_id,
@@ -156,6 +169,7 @@ def _refused(index: int, control_id: str | None, reason: str, msh: Any = None) -
         results=(),
         skipped=(),
         refusal=reason,
+        rejected=rejected,
     )
 
 
@@ -191,7 +205,8 @@ def _read_message(index: int, segments: list[bytes], lab_finess: str | None) -> 
     try:
         results, skipped = _read_results(message, msh, control_id or f"#{index}", lab_finess)
     except Refuse as refused:
-        return _refused(index, control_id, refused.reason, msh)
+        wrong_type = refused.reason.startswith("MSH-9")
+        return _refused(index, control_id, refused.reason, msh, rejected=wrong_type)
     return Message(
         index=index,
         control_id=control_id,

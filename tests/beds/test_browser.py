@@ -41,6 +41,29 @@ async def serious_violations(page: Any) -> list[str]:
     ]
 
 
+OVERFLOWS = """() => {
+  const wrap = document.querySelector('#parts').closest('.table-wrap');
+  const sparklines = [];
+  for (const cell of document.querySelectorAll('#parts td.spark')) {
+    const svg = cell.querySelector('svg');
+    if (!svg) continue;
+    const c = cell.getBoundingClientRect(), s = svg.getBoundingClientRect();
+    if (s.left < c.left - 0.5 || s.right > c.right + 0.5 || s.top < c.top - 0.5
+        || s.bottom > c.bottom + 0.5 || s.width < 20) {
+      sparklines.push(cell.parentElement.id);
+    }
+  }
+  return {table: wrap.scrollWidth > wrap.clientWidth + 1, sparklines};
+}"""
+
+
+async def overflows(page: Any) -> dict[str, Any]:
+    """Whether the dashboard's table overflows its box, and the rows whose sparkline leaves
+    its cell (or is squeezed under 20 px)."""
+    result: dict[str, Any] = await page.evaluate(OVERFLOWS)
+    return result
+
+
 async def sign_in(page: Any, running: Running, username: str) -> None:
     await page.fill("#username", username)
     await page.fill("#password", PASSWORD)
@@ -72,6 +95,11 @@ async def test_staff_takes_one_bed_in_two_clicks(running: Running, screens: Path
             assert page.url == f"{running.url}/beds/establishments/{PITIE}"
             assert await serious_violations(page) == []
             await page.screenshot(path=screens / "beds-1-form.png", full_page=True)
+            # Every column of the form fits at desktop width (no sideways scrolling).
+            assert await page.evaluate(
+                "(() => { const w = document.querySelector('#units').closest('.table-wrap');"
+                " return w.scrollWidth <= w.clientWidth + 1; })()"
+            )
             # One bed less: click 1, "−" under Available; click 2, Save.
             await page.click(f"#unit-{unit.id} button.minus[data-target='u{unit.id}-available']")
             assert await page.input_value(f"#u{unit.id}-occupied") == "101"
@@ -79,8 +107,22 @@ async def test_staff_takes_one_bed_in_two_clicks(running: Running, screens: Path
             await page.click("#save")
             assert "Enregistré." in await page.content()
             await page.screenshot(path=screens / "beds-3-saved.png", full_page=True)
+            # On a phone each unit is a card: nothing scrolls sideways, one bed less still
+            # takes two clicks.
+            await page.set_viewport_size({"width": 390, "height": 844})
+            assert await page.evaluate(
+                "(() => { const w = document.querySelector('#units').closest('.table-wrap');"
+                " return w.scrollWidth <= w.clientWidth + 1"
+                " && document.documentElement.scrollWidth <= window.innerWidth; })()"
+            )
+            label = page.locator(f"#unit-{unit.id} td[data-label='Disponibles']")
+            assert await label.count() == 1
+            await label.locator("button.minus").click()
+            await page.screenshot(path=screens / "beds-6-form-phone.png", full_page=True)
+            await page.click("#save")
+            assert "Enregistré." in await page.content()
             state = await running.service.store.states(unit_ids=[unit.id])
-            assert state[0].counts == Counts(110, 0, 101, 9, 40) and state[0].source == "form"
+            assert state[0].counts == Counts(110, 0, 102, 8, 40) and state[0].source == "form"
             assert refusals == []
         finally:
             await browser.close()
@@ -119,6 +161,17 @@ async def test_regional_dashboard_with_map_and_curves(running: Running, screens:
             assert await page.locator("#part-75").count() == 1
             assert await serious_violations(page) == []
             await page.screenshot(path=screens / "beds-4-dashboard.png", full_page=True)
+            # The 7-day sparklines stay inside their cells and the table inside the page, at
+            # desktop and phone widths.
+            assert await page.locator("#part-75 td.spark svg").count() == 1
+            assert await overflows(page) == {"table": False, "sparklines": []}
+            await page.set_viewport_size({"width": 390, "height": 844})
+            assert await overflows(page) == {"table": False, "sparklines": []}
+            assert await page.evaluate(
+                "document.documentElement.scrollWidth <= window.innerWidth"
+            )  # the page itself never scrolls sideways: on a phone each row is a card
+            await page.screenshot(path=screens / "beds-5-dashboard-phone.png", full_page=True)
+            await page.set_viewport_size({"width": 1280, "height": 900})
             await page.click("#part-75 a")
             assert await page.text_content("#territory") == "Tension hospitalière: Paris"
         finally:

@@ -3,10 +3,13 @@ access, and the update-file parser (hypothesis)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from beds import charts
 from beds.access import Access
 from beds.geo import haversine_km, nearest
 from beds.model import BedKind, Counts
@@ -142,3 +145,25 @@ def test_update_file_parser_never_crashes(text: str) -> None:
         parse_update_file(text)
     except HttpError as exc:
         assert exc.status == 400
+
+
+@pytest.mark.parametrize(
+    "series",
+    [
+        [None, None, None, None, 0.43, 0.53, 0.63],
+        [0.2, 0.4, 1.6, 2.4, None, 3.1, 2.9],  # far above 100 %
+        [0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5],  # flat
+    ],
+)
+def test_sparkline_stays_in_its_box(series: list[float | None]) -> None:
+    svg = str(charts.sparkline(series))
+    box = re.search(r'viewBox="0 0 (\d+) (\d+)"', svg)
+    assert box is not None and 'width="84"' not in svg  # sized by CSS, not fixed pixels
+    width, height = int(box.group(1)), int(box.group(2))
+    points = re.search(r'points="([^"]+)"', svg)
+    assert points is not None
+    xy = [tuple(map(float, p.split(","))) for p in points.group(1).split()]
+    assert len(xy) == len([v for v in series if v is not None])
+    assert all(0 <= x <= width and 0 <= y <= height for x, y in xy)
+    first, last = series[next(i for i, v in enumerate(series) if v is not None)], series[-1]
+    assert f"{first * 100:.0f} % → {last * 100:.0f} %" in svg  # type: ignore[operator]

@@ -3,13 +3,19 @@ search, the nearest bed, the staff form, refusals as JSON or OperationOutcome.""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import re
+import zlib
 
 import aiohttp
+import pytest
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.location import Location
 
 from beds import fhir
+from kit.audit import AuditFilter
 from tests.beds.conftest import BICETRE, NANTES, PITIE, Running, browser_session, csrf_of
 
 COUNTS = {"installed": 110, "surge": 20, "occupied": 125, "available": 5, "covid": 118}
@@ -195,4 +201,66 @@ async def test_staff_form_saves_only_changed_units(running: Running) -> None:
         async with client.get(f"{running.url}/beds/establishments/{BICETRE}") as r:
             assert r.status == 404
         async with client.get(f"{running.url}/beds/dashboard?territory=fr") as r:
+            assert r.status == 403
+
+
+async def test_daily_bulletin_csv_and_pdf(running: Running) -> None:
+    """The national bulletin: CSV lines for France, regions and départements whose figures are
+    the tension API's; a PDF with the same national figures; both audited as exports; an ARS
+    (a region's scope) is refused the national bulletin."""
+    await running.person("cellule", "national", "national")
+    await running.person("ars.pdl", "ars", "reg:52")
+    national = await running.api_key("national", "national")
+    pitie, nantes = await unit_id(running, PITIE), await unit_id(running, NANTES)
+    async with browser_session() as client:
+        for unit, counts in ((pitie, COUNTS), (nantes, {**COUNTS, "covid": 60, "surge": 0})):
+            body = {**counts, "occupied": counts["covid"] + 2}
+            body["available"] = counts["installed"] + counts["surge"] - body["occupied"]
+            async with client.post(
+                f"{running.url}/beds/api/v1/units/{unit}/counts",
+                json=body,
+                headers={"Authorization": f"Bearer {national}"},
+            ) as r:
+                assert r.status == 200, await r.text()
+        async with client.get(
+            f"{running.url}/beds/api/v1/tension?territory=fr",
+            headers={"Authorization": f"Bearer {national}"},
+        ) as r:
+            france = await r.json()
+        await running.sign_in(client, "cellule")
+        async with client.get(f"{running.url}/beds/bulletin.csv") as r:
+            assert r.status == 200 and r.content_type == "text/csv"
+            assert "bulletin-tension-2026-12-10.csv" in r.headers["Content-Disposition"]
+            rows = list(csv.DictReader(io.StringIO(await r.text())))
+        async with client.get(f"{running.url}/beds/bulletin.pdf") as r:
+            assert r.status == 200 and r.content_type == "application/pdf"
+            pdf = await r.read()
+    first = rows[0]
+    assert (first["level"], first["code"], first["date"]) == ("fr", "fr", "2026-12-10")
+    assert int(first["covid_critical"]) == france["covid_critical"] == 118 + 60
+    assert int(first["initial_capacity"]) == france["initial_capacity"]
+    assert float(first["tension_rate"]) == pytest.approx(france["tension_rate"], abs=1e-4)
+    by_code = {(r["level"], r["code"]): r for r in rows}
+    assert int(by_code[("reg", "11")]["covid_critical"]) == 118
+    assert int(by_code[("reg", "52")]["covid_critical"]) == 60
+    assert int(by_code[("dep", "75")]["covid_critical"]) == 118
+    assert int(by_code[("dep", "44")]["covid_critical"]) == 60
+    # The regions' and départements' lines each add up to France.
+    for level in ("reg", "dep"):
+        assert sum(int(r["covid_critical"]) for r in rows if r["level"] == level) == 178
+    assert pdf.startswith(b"%PDF-") and pdf.rstrip().endswith(b"%%EOF")
+    text = b"".join(
+        zlib.decompress(stream)
+        for stream in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", pdf, re.S)
+        if stream[:1] == b"x"
+    )
+    assert b"Bulletin national de tension hospitali" in text
+    assert f"{france['covid_critical']}".encode() in text
+    audit = await running.service.store.audit.query(
+        running.service.store.db, AuditFilter(object_type="bulletin", action="export")
+    )
+    assert [e.actor for e in audit] == ["cellule", "cellule"]
+    async with browser_session() as client:
+        await running.sign_in(client, "ars.pdl")
+        async with client.get(f"{running.url}/beds/bulletin.csv") as r:
             assert r.status == 403

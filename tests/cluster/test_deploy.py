@@ -30,7 +30,18 @@ def _tool(name: str) -> str:
 def test_compose_config() -> None:
     yaml = pytest.importorskip("yaml", reason="PyYAML not installed")
     compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
-    assert {"api", "worker", "redis", "prometheus", "codes", "citizens"} <= set(compose["services"])
+    services = compose["services"]
+    assert {"api", "worker", "redis", "prometheus", "codes", "citizens"} <= set(services)
+    # Beds and drugs, each its own process; drugs reads patients in critical care from beds.
+    assert {"beds", "drugs"} <= set(services)
+    assert services["drugs"]["environment"]["DRUGS_BEDS_URL"] == "http://beds:8084"
+    assert "beds" in services["drugs"]["depends_on"]
+    for name, port in (("beds", 8084), ("drugs", 8085)):
+        assert f"http://127.0.0.1:{port}/{name}/health" in " ".join(
+            services[name]["healthcheck"]["test"]
+        )
+        assert f"{name}-data:/data" in services[name]["volumes"]
+    assert "sivic" in services
     redis_cmd = " ".join(compose["services"]["redis"]["command"])
     assert "--appendonly yes" in redis_cmd and "--appendfsync everysec" in redis_cmd
     assert "/metrics" in (DEPLOY / "prometheus" / "prometheus.yml").read_text()
@@ -84,6 +95,16 @@ def test_kubernetes_manifests() -> None:
         d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"] == "robert-store"
     )
     assert store["stringData"]["ROBERT_CODES_URL"] == "http://robert-codes"
+    # Beds and drugs, each its own Deployment and Service; drugs reads beds through its Service.
+    for name in ("beds", "drugs"):
+        assert {("Deployment", f"robert-{name}"), ("Service", f"robert-{name}")} <= kinds
+        assert ("Secret", f"robert-{name}") in kinds
+    drugs = next(
+        d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "robert-drugs"
+    )
+    [drugs_container] = drugs["spec"]["template"]["spec"]["containers"]
+    assert {"name": "DRUGS_BEDS_URL", "value": "http://robert-beds"} in drugs_container["env"]
+    assert drugs_container["readinessProbe"]["httpGet"]["path"] == "/drugs/health"
 
 
 def test_nginx_config(tmp_path: Path) -> None:
@@ -95,6 +116,12 @@ def test_nginx_config(tmp_path: Path) -> None:
     assert "access_log off;" in report
     log_format = next(line for line in text.splitlines() if line.startswith("log_format"))
     assert "$remote_addr" not in log_format and "$http_x_forwarded_for" not in log_format
+    for name, port in (("beds", 8084), ("drugs", 8085)):
+        assert f"server 127.0.0.1:{port};" in text.split(f"upstream robert_{name}", 1)[1]
+        route = text.split(f"location /{name}/ {{", 1)[1].split("}", 1)[0]
+        assert f"proxy_pass http://robert_{name};" in route
+        metrics = text.split(f"location = /{name}/metrics {{", 1)[1].split("}", 1)[0]
+        assert "deny all;" in metrics
     cert, key = self_signed(tmp_path, "robert.example.org")
     site = (
         text.replace("/etc/robert/tls/fullchain.pem", str(cert))
@@ -121,7 +148,11 @@ def test_systemd_units(tmp_path: Path) -> None:
     units = {p.name: p.read_text() for p in (DEPLOY / "systemd").glob("*.service")}
     # One unit per service (each runs alone in production), the ROBERT worker besides.
     assert {"robert-api.service", "robert-worker@.service", "robert-codes.service",
-            "robert-citizens.service"} <= set(units)  # fmt: skip
+            "robert-citizens.service", "robert-beds.service",
+            "robert-drugs.service", "robert-sivic.service"} <= set(units)  # fmt: skip
+    assert "ExecStart=/opt/robert/.venv/bin/robert beds serve" in units["robert-beds.service"]
+    assert "ExecStart=/opt/robert/.venv/bin/robert drugs serve" in units["robert-drugs.service"]
+    assert "DRUGS_BEDS_URL=http://127.0.0.1:8084" in units["robert-drugs.service"]
     for name, text in units.items():
         for option in ("NoNewPrivileges=yes", "ProtectSystem=strict", "User=robert"):
             assert option in text, (name, option)

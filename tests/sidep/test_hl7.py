@@ -55,6 +55,10 @@ def test_python_hl7_samples_are_refused_with_reasons() -> None:
     assert "birth date" in refusal.reason  # 196203520: month 35
     adt = hl7.parse((DATA / "python_hl7_batch_adt.hl7").read_bytes(), "adt.hl7")
     assert [r.reason for r in adt.refusals] == ["MSH-9 is 'ADT^A04', not ORU^R01"] * 2
+    data = (DATA / "python_hl7_batch_adt.hl7").read_bytes()
+    assert [m.ack_code for m in hl7.read_messages(data, "adt.hl7")] == ["AR", "AR"]
+    undeclared = hl7.read_messages(FRENCH.encode("latin-1"), "f.hl7")[0]
+    assert undeclared.ack_code == "AR" and undeclared.control_id == "MSG-001"
 
 
 def test_a_french_message() -> None:
@@ -124,6 +128,7 @@ def test_one_bad_result_refuses_its_whole_message_but_not_the_next() -> None:
     messages = hl7.read_messages(data, "f.hl7")
     assert [m.control_id for m in messages] == ["MSG-001", "MSG-002", "MSG-003"]
     assert messages[0].refusal is None
+    assert [m.ack_code for m in messages] == ["AA", "AE", "AE"]
     assert "OBX-11" in (messages[1].refusal or "")
     assert "not a result we know" in (messages[2].refusal or "")
     parsed = hl7.parse(data, "f.hl7")

@@ -162,6 +162,8 @@ def test_sixty_day_rule_and_age_classes(tmp_path: Path) -> None:
     }
     assert regions[("11", "2021-01-01", "0")]["P"] == "1"
     assert regions[("94", "2021-01-01", "0")]["P"] == "1"
+    reg_rates = read(tmp_path / "indicateurs-reg.csv")
+    assert {r["reg"] for r in reg_rates} >= {"11", "94"}
 
 
 def test_numpy_input_and_area_classes(tmp_path: Path) -> None:
@@ -223,3 +225,11 @@ def test_junk_days_and_ages_are_not_counted_or_crash(tmp_path: Path) -> None:
     dep = {(r["dep"], r["cl_age90"]): r for r in read(tmp_path / "sp-pos-quot-dep.csv")}
     assert (dep[("75", "0")]["P"], dep[("75", "0")]["T"]) == ("1", "2")
     assert dep[("75", "39")]["T"] == "1"  # the junk age counts in all ages only
+
+
+def test_no_conclusive_result_writes_empty_files(tmp_path: Path) -> None:
+    source = write_tests(tmp_path / "t.csv", [("x", date(2021, 1, 1), "75", 30, "I", None)])
+    written = indicators.compute(source, indicators.SHIPPED_POPULATION, tmp_path / "out")
+    assert set(written.rows.values()) == {0}
+    header = (tmp_path / "out" / "sp-pos-quot-dep.csv").read_text(encoding="utf-8").splitlines()
+    assert header == ["dep;jour;P;T;cl_age90;pop"]

@@ -1,0 +1,77 @@
+"""SI-VIC's one typed settings object: defaults, ``SIVIC_*`` variables, flags."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+from urllib.parse import urlsplit
+
+from kit.settings import ServiceSettings, SettingsError, check_port, setting
+
+
+@dataclass(frozen=True, slots=True)
+class Settings(ServiceSettings):
+    """Configuration of ``robert sivic serve`` and of the ``robert sivic`` commands."""
+
+    ENV_PREFIX: ClassVar[str] = "SIVIC_"
+    TITLE: ClassVar[str] = "SI-VIC"
+
+    host: str = setting("127.0.0.1", "address to listen on")
+    port: int = setting(8086, "TCP port to listen on")
+    data_dir: str = setting("data", "directory of the embedded database")
+    database: str = setting(
+        "", "sqlite:///path/sivic.db or postgresql://user@host/db (default: SQLite in DATA_DIR)"
+    )
+    secret: str = setting(
+        "",
+        "secret that sessions, TOTP secrets and identity pseudonyms are keyed with (default: "
+        "one kept in DATA_DIR/sivic.secret)",
+        secret=True,
+    )
+    log_level: str = setting("INFO", "logging level: DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    publish_dir: str = setting(
+        "", "directory the daily job writes the open-data files to (empty: no job)"
+    )
+    publish_minutes: float = setting(60.0, "how often the job rewrites the day's files")
+    public_url: str = setting(
+        "",
+        "the origin people reach the service at behind a TLS proxy (https://host): trusted by "
+        "the CSRF check, session cookies Secure (default: the request's own address)",
+    )
+
+    @classmethod
+    def beside(cls, data_dir: str) -> Settings:
+        """The settings from ``SIVIC_*`` variables, the data directory ``data_dir`` unless
+        ``SIVIC_DATA_DIR`` says otherwise (``robert dev``)."""
+        settings = cls.from_sources(None)
+        if cls.env_name("data_dir") not in os.environ:
+            settings = dataclasses.replace(settings, data_dir=data_dir)
+        return settings
+
+    @property
+    def data_path(self) -> Path:
+        """The data directory."""
+        return Path(self.data_dir)
+
+    @property
+    def database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file in the data directory."""
+        return self.database or f"sqlite:///{(self.data_path / 'sivic.db').resolve()}"
+
+    def validate(self) -> None:
+        """Refuse settings that cannot work, with a message naming the setting."""
+        check_port("port", self.port)
+        if self.log_level.upper() not in logging.getLevelNamesMapping():
+            raise SettingsError(f"log_level must be a logging level, not {self.log_level!r}")
+        if self.publish_minutes <= 0:
+            raise SettingsError("publish_minutes must be positive")
+        if self.public_url:
+            parts = urlsplit(self.public_url)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.path.strip("/"):
+                raise SettingsError(
+                    "public_url must be an origin like https://robert.example.org (no path)"
+                )
