@@ -47,6 +47,7 @@ COMMANDS: dict[str, tuple[Callable[[Any], None], str]] = {
     "keys": (_server, "server keys"),
     "codes": (_module("codes.commands"), "the submission-code service"),
     "beds": (_module("beds.commands"), "critical-care beds (ROR)"),
+    "contact": (_module("contact.commands"), "Contact Covid: case investigations"),
     "drugs": (_module("drugs.commands"), "hospital drug stocks (MaPUI)"),
     "citizens": (
         _module("citizens.commands"),
@@ -65,6 +66,7 @@ OPTIONAL = frozenset({"sim", "ble", "loadtest"})
 
 PROJECT = frozenset(
     {"protocol", "kit", "server", "codes", "beds", "drugs", "citizens", "phone", "cli"}
+    | {"contact"}
     | {"client_sim", "ble"}
     | {"loadtest"}
 )

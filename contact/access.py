@@ -89,3 +89,16 @@ class Access:
     def may_consume(self, kind: PrescriptionKind) -> bool:
         """Whether this access marks prescriptions of ``kind`` used."""
         return kind in CONSUMES.get(self.role, frozenset())
+
+
+RELATION_LABELS = {
+    "household": "Same household",
+    "family": "Family",
+    "work": "Work",
+    "school": "School",
+    "friend": "Friend",
+    "care": "Care",
+    "travel": "Travel",
+    "other": "Other",
+}
+"""How the contact form names each relation."""
