@@ -28,6 +28,7 @@ LINKS = (
     ("/api/v6/clock", "ROBERT API (v6)"),
     ("/codes/", "submission codes: labs, doctors, administrators"),
     ("/beds/", "critical-care beds (ROR)"),
+    ("/contact/", "Contact Covid: case investigations"),
     ("/drugs/", "hospital drug stocks (MaPUI)"),
     ("/citizens/", "services for citizens: advice, test sites, e-health directory"),
     ("/openapi.json", "ROBERT API document"),
@@ -43,6 +44,7 @@ def build_app(settings: RobertSettings, clock: Callable[[], float] = time.time) 
     from citizens import app as citizens_app
     from citizens.settings import Settings as CitizensSettings
     from codes import app as codes_app
+    from contact import app as contact_app
     from drugs import app as drugs_app
     from server.api.routes import INDEX_LINKS
     from server.app import create_app
@@ -50,12 +52,28 @@ def build_app(settings: RobertSettings, clock: Callable[[], float] = time.time) 
     codes = wiring.in_process_codes(settings, clock)
     beds_settings, beds = wiring.in_process_beds(settings, clock)
     drugs_settings, drugs = wiring.in_process_drugs(settings, beds, clock)
+    contact_settings, contact = wiring.in_process_contact(settings, clock)
+    contact_feed = wiring.contact_feed_source(None)  # SI-DEP's database once it runs here
 
     def mount(app: web.Application) -> None:
         codes_app.mount(app, codes_app.create_app(wiring.codes_settings(settings), codes))
         beds_app.mount(app, beds_app.create_app(beds_settings, beds, clock=clock, manage=True))
         drugs_app.mount(app, drugs_app.create_app(drugs_settings, drugs, clock=clock, manage=True))
         citizens_app.mount(app, citizens_app.create_app(CitizensSettings.beside(settings.data_dir)))
+        contact_app.mount(
+            app,
+            contact_app.create_app(
+                contact_settings, contact, clock=clock, manage=True, feed=contact_feed
+            ),
+        )
+        app[INDEX_LINKS].append(
+            (
+                "/contact/",
+                "Contact Covid",
+                "case investigations: doctors, health-insurance agents, ARS, labs and "
+                "pharmacies (robert contact users add NAME --name 'Full Name' --role doctor)",
+            )
+        )
         app[INDEX_LINKS].append(
             (
                 "/citizens/",
