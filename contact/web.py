@@ -632,7 +632,7 @@ async def page_case_action(request: web.Request) -> web.StreamResponse:
     except HttpError as exc:
         if exc.status in (401, 404):
             raise
-        await flash(request, exc.message, "error")
+        await flash(request, _t(request, exc.message), "error")
         return see_other(f"{PREFIX}/cases/{case_id}")
     await flash(request, message, "success")
     if action in ("level2", "level3") and access.role == DOCTOR:
@@ -698,7 +698,7 @@ async def page_consume(request: web.Request) -> web.StreamResponse:
     except HttpError as exc:
         if exc.status in (401,):
             raise
-        await flash(request, exc.message, "error")
+        await flash(request, _t(request, exc.message), "error")
         return see_other(f"{PREFIX}/prescriptions?code={rules.normalise_code(typed) or ''}")
     await flash(request, _t(request, "Marked as delivered."), "success")
     return see_other(f"{PREFIX}/prescriptions?code={rules.normalise_code(typed) or ''}")

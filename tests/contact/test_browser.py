@@ -97,7 +97,7 @@ async def test_investigation_journey(running: Running, screens: Path) -> None:
             await page.screenshot(path=screens / "contact-1-new-case.png", full_page=True)
             await page.click("#open-case")
             assert page.url.endswith("/contact/cases/1")
-            assert await page.text_content("#record") == "Case CC00000001"
+            assert await page.text_content("#record") == "Dossier CC00000001"
             for last, first, phone, email, relation in CONTACTS:
                 await page.fill("#c_last_name", last)
                 await page.fill("#c_first_name", first)
@@ -121,7 +121,7 @@ async def test_investigation_journey(running: Running, screens: Path) -> None:
             await page.click("#search")
             await page.click("#case-1 a")
             await page.click("#notify")
-            assert "3 contact(s) notified." in await page.content()
+            assert "3 contact(s) prévenu(s)." in await page.content()
             await page.screenshot(path=screens / "contact-4-case-agent.png", full_page=True)
             await page.click("#contacts tbody tr:nth-child(3) a")
             assert await page.text_content("#contact-name") == "PETIT Hugo"
@@ -149,20 +149,24 @@ async def test_investigation_journey(running: Running, screens: Path) -> None:
             assert "MARTIN Paul" in await page.text_content("#person")
             assert await serious_violations(page) == []
             await page.screenshot(path=screens / "contact-6-check.png", full_page=True)
+            token = await page.input_value("input[name=csrf_token]")
             await page.click("#consume")
-            assert await page.locator("#state").count() == 1  # already used now
+            assert await page.locator("#consume").count() == 0
+            assert "Déjà utilisée" in await page.text_content("#state")
             await page.screenshot(path=screens / "contact-7-used.png", full_page=True)
-            response = await page.request.post(
-                f"{running.url}/contact/api/v1/prescriptions/{masks.code}/consume",
+            # the same form posted again (a second tab, a double click): refused
+            again = await page.request.post(
+                f"{running.url}/contact/prescriptions",
+                form={"csrf_token": token, "code": masks.code},
                 headers={"Origin": running.url},
             )
-            assert response.status in (403, 409)
+            assert again.ok and "Cette prescription a déjà été utilisée." in await again.text()
             await sign_out(page)
             # 4. the agent closes the case
             await sign_in(page, running, "agent.cpam")
             await page.goto(f"{running.url}/contact/cases/1")
             await page.click("#close")
-            assert await page.text_content("#status") == "closed"
+            assert await page.text_content("#status") == "clôturé"
             assert refusals == []
         finally:
             await browser.close()
