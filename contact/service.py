@@ -790,30 +790,30 @@ def notice(
     return "\n".join(lines)
 
 
-def _date_or_none(value: Any) -> date | None:
-    if value in (None, ""):
-        return None
-    return date.fromisoformat(str(value))
+def _text_of(value: Any) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def _patient_input(patient: dict[str, Any], department: str) -> PersonInput | None:
-    """A person from an SI-DEP payload's ``patient``, or None when unusable."""
+    """A person from an SI-DEP payload's ``patient``, or None when unusable. Fields of the
+    wrong type or format are dropped (never raised: that would hold the feed back)."""
     try:
-        nir = rules.clean_nir(patient.get("nir"))
+        nir = rules.clean_nir(_text_of(patient.get("nir")))
     except ValueError:
         nir = None
     try:
-        phone = rules.normalise_phone(patient.get("phone"))
+        phone = rules.normalise_phone(_text_of(patient.get("phone")))
     except ValueError:
         phone = None
-    last, first = str(patient.get("last_name") or ""), str(patient.get("first_name") or "")
-    if not last.strip() or not first.strip():
+    last, first = _text_of(patient.get("last_name")), _text_of(patient.get("first_name"))
+    if not normalise_name(last) or not normalise_name(first):
         return None
     try:
-        birth = _date_or_none(patient.get("birth_date"))
+        birth: date | None = date.fromisoformat(_text_of(patient.get("birth_date")))
     except ValueError:
         birth = None
-    sex = str(patient.get("sex") or "U")
+    sex = _text_of(patient.get("sex"))
+    email = _text_of(patient.get("email")).strip()
     return PersonInput(
         last_name=last[:150],
         first_name=first[:150],
@@ -821,7 +821,7 @@ def _patient_input(patient: dict[str, Any], department: str) -> PersonInput | No
         sex=sex if sex in ("M", "F", "U") else "U",
         nir=nir,
         phone=phone,
-        email=(str(patient.get("email") or "").strip() or None),
-        postcode=str(patient.get("postcode") or "")[:5],
-        department=department,
+        email=email[:254] if "@" in email else None,
+        postcode=_text_of(patient.get("postcode"))[:5],
+        department=department[:3],
     )

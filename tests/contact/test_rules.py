@@ -157,3 +157,41 @@ def test_phone_numbers() -> None:
     assert rules.normalise_phone(None) is None
     with pytest.raises(ValueError):
         rules.normalise_phone("12")
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=30),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=10), children, max_size=3)
+    ),
+    max_leaves=10,
+)
+patient_fields = st.fixed_dictionaries(
+    {},
+    optional={
+        k: json_values | st.text(max_size=40)
+        for k in (
+            "nir",
+            "last_name",
+            "first_name",
+            "birth_date",
+            "sex",
+            "postcode",
+            "phone",
+            "email",
+        )
+    },
+)
+
+
+@given(patient_fields, st.text(max_size=5))
+def test_any_sidep_patient_block_reads_or_is_unusable(patient: dict[str, object], dep: str) -> None:
+    """Whatever SI-DEP's ``patient`` holds, it reads as a person or as unusable, never raises
+    (a raising event would hold the feed back)."""
+    from contact.service import _patient_input
+
+    person = _patient_input(patient, dep)
+    if person is not None:
+        assert person.last_name.strip() and person.first_name.strip()
+        assert person.sex in ("M", "F", "U")
+        assert person.nir is None or rules.clean_nir(person.nir) == person.nir
