@@ -194,7 +194,7 @@ def create_app(
         for job in (
             PeriodicJob("contact-auto-open", settings.job_seconds, _job(opened.auto_open)),
             PeriodicJob("contact-purge", 3600.0, _job(opened.purge)),
-            dispatcher.job(),
+            dispatcher.job(min(10.0, settings.job_seconds)),
         ):
             app.cleanup_ctx.append(job.cleanup_ctx)
     return app

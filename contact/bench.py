@@ -235,6 +235,8 @@ async def bench_search(args: argparse.Namespace) -> None:
     print(f"ms: p50 {percentile(timings, 50):.1f}, p95 {percentile(timings, 95):.1f}, "
           f"p99 {percentile(timings, 99):.1f}, max {max(timings):.1f}; "
           f"median hits {statistics.median(hits):.0f}")  # fmt: skip
+    slowest = sorted(zip(timings, queries, hits, strict=True), reverse=True)[:5]
+    print("slowest: " + "; ".join(f"{q!r} {t:.0f} ms ({h} hits)" for t, q, h in slowest))
 
 
 def main(argv: list[str] | None = None) -> None:
