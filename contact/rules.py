@@ -275,6 +275,29 @@ def search_text(last_name: str, first_name: str) -> str:
     return normalise_name(f"{last_name} {first_name}")
 
 
+MIN_PREFIX = 3
+
+
+def search_tokens(last_name: str, first_name: str) -> str:
+    """What the name index holds: every prefix of at least 3 letters of every word of the
+    normalised ``LAST FIRST`` (and the shorter words whole), space-separated, once each.
+    ``Dupont-Lefèvre Élodie`` gives ``DUP DUPO DUPON DUPONT LEF ... ELODIE``: a search for
+    ``dupon elo`` is then an exact look-up of two tokens."""
+    tokens: dict[str, None] = {}
+    for word in search_text(last_name, first_name).split():
+        if len(word) <= MIN_PREFIX:
+            tokens[word] = None
+        else:
+            for end in range(MIN_PREFIX, len(word) + 1):
+                tokens[word[:end]] = None
+    return " ".join(tokens)
+
+
+def query_words(text: str) -> list[str]:
+    """The words of a name search, normalised like names."""
+    return normalise_name(text).split()
+
+
 def same_person(a: Identity, b: Identity) -> bool:
     """Whether two identities are one person: the same NIR when both have one (different
     NIRs are different people whatever the names), else the same normalised identity."""

@@ -516,8 +516,8 @@ class ContactService:
                     person_ids = await self.store.search_persons(conn, nir=nir, phone=phone)
                 else:
                     name = normalise_name(text)
-                    if len(name.replace(" ", "")) < 2:
-                        raise BadRequest("search for a name", "bad_search")
+                    if not any(len(w) >= rules.MIN_PREFIX for w in name.split()):
+                        raise BadRequest("type at least 3 letters of a name", "short_search")
                     person_ids = await self.store.search_persons(conn, name=name)
             found: list[Case] = []
             if case_ids is not None:

@@ -4,8 +4,9 @@
 ``contact_cases`` the patient-zero records; ``contact_links`` a person listed as a contact of a
 case (a contact of two cases: one person, two links); ``contact_prescriptions`` the single-use
 codes (consumed with one conditional ``UPDATE``); ``contact_pending`` the SI-DEP positives
-waiting for a doctor's case. Name search reads ``search_name`` (normalised ``LAST FIRST``):
-a trigram GIN index on PostgreSQL (``pg_trgm``), a plain scan on SQLite.
+waiting for a doctor's case. Name search reads ``search_tokens`` (every prefix of 3 letters
+or more of every word of the normalised ``LAST FIRST``): a GIN index of the token array on
+PostgreSQL (migration ``contact_0002``), a scan on SQLite.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contact.model import (
@@ -32,7 +34,15 @@ from contact.model import (
     Prescription,
     PrescriptionKind,
 )
-from contact.rules import Identity, Level, Status, identity_key, search_text
+from contact.rules import (
+    MIN_PREFIX,
+    Identity,
+    Level,
+    Status,
+    identity_key,
+    search_text,
+    search_tokens,
+)
 from kit.audit import AuditLog
 from kit.db import Database, Migrations, UtcDateTime
 
@@ -56,6 +66,7 @@ persons = sa.Table(
     sa.Column("postcode", sa.String(5), nullable=False),
     sa.Column("department", sa.String(3), nullable=False),
     sa.Column("search_name", sa.String(300), nullable=False),
+    sa.Column("search_tokens", sa.Text(), nullable=False, server_default=""),
     sa.Column("pseudonym", sa.String(64), nullable=True),
     sa.Column("collected_at", UtcDateTime(), nullable=False, index=True),
     sa.Column("purged_at", UtcDateTime(), nullable=True),
@@ -147,6 +158,10 @@ pending = sa.Table(
 )
 
 PURGED = "(purged)"
+
+
+def _escape(word: str) -> str:
+    return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _person(row: Any) -> Person:
@@ -283,6 +298,7 @@ class ContactStore:
             "postcode": data.postcode.strip(),
             "department": data.department.strip(),
             "search_name": search_text(data.last_name, data.first_name),
+            "search_tokens": search_tokens(data.last_name, data.first_name),
             "pseudonym": pseudonym,
             "collected_at": now,
             "purged_at": None,
@@ -327,17 +343,34 @@ class ContactStore:
         phone: str | None = None,
         limit: int = 50,
     ) -> list[int]:
-        """Ids of persons whose normalised ``LAST FIRST`` holds every word of ``name`` (the
-        trigram index answers this on PostgreSQL), or with this NIR or phone."""
+        """Ids of persons, newest first: with this NIR, this phone, or whose name has a word
+        starting with each word of ``name`` (normalised). Words of 3 letters or more are
+        exact look-ups of ``search_tokens`` (a GIN index of its tokens on PostgreSQL, a scan
+        on SQLite); shorter words filter the rows found. A name without such a word finds
+        nothing (it would scan every row)."""
         query = sa.select(persons.c.id).where(persons.c.purged_at.is_(None))
         if nir:
             query = query.where(persons.c.nir == nir)
         if phone:
             query = query.where(persons.c.phone == phone)
-        if name:
-            for word in name.split():
-                escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-                query = query.where(persons.c.search_name.like(f"%{escaped}%", escape="\\"))
+        if name is not None:
+            words = name.split()
+            long = [w for w in words if len(w) >= MIN_PREFIX]
+            if not long:
+                return []
+            if conn.dialect.name == "postgresql":
+                tokens = sa.func.string_to_array(persons.c.search_tokens, sa.literal_column("' '"))
+                wanted = sa.cast(postgresql.array(long), postgresql.ARRAY(sa.Text()))
+                query = query.where(tokens.op("@>")(wanted))
+            else:
+                padded = " " + persons.c.search_tokens + " "
+                for word in long:
+                    query = query.where(padded.like(f"% {_escape(word)} %", escape="\\"))
+            for word in words:
+                if len(word) < MIN_PREFIX:
+                    query = query.where(
+                        (" " + persons.c.search_name).like(f"% {_escape(word)}%", escape="\\")
+                    )
         rows = await conn.execute(query.order_by(persons.c.id.desc()).limit(limit))
         return [int(r.id) for r in rows]
 
@@ -621,6 +654,7 @@ class ContactStore:
                 address="",
                 postcode="",
                 search_name="",
+                search_tokens="",
                 purged_at=now,
             )
         )

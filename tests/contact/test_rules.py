@@ -133,6 +133,14 @@ def test_nir_cleaning() -> None:
         rules.clean_nir("295109912611199")
 
 
+def test_search_tokens_are_word_prefixes() -> None:
+    assert rules.search_tokens("Dupont-Lefèvre", "Élo") == (
+        "DUP DUPO DUPON DUPONT LEF LEFE LEFEV LEFEVR LEFEVRE ELO"
+    )
+    assert rules.search_tokens("Li", "Anna Anna") == "LI ANN ANNA"
+    assert rules.query_words(" lefèvre  é ") == ["LEFEVRE", "E"]
+
+
 def test_record_numbers() -> None:
     assert rules.record_number(42) == "CC00000042"
     assert rules.parse_record_number(" cc00000042 ") == 42

@@ -35,7 +35,7 @@ async def test_the_schema_module_matches_the_migrations(service: ContactService)
         assert await conn.run_sync(_differences) == []
 
 
-async def test_name_search_every_word_anywhere(service: ContactService) -> None:
+async def test_name_search_by_word_prefixes(service: ContactService) -> None:
     from datetime import UTC, datetime
 
     now = datetime(2020, 10, 23, tzinfo=UTC)
@@ -49,7 +49,12 @@ async def test_name_search_every_word_anywhere(service: ContactService) -> None:
             return sorted(found[i].last_name for i in ids)
 
         assert await names(name="LEFEVRE ELODIE") == ["Dupont-Lefèvre"]
+        assert await names(name="ELOD DUPO") == ["Dupont-Lefèvre"]  # any order, prefixes
         assert await names(name="DUPONT") == ["Dupont-Lefèvre"]
-        assert await names(name="PONT") == ["Du Pont", "Dupont-Lefèvre"]
+        assert await names(name="PONT") == ["Du Pont"]  # word starts only
+        assert await names(name="DU PONT") == ["Du Pont"]  # a short word filters
+        assert await names(name="LEF") == ["Dupont-Lefèvre", "Lefebvre"]
+        assert await names(name="LEFEVRES") == []
+        assert await names(name="DU") == []  # no word of 3 letters: nothing (no scan)
         assert await names(name="100%") == []
-        assert await names(name="_") == []
+        assert await names(name="D_P") == []
