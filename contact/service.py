@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import re
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -45,6 +46,7 @@ from kit.notify import Channel, enqueue
 log = logging.getLogger("contact")
 
 POSITIVE, WITHDRAWN = "sidep.positive", "sidep.positive.withdrawn"
+_NIR_SHAPE = re.compile(r"\d{5}[0-9AB]{2}\d{8}")  # 2A/2B: Corsica
 TOPICS = (POSITIVE, WITHDRAWN)
 
 
@@ -499,10 +501,10 @@ class ContactService:
             elif not access.sees_names:
                 raise Forbidden("level 3 searches by record number only", "record_only")
             else:
-                compact = text.replace(" ", "")
+                compact = text.replace(" ", "").replace(".", "").upper()
                 nir = None
                 phone = None
-                if compact[:13].isdigit() and len(compact) == 15:
+                if _NIR_SHAPE.fullmatch(compact):
                     try:
                         nir = rules.clean_nir(compact)
                     except ValueError:

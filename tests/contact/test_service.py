@@ -16,7 +16,7 @@ from contact.model import ContactKind, Outcome, PrescriptionKind
 from contact.rules import Level, Status
 from contact.service import CaseInput, ContactInput, ContactService
 from kit.audit import AuditFilter
-from kit.http import Conflict, Forbidden, NotFound, Unprocessable
+from kit.http import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
 from kit.schema import notifications as notifications_table
 from tests.contact.conftest import (
     ARS,
@@ -154,6 +154,16 @@ async def test_one_person_across_cases(service: ContactService) -> None:
     assert {i.case.id for i in found} == {first.id, second.id}
     assert [i.case.id for i in await service.search(DOCTOR, "295109912611193")] == [first.id]
     assert [i.case.id for i in await service.search(DOCTOR, "06 11 22 33 44")] == [first.id]
+    corsica = CaseInput(
+        person("Santoni", "Marie", "1953-07-01", nir="253072B07300470"),
+        diagnosis_date=date(2020, 10, 22), onset_date=ONSET,
+    )  # fmt: skip
+    third = await service.open_case(DOCTOR, corsica)
+    assert [i.case.id for i in await service.search(DOCTOR, "2 53 07 2B 073 004 70")] == [third.id]
+    with pytest.raises(BadRequest):
+        await service.search(DOCTOR, "295109912611199")  # a NIR with a wrong key
+    with pytest.raises(BadRequest):
+        await service.search(DOCTOR, "du")  # no word of 3 letters
 
 
 async def test_access_refused_across_roles(service: ContactService) -> None:
