@@ -41,7 +41,7 @@ from contact.store import ContactStore
 from kit.events import Event
 from kit.http import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
 from kit.identity import normalise_name, pseudonym
-from kit.notify import Channel, enqueue
+from kit.notify import Channel, Dispatcher, enqueue
 
 log = logging.getLogger("contact")
 
@@ -696,8 +696,11 @@ class ContactService:
     # --- retention and export ------------------------------------------------------------------
     async def purge(self) -> int:
         """Erase identifying data collected more than ``retention`` ago (90 days: decree
-        2020-551 art. 5 I). How many persons were purged. Audited."""
+        2020-551 art. 5 I), and delete the sent messages to contacts as old. How many persons
+        were purged. Audited."""
         now = self.now()
+        # the messages to contacts hold names and codes: sent ones go with the same delay
+        await Dispatcher(self.store.db, {}, clock=self.now).purge(self.retention)
         async with self.store.db.begin() as conn:
             count = await self.store.purge(conn, now - self.retention, now)
             if count:

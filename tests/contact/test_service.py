@@ -7,6 +7,7 @@ import asyncio
 import csv
 import io
 from datetime import date
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -17,6 +18,7 @@ from contact.rules import Level, Status
 from contact.service import CaseInput, ContactInput, ContactService
 from kit.audit import AuditFilter
 from kit.http import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
+from kit.notify import Channel, Dispatcher, FileTransport
 from kit.schema import notifications as notifications_table
 from tests.contact.conftest import (
     ARS,
@@ -209,12 +211,23 @@ async def test_clusters_of_shared_settings(service: ContactService, clock: Clock
 
 
 async def test_purge_after_90_days_keeps_the_pseudonymised_export(
-    service: ContactService, clock: Clock
+    service: ContactService, clock: Clock, tmp_path: Path
 ) -> None:
     case = await service.open_case(DOCTOR, patient_zero())
-    await service.add_contact(DOCTOR, case.id, contact("Martin", "Paul"))
+    await service.add_contact(DOCTOR, case.id, contact("Martin", "Paul", phone="0612345678"))
+    await service.raise_level(DOCTOR, case.id, Level.CPAM)
+    assert await service.notify_contacts(CPAM, case.id) == 1
+    sms = FileTransport(tmp_path / "sms")
+    assert await Dispatcher(service.store.db, {Channel.SMS: sms}).dispatch_once() == 1
+
+    async def messages() -> int:
+        async with service.store.db.connect() as conn:
+            query = sa.select(sa.func.count()).select_from(notifications_table)
+            return int((await conn.execute(query)).scalar_one())
+
     clock.advance(89 * 86400)
     assert await service.purge() == 0
+    assert await messages() == 1
     export = list(
         csv.DictReader(io.StringIO(await service.export_pseudonymised(SPF)), delimiter=";")
     )
@@ -223,6 +236,7 @@ async def test_purge_after_90_days_keeps_the_pseudonymised_export(
     assert "Dupont" not in str(export) and "295109912611193" not in str(export)
     clock.advance(2 * 86400)
     assert await service.purge() == 2
+    assert await messages() == 0
     async with service.store.db.connect() as conn:
         index = await service.store.person(conn, case.person_id)
     assert index is not None and index.nir is None and index.birth_date is None
