@@ -243,7 +243,7 @@ async def bench_search(args: argparse.Namespace) -> None:
                 sa.text(
                     "EXPLAIN (ANALYZE, FORMAT JSON) SELECT id FROM contact_persons "
                     "WHERE purged_at IS NULL AND string_to_array(search_tokens, ' ') @> "
-                    "CAST(:words AS text[]) ORDER BY id DESC LIMIT 50"
+                    "CAST(:words AS text[]) ORDER BY id + 0 DESC LIMIT 50"
                 ),
                 {"words": [w for w in words if len(w) >= 3]},
             )
