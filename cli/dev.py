@@ -28,6 +28,7 @@ LINKS = (
     ("/api/v6/clock", "ROBERT API (v6)"),
     ("/codes/", "submission codes: labs, doctors, administrators"),
     ("/beds/", "critical-care beds (ROR)"),
+    ("/contact/", "Contact Covid: case investigations"),
     ("/drugs/", "hospital drug stocks (MaPUI)"),
     ("/sidep/", "SI-DEP: lab results (HL7, FHIR, HPRIM, CSV), positives"),
     ("/citizens/", "services for citizens: advice, test sites, e-health directory"),
@@ -45,6 +46,7 @@ def build_app(settings: RobertSettings, clock: Callable[[], float] = time.time) 
     from citizens import app as citizens_app
     from citizens.settings import Settings as CitizensSettings
     from codes import app as codes_app
+    from contact import app as contact_app
     from drugs import app as drugs_app
     from server.api.routes import INDEX_LINKS
     from server.app import create_app
@@ -56,6 +58,11 @@ def build_app(settings: RobertSettings, clock: Callable[[], float] = time.time) 
     beds_settings, beds = wiring.in_process_beds(settings, clock)
     drugs_settings, drugs = wiring.in_process_drugs(settings, beds, clock)
     sidep_settings, sidep = wiring.in_process_sidep(settings, codes, clock)
+    contact_settings, contact = wiring.in_process_contact(settings, clock)
+    # Contact Covid reads SI-DEP's positives from its outbox in this process (or over HTTP when
+    # CONTACT_SIDEP_URL says so).
+    sidep_outbox = None if contact_settings.sidep_url else sidep.store.db
+    contact_feed = wiring.contact_feed_source(sidep_outbox)
 
     def mount(app: web.Application) -> None:
         codes_app.mount(app, codes_app.create_app(wiring.codes_settings(settings), codes))
@@ -73,6 +80,20 @@ def build_app(settings: RobertSettings, clock: Callable[[], float] = time.time) 
                 "hospitalised victims and COVID inpatients, the daily open-data files "
                 "(robert sivic import FILE; robert sivic snapshot --out DIR; "
                 "robert sivic users add ...)",
+            )
+        )
+        contact_app.mount(
+            app,
+            contact_app.create_app(
+                contact_settings, contact, clock=clock, manage=True, feed=contact_feed
+            ),
+        )
+        app[INDEX_LINKS].append(
+            (
+                "/contact/",
+                "Contact Covid",
+                "case investigations: doctors, health-insurance agents, ARS, labs and "
+                "pharmacies (robert contact users add NAME --name 'Full Name' --role doctor)",
             )
         )
         app[INDEX_LINKS].append(

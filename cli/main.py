@@ -47,6 +47,7 @@ COMMANDS: dict[str, tuple[Callable[[Any], None], str]] = {
     "keys": (_server, "server keys"),
     "codes": (_module("codes.commands"), "the submission-code service"),
     "beds": (_module("beds.commands"), "critical-care beds (ROR)"),
+    "contact": (_module("contact.commands"), "Contact Covid: case investigations"),
     "drugs": (_module("drugs.commands"), "hospital drug stocks (MaPUI)"),
     "sidep": (_module("sidep.commands"), "SI-DEP: lab results, positives, indicators"),
     "sivic": (
@@ -71,6 +72,7 @@ OPTIONAL = frozenset({"sim", "ble", "loadtest"})
 PROJECT = frozenset(
     {"protocol", "kit", "server", "codes", "beds", "drugs", "citizens", "phone", "cli"}
     | {"sidep", "sivic"}
+    | {"contact"}
     | {"client_sim", "ble"}
     | {"loadtest"}
 )

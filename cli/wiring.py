@@ -22,9 +22,13 @@ if TYPE_CHECKING:  # the services are imported when used: `robert --help` stays 
     from beds.settings import Settings as BedsSettings
     from codes.service import CodeService
     from codes.settings import Settings as CodesSettings
+    from contact.service import ContactService
+    from contact.settings import Settings as ContactSettings
     from drugs.critical_care import Patients
     from drugs.service import DrugService
     from drugs.settings import Settings as DrugsSettings
+    from kit.db import Database
+    from kit.events import Fetch
     from sidep.issuer import IssuedCode as SidepIssuedCode
     from sidep.service import SidepService
     from sidep.settings import Settings as SidepSettings
@@ -128,3 +132,28 @@ def in_process_sidep(
     settings = SidepSettings.beside(robert.data_dir)
     issuer = None if settings.codes_url else SidepCodeIssuer(codes)
     return settings, sidep_app.new_service(settings, clock, issuer)
+
+
+def in_process_contact(
+    robert: RobertSettings, clock: Callable[[], float] = time.time
+) -> tuple[ContactSettings, ContactService]:
+    """Contact Covid in this process (opened by its application)."""
+    from contact import app as contact_app
+    from contact.settings import Settings as ContactSettings
+
+    settings = ContactSettings.beside(robert.data_dir)
+    return settings, contact_app.new_service(settings, clock)
+
+
+def contact_feed_source(sidep_db: Database | None) -> Fetch | None:
+    """Where Contact Covid reads SI-DEP's positives in this process: SI-DEP's outbox
+    (``sidep_db``, the SI-DEP service's database) through ``local_fetcher``; None (no
+    in-process feed) when ``CONTACT_SIDEP_URL`` points at SI-DEP's HTTP feed
+    (``GET /sidep/api/v1/events``, an ``event-reader`` key) instead. ``robert dev`` passes the
+    result to ``contact.app.create_app(..., feed=...)``."""
+    if sidep_db is None:
+        return None
+    from contact.service import TOPICS
+    from kit.events import local_fetcher
+
+    return local_fetcher(sidep_db, TOPICS)

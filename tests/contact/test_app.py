@@ -1,0 +1,94 @@
+"""The application as it runs: SI-DEP's feed consumed in the background, the auto-open job,
+the dispatcher delivering the contacts' messages (files), all over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from argon2 import PasswordHasher
+
+from contact.app import API_KEY_PREFIX, create_app, mount, new_service
+from contact.service import TOPICS
+from kit.auth.people import Accounts
+from kit.db import Database
+from kit.events import append, local_fetcher
+from tests.contact.conftest import SECRET, Clock, settings_for
+from tests.contact.test_events import positive
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 20.0) -> None:
+    """Wait for a background job's effect (polling; generous: the machine may be slow)."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, "the job did not run in time"
+        await asyncio.sleep(0.05)
+
+
+async def test_positive_to_notified_contacts_in_the_running_app(
+    tmp_path: Path, clock: Clock
+) -> None:
+    sidep = Database(f"sqlite:///{tmp_path / 'sidep.db'}")
+    await sidep.migrate()
+    settings = settings_for(f"sqlite:///{tmp_path / 'contact.db'}", tmp_path, job_seconds=0.1)
+    service = new_service(settings, clock)
+    await service.open()
+    accounts = Accounts(
+        service.store.db, SECRET, "Contact Covid", api_key_prefix=API_KEY_PREFIX, clock=clock,
+        hasher=PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1),
+    )  # fmt: skip
+    root = web.Application()
+    app = create_app(settings, service, accounts, clock, feed=local_fetcher(sidep, TOPICS))
+    mount(root, app)
+    server = TestServer(root, host="127.0.0.1")
+    await server.start_server()
+    _, cpam = await accounts.api_keys.create("cpam", "cpam_agent", "dep:75")
+    api = str(server.make_url("/contact/api/v1"))
+    headers = {"Authorization": f"Bearer {cpam}"}
+    try:
+        async with sidep.begin() as conn:
+            now = datetime.fromtimestamp(clock(), UTC)
+            await append(conn, "sidep.positive", positive("R9"), key="R9", now=now)
+        async with aiohttp.ClientSession(headers=headers) as s:
+
+            async def queue() -> list[dict[str, object]]:
+                async with s.get(f"{api}/cases") as r:
+                    return list((await r.json())["cases"])
+
+            async def pending() -> bool:
+                async with service.store.db.connect() as conn:
+                    return len(await service.store.pending_list(conn)) == 1
+
+            await eventually(pending)  # the consumer took the event
+            assert await queue() == []  # within the delay
+            clock.advance(24 * 3600 + 1)
+
+            async def opened() -> bool:
+                return len(await queue()) == 1
+
+            await eventually(opened)  # the auto-open job
+            (case,) = await queue()
+            body = {"last_name": "Martin", "first_name": "Paul", "phone": "06 12 34 56 78",
+                    "last_contact": "2020-10-21"}  # fmt: skip
+            async with s.post(f"{api}/cases/{case['id']}/contacts", json=body) as r:
+                assert r.status == 201, await r.text()
+            async with s.post(f"{api}/cases/{case['id']}/notify") as r:
+                assert (await r.json()) == {"notified": 1}
+            outbox = tmp_path / "data" / "outbox"
+
+            async def delivered() -> bool:
+                return outbox.is_dir() and any(outbox.glob("*-sms.txt"))
+
+            await eventually(delivered)  # the dispatcher
+            (sms,) = outbox.glob("*-sms.txt")
+            text = sms.read_text()
+            assert "To: +33612345678" in text and "Moreau" not in text
+    finally:
+        await server.close()
+        await service.close()
+        await sidep.close()

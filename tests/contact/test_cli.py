@@ -1,0 +1,54 @@
+"""``robert contact ...``: accounts, purge and the pseudonymised export on a data directory."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from cli.main import main
+from contact.access import Access
+from contact.app import open_service
+from contact.service import CaseInput
+from contact.settings import Settings
+from tests.contact.conftest import person
+
+
+def test_purge_and_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = str(tmp_path / "data")
+
+    async def seed() -> None:
+        service = await open_service(Settings(data_dir=data))
+        try:
+            await service.open_case(
+                Access("dr.a", "doctor"),
+                CaseInput(person("Dupont", "Élodie"), diagnosis_date=date(2020, 10, 22),
+                          onset_date=date(2020, 10, 20)),
+            )  # fmt: skip
+        finally:
+            await service.close()
+
+    asyncio.run(seed())
+    assert main(["contact", "purge", "--data-dir", data]) == 0
+    assert "of 0 persons purged" in capsys.readouterr().out  # collected today
+    out = tmp_path / "export.csv"
+    assert main(["contact", "export", "--pseudonymised", "-o", str(out), "--data-dir", data]) == 0
+    text = out.read_text()
+    assert text.startswith("record;role;pseudonym") and "Dupont" not in text
+    assert len(text.splitlines()[1].split(";")[2]) == 64
+    assert (tmp_path / "data" / "pseudonym.key").exists()
+    assert main(["contact", "export", "--data-dir", data]) != 0  # --pseudonymised required
+    assert "add --pseudonymised" in capsys.readouterr().err
+
+
+def test_users_add(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = str(tmp_path / "data")
+    secret = tmp_path / "password"
+    secret.write_text("correct horse battery staple\n")
+    code = main(["contact", "users", "add", "agent.cpam", "--name", "Agent", "--role",
+                 "cpam_agent", "--scope", "dep:75", "--password-file", str(secret),
+                 "--data-dir", data])  # fmt: skip
+    assert code == 0
+    assert "otpauth://" in capsys.readouterr().out

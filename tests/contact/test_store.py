@@ -1,0 +1,60 @@
+"""The store's tables agree with its migrations, on both databases; name search."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from contact.service import ContactService
+from contact.store import metadata
+from tests.contact.conftest import person
+
+
+def _differences(conn: sa.Connection) -> list[Any]:
+    context = MigrationContext.configure(
+        conn,
+        opts={
+            "include_name": lambda name, kind, _parent: (
+                kind != "table" or str(name).startswith("contact_")
+            ),
+            "compare_type": True,
+        },
+    )
+    # the name-search index differs by backend (trigram GIN or B-tree): indexes are the
+    # migration's, columns and constraints must agree
+    return [
+        d for d in compare_metadata(context, metadata) if d[0] not in ("add_index", "remove_index")
+    ]
+
+
+async def test_the_schema_module_matches_the_migrations(service: ContactService) -> None:
+    async with service.store.db.connect() as conn:
+        assert await conn.run_sync(_differences) == []
+
+
+async def test_name_search_by_word_prefixes(service: ContactService) -> None:
+    from datetime import UTC, datetime
+
+    now = datetime(2020, 10, 23, tzinfo=UTC)
+    async with service.store.db.begin() as conn:
+        for last, first in (("Dupont-Lefèvre", "Élodie"), ("Lefebvre", "Marc"), ("Du Pont", "Eli")):
+            await service.store.upsert_person(conn, person(last, first), now, None)
+
+        async def names(**query: Any) -> list[str]:
+            ids = await service.store.search_persons(conn, **query)
+            found = await service.store.persons_of(conn, ids)
+            return sorted(found[i].last_name for i in ids)
+
+        assert await names(name="LEFEVRE ELODIE") == ["Dupont-Lefèvre"]
+        assert await names(name="ELOD DUPO") == ["Dupont-Lefèvre"]  # any order, prefixes
+        assert await names(name="DUPONT") == ["Dupont-Lefèvre"]
+        assert await names(name="PONT") == ["Du Pont"]  # word starts only
+        assert await names(name="DU PONT") == ["Du Pont"]  # a short word filters
+        assert await names(name="LEF") == ["Dupont-Lefèvre", "Lefebvre"]
+        assert await names(name="LEFEVRES") == []
+        assert await names(name="DU") == []  # no word of 3 letters: nothing (no scan)
+        assert await names(name="100%") == []
+        assert await names(name="D_P") == []
