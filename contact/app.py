@@ -30,7 +30,7 @@ from kit.db import Database
 from kit.events import FeedConsumer, FeedMetrics, Fetch, http_fetcher
 from kit.http import add_fallback, see_other
 from kit.jobs import PeriodicJob
-from kit.keys import load_or_create_secret
+from kit.keys import derive_key, load_or_create_secret
 from kit.metrics import registry_of
 from kit.notify import Channel, Dispatcher, FileTransport
 from kit.web import NavLink, Pages, setup_pages
@@ -54,10 +54,15 @@ def service_secret(settings: Settings) -> str:
     return load_or_create_secret(settings.data_path / "contact.secret")
 
 
+PSEUDONYM_PURPOSE = "sidep pseudonym v1"
+"""SI-DEP's derivation of the pseudonym key from its file (``sidep.app.pseudonym_key``): the
+same here, so that the same file gives both services the same pseudonyms."""
+
+
 def pseudonym_key(settings: Settings) -> bytes:
-    """The pseudonym key shared with SI-DEP (``DATA_DIR/pseudonym.key`` by default, made on
-    first use): the same file gives both services the same pseudonyms."""
-    return load_or_create_secret(settings.pseudonym_key_path).encode()
+    """The pseudonym key shared with SI-DEP: HKDF of the secret in ``DATA_DIR/pseudonym.key``
+    (made on first use) for SI-DEP's purpose string."""
+    return derive_key(load_or_create_secret(settings.pseudonym_key_path), PSEUDONYM_PURPOSE)
 
 
 def open_accounts(settings: Settings, clock: Callable[[], float] = time.time) -> Accounts:

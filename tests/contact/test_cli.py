@@ -13,6 +13,8 @@ from contact.access import Access
 from contact.app import open_service
 from contact.service import CaseInput
 from contact.settings import Settings
+from kit.identity import pseudonym
+from kit.keys import derive_key
 from tests.contact.conftest import person
 
 
@@ -38,7 +40,12 @@ def test_purge_and_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     text = out.read_text()
     assert text.startswith("record;role;pseudonym") and "Dupont" not in text
     assert len(text.splitlines()[1].split(";")[2]) == 64
-    assert (tmp_path / "data" / "pseudonym.key").exists()
+    # SI-DEP's pseudonym of the same person under the same key file (sidep.app.pseudonym_key:
+    # HKDF of the file's secret, purpose "sidep pseudonym v1"): the two exports link
+    secret = (tmp_path / "data" / "pseudonym.key").read_text().strip()
+    key = derive_key(secret, "sidep pseudonym v1")
+    expected = pseudonym(key, "Dupont", "Élodie", date(1980, 1, 1))
+    assert text.splitlines()[1].split(";")[2] == expected
     assert main(["contact", "export", "--data-dir", data]) != 0  # --pseudonymised required
     assert "add --pseudonymised" in capsys.readouterr().err
 

@@ -58,3 +58,40 @@ async def test_name_search_by_word_prefixes(service: ContactService) -> None:
         assert await names(name="DU") == []  # no word of 3 letters: nothing (no scan)
         assert await names(name="100%") == []
         assert await names(name="D_P") == []
+
+
+async def test_tokens_migration_fills_existing_persons(database_url: str) -> None:
+    """``contact_0002`` computes the tokens of persons entered under ``contact_0001``."""
+    from datetime import UTC, datetime
+
+    from alembic import command
+
+    from contact.store import MIGRATIONS, ContactStore
+    from kit.db import KIT_MIGRATIONS, Database, _config
+
+    db = Database(database_url)
+
+    def upgrade(connection: sa.Connection, migrations: Any, target: str) -> None:
+        config = _config(migrations)
+        config.attributes["connection"] = connection
+        command.upgrade(config, target)
+
+    try:
+        async with db.engine.begin() as conn:
+            await conn.run_sync(upgrade, KIT_MIGRATIONS, "head")
+        async with db.engine.begin() as conn:
+            await conn.run_sync(upgrade, MIGRATIONS, "contact_0001")
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO contact_persons (last_name, first_name, sex, address, postcode, "
+                    "department, search_name, collected_at) VALUES ('Du Pont', 'Eli', 'U', '', "
+                    "'', '', 'DU PONT ELI', :now)"
+                ),
+                {"now": datetime(2020, 10, 23, tzinfo=UTC)},
+            )
+        store = ContactStore(db)
+        await store.open()
+        async with db.connect() as conn:
+            assert await store.search_persons(conn, name="PON ELI") == [1]
+    finally:
+        await db.close()
