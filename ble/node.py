@@ -63,6 +63,9 @@ class BleNode:
         self.advertiser = advertiser
         self.scanner = scanner
         self.collector = HelloCollector(sink, clock, rx_gain, listeners)
+        if advertiser is not None:  # HELLOs written to our characteristic are heard HELLOs
+            advertiser.on_sighting = self.collector.feed
+            advertiser.rssi_of = self.collector.rssi_of
         self.tx_gain = tx_gain
         self.version = version
         self.refresh_interval = refresh_interval

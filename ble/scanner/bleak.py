@@ -4,14 +4,26 @@ Passive scanning is asked for first (no scan requests, so we do not reveal ourse
 power). BlueZ only scans passively through its AdvertisementMonitor API, which bleak drives when
 given ``or_patterns``; it needs BlueZ >= 5.56 (older ones with ``bluetoothd --experimental``).
 macOS cannot scan passively. Whenever passive fails we fall back to active scanning.
+
+iPhones advertising 0xFD64 without a payload (the UUID in the foreground, Apple's overflow bit
+in the background) are read with a ``BleakClient`` connection, scheduled and bounded by
+``scanner.base``; ``connector`` replaces that client (the tests use a GATT client on a virtual
+link, since no BlueZ runs here).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from ble.payload import APPLE_COMPANY_ID, APPLE_OVERFLOW_TYPE, SERVICE_UUID, SERVICE_UUID16_LE
+from ble.payload import (
+    APPLE_COMPANY_ID,
+    APPLE_OVERFLOW_TYPE,
+    CHARACTERISTIC_UUID,
+    SERVICE_UUID,
+    SERVICE_UUID16_LE,
+)
 from ble.scanner.base import HelloScanner, SightingCallback, sighting_from_fields
 
 if TYPE_CHECKING:
@@ -20,6 +32,17 @@ if TYPE_CHECKING:
     from bleak.backends.scanner import AdvertisementData
 
 log = logging.getLogger(__name__)
+
+Connector = Callable[["BLEDevice", float], Awaitable[bytes]]
+"""Connect to a device, read the HELLO characteristic, disconnect, within the given seconds."""
+
+
+async def bleak_read(device: BLEDevice, timeout: float) -> bytes:
+    """Read the HELLO characteristic with bleak's own client."""
+    from bleak import BleakClient
+
+    async with BleakClient(device, timeout=timeout) as client:
+        return bytes(await client.read_gatt_char(CHARACTERISTIC_UUID))
 
 
 def or_patterns() -> list[Any]:
@@ -41,12 +64,18 @@ class BleakHelloScanner(HelloScanner):
 
     name = "bleak"
 
-    def __init__(self, adapter: str | None = None, passive: bool = True) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        adapter: str | None = None,
+        passive: bool = True,
+        connector: Connector | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(**options)
         self._adapter = adapter
         self._passive = passive
+        self._connector: Connector = bleak_read if connector is None else connector
         self._scanner: BleakScanner | None = None
-        self._on_sighting: SightingCallback | None = None
 
     def handle(self, device: BLEDevice, adv: AdvertisementData) -> None:
         """bleak's detection callback: the boundary the tests drive with recorded data."""
@@ -56,16 +85,16 @@ class BleakHelloScanner(HelloScanner):
             adv.service_data.get(SERVICE_UUID),
             adv.manufacturer_data.get(APPLE_COMPANY_ID),
             self.counters,
+            robert_uuid_listed=SERVICE_UUID in adv.service_uuids,
         )
         if sighting is None:
             self.counters["ignored"] += 1
             return
-        if sighting.apple_overflow:
-            # bleak gives no way to read GATT without disturbing the OS's own connection
-            # handling per platform; we count these iPhones (see docs/ble.md).
-            self.counters["overflow_not_read"] += 1
-        if self._on_sighting is not None:
-            self._on_sighting(sighting)
+        self.deliver(sighting, device)
+
+    async def read_characteristic(self, peer: Any) -> bytes:
+        """Read through the connector (``BleakClient`` unless replaced)."""
+        return await self._connector(peer, self.read_timeout)
 
     def _make(self, mode: str) -> BleakScanner:
         from bleak import BleakScanner
@@ -99,7 +128,9 @@ class BleakHelloScanner(HelloScanner):
             return
 
     async def stop(self) -> None:
-        """Stop bleak's scanner if it runs."""
+        """Stop bleak's scanner if it runs, and the reads in flight."""
+        self._on_sighting = None
+        await self.cancel_reads()
         scanner, self._scanner = self._scanner, None
         self.mode = "stopped"
         if scanner is not None:
