@@ -74,11 +74,14 @@ class _PeerState:
     period_start: float
     attempts: int = 0
     next_try: float = 0.0
+    in_flight: bool = False
     done: bool = False
 
 
 class PeerReads:
-    """When to connect to a peer: at most once per period, failures retried with a bound."""
+    """When to connect to a peer: at most once per period, one attempt at a time, failures
+    retried after growing delays (``retry_delay``, doubled each time), at most ``max_attempts``
+    attempts per period."""
 
     def __init__(
         self,
@@ -96,31 +99,41 @@ class PeerReads:
         self._peers: dict[str, _PeerState] = {}
 
     def due(self, peer: str) -> bool:
-        """True if a read of ``peer`` should start now (and counts it as an attempt)."""
+        """True if a read of ``peer`` should start now (it is then in flight until settled)."""
         now = self._clock()
         state = self._peers.get(peer)
-        if state is None or now - state.period_start >= self.hello_period:
+        if state is None or (now - state.period_start >= self.hello_period and not state.in_flight):
             if len(self._peers) > 4096:  # rotating addresses: forget finished periods
                 self._peers = {
                     p: s for p, s in self._peers.items() if now - s.period_start < self.hello_period
                 }
             state = self._peers[peer] = _PeerState(now, next_try=now)
-        if state.done or state.attempts >= self.max_attempts or now < state.next_try:
+        if (
+            state.done
+            or state.in_flight
+            or state.attempts >= self.max_attempts
+            or now < state.next_try
+        ):
             return False
         state.attempts += 1
-        state.next_try = now + self.retry_delay * 2 ** (state.attempts - 1)
+        state.in_flight = True
         return True
 
     def succeeded(self, peer: str) -> None:
         """The read worked: nothing more for this peer until its next period."""
         state = self._peers.get(peer)
         if state is not None:
+            state.in_flight = False
             state.done = True
 
-    def gave_up(self, peer: str) -> bool:
-        """True if the last allowed attempt of this period was used."""
+    def failed(self, peer: str) -> bool:
+        """The read failed: wait before the next attempt; True if that was the last one."""
         state = self._peers.get(peer)
-        return state is not None and not state.done and state.attempts >= self.max_attempts
+        if state is None:
+            return False
+        state.in_flight = False
+        state.next_try = self._clock() + self.retry_delay * 2 ** (state.attempts - 1)
+        return state.attempts >= self.max_attempts
 
 
 class HelloScanner(ABC):
@@ -185,6 +198,7 @@ class HelloScanner(ABC):
         try:
             async with self._one_connection:
                 if self._on_sighting is None:
+                    self.reads.failed(address)
                     return  # stopped while waiting for the connection slot
                 async with asyncio.timeout(self.read_timeout):
                     value = await self.read_characteristic(peer)
@@ -205,7 +219,7 @@ class HelloScanner(ABC):
             self._on_sighting(Sighting(address, sighting.rssi, payload, via=READ))
 
     def _failed(self, address: str, why: str) -> None:
-        if self.reads.gave_up(address):
+        if self.reads.failed(address):
             self.counters["gatt_gave_up"] += 1
             log.info("reading %s: %s; giving up until its next HELLO period", address, why)
         else:
