@@ -17,6 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from ble.errors import AdapterMissing
 from ble.payload import (
     APPLE_COMPANY_ID,
     APPLE_OVERFLOW_TYPE,
@@ -32,6 +33,11 @@ if TYPE_CHECKING:
     from bleak.backends.scanner import AdvertisementData
 
 log = logging.getLogger(__name__)
+
+NO_BLUEZ = (
+    "is bluetoothd running (sudo systemctl start bluetooth)? Or use --scanner bumble with a "
+    "--transport"
+)
 
 Connector = Callable[["BLEDevice", float], Awaitable[bytes]]
 """Connect to a device, read the HELLO characteristic, disconnect, within the given seconds."""
@@ -118,6 +124,11 @@ class BleakHelloScanner(HelloScanner):
                 await scanner.start()
             except BleakBluetoothNotAvailableError:
                 raise  # no radio at all: active would fail the same way
+            except (FileNotFoundError, ConnectionRefusedError) as exc:
+                # BlueZ is reached over the D-Bus system bus: no bus socket, no bluetoothd
+                raise AdapterMissing(
+                    f"no D-Bus system bus to reach BlueZ: {exc.strerror or exc}", NO_BLUEZ
+                ) from exc
             except BleakError as exc:
                 if mode == "active":
                     raise
