@@ -9,7 +9,8 @@ HELLOs the way that kind did:
   served: a scanner must connect and read;
 - ``iphone-background``: Apple's overflow area only (connectable), characteristic served;
 - ``iphone-writer``: an iPhone that takes a service-data advertiser for an Android phone and
-  writes its 18-byte payload to its characteristic (at most once per peer per ``write_period``);
+  writes its 18-byte payload to its characteristic (once per peer per HELLO, and at most once per
+  peer per ``write_period``);
   it advertises nothing of its own here, so the write is the only way it is heard.
 
 Every kind records the service data it hears (Android and iOS both hand it to the app), and the
@@ -23,12 +24,15 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from bumble import gatt
+from bumble import gatt, hci
 from bumble.att import ATT_Error, ErrorCode
+from bumble.controller import Controller
 from bumble.device import Advertisement, AdvertisingType, Device, Peer
+from bumble.link import LocalLink
 
 from ble.calibration import DEFAULT_RX_GAIN, DEFAULT_TX_GAIN, calibrate_rssi
 from ble.interfaces import Clock, HelloSink, HelloSource
@@ -50,6 +54,44 @@ from ble.scanner.bumble import find_hello_characteristic
 from protocol.hello import HELLO_SIZE
 
 log = logging.getLogger(__name__)
+
+VIRTUAL_RSSI = -50
+"""The RSSI bumble's virtual controller puts in every advertising report."""
+
+
+class RssiController(Controller):
+    """bumble's virtual controller, answering HCI Read RSSI (which real controllers support and
+    the virtual one does not) with the same fixed RSSI it gives advertising reports."""
+
+    def on_hci_read_rssi_command(
+        self, command: hci.HCI_Read_RSSI_Command
+    ) -> hci.HCI_Read_RSSI_ReturnParameters:
+        return hci.HCI_Read_RSSI_ReturnParameters(
+            status=hci.HCI_ErrorCode.SUCCESS, handle=command.handle, rssi=VIRTUAL_RSSI
+        )
+
+
+@contextlib.asynccontextmanager
+async def virtual_devices(count: int, read_rssi: bool = True) -> AsyncIterator[list[Device]]:
+    """``count`` powered-on bumble Devices, each on its own virtual controller, one LocalLink.
+
+    ``read_rssi=False`` keeps bumble's stock controller, which cannot tell a connection's RSSI.
+    """
+    link = LocalLink()  # type: ignore[no-untyped-call]  # bumble leaves it unannotated
+    devices = []
+    for i in range(count):
+        address = f"F0:F1:F2:F3:F4:{i:02X}"
+        kind = RssiController if read_rssi else Controller
+        controller = kind(f"controller{i}", link=link, public_address=address)
+        devices.append(Device.with_hci(f"phone{i}", hci.Address(address), controller, controller))
+    for device in devices:
+        await device.power_on()
+    try:
+        yield devices
+    finally:
+        for device in devices:
+            await device.power_off()
+
 
 KINDS = ("android", "iphone-foreground", "iphone-background", "iphone-writer")
 SERVES_GATT = ("android", "iphone-foreground", "iphone-background")
@@ -101,7 +143,7 @@ class SimulatedPhone:
         self.counters: Counter[str] = Counter()
         self.started_at: float | None = None
         self._seen: set[bytes] = set()
-        self._last_write: dict[str, float] = {}
+        self._last_write: dict[str, tuple[float, bytes]] = {}
         self._last_rssi: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._one_connection = asyncio.Lock()
@@ -203,9 +245,11 @@ class SimulatedPhone:
     def _maybe_write(self, address: Any) -> None:
         key = str(address)
         now = asyncio.get_running_loop().time()
-        if now - self._last_write.get(key, -1e9) < self.write_period:
+        hello = self.source.current_hello(self.clock())
+        last_at, last_hello = self._last_write.get(key, (-1e9, b""))
+        if hello is None or hello == last_hello or now - last_at < self.write_period:
             return
-        self._last_write[key] = now
+        self._last_write[key] = (now, bytes(hello))
         task = asyncio.get_running_loop().create_task(self._write_to(address))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import random
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import pytest
-from bumble import hci
-from bumble.controller import Controller
-from bumble.device import Device
-from bumble.hci import Address
-from bumble.link import LocalLink
 
+from ble.simulated import VIRTUAL_RSSI, virtual_devices
 from protocol.ebid import make_ebid, make_ecc
 from protocol.epochs import REFERENCE_TIME_START, epoch_of
 from protocol.hello import build_hello
@@ -67,39 +61,4 @@ def make_phone() -> object:
     return make
 
 
-VIRTUAL_RSSI = -50
-"""The RSSI bumble's virtual controller puts in every advertising report."""
-
-
-class RssiController(Controller):  # type: ignore[misc]  # bumble is untyped
-    """bumble's virtual controller, answering HCI Read RSSI (which real controllers support and
-    the virtual one does not) with the same fixed RSSI it gives advertising reports."""
-
-    def on_hci_read_rssi_command(
-        self, command: hci.HCI_Read_RSSI_Command
-    ) -> hci.HCI_Read_RSSI_ReturnParameters:
-        return hci.HCI_Read_RSSI_ReturnParameters(
-            status=hci.HCI_ErrorCode.SUCCESS, handle=command.handle, rssi=VIRTUAL_RSSI
-        )
-
-
-@contextlib.asynccontextmanager
-async def virtual_devices(count: int, read_rssi: bool = True) -> AsyncIterator[list[Device]]:
-    """``count`` powered-on bumble Devices, each on its own virtual controller, one LocalLink.
-
-    ``read_rssi=False`` keeps bumble's stock controller, which cannot tell a connection's RSSI.
-    """
-    link = LocalLink()
-    devices = []
-    for i in range(count):
-        address = f"F0:F1:F2:F3:F4:{i:02X}"
-        kind = RssiController if read_rssi else Controller
-        controller = kind(f"controller{i}", link=link, public_address=address)
-        devices.append(Device.with_hci(f"phone{i}", Address(address), controller, controller))
-    for device in devices:
-        await device.power_on()
-    try:
-        yield devices
-    finally:
-        for device in devices:
-            await device.power_off()
+__all__ = ["VIRTUAL_RSSI", "virtual_devices"]  # the virtual radio lives in ble.simulated
