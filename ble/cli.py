@@ -60,7 +60,7 @@ def _add_radio_options(parser: argparse.ArgumentParser, advertise: bool) -> None
         choices=SCANNERS,
         default="bleak",
         help="bleak: through the OS stack (BlueZ, CoreBluetooth, WinRT); bumble: drive a "
-        "controller directly (needs --transport) and read background iPhones over GATT",
+        "controller directly (needs --transport); both read iPhones over GATT",
     )
     if advertise:
         radio.add_argument(
@@ -192,13 +192,24 @@ def _status_line(node: BleNode) -> str:
     counters = node.collector.counters
     scanner = node.scanner
     scanner_counters = scanner.counters if scanner is not None else {}
-    return (
+    line = (
         f"records={counters['records']} sightings={counters['sightings']} "
         f"merged={counters['duplicates_merged']} "
+        f"iphones-foreground={counters['uuid_only_sightings']} "
         f"iphones-background={counters['overflow_sightings']} "
         f"malformed={scanner_counters.get('malformed', 0)} "
-        f"gatt-read={scanner_counters.get('gatt_read', 0)}"
+        f"gatt-read={scanner_counters.get('gatt_read', 0)} "
+        f"gatt-failed={scanner_counters.get('gatt_failed', 0)} "
+        f"gatt-timeouts={scanner_counters.get('gatt_timeouts', 0)} "
+        f"gatt-gave-up={scanner_counters.get('gatt_gave_up', 0)}"
     )
+    if node.advertiser is not None:
+        written = node.advertiser.counters
+        line += (
+            f" written={written['writes']} write-refused={written['write_refused']} "
+            f"write-no-rssi={written['write_no_rssi']} read-by-peers={written['gatt_reads']}"
+        )
+    return line
 
 
 def scan(args: argparse.Namespace) -> int:

@@ -201,3 +201,20 @@ async def test_bleak_client_hears_each_advertising_phone_kind(kind: str, make_ph
     assert node.scanner is not None
     if kind != "android":
         assert node.scanner.counters["gatt_read"] >= 1
+
+
+async def test_bleak_client_hears_a_bumble_client(make_phone: Any) -> None:
+    """Our two clients: the bleak scanner hears the bumble advertiser's service data."""
+    listener, speaker = make_phone(), make_phone()
+    async with virtual_devices(2) as (mine, other):
+        node, seen = our_node(mine, listener, SCANNERS["bleak"](mine))
+        other_node, _ = our_node(other, speaker, SCANNERS["bumble"](other))
+        async with other_node, node:
+            loop = asyncio.get_running_loop()
+            end = loop.time() + 20.0
+            while loop.time() < end and not seen.records:
+                await asyncio.sleep(0.02)
+    assert seen.records and seen.records[0].via == ADVERTISEMENT
+    record = seen.records[0]
+    assert record.hello.ebid in {speaker.ebid_at(t) for t in speaker.asked}
+    verify_hello(speaker.k_a, record.hello, record.received_ntp)
