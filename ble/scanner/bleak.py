@@ -52,7 +52,8 @@ async def bleak_read(device: BLEDevice, timeout: float) -> bytes:
 
 
 def or_patterns() -> list[Any]:
-    """BlueZ monitor patterns: our service data, our UUID in the list, or an Apple overflow."""
+    """BlueZ monitor patterns: our service data, our UUID in a list (a foreground iPhone may
+    advertise it alone), or an Apple overflow area."""
     from bleak.args.bluez import OrPattern
     from bleak.assigned_numbers import AdvertisementDataType
 
@@ -61,6 +62,7 @@ def or_patterns() -> list[Any]:
     return [
         OrPattern(0, AdvertisementDataType.SERVICE_DATA_UUID16, uuid),
         OrPattern(0, AdvertisementDataType.COMPLETE_LIST_SERVICE_UUID16, uuid),
+        OrPattern(0, AdvertisementDataType.INCOMPLETE_LIST_SERVICE_UUID16, uuid),
         OrPattern(0, AdvertisementDataType.MANUFACTURER_SPECIFIC_DATA, apple),
     ]
 

@@ -69,3 +69,8 @@ def test_passive_patterns_match_our_advertisements() -> None:
     patterns = {(p.ad_data_type, p.content_of_pattern) for p in or_patterns()}
     assert (AdvertisementDataType.SERVICE_DATA_UUID16, b"\x64\xfd") in patterns
     assert (AdvertisementDataType.MANUFACTURER_SPECIFIC_DATA, b"\x4c\x00\x01") in patterns
+    for uuid_list in (
+        AdvertisementDataType.COMPLETE_LIST_SERVICE_UUID16,
+        AdvertisementDataType.INCOMPLETE_LIST_SERVICE_UUID16,
+    ):  # a foreground iPhone: the UUID alone
+        assert (uuid_list, b"\x64\xfd") in patterns
