@@ -122,7 +122,7 @@ class SimulatedPhone:
         tx_gain: int = DEFAULT_TX_GAIN,
         rx_gain: int = DEFAULT_RX_GAIN,
         refresh: float = 0.5,
-        write_period: float = 10.0,
+        write_period: float = 2.0,
         interval_ms: float = 100.0,
     ) -> None:
         if kind not in KINDS:
@@ -143,7 +143,9 @@ class SimulatedPhone:
         self.counters: Counter[str] = Counter()
         self.started_at: float | None = None
         self._seen: set[bytes] = set()
-        self._last_write: dict[str, tuple[float, bytes]] = {}
+        self._last_write: dict[str, float] = {}
+        self._written: dict[str, bytes] = {}
+        self._writing: set[str] = set()
         self._last_rssi: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._one_connection = asyncio.Lock()
@@ -246,32 +248,40 @@ class SimulatedPhone:
         key = str(address)
         now = asyncio.get_running_loop().time()
         hello = self.source.current_hello(self.clock())
-        last_at, last_hello = self._last_write.get(key, (-1e9, b""))
-        if hello is None or hello == last_hello or now - last_at < self.write_period:
+        if (
+            hello is None
+            or hello == self._written.get(key)
+            or now - self._last_write.get(key, -1e9) < self.write_period
+            or key in self._writing
+        ):
             return
-        self._last_write[key] = (now, bytes(hello))
-        task = asyncio.get_running_loop().create_task(self._write_to(address))
+        self._last_write[key] = now
+        self._writing.add(key)
+        task = asyncio.get_running_loop().create_task(self._write_to(address, bytes(hello)))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _write_to(self, address: Any) -> None:
-        payload = self.payload()
-        if payload is None:
-            return
+    async def _write_to(self, address: Any, hello: bytes) -> None:
+        key = str(address)
         try:
             async with self._one_connection, asyncio.timeout(5.0):
                 connection = await self.device.connect(address, timeout=5.0)
                 try:
                     characteristic = await find_hello_characteristic(Peer(connection))
+                    payload = RobertPayload(hello, PAYLOAD_VERSION, self.tx_gain)
+                    self.sent.add(hello)
                     await characteristic.write_value(
                         WrittenPayload(payload).to_bytes(), with_response=True
                     )
                 finally:
                     await connection.disconnect()
-        except Exception as exc:  # one failed write must not stop the simulation
+        except Exception as exc:  # a failed write is tried again (same HELLO) after write_period
             self.counters["write_failed"] += 1
             log.info("simulated %s: writing to %s failed: %s", self.kind, address, exc)
             return
+        finally:
+            self._writing.discard(key)
+        self._written[key] = hello  # once per HELLO: the next write waits for a new one
         self.counters["wrote"] += 1
 
     # --- life cycle ------------------------------------------------------------------------
