@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from ble.errors import AdapterMissing, BackendUnavailable, map_radio_error
+from ble.errors import NO_HCI_SOCKETS, AdapterMissing, BackendUnavailable, map_radio_error
 
 DEFAULT_ADDRESS = "F0:F1:F2:F3:F4:F5"
 
@@ -30,7 +30,8 @@ async def open_device(transport: str, address: str = DEFAULT_ADDRESS) -> AsyncIt
         if mapped is not None:
             raise mapped from exc
         if "not supported" in str(exc):
-            raise BackendUnavailable(f"{transport}: {exc}") from exc
+            hint = NO_HCI_SOCKETS if transport.startswith("hci-socket") else None
+            raise BackendUnavailable(f"{transport}: {exc}", hint) from exc
         raise AdapterMissing(f"cannot open bumble transport {transport!r}: {exc}") from exc
     try:
         device = Device.with_hci(

@@ -2,7 +2,9 @@
 
 The top-level CLI calls ``add_subcommands(subparsers)``; each leaf sets ``func`` to a callable
 taking the parsed arguments and returning an exit code. ``python -m ble`` runs them alone.
-Radio trouble is printed as one line and retried; no traceback reaches the user.
+Radio trouble is printed as one line, never a traceback. A radio that cannot be opened when the
+command starts (no adapter, no permission, no backend here) ends it at once with that line and
+exit code 2, with or without ``--duration``; trouble once running is retried.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from protocol.epochs import ntp_from_unix
 log = logging.getLogger(__name__)
 
 DEFAULT_STATE = Path("robert-phone.json")
+START_ATTEMPTS = 1
+"""Tries to open the radio when a command starts: a missing radio is not waited for."""
 DEFAULT_SERVER = "http://127.0.0.1:8080"
 """The server the phone talks to: its base URL (the phone adds the API path, /api/v6/...)."""
 
@@ -56,7 +60,7 @@ def _add_radio_options(parser: argparse.ArgumentParser, advertise: bool) -> None
         choices=SCANNERS,
         default="bleak",
         help="bleak: through the OS stack (BlueZ, CoreBluetooth, WinRT); bumble: drive a "
-        "controller directly (needs --transport) and read background iPhones over GATT",
+        "controller directly (needs --transport); both read iPhones over GATT",
     )
     if advertise:
         radio.add_argument(
@@ -118,6 +122,7 @@ async def open_radio(
                 lambda: stack.enter_async_context(open_device(args.transport)),
                 what=f"bumble transport {args.transport}",
                 report=say,
+                max_attempts=START_ATTEMPTS,
             )
         scanner = (
             create_scanner("bumble", device=device, passive=not args.active)
@@ -170,6 +175,7 @@ async def _scan(args: argparse.Namespace) -> int:
             rx_gain=rx_gain,
             listeners=listeners,
             report=say,
+            start_attempts=START_ATTEMPTS,
         )
 
         async def tick() -> None:
@@ -186,13 +192,24 @@ def _status_line(node: BleNode) -> str:
     counters = node.collector.counters
     scanner = node.scanner
     scanner_counters = scanner.counters if scanner is not None else {}
-    return (
+    line = (
         f"records={counters['records']} sightings={counters['sightings']} "
         f"merged={counters['duplicates_merged']} "
+        f"iphones-foreground={counters['uuid_only_sightings']} "
         f"iphones-background={counters['overflow_sightings']} "
         f"malformed={scanner_counters.get('malformed', 0)} "
-        f"gatt-read={scanner_counters.get('gatt_read', 0)}"
+        f"gatt-read={scanner_counters.get('gatt_read', 0)} "
+        f"gatt-failed={scanner_counters.get('gatt_failed', 0)} "
+        f"gatt-timeouts={scanner_counters.get('gatt_timeouts', 0)} "
+        f"gatt-gave-up={scanner_counters.get('gatt_gave_up', 0)}"
     )
+    if node.advertiser is not None:
+        written = node.advertiser.counters
+        line += (
+            f" written={written['writes']} write-refused={written['write_refused']} "
+            f"write-no-rssi={written['write_no_rssi']} read-by-peers={written['gatt_reads']}"
+        )
+    return line
 
 
 def scan(args: argparse.Namespace) -> int:
@@ -219,6 +236,7 @@ async def _run_phone(args: argparse.Namespace) -> int:
                 refresh_interval=args.refresh,
                 listeners=(table,),
                 report=say,
+                start_attempts=START_ATTEMPTS,
             )
             loop = asyncio.get_running_loop()
             next_status = loop.time() + args.status_every

@@ -21,9 +21,11 @@ class RadioError(Exception):
 
     hint = ""
 
-    def __init__(self, detail: str = "") -> None:
+    def __init__(self, detail: str = "", hint: str | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
+        if hint is not None:
+            self.hint = hint
 
     def __str__(self) -> str:
         parts = [self.summary]
@@ -92,10 +94,23 @@ class RadioBusy(RadioError):
         return "Bluetooth adapter busy"
 
 
-class BackendUnavailable(RadioError):
-    """The chosen backend cannot work here (missing package, unsupported OS)."""
+NO_HCI_SOCKETS = (
+    "this Python has no Bluetooth HCI sockets (a container, macOS or Windows, or a Python built "
+    "without libbluetooth-dev): give bumble --transport usb:0 or serial:/dev/ttyUSB0, "
+    "or use --scanner bleak"
+)
+"""The hint when bumble's hci-socket transport cannot exist here: no package is missing."""
+MISSING_PACKAGE = "install the `ble` extras (pip install -e '.[ble]') or choose another backend"
 
-    hint = "install the `ble` extras or choose another backend"
+
+class BackendUnavailable(RadioError):
+    """The chosen backend cannot work here (missing package, unsupported OS).
+
+    The hint is given by whoever knows the cause (``MISSING_PACKAGE``, ``NO_HCI_SOCKETS``); the
+    default names no cure it cannot vouch for.
+    """
+
+    hint = "choose another backend (--scanner, --advertiser, --transport)"
 
     @property
     def summary(self) -> str:
@@ -130,7 +145,6 @@ _ERRNO_ERRORS: dict[int, type[RadioError]] = {
     errno.EBUSY: RadioBusy,
     errno.ENETDOWN: AdapterPoweredOff,  # hci socket on an adapter that is down
     errno.ERFKILL: AdapterPoweredOff,
-    errno.EAFNOSUPPORT: BackendUnavailable,  # no AF_BLUETOOTH (macOS, Windows, containers)
 }
 
 
@@ -211,9 +225,11 @@ def map_radio_error(exc: BaseException) -> RadioError | None:
     if mapped is not None:
         return mapped
     if isinstance(exc, ModuleNotFoundError):
-        return BackendUnavailable(f"missing Python package {exc.name!r}")
+        return BackendUnavailable(f"missing Python package {exc.name!r}", MISSING_PACKAGE)
     if isinstance(exc, PermissionError):
         return PermissionDenied(str(exc))
+    if isinstance(exc, OSError) and exc.errno == errno.EAFNOSUPPORT:
+        return BackendUnavailable(str(exc), NO_HCI_SOCKETS)  # no AF_BLUETOOTH here
     if isinstance(exc, OSError) and exc.errno in _ERRNO_ERRORS:
         return _ERRNO_ERRORS[exc.errno](str(exc))
     if isinstance(exc, FileNotFoundError):

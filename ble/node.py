@@ -55,6 +55,7 @@ class BleNode:
         listeners: tuple[RecordListener, ...] = (),
         report: Callable[[str], None] = log.info,
         retry_initial: float = 1.0,
+        start_attempts: int | None = None,
     ) -> None:
         if refresh_interval <= 0 or refresh_interval > EPOCH_DURATION:
             raise ValueError("refresh_interval must be in (0, 900] seconds")
@@ -63,12 +64,19 @@ class BleNode:
         self.advertiser = advertiser
         self.scanner = scanner
         self.collector = HelloCollector(sink, clock, rx_gain, listeners)
+        if advertiser is not None:  # HELLOs written to our characteristic are heard HELLOs
+            advertiser.on_sighting = self.collector.feed
+            advertiser.rssi_of = self.collector.rssi_of
         self.tx_gain = tx_gain
         self.version = version
         self.refresh_interval = refresh_interval
         self.time_start = time_start
         self.report = report
         self.retry_initial = retry_initial
+        self.start_attempts = start_attempts
+        """None: start the radio in the background, retrying radio errors for ever (a service
+        waiting for its adapter). A number: ``start`` tries that many times and raises the last
+        radio error (the CLI: no radio means a one-line message and a non-zero exit)."""
         self.advertising_since: float | None = None
         """Loop time at which our first advertisement went on the air (for measurements)."""
         self._tasks: list[asyncio.Task[None]] = []
@@ -132,11 +140,40 @@ class BleNode:
         )
         self.report(f"scanner {scanner.name} running ({scanner.mode} scanning)")
 
-    async def start(self) -> None:
-        """Start advertising and scanning in the background; radio errors are retried there."""
-        loop = asyncio.get_running_loop()
+    async def _start_now(self, attempts: int) -> None:
+        """Start the scanner and put the first HELLO on the air, or raise the radio error."""
         if self.scanner is not None:
+            scanner = self.scanner
+            await retry(
+                lambda: scanner.start(self.collector.feed),
+                what=f"scanner {scanner.name}",
+                report=self.report,
+                initial_delay=self.retry_initial,
+                max_attempts=attempts,
+            )
+            self.report(f"scanner {scanner.name} running ({scanner.mode} scanning)")
+        if self.advertiser is not None:
+            await retry(
+                self.refresh,
+                what=f"advertiser {self.advertiser.name}",
+                report=self.report,
+                initial_delay=self.retry_initial,
+                max_attempts=attempts,
+            )
+
+    async def start(self) -> None:
+        """Start advertising and scanning: in the background with retries for ever, or, with
+        ``start_attempts``, here, raising the radio error once the attempts are spent."""
+        loop = asyncio.get_running_loop()
+        if self.start_attempts is not None:
+            try:
+                await self._start_now(self.start_attempts)
+            except BaseException:
+                await self.stop()
+                raise
+        elif self.scanner is not None:
             self._tasks.append(loop.create_task(self._start_scanner()))
+        if self.scanner is not None:
             self._tasks.append(loop.create_task(self._flush_loop()))
         if self.advertiser is not None:
             self._tasks.append(loop.create_task(self._advertise_loop()))

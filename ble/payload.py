@@ -101,6 +101,39 @@ def decode_gatt_value(data: bytes, default_tx_gain: int) -> RobertPayload:
     return decode_service_data(data)
 
 
+WRITE_SIZES = (SERVICE_DATA_SIZE, SERVICE_DATA_SIZE + 1)
+"""Sizes a central may write to our characteristic: an iPhone writes its 18-byte payload, an
+Android central 19 bytes (payload + the calibrated RSSI at which it heard us, signed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenPayload:
+    """A value written to our characteristic: the writer's payload, and the calibrated RSSI it
+    measured of us when it wrote 19 bytes (None for 18)."""
+
+    payload: RobertPayload
+    rssi_calibrated: int | None = None
+
+    def to_bytes(self) -> bytes:
+        """The bytes a central writes (for simulated writers and docs)."""
+        data = self.payload.to_service_data()
+        if self.rssi_calibrated is None:
+            return data
+        return data + self.rssi_calibrated.to_bytes(1, "big", signed=True)
+
+
+def decode_written_value(data: bytes) -> WrittenPayload:
+    """Parse a write to our characteristic: 18 bytes (payload) or 19 (payload + RSSI byte)."""
+    if len(data) not in WRITE_SIZES:
+        raise PayloadError(
+            f"a written value must be {' or '.join(map(str, WRITE_SIZES))} bytes, got {len(data)}"
+        )
+    payload = decode_service_data(bytes(data[:SERVICE_DATA_SIZE]))
+    if len(data) == SERVICE_DATA_SIZE:
+        return WrittenPayload(payload)
+    return WrittenPayload(payload, int.from_bytes(data[SERVICE_DATA_SIZE:], "big", signed=True))
+
+
 def encode_advertising_data(payload: RobertPayload) -> bytes:
     """Legacy advertising data: flags, UUID list [0xFD64], service data (29 of 31 bytes)."""
     uuid = SERVICE_UUID16_LE
@@ -162,6 +195,21 @@ def parse_advertising_data(data: bytes) -> AdvertisingFields:
                 raise PayloadError("manufacturer data shorter than its company id")
             manufacturer[int.from_bytes(value[:2], "little")] = value[2:]
     return AdvertisingFields(tuple(uuids), service_data, manufacturer)
+
+
+def encode_uuid_only_advertising_data() -> bytes:
+    """What an iPhone with the app in the foreground sends: flags and 0xFD64, no service data."""
+    return (
+        bytes([2, AD_FLAGS, FLAGS_LE_GENERAL_NO_BREDR, 3, AD_COMPLETE_UUID16]) + SERVICE_UUID16_LE
+    )
+
+
+def encode_overflow_advertising_data() -> bytes:
+    """What an iPhone with the app in the background sends: flags and Apple's overflow area."""
+    apple = APPLE_COMPANY_ID.to_bytes(2, "little") + ROBERT_OVERFLOW
+    return bytes([2, AD_FLAGS, FLAGS_LE_GENERAL_NO_BREDR, 1 + len(apple), AD_MANUFACTURER_DATA]) + (
+        apple
+    )
 
 
 def robert_payload_of(service_data: bytes | None) -> RobertPayload | None:

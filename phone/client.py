@@ -336,7 +336,11 @@ class Phone:
         if state_path.exists():
             phone.load_state(json.loads(state_path.read_text()))
         else:
-            await phone.register()
+            try:
+                await phone.register()
+            except BaseException:
+                await phone.close()  # no session left open when the server cannot be reached
+                raise
             phone.save(state_path)
         return phone
 

@@ -1,24 +1,58 @@
 """Advertise by driving a controller directly with bumble (no bluetoothd involved).
 
 We build the exact legacy advertising data with ``payload.encode_advertising_data`` and, in
-'peripheral' mode, serve the same 18 bytes on the GATT characteristic the apps read from
-background iPhones (service 0xFD64, characteristic a8f12d00-...), so a background iPhone or
-another node can read our HELLO over a connection.
+'peripheral' mode, serve the 0xFD64 service with its characteristic (a8f12d00-...): readable (the
+same 18 bytes as the service data) and writable (18 or 19 bytes, judged by
+``HelloAdvertiser.accept_write``; other sizes get the ATT error "invalid attribute value
+length"). An 18-byte write takes the connection's RSSI from the controller when it answers.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 from bumble import gatt
+from bumble.att import ATT_Error, ErrorCode
 from bumble.device import AdvertisingType, Device
 
 from ble.advertiser.base import HelloAdvertiser
-from ble.payload import CHARACTERISTIC_UUID, SERVICE_UUID16, RobertPayload, encode_advertising_data
+from ble.payload import (
+    CHARACTERISTIC_UUID,
+    SERVICE_UUID16,
+    PayloadError,
+    RobertPayload,
+    encode_advertising_data,
+)
 
 DEFAULT_INTERVAL_MS = 250.0
 """Android's "balanced" advertising mode (*choice*); bumble's own default is 1 s, which would
 leave a passive scanner with one chance a second to hear us."""
+RSSI_READ_TIMEOUT = 1.0
+
+
+async def connection_rssi(connection: Any) -> int | None:
+    """The controller's RSSI of a connection, or None if it cannot tell (quickly)."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(RSSI_READ_TIMEOUT):
+            rssi = int(await connection.get_rssi())
+            return None if rssi == 127 else rssi
+    return None
+
+
+def hello_characteristic(
+    read: Any, write: Any, properties: gatt.Characteristic.Properties | None = None
+) -> gatt.Characteristic[bytes]:
+    """The 0xFD64 HELLO characteristic, readable and writable, on bumble callbacks."""
+    return gatt.Characteristic(
+        CHARACTERISTIC_UUID,
+        properties
+        if properties is not None
+        else gatt.Characteristic.Properties.READ | gatt.Characteristic.Properties.WRITE,
+        gatt.Characteristic.READABLE | gatt.Characteristic.WRITEABLE,
+        gatt.CharacteristicValue(read=read, write=write),
+    )
 
 
 class BumbleAdvertiser(HelloAdvertiser):
@@ -36,22 +70,27 @@ class BumbleAdvertiser(HelloAdvertiser):
         self._kind = kind
         self._interval_ms = interval_ms
         self._gatt_added = False
-        self.gatt_reads = 0
+
+    @property
+    def gatt_reads(self) -> int:
+        """How many times a central read our characteristic."""
+        return self.counters["gatt_reads"]
 
     def _read_characteristic(self, _connection: Any) -> bytes:
-        """GATT read: the payload on the air now (empty when not advertising)."""
-        self.gatt_reads += 1
-        return b"" if self.current is None else self.current.to_service_data()
+        return self.read_value()
+
+    async def _write_characteristic(self, connection: Any, value: bytes) -> None:
+        try:
+            self.check_write(bytes(value))
+        except PayloadError as exc:
+            raise ATT_Error(ErrorCode.INVALID_ATTRIBUTE_LENGTH) from exc
+        rssi = await connection_rssi(connection)
+        self.accept_write(str(connection.peer_address), bytes(value), rssi)
 
     def _add_gatt_service(self) -> None:
         if self._gatt_added:
             return
-        characteristic: gatt.Characteristic[bytes] = gatt.Characteristic(
-            CHARACTERISTIC_UUID,
-            gatt.Characteristic.Properties.READ,
-            gatt.Characteristic.READABLE,
-            gatt.CharacteristicValue(read=self._read_characteristic),
-        )
+        characteristic = hello_characteristic(self._read_characteristic, self._write_characteristic)
         self._device.add_service(gatt.Service(f"{SERVICE_UUID16:04X}", [characteristic]))
         self._gatt_added = True
 
@@ -64,7 +103,7 @@ class BumbleAdvertiser(HelloAdvertiser):
                 else AdvertisingType.UNDIRECTED
             ),
             advertising_data=encode_advertising_data(payload),
-            auto_restart=connectable,  # resume after a reader disconnects
+            auto_restart=connectable,  # resume after a central disconnects
             advertising_interval_min=self._interval_ms,
             advertising_interval_max=self._interval_ms,
         )

@@ -4,14 +4,27 @@ Passive scanning is asked for first (no scan requests, so we do not reveal ourse
 power). BlueZ only scans passively through its AdvertisementMonitor API, which bleak drives when
 given ``or_patterns``; it needs BlueZ >= 5.56 (older ones with ``bluetoothd --experimental``).
 macOS cannot scan passively. Whenever passive fails we fall back to active scanning.
+
+iPhones advertising 0xFD64 without a payload (the UUID in the foreground, Apple's overflow bit
+in the background) are read with a ``BleakClient`` connection, scheduled and bounded by
+``scanner.base``; ``connector`` replaces that client (the tests use a GATT client on a virtual
+link, since no BlueZ runs here).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from ble.payload import APPLE_COMPANY_ID, APPLE_OVERFLOW_TYPE, SERVICE_UUID, SERVICE_UUID16_LE
+from ble.errors import AdapterMissing
+from ble.payload import (
+    APPLE_COMPANY_ID,
+    APPLE_OVERFLOW_TYPE,
+    CHARACTERISTIC_UUID,
+    SERVICE_UUID,
+    SERVICE_UUID16_LE,
+)
 from ble.scanner.base import HelloScanner, SightingCallback, sighting_from_fields
 
 if TYPE_CHECKING:
@@ -21,9 +34,26 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+NO_BLUEZ = (
+    "is bluetoothd running (sudo systemctl start bluetooth)? Or use --scanner bumble with a "
+    "--transport"
+)
+
+Connector = Callable[["BLEDevice", float], Awaitable[bytes]]
+"""Connect to a device, read the HELLO characteristic, disconnect, within the given seconds."""
+
+
+async def bleak_read(device: BLEDevice, timeout: float) -> bytes:
+    """Read the HELLO characteristic with bleak's own client."""
+    from bleak import BleakClient
+
+    async with BleakClient(device, timeout=timeout) as client:
+        return bytes(await client.read_gatt_char(CHARACTERISTIC_UUID))
+
 
 def or_patterns() -> list[Any]:
-    """BlueZ monitor patterns: our service data, our UUID in the list, or an Apple overflow."""
+    """BlueZ monitor patterns: our service data, our UUID in a list (a foreground iPhone may
+    advertise it alone), or an Apple overflow area."""
     from bleak.args.bluez import OrPattern
     from bleak.assigned_numbers import AdvertisementDataType
 
@@ -32,6 +62,7 @@ def or_patterns() -> list[Any]:
     return [
         OrPattern(0, AdvertisementDataType.SERVICE_DATA_UUID16, uuid),
         OrPattern(0, AdvertisementDataType.COMPLETE_LIST_SERVICE_UUID16, uuid),
+        OrPattern(0, AdvertisementDataType.INCOMPLETE_LIST_SERVICE_UUID16, uuid),
         OrPattern(0, AdvertisementDataType.MANUFACTURER_SPECIFIC_DATA, apple),
     ]
 
@@ -41,12 +72,18 @@ class BleakHelloScanner(HelloScanner):
 
     name = "bleak"
 
-    def __init__(self, adapter: str | None = None, passive: bool = True) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        adapter: str | None = None,
+        passive: bool = True,
+        connector: Connector | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(**options)
         self._adapter = adapter
         self._passive = passive
+        self._connector: Connector = bleak_read if connector is None else connector
         self._scanner: BleakScanner | None = None
-        self._on_sighting: SightingCallback | None = None
 
     def handle(self, device: BLEDevice, adv: AdvertisementData) -> None:
         """bleak's detection callback: the boundary the tests drive with recorded data."""
@@ -56,16 +93,16 @@ class BleakHelloScanner(HelloScanner):
             adv.service_data.get(SERVICE_UUID),
             adv.manufacturer_data.get(APPLE_COMPANY_ID),
             self.counters,
+            robert_uuid_listed=SERVICE_UUID in adv.service_uuids,
         )
         if sighting is None:
             self.counters["ignored"] += 1
             return
-        if sighting.apple_overflow:
-            # bleak gives no way to read GATT without disturbing the OS's own connection
-            # handling per platform; we count these iPhones (see docs/ble.md).
-            self.counters["overflow_not_read"] += 1
-        if self._on_sighting is not None:
-            self._on_sighting(sighting)
+        self.deliver(sighting, device)
+
+    async def read_characteristic(self, peer: Any) -> bytes:
+        """Read through the connector (``BleakClient`` unless replaced)."""
+        return await self._connector(peer, self.read_timeout)
 
     def _make(self, mode: str) -> BleakScanner:
         from bleak import BleakScanner
@@ -89,6 +126,11 @@ class BleakHelloScanner(HelloScanner):
                 await scanner.start()
             except BleakBluetoothNotAvailableError:
                 raise  # no radio at all: active would fail the same way
+            except (FileNotFoundError, ConnectionRefusedError) as exc:
+                # BlueZ is reached over the D-Bus system bus: no bus socket, no bluetoothd
+                raise AdapterMissing(
+                    f"no D-Bus system bus to reach BlueZ: {exc.strerror or exc}", NO_BLUEZ
+                ) from exc
             except BleakError as exc:
                 if mode == "active":
                     raise
@@ -99,7 +141,9 @@ class BleakHelloScanner(HelloScanner):
             return
 
     async def stop(self) -> None:
-        """Stop bleak's scanner if it runs."""
+        """Stop bleak's scanner if it runs, and the reads in flight."""
+        self._on_sighting = None
+        await self.cancel_reads()
         scanner, self._scanner = self._scanner, None
         self.mode = "stopped"
         if scanner is not None:

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import random
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import pytest
-from bumble.controller import Controller
-from bumble.device import Device
-from bumble.hci import Address
-from bumble.link import LocalLink
 
+from ble.simulated import VIRTUAL_RSSI, virtual_devices
 from protocol.ebid import make_ebid, make_ecc
 from protocol.epochs import REFERENCE_TIME_START, epoch_of
 from protocol.hello import build_hello
@@ -66,19 +61,4 @@ def make_phone() -> object:
     return make
 
 
-@contextlib.asynccontextmanager
-async def virtual_devices(count: int) -> AsyncIterator[list[Device]]:
-    """``count`` powered-on bumble Devices, each on its own virtual controller, one LocalLink."""
-    link = LocalLink()
-    devices = []
-    for i in range(count):
-        address = f"F0:F1:F2:F3:F4:{i:02X}"
-        controller = Controller(f"controller{i}", link=link, public_address=address)
-        devices.append(Device.with_hci(f"phone{i}", Address(address), controller, controller))
-    for device in devices:
-        await device.power_on()
-    try:
-        yield devices
-    finally:
-        for device in devices:
-            await device.power_off()
+__all__ = ["VIRTUAL_RSSI", "virtual_devices"]  # the virtual radio lives in ble.simulated

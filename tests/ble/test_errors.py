@@ -166,3 +166,11 @@ async def test_retry_stops_when_its_task_is_cancelled() -> None:
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, 5)
     assert calls == 1
+
+
+def test_backend_hints_name_the_cure_that_applies() -> None:
+    missing = map_radio_error(ModuleNotFoundError("no bumble", name="bumble"))
+    assert missing is not None and "pip install" in str(missing)
+    no_sockets = map_radio_error(OSError(errno.EAFNOSUPPORT, "Address family not supported"))
+    assert isinstance(no_sockets, BackendUnavailable)
+    assert "HCI sockets" in str(no_sockets) and "install" not in str(no_sockets)

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from ble.advertiser.base import HelloAdvertiser
+from ble.errors import AdapterMissing
 from ble.interfaces import HelloSink, HelloSource
 from ble.node import BleNode, seconds_to_next_refresh
 from ble.payload import RobertPayload
@@ -137,3 +138,40 @@ def test_bad_refresh_interval() -> None:
         BleNode(
             None, RecordingSink(), Clock(NOW), advertiser=None, scanner=None, refresh_interval=0
         )
+
+
+async def test_with_start_attempts_a_missing_radio_raises_at_start(make_phone: object) -> None:
+    """What the CLI relies on: no retrying in the background, the error comes out of start."""
+    messages: list[str] = []
+    advertiser = FakeAdvertiser([FileNotFoundError(2, "No such file or directory")])
+    node = BleNode(
+        make_phone(),  # type: ignore[operator]
+        RecordingSink(),
+        Clock(NOW),
+        advertiser=advertiser,
+        scanner=None,
+        report=messages.append,
+        start_attempts=1,
+    )
+    with pytest.raises(AdapterMissing):
+        async with node:
+            raise AssertionError("the node must not start")
+    assert messages == [] and advertiser.calls == [("stop", None)]  # cleaned up, silently
+
+
+async def test_with_start_attempts_retries_are_bounded(make_phone: object) -> None:
+    messages: list[str] = []
+    advertiser = FakeAdvertiser([PermissionError(1, "no"), PermissionError(1, "no")])
+    node = BleNode(
+        make_phone(),  # type: ignore[operator]
+        RecordingSink(),
+        Clock(NOW),
+        advertiser=advertiser,
+        scanner=None,
+        report=messages.append,
+        retry_initial=0.01,
+        start_attempts=3,
+    )
+    async with node:  # the third attempt works
+        assert advertiser.current is not None
+    assert len(messages) == 2 and all("retrying" in m for m in messages)

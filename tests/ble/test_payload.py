@@ -16,11 +16,16 @@ from ble.payload import (
     ROBERT_OVERFLOW,
     SERVICE_DATA_SIZE,
     SERVICE_UUID16,
+    WRITE_SIZES,
     PayloadError,
     RobertPayload,
+    WrittenPayload,
     decode_gatt_value,
     decode_service_data,
+    decode_written_value,
     encode_advertising_data,
+    encode_overflow_advertising_data,
+    encode_uuid_only_advertising_data,
     overflow_area,
     overflow_has_robert,
     parse_advertising_data,
@@ -126,3 +131,29 @@ def test_manufacturer_data_is_parsed_by_company() -> None:
     raw = bytes([2 + len(ROBERT_OVERFLOW) + 1, 0xFF]) + b"\x4c\x00" + ROBERT_OVERFLOW
     fields = parse_advertising_data(bytes.fromhex("02011a") + raw)
     assert fields.manufacturer_data[APPLE_COMPANY_ID] == ROBERT_OVERFLOW
+
+
+def test_written_values_are_payload_then_signed_rssi() -> None:
+    payload = RobertPayload(HELLO, 1, -12)
+    assert decode_written_value(payload.to_service_data()) == WrittenPayload(payload)
+    assert decode_written_value(payload.to_service_data() + b"\xc6") == WrittenPayload(payload, -58)
+    assert WrittenPayload(payload, -58).to_bytes() == payload.to_service_data() + b"\xc6"
+    assert WRITE_SIZES == (18, 19)
+
+
+@given(st.binary(max_size=40))
+def test_any_written_bytes_decode_or_raise_payload_error_only(data: bytes) -> None:
+    try:
+        written = decode_written_value(data)
+    except PayloadError:
+        assert len(data) not in WRITE_SIZES
+    else:
+        assert written.to_bytes() == data
+
+
+def test_iphone_advertisements_carry_no_service_data() -> None:
+    foreground = parse_advertising_data(encode_uuid_only_advertising_data())
+    assert foreground.service_uuids16 == (SERVICE_UUID16,) and not foreground.service_data16
+    background = parse_advertising_data(encode_overflow_advertising_data())
+    assert not background.service_uuids16 and not background.service_data16
+    assert overflow_has_robert(background.manufacturer_data[APPLE_COMPANY_ID])

@@ -150,7 +150,7 @@ async def test_background_iphone_is_read_over_gatt(make_phone: object) -> None:
             auto_restart=True,
         )
         sink, seen = RecordingSink(), Records()
-        scanner = BumbleHelloScanner(laptop, gatt_interval=60.0)
+        scanner = BumbleHelloScanner(laptop, hello_period=60.0)
         node = BleNode(None, sink, wall_clock, advertiser=None, scanner=scanner, listeners=(seen,))
         async with node:
             for _ in range(80):

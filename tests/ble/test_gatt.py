@@ -1,0 +1,190 @@
+"""Our characteristic as a central sees it, and reads of peers that fail or never answer.
+
+Writes go over a real (virtual) ATT connection from a bumble client to our ``BumbleAdvertiser``;
+failures are a UUID-only advertiser without the service, and a connector that never returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from bleak.backends.device import BLEDevice
+from bleak.backends.scanner import AdvertisementData
+from bumble.device import AdvertisingType, Device, Peer
+
+from ble.advertiser.bumble import BumbleAdvertiser
+from ble.calibration import DEFAULT_RX_GAIN, calibrate_rssi
+from ble.collector import WRITE, HeardHello, RecordListener
+from ble.node import BleNode
+from ble.payload import (
+    SERVICE_UUID,
+    RobertPayload,
+    WrittenPayload,
+    encode_uuid_only_advertising_data,
+)
+from ble.scanner.base import PeerReads
+from ble.scanner.bleak import BleakHelloScanner
+from ble.scanner.bumble import BumbleHelloScanner, find_hello_characteristic
+from protocol.epochs import ntp_from_unix
+from tests.ble.conftest import VIRTUAL_RSSI, FakePhone, RecordingSink, virtual_devices
+
+
+def wall_clock() -> int:
+    return ntp_from_unix(time.time())
+
+
+class Records(RecordListener):
+    def __init__(self) -> None:
+        self.records: list[HeardHello] = []
+
+    def on_record(self, record: HeardHello) -> None:
+        self.records.append(record)
+
+
+async def write_and_read(
+    central: Device, address: Any, values: list[bytes]
+) -> tuple[bytes, list[str]]:
+    """Connect as a phone would, write each value (noting errors), read ours, disconnect."""
+    async with asyncio.timeout(10.0):
+        connection = await central.connect(address, timeout=5.0)
+    outcomes: list[str] = []
+    try:
+        characteristic = await find_hello_characteristic(Peer(connection))
+        for value in values:
+            try:
+                await characteristic.write_value(value, with_response=True)
+            except Exception as exc:  # bumble's ATT error response, as a phone would get it
+                outcomes.append(type(exc).__name__)
+            else:
+                outcomes.append("ok")
+        read = bytes(await characteristic.read_value())
+    finally:
+        await connection.disconnect()
+    return read, outcomes
+
+
+@pytest.mark.parametrize("read_rssi", [True, False])
+async def test_writes_of_18_and_19_bytes_are_heard_others_refused(
+    make_phone: Any, read_rssi: bool
+) -> None:
+    ours: FakePhone = make_phone()
+    android = RobertPayload(bytes(range(16)), 1, -25)
+    iphone = RobertPayload(bytes(range(16, 32)), 1, -12)
+    async with virtual_devices(2, read_rssi=read_rssi) as (mine, phone):
+        sink, seen = RecordingSink(), Records()
+        advertiser = BumbleAdvertiser(mine, kind="peripheral")
+        node = BleNode(
+            ours, sink, wall_clock, advertiser=advertiser, scanner=None, listeners=(seen,)
+        )
+        async with node:
+            while advertiser.current is None:
+                await asyncio.sleep(0.01)
+            read, outcomes = await write_and_read(
+                phone,
+                mine.random_address,
+                [
+                    WrittenPayload(android, -58).to_bytes(),  # an Android central: 19 bytes
+                    WrittenPayload(android, -58).to_bytes(),  # written again: one record
+                    WrittenPayload(iphone).to_bytes(),  # an iPhone: 18 bytes
+                    bytes(17),
+                    bytes(20),
+                    bytes(16),
+                ],
+            )
+            served = advertiser.current
+    assert read == served.to_service_data()
+    assert outcomes[:3] == ["ok", "ok", "ok"] and "ok" not in outcomes[3:]
+    assert advertiser.counters["write_refused"] == 3
+    assert node.collector.counters["connected_duplicates"] == 1
+    assert all(r.via == WRITE for r in seen.records)
+    got = {r.raw: r.rssi_calibrated for r in seen.records}
+    assert got[android.hello] == -58  # the writer's measurement, as it is
+    if read_rssi:  # the connection's RSSI, calibrated with the writer's TX gain
+        assert got[iphone.hello] == calibrate_rssi(VIRTUAL_RSSI, -12, DEFAULT_RX_GAIN)
+    else:  # never heard advertising and no connection RSSI: not scored, counted
+        assert iphone.hello not in got and advertiser.counters["write_no_rssi"] == 1
+    assert len(sink.records) == len(seen.records)
+
+
+def test_peer_reads_once_per_period_with_bounded_retries() -> None:
+    now = [0.0]
+    reads = PeerReads(hello_period=10.0, max_attempts=3, retry_delay=1.0, clock=lambda: now[0])
+    assert reads.due("a") and not reads.due("a")  # attempt 1, in flight: no second one
+    now[0] = 0.5
+    assert not reads.failed("a") and not reads.due("a")  # the next waits 1 s after failing
+    now[0] = 1.5
+    assert reads.due("a")  # attempt 2
+    assert not reads.failed("a")
+    now[0] = 3.4
+    assert not reads.due("a")  # waits 2 s
+    now[0] = 3.5
+    assert reads.due("a") and reads.failed("a")  # attempt 3 was the last
+    now[0] = 9.9
+    assert not reads.due("a")
+    now[0] = 10.0
+    assert reads.due("a")  # a new period
+    now[0] = 10.5
+    reads.succeeded("a")
+    now[0] = 19.9
+    assert not reads.due("a") and reads.due("b")
+    now[0] = 20.0
+    assert reads.due("a")
+
+
+async def test_uuid_only_advertiser_without_the_service_is_tried_three_times(
+    make_phone: Any,
+) -> None:
+    async with virtual_devices(2) as (mine, stranger):
+        await stranger.start_advertising(
+            advertising_type=AdvertisingType.UNDIRECTED_CONNECTABLE_SCANNABLE,
+            advertising_data=encode_uuid_only_advertising_data(),
+            auto_restart=True,
+            advertising_interval_min=50.0,
+            advertising_interval_max=50.0,
+        )
+        scanner = BumbleHelloScanner(mine, hello_period=60.0, retry_delay=0.05)
+        node = BleNode(None, RecordingSink(), wall_clock, advertiser=None, scanner=scanner)
+        async with node:
+            loop = asyncio.get_running_loop()
+            end = loop.time() + 10.0
+            while loop.time() < end and not scanner.counters["gatt_gave_up"]:
+                await asyncio.sleep(0.02)
+            sightings = node.collector.counters["uuid_only_sightings"]
+            await asyncio.sleep(0.5)  # still scanning after giving up, and not reading
+            assert node.collector.counters["uuid_only_sightings"] > sightings
+    assert scanner.counters["gatt_failed"] == 3 and scanner.counters["gatt_gave_up"] == 1
+    assert scanner.counters["gatt_read"] == 0
+
+
+async def test_a_peer_that_never_answers_times_out_within_the_bound() -> None:
+    calls: list[str] = []
+
+    async def never(device: BLEDevice, timeout: float) -> bytes:
+        calls.append(device.address)
+        await asyncio.Event().wait()  # a connection that never completes
+        raise AssertionError("unreachable")
+
+    scanner = BleakHelloScanner(
+        connector=never, hello_period=60.0, read_timeout=0.1, retry_delay=0.05
+    )
+    seen: list[object] = []
+    scanner._on_sighting = seen.append  # as start() would, without a radio
+    device = BLEDevice("5A:00:00:00:00:01", None, {"path": "/org/bluez/hci0/dev_5A"})
+    adv = AdvertisementData(None, {}, {}, [SERVICE_UUID], None, -60, ())
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    given_up_at: float | None = None
+    while loop.time() < started + 20.0:
+        scanner.handle(device, adv)  # the iPhone keeps advertising
+        await asyncio.sleep(0.02)
+        if given_up_at is None and scanner.counters["gatt_gave_up"]:
+            given_up_at = loop.time()
+        if given_up_at is not None and loop.time() > given_up_at + 0.5:
+            break  # half a second more of advertisements: no fourth attempt
+    await scanner.stop()
+    assert calls == [device.address] * 3
+    assert scanner.counters["gatt_timeouts"] == 3 and scanner.counters["gatt_gave_up"] == 1
+    assert len(seen) > 10  # every advertisement was still delivered
