@@ -10,18 +10,28 @@ checks any captcha: each is used once, expires, and counts its wrong answers. Su
 are not here: they belong to the code service (``codes/``), which the server asks through
 ``server.codegate``.
 
-Exposure writes are idempotent: a score is stored under (epoch, report id), so a report that a
-crashed worker left half done and another worker processes again is not counted twice.
+Exposure writes are idempotent: a score is stored under (epoch, a tag of the report), so a
+report that a crashed worker left half done and another worker processes again is not counted
+twice. The stored tag is a hash of the caller's report tag and the epoch (``exposure_tag``):
+it carries no time, and the records one report left (other registrations', other epochs') share
+nothing.
 """
 
 from __future__ import annotations
 
 import abc
+import hashlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
 from protocol.types import IdA, MacKey, TupleKey
+
+
+def exposure_tag(report_tag: str, epoch: int) -> str:
+    """What an exposure record holds of its report: a hash of the report's tag and the epoch
+    (16 hex digits), the same each time the report is processed, unlinkable across records."""
+    return hashlib.sha256(f"{report_tag}:{epoch}".encode()).hexdigest()[:16]
 
 
 class StoreUnavailable(Exception):
@@ -99,6 +109,17 @@ class StatusRecorded:
     outcome: StatusOutcome
     before: Registration | None
     push: PushInfo | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """One token bucket of a limit shared by every server process: ``burst`` tokens at once,
+    refilled at ``burst / per_seconds`` a second. ``key`` is opaque to the store (callers
+    pass pseudonyms, never client addresses)."""
+
+    key: str
+    burst: int
+    per_seconds: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +259,19 @@ class Store(abc.ABC):
     async def purge_captchas(self, now: int) -> int:
         """Delete captchas expired at ``now``; how many (a backend that expires them by
         itself may answer 0)."""
+
+    # --- shared limits ---------------------------------------------------------------------
+    @abc.abstractmethod
+    async def take_budget(self, budgets: Sequence[Budget], now: float) -> float:
+        """Take one token from every bucket of ``budgets`` in one atomic step, or from none:
+        0.0 if taken, else the seconds until every bucket has a token (nothing taken).
+
+        ``now`` is Unix seconds. Concurrent callers cannot all pass one check: the check and
+        the charge are one script (Redis) or one transaction (SQLite)."""
+
+    @abc.abstractmethod
+    async def refund_budget(self, budgets: Sequence[Budget], now: float) -> None:
+        """Give one token back to each bucket (up to its burst): the attempt did not count."""
 
     # --- report queue ----------------------------------------------------------------------
     @abc.abstractmethod

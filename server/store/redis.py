@@ -33,6 +33,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from protocol.types import IdA, MacKey, TupleKey
 from server.store.base import (
+    Budget,
     Captcha,
     PushInfo,
     QueuedReport,
@@ -42,6 +43,7 @@ from server.store.base import (
     StatusRecorded,
     Store,
     StoreUnavailable,
+    exposure_tag,
 )
 from server.store.resp import PipelinedRedis
 
@@ -185,6 +187,50 @@ DELETE_REGISTRATION = """
 local n = redis.call('DEL', KEYS[1])
 redis.call('DEL', KEYS[2], KEYS[3])
 return n
+"""
+
+
+# KEYS: buckets (one slot: the {budgets} hash tag). ARGV: now (ms), then burst and period (ms)
+# of each bucket. Take one token from each, or none; '0', or the ms until all have one. A bucket
+# is a hash {t: tokens, u: updated (ms)} that Redis forgets once it would be full again.
+TAKE_BUDGET = """
+local now = tonumber(ARGV[1])
+local wait = 0
+local levels = {}
+for i, key in ipairs(KEYS) do
+  local burst, per = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+  local v = redis.call('HMGET', key, 't', 'u')
+  local tokens = burst
+  if v[1] then
+    tokens = math.min(burst, tonumber(v[1]) + math.max(0, now - tonumber(v[2])) * burst / per)
+  end
+  levels[i] = tokens
+  if tokens < 1 then wait = math.max(wait, (1 - tokens) * per / burst) end
+end
+if wait > 0 then return tostring(math.ceil(wait)) end
+for i, key in ipairs(KEYS) do
+  redis.call('HSET', key, 't', tostring(levels[i] - 1), 'u', ARGV[1])
+  redis.call('PEXPIRE', key, math.ceil(tonumber(ARGV[2 * i + 1])))
+end
+return '0'
+"""
+
+# Same KEYS and ARGV: one token back to each bucket, up to its burst.
+REFUND_BUDGET = """
+local now = tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do
+  local burst, per = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+  local v = redis.call('HMGET', key, 't', 'u')
+  if v[1] then
+    local tokens = tonumber(v[1]) + math.max(0, now - tonumber(v[2])) * burst / per
+    if tokens + 1 >= burst then
+      redis.call('DEL', key)
+    else
+      redis.call('HSET', key, 't', tostring(tokens + 1), 'u', ARGV[1])
+    end
+  end
+end
+return 1
 """
 
 
@@ -361,11 +407,21 @@ def connect_client(target: Any, **options: Any) -> aioredis.Redis | RedisCluster
 class RedisStore(Store):
     """Store in Redis through ``redis.asyncio`` (hiredis parser when installed)."""
 
-    def __init__(self, url: str, prefix: str = "", **options: Any) -> None:
+    def __init__(
+        self,
+        url: str,
+        prefix: str = "",
+        pool_size: int | None = None,
+        pool_wait: float | None = None,
+        **options: Any,
+    ) -> None:
         self.url = url
         self.prefix = prefix
         self.target = parse_url(url)
         self._options = options
+        self.pool_size = pool_size
+        """Connections at most (standalone: a blocking pool, waited for ``pool_wait`` s)."""
+        self.pool_wait = pool_wait
         self._client: aioredis.Redis | RedisCluster | None = None
         self._scripts: dict[str, AsyncScript] = {}
         self._fast: PipelinedRedis | None = None
@@ -448,7 +504,20 @@ class RedisStore(Store):
 
     # --- lifecycle ---------------------------------------------------------------------
     def _connect(self) -> aioredis.Redis | RedisCluster:
-        return connect_client(self.target, **self._options)
+        if self.pool_size is None or self.target.cluster:
+            # A cluster client keeps a pool per node, refused (not waited for) when full.
+            options = dict(self._options)
+            if self.pool_size is not None:
+                options.setdefault("max_connections", self.pool_size)
+            return connect_client(self.target, **options)
+        pool = aioredis.BlockingConnectionPool.from_url(
+            self.target.url,
+            max_connections=self.pool_size,
+            timeout=self.pool_wait,
+            decode_responses=False,
+            **self._options,
+        )
+        return aioredis.Redis.from_pool(pool)  # the client owns the pool: closed with it
 
     async def open(self) -> None:
         """Connect, register the scripts and create the consumer groups; idempotent."""
@@ -472,6 +541,8 @@ class RedisStore(Store):
                 "delete_exposures": DELETE_EXPOSURES,
                 "add_exposures": ADD_EXPOSURES,
                 "purge_exposures": PURGE_EXPOSURES,
+                "take_budget": TAKE_BUDGET,
+                "refund_budget": REFUND_BUDGET,
             }.items()
         }
         try:
@@ -633,10 +704,11 @@ class RedisStore(Store):
     async def add_exposures(
         self, id_a: IdA, report_id: str, scores: Sequence[tuple[int, float]]
     ) -> bool:
-        """HSET ``<epoch>:<report_id>`` -> score if the registration exists (idempotent)."""
+        """HSET ``<epoch>:<exposure tag>`` -> score if the registration exists
+        (idempotent)."""
         args: list[Any] = []
         for epoch, score in scores:
-            args += [f"{epoch}:{report_id}", repr(float(score))]
+            args += [f"{epoch}:{exposure_tag(report_id, epoch)}", repr(float(score))]
         keys = [self._reg_key(id_a), self._exp_key(id_a)]
         return bool(await self._acknowledged_script("add_exposures", keys, args))
 
@@ -690,6 +762,24 @@ class RedisStore(Store):
     async def purge_captchas(self, now: int) -> int:
         """Nothing to do: every captcha key expires by itself."""
         return 0
+
+    # --- shared limits -------------------------------------------------------------------
+    def _budget_call(self, budgets: Sequence[Budget], now: float) -> tuple[list[str], list[Any]]:
+        keys = [f"{self.prefix}b{{budgets}}{b.key}" for b in budgets]
+        args: list[Any] = [int(now * 1000)]
+        for budget in budgets:
+            args += [budget.burst, int(budget.per_seconds * 1000)]
+        return keys, args
+
+    async def take_budget(self, budgets: Sequence[Budget], now: float) -> float:
+        """One script over the buckets (all in the ``{budgets}`` slot)."""
+        keys, args = self._budget_call(budgets, now)
+        return int(await self._script("take_budget", keys, args)) / 1000
+
+    async def refund_budget(self, budgets: Sequence[Budget], now: float) -> None:
+        """One script over the buckets."""
+        keys, args = self._budget_call(budgets, now)
+        await self._script("refund_budget", keys, args)
 
     # --- report queue ----------------------------------------------------------------------
     async def enqueue_report(self, payload: bytes) -> str:

@@ -77,7 +77,9 @@ def test_kubernetes_manifests() -> None:
         assert mount["readOnly"] is True
     container = api["spec"]["template"]["spec"]["containers"][0]
     assert container["readinessProbe"]["httpGet"]["path"] == "/health"
-    assert container["livenessProbe"]["httpGet"]["path"] == "/health"
+    # Liveness does not ask the store: a busy Redis must not get healthy pods killed.
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health/live"
+    assert {"name": "ROBERT_TRUSTED_PROXIES", "value": "10.0.0.0/8"} in container["env"]
     # The code service runs alone; the API reaches it over HTTP with its key.
     assert {("Deployment", "robert-codes"), ("Service", "robert-codes")} <= kinds
     store = next(
@@ -95,6 +97,9 @@ def test_nginx_config(tmp_path: Path) -> None:
     assert "access_log off;" in report
     log_format = next(line for line in text.splitlines() if line.startswith("log_format"))
     assert "$remote_addr" not in log_format and "$http_x_forwarded_for" not in log_format
+    # The client's address reaches the server (its per-client limits), replaced not appended.
+    assert "proxy_set_header X-Forwarded-For $remote_addr;" in text
+    assert 'X-Forwarded-For ""' not in text
     cert, key = self_signed(tmp_path, "robert.example.org")
     site = (
         text.replace("/etc/robert/tls/fullchain.pem", str(cert))

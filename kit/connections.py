@@ -1,0 +1,131 @@
+"""Limits on client connections, below the request handlers: a cap on open connections, a
+deadline for a request's head, an idle timeout, and a log that never names a client.
+
+aiohttp holds a connection as long as its client keeps sending a byte now and then (slowloris),
+and has no cap on how many it holds: both would let a few machines exhaust the process's file
+descriptors. ``LimitedRunner`` is an ``aiohttp.web.AppRunner`` whose connections:
+
+- beyond ``max_connections`` open at once, are answered ``503`` with ``Retry-After`` and
+  closed at once;
+- are closed when a request's head (request line and headers) has not fully arrived
+  ``header_timeout`` seconds after its first byte;
+- are closed when idle (no request started) for ``idle_timeout`` seconds (aiohttp's
+  keep-alive timeout);
+- log malformed requests without the client's address (aiohttp's own message names it).
+
+Body read deadlines are the handlers' (``kit.http.read_body``'s ``timeout``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_server import Server
+
+log = logging.getLogger("kit.connections")
+
+BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: application/json\r\n"
+    b'Content-Length: 72\r\nConnection: close\r\n\r\n{"success":false,"error":"busy",'
+    b'"message":"too many connections; retry"}'
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    """Per process: open connections, seconds for a request's head, seconds idle."""
+
+    max_connections: int = 4096
+    header_timeout: float = 10.0
+    idle_timeout: float = 30.0
+
+
+class _Handler(RequestHandler):
+    """aiohttp's connection handler, with a deadline on each request's head."""
+
+    __slots__ = ("_head_deadline", "_limits", "refused")
+
+    def __init__(self, manager: Server, limits: ConnectionLimits, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self._limits = limits
+        self._head_deadline: asyncio.TimerHandle | None = None
+        self.refused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        manager = self._manager
+        if manager is not None and len(manager.connections) >= self._limits.max_connections:
+            self.refused = True
+            tcp = transport  # the client gets a JSON 503 and the connection is closed
+            tcp.write(BUSY)  # type: ignore[attr-defined]
+            tcp.close()
+            return
+        super().connection_made(transport)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._clear_deadline()
+        if self.refused:
+            return
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self.refused:
+            return
+        super().data_received(data)
+        if self._messages or self._request_in_progress:
+            self._clear_deadline()  # a head arrived: the handler's body deadline takes over
+        elif self._head_deadline is None and not (self._force_close or self._close):
+            self._head_deadline = self._loop.call_later(
+                self._limits.header_timeout, self._head_timed_out
+            )
+
+    def _clear_deadline(self) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+            self._head_deadline = None
+
+    def _head_timed_out(self) -> None:
+        self._head_deadline = None
+        if not (self._messages or self._request_in_progress):
+            self.force_close()
+
+    def log_exception(self, *args: Any, **kw: Any) -> None:
+        """aiohttp's messages name the client ("Error handling request from %s"): logged
+        without their arguments, and without the traceback of a client's malformed bytes."""
+        message = str(args[0]) if args else "error"
+        if "request from" in message:
+            log.info("malformed request refused")
+            return
+        self.logger.error(message.replace("%s", "?"), exc_info=kw.get("exc_info"))
+
+
+class _LimitedServer(Server):
+    def __init__(self, *args: Any, limits: ConnectionLimits, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.limits = limits
+
+    def __call__(self) -> RequestHandler:
+        return _Handler(self, self.limits, loop=self._loop, **self._kwargs)
+
+
+class LimitedRunner(web.AppRunner):
+    """An AppRunner whose server enforces ``ConnectionLimits``."""
+
+    def __init__(self, app: web.Application, limits: ConnectionLimits, **kwargs: Any) -> None:
+        kwargs.setdefault("keepalive_timeout", limits.idle_timeout)
+        super().__init__(app, **kwargs)
+        self.limits = limits
+
+    async def _make_server(self) -> Server:
+        plain = await super()._make_server()  # runs the app's start-up
+        return _LimitedServer(
+            plain.request_handler,
+            request_factory=plain.request_factory,
+            loop=asyncio.get_running_loop(),
+            limits=self.limits,
+            **self._kwargs,
+        )
