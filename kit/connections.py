@@ -117,6 +117,9 @@ class LimitedRunner(web.AppRunner):
 
     def __init__(self, app: web.Application, limits: ConnectionLimits, **kwargs: Any) -> None:
         kwargs.setdefault("keepalive_timeout", limits.idle_timeout)
+        # After answering a request whose body did not all come (413, 408), aiohttp reads
+        # and drops the rest for up to 10 s; one second is enough for an honest client.
+        kwargs.setdefault("lingering_time", 1.0)
         super().__init__(app, **kwargs)
         self.limits = limits
 

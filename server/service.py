@@ -37,7 +37,7 @@ from protocol.epochs import (
     epochs_of_day,
     ntp_from_unix,
 )
-from protocol.errors import BadFormat, BadMac
+from protocol.errors import BadFormat
 from protocol.registration import agree
 from protocol.scoring import ScoringConfig
 from protocol.status import last_contact_date, risk_level
@@ -265,14 +265,20 @@ class RobertService:
     async def status(self, fields: Mapping[str, Any], push: PushInfo | None = None) -> StatusAnswer:
         """Exposure status request [robert.md: Authenticated requests, the contract].
 
-        One store round trip reads the registration and takes the status slot at once (replay
-        and rate limit atomically); the MAC is then checked on what was read, and a request
-        whose MAC fails gives the slot back, so a forger holds it for one round trip at most.
-        Every answer carries a fresh bundle of tuples: the apps discard an answer without one.
+        The registration is read and the MAC checked on what was read *before* the status slot
+        is taken: a forged request (built from an overheard EBID) is refused without touching
+        the registration, so it can neither consume nor delay the phone's own request. The
+        slot is then taken in one atomic store step that checks replay and the interval again
+        on the current state (K_A never changes, so the MAC checked stays valid). Every answer
+        carries a fresh bundle of tuples: the apps discard an answer without one.
         """
         request, owner = self._check_request(fields)
         now = self.clock()
         now_epoch = epoch_of(ntp_from_unix(now), self.time_start)
+        found = await self.store.get_registration(owner)
+        if found is None:
+            raise errors.unknown_registration()
+        verify_mac(found.k_a, RequestKind.STATUS, request)
         recorded = await self.store.record_status(
             owner,
             now_epoch,
@@ -281,14 +287,8 @@ class RobertService:
             with_push=push is not None,
         )
         registration = recorded.before
-        if registration is None:
-            raise errors.unknown_registration()
-        try:
-            verify_mac(registration.k_a, RequestKind.STATUS, request)
-        except BadMac:
-            if recorded.outcome is StatusOutcome.ACCEPTED:
-                await self.store.undo_status(owner, registration, now_epoch, request.time)
-            raise
+        if registration is None or registration.k_a != found.k_a:
+            raise errors.unknown_registration()  # unregistered meanwhile
         if recorded.outcome is StatusOutcome.TOO_SOON:
             raise errors.too_soon()
         if recorded.outcome is StatusOutcome.REPLAYED:
@@ -332,14 +332,24 @@ class RobertService:
             analytics_token=self.tokens.analytics(now),
         )
 
+    async def _first(self, kind: RequestKind, fields: Mapping[str, Any]) -> Registration:
+        """Authenticate, then refuse (409) a request seen before: an identical replay comes
+        with the same ``time``, and a ``time`` more than the clock tolerance away from now is
+        refused anyway, so remembering each for twice the tolerance is enough."""
+        request, registration = await self.authenticate(kind, fields)
+        ttl = 2 * self.settings.clock_tolerance + 1
+        if not await self.store.first_request(registration.id_a, int(kind), request.time, ttl):
+            raise errors.replayed()
+        return registration
+
     async def unregister(self, fields: Mapping[str, Any]) -> None:
         """Forget the registration, its exposures and its push information."""
-        _, registration = await self.authenticate(RequestKind.UNREGISTER, fields)
+        registration = await self._first(RequestKind.UNREGISTER, fields)
         await self.store.delete_registration(registration.id_a)
 
     async def delete_history(self, fields: Mapping[str, Any]) -> None:
         """Clear the registration's exposures and risk state."""
-        _, registration = await self.authenticate(RequestKind.DELETE_HISTORY, fields)
+        registration = await self._first(RequestKind.DELETE_HISTORY, fields)
         await self.store.delete_exposures(registration.id_a)
 
     # --- report ----------------------------------------------------------------------------

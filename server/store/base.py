@@ -178,15 +178,9 @@ class Store(abc.ABC):
         equals the last accepted request's; TOO_SOON if a request was accepted fewer than
         ``min_gap_epochs`` epochs before ``epoch`` (0 disables the check); otherwise store
         epoch and time as the last status: ACCEPTED. The registration is returned as it was
-        BEFORE the step (with its push information if ``with_push``), so that the caller
-        verifies the MAC without a second round trip; a request whose MAC then fails is taken
-        back with ``undo_status``.
+        BEFORE the step (with its push information if ``with_push``). The caller checks the
+        request's MAC on a ``get_registration`` first: a forged request never gets here.
         """
-
-    @abc.abstractmethod
-    async def undo_status(self, id_a: IdA, before: Registration, epoch: int, time: int) -> bool:
-        """Put back the status fields of ``before`` if the last status is still (epoch, time):
-        a forged request holds a registration's status slot for one round trip at most."""
 
     @abc.abstractmethod
     async def set_push_info(self, id_a: IdA, push: PushInfo) -> bool:
@@ -272,6 +266,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def refund_budget(self, budgets: Sequence[Budget], now: float) -> None:
         """Give one token back to each bucket (up to its burst): the attempt did not count."""
+
+    @abc.abstractmethod
+    async def first_request(self, id_a: IdA, kind: int, time: int, ttl: int) -> bool:
+        """Remember an authenticated request (registration, kind, time) for ``ttl`` seconds:
+        True the first time, False for a replay within that time (one atomic step)."""
 
     # --- report queue ----------------------------------------------------------------------
     @abc.abstractmethod

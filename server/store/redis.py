@@ -86,17 +86,6 @@ redis.call('SETRANGE', KEYS[1], {STATUS_OFFSET}, struct.pack('<i4i8', epoch, t))
 return {{'accepted', v, push}}
 """
 
-# KEYS: registration. ARGV: forged epoch, forged time, then the status fields to put back.
-UNDO_STATUS = f"""
-local v = redis.call('GET', KEYS[1])
-if not v then return 0 end
-local last_epoch, last_time = struct.unpack('<i4i8', v, {STATUS_OFFSET + 1})
-if last_epoch ~= tonumber(ARGV[1]) or last_time ~= tonumber(ARGV[2]) then return 0 end
-redis.call('SETRANGE', KEYS[1], {STATUS_OFFSET}, struct.pack('<i4i8', tonumber(ARGV[3]),
-  tonumber(ARGV[4])))
-return 1
-"""
-
 # KEYS: registration, push information. ARGV: the registration, the push information ('' for
 # none). SET NX of both, or nothing.
 CREATE_REGISTRATION = """
@@ -230,6 +219,35 @@ for i, key in ipairs(KEYS) do
     end
   end
 end
+return 1
+"""
+
+
+# KEYS: a report stream. ARGV: the group, the entry id. Acknowledge and delete the entry, then
+# trim the stream below the oldest entry still pending or undelivered: XDEL only marks an entry
+# deleted, its bytes stay in the stream's node until the whole node goes.
+ACK_REPORT = """
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+local pending = redis.call('XPENDING', KEYS[1], ARGV[1])
+local floor = false
+if pending[1] > 0 then
+  floor = pending[2]
+else
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+    local name, last = nil, nil
+    for i = 1, #g, 2 do
+      if g[i] == 'name' then name = g[i + 1] elseif g[i] == 'last-delivered-id' then
+        last = g[i + 1]
+      end
+    end
+    if name == ARGV[1] and last then
+      local ms, seq = string.match(last, '^(%d+)-(%d+)$')
+      floor = ms .. '-' .. string.format('%d', tonumber(seq) + 1)
+    end
+  end
+end
+if floor then redis.call('XTRIM', KEYS[1], 'MINID', floor) end
 return 1
 """
 
@@ -529,7 +547,6 @@ class RedisStore(Store):
             name: client.register_script(source)
             for name, source in {
                 "record_status": RECORD_STATUS,
-                "undo_status": UNDO_STATUS,
                 "create_registration": CREATE_REGISTRATION,
                 "set_push": SET_PUSH,
                 "create_captcha": CREATE_CAPTCHA,
@@ -542,6 +559,7 @@ class RedisStore(Store):
                 "add_exposures": ADD_EXPOSURES,
                 "purge_exposures": PURGE_EXPOSURES,
                 "take_budget": TAKE_BUDGET,
+                "ack_report": ACK_REPORT,
                 "refund_budget": REFUND_BUDGET,
             }.items()
         }
@@ -645,11 +663,6 @@ class RedisStore(Store):
         before = unpack_registration(id_a, _raw(reply[1])) if len(reply) > 1 else None
         push = unpack_push(_raw(reply[2])) if len(reply) > 2 and reply[2] else None
         return StatusRecorded(outcome, before, push)
-
-    async def undo_status(self, id_a: IdA, before: Registration, epoch: int, time: int) -> bool:
-        """Compare-and-set the status fields back (one script)."""
-        args = [epoch, time, before.last_status_epoch, before.last_status_time]
-        return bool(await self._script("undo_status", [self._reg_key(id_a)], args))
 
     async def set_push_info(self, id_a: IdA, push: PushInfo) -> bool:
         """SET of the push key if the registration exists (one script)."""
@@ -763,6 +776,11 @@ class RedisStore(Store):
         """Nothing to do: every captcha key expires by itself."""
         return 0
 
+    async def first_request(self, id_a: IdA, kind: int, time: int, ttl: int) -> bool:
+        """SET NX EX of ``q{ID_A}<kind>:<time>`` (the registration's slot)."""
+        key = f"{self.prefix}q{{{bytes(id_a).hex()}}}{kind}:{time}"
+        return await self._acknowledged(key, "SET", key, b"", "NX", "EX", max(1, ttl)) is not None
+
     # --- shared limits -------------------------------------------------------------------
     def _budget_call(self, budgets: Sequence[Budget], now: float) -> tuple[list[str], list[Any]]:
         keys = [f"{self.prefix}b{{budgets}}{b.key}" for b in budgets]
@@ -861,14 +879,11 @@ class RedisStore(Store):
             await asyncio.sleep(min(SHARD_POLL_SECONDS, left))
 
     async def ack_report(self, report_id: str) -> None:
-        """XACK and XDEL in one MULTI (one stream, one slot): removed from the group and the
-        stream."""
+        """One script on the stream (one slot): XACK, XDEL, and XTRIM MINID below what is
+        still pending or undelivered, so a processed report's bytes leave the stream's
+        memory too (XDEL alone only marks them deleted)."""
         shard, entry_id = self._split_report_id(report_id)
-        stream = self._stream(shard)
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.xack(stream, GROUP, entry_id)
-            pipe.xdel(stream, entry_id)
-            await pipe.execute()
+        await self._script("ack_report", [self._stream(shard)], [GROUP, entry_id])
 
     async def pending_reports(self) -> int:
         """XLEN summed over shards: acknowledged entries are deleted, so the rest is queued or

@@ -80,6 +80,13 @@ CREATE TABLE IF NOT EXISTS budgets (
     updated REAL NOT NULL,
     full_at REAL NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS seen_requests (
+    id_a BLOB NOT NULL,
+    kind INTEGER NOT NULL,
+    time INTEGER NOT NULL,
+    expires REAL NOT NULL,
+    PRIMARY KEY (id_a, kind, time)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS reports (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     payload BLOB NOT NULL,
@@ -192,6 +199,11 @@ _UPSERT_PUSH = (
     " ON CONFLICT (id_a) DO UPDATE SET token = excluded.token, locale = excluded.locale,"
     " timezone = excluded.timezone"
 )
+
+
+def _wall() -> float:
+    """Unix seconds now (methods whose ``time`` argument hides the module)."""
+    return time.time()
 
 
 def _budget_level(conn: sqlite3.Connection, budget: Budget, now: float) -> float:
@@ -377,15 +389,6 @@ class SqliteStore(Store):
 
         return await self._transaction(step)
 
-    async def undo_status(self, id_a: IdA, before: Registration, epoch: int, time: int) -> bool:
-        """Restore the status fields if nothing else changed them since."""
-        sql = (
-            "UPDATE registrations SET last_status_epoch = ?, last_status_time = ?"
-            " WHERE id_a = ? AND last_status_epoch = ? AND last_status_time = ?"
-        )
-        values = (before.last_status_epoch, before.last_status_time, bytes(id_a), epoch, time)
-        return await self._transaction(lambda c: c.execute(sql, values).rowcount == 1)
-
     async def set_push_info(self, id_a: IdA, push: PushInfo) -> bool:
         """Upsert, if the registration exists."""
 
@@ -559,7 +562,24 @@ class SqliteStore(Store):
 
         def step(conn: sqlite3.Connection) -> int:
             conn.execute("DELETE FROM budgets WHERE full_at < ?", (unix_from_ntp(now),))
+            conn.execute("DELETE FROM seen_requests WHERE expires < ?", (_wall(),))
             return int(conn.execute("DELETE FROM captchas WHERE expires < ?", (now,)).rowcount)
+
+        return await self._transaction(step)
+
+    async def first_request(self, id_a: IdA, kind: int, time: int, ttl: int) -> bool:
+        """INSERT OR IGNORE of the (registration, kind, time) row, expired rows first."""
+        now = _wall()
+
+        def step(conn: sqlite3.Connection) -> bool:
+            key = (bytes(id_a), kind, time)
+            conn.execute(
+                "DELETE FROM seen_requests WHERE id_a = ? AND kind = ? AND time = ?"
+                " AND expires < ?",
+                (*key, now),
+            )
+            sql = "INSERT OR IGNORE INTO seen_requests (id_a, kind, time, expires) VALUES (?,?,?,?)"
+            return bool(conn.execute(sql, (*key, now + ttl)).rowcount == 1)
 
         return await self._transaction(step)
 
