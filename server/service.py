@@ -15,7 +15,7 @@ import hmac
 import math
 import secrets
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -367,23 +367,31 @@ class RobertService:
         finally:
             self._parsing -= 1
 
-    async def report(self, token: Any, items: Any, client: str = "?", size: int = 0) -> str:
+    async def report(
+        self,
+        token: Any,
+        items: Callable[[], Awaitable[Any]],
+        client: str = "?",
+        size: int = 0,
+    ) -> str:
         """Check the submission code, then parse the contacts and queue them for the worker;
         the report validation token.
 
-        The code is checked before the contacts are parsed (the expensive part of a report):
-        an upload with a wrong code costs the JSON parse only. Failed codes are limited per
-        client, per code prefix and overall (``server.limits``): a token is taken from each
-        before the code service is asked and given back if the code was accepted. A code
-        whose contacts turn out malformed is released, so the upload does not burn it;
-        nothing about the client is stored with the report. A dummy report (its token is a
-        dummy code, ``protocol.codes``) changes nothing and consumes no code, but is answered
-        alike: after a wait drawn from the times real reports spent on the limits, the code
-        service and the store (so the timing distributions match), with a token of the same
+        ``items`` gives the raw ``contacts`` (parsing the body if the caller has not yet);
+        the code is checked before it is called and before the contacts are parsed: an upload
+        with a wrong code costs no contact parsing (nor, when the token was read first, any).
+        Failed codes are limited per client, per code prefix and overall
+        (``server.limits``): a token is taken from each before the code service is asked and
+        given back if the code was accepted. A code whose contacts turn out malformed is
+        released, so the upload does not burn it; nothing about the client is stored with the
+        report. A dummy report (its token is a dummy code, ``protocol.codes``) changes nothing
+        and consumes no code, but is answered alike: after a wait drawn from the times real
+        reports spent on the limits, the code service and the store (so the timing
+        distributions match), with a token of the same
         size signed under a key nobody trusts.
         """
         if is_dummy_code(token):
-            await self.offload(size, parse_contacts, items)
+            await self.offload(size, parse_contacts, await items())
             return await self._dummy_report()
         try:
             _, code = parse_code(token)
@@ -408,7 +416,7 @@ class RobertService:
             raise Unauthorized(f"submission code {outcome}", f"code_{outcome}")
         await self.attempts.give_back(client, code, now)
         try:
-            contacts = await self.offload(size, parse_contacts, items)
+            contacts = await self.offload(size, parse_contacts, await items())
             await self.store.enqueue_report(encode_report(contacts, self.random(NONCE_BYTES)))
         except Exception:
             # Malformed, or not queued, so not reported: give the code back, or the person

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 from importlib import resources
 from typing import Any
 
@@ -157,14 +158,29 @@ async def status(request: web.Request) -> web.Response:
 
 REPORT_FIELDS = frozenset({"token", "contacts"})
 REPORT_OPTIONAL = frozenset({"contactsAsBinary"})
+_TOKEN_FIRST = re.compile(rb'\A\s*\{\s*"token"\s*:\s*"([^"\\]{1,64})"\s*,')
+_TOKEN_LAST = re.compile(rb',\s*"token"\s*:\s*"([^"\\]{1,64})"\s*\}\s*\Z')
+
+
+def peek_token(body: bytes) -> str | None:
+    """The report's token without parsing the body, when it is the first or the last member
+    of the top-level object (as the apps send it), else None. A first member is the first
+    ``"key": "value"`` after the opening brace; a last one is followed by the closing brace
+    and nothing else, which a member of a nested object cannot be (its object's brace would
+    be followed by another). The full parse later checks it is the token (duplicate keys)."""
+    match = _TOKEN_FIRST.match(body[:128]) or _TOKEN_LAST.search(body[-128:])
+    return match.group(1).decode("ascii", "replace") if match else None
 
 
 async def report(request: web.Request) -> web.StreamResponse:
     """POST /report: contacts of a person who tested positive, gated by a submission code.
 
-    A client refused for failed codes lately is refused again before its body is read; a large
-    body is parsed off the event loop (``RobertService.offload``), and the code is checked
-    before the contacts are parsed, under the limits of ``server.limits``.
+    A client refused for failed codes lately is refused again before its body is read. The
+    token is read first when it opens or closes the body (``peek_token``, as the apps send
+    it): then the code is checked before the body is parsed at all, and a junk upload with a
+    wrong code costs no parsing. Otherwise the body is parsed first, off the event loop when
+    large (``RobertService.offload``). Either way the code is checked before the contacts are
+    parsed, under the limits of ``server.limits``.
     """
     service = _service(request)
     client = _client(request)
@@ -176,10 +192,27 @@ async def report(request: web.Request) -> web.StreamResponse:
             retry_after=math.ceil(wait),
         )
     body = await read_body(request, service.settings.max_report_bytes, _timeout(request))
-    data = await service.offload(len(body), parse_json_object, body, REPORT_FIELDS, REPORT_OPTIONAL)
-    if data.get("contactsAsBinary") is not None:
-        raise errors.malformed("contactsAsBinary is not supported; send contacts")
-    token = await service.report(data["token"], data["contacts"], client, len(body))
+    peeked = peek_token(body)
+    parsed: dict[str, Any] | None = None
+
+    async def contacts() -> Any:
+        nonlocal parsed
+        if parsed is None:
+            parsed = await service.offload(
+                len(body), parse_json_object, body, REPORT_FIELDS, REPORT_OPTIONAL
+            )
+        if peeked is not None and parsed["token"] != peeked:
+            raise errors.malformed("token given twice")
+        if parsed.get("contactsAsBinary") is not None:
+            raise errors.malformed("contactsAsBinary is not supported; send contacts")
+        return parsed["contacts"]
+
+    if peeked is None:  # the token is somewhere inside: parse, check the shape, then the code
+        await contacts()
+        assert parsed is not None
+    token = await service.report(
+        peeked if parsed is None else parsed["token"], contacts, client, len(body)
+    )
     return json_response(
         {"success": True, "message": "report accepted", "reportValidationToken": token}
     )

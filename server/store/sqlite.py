@@ -121,6 +121,8 @@ def _connect(path: str) -> sqlite3.Connection:
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
+    # Deleted rows (processed reports) are overwritten with zeros, not left in free pages.
+    conn.execute("PRAGMA secure_delete = ON")
     conn.executescript(SCHEMA)
     columns = {row[1] for row in conn.execute("PRAGMA table_info(registrations)")}
     for column in DROPPED_COLUMNS:

@@ -230,25 +230,54 @@ async def test_a_wrong_code_does_not_parse_the_contacts(
 ) -> None:
     """The code is checked before the contacts are parsed; a large upload is parsed off the
     event loop."""
+    import server.api.routes as routes_module
     import server.service as service_module
 
     running, _ = behind_proxy
     parsed: list[int] = []
+    bodies: list[int] = []
     real = service_module.parse_contacts
+    real_json = routes_module.parse_json_object
 
     def counting(items: Any, *args: Any) -> Any:
         parsed.append(len(items))
         return real(items, *args)
 
+    def counting_json(body: bytes, *args: Any) -> Any:
+        bodies.append(len(body))
+        return real_json(body, *args)
+
     monkeypatch.setattr(service_module, "parse_contacts", counting)
+    monkeypatch.setattr(routes_module, "parse_json_object", counting_json)
     junk = [{"ebid": "A" * 12, "ecc": "AA==", "ids": []}] * 30_000  # about 1.4 MB
     async with aiohttp.ClientSession() as session:
         status, body, _ = await post_report(session, running, WRONG, "198.51.100.8", junk)
         assert (status, body["error"]) == (401, "code_unknown")
-        assert parsed == []
+        assert parsed == [] and bodies == []  # the token came first: nothing parsed
         good = await running.code(CodeKind.SHORT)
         status, body, _ = await post_report(session, running, good, "198.51.100.8", junk)
-        assert status == 400 and parsed == [30_000]
+        assert status == 400 and parsed == [30_000] and len(bodies) == 1
         # The malformed upload did not burn the code.
         status, body, _ = await post_report(session, running, good, "198.51.100.8", [])
         assert status == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "token"),
+    [
+        (b'{"token": "ABCDEF", "contacts": []}', "ABCDEF"),
+        (b'  {\n "token":"ABCDEF" ,"contacts":[]}', "ABCDEF"),
+        (b'{"contacts": [], "token": "ABCDEF"}', "ABCDEF"),
+        (b'{"contacts": [], "token": "ABCDEF"}\n', "ABCDEF"),
+        # A member of a nested object is neither first nor last of the top-level one.
+        (b'{"contacts": [{"token": "X"}], "x": {"token": "ABCDEF"}}', None),
+        (b'{"contacts": [{"token": "X", "a": 1}]}', None),
+        (b'{"token": "AB\\"C", "contacts": []}', None),  # escapes: parse instead
+        (b'{"token": 12, "contacts": []}', None),
+        (b"[]", None),
+    ],
+)
+def test_peek_token(body: bytes, token: str | None) -> None:
+    from server.api.routes import peek_token
+
+    assert peek_token(body) == token
