@@ -25,6 +25,8 @@ Scenarios (``--only``):
   behind the same proxy: is it accepted.
 * ``redis``: 500 authenticated requests (delete-history) in flight at once on Redis, and
   ``/health`` meanwhile: answers by status.
+* ``status``: not abuse, the price of the rest on the hot path: valid status requests in a
+  closed loop on 32 connections; throughput, latency, the server's CPU per request.
 
 Every figure counts 5xx apart, and says how many were 503 with ``Retry-After`` (load shedding,
 which the server-errors alert leaves out) and how many were other 5xx (which it counts).
@@ -62,7 +64,7 @@ from protocol.epochs import ntp_from_unix
 from server.settings import Settings
 
 HERE = Path(__file__).resolve().parent.parent
-SCENARIOS = ("burst", "slowloris", "junk", "forged", "guess", "redis")
+SCENARIOS = ("burst", "slowloris", "junk", "forged", "guess", "redis", "status")
 API = "/api/v6"
 JUNK_BYTES = 8 * 1024 * 1024 - 4096
 
@@ -123,7 +125,7 @@ class Target:
         self.seed = SeedFile.read(self.work / "seed.bin")
 
     @contextlib.contextmanager
-    def serving(self) -> Iterator[None]:
+    def serving(self, extra: dict[str, str] | None = None) -> Iterator[None]:
         port = services.free_port()
         env = services.server_env(
             {
@@ -137,6 +139,7 @@ class Target:
                 "ROBERT_PORT": str(port),
                 "ROBERT_HOST": "127.0.0.1",
             }
+            | (extra or {})
         )
         # The tree's own packages first (before the working directory and the editable
         # install of this one).
@@ -226,7 +229,18 @@ def session(limit: int = 0, timeout: float = 30.0) -> aiohttp.ClientSession:
 
 # --- scenarios ---------------------------------------------------------------------------------
 async def burst(t: Target, args: argparse.Namespace) -> str:
-    bodies = [register_body() for _ in range(args.burst)]
+    """``--burst`` connections opened first, then every one sends its registration at once
+    (pre-built raw HTTP, so the generator's own work does not count): latency from the send
+    to the answer's status line."""
+    host, port = "127.0.0.1", int(t.url.rsplit(":", 1)[1])
+    requests = []
+    for _ in range(args.burst):
+        body = register_body()
+        requests.append(
+            b"POST /api/v6/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+        )
+    connections = [await asyncio.open_connection(host, port) for _ in range(args.burst)]
     rest = rss_mib(t.pid)
     peak = rest
     done = asyncio.Event()
@@ -237,12 +251,27 @@ async def burst(t: Target, args: argparse.Namespace) -> str:
             peak = max(peak, rss_mib(t.pid))
             await asyncio.sleep(0.05)
 
+    async def one(
+        connection: tuple[asyncio.StreamReader, asyncio.StreamWriter], request: bytes
+    ) -> tuple[int | str, float]:
+        reader, writer = connection
+        started = time.perf_counter()
+        try:
+            writer.write(request)
+            line = await asyncio.wait_for(reader.readline(), args.seconds * 4)
+            status: int | str = int(line.split()[1]) if line else "closed"
+            seconds = time.perf_counter() - started
+            if status not in (201, 200):
+                answer = await asyncio.wait_for(reader.read(), 5)
+                code = answer.rsplit(b'"error":"', 1)[-1].split(b'"', 1)[0]
+                REFUSALS[f"{status}:{code.decode(errors='replace')}"] += 1
+        except (OSError, TimeoutError, ValueError, IndexError) as exc:
+            status, seconds = type(exc).__name__, time.perf_counter() - started
+        writer.close()
+        return status, seconds
+
     sampler = asyncio.ensure_future(sample())
-    async with session(timeout=args.seconds * 3) as s:
-        url = t.url + API + "/register"
-        answers = await asyncio.gather(
-            *(_timed(functools.partial(_post, s, url, b)) for b in bodies)
-        )
+    answers = await asyncio.gather(*(one(c, r) for c, r in zip(connections, requests, strict=True)))
     done.set()
     await sampler
     await asyncio.sleep(3)
@@ -411,6 +440,44 @@ async def redis_in_flight(t: Target, args: argparse.Namespace) -> str:
     )
 
 
+async def status_path(t: Target, args: argparse.Namespace) -> str:
+    """Not abuse: the status path's cost (closed loop, 32 keep-alive connections, valid
+    requests of seeded phones, status interval 0): throughput, latency, and the server's CPU
+    per request from /proc (the machine's other load does not count in it)."""
+    assert t.seed is not None
+    messages = Messages(t.seed, time.time)
+    now = ntp_from_unix(time.time())
+    phones = t.seed.phones
+    bodies = [messages.status_body(i % phones, now + 1 + i // phones) for i in range(6 * phones)]
+    latencies: list[float] = []
+    counts: Counter[Any] = Counter()
+    connector = aiohttp.TCPConnector(limit=32)
+    async with aiohttp.ClientSession(connector=connector) as s:
+        url = t.url + API + "/status"
+        feed = iter(bodies)
+        end = time.monotonic() + args.seconds
+        cpu_start = services.cpu_seconds(t.pid)
+        started = time.monotonic()
+
+        async def client() -> None:
+            for body in feed:
+                if time.monotonic() > end:
+                    return
+                status, seconds = await _timed(functools.partial(_post, s, url, body))
+                counts[status] += 1
+                if status == 200:
+                    latencies.append(seconds)
+
+        await asyncio.gather(*(client() for _ in range(32)))
+        elapsed = time.monotonic() - started
+        cpu = services.cpu_seconds(t.pid) - cpu_start
+    total = sum(counts.values())
+    return (
+        f"{total / elapsed:,.0f} req/s {statuses(counts)} | p50={pct(latencies, 0.5):.1f}ms "
+        f"p99={pct(latencies, 0.99):.1f}ms | server CPU {1e6 * cpu / max(1, total):.0f} us/request"
+    )
+
+
 async def _get(s: aiohttp.ClientSession, url: str) -> int:
     async with s.get(url) as response:
         await response.read()
@@ -424,7 +491,9 @@ RUN: dict[str, Callable[[Target, argparse.Namespace], Coroutine[Any, Any, str]]]
     "forged": forged,
     "guess": guess,
     "redis": redis_in_flight,
+    "status": status_path,
 }
+EXTRA_ENV = {"status": {"ROBERT_STATUS_MIN_INTERVAL": "0"}}
 
 
 def measure(t: Target, args: argparse.Namespace, only: list[str]) -> None:
@@ -436,7 +505,7 @@ def measure(t: Target, args: argparse.Namespace, only: list[str]) -> None:
         for key in client.scan_iter(match="b{budgets}*"):
             client.delete(key)
         client.close()
-        with t.serving():
+        with t.serving(EXTRA_ENV.get(name)):
             load = os.getloadavg()[0]
             started = time.monotonic()
             REFUSALS.clear()

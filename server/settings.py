@@ -95,6 +95,11 @@ class Settings(ServiceSettings):
     max_in_flight: int = setting(
         256, "requests one process works on at once; more are answered 503 with Retry-After"
     )
+    max_registering: int = setting(
+        64,
+        "registrations one process works on at once (each costs an ECDH and a bundle); more "
+        "are answered 503 with Retry-After",
+    )
     max_connections: int = setting(4096, "open client connections per process; more are closed")
     header_timeout: float = setting(10.0, "seconds a client may take to send a request's head")
     idle_timeout: float = setting(
@@ -164,6 +169,7 @@ class Settings(ServiceSettings):
                 self.code_failures_per_prefix,
                 self.code_failures_overall,
                 self.max_in_flight,
+                self.max_registering,
                 self.max_connections,
                 self.parse_slots,
                 self.store_connections,

@@ -22,6 +22,7 @@ from kit.http import (
     InFlight,
     Malformed,
     TooManyRequests,
+    Unavailable,
     add_route,
     index_page,
     json_response,
@@ -117,6 +118,17 @@ async def register(request: web.Request) -> web.Response:
         timeout=_timeout(request),
     )
     service = _service(request)
+    registering = request.app[REGISTERING]
+    if registering.busy >= registering.limit:
+        raise Unavailable("too many registrations at once; retry later", "overloaded")
+    registering.busy += 1
+    try:
+        return await _register(request, service, data)
+    finally:
+        registering.busy -= 1
+
+
+async def _register(request: web.Request, service: Any, data: dict[str, Any]) -> web.Response:
     spki = b64decode(data["clientPublicECDHKey"], "clientPublicECDHKey", None, max_size=512)
     keys = service.agree(spki)
     push = push_info(data.get("pushInfo"))
@@ -328,6 +340,7 @@ def add_routes(app: web.Application) -> None:
     metrics = service.metrics
     gate = InFlight(service.settings.max_in_flight)
     app[IN_FLIGHT] = gate
+    app[REGISTERING] = InFlight(service.settings.max_registering)
     unbounded = {"/health", "/health/ready", "/health/live", "/metrics", "/version"}
     for method, path, handler in (
         ("POST", f"{API}/captcha", captcha),
@@ -355,3 +368,6 @@ def add_routes(app: web.Application) -> None:
 
 IN_FLIGHT = web.AppKey("in_flight", InFlight)
 """The process's bound on API requests in flight (its ``busy`` count is a gauge)."""
+REGISTERING = web.AppKey("registering", InFlight)
+"""The tighter bound on registrations in flight (the costliest request): the accepted ones of
+a launch burst answer within about a second, the rest are told to come back."""

@@ -184,3 +184,30 @@ async def test_a_dropped_upload_is_not_an_error_of_ours(
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert 'status="500"' not in text
     assert 'reason="client_gone"' in text
+
+
+async def test_registrations_beyond_their_bound_get_503(serve: Callable[..., Any]) -> None:
+    """Registrations have their own, tighter bound (each costs an ECDH and a bundle)."""
+    from loadtest.messages import register_body
+
+    running = await serve(max_registering=2)
+    service = running.service
+    register = service.register
+
+    async def slow(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(0.3)
+        return await register(*args, **kwargs)
+
+    service.register = slow  # type: ignore[method-assign]
+    url = f"{running.url}/api/v6/register"
+    async with aiohttp.ClientSession() as session:
+
+        async def post() -> tuple[int, str | None]:
+            async with session.post(
+                url, data=register_body(), headers={"Content-Type": "application/json"}
+            ) as response:
+                body = await response.json()
+                return response.status, body.get("error")
+
+        answers = await asyncio.gather(*(post() for _ in range(5)))
+    assert sorted(answers, key=str) == [(201, None)] * 2 + [(503, "overloaded")] * 3
