@@ -7,10 +7,10 @@ descriptors. ``LimitedRunner`` is an ``aiohttp.web.AppRunner`` whose connections
 
 - beyond ``max_connections`` open at once, are answered ``503`` with ``Retry-After`` and
   closed at once;
-- are closed when a request's head (request line and headers) has not fully arrived
-  ``header_timeout`` seconds after its first byte;
-- are closed when idle (no request started) for ``idle_timeout`` seconds (aiohttp's
-  keep-alive timeout);
+- are closed when no complete request head (request line and headers) has arrived
+  ``header_timeout`` seconds after the connection opened or its last answer went out, however
+  often the client sends a byte (slowloris) or none at all (idle keep-alive). This is
+  aiohttp's keep-alive timer, which bytes do not reset; no per-chunk work is added;
 - log malformed requests without the client's address (aiohttp's own message names it).
 
 Body read deadlines are the handlers' (``kit.http.read_body``'s ``timeout``).
@@ -38,22 +38,21 @@ BUSY = (
 
 @dataclass(frozen=True, slots=True)
 class ConnectionLimits:
-    """Per process: open connections, seconds for a request's head, seconds idle."""
+    """Per process: open connections; seconds a connection may go without a complete
+    request head (from its opening or its last answer)."""
 
     max_connections: int = 4096
     header_timeout: float = 10.0
-    idle_timeout: float = 30.0
 
 
 class _Handler(RequestHandler):
-    """aiohttp's connection handler, with a deadline on each request's head."""
+    """aiohttp's connection handler, refusing connections beyond the cap."""
 
-    __slots__ = ("_head_deadline", "_limits", "refused")
+    __slots__ = ("_limits", "refused")
 
     def __init__(self, manager: Server, limits: ConnectionLimits, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
         self._limits = limits
-        self._head_deadline: asyncio.TimerHandle | None = None
         self.refused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -67,31 +66,9 @@ class _Handler(RequestHandler):
         super().connection_made(transport)
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        self._clear_deadline()
         if self.refused:
             return
         super().connection_lost(exc)
-
-    def data_received(self, data: bytes) -> None:
-        if self.refused:
-            return
-        super().data_received(data)
-        if self._messages or self._request_in_progress:
-            self._clear_deadline()  # a head arrived: the handler's body deadline takes over
-        elif self._head_deadline is None and not (self._force_close or self._close):
-            self._head_deadline = self._loop.call_later(
-                self._limits.header_timeout, self._head_timed_out
-            )
-
-    def _clear_deadline(self) -> None:
-        if self._head_deadline is not None:
-            self._head_deadline.cancel()
-            self._head_deadline = None
-
-    def _head_timed_out(self) -> None:
-        self._head_deadline = None
-        if not (self._messages or self._request_in_progress):
-            self.force_close()
 
     def log_exception(self, *args: Any, **kw: Any) -> None:
         """aiohttp's messages name the client ("Error handling request from %s"): logged
@@ -116,7 +93,7 @@ class LimitedRunner(web.AppRunner):
     """An AppRunner whose server enforces ``ConnectionLimits``."""
 
     def __init__(self, app: web.Application, limits: ConnectionLimits, **kwargs: Any) -> None:
-        kwargs.setdefault("keepalive_timeout", limits.idle_timeout)
+        kwargs.setdefault("keepalive_timeout", limits.header_timeout)
         # After answering a request whose body did not all come (413, 408), aiohttp reads
         # and drops the rest for up to 10 s; one second is enough for an honest client.
         kwargs.setdefault("lingering_time", 1.0)

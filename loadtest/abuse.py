@@ -448,7 +448,7 @@ async def status_path(t: Target, args: argparse.Namespace) -> str:
     messages = Messages(t.seed, time.time)
     now = ntp_from_unix(time.time())
     phones = t.seed.phones
-    bodies = [messages.status_body(i % phones, now + 1 + i // phones) for i in range(6 * phones)]
+    bodies = [messages.status_body(i % phones, now + 1 + i // phones) for i in range(20 * phones)]
     latencies: list[float] = []
     counts: Counter[Any] = Counter()
     connector = aiohttp.TCPConnector(limit=32)

@@ -133,9 +133,7 @@ async def serve_robert(app: web.Application, settings: Settings, reuse_port: boo
         "ROBERT server",
         reuse_port=reuse_port,
         access_log=logging.getLogger("robert.access") if settings.access_log else None,
-        limits=ConnectionLimits(
-            settings.max_connections, settings.header_timeout, settings.idle_timeout
-        ),
+        limits=ConnectionLimits(settings.max_connections, settings.header_timeout),
     )
 
 

@@ -275,10 +275,10 @@ class RobertService:
         request, owner = self._check_request(fields)
         now = self.clock()
         now_epoch = epoch_of(ntp_from_unix(now), self.time_start)
-        found = await self.store.get_registration(owner)
-        if found is None:
+        k_a = await self.store.get_mac_key(owner)
+        if k_a is None:
             raise errors.unknown_registration()
-        verify_mac(found.k_a, RequestKind.STATUS, request)
+        verify_mac(k_a, RequestKind.STATUS, request)
         recorded = await self.store.record_status(
             owner,
             now_epoch,
@@ -287,7 +287,7 @@ class RobertService:
             with_push=push is not None,
         )
         registration = recorded.before
-        if registration is None or registration.k_a != found.k_a:
+        if registration is None or registration.k_a != k_a:
             raise errors.unknown_registration()  # unregistered meanwhile
         if recorded.outcome is StatusOutcome.TOO_SOON:
             raise errors.too_soon()

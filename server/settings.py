@@ -101,9 +101,10 @@ class Settings(ServiceSettings):
         "are answered 503 with Retry-After",
     )
     max_connections: int = setting(4096, "open client connections per process; more are closed")
-    header_timeout: float = setting(10.0, "seconds a client may take to send a request's head")
-    idle_timeout: float = setting(
-        30.0, "seconds an idle keep-alive connection is kept (above the proxy's own)"
+    header_timeout: float = setting(
+        10.0,
+        "seconds a connection may go without a complete request head, from its opening or its "
+        "last answer (slowloris, idle keep-alive; keep the proxy's own keep-alive below it)",
     )
     body_timeout: float = setting(30.0, "seconds a client may take to send a request's body")
     parse_slots: int = setting(2, "large bodies parsed at once, off the event loop")
@@ -177,7 +178,7 @@ class Settings(ServiceSettings):
             < 1
         ):
             raise SettingsError("code failure, in-flight, connection and slot limits must be >= 1")
-        if min(self.header_timeout, self.body_timeout, self.idle_timeout, self.store_wait) <= 0:
+        if min(self.header_timeout, self.body_timeout, self.store_wait) <= 0:
             raise SettingsError("timeouts and store_wait must be > 0")
         if self.codes_url and not self.codes_api_key:
             raise SettingsError("codes_url needs codes_api_key (a key of role robert-server)")

@@ -164,6 +164,11 @@ class Store(abc.ABC):
         """The registration of ID_A, or None."""
 
     @abc.abstractmethod
+    async def get_mac_key(self, id_a: IdA) -> MacKey | None:
+        """K_A of the registration, or None (what a status request's MAC is checked with,
+        before anything is written)."""
+
+    @abc.abstractmethod
     async def record_status(
         self,
         id_a: IdA,

@@ -637,6 +637,15 @@ class RedisStore(Store):
         value = await (self._fast.execute("GET", key) if self._fast else self.client.get(key))
         return None if value is None else unpack_registration(id_a, _raw(value))
 
+    async def get_mac_key(self, id_a: IdA) -> MacKey | None:
+        """GETRANGE of K_A's 32 bytes (the first of the layout)."""
+        key = f"{self.prefix}r{{{bytes(id_a).hex()}}}"
+        fast = self._fast
+        value = await (
+            fast.execute("GETRANGE", key, 0, 31) if fast else self.client.getrange(key, 0, 31)
+        )
+        return MacKey(_raw(value)) if value else None
+
     async def record_status(
         self,
         id_a: IdA,

@@ -351,6 +351,11 @@ class SqliteStore(Store):
         )
         return _registration_of(rows[0]) if rows else None
 
+    async def get_mac_key(self, id_a: IdA) -> MacKey | None:
+        """The k_a column."""
+        rows = await self._query("SELECT k_a FROM registrations WHERE id_a = ?", bytes(id_a))
+        return MacKey(bytes(rows[0][0])) if rows else None
+
     async def record_status(
         self,
         id_a: IdA,

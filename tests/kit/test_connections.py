@@ -23,7 +23,7 @@ async def served() -> AsyncIterator[tuple[str, int]]:
     app.router.add_get("/", hello)
     runner = LimitedRunner(
         app,
-        ConnectionLimits(max_connections=3, header_timeout=0.3, idle_timeout=5.0),
+        ConnectionLimits(max_connections=3, header_timeout=0.3),
         access_log=None,  # as kit.cli.serve_app runs it by default
     )
     await runner.setup()

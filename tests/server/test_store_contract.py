@@ -407,3 +407,9 @@ async def test_redis_memory_per_registration() -> None:
         await client.aclose()
         await store.close()
         flush_redis()
+
+
+async def test_get_mac_key(store: Store) -> None:
+    assert await store.get_mac_key(ident(1)) is None
+    await store.create_registration(registration(1))
+    assert await store.get_mac_key(ident(1)) == registration(1).k_a
