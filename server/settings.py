@@ -93,10 +93,10 @@ class Settings(ServiceSettings):
     )
     code_failures_overall: int = setting(20_000, "failed submission codes an hour, all clients")
     max_in_flight: int = setting(
-        256, "requests one process works on at once; more are answered 503 with Retry-After"
+        1024, "requests one process works on at once; more are answered 503 with Retry-After"
     )
     max_registering: int = setting(
-        64,
+        256,
         "registrations one process works on at once (each costs an ECDH and a bundle); more "
         "are answered 503 with Retry-After",
     )
