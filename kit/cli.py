@@ -19,9 +19,11 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
+from kit.connections import ConnectionLimits, LimitedRunner
 from kit.http import HttpError
 from kit.settings import SettingsError
 
@@ -120,12 +122,17 @@ async def serve_app(
     name: str,
     reuse_port: bool = False,
     access_log: logging.Logger | None = None,
+    limits: ConnectionLimits | None = None,
 ) -> None:
     """Serve ``app`` until SIGINT or SIGTERM: log the URLs at start and a line at exit.
 
-    A port in use, an address that is not ours or a port we may not bind becomes a
-    ``CommandError`` with that sentence."""
-    runner = web.AppRunner(app, access_log=access_log, access_log_format="%r %s %b %Tf")
+    With ``limits``, connections are capped and slow heads cut (``kit.connections``). A port
+    in use, an address that is not ours or a port we may not bind becomes a ``CommandError``
+    with that sentence."""
+    options: dict[str, Any] = {"access_log": access_log, "access_log_format": "%r %s %b %Tf"}
+    runner = (
+        web.AppRunner(app, **options) if limits is None else LimitedRunner(app, limits, **options)
+    )
     await runner.setup()
     site = web.TCPSite(runner, listener.host, listener.port, reuse_port=reuse_port or None)
     try:

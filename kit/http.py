@@ -12,6 +12,7 @@ which cost the ROBERT status path about 4.5 µs of the ~57 µs it took.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -173,12 +174,26 @@ def see_other(location: str) -> web.Response:
 
 
 # --- the JSON reader ---------------------------------------------------------------------------
-async def read_body(request: web.Request, limit: int) -> bytes:
+class RequestTimeout(HttpError):
+    """408: the client did not send its request in time."""
+
+    status, code = 408, "request_timeout"
+
+
+async def read_body(request: web.Request, limit: int, timeout: float | None = None) -> bytes:
     """The request body, refusing more than ``limit`` bytes with 413 (before reading it all
-    when the client announced its length)."""
+    when the client announced its length) and, with ``timeout``, a body that has not fully
+    arrived after that many seconds with 408 (a body already received costs no timer)."""
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge()
-    body = await request.read()
+    if timeout is None or request.content.is_eof():
+        body = await request.read()
+    else:
+        try:
+            async with asyncio.timeout(timeout):
+                body = await request.read()
+        except TimeoutError:
+            raise RequestTimeout("request body too slow") from None
     if len(body) > limit:
         raise PayloadTooLarge()
     return body
@@ -210,9 +225,10 @@ async def read_json(
     required: frozenset[str],
     optional: frozenset[str] = frozenset(),
     limit: int = SMALL_BODY,
+    timeout: float | None = None,
 ) -> dict[str, Any]:
     """The request's JSON object with exactly the allowed fields, or a 4xx."""
-    return parse_json_object(await read_body(request, limit), required, optional)
+    return parse_json_object(await read_body(request, limit, timeout), required, optional)
 
 
 # --- the guard ---------------------------------------------------------------------------------
@@ -238,6 +254,22 @@ class _NoMetrics:
 NO_METRICS: RequestObserver = _NoMetrics()
 
 
+class InFlight:
+    """A bound on the requests one process works on at once: past ``limit``, the guard
+    answers 503 with ``Retry-After`` at once instead of queueing (the accepted ones keep their
+    latency, the excess is refused quickly and can come back)."""
+
+    __slots__ = ("busy", "limit", "retry_after")
+
+    def __init__(self, limit: int, retry_after: int = 1) -> None:
+        self.limit = limit
+        self.retry_after = retry_after
+        self.busy = 0
+
+
+_CLIENT_GONE = (ConnectionResetError,)
+
+
 def _as_http_error(exc: BaseException, translators: Iterable[Translator]) -> HttpError | None:
     if isinstance(exc, HttpError):
         return exc
@@ -261,34 +293,52 @@ def guarded(
     metrics: RequestObserver = NO_METRICS,
     translators: Iterable[Translator] = (),
     render: ErrorRenderer | None = None,
+    gate: InFlight | None = None,
 ) -> Handler:
     """``handler`` with every failure mapped to an answer (JSON, or ``render``'s) and every
     answer counted in ``metrics`` under ``endpoint``; 5xx only for the server's own faults.
+    With ``gate``, a request beyond its limit is answered 503 with ``Retry-After`` unworked.
 
-    A client that goes away mid-request is not a fault of ours: it is counted under the
-    reason ``client_gone`` and nothing is logged.
+    A client that goes away mid-request (its upload cut short included) is not a fault of
+    ours: it is counted under the reason ``client_gone`` and nothing is logged.
     """
     translators = tuple(translators)
 
     async def answer(request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
         reason = ""
+        if gate is not None and gate.busy >= gate.limit:
+            busy = Unavailable("busy; retry later", "overloaded", retry_after=gate.retry_after)
+            response = render(request, busy) if render else error_response(busy)
+            metrics.observe(endpoint, response.status, time.perf_counter() - started, busy.code)
+            return response
+        if gate is not None:
+            gate.busy += 1
         try:
             response = await handler(request)
         except Exception as exc:
             error = _as_http_error(exc, translators)
             if error is None:
-                if isinstance(exc, ConnectionResetError):
+                if isinstance(exc, _CLIENT_GONE) or _client_gone(request):
                     error = HttpError("client went away", "client_gone", status=400)
                 else:
                     log.exception("internal error on %s", endpoint)
                     error = HttpError("internal error", "internal", status=500)
             reason = error.code
             response = render(request, error) if render else error_response(error)
+        finally:
+            if gate is not None:
+                gate.busy -= 1
         metrics.observe(endpoint, response.status, time.perf_counter() - started, reason)
         return response
 
     return answer
+
+
+def _client_gone(request: web.Request) -> bool:
+    """True if the client's connection is closed (its upload was cut short, say)."""
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 def add_route(
@@ -300,9 +350,10 @@ def add_route(
     translators: Iterable[Translator] = (),
     render: ErrorRenderer | None = None,
     name: str | None = None,
+    gate: InFlight | None = None,
 ) -> None:
     """Mount ``handler`` guarded (GET routes answer HEAD too, as aiohttp's ``add_get``)."""
-    answer = guarded(path, handler, metrics, translators, render)
+    answer = guarded(path, handler, metrics, translators, render, gate)
     if method == "GET":
         app.router.add_get(path, answer, name=name)
     else:

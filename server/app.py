@@ -16,7 +16,6 @@ from aiohttp import web
 
 from kit.http import add_fallback
 from kit.metrics import registry_of
-from kit.ratelimit import Buckets
 from protocol.epochs import day_of_ntp, ntp_from_unix
 from server.api import routes
 from server.api.appkeys import CAPTCHA, SERVICE, WORKER
@@ -49,7 +48,7 @@ def create_app(
     ``codes`` is how reports check and consume their submission code (``server.codegate``).
     ``mount`` adds the routes of other services or of the caller (the simulator's control
     routes) before the JSON 404/405 fallback, which must come last."""
-    store = store or open_store(settings.store_url)
+    store = store or open_store(settings.store_url, settings.store_connections, settings.store_wait)
     app = web.Application(client_max_size=settings.max_report_bytes)
     metrics = Metrics(registry_of(app))
     today = day_of_ntp(ntp_from_unix(clock()))
@@ -69,7 +68,6 @@ def create_app(
     )
     app[WORKER] = ReportWorker(service)
     app[routes.INDEX_LINKS] = routes.default_links()
-    app[routes.FAILED_CODES] = Buckets(routes.FAILED_CODES_LIMIT)
     routes.add_routes(app)
     if mount is not None:
         mount(app)

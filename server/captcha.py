@@ -160,8 +160,12 @@ class CaptchaGate:
         return await loop.run_in_executor(None, draw)
 
     async def audio(self, captcha_id: str) -> bytes:
-        """``GET /captcha/{id}/audio``: the WAV, spoken in the captcha's language."""
+        """``GET /captcha/{id}/audio``: the WAV, spoken in the captcha's language; 400
+        ``captcha_type`` for an image captcha (its letters have no recording: ask for an
+        audio captcha)."""
         captcha = await self._shown(captcha_id)
+        if not set(captcha.answer) <= set(AUDIO_ALPHABET):
+            raise Malformed("this is an image captcha: ask for an AUDIO one", "captcha_type")
         loop = asyncio.get_running_loop()
 
         def speak() -> bytes:

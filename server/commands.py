@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from kit.cli import CommandError, Listener, serve_app, setup_logging, writable_directory
+from kit.connections import ConnectionLimits
 from protocol.epochs import day_of_ntp, ntp_from_unix
 from server.codegate import CodeGate
 from server.processes import run_event_loop, run_forked
@@ -132,6 +133,7 @@ async def serve_robert(app: web.Application, settings: Settings, reuse_port: boo
         "ROBERT server",
         reuse_port=reuse_port,
         access_log=logging.getLogger("robert.access") if settings.access_log else None,
+        limits=ConnectionLimits(settings.max_connections, settings.header_timeout),
     )
 
 

@@ -13,8 +13,22 @@ keys in them) alive.
 
 from __future__ import annotations
 
-from kit.http import Conflict, HttpError, Malformed, TooManyRequests, Unauthorized
+import sqlite3
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError as RedisResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from kit.http import (
+    Conflict,
+    HttpError,
+    Malformed,
+    TooManyRequests,
+    Unauthorized,
+    Unavailable,
+)
 from protocol import errors as pe
+from server.store.base import StoreUnavailable
 
 _PROTOCOL_STATUS: list[tuple[type[pe.ProtocolError], int, str]] = [
     (pe.KeyUnavailable, 430, "key_unavailable"),
@@ -35,9 +49,22 @@ def from_protocol(error: pe.ProtocolError) -> HttpError:
     return HttpError(str(error), "bad_request", status=400)
 
 
+STORE_BUSY = (RedisConnectionError, RedisTimeoutError, StoreUnavailable, sqlite3.OperationalError)
+"""Store failures that say "not now" (no connection free within the wait, Redis unreachable
+or loading, the SQLite file locked past its busy timeout): 503 with ``Retry-After``, the
+request changed nothing the client relies on."""
+
+
 def translate(error: Exception) -> HttpError | None:
-    """The guard's translator: protocol errors to HTTP answers, anything else not ours."""
-    return from_protocol(error) if isinstance(error, pe.ProtocolError) else None
+    """The guard's translator: protocol errors to HTTP answers, a store that cannot serve now
+    to 503, anything else not ours."""
+    if isinstance(error, pe.ProtocolError):
+        return from_protocol(error)
+    if isinstance(error, STORE_BUSY) or (
+        isinstance(error, RedisResponseError) and str(error).startswith(("LOADING", "BUSY"))
+    ):
+        return Unavailable("the store is busy; retry later", "store_unavailable", retry_after=1)
+    return None
 
 
 def malformed(message: str) -> HttpError:

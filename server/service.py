@@ -10,21 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import hmac
+import math
 import secrets
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import msgpack
 
-from kit.http import BadRequest, Unauthorized, Unavailable
+from kit.http import BadRequest, TooManyRequests, Unauthorized, Unavailable
 from protocol.auth import AuthRequest, RequestKind, check_request_time
 from protocol.auth import verify_request_mac as verify_mac
 from protocol.codes import is_dummy_code, parse_code
-from protocol.contacts import Contact, HelloRecord
+from protocol.contacts import Contact, HelloRecord, parse_contacts
 from protocol.ebid import check_ebid_epoch, decrypt_ebid
 from protocol.epochs import (
     EPOCHS_PER_DAY,
@@ -35,7 +37,7 @@ from protocol.epochs import (
     epochs_of_day,
     ntp_from_unix,
 )
-from protocol.errors import BadFormat, BadMac
+from protocol.errors import BadFormat
 from protocol.registration import agree
 from protocol.scoring import ScoringConfig
 from protocol.status import last_contact_date, risk_level
@@ -43,12 +45,14 @@ from protocol.types import EbidKey, IdA, MacKey, TupleKey, id_a
 from server import errors
 from server.codegate import ACCEPTED, CodeGate
 from server.keys import ServerKeys
+from server.limits import CodeAttempts, CodeLimits, parse_networks
 from server.metrics import Metrics
 from server.minting import TupleMinter
 from server.settings import Settings
 from server.store.base import PushInfo, Registration, StatusOutcome, Store
 from server.tokens import TokenLifetimes, TokenSigner
 
+T = TypeVar("T")
 Clock = Callable[[], float]
 """Unix seconds now (``time.time``, or a simulation's virtual clock)."""
 
@@ -60,6 +64,10 @@ PRIOR_REPORT_SECONDS = 0.002
 """A dummy report's wait before this process has answered any real report."""
 LATENESS_WEIGHT = 0.05
 """Weight of each new measure in the running mean of how late a dummy's sleep ends."""
+OFFLOAD_BYTES = 64 * 1024
+"""Bodies at least this large are parsed on a thread, not on the event loop (a real report of
+a few hundred contacts is smaller; an 8 MiB one took about 0.5 s of CPU)."""
+NONCE_BYTES = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +122,18 @@ class RobertService:
         self.dummy_tokens = TokenSigner.throwaway(lifetimes)
         self._blur_key = self._derived(b"last contact blur")
         self._report_timings: deque[float] = deque(maxlen=REPORT_TIMINGS)
+        self._parsing = 0
+        self.trusted = parse_networks(settings.trusted_proxies)
+        """The reverse proxies whose ``X-Forwarded-For`` names the client."""
+        self.attempts = CodeAttempts(
+            store,
+            self._derived(b"client pseudonyms"),
+            CodeLimits(
+                settings.code_failures_per_client,
+                settings.code_failures_per_prefix,
+                settings.code_failures_overall,
+            ),
+        )
         self._lateness = 0.0
         self.minter = TupleMinter(
             keys.key_of_day, lambda: keys.k_g, settings.country_code, self.time_start, random
@@ -245,14 +265,20 @@ class RobertService:
     async def status(self, fields: Mapping[str, Any], push: PushInfo | None = None) -> StatusAnswer:
         """Exposure status request [robert.md: Authenticated requests, the contract].
 
-        One store round trip reads the registration and takes the status slot at once (replay
-        and rate limit atomically); the MAC is then checked on what was read, and a request
-        whose MAC fails gives the slot back, so a forger holds it for one round trip at most.
-        Every answer carries a fresh bundle of tuples: the apps discard an answer without one.
+        The registration is read and the MAC checked on what was read *before* the status slot
+        is taken: a forged request (built from an overheard EBID) is refused without touching
+        the registration, so it can neither consume nor delay the phone's own request. The
+        slot is then taken in one atomic store step that checks replay and the interval again
+        on the current state (K_A never changes, so the MAC checked stays valid). Every answer
+        carries a fresh bundle of tuples: the apps discard an answer without one.
         """
         request, owner = self._check_request(fields)
         now = self.clock()
         now_epoch = epoch_of(ntp_from_unix(now), self.time_start)
+        k_a = await self.store.get_mac_key(owner)
+        if k_a is None:
+            raise errors.unknown_registration()
+        verify_mac(k_a, RequestKind.STATUS, request)
         recorded = await self.store.record_status(
             owner,
             now_epoch,
@@ -261,14 +287,8 @@ class RobertService:
             with_push=push is not None,
         )
         registration = recorded.before
-        if registration is None:
-            raise errors.unknown_registration()
-        try:
-            verify_mac(registration.k_a, RequestKind.STATUS, request)
-        except BadMac:
-            if recorded.outcome is StatusOutcome.ACCEPTED:
-                await self.store.undo_status(owner, registration, now_epoch, request.time)
-            raise
+        if registration is None or registration.k_a != k_a:
+            raise errors.unknown_registration()  # unregistered meanwhile
         if recorded.outcome is StatusOutcome.TOO_SOON:
             raise errors.too_soon()
         if recorded.outcome is StatusOutcome.REPLAYED:
@@ -312,29 +332,66 @@ class RobertService:
             analytics_token=self.tokens.analytics(now),
         )
 
+    async def _first(self, kind: RequestKind, fields: Mapping[str, Any]) -> Registration:
+        """Authenticate, then refuse (409) a request seen before: an identical replay comes
+        with the same ``time``, and a ``time`` more than the clock tolerance away from now is
+        refused anyway, so remembering each for twice the tolerance is enough."""
+        request, registration = await self.authenticate(kind, fields)
+        ttl = 2 * self.settings.clock_tolerance + 1
+        if not await self.store.first_request(registration.id_a, int(kind), request.time, ttl):
+            raise errors.replayed()
+        return registration
+
     async def unregister(self, fields: Mapping[str, Any]) -> None:
         """Forget the registration, its exposures and its push information."""
-        _, registration = await self.authenticate(RequestKind.UNREGISTER, fields)
+        registration = await self._first(RequestKind.UNREGISTER, fields)
         await self.store.delete_registration(registration.id_a)
 
     async def delete_history(self, fields: Mapping[str, Any]) -> None:
         """Clear the registration's exposures and risk state."""
-        _, registration = await self.authenticate(RequestKind.DELETE_HISTORY, fields)
+        registration = await self._first(RequestKind.DELETE_HISTORY, fields)
         await self.store.delete_exposures(registration.id_a)
 
     # --- report ----------------------------------------------------------------------------
-    async def report(self, token: Any, contacts: list[Contact]) -> str:
-        """Consume the submission code, queue the contacts for the worker; the report
-        validation token.
+    async def offload(self, size: int, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` for a body of ``size`` bytes: inline when small, else on a thread of
+        a bounded set (``parse_slots``) so that a large upload does not hold the event loop;
+        503 with ``Retry-After`` when every slot is busy."""
+        if size < OFFLOAD_BYTES:
+            return fn(*args)
+        if self._parsing >= self.settings.parse_slots:
+            raise Unavailable("too many large uploads at once; retry later", "busy")
+        self._parsing += 1
+        try:
+            return await asyncio.to_thread(fn, *args)
+        finally:
+            self._parsing -= 1
 
-        The contacts were parsed first, so a malformed upload does not burn the code; nothing
-        about the client (address, headers) is stored with the report. A dummy report (its
-        token is a dummy code, ``protocol.codes``) changes nothing and consumes no code, but
-        is answered alike: after a wait drawn from the times real reports spent on the code
-        service and the store (so the timing distributions match), with a token of the same
+    async def report(
+        self,
+        token: Any,
+        items: Callable[[], Awaitable[Any]],
+        client: str = "?",
+        size: int = 0,
+    ) -> str:
+        """Check the submission code, then parse the contacts and queue them for the worker;
+        the report validation token.
+
+        ``items`` gives the raw ``contacts`` (parsing the body if the caller has not yet);
+        the code is checked before it is called and before the contacts are parsed: an upload
+        with a wrong code costs no contact parsing (nor, when the token was read first, any).
+        Failed codes are limited per client, per code prefix and overall
+        (``server.limits``): a token is taken from each before the code service is asked and
+        given back if the code was accepted. A code whose contacts turn out malformed is
+        released, so the upload does not burn it; nothing about the client is stored with the
+        report. A dummy report (its token is a dummy code, ``protocol.codes``) changes nothing
+        and consumes no code, but is answered alike: after a wait drawn from the times real
+        reports spent on the limits, the code service and the store (so the timing
+        distributions match), with a token of the same
         size signed under a key nobody trusts.
         """
         if is_dummy_code(token):
+            await self.offload(size, parse_contacts, await items())
             return await self._dummy_report()
         try:
             _, code = parse_code(token)
@@ -342,14 +399,29 @@ class RobertService:
             raise BadRequest("token is not a submission code", "bad_token") from exc
         loop = asyncio.get_running_loop()
         started = loop.time()
-        outcome = await self.codes.consume(code)
+        now = self.clock()
+        wait = await self.attempts.take(client, code, now)
+        if wait > 0:
+            raise TooManyRequests(
+                "too many failed submission codes; retry later",
+                "too_many_attempts",
+                retry_after=math.ceil(wait),
+            )
+        try:
+            outcome = await self.codes.consume(code)
+        except BaseException:
+            await self.attempts.give_back(client, code, now)  # not an attempt: nothing known
+            raise
         if outcome != ACCEPTED:
             raise Unauthorized(f"submission code {outcome}", f"code_{outcome}")
+        await self.attempts.give_back(client, code, now)
         try:
-            await self.store.enqueue_report(encode_report(contacts))
+            contacts = await self.offload(size, parse_contacts, await items())
+            await self.store.enqueue_report(encode_report(contacts, self.random(NONCE_BYTES)))
         except Exception:
-            # Not queued, so not reported: give the code back, or the person could never
-            # report again. (If the store is down for this too, the 5xx says "try later".)
+            # Malformed, or not queued, so not reported: give the code back, or the person
+            # could never report again. (If the store is down for this too, the 5xx says
+            # "try later".)
             with contextlib.suppress(Exception):
                 await self.codes.release(code)
             raise
@@ -371,24 +443,43 @@ class RobertService:
         return self.dummy_tokens.report_validation(int(self.clock()))
 
 
-def encode_report(contacts: list[Contact]) -> bytes:
-    """Compact queue payload of validated contacts (msgpack)."""
+def encode_report(contacts: list[Contact], nonce: bytes) -> bytes:
+    """Compact queue payload of validated contacts (msgpack): ``{n: nonce, c: contacts}``.
+
+    The nonce is random and exists only in the queue entry: the worker derives each exposure
+    record's tag from it (``report_tag``), so a report reclaimed after a crash writes the same
+    tags (no double counting), and once the entry is deleted nothing links the records of one
+    report, nor dates them."""
     packed: bytes = msgpack.packb(
-        [
-            [
-                c.ebid,
-                c.ecc,
-                [[r.time_collected, r.time_from_hello, r.mac, r.rssi] for r in c.records],
-            ]
-            for c in contacts
-        ]
+        {
+            "n": nonce,
+            "c": [
+                [
+                    c.ebid,
+                    c.ecc,
+                    [[r.time_collected, r.time_from_hello, r.mac, r.rssi] for r in c.records],
+                ]
+                for c in contacts
+            ],
+        }
     )
     return packed
 
 
-def decode_report(payload: bytes) -> list[Contact]:
-    """Contacts of a queued report (written by ``encode_report``, so trusted)."""
-    return [
+def decode_report(payload: bytes) -> tuple[bytes, list[Contact]]:
+    """(nonce, contacts) of a queued report (written by ``encode_report``, so trusted); a
+    payload queued by an earlier version (a bare list) gets an empty nonce."""
+    data = msgpack.unpackb(payload)
+    nonce, items = (data["n"], data["c"]) if isinstance(data, dict) else (b"", data)
+    return nonce, [
         Contact(ebid, ecc, tuple(HelloRecord(tc, th, mac, rssi) for tc, th, mac, rssi in records))
-        for ebid, ecc, records in msgpack.unpackb(payload)
+        for ebid, ecc, records in items
     ]
+
+
+def report_tag(nonce: bytes, report_id: str, owner: IdA) -> str:
+    """The tag of one report's exposure records for one registration: a hash of the report's
+    random nonce and the registration, so that two registrations' records of one report share
+    nothing (an earlier version's payload, without a nonce, falls back on its queue id)."""
+    secret = nonce or report_id.encode()
+    return hashlib.sha256(secret + bytes(owner)).hexdigest()[:16]

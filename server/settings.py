@@ -17,6 +17,7 @@ from protocol.ebid import FRANCE
 from protocol.epochs import epochs_covering, ntp_from_datetime
 from protocol.hello import DEFAULT_TOLERANCE
 from protocol.scoring import CONTAGIOUS_PERIOD_DAYS
+from server.limits import parse_networks
 
 CAPTCHA_MODES = ("image", "pow", "off")
 """The registration gates: the apps' captcha (image or audio), the proof of work, none.
@@ -71,7 +72,7 @@ class Settings(ServiceSettings):
     keys_ahead_days: int = setting(5, "days of future K_S generated ahead")
     embedded_worker: bool = setting(True, "run the report worker inside 'serve' (embedded default)")
     reclaim_after_ms: int = setting(
-        60_000, "ms a claimed report may stay unacknowledged before another worker takes it"
+        5_000, "ms a claimed report may stay unacknowledged before another worker takes it"
     )
     workers: int = setting(1, "server processes sharing the port (SO_REUSEPORT)")
     max_report_bytes: int = setting(8 * 1024 * 1024, "largest accepted report body")
@@ -81,6 +82,36 @@ class Settings(ServiceSettings):
     codes_api_key: str = setting(
         "", "API key (role robert-server) for the code service at CODES_URL", secret=True
     )
+    trusted_proxies: str = setting(
+        "",
+        "comma-separated addresses or networks of the reverse proxies whose X-Forwarded-For "
+        "names the client (empty: the TCP peer is the client)",
+    )
+    code_failures_per_client: int = setting(10, "failed submission codes a client may try an hour")
+    code_failures_per_prefix: int = setting(
+        200, "failed submission codes an hour for codes sharing their first two characters"
+    )
+    code_failures_overall: int = setting(20_000, "failed submission codes an hour, all clients")
+    max_in_flight: int = setting(
+        1024, "requests one process works on at once; more are answered 503 with Retry-After"
+    )
+    max_registering: int = setting(
+        256,
+        "registrations one process works on at once (each costs an ECDH and a bundle); more "
+        "are answered 503 with Retry-After",
+    )
+    max_connections: int = setting(4096, "open client connections per process; more are closed")
+    header_timeout: float = setting(
+        10.0,
+        "seconds a connection may go without a complete request head, from its opening or its "
+        "last answer (slowloris, idle keep-alive; keep the proxy's own keep-alive below it)",
+    )
+    body_timeout: float = setting(30.0, "seconds a client may take to send a request's body")
+    parse_slots: int = setting(2, "large bodies parsed at once, off the event loop")
+    store_wait: float = setting(
+        2.0, "seconds a request waits for a store connection before a 503 (Redis)"
+    )
+    store_connections: int = setting(64, "Redis connections per process (besides the fast one)")
     access_log: bool = setting(False, "write an access log (never with client addresses)")
     log_level: str = setting("INFO", "logging level: DEBUG, INFO, WARNING, ERROR or CRITICAL")
 
@@ -129,6 +160,26 @@ class Settings(ServiceSettings):
             raise SettingsError("country_code must fit in one byte")
         if self.tuple_days < 1 or self.workers < 1 or self.status_min_interval < 0:
             raise SettingsError("tuple_days and workers must be >= 1, status_min_interval >= 0")
+        try:
+            parse_networks(self.trusted_proxies)
+        except ValueError as exc:
+            raise SettingsError(f"trusted_proxies: {exc}") from None
+        if (
+            min(
+                self.code_failures_per_client,
+                self.code_failures_per_prefix,
+                self.code_failures_overall,
+                self.max_in_flight,
+                self.max_registering,
+                self.max_connections,
+                self.parse_slots,
+                self.store_connections,
+            )
+            < 1
+        ):
+            raise SettingsError("code failure, in-flight, connection and slot limits must be >= 1")
+        if min(self.header_timeout, self.body_timeout, self.store_wait) <= 0:
+            raise SettingsError("timeouts and store_wait must be > 0")
         if self.codes_url and not self.codes_api_key:
             raise SettingsError("codes_url needs codes_api_key (a key of role robert-server)")
         try:

@@ -3,8 +3,11 @@
 For each report: decrypt every ECC and every EBID (in one batch per K_S day), find each
 contact's registration, keep the HELLOs that pass the protocol's checks, score the contact and
 add the score to the registration's exposed epoch, then recompute that registration's risk.
-A report is acknowledged only after all of that is written, and exposure writes are idempotent
-per (report, epoch), so a report reclaimed from a crashed worker is not counted twice.
+A report is acknowledged (and its queue entry deleted) only after all of that is written, and
+exposure writes are idempotent per (report, epoch) through a tag derived from the report's
+random nonce and the registration (``server.service.report_tag``), so a report reclaimed from
+a crashed worker is not counted twice, and no record says when a report came or which records
+came together.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from protocol.epochs import EPOCHS_PER_DAY, day_of_epoch, neighbour_day
 from protocol.errors import KeyUnavailable, UnknownCountry
 from protocol.scoring import assess, score_contact
 from protocol.types import Epoch, IdA
-from server.service import RobertService, decode_report
+from server.service import RobertService, decode_report, report_tag
 from server.store.base import QueuedReport, Registration, RiskState
 
 log = logging.getLogger("robert.worker")
@@ -73,7 +76,7 @@ class ReportWorker:
     async def process(self, report: QueuedReport) -> Counter[str]:
         """Score one report's contacts; counts of HELLOs kept and dropped by reason."""
         outcome: Counter[str] = Counter()
-        contacts = decode_report(report.payload)
+        nonce, contacts = decode_report(report.payload)
         owners = self._owners(contacts, outcome)
         registrations = await self._registrations({f[1] for f in owners if f is not None})
         scores: dict[IdA, dict[int, float]] = defaultdict(lambda: defaultdict(float))
@@ -98,7 +101,9 @@ class ReportWorker:
                 scores[owner][ebid_epoch] += score_contact(samples(kept), self.service.scoring)
         await _in_chunks(
             [
-                functools.partial(self._add, owner, report.report_id, by_epoch)
+                functools.partial(
+                    self._add, owner, report_tag(nonce, report.report_id, owner), by_epoch
+                )
                 for owner, by_epoch in scores.items()
             ]
         )

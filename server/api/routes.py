@@ -9,27 +9,32 @@ answers, protocol errors through ``server.errors.translate``.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import math
+import re
 from importlib import resources
 from typing import Any
 
 from aiohttp import web
 
 from kit.http import (
-    HttpError,
+    InFlight,
     Malformed,
     TooManyRequests,
+    Unavailable,
     add_route,
     index_page,
     json_response,
+    parse_json_object,
+    read_body,
     read_json,
 )
 from kit.metrics import metrics_handler
-from kit.ratelimit import Buckets, Limit
 from protocol.auth import b64decode
-from protocol.contacts import parse_contacts
 from server import errors
 from server.api.appkeys import CAPTCHA, SERVICE
+from server.limits import client_address
 from server.store.base import PushInfo
 
 API = "/api/v6"
@@ -45,8 +50,17 @@ def _service(request: web.Request) -> Any:
 
 
 def _client(request: web.Request) -> str:
-    """The rate-limiting key of the client: its address, held in memory only, never logged."""
-    return request.remote or "?"
+    """The rate-limiting key of the client: its address (from the trusted proxies'
+    ``X-Forwarded-For`` behind them), held in memory only, never logged nor stored."""
+    return client_address(
+        request.remote, request.headers.getall("X-Forwarded-For", ()), _service(request).trusted
+    )
+
+
+def _timeout(request: web.Request) -> float:
+    """Seconds the client has to send its body."""
+    timeout: float = _service(request).settings.body_timeout
+    return timeout
 
 
 PUSH_LIMITS = {"token": 512, "locale": 64, "timezone": 64}
@@ -71,7 +85,9 @@ def push_info(value: Any) -> PushInfo | None:
 # --- captcha -------------------------------------------------------------------------------
 async def captcha(request: web.Request) -> web.Response:
     """POST /captcha {type: IMAGE|AUDIO|POW, locale} (201): a captcha id."""
-    data = await read_json(request, frozenset({"type"}), frozenset({"locale"}))
+    data = await read_json(
+        request, frozenset({"type"}), frozenset({"locale"}), timeout=_timeout(request)
+    )
     gate = request.app[CAPTCHA]
     return json_response(await gate.create(data["type"], data.get("locale"), _client(request)), 201)
 
@@ -99,8 +115,20 @@ async def register(request: web.Request) -> web.Response:
         request,
         frozenset({"captcha", "captchaId", "clientPublicECDHKey"}),
         frozenset({"pushInfo"}),
+        timeout=_timeout(request),
     )
     service = _service(request)
+    registering = request.app[REGISTERING]
+    if registering.busy >= registering.limit:
+        raise Unavailable("too many registrations at once; retry later", "overloaded")
+    registering.busy += 1
+    try:
+        return await _register(request, service, data)
+    finally:
+        registering.busy -= 1
+
+
+async def _register(request: web.Request, service: Any, data: dict[str, Any]) -> web.Response:
     spki = b64decode(data["clientPublicECDHKey"], "clientPublicECDHKey", None, max_size=512)
     keys = service.agree(spki)
     push = push_info(data.get("pushInfo"))
@@ -122,7 +150,7 @@ async def status(request: web.Request) -> web.Response:
     """POST /status: the exposure status and a fresh bundle of tuples, as the reference
     answers it (absent fields omitted, not null)."""
     service = _service(request)
-    data = await read_json(request, AUTH_FIELDS, STATUS_OPTIONAL)
+    data = await read_json(request, AUTH_FIELDS, STATUS_OPTIONAL, timeout=_timeout(request))
     answer = await service.status(data, push_info(data.get("pushInfo")))
     body: dict[str, Any] = {
         "riskLevel": answer.risk_level,
@@ -140,53 +168,63 @@ async def status(request: web.Request) -> web.Response:
     return json_response(body)
 
 
-FAILED_CODES = web.AppKey("failed_codes", Buckets)
-"""Failed submission codes per client (10 an hour, then one every 6 minutes): guessing a code
-is hopeless anyway, and this keeps trying expensive."""
+REPORT_FIELDS = frozenset({"token", "contacts"})
+REPORT_OPTIONAL = frozenset({"contactsAsBinary"})
+_TOKEN_FIRST = re.compile(rb'\A\s*\{\s*"token"\s*:\s*"([^"\\]{1,64})"\s*,')
+_TOKEN_LAST = re.compile(rb',\s*"token"\s*:\s*"([^"\\]{1,64})"\s*\}\s*\Z')
 
-FAILED_CODES_LIMIT = Limit(burst=10, per_seconds=3600.0)
+
+def peek_token(body: bytes) -> str | None:
+    """The report's token without parsing the body, when it is the first or the last member
+    of the top-level object (as the apps send it), else None. A first member is the first
+    ``"key": "value"`` after the opening brace; a last one is followed by the closing brace
+    and nothing else, which a member of a nested object cannot be (its object's brace would
+    be followed by another). The full parse later checks it is the token (duplicate keys)."""
+    match = _TOKEN_FIRST.match(body[:128]) or _TOKEN_LAST.search(body[-128:])
+    return match.group(1).decode("ascii", "replace") if match else None
 
 
 async def report(request: web.Request) -> web.StreamResponse:
     """POST /report: contacts of a person who tested positive, gated by a submission code.
 
-    A token is taken from the client's bucket before the code is tried and given back unless
-    the code failed: concurrent failures cannot all pass a check made before any is charged.
+    A client refused for failed codes lately is refused again before its body is read. The
+    token is read first when it opens or closes the body (``peek_token``, as the apps send
+    it): then the code is checked before the body is parsed at all, and a junk upload with a
+    wrong code costs no parsing. Otherwise the body is parsed first, off the event loop when
+    large (``RobertService.offload``). Either way the code is checked before the contacts are
+    parsed, under the limits of ``server.limits``.
     """
-    buckets = request.app[FAILED_CODES]
+    service = _service(request)
     client = _client(request)
-    wait = buckets.take(client)
-    if wait:
+    wait = service.attempts.refused_for(client, service.clock())
+    if wait > 0:
         raise TooManyRequests(
             "too many failed submission codes; retry later",
             "too_many_attempts",
-            retry_after=int(wait) + 1,
+            retry_after=math.ceil(wait),
         )
-    try:
-        answer = await _report(request)
-    except HttpError as exc:
-        if not (exc.code.startswith("code_") or exc.code == "bad_token"):
-            buckets.give_back(client)
-        raise
-    except BaseException:
-        buckets.give_back(client)
-        raise
-    buckets.give_back(client)
-    return answer
+    body = await read_body(request, service.settings.max_report_bytes, _timeout(request))
+    peeked = peek_token(body)
+    parsed: dict[str, Any] | None = None
 
+    async def contacts() -> Any:
+        nonlocal parsed
+        if parsed is None:
+            parsed = await service.offload(
+                len(body), parse_json_object, body, REPORT_FIELDS, REPORT_OPTIONAL
+            )
+        if peeked is not None and parsed["token"] != peeked:
+            raise errors.malformed("token given twice")
+        if parsed.get("contactsAsBinary") is not None:
+            raise errors.malformed("contactsAsBinary is not supported; send contacts")
+        return parsed["contacts"]
 
-async def _report(request: web.Request) -> web.Response:
-    service = _service(request)
-    data = await read_json(
-        request,
-        frozenset({"token", "contacts"}),
-        frozenset({"contactsAsBinary"}),
-        limit=service.settings.max_report_bytes,
+    if peeked is None:  # the token is somewhere inside: parse, check the shape, then the code
+        await contacts()
+        assert parsed is not None
+    token = await service.report(
+        peeked if parsed is None else parsed["token"], contacts, client, len(body)
     )
-    if data.get("contactsAsBinary") is not None:
-        raise errors.malformed("contactsAsBinary is not supported; send contacts")
-    contacts = parse_contacts(data["contacts"])
-    token = await service.report(data["token"], contacts)
     return json_response(
         {"success": True, "message": "report accepted", "reportValidationToken": token}
     )
@@ -194,7 +232,9 @@ async def _report(request: web.Request) -> web.Response:
 
 async def unregister(request: web.Request) -> web.Response:
     """POST /unregister: forget this registration (and its push information)."""
-    data = await read_json(request, AUTH_FIELDS, frozenset({"pushToken"}))
+    data = await read_json(
+        request, AUTH_FIELDS, frozenset({"pushToken"}), timeout=_timeout(request)
+    )
     if not isinstance(data.get("pushToken", ""), str):
         raise Malformed("pushToken must be a string")
     await _service(request).unregister(data)
@@ -203,7 +243,8 @@ async def unregister(request: web.Request) -> web.Response:
 
 async def delete_history(request: web.Request) -> web.Response:
     """POST /deleteExposureHistory: clear this registration's exposures."""
-    await _service(request).delete_history(await read_json(request, AUTH_FIELDS))
+    data = await read_json(request, AUTH_FIELDS, timeout=_timeout(request))
+    await _service(request).delete_history(data)
     return json_response({"success": True})
 
 
@@ -234,7 +275,8 @@ def default_links() -> list[tuple[str, str, str]]:
         (f"{API}/clock", "ROBERT API", f"the phones' API under {API}/ (this link: the clock)"),
         ("/openapi.json", "API document", "OpenAPI 3 description of every endpoint"),
         (JWKS_PATH, "Token keys", "JWKS: the public key of the signed tokens (ES256)"),
-        ("/health", "Health check", "200 when the store answers"),
+        ("/health", "Health check", "200 when the store answers (readiness)"),
+        ("/health/live", "Liveness", "200 while the process answers"),
         ("/metrics", "Metrics", "Prometheus text format"),
     ]
 
@@ -250,9 +292,26 @@ async def index(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
-    """GET /health: 200 when the store answers, 503 otherwise."""
-    ok = await _service(request).store.ping()
-    return json_response({"status": "ok" if ok else "unavailable"}, 200 if ok else 503)
+    """GET /health and /health/ready (readiness): 200 when the store answers within the store
+    wait, 503 with ``Retry-After`` otherwise (take this process out of rotation, do not kill
+    it)."""
+    service = _service(request)
+    try:
+        async with asyncio.timeout(service.settings.store_wait):
+            ok = await service.store.ping()
+    except TimeoutError:
+        ok = False
+    if ok:
+        return json_response({"status": "ok"})
+    response = json_response({"status": "unavailable"}, 503)
+    response.headers["Retry-After"] = "1"
+    return response
+
+
+async def live(request: web.Request) -> web.Response:
+    """GET /health/live (liveness): 200 while the event loop answers, whatever the store and
+    the load (restart the process only if this fails)."""
+    return json_response({"status": "alive"})
 
 
 async def version(request: web.Request) -> web.Response:
@@ -275,8 +334,14 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    """Mount the API, each handler guarded (JSON errors, metrics)."""
-    metrics = app[SERVICE].metrics
+    """Mount the API, each handler guarded (JSON errors, metrics); the API's handlers share
+    one bound on requests in flight (``max_in_flight``), health and metrics stay outside it."""
+    service = app[SERVICE]
+    metrics = service.metrics
+    gate = InFlight(service.settings.max_in_flight)
+    app[IN_FLIGHT] = gate
+    app[REGISTERING] = InFlight(service.settings.max_registering)
+    unbounded = {"/health", "/health/ready", "/health/live", "/metrics", "/version"}
     for method, path, handler in (
         ("POST", f"{API}/captcha", captcha),
         ("GET", f"{API}/captcha/{{captcha_id}}/image", captcha_image),
@@ -291,8 +356,18 @@ def add_routes(app: web.Application) -> None:
         ("GET", JWKS_PATH, jwks),
         ("GET", "/", index),
         ("GET", "/health", health),
+        ("GET", "/health/ready", health),
+        ("GET", "/health/live", live),
         ("GET", "/version", version),
         ("GET", "/metrics", metrics_handler),
         ("GET", "/openapi.json", openapi),
     ):
-        add_route(app, method, path, handler, metrics, (errors.translate,))
+        bound = None if path in unbounded else gate
+        add_route(app, method, path, handler, metrics, (errors.translate,), gate=bound)
+
+
+IN_FLIGHT = web.AppKey("in_flight", InFlight)
+"""The process's bound on API requests in flight (its ``busy`` count is a gauge)."""
+REGISTERING = web.AppKey("registering", InFlight)
+"""The tighter bound on registrations in flight (the costliest request): the accepted ones of
+a launch burst answer within about a second, the rest are told to come back."""

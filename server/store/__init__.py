@@ -14,8 +14,10 @@ from server.store.base import Store, StoreUnavailable
 __all__ = ["Store", "StoreUnavailable", "open_store"]
 
 
-def open_store(url: str) -> Store:
-    """The store for ``url``, not yet opened (the caller awaits ``open()``)."""
+def open_store(url: str, pool_size: int | None = None, pool_wait: float | None = None) -> Store:
+    """The store for ``url``, not yet opened (the caller awaits ``open()``). On Redis,
+    ``pool_size`` connections at most, a request waiting ``pool_wait`` seconds at most for
+    one (then the store call fails and the API answers 503)."""
     scheme, sep, rest = url.partition("://")
     if not sep:
         raise ValueError("store URL has no scheme: use sqlite:///path.db, redis:// or rediss://")
@@ -28,7 +30,7 @@ def open_store(url: str) -> Store:
     if scheme in ("redis", "rediss", "redis+cluster", "rediss+cluster"):
         from server.store.redis import RedisStore
 
-        return RedisStore(url)
+        return RedisStore(url, pool_size=pool_size, pool_wait=pool_wait)
     raise ValueError(
         f"unsupported store URL scheme {scheme!r}: use sqlite:///path.db, redis://, rediss:// or "
         "redis+cluster://host:port[,host:port...]"

@@ -10,18 +10,28 @@ checks any captcha: each is used once, expires, and counts its wrong answers. Su
 are not here: they belong to the code service (``codes/``), which the server asks through
 ``server.codegate``.
 
-Exposure writes are idempotent: a score is stored under (epoch, report id), so a report that a
-crashed worker left half done and another worker processes again is not counted twice.
+Exposure writes are idempotent: a score is stored under (epoch, a tag of the report), so a
+report that a crashed worker left half done and another worker processes again is not counted
+twice. The stored tag is a hash of the caller's report tag and the epoch (``exposure_tag``):
+it carries no time, and the records one report left (other registrations', other epochs') share
+nothing.
 """
 
 from __future__ import annotations
 
 import abc
+import hashlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
 from protocol.types import IdA, MacKey, TupleKey
+
+
+def exposure_tag(report_tag: str, epoch: int) -> str:
+    """What an exposure record holds of its report: a hash of the report's tag and the epoch
+    (16 hex digits), the same each time the report is processed, unlinkable across records."""
+    return hashlib.sha256(f"{report_tag}:{epoch}".encode()).hexdigest()[:16]
 
 
 class StoreUnavailable(Exception):
@@ -102,6 +112,17 @@ class StatusRecorded:
 
 
 @dataclass(frozen=True, slots=True)
+class Budget:
+    """One token bucket of a limit shared by every server process: ``burst`` tokens at once,
+    refilled at ``burst / per_seconds`` a second. ``key`` is opaque to the store (callers
+    pass pseudonyms, never client addresses)."""
+
+    key: str
+    burst: int
+    per_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class QueuedReport:
     """A report waiting in the queue: its id and the payload the API stored."""
 
@@ -143,6 +164,11 @@ class Store(abc.ABC):
         """The registration of ID_A, or None."""
 
     @abc.abstractmethod
+    async def get_mac_key(self, id_a: IdA) -> MacKey | None:
+        """K_A of the registration, or None (what a status request's MAC is checked with,
+        before anything is written)."""
+
+    @abc.abstractmethod
     async def record_status(
         self,
         id_a: IdA,
@@ -157,15 +183,9 @@ class Store(abc.ABC):
         equals the last accepted request's; TOO_SOON if a request was accepted fewer than
         ``min_gap_epochs`` epochs before ``epoch`` (0 disables the check); otherwise store
         epoch and time as the last status: ACCEPTED. The registration is returned as it was
-        BEFORE the step (with its push information if ``with_push``), so that the caller
-        verifies the MAC without a second round trip; a request whose MAC then fails is taken
-        back with ``undo_status``.
+        BEFORE the step (with its push information if ``with_push``). The caller checks the
+        request's MAC on a ``get_registration`` first: a forged request never gets here.
         """
-
-    @abc.abstractmethod
-    async def undo_status(self, id_a: IdA, before: Registration, epoch: int, time: int) -> bool:
-        """Put back the status fields of ``before`` if the last status is still (epoch, time):
-        a forged request holds a registration's status slot for one round trip at most."""
 
     @abc.abstractmethod
     async def set_push_info(self, id_a: IdA, push: PushInfo) -> bool:
@@ -238,6 +258,24 @@ class Store(abc.ABC):
     async def purge_captchas(self, now: int) -> int:
         """Delete captchas expired at ``now``; how many (a backend that expires them by
         itself may answer 0)."""
+
+    # --- shared limits ---------------------------------------------------------------------
+    @abc.abstractmethod
+    async def take_budget(self, budgets: Sequence[Budget], now: float) -> float:
+        """Take one token from every bucket of ``budgets`` in one atomic step, or from none:
+        0.0 if taken, else the seconds until every bucket has a token (nothing taken).
+
+        ``now`` is Unix seconds. Concurrent callers cannot all pass one check: the check and
+        the charge are one script (Redis) or one transaction (SQLite)."""
+
+    @abc.abstractmethod
+    async def refund_budget(self, budgets: Sequence[Budget], now: float) -> None:
+        """Give one token back to each bucket (up to its burst): the attempt did not count."""
+
+    @abc.abstractmethod
+    async def first_request(self, id_a: IdA, kind: int, time: int, ttl: int) -> bool:
+        """Remember an authenticated request (registration, kind, time) for ``ttl`` seconds:
+        True the first time, False for a replay within that time (one atomic step)."""
 
     # --- report queue ----------------------------------------------------------------------
     @abc.abstractmethod

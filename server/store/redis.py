@@ -33,6 +33,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from protocol.types import IdA, MacKey, TupleKey
 from server.store.base import (
+    Budget,
     Captcha,
     PushInfo,
     QueuedReport,
@@ -42,6 +43,7 @@ from server.store.base import (
     StatusRecorded,
     Store,
     StoreUnavailable,
+    exposure_tag,
 )
 from server.store.resp import PipelinedRedis
 
@@ -82,17 +84,6 @@ if last_epoch ~= -1 then
 end
 redis.call('SETRANGE', KEYS[1], {STATUS_OFFSET}, struct.pack('<i4i8', epoch, t))
 return {{'accepted', v, push}}
-"""
-
-# KEYS: registration. ARGV: forged epoch, forged time, then the status fields to put back.
-UNDO_STATUS = f"""
-local v = redis.call('GET', KEYS[1])
-if not v then return 0 end
-local last_epoch, last_time = struct.unpack('<i4i8', v, {STATUS_OFFSET + 1})
-if last_epoch ~= tonumber(ARGV[1]) or last_time ~= tonumber(ARGV[2]) then return 0 end
-redis.call('SETRANGE', KEYS[1], {STATUS_OFFSET}, struct.pack('<i4i8', tonumber(ARGV[3]),
-  tonumber(ARGV[4])))
-return 1
 """
 
 # KEYS: registration, push information. ARGV: the registration, the push information ('' for
@@ -185,6 +176,79 @@ DELETE_REGISTRATION = """
 local n = redis.call('DEL', KEYS[1])
 redis.call('DEL', KEYS[2], KEYS[3])
 return n
+"""
+
+
+# KEYS: buckets (one slot: the {budgets} hash tag). ARGV: now (ms), then burst and period (ms)
+# of each bucket. Take one token from each, or none; '0', or the ms until all have one. A bucket
+# is a hash {t: tokens, u: updated (ms)} that Redis forgets once it would be full again.
+TAKE_BUDGET = """
+local now = tonumber(ARGV[1])
+local wait = 0
+local levels = {}
+for i, key in ipairs(KEYS) do
+  local burst, per = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+  local v = redis.call('HMGET', key, 't', 'u')
+  local tokens = burst
+  if v[1] then
+    tokens = math.min(burst, tonumber(v[1]) + math.max(0, now - tonumber(v[2])) * burst / per)
+  end
+  levels[i] = tokens
+  if tokens < 1 then wait = math.max(wait, (1 - tokens) * per / burst) end
+end
+if wait > 0 then return tostring(math.ceil(wait)) end
+for i, key in ipairs(KEYS) do
+  redis.call('HSET', key, 't', tostring(levels[i] - 1), 'u', ARGV[1])
+  redis.call('PEXPIRE', key, math.ceil(tonumber(ARGV[2 * i + 1])))
+end
+return '0'
+"""
+
+# Same KEYS and ARGV: one token back to each bucket, up to its burst.
+REFUND_BUDGET = """
+local now = tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do
+  local burst, per = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+  local v = redis.call('HMGET', key, 't', 'u')
+  if v[1] then
+    local tokens = tonumber(v[1]) + math.max(0, now - tonumber(v[2])) * burst / per
+    if tokens + 1 >= burst then
+      redis.call('DEL', key)
+    else
+      redis.call('HSET', key, 't', tostring(tokens + 1), 'u', ARGV[1])
+    end
+  end
+end
+return 1
+"""
+
+
+# KEYS: a report stream. ARGV: the group, the entry id. Acknowledge and delete the entry, then
+# trim the stream below the oldest entry still pending or undelivered: XDEL only marks an entry
+# deleted, its bytes stay in the stream's node until the whole node goes.
+ACK_REPORT = """
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+local pending = redis.call('XPENDING', KEYS[1], ARGV[1])
+local floor = false
+if pending[1] > 0 then
+  floor = pending[2]
+else
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+    local name, last = nil, nil
+    for i = 1, #g, 2 do
+      if g[i] == 'name' then name = g[i + 1] elseif g[i] == 'last-delivered-id' then
+        last = g[i + 1]
+      end
+    end
+    if name == ARGV[1] and last then
+      local ms, seq = string.match(last, '^(%d+)-(%d+)$')
+      floor = ms .. '-' .. string.format('%d', tonumber(seq) + 1)
+    end
+  end
+end
+if floor then redis.call('XTRIM', KEYS[1], 'MINID', floor) end
+return 1
 """
 
 
@@ -361,11 +425,21 @@ def connect_client(target: Any, **options: Any) -> aioredis.Redis | RedisCluster
 class RedisStore(Store):
     """Store in Redis through ``redis.asyncio`` (hiredis parser when installed)."""
 
-    def __init__(self, url: str, prefix: str = "", **options: Any) -> None:
+    def __init__(
+        self,
+        url: str,
+        prefix: str = "",
+        pool_size: int | None = None,
+        pool_wait: float | None = None,
+        **options: Any,
+    ) -> None:
         self.url = url
         self.prefix = prefix
         self.target = parse_url(url)
         self._options = options
+        self.pool_size = pool_size
+        """Connections at most (standalone: a blocking pool, waited for ``pool_wait`` s)."""
+        self.pool_wait = pool_wait
         self._client: aioredis.Redis | RedisCluster | None = None
         self._scripts: dict[str, AsyncScript] = {}
         self._fast: PipelinedRedis | None = None
@@ -448,7 +522,20 @@ class RedisStore(Store):
 
     # --- lifecycle ---------------------------------------------------------------------
     def _connect(self) -> aioredis.Redis | RedisCluster:
-        return connect_client(self.target, **self._options)
+        if self.pool_size is None or self.target.cluster:
+            # A cluster client keeps a pool per node, refused (not waited for) when full.
+            options = dict(self._options)
+            if self.pool_size is not None:
+                options.setdefault("max_connections", self.pool_size)
+            return connect_client(self.target, **options)
+        pool = aioredis.BlockingConnectionPool.from_url(
+            self.target.url,
+            max_connections=self.pool_size,
+            timeout=self.pool_wait,
+            decode_responses=False,
+            **self._options,
+        )
+        return aioredis.Redis.from_pool(pool)  # the client owns the pool: closed with it
 
     async def open(self) -> None:
         """Connect, register the scripts and create the consumer groups; idempotent."""
@@ -460,7 +547,6 @@ class RedisStore(Store):
             name: client.register_script(source)
             for name, source in {
                 "record_status": RECORD_STATUS,
-                "undo_status": UNDO_STATUS,
                 "create_registration": CREATE_REGISTRATION,
                 "set_push": SET_PUSH,
                 "create_captcha": CREATE_CAPTCHA,
@@ -472,6 +558,9 @@ class RedisStore(Store):
                 "delete_exposures": DELETE_EXPOSURES,
                 "add_exposures": ADD_EXPOSURES,
                 "purge_exposures": PURGE_EXPOSURES,
+                "take_budget": TAKE_BUDGET,
+                "ack_report": ACK_REPORT,
+                "refund_budget": REFUND_BUDGET,
             }.items()
         }
         try:
@@ -548,6 +637,15 @@ class RedisStore(Store):
         value = await (self._fast.execute("GET", key) if self._fast else self.client.get(key))
         return None if value is None else unpack_registration(id_a, _raw(value))
 
+    async def get_mac_key(self, id_a: IdA) -> MacKey | None:
+        """GETRANGE of K_A's 32 bytes (the first of the layout)."""
+        key = f"{self.prefix}r{{{bytes(id_a).hex()}}}"
+        fast = self._fast
+        value = await (
+            fast.execute("GETRANGE", key, 0, 31) if fast else self.client.getrange(key, 0, 31)
+        )
+        return MacKey(_raw(value)) if value else None
+
     async def record_status(
         self,
         id_a: IdA,
@@ -574,11 +672,6 @@ class RedisStore(Store):
         before = unpack_registration(id_a, _raw(reply[1])) if len(reply) > 1 else None
         push = unpack_push(_raw(reply[2])) if len(reply) > 2 and reply[2] else None
         return StatusRecorded(outcome, before, push)
-
-    async def undo_status(self, id_a: IdA, before: Registration, epoch: int, time: int) -> bool:
-        """Compare-and-set the status fields back (one script)."""
-        args = [epoch, time, before.last_status_epoch, before.last_status_time]
-        return bool(await self._script("undo_status", [self._reg_key(id_a)], args))
 
     async def set_push_info(self, id_a: IdA, push: PushInfo) -> bool:
         """SET of the push key if the registration exists (one script)."""
@@ -633,10 +726,11 @@ class RedisStore(Store):
     async def add_exposures(
         self, id_a: IdA, report_id: str, scores: Sequence[tuple[int, float]]
     ) -> bool:
-        """HSET ``<epoch>:<report_id>`` -> score if the registration exists (idempotent)."""
+        """HSET ``<epoch>:<exposure tag>`` -> score if the registration exists
+        (idempotent)."""
         args: list[Any] = []
         for epoch, score in scores:
-            args += [f"{epoch}:{report_id}", repr(float(score))]
+            args += [f"{epoch}:{exposure_tag(report_id, epoch)}", repr(float(score))]
         keys = [self._reg_key(id_a), self._exp_key(id_a)]
         return bool(await self._acknowledged_script("add_exposures", keys, args))
 
@@ -690,6 +784,29 @@ class RedisStore(Store):
     async def purge_captchas(self, now: int) -> int:
         """Nothing to do: every captcha key expires by itself."""
         return 0
+
+    async def first_request(self, id_a: IdA, kind: int, time: int, ttl: int) -> bool:
+        """SET NX EX of ``q{ID_A}<kind>:<time>`` (the registration's slot)."""
+        key = f"{self.prefix}q{{{bytes(id_a).hex()}}}{kind}:{time}"
+        return await self._acknowledged(key, "SET", key, b"", "NX", "EX", max(1, ttl)) is not None
+
+    # --- shared limits -------------------------------------------------------------------
+    def _budget_call(self, budgets: Sequence[Budget], now: float) -> tuple[list[str], list[Any]]:
+        keys = [f"{self.prefix}b{{budgets}}{b.key}" for b in budgets]
+        args: list[Any] = [int(now * 1000)]
+        for budget in budgets:
+            args += [budget.burst, int(budget.per_seconds * 1000)]
+        return keys, args
+
+    async def take_budget(self, budgets: Sequence[Budget], now: float) -> float:
+        """One script over the buckets (all in the ``{budgets}`` slot)."""
+        keys, args = self._budget_call(budgets, now)
+        return int(await self._script("take_budget", keys, args)) / 1000
+
+    async def refund_budget(self, budgets: Sequence[Budget], now: float) -> None:
+        """One script over the buckets."""
+        keys, args = self._budget_call(budgets, now)
+        await self._script("refund_budget", keys, args)
 
     # --- report queue ----------------------------------------------------------------------
     async def enqueue_report(self, payload: bytes) -> str:
@@ -771,14 +888,11 @@ class RedisStore(Store):
             await asyncio.sleep(min(SHARD_POLL_SECONDS, left))
 
     async def ack_report(self, report_id: str) -> None:
-        """XACK and XDEL in one MULTI (one stream, one slot): removed from the group and the
-        stream."""
+        """One script on the stream (one slot): XACK, XDEL, and XTRIM MINID below what is
+        still pending or undelivered, so a processed report's bytes leave the stream's
+        memory too (XDEL alone only marks them deleted)."""
         shard, entry_id = self._split_report_id(report_id)
-        stream = self._stream(shard)
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.xack(stream, GROUP, entry_id)
-            pipe.xdel(stream, entry_id)
-            await pipe.execute()
+        await self._script("ack_report", [self._stream(shard)], [GROUP, entry_id])
 
     async def pending_reports(self) -> int:
         """XLEN summed over shards: acknowledged entries are deleted, so the rest is queued or

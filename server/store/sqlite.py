@@ -16,9 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from protocol.epochs import unix_from_ntp
 from protocol.types import IdA, MacKey, TupleKey
 from server.store.base import (
     NEVER,
+    Budget,
     Captcha,
     PushInfo,
     QueuedReport,
@@ -28,6 +30,7 @@ from server.store.base import (
     StatusRecorded,
     Store,
     StoreUnavailable,
+    exposure_tag,
 )
 
 T = TypeVar("T")
@@ -71,6 +74,19 @@ CREATE TABLE IF NOT EXISTS captchas (
     expires INTEGER NOT NULL,
     attempts INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS budgets (
+    key TEXT PRIMARY KEY,
+    tokens REAL NOT NULL,
+    updated REAL NOT NULL,
+    full_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS seen_requests (
+    id_a BLOB NOT NULL,
+    kind INTEGER NOT NULL,
+    time INTEGER NOT NULL,
+    expires REAL NOT NULL,
+    PRIMARY KEY (id_a, kind, time)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS reports (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     payload BLOB NOT NULL,
@@ -105,6 +121,8 @@ def _connect(path: str) -> sqlite3.Connection:
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
+    # Deleted rows (processed reports) are overwritten with zeros, not left in free pages.
+    conn.execute("PRAGMA secure_delete = ON")
     conn.executescript(SCHEMA)
     columns = {row[1] for row in conn.execute("PRAGMA table_info(registrations)")}
     for column in DROPPED_COLUMNS:
@@ -183,6 +201,31 @@ _UPSERT_PUSH = (
     " ON CONFLICT (id_a) DO UPDATE SET token = excluded.token, locale = excluded.locale,"
     " timezone = excluded.timezone"
 )
+
+
+def _wall() -> float:
+    """Unix seconds now (methods whose ``time`` argument hides the module)."""
+    return time.time()
+
+
+def _budget_level(conn: sqlite3.Connection, budget: Budget, now: float) -> float:
+    """Tokens in a bucket at ``now`` (a bucket never seen is full)."""
+    sql = "SELECT tokens, updated FROM budgets WHERE key = ?"
+    row = conn.execute(sql, (budget.key,)).fetchone()
+    if row is None:
+        return float(budget.burst)
+    refill = max(0.0, now - row[1]) * budget.burst / budget.per_seconds
+    return float(min(float(budget.burst), row[0] + refill))
+
+
+def _set_budget(conn: sqlite3.Connection, budget: Budget, tokens: float, now: float) -> None:
+    full_at = now + (budget.burst - tokens) * budget.per_seconds / budget.burst
+    conn.execute(
+        "INSERT INTO budgets (key, tokens, updated, full_at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens,"
+        " updated = excluded.updated, full_at = excluded.full_at",
+        (budget.key, tokens, now, full_at),
+    )
 
 
 class SqliteStore(Store):
@@ -308,6 +351,11 @@ class SqliteStore(Store):
         )
         return _registration_of(rows[0]) if rows else None
 
+    async def get_mac_key(self, id_a: IdA) -> MacKey | None:
+        """The k_a column."""
+        rows = await self._query("SELECT k_a FROM registrations WHERE id_a = ?", bytes(id_a))
+        return MacKey(bytes(rows[0][0])) if rows else None
+
     async def record_status(
         self,
         id_a: IdA,
@@ -347,15 +395,6 @@ class SqliteStore(Store):
             return StatusRecorded(StatusOutcome.ACCEPTED, before, push)
 
         return await self._transaction(step)
-
-    async def undo_status(self, id_a: IdA, before: Registration, epoch: int, time: int) -> bool:
-        """Restore the status fields if nothing else changed them since."""
-        sql = (
-            "UPDATE registrations SET last_status_epoch = ?, last_status_time = ?"
-            " WHERE id_a = ? AND last_status_epoch = ? AND last_status_time = ?"
-        )
-        values = (before.last_status_epoch, before.last_status_time, bytes(id_a), epoch, time)
-        return await self._transaction(lambda c: c.execute(sql, values).rowcount == 1)
 
     async def set_push_info(self, id_a: IdA, push: PushInfo) -> bool:
         """Upsert, if the registration exists."""
@@ -437,7 +476,10 @@ class SqliteStore(Store):
     ) -> bool:
         """INSERT OR REPLACE under (id_a, epoch, report_id): a replayed report overwrites
         itself instead of adding up."""
-        rows = [(bytes(id_a), epoch, report_id, float(score)) for epoch, score in scores]
+        rows = [
+            (bytes(id_a), epoch, exposure_tag(report_id, epoch), float(score))
+            for epoch, score in scores
+        ]
 
         def step(conn: sqlite3.Connection) -> bool:
             if not conn.execute(
@@ -522,9 +564,63 @@ class SqliteStore(Store):
         return await self._transaction(step)
 
     async def purge_captchas(self, now: int) -> int:
-        """DELETE the expired rows."""
-        sql = "DELETE FROM captchas WHERE expires < ?"
-        return await self._transaction(lambda c: int(c.execute(sql, (now,)).rowcount))
+        """DELETE the expired rows; the limit buckets that are full again go too (Redis
+        expires both by itself)."""
+
+        def step(conn: sqlite3.Connection) -> int:
+            conn.execute("DELETE FROM budgets WHERE full_at < ?", (unix_from_ntp(now),))
+            conn.execute("DELETE FROM seen_requests WHERE expires < ?", (_wall(),))
+            return int(conn.execute("DELETE FROM captchas WHERE expires < ?", (now,)).rowcount)
+
+        return await self._transaction(step)
+
+    async def first_request(self, id_a: IdA, kind: int, time: int, ttl: int) -> bool:
+        """INSERT OR IGNORE of the (registration, kind, time) row, expired rows first."""
+        now = _wall()
+
+        def step(conn: sqlite3.Connection) -> bool:
+            key = (bytes(id_a), kind, time)
+            conn.execute(
+                "DELETE FROM seen_requests WHERE id_a = ? AND kind = ? AND time = ?"
+                " AND expires < ?",
+                (*key, now),
+            )
+            sql = "INSERT OR IGNORE INTO seen_requests (id_a, kind, time, expires) VALUES (?,?,?,?)"
+            return bool(conn.execute(sql, (*key, now + ttl)).rowcount == 1)
+
+        return await self._transaction(step)
+
+    # --- shared limits -------------------------------------------------------------------
+    async def take_budget(self, budgets: Sequence[Budget], now: float) -> float:
+        """Read every bucket, then charge all or none, in one write transaction (taken up
+        front: another process cannot read between the check and the charge)."""
+
+        def step(conn: sqlite3.Connection) -> float:
+            levels = [_budget_level(conn, b, now) for b in budgets]
+            wait = max(
+                ((1.0 - t) * b.per_seconds / b.burst for b, t in zip(budgets, levels, strict=True)),
+                default=0.0,
+            )
+            if wait > 0:
+                return wait
+            for budget, tokens in zip(budgets, levels, strict=True):
+                _set_budget(conn, budget, tokens - 1.0, now)
+            return 0.0
+
+        return await self._transaction(step)
+
+    async def refund_budget(self, budgets: Sequence[Budget], now: float) -> None:
+        """One token back to each bucket, in one transaction."""
+
+        def step(conn: sqlite3.Connection) -> None:
+            for budget in budgets:
+                tokens = _budget_level(conn, budget, now) + 1.0
+                if tokens >= budget.burst:
+                    conn.execute("DELETE FROM budgets WHERE key = ?", (budget.key,))
+                else:
+                    _set_budget(conn, budget, tokens, now)
+
+        await self._transaction(step)
 
     # --- report queue ------------------------------------------------------------------
     async def enqueue_report(self, payload: bytes) -> str:

@@ -88,7 +88,9 @@ def test_kubernetes_manifests() -> None:
         assert mount["readOnly"] is True
     container = api["spec"]["template"]["spec"]["containers"][0]
     assert container["readinessProbe"]["httpGet"]["path"] == "/health"
-    assert container["livenessProbe"]["httpGet"]["path"] == "/health"
+    # Liveness does not ask the store: a busy Redis must not get healthy pods killed.
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health/live"
+    assert {"name": "ROBERT_TRUSTED_PROXIES", "value": "10.0.0.0/8"} in container["env"]
     # The code service runs alone; the API reaches it over HTTP with its key.
     assert {("Deployment", "robert-codes"), ("Service", "robert-codes")} <= kinds
     store = next(
@@ -122,6 +124,9 @@ def test_nginx_config(tmp_path: Path) -> None:
         assert f"proxy_pass http://robert_{name};" in route
         metrics = text.split(f"location = /{name}/metrics {{", 1)[1].split("}", 1)[0]
         assert "deny all;" in metrics
+    # The client's address reaches the server (its per-client limits), replaced not appended.
+    assert "proxy_set_header X-Forwarded-For $remote_addr;" in text
+    assert 'X-Forwarded-For ""' not in text
     cert, key = self_signed(tmp_path, "robert.example.org")
     site = (
         text.replace("/etc/robert/tls/fullchain.pem", str(cert))

@@ -283,14 +283,15 @@ async def test_worker_killed_mid_batch_is_reclaimed_once(
         assert await store.pending_reports() == 0
         id_a = _id_a(service, contact)
         exposures = await _exposure_fields(store, id_a)
-        report_ids = {f.split(":", 1)[1] for f in exposures}
-        assert len(report_ids) == REPORTS
-        per_report: dict[str, float] = {}
+        # Records are unlinkable (one per report and epoch, no report id): every report is
+        # alike here, so each exposed epoch must hold exactly REPORTS records of one score.
+        per_epoch: dict[int, list[float]] = {}
         for f, score in exposures.items():
-            per_report[f.split(":", 1)[1]] = per_report.get(f.split(":", 1)[1], 0.0) + score
-        assert len(set(per_report.values())) == 1  # every report counted exactly once, alike
+            per_epoch.setdefault(int(f.split(":", 1)[0]), []).append(score)
+        assert per_epoch and all(len(scores) == REPORTS for scores in per_epoch.values())
+        assert all(len(set(scores)) == 1 for scores in per_epoch.values())  # counted once, alike
         by_epoch = await store.get_exposures(id_a)
-        single = next(iter(per_report.values()))
+        single = sum(scores[0] for scores in per_epoch.values())
         assert abs(sum(by_epoch.values()) - REPORTS * single) < 1e-6
     finally:
         if proc is not None and proc.poll() is None:
@@ -326,7 +327,7 @@ def _id_a(service: RobertService, p: Phone) -> IdA:
 
 
 async def _exposure_fields(store: RedisStore, id_a: IdA) -> dict[str, float]:
-    """The raw exposure hash: ``<epoch>:<report id>`` -> score."""
+    """The raw exposure hash: ``<epoch>:<tag>`` -> score."""
     raw = await store.client.hgetall(store._exp_key(id_a))
     return {k.decode(): float(v) for k, v in raw.items()}
 

@@ -228,40 +228,48 @@ async def test_forged_status_does_not_take_the_slot(
         await server.close()
 
 
-async def test_metrics_count_requests_without_identifiers(
-    running: Running, clock: VirtualClock, session: aiohttp.ClientSession
+async def test_a_forged_mac_flood_never_touches_the_status_slot(
+    make_settings,
+    clock: VirtualClock,
+    session: aiohttp.ClientSession,  # type: ignore[no-untyped-def]
 ) -> None:
-    phone = make_phone(running, clock, session, 13)
-    await phone.register()
-    await phone.check_status()
-    async with session.post(f"{running.url}/api/v6/status", data=b"{") as bad:
-        assert bad.status == 400
-    async with session.get(f"{running.url}/metrics") as r:
-        text = await r.text()
-    assert 'robert_requests_total{endpoint="/api/v6/status",status="200"} 1.0' in text
-    assert 'robert_requests_total{endpoint="/api/v6/status",status="400"} 1.0' in text
-    assert 'robert_rejected_requests_total{endpoint="/api/v6/status",reason="malformed"}' in text
-    assert 'robert_request_seconds_bucket{endpoint="/api/v6/status",le="+Inf"} 2.0' in text
-    assert 'robert_request_seconds_count{endpoint="/api/v6/register"} 1.0' in text
-    current = phone.current_tuple()
-    assert current is not None and current.ebid.hex() not in text
+    """50 forged requests (the phone's own EBID, epoch and time, a made-up MAC) sent at once
+    with the phone's real one: every forgery is 401 and the real one is answered 200; the
+    forgeries never wrote the registration's status fields."""
+    import asyncio
 
+    from aiohttp.test_utils import TestServer
 
-async def test_report_not_queued_gives_the_code_back(
-    running: Running, session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    token = await running.code()
-    body = {"token": token, "contacts": [Contact(bytes(8), b"\x21", (
-        HelloRecord(3_900_000_000, 1, bytes(5), -50),)).to_fields()]}  # fmt: skip
-    store = running.service.store
+    from server.app import SERVICE, create_app
+    from server.store.base import NEVER
 
-    async def broken(payload: bytes) -> str:
-        raise ConnectionError("store unreachable")
+    settings = make_settings(status_min_interval=1800)
+    codes = code_service(Path(settings.data_dir), clock)
+    server = TestServer(create_app(settings, codes, clock=clock))
+    await server.start_server()
+    url = str(server.make_url("/api/v6/status"))
+    try:
+        phone = Phone(str(server.make_url("")), clock, random.Random(13).randbytes, session)
+        await phone.register()
+        store = server.app[SERVICE].store
+        real = phone.auth_fields(RequestKind.STATUS)
+        forged = real | {"mac": "A" * 43 + "="}
 
-    monkeypatch.setattr(store, "enqueue_report", broken)
-    async with session.post(f"{running.url}/api/v6/report", json=body) as r:
-        assert r.status == 500
-        assert (await r.json())["error"] == "internal"
-    monkeypatch.undo()
-    async with session.post(f"{running.url}/api/v6/report", json=body) as r:
-        assert r.status == 200  # the same code works once the store is back
+        async def post(body: dict[str, object]) -> int:
+            async with session.post(url, json=body) as r:
+                return r.status
+
+        _, owner = server.app[SERVICE]._check_request(real)
+        bodies = [forged] * 25 + [real] + [forged] * 25
+        statuses = await asyncio.gather(*(post(body) for body in bodies))
+        assert statuses[25] == 200
+        assert sorted(statuses[:25] + statuses[26:]) == [401] * 50
+        accepted = await store.get_registration(owner)
+        assert accepted is not None and accepted.last_status_epoch != NEVER
+        # A flood alone leaves the slot as it was.
+        clock.advance(1)
+        later = phone.auth_fields(RequestKind.STATUS) | {"mac": "A" * 43 + "="}
+        assert await asyncio.gather(*(post(later) for _ in range(20))) == [401] * 20
+        assert await store.get_registration(owner) == accepted
+    finally:
+        await server.close()

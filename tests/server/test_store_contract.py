@@ -167,23 +167,6 @@ async def test_record_status_returns_the_registration_as_it_was(store: Store) ->
     assert (await store.record_status(ident(9), 1, 1, 0)).before is None
 
 
-async def test_undo_status_gives_the_slot_back(store: Store) -> None:
-    await store.create_registration(registration(1))
-    await store.record_status(ident(1), 10, 5000, 4)
-    forged = await store.record_status(ident(1), 20, 6000, 4)
-    assert forged.outcome is StatusOutcome.ACCEPTED and forged.before is not None
-    assert await store.undo_status(ident(1), forged.before, 20, 6000)
-    assert await store.get_registration(ident(1)) == forged.before
-    # Undo only if nothing else wrote since: a later request is kept.
-    again = await store.record_status(ident(1), 20, 6000, 4)
-    assert again.before is not None
-    await store.record_status(ident(1), 24, 7000, 4)
-    assert not await store.undo_status(ident(1), again.before, 20, 6000)
-    reg = await store.get_registration(ident(1))
-    assert reg is not None and reg.last_status_epoch == 24
-    assert not await store.undo_status(ident(9), again.before, 20, 6000)
-
-
 async def test_record_status_refusals_change_nothing(store: Store) -> None:
     await store.create_registration(registration(1))
     await record(store, 1, 10, 5000, 4)
@@ -424,3 +407,9 @@ async def test_redis_memory_per_registration() -> None:
         await client.aclose()
         await store.close()
         flush_redis()
+
+
+async def test_get_mac_key(store: Store) -> None:
+    assert await store.get_mac_key(ident(1)) is None
+    await store.create_registration(registration(1))
+    assert await store.get_mac_key(ident(1)) == registration(1).k_a
