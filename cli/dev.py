@@ -30,6 +30,7 @@ LINKS = (
     ("/beds/", "critical-care beds (ROR)"),
     ("/drugs/", "hospital drug stocks (MaPUI)"),
     ("/sidep/", "SI-DEP: lab results (HL7, FHIR, HPRIM, CSV), positives"),
+    ("/samu/", "SAMU board (SI-SAMU): events, live log, transfers"),
     ("/citizens/", "services for citizens: advice, test sites, e-health directory"),
     ("/openapi.json", "ROBERT API document"),
     ("/health", "health check"),
@@ -45,6 +46,7 @@ def build_app(settings: RobertSettings, clock: Callable[[], float] = time.time) 
     from citizens.settings import Settings as CitizensSettings
     from codes import app as codes_app
     from drugs import app as drugs_app
+    from samu import app as samu_app
     from server.api.routes import INDEX_LINKS
     from server.app import create_app
     from sidep import app as sidep_app
@@ -53,6 +55,7 @@ def build_app(settings: RobertSettings, clock: Callable[[], float] = time.time) 
     beds_settings, beds = wiring.in_process_beds(settings, clock)
     drugs_settings, drugs = wiring.in_process_drugs(settings, beds, clock)
     sidep_settings, sidep = wiring.in_process_sidep(settings, codes, clock)
+    samu_settings, samu = wiring.in_process_samu(settings, beds, clock)
 
     def mount(app: web.Application) -> None:
         codes_app.mount(app, codes_app.create_app(wiring.codes_settings(settings), codes))
@@ -60,6 +63,15 @@ def build_app(settings: RobertSettings, clock: Callable[[], float] = time.time) 
         drugs_app.mount(app, drugs_app.create_app(drugs_settings, drugs, clock=clock, manage=True))
         sidep_app.mount(app, sidep_app.create_app(sidep_settings, sidep, clock=clock, manage=True))
         citizens_app.mount(app, citizens_app.create_app(CitizensSettings.beside(settings.data_dir)))
+        samu_app.mount(app, samu_app.create_app(samu_settings, samu, clock=clock, manage=True))
+        app[INDEX_LINKS].append(
+            (
+                "/samu/",
+                "SAMU board (SI-SAMU)",
+                "events on a map, scoped messages live, the append-only log, transfers "
+                "(robert samu users add NAME --role regulator --scope samu:75)",
+            )
+        )
         app[INDEX_LINKS].append(
             (
                 "/citizens/",

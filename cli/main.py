@@ -48,6 +48,7 @@ COMMANDS: dict[str, tuple[Callable[[Any], None], str]] = {
     "codes": (_module("codes.commands"), "the submission-code service"),
     "beds": (_module("beds.commands"), "critical-care beds (ROR)"),
     "drugs": (_module("drugs.commands"), "hospital drug stocks (MaPUI)"),
+    "samu": (_module("samu.commands"), "the SAMU board (SI-SAMU)"),
     "sidep": (_module("sidep.commands"), "SI-DEP: lab results, positives, indicators"),
     "citizens": (
         _module("citizens.commands"),
@@ -68,6 +69,7 @@ PROJECT = frozenset(
     {"protocol", "kit", "server", "codes", "beds", "drugs", "citizens", "sidep", "phone", "cli"}
     | {"client_sim", "ble"}
     | {"loadtest"}
+    | {"samu"}
 )
 
 

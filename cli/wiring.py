@@ -25,6 +25,8 @@ if TYPE_CHECKING:  # the services are imported when used: `robert --help` stays 
     from drugs.critical_care import Patients
     from drugs.service import DrugService
     from drugs.settings import Settings as DrugsSettings
+    from samu.service import SamuService
+    from samu.settings import Settings as SamuSettings
     from sidep.issuer import IssuedCode as SidepIssuedCode
     from sidep.service import SidepService
     from sidep.settings import Settings as SidepSettings
@@ -128,3 +130,34 @@ def in_process_sidep(
     settings = SidepSettings.beside(robert.data_dir)
     issuer = None if settings.codes_url else SidepCodeIssuer(codes)
     return settings, sidep_app.new_service(settings, clock, issuer)
+
+
+class BedsTension:
+    """The SAMU board's ``TensionSource`` fulfilled by the bed service in this process (read
+    with national scope: the board's users may see the tension of any event's territory)."""
+
+    def __init__(self, beds: BedService) -> None:
+        self.beds = beds
+
+    async def tension(self, departement: str | None) -> dict[str, object] | None:
+        from beds.access import NATIONAL as BEDS_NATIONAL
+        from beds.access import Access as BedsAccess
+
+        territory = f"dep:{departement}" if departement else "fr"
+        return await self.beds.tension(BedsAccess(BEDS_NATIONAL, "national"), territory)
+
+
+def in_process_samu(
+    robert: RobertSettings, beds: BedService, clock: Callable[[], float] = time.time
+) -> tuple[SamuSettings, SamuService]:
+    """The SAMU board in this process, reading the bed tension from ``beds`` unless
+    ``SAMU_BEDS_URL`` points elsewhere (opened by its application). SI-VIC's counts come over
+    HTTP when ``SAMU_SIVIC_URL`` is set; an in-process adapter of SI-VIC's service (a
+    ``samu.links.CountsSource``) is to be handed over here once SI-VIC is mounted."""
+    from samu import app as samu_app
+    from samu.links import SafeTension
+    from samu.settings import Settings as SamuSettings
+
+    settings = SamuSettings.beside(robert.data_dir)
+    tension = None if settings.beds_url else SafeTension(BedsTension(beds))
+    return settings, samu_app.new_service(settings, clock, tension=tension)
