@@ -160,3 +160,61 @@ async def test_offline_messages_are_sent_once_when_back(running: Running, screen
             await page.screenshot(path=screens / "samu-4-synced.png", full_page=True)
         finally:
             await browser.close()
+
+
+async def test_events_and_transfers_pages(running: Running, screens: Path) -> None:
+    axe_api = pytest.importorskip("axe_playwright_python.async_playwright", reason="axe (pip)")
+    await running.person("ars.idf", "ars", "region:11")
+    await running.person("chef.bicetre", "hospital", "finess:940100043")
+    async with playwright_api.async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            context = await browser.new_context(locale="fr-FR")
+            page = await context.new_page()
+            await page.goto(f"{running.url}/samu/")
+            await page.fill("#username", "ars.idf")
+            await page.fill("#password", PASSWORD)
+            await page.click("#login")
+            await page.fill("#code", pyotp.TOTP(running.secrets["ars.idf"]).at(running.clock()))
+            await page.click("#confirm")
+            # Open an event from the page: the board opens.
+            await page.fill("#title", "Canicule")
+            await page.fill("#kind", "heatwave")
+            await page.fill("#departement", "93")
+            await page.fill("#lat", "48.91")
+            await page.fill("#lon", "2.48")
+            await page.click("#open-event")
+            await page.wait_for_selector("#live.on")
+            assert "Canicule" in await page.inner_text("h1")
+            violations = await axe_api.Axe().run(page)
+            serious = [v["id"] for v in violations.response["violations"]
+                       if v["impact"] in ("serious", "critical")]  # fmt: skip
+            assert serious == []
+            await page.goto(f"{running.url}/samu/")
+            assert "Canicule" in await page.inner_text("#events")
+            await page.screenshot(path=screens / "samu-5-events.png", full_page=True)
+            # Request a transfer; the receiving hospital's staff accept it on their page.
+            await page.goto(f"{running.url}/samu/transfers")
+            fields = (("patient", "MARTIN Paul 1948-03-01"), ("from_finess", "930110051"),
+                      ("to_finess", "940100043"), ("departement", "93"),
+                      ("reason", "réanimation pleine"))  # fmt: skip
+            for field, value in fields:
+                await page.fill(f"#{field}", value)
+            await page.click("#request-transfer")
+            assert "MARTIN Paul" in await page.inner_text("#transfers")
+            await page.screenshot(path=screens / "samu-6-transfers.png", full_page=True)
+            staff = await (await browser.new_context(locale="fr-FR")).new_page()
+            await staff.goto(f"{running.url}/samu/")
+            await staff.fill("#username", "chef.bicetre")
+            await staff.fill("#password", PASSWORD)
+            await staff.click("#login")
+            code = pyotp.TOTP(running.secrets["chef.bicetre"]).at(running.clock())
+            await staff.fill("#code", code)
+            await staff.click("#confirm")
+            await staff.wait_for_url(f"{running.url}/samu/transfers")
+            await staff.click("#transfers button[value='accepted']")
+            assert "accepted" in await staff.inner_text("#transfers .status")
+            (transfer,) = await running.service.store.transfers()
+            assert transfer.status.value == "accepted"
+        finally:
+            await browser.close()
