@@ -20,6 +20,7 @@ from kit.keys import load_or_create_secret
 from kit.web import NavLink, Pages, setup_pages
 from samu.access import BOARD_ROLES, TRANSFER_ROLES
 from samu.links import CountsSource, HttpCounts, HttpTension, TensionSource
+from samu.relay import RedisRelay
 from samu.service import SamuService
 from samu.settings import Settings
 from samu.store import SamuStore
@@ -68,12 +69,15 @@ def new_service(
     if tension is None and settings.beds_url:
         tension = HttpTension(settings.beds_url, settings.beds_key)
     audit = AuditLog(clock=lambda: datetime.fromtimestamp(clock(), UTC))
-    return SamuService(
+    service = SamuService(
         SamuStore(Database(settings.database_url), audit),
         counts=counts,
         tension=tension,
         clock=clock,
     )
+    if settings.redis_url:
+        service.relay = RedisRelay(settings.redis_url, service.live)
+    return service
 
 
 def session_policy(settings: Settings) -> SessionPolicy:

@@ -8,10 +8,8 @@ page that stopped reading) is dropped, and its page reconnects and catches up fr
 database with ``Last-Event-ID``.
 
 This fan-out reaches the pages served by *this* process only. With several processes behind
-a proxy, each process must also receive the entries written by the others: a broker (Redis
-pub/sub or NATS, both available to the deployment) would carry each new entry to every
-process, which then publishes it here. Not built yet: one process serves the board
-(``docs/samu.md``).
+a proxy, ``samu.relay.RedisRelay`` (``SAMU_REDIS_URL``) carries each new entry through Redis
+pub/sub to every process, which publishes it here (NATS would do as well).
 """
 
 from __future__ import annotations

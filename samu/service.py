@@ -16,6 +16,7 @@ from samu.access import Access
 from samu.links import CountsSource, TensionSource, Unavailable
 from samu.live import Broadcaster
 from samu.model import Entry, Event, EventStatus, Transfer, TransferStatus, may_move
+from samu.relay import RedisRelay
 from samu.scopes import (
     ScopeError,
     departements,
@@ -127,17 +128,23 @@ class SamuService:
     ) -> None:
         self.store = store
         self.live = Broadcaster()
+        self.relay: RedisRelay | None = None
+        """Set (``SAMU_REDIS_URL``), new entries reach the streams of every process."""
         self.counts_source: CountsSource = counts or Unavailable()
         self.tension_source: TensionSource = tension or Unavailable()
         self.clock = clock
 
     async def open(self) -> None:
-        """Migrate the database."""
+        """Migrate the database; subscribe to the other processes' entries (if relayed)."""
         await self.store.open()
+        if self.relay is not None:
+            await self.relay.start()
 
     async def close(self) -> None:
         """End the live feeds, release the database."""
         self.live.close()
+        if self.relay is not None:
+            await self.relay.stop()
         await self.store.close()
 
     def now(self) -> datetime:
@@ -242,7 +249,9 @@ class SamuService:
         entry, new = await self.store.append(item, self.now())
         if not new and (entry.event_id != event_id or entry.author != actor.name):
             raise Conflict("this client_id names another entry", "client_id_taken")
-        if new:
+        if new and self.relay is not None:
+            await self.relay.send(entry)
+        elif new:
             self.live.publish(entry)
         return entry, new
 

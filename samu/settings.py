@@ -42,6 +42,11 @@ class Settings(ServiceSettings):
     sivic_key: str = setting("", "an SI-VIC API key of role board-reader", secret=True)
     beds_url: str = setting("", "the bed service's address for the event's bed tension")
     beds_key: str = setting("", "a bed-service API key of role reader", secret=True)
+    redis_url: str = setting(
+        "",
+        "redis://host:port/db relaying new messages between the board's processes (default: "
+        "one process, no relay)",
+    )
     heartbeat_seconds: float = setting(15.0, "a comment on each live feed this often")
 
     @classmethod
@@ -73,6 +78,8 @@ class Settings(ServiceSettings):
         check_port("port", self.port)
         if self.log_level.upper() not in logging.getLevelNamesMapping():
             raise SettingsError(f"log_level must be a logging level, not {self.log_level!r}")
+        if self.redis_url and urlsplit(self.redis_url).scheme not in ("redis", "rediss", "unix"):
+            raise SettingsError("redis_url must be a redis:// address")
         for name in ("public_url", "sivic_url", "beds_url"):
             value = getattr(self, name)
             if value and urlsplit(value).scheme not in ("http", "https"):
