@@ -92,7 +92,8 @@ def cmd_events(args: argparse.Namespace) -> int:
 
 
 def cmd_post(args: argparse.Namespace) -> int:
-    """Append a message to an event's log (and push it to the open pages of this process)."""
+    """Append a message to an event's log. A board running in another process shows it on a
+    page's next load, or at once when ``SAMU_REDIS_URL`` relays between processes."""
     entry, new = _run(
         args,
         lambda s: s.post(
