@@ -114,6 +114,7 @@ def create_app(
     pages = Pages(
         TITLE,
         templates=HERE / "templates",
+        locale=HERE / "locale",
         nav=[
             NavLink(f"{PREFIX}/", "Events", frozenset(BOARD_ROLES)),
             NavLink(f"{PREFIX}/transfers", "Transfers", frozenset(TRANSFER_ROLES)),

@@ -30,6 +30,7 @@ from kit.metrics import HttpMetrics, metrics_handler, registry_of
 from kit.web import add_page, flash, render
 from samu.access import BOARD_ROLES, HOSPITAL, PEOPLE_ROLES, TRANSFER_ROLES, Access
 from samu.model import TRANSITIONS, Entry
+from samu.scopes import parse_scope
 from samu.service import SamuService, entry_json, event_json, transfer_json
 
 PREFIX = "/samu"
@@ -348,6 +349,7 @@ async def page_board(request: web.Request) -> web.StreamResponse:
         request, "samu/board.html", board=board, entries=entries, prefix=PREFIX,
         scope=access.scope, last_id=entries[-1].id if entries else 0,
         map=_map_position(board.event.lat, board.event.lon),
+        scope_names={t: parse_scope(t).name for t in board.targets},
     )  # fmt: skip
     return _with_connect(response)
 

@@ -213,7 +213,7 @@ async def test_events_and_transfers_pages(running: Running, screens: Path) -> No
             await staff.click("#confirm")
             await staff.wait_for_url(f"{running.url}/samu/transfers")
             await staff.click("#transfers button[value='accepted']")
-            assert "accepted" in await staff.inner_text("#transfers .status")
+            assert "accepté" in await staff.inner_text("#transfers .status")
             (transfer,) = await running.service.store.transfers()
             assert transfer.status.value == "accepted"
         finally:
