@@ -75,6 +75,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_events(args: argparse.Namespace) -> int:
     """List the events, or open one."""
+    if args.close is not None:
+        event = _run(args, lambda s: s.close_event(OPERATOR, CONSOLE, args.close))
+        print(f"event {event.id} closed: {event.title}")
+        return 0
     if args.open:
         if not (args.departement and args.lat is not None and args.lon is not None):
             raise CommandError("--open needs --departement, --lat and --lon")
@@ -131,6 +135,7 @@ def add_subcommands(subparsers: Any) -> None:
     with_settings(sub.add_parser("serve", help="run the board alone")).set_defaults(func=cmd_serve)
     events = sub.add_parser("events", help="list the events, or open one (--open TITLE)")
     events.add_argument("--open", metavar="TITLE", help="open an event with this title")
+    events.add_argument("--close", type=int, metavar="ID", help="close this event")
     events.add_argument("--kind", default="exceptional", help="attack, accident, epidemic...")
     events.add_argument("--departement", help="the event's département (75, 2A, 971...)")
     events.add_argument("--lat", type=float, help="latitude (WGS84)")

@@ -27,7 +27,7 @@ from kit.auth.apikeys import bearer_token, require_api_key
 from kit.auth.people import require_user
 from kit.http import BadRequest, Handler, add_route, json_response, read_json, see_other
 from kit.metrics import HttpMetrics, metrics_handler, registry_of
-from kit.web import add_page, flash, render
+from kit.web import add_page, flash, pages_of, render
 from samu.access import BOARD_ROLES, HOSPITAL, PEOPLE_ROLES, TRANSFER_ROLES, Access
 from samu.model import TRANSITIONS, Entry
 from samu.scopes import parse_scope
@@ -402,10 +402,16 @@ async def page_request_transfer(request: web.Request) -> web.StreamResponse:
             str(form.get("from_finess", "")), str(form.get("to_finess", "")),
             str(form.get("departement", "")).strip(), str(form.get("reason", "")),
         )  # fmt: skip
-        await flash(request, "Transfer requested.", "success")
+        await flash(request, _text_for(request, "Transfer requested."), "success")
     except BadRequest as exc:
         await flash(request, exc.message, "error")
     return see_other(f"{PREFIX}/transfers")
+
+
+def _text_for(request: web.Request, message: str) -> str:
+    """``message`` in the page's language."""
+    pages = pages_of(request)
+    return pages.gettext(pages.language(request), message)
 
 
 async def page_move_transfer(request: web.Request) -> web.StreamResponse:

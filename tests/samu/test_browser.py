@@ -202,6 +202,7 @@ async def test_events_and_transfers_pages(running: Running, screens: Path) -> No
                 await page.fill(f"#{field}", value)
             await page.click("#request-transfer")
             assert "MARTIN Paul" in await page.inner_text("#transfers")
+            assert "Transfert demandé." in await page.inner_text("main")
             await page.screenshot(path=screens / "samu-6-transfers.png", full_page=True)
             staff = await (await browser.new_context(locale="fr-FR")).new_page()
             await staff.goto(f"{running.url}/samu/")

@@ -39,6 +39,11 @@ def test_samu_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     lines = run(capsys, "samu", "log", "1", *data).strip().splitlines()
     assert len(lines) == 2 and lines[0].endswith("console\tnational->samu:69\t40 injured")
     assert "[annotates 1]" in lines[1]
+    assert run(capsys, "samu", "events", "--close", "1", *data).strip() == (
+        "event 1 closed: Train accident"
+    )
+    assert main(["samu", "post", "1", "too late", *data]) == 1
+    assert capsys.readouterr().err.strip() == "robert: the event is closed"
     assert main(["samu", "post", "9", "x", *data]) == 1
     err = capsys.readouterr().err.strip()
     assert err == "robert: no event 9"

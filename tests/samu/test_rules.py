@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from samu.access import Access
 from samu.model import TRANSITIONS, TransferStatus, is_final, may_move
@@ -123,3 +125,22 @@ def test_transfer_moves() -> None:
 def test_scope_names() -> None:
     assert Scope("samu", "75").name == "SAMU 75 (Paris)"
     assert IDF.name == "Île-de-France" and ZONE_PARIS.name == "Zone Paris"
+
+
+@given(st.text(max_size=30))
+def test_parse_scope_parses_or_refuses(text: str) -> None:
+    try:
+        scope = parse_scope(text)
+    except ScopeError:
+        return
+    assert str(scope) == text.strip()
+    assert scope.ancestry()[-1] == NATIONAL_SCOPE
+
+
+@given(st.sampled_from(sorted(departements())), st.sampled_from(sorted(departements())))
+def test_a_samu_sees_another_samus_messages_only_if_it_is_itself(a: str, b: str) -> None:
+    viewer, target = parse_scope(f"samu:{a}"), parse_scope(f"samu:{b}")
+    assert may_see(viewer, target) == (a == b)
+    assert may_see(viewer, target.parent or NATIONAL_SCOPE) == (
+        departements()[a][1] == departements()[b][1]
+    )
