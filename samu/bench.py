@@ -7,6 +7,10 @@ board, then posts messages one after another and prints, per message, the time f
 the POST to the first and the last delivery, and the summary::
 
     python -m samu.bench --pages 500 --messages 5
+    python -m samu.bench --pages 500 --processes 2 --redis redis://127.0.0.1:6379/0
+
+With ``--processes N`` (and ``--redis``), N boards share the database, relay new entries
+through Redis pub/sub, and the pages are spread over them; messages are posted to the first.
 """
 
 from __future__ import annotations
@@ -77,19 +81,22 @@ async def listen(
             arrivals[index].put_nowait(time.perf_counter())
 
 
-async def run(url: str, event: int, key: str, pages: int, messages: int) -> list[list[float]]:
+async def run(
+    urls: list[str], event: int, key: str, pages: int, messages: int
+) -> list[list[float]]:
     headers = {"Authorization": f"Bearer {key}"}
     connector = aiohttp.TCPConnector(limit=0)
     timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
     arrivals: list[asyncio.Queue[float]] = [asyncio.Queue() for _ in range(pages)]
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as client:
-        stream_url = f"{url}/samu/api/v1/events/{event}/stream"
+        url = urls[0]
+        streams = [f"{u}/samu/api/v1/events/{event}/stream" for u in urls]
         started = time.perf_counter()
         responses = []
-        for start in range(0, pages, 50):  # open them 50 at a time
+        for start in range(0, pages, 50):  # open them 50 at a time, spread over the boards
             batch = range(start, min(pages, start + 50))
             responses += await asyncio.gather(
-                *(client.get(stream_url, headers=headers) for _ in batch)
+                *(client.get(streams[i % len(streams)], headers=headers) for i in batch)
             )
         assert all(r.status == 200 for r in responses)
         for r in responses:
@@ -126,25 +133,37 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pages", type=int, default=500, help="open streams (default 500)")
     parser.add_argument("--messages", type=int, default=5, help="messages posted (default 5)")
+    parser.add_argument("--processes", type=int, default=1, help="boards (default 1)")
+    parser.add_argument("--redis", default="", help="redis:// relaying between the boards")
     args = parser.parse_args(argv)
+    if args.processes > 1 and not args.redis:
+        parser.error("--processes above 1 needs --redis")
     with tempfile.TemporaryDirectory() as data_dir:
         event, key = asyncio.run(prepare(data_dir))
-        port = free_port()
         code = "import sys; from cli.main import main; sys.exit(main(sys.argv[1:]))"
-        command = [sys.executable, "-c", code, "samu", "serve", "--port", str(port)]
         env = {**os.environ, "SAMU_DATA_DIR": data_dir, "SAMU_LOG_LEVEL": "WARNING"}
-        server = subprocess.Popen([*command, "--data-dir", data_dir], env=env)
+        if args.redis:
+            env["SAMU_REDIS_URL"] = args.redis
+        servers, urls = [], []
+        for _ in range(args.processes):
+            port = free_port()
+            command = [sys.executable, "-c", code, "samu", "serve", "--port", str(port)]
+            servers.append(subprocess.Popen([*command, "--data-dir", data_dir], env=env))
+            urls.append(f"http://127.0.0.1:{port}")
         try:
-            url = f"http://127.0.0.1:{port}"
-            asyncio.run(wait_healthy(url))
-            results = asyncio.run(run(url, event, key, args.pages, args.messages))
+            for url in urls:
+                asyncio.run(wait_healthy(url))
+            results = asyncio.run(run(urls, event, key, args.pages, args.messages))
         finally:
-            server.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                server.wait(10)
+            for server in servers:
+                server.terminate()
+            for server in servers:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    server.wait(10)
     last = [max(t) for t in results]
     print(
-        f"{args.pages} pages, {args.messages} messages: post to last delivery "
+        f"{args.pages} pages on {args.processes} board(s), {args.messages} messages: "
+        "post to last delivery "
         f"median {statistics.median(last) * 1000:.0f} ms, worst {max(last) * 1000:.0f} ms "
         f"(target under 1000 ms)"
     )
