@@ -29,8 +29,9 @@ from kit.http import BadRequest, Handler, add_route, json_response, read_json, s
 from kit.metrics import HttpMetrics, metrics_handler, registry_of
 from kit.web import add_page, flash, pages_of, render
 from samu.access import BOARD_ROLES, HOSPITAL, PEOPLE_ROLES, TRANSFER_ROLES, Access
+from samu.geo import departement_map
 from samu.model import TRANSITIONS, Entry
-from samu.scopes import parse_scope
+from samu.scopes import departements, parse_scope
 from samu.service import SamuService, entry_json, event_json, transfer_json
 
 PREFIX = "/samu"
@@ -348,21 +349,13 @@ async def page_board(request: web.Request) -> web.StreamResponse:
     response = await render(
         request, "samu/board.html", board=board, entries=entries, prefix=PREFIX,
         scope=access.scope, last_id=entries[-1].id if entries else 0,
-        map=_map_position(board.event.lat, board.event.lon),
+        map=departement_map(
+            board.event.departement,
+            f"{departements()[board.event.departement][0]} ({board.event.departement})",
+        ),
         scope_names={t: parse_scope(t).name for t in board.targets},
     )  # fmt: skip
     return _with_connect(response)
-
-
-def _map_position(lat: float, lon: float) -> dict[str, float] | None:
-    """Where the event's dot goes on the sketch of metropolitan France (None: overseas)."""
-    west, east, south, north = -5.5, 10.0, 41.0, 51.5
-    if not (west <= lon <= east and south <= lat <= north):
-        return None
-    return {
-        "x": round((lon - west) / (east - west) * 300, 1),
-        "y": round((north - lat) / (north - south) * 300, 1),
-    }
 
 
 async def page_post(request: web.Request) -> web.StreamResponse:

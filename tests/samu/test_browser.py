@@ -104,6 +104,7 @@ async def test_two_pages_see_a_message_live(running: Running, screens: Path) -> 
             await lyon.wait_for_selector(f"#entry-{second}", timeout=5000)
             assert await lyon.locator(f"#entry-{first}").count() == 0
             assert "PMA ouvert" in await a.inner_text(f"#entry-{first}")
+            assert await a.locator("svg.map #event-departement").count() == 1
             await a.wait_for_selector(f"#entry-{second}")
             # Not available: neither SI-VIC nor the bed service is configured here.
             assert await a.locator("#counts-unavailable").count() == 1
