@@ -31,6 +31,7 @@ LINKS = (
     ("/contact/", "Contact Covid: case investigations"),
     ("/drugs/", "hospital drug stocks (MaPUI)"),
     ("/sidep/", "SI-DEP: lab results (HL7, FHIR, HPRIM, CSV), positives"),
+    ("/samu/", "SAMU board (SI-SAMU): events, live log, transfers"),
     ("/citizens/", "services for citizens: advice, test sites, e-health directory"),
     ("/sivic/", "SI-VIC: hospitalised victims and COVID inpatients"),
     ("/openapi.json", "ROBERT API document"),
@@ -48,11 +49,11 @@ def build_app(settings: RobertSettings, clock: Callable[[], float] = time.time) 
     from codes import app as codes_app
     from contact import app as contact_app
     from drugs import app as drugs_app
+    from samu import app as samu_app
     from server.api.routes import INDEX_LINKS
     from server.app import create_app
     from sidep import app as sidep_app
     from sivic import app as sivic_app
-    from sivic.settings import Settings as SivicSettings
 
     codes = wiring.in_process_codes(settings, clock)
     beds_settings, beds = wiring.in_process_beds(settings, clock)
@@ -63,6 +64,8 @@ def build_app(settings: RobertSettings, clock: Callable[[], float] = time.time) 
     # CONTACT_SIDEP_URL says so).
     sidep_outbox = None if contact_settings.sidep_url else sidep.store.db
     contact_feed = wiring.contact_feed_source(sidep_outbox)
+    sivic_settings, sivic = wiring.in_process_sivic(settings, clock)
+    samu_settings, samu = wiring.in_process_samu(settings, beds, sivic, clock)
 
     def mount(app: web.Application) -> None:
         codes_app.mount(app, codes_app.create_app(wiring.codes_settings(settings), codes))
@@ -70,9 +73,7 @@ def build_app(settings: RobertSettings, clock: Callable[[], float] = time.time) 
         drugs_app.mount(app, drugs_app.create_app(drugs_settings, drugs, clock=clock, manage=True))
         sidep_app.mount(app, sidep_app.create_app(sidep_settings, sidep, clock=clock, manage=True))
         citizens_app.mount(app, citizens_app.create_app(CitizensSettings.beside(settings.data_dir)))
-        sivic_app.mount(
-            app, sivic_app.create_app(SivicSettings.beside(settings.data_dir), clock=clock)
-        )
+        sivic_app.mount(app, sivic_app.create_app(sivic_settings, sivic, clock=clock, manage=True))
         app[INDEX_LINKS].append(
             (
                 "/sivic/",
@@ -94,6 +95,15 @@ def build_app(settings: RobertSettings, clock: Callable[[], float] = time.time) 
                 "Contact Covid",
                 "case investigations: doctors, health-insurance agents, ARS, labs and "
                 "pharmacies (robert contact users add NAME --name 'Full Name' --role doctor)",
+            )
+        )
+        samu_app.mount(app, samu_app.create_app(samu_settings, samu, clock=clock, manage=True))
+        app[INDEX_LINKS].append(
+            (
+                "/samu/",
+                "SAMU board (SI-SAMU)",
+                "events on a map, scoped messages live, the append-only log, transfers "
+                "(robert samu users add NAME --role regulator --scope samu:75)",
             )
         )
         app[INDEX_LINKS].append(

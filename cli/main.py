@@ -49,6 +49,7 @@ COMMANDS: dict[str, tuple[Callable[[Any], None], str]] = {
     "beds": (_module("beds.commands"), "critical-care beds (ROR)"),
     "contact": (_module("contact.commands"), "Contact Covid: case investigations"),
     "drugs": (_module("drugs.commands"), "hospital drug stocks (MaPUI)"),
+    "samu": (_module("samu.commands"), "the SAMU board (SI-SAMU)"),
     "sidep": (_module("sidep.commands"), "SI-DEP: lab results, positives, indicators"),
     "sivic": (
         _module("sivic.commands"),
@@ -75,6 +76,7 @@ PROJECT = frozenset(
     | {"contact"}
     | {"client_sim", "ble"}
     | {"loadtest"}
+    | {"samu"}
 )
 
 

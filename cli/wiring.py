@@ -29,9 +29,13 @@ if TYPE_CHECKING:  # the services are imported when used: `robert --help` stays 
     from drugs.settings import Settings as DrugsSettings
     from kit.db import Database
     from kit.events import Fetch
+    from samu.service import SamuService
+    from samu.settings import Settings as SamuSettings
     from sidep.issuer import IssuedCode as SidepIssuedCode
     from sidep.service import SidepService
     from sidep.settings import Settings as SidepSettings
+    from sivic.service import SivicService
+    from sivic.settings import Settings as SivicSettings
 
 
 def codes_settings(robert: RobertSettings) -> CodesSettings:
@@ -157,3 +161,61 @@ def contact_feed_source(sidep_db: Database | None) -> Fetch | None:
     from kit.events import local_fetcher
 
     return local_fetcher(sidep_db, TOPICS)
+
+
+class BedsTension:
+    """The SAMU board's ``TensionSource`` fulfilled by the bed service in this process (read
+    with national scope: the board's users may see the tension of any event's territory)."""
+
+    def __init__(self, beds: BedService) -> None:
+        self.beds = beds
+
+    async def tension(self, departement: str | None) -> dict[str, object] | None:
+        from beds.access import NATIONAL as BEDS_NATIONAL
+        from beds.access import Access as BedsAccess
+
+        territory = f"dep:{departement}" if departement else "fr"
+        return await self.beds.tension(BedsAccess(BEDS_NATIONAL, "national"), territory)
+
+
+def in_process_sivic(
+    robert: RobertSettings, clock: Callable[[], float] = time.time
+) -> tuple[SivicSettings, SivicService]:
+    """SI-VIC in this process (opened by its application)."""
+    from sivic import app as sivic_app
+    from sivic.settings import Settings as SivicSettings
+
+    settings = SivicSettings.beside(robert.data_dir)
+    return settings, sivic_app.new_service(settings, clock)
+
+
+class SivicCounts:
+    """The SAMU board's ``CountsSource`` fulfilled by SI-VIC in this process, read as the
+    board's API key would (role board-reader, national scope)."""
+
+    def __init__(self, sivic: SivicService) -> None:
+        self.sivic = sivic
+
+    async def counts(self, departement: str | None) -> dict[str, object] | None:
+        from sivic.access import BOARD, Access
+
+        return await self.sivic.counts(Access(BOARD, "national"), dep=departement)
+
+
+def in_process_samu(
+    robert: RobertSettings,
+    beds: BedService,
+    sivic: SivicService,
+    clock: Callable[[], float] = time.time,
+) -> tuple[SamuSettings, SamuService]:
+    """The SAMU board in this process, reading the bed tension from ``beds`` and the counts of
+    hospitalised patients from ``sivic``, unless ``SAMU_BEDS_URL`` or ``SAMU_SIVIC_URL`` point
+    elsewhere (opened by its application)."""
+    from samu import app as samu_app
+    from samu.links import SafeCounts, SafeTension
+    from samu.settings import Settings as SamuSettings
+
+    settings = SamuSettings.beside(robert.data_dir)
+    tension = None if settings.beds_url else SafeTension(BedsTension(beds))
+    counts = None if settings.sivic_url else SafeCounts(SivicCounts(sivic))
+    return settings, samu_app.new_service(settings, clock, counts=counts, tension=tension)

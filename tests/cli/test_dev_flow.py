@@ -65,3 +65,17 @@ async def test_a_positive_sent_to_sidep_waits_in_contact_covid(tmp_path: Path) -
         await contact.close()
         await accounts.db.close()
         await server.close()
+
+
+async def test_the_board_reads_sivic_counts_in_one_process(tmp_path: Path) -> None:
+    """The SAMU board's counts come from SI-VIC's service in ``robert dev`` (no URL, no key)."""
+    from cli import wiring
+
+    settings = Settings(data_dir=str(tmp_path), captcha="off", embedded_worker=False)
+    _, sivic = wiring.in_process_sivic(settings)
+    await sivic.open()
+    try:
+        counts = await wiring.SivicCounts(sivic).counts("75")
+        assert counts is not None and counts["dep"] == "75" and counts["hosp"] == 0
+    finally:
+        await sivic.close()
