@@ -39,6 +39,6 @@ async def test_robert_dev_mounts_the_board(tmp_path: Path) -> None:
                 body = await r.json()
         assert body["title"] == "Crue"
         assert body["tension"]["territory"] == "dep:75"  # from the bed service in-process
-        assert body["counts"] is None  # SI-VIC is not wired in this process yet
+        assert body["counts"]["dep"] == "75"  # from SI-VIC in-process
     finally:
         await server.close()
