@@ -1,4 +1,5 @@
-"""HL7 v2.5 ORU^R01 lab results (docs/health.md §1.4), read with python-hl7.
+"""HL7 v2.5 ORU^R01 lab results (docs/health.md §1.4), read by a fast reader of our own (python-hl7
+is the reference it is tested against).
 
 A file holds one message, several messages one after the other, or a batch (``FHS``/``BHS`` ...
 ``BTS``/``FTS``); segments end with CR, LF or CRLF. Each message is stored whole or refused
@@ -26,6 +27,12 @@ What is read, and where:
 Character set: UTF-8, unless MSH-18 declares ``8859/1`` (ISO-8859-1, common in France) or
 ``8859/15`` (seen in French hospital messages), in which case the message is read in that
 charset. Undeclared non-UTF-8 bytes refuse the message.
+
+Reading: segments are split into fields; a field is split into repetitions, components and
+subcomponents (separators from MSH-1/MSH-2) only when one of its values is read, and that value
+is unescaped (``\\F\\ \\S\\ \\T\\ \\R\\ \\E\\``; other escape sequences are kept as written).
+python-hl7's parser is the reference this reader is tested against (``reference=True``), and
+reads the odd headers the fast reader leaves to it (no field after MSH-2, repeated separators).
 
 Names: French senders (IHE PAM France) repeat PID-5, the usual name (type ``D``) first and the
 birth name with the first names (type ``L``) after; the ``L`` repetition is read when present.
