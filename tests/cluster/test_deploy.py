@@ -113,6 +113,19 @@ def test_kubernetes_manifests() -> None:
     [drugs_container] = drugs["spec"]["template"]["spec"]["containers"]
     assert {"name": "DRUGS_BEDS_URL", "value": "http://robert-beds"} in drugs_container["env"]
     assert drugs_container["readinessProbe"]["httpGet"]["path"] == "/drugs/health"
+    # SI-DEP: HTTP and MLLP ports, its pseudonym key from its Secret, read-only.
+    assert {("Deployment", "robert-sidep"), ("Service", "robert-sidep")} <= kinds
+    sidep = next(
+        d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "robert-sidep"
+    )
+    [sidep_container] = sidep["spec"]["template"]["spec"]["containers"]
+    assert {p["containerPort"] for p in sidep_container["ports"]} == {8082, 2575}
+    assert sidep_container["readinessProbe"]["httpGet"]["path"] == "/sidep/health"
+    keyfile = {"name": "SIDEP_PSEUDONYM_KEY_FILE", "value": "/keys/pseudonym.key"}
+    assert keyfile in sidep_container["env"]
+    assert {"name": "pseudonym", "mountPath": "/keys", "readOnly": True} in sidep_container[
+        "volumeMounts"
+    ]
 
 
 def test_nginx_config(tmp_path: Path) -> None:
