@@ -231,6 +231,8 @@ def split_batch(data: bytes) -> BatchFile | None:
     """The batches and messages of an HL7 batch file; None when ``data`` is not one (its first
     segment is neither ``FHS`` nor ``BHS``). ``BTS`` and ``FTS`` close what they close; a
     segment before any ``MSH`` of a batch starts a message of its own (which will be refused)."""
+    if data.lstrip(b"\xef\xbb\xbf\x0b\x1c\r\n \t")[:3] not in (b"FHS", b"BHS"):
+        return None  # the usual case, a message, seen without splitting it
     segments = [
         s
         for s in (
