@@ -7,6 +7,8 @@ stored, ``AE`` refused with the reason, ``AR`` not a message we take). A lab sen
 message once it has the ACK, so many labs' messages wait together for the database: the
 ``Committer`` writes whatever is waiting in ONE transaction (group commit), then answers each.
 If a group fails, each of its messages is tried alone, so one bad message cannot fail others.
+A block holding a batch file (``FHS``/``BHS``) is answered by a response batch with each of
+its messages' ACKs (``sidep.ack``), written once all of them are committed.
 
 The listener trusts its network, as the labs' interfaces did (a VPN, or a TLS tunnel in front
 of it); the HTTP intake authenticates each lab with an API key.
