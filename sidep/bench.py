@@ -1,6 +1,6 @@
 """Benchmark of SI-DEP's intake: HL7 v2 ORU^R01 messages over MLLP into PostgreSQL, each ACK
 sent only after its commit. ``python -m sidep.bench [--database URL] [--messages 20000]
-[--connections 64] [--positive 0.1]``. Prints figures; it is not a test.
+[--connections 64] [--positive 0.1] [--reference-parser]``. Prints figures; it is not a test.
 
 The server (listener, parser, committer, service) runs in this process, on one core; the labs
 are another process (``multiprocessing``) holding ``--connections`` MLLP connections, each
@@ -8,7 +8,8 @@ sending its next message once it has the ACK of the previous one, as lab systems
 message is one result of a distinct patient (name, birth date, NIR, postcode), a tenth of them
 positive (each positive writes its outbox event and pending notice in the same transaction).
 Without ``--database``, a fresh PostgreSQL database is made on the local server and dropped.
-The parser is ``sidep.formats.hl7`` when installed; else a minimal stand-in reader of the
+The parser is ``sidep.formats.hl7`` when installed (its fast reader, or python-hl7's parser
+with ``--reference-parser``); else a minimal stand-in reader of the
 benchmark's own messages (printed in the figures), so that the figure is the transport and
 the store's, not the parser's.
 """
@@ -123,17 +124,30 @@ async def _admin(statement: str) -> None:
         await engine.dispose()
 
 
-def intake() -> tuple[Intake, str]:
+def intake(reference: bool = False) -> tuple[Intake, str]:
     try:
         import importlib
 
-        importlib.import_module("sidep.formats.hl7")
+        hl7 = importlib.import_module("sidep.formats.hl7")
+        if reference:
+
+            def reference_parse(data: bytes, where: str) -> Parsed:
+                parsed: Parsed = hl7.parse(data, where, reference=True)
+                return parsed
+
+            return Intake({SourceFormat.HL7: reference_parse}), "sidep.formats.hl7 (python-hl7)"
         return Intake(), "sidep.formats.hl7"
     except ImportError:
         return Intake({SourceFormat.HL7: standin_parse}), "stand-in (sidep.formats absent)"
 
 
-async def main(database: str | None, messages: int, connections: int, positive: float) -> None:
+async def main(
+    database: str | None,
+    messages: int,
+    connections: int,
+    positive: float,
+    reference: bool = False,
+) -> None:
     name = None
     if database is None:
         name = f"sidep_bench_{secrets.token_hex(4)}"
@@ -141,7 +155,7 @@ async def main(database: str | None, messages: int, connections: int, positive: 
         database = SERVER.rsplit("/", 1)[0] + f"/{name}"
     service = SidepService(SidepStore(Database(database)), secrets.token_bytes(32))
     await service.open()
-    reader, parser_name = intake()
+    reader, parser_name = intake(reference)
     committer = Committer(service, max_batch=500)
     listener = MllpListener(reader, committer)
     port = await listener.start("127.0.0.1", 0)
@@ -181,8 +195,15 @@ def cli() -> None:
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--positive", type=float, default=0.1)
+    parser.add_argument(
+        "--reference-parser",
+        action="store_true",
+        help="read HL7 with python-hl7's parser (the reference) instead of the fast reader",
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.database, args.messages, args.connections, args.positive))
+    asyncio.run(
+        main(args.database, args.messages, args.connections, args.positive, args.reference_parser)
+    )
 
 
 if __name__ == "__main__":

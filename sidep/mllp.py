@@ -7,6 +7,8 @@ stored, ``AE`` refused with the reason, ``AR`` not a message we take). A lab sen
 message once it has the ACK, so many labs' messages wait together for the database: the
 ``Committer`` writes whatever is waiting in ONE transaction (group commit), then answers each.
 If a group fails, each of its messages is tried alone, so one bad message cannot fail others.
+A block holding a batch file (``FHS``/``BHS``) is answered by a response batch with each of
+its messages' ACKs (``sidep.ack``), written once all of them are committed.
 
 The listener trusts its network, as the labs' interfaces did (a VPN, or a TLS tunnel in front
 of it); the HTTP intake authenticates each lab with an API key.
@@ -28,7 +30,16 @@ from hl7.mllp.exceptions import InvalidBlockError
 
 from kit.audit import Actor
 from kit.jobs import describe_failure
-from sidep.ack import AckCode, Header, build_ack, is_oru, read_header
+from sidep.ack import (
+    AckCode,
+    BatchFile,
+    Header,
+    build_ack,
+    build_batch_ack,
+    is_oru,
+    read_header,
+    split_batch,
+)
 from sidep.intake import Intake
 from sidep.model import Parsed, Refusal, SourceFormat
 from sidep.service import Counts, SidepService
@@ -146,7 +157,11 @@ async def answer_message(
     where: str,
     check: Callable[[Parsed], Parsed] | None = None,
 ) -> tuple[bytes, AckCode, Counts]:
-    """Parse, store and acknowledge one HL7 v2 message (MLLP and HTTP alike)."""
+    """Parse, store and acknowledge one HL7 v2 message (MLLP and HTTP alike); a batch file
+    (``FHS``/``BHS``) is answered by a response batch holding each message's ACK."""
+    batch = split_batch(data)
+    if batch is not None:
+        return await _answer_batch(batch, intake, committer, actor, numbers, where, check)
     header = read_header(data)
     now = datetime.now(UTC)
     if header is None:
@@ -170,6 +185,36 @@ async def answer_message(
             counts,
         )
     return build_ack(header, AckCode.ACCEPTED, now, numbers.next()), AckCode.ACCEPTED, counts
+
+
+_SEVERITY = {AckCode.ACCEPTED: 0, AckCode.ERROR: 1, AckCode.REJECTED: 2}
+
+
+async def _answer_batch(
+    batch: BatchFile,
+    intake: Intake,
+    committer: Committer,
+    actor: Actor,
+    numbers: AckNumbers,
+    where: str,
+    check: Callable[[Parsed], Parsed] | None,
+) -> tuple[bytes, AckCode, Counts]:
+    """Each message of a batch file parsed, stored and acknowledged on its own (they are
+    submitted together, so they share group commits, in order), the ACKs in a response batch
+    (``sidep.ack``). Its code is the worst of its messages'."""
+    answers = await asyncio.gather(
+        *(
+            answer_message(message, intake, committer, actor, numbers, f"{where} batch", check)
+            for message in batch.messages
+        )
+    )
+    counts = Counts()
+    code = AckCode.ACCEPTED
+    for _ack_bytes, one_code, one_counts in answers:
+        counts = counts + one_counts
+        code = max(code, one_code, key=_SEVERITY.__getitem__)
+    ack = build_batch_ack(batch, [a for a, _, _ in answers], datetime.now(UTC), numbers.next())
+    return ack, code, counts
 
 
 def _ack(

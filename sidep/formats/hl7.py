@@ -1,4 +1,5 @@
-"""HL7 v2.5 ORU^R01 lab results (docs/health.md §1.4), read with python-hl7.
+"""HL7 v2.5 ORU^R01 lab results (docs/health.md §1.4), read by a fast reader of our own (python-hl7
+is the reference it is tested against).
 
 A file holds one message, several messages one after the other, or a batch (``FHS``/``BHS`` ...
 ``BTS``/``FTS``); segments end with CR, LF or CRLF. Each message is stored whole or refused
@@ -26,6 +27,12 @@ What is read, and where:
 Character set: UTF-8, unless MSH-18 declares ``8859/1`` (ISO-8859-1, common in France) or
 ``8859/15`` (seen in French hospital messages), in which case the message is read in that
 charset. Undeclared non-UTF-8 bytes refuse the message.
+
+Reading: segments are split into fields; a field is split into repetitions, components and
+subcomponents (separators from MSH-1/MSH-2) only when one of its values is read, and that value
+is unescaped (``\\F\\ \\S\\ \\T\\ \\R\\ \\E\\``; other escape sequences are kept as written).
+python-hl7's parser is the reference this reader is tested against (``reference=True``), and
+reads the odd headers the fast reader leaves to it (no field after MSH-2, repeated separators).
 
 Names: French senders (IHE PAM France) repeat PID-5, the usual name (type ``D``) first and the
 birth name with the first names (type ``L``) after; the ``L`` repetition is read when present.
@@ -110,15 +117,20 @@ def split_messages(data: bytes) -> list[list[bytes]]:
     return messages
 
 
-def read_messages(data: bytes, where: str, lab_finess: str | None = None) -> list[Message]:
-    """Every message of an HL7 v2 file, each with its results or its refusal. Never raises."""
+def read_messages(
+    data: bytes, where: str, lab_finess: str | None = None, *, reference: bool = False
+) -> list[Message]:
+    """Every message of an HL7 v2 file, each with its results or its refusal. Never raises.
+
+    Messages are split by this module's own reader; ``reference=True`` reads them with
+    python-hl7's parser instead (the reference the tests compare the fast reader with)."""
     big = too_big(data)
     if big is not None:
         return [_refused(1, None, big)]
     out: list[Message] = []
     for index, segments in enumerate(split_messages(data), start=1):
         try:
-            out.append(_read_message(index, segments, lab_finess))
+            out.append(_read_message(index, segments, lab_finess, reference))
         except Exception as error:  # hostile input must never escape as a crash
             out.append(_refused(index, None, f"unreadable message ({type(error).__name__})"))
     if not out:
@@ -126,12 +138,14 @@ def read_messages(data: bytes, where: str, lab_finess: str | None = None) -> lis
     return out
 
 
-def parse(data: bytes, where: str, lab_finess: str | None = None) -> Parsed:
+def parse(
+    data: bytes, where: str, lab_finess: str | None = None, *, reference: bool = False
+) -> Parsed:
     """The results of every accepted message of a file, and a refusal per refused message."""
     results: list[LabResult] = []
     refusals: list[Refusal] = []
     skipped: list[str] = []
-    for message in read_messages(data, where, lab_finess):
+    for message in read_messages(data, where, lab_finess, reference=reference):
         if message.refusal is not None:
             refusals.append(Refusal(f"{where} {message.where}", message.refusal))
         else:
@@ -155,7 +169,12 @@ def message_control_id(data: bytes) -> str | None:
 
 # --- one message ----------------------------------------------------------------------------------
 def _refused(
-    index: int, control_id: str | None, reason: str, msh: Any = None, *, rejected: bool = True
+    index: int,
+    control_id: str | None,
+    reason: str,
+    msh: _Segment | None = None,
+    *,
+    rejected: bool = True,
 ) -> Message:
     return Message(
         index=index,
@@ -189,14 +208,16 @@ def _decode(segments: list[bytes]) -> str:
     raise Refuse("the message is not UTF-8 and MSH-18 does not declare 8859/1 or 8859/15")
 
 
-def _read_message(index: int, segments: list[bytes], lab_finess: str | None) -> Message:
+def _read_message(
+    index: int, segments: list[bytes], lab_finess: str | None, reference: bool = False
+) -> Message:
     first = segments[0]
     if first[:3] != b"MSH" or len(first) < 8:
         return _refused(index, None, "the message does not start with an MSH segment")
     control_id = message_control_id(first)
     try:
         text = _decode(segments)
-        message = hl7.parse(text)
+        message = (None if reference else _fast_split(text)) or _reference_split(text)
     except Refuse as refused:
         return _refused(index, control_id, refused.reason)
     except Exception as error:  # python-hl7 raises many kinds on junk
@@ -223,7 +244,7 @@ def _read_message(index: int, segments: list[bytes], lab_finess: str | None) -> 
 
 
 def _read_results(
-    message: Any, msh: Any, ref: str, lab_finess: str | None
+    message: list[_Segment], msh: _Segment, ref: str, lab_finess: str | None
 ) -> tuple[list[LabResult], list[str]]:
     kind = f"{_get(msh, 9, 1, 1)}^{_get(msh, 9, 1, 2)}"
     if kind != "ORU^R01":
@@ -231,11 +252,13 @@ def _read_results(
     results: list[LabResult] = []
     skipped: list[str] = []
     patient: Patient | None = None
-    orc: Any = None
-    obr: Any = None
-    obxs: list[Any] = []
-    groups: list[tuple[Patient | None, Any, Any, list[Any], list[Any]]] = []
-    spms: list[Any] = []
+    orc: _Segment | None = None
+    obr: _Segment | None = None
+    obxs: list[_Segment] = []
+    groups: list[
+        tuple[Patient | None, _Segment | None, _Segment, list[_Segment], list[_Segment]]
+    ] = []
+    spms: list[_Segment] = []
     for segment in message[1:]:
         sid = _get(segment, 0)
         if sid == "PID":
@@ -277,12 +300,12 @@ def _read_results(
 
 
 def _order_results(
-    msh: Any,
+    msh: _Segment,
     patient: Patient,
-    orc: Any,
-    obr: Any,
-    obxs: list[Any],
-    spms: list[Any],
+    orc: _Segment | None,
+    obr: _Segment,
+    obxs: list[_Segment],
+    spms: list[_Segment],
     ref: str,
     lab_finess: str | None,
 ) -> tuple[list[LabResult], list[str]]:
@@ -343,7 +366,7 @@ def _order_results(
     return results, skipped
 
 
-def _patient(pid: Any) -> Patient:
+def _patient(pid: _Segment) -> Patient:
     nir_value: str | None = None
     for rep in range(1, _repetitions(pid, 3) + 1):
         value = _get(pid, 3, rep, 1)
@@ -373,7 +396,7 @@ def _patient(pid: Any) -> Patient:
     )
 
 
-def _loinc_of(segment: Any, field: int) -> str | None:
+def _loinc_of(segment: _Segment, field: int) -> str | None:
     """The LOINC code of a CE/CWE field: the coding whose system is LOINC, else a bare code we
     know (labs that leave the system out)."""
     for first in (1, 4):
@@ -388,7 +411,7 @@ def _loinc_of(segment: Any, field: int) -> str | None:
     return None
 
 
-def _value(obx: Any, label: str) -> Result:
+def _value(obx: _Segment, label: str) -> Result:
     value_type = _get(obx, 2).upper()
     code = _get(obx, 5, 1, 1)
     if value_type in {"CWE", "CE", "CNE", "CF", ""}:
@@ -411,7 +434,9 @@ def _value(obx: Any, label: str) -> Result:
     raise Refuse(f"{label}: the value {code[:40]!r} is not a result we know (P, N, I or X)")
 
 
-def _lab(msh: Any, orc: Any, obr: Any, obx: Any, lab_finess: str | None) -> str:
+def _lab(
+    msh: _Segment, orc: _Segment | None, obr: _Segment, obx: _Segment, lab_finess: str | None
+) -> str:
     candidates = [_get(obx, 23, 1, 10), _get(obx, 23, 1, 1)]
     if orc is not None:
         candidates += [_get(orc, 21, 1, 10), _get(orc, 21, 1, 1)]
@@ -425,34 +450,193 @@ def _lab(msh: Any, orc: Any, obr: Any, obx: Any, lab_finess: str | None) -> str:
     raise Refuse("no FINESS for the lab (OBX-23, ORC-21 or MSH-4)")
 
 
-def _rpps(obr: Any) -> str | None:
+def _rpps(obr: _Segment) -> str | None:
     value = _get(obr, 16, 1, 1).strip()
     return value if len(value) == 11 and value.isdigit() else None
 
 
-# --- python-hl7 containers ------------------------------------------------------------------------
-def _repetitions(segment: Any, field: int) -> int:
-    if segment is None or field >= len(segment):
-        return 0
-    value = segment[field]
-    if value and not isinstance(value[0], str):
-        return len(value)
-    return 1
+# --- segments -------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class _Seps:
+    """The separators of a message (MSH-1 and MSH-2), and the escape sequences they define."""
+
+    field: str
+    rep: str
+    comp: str
+    sub: str
+    esc: str
+
+    @property
+    def escapes(self) -> dict[str, str]:
+        return {"F": self.field, "S": self.comp, "T": self.sub, "R": self.rep, "E": self.esc}
 
 
-def _get(segment: Any, field: int, rep: int = 1, comp: int = 1, sub: int = 1) -> str:
-    """One value of a python-hl7 segment, ``""`` when absent (HL7 numbering, MSH-9 is 9)."""
-    if segment is None or field >= len(segment):
+def unescape(value: str, seps: _Seps) -> str:
+    """``value`` with the HL7 escape sequences of the separators replaced: ``\\F\\`` field,
+    ``\\S\\`` component, ``\\T\\`` subcomponent, ``\\R\\`` repetition, ``\\E\\`` escape
+    (HL7 v2.5 chapter 2, 2.7.4). Other sequences (highlighting, hexadecimal, formatting) and an
+    escape character without its closing one are kept as written."""
+    esc = seps.esc
+    parts = value.split(esc)
+    if len(parts) < 3:
+        return value
+    table = seps.escapes
+    out = [parts[0]]
+    i, last = 1, len(parts) - 1
+    while i <= last:
+        if i == last:  # no closing escape character
+            out.append(esc + parts[i])
+            break
+        sequence = parts[i]
+        found = table.get(sequence)
+        out.append(found if found is not None else esc + sequence + esc)
+        out.append(parts[i + 1])
+        i += 2
+    return "".join(out)
+
+
+class _Segment:
+    """One segment of a message, split into fields only: a field is split into repetitions,
+    components and subcomponents when one of its values is asked for, and that value is then
+    unescaped. Numbering is HL7's (MSH-1 is the field separator, MSH-9 is 9; 0 is the segment
+    id); MSH-1 and MSH-2 are taken as written."""
+
+    __slots__ = ("fields", "literal", "seps")
+
+    def __init__(self, fields: list[str], seps: _Seps, literal: int = 0) -> None:
+        self.fields = fields
+        self.seps = seps
+        self.literal = literal
+
+    def get(self, field: int, rep: int = 1, comp: int = 1, sub: int = 1) -> str:
+        fields = self.fields
+        if field >= len(fields):
+            return ""
+        value = fields[field]
+        if field < self.literal:
+            return value if rep == comp == sub == 1 else ""
+        seps = self.seps
+        if rep != 1 or seps.rep in value:
+            parts = value.split(seps.rep)
+            if rep > len(parts):
+                return ""
+            value = parts[rep - 1]
+        if comp != 1 or seps.comp in value:
+            parts = value.split(seps.comp)
+            if comp > len(parts):
+                return ""
+            value = parts[comp - 1]
+        if sub != 1 or seps.sub in value:
+            parts = value.split(seps.sub)
+            if sub > len(parts):
+                return ""
+            value = parts[sub - 1]
+        return unescape(value, seps) if seps.esc in value else value
+
+    def repetitions(self, field: int) -> int:
+        if field >= len(self.fields):
+            return 0
+        if field < self.literal:
+            return 1
+        return self.fields[field].count(self.seps.rep) + 1
+
+
+class _ReferenceSegment(_Segment):
+    """A segment as python-hl7 parses it (the reference the fast reader is tested against)."""
+
+    __slots__ = ("segment",)
+
+    def __init__(self, segment: Any, seps: _Seps, literal: int = 0) -> None:
+        super().__init__([], seps, literal)
+        self.segment = segment
+
+    def get(self, field: int, rep: int = 1, comp: int = 1, sub: int = 1) -> str:
+        segment = self.segment
+        if field >= len(segment):
+            return ""
+        value: Any = segment[field]
+        for index in (rep, comp, sub):
+            if isinstance(value, str):
+                value = value if index == 1 else ""
+                break
+            if index - 1 >= len(value):
+                return ""
+            value = value[index - 1]
+        while not isinstance(value, str):
+            if not value:
+                return ""
+            value = value[0]
+        text = str(value)
+        if field < self.literal or self.seps.esc not in text:
+            return text
+        return unescape(text, self.seps)
+
+    def repetitions(self, field: int) -> int:
+        segment = self.segment
+        if field >= len(segment):
+            return 0
+        value = segment[field]
+        if value and not isinstance(value[0], str):
+            return len(value)
+        return 1
+
+
+def _fast_split(text: str) -> list[_Segment] | None:
+    """The segments of one message, read as python-hl7 would read them; None for the odd
+    headers (no field after MSH-2, separators repeated) that are left to python-hl7."""
+    text = text.strip()
+    if text[:3] != "MSH" or len(text) < 5:
+        return None
+    field = text[3]
+    end = text.find(field, 4)
+    if end < 0:
+        return None
+    encoding = text[4:end]
+    n = len(encoding)
+    seps = _Seps(
+        field=field,
+        comp=encoding[0] if n > 0 else "^",
+        rep=encoding[1] if n > 1 else "~",
+        esc=encoding[2] if n > 2 else "\\",
+        sub=encoding[3] if n > 3 else "&",
+    )
+    if len({"\r", field, seps.rep, seps.comp, seps.sub}) != 5:
+        return None
+    lines = text.split("\r")
+    head = lines[0]
+    msh = ["MSH", field, encoding]
+    if end + 1 < len(head):
+        msh += head[end + 1 :].split(field)
+    segments = [_Segment(msh, seps, 3)]
+    for line in lines[1:]:
+        if line[:3] in ("MSH", "BHS", "FHS"):
+            return None  # a header inside a message: python-hl7 reads it its own way
+        segments.append(_Segment(line.split(field), seps))
+    return segments
+
+
+def _reference_split(text: str) -> list[_Segment]:
+    """The segments of one message as python-hl7 parses them."""
+    message = hl7.parse(text)
+    separators = message.separators  # segment, field, repetition, component, subcomponent
+    seps = _Seps(
+        field=separators[1],
+        rep=separators[2],
+        comp=separators[3],
+        sub=separators[4],
+        esc=message.esc,
+    )
+    return [
+        _ReferenceSegment(segment, seps, 3 if i == 0 else 0) for i, segment in enumerate(message)
+    ]
+
+
+def _repetitions(segment: _Segment, field: int) -> int:
+    return segment.repetitions(field)
+
+
+def _get(segment: _Segment | None, field: int, rep: int = 1, comp: int = 1, sub: int = 1) -> str:
+    """One value of a segment, unescaped, ``""`` when absent (HL7 numbering, MSH-9 is 9)."""
+    if segment is None:
         return ""
-    value: Any = segment[field]
-    for index in (rep, comp, sub):
-        if isinstance(value, str):
-            return value if index == 1 else ""
-        if index - 1 >= len(value):
-            return ""
-        value = value[index - 1]
-    while not isinstance(value, str):
-        if not value:
-            return ""
-        value = value[0]
-    return str(value)
+    return segment.get(field, rep, comp, sub)

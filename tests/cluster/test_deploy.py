@@ -42,6 +42,14 @@ def test_compose_config() -> None:
         )
         assert f"{name}-data:/data" in services[name]["volumes"]
     assert "sivic" in services
+    # SI-DEP: HTTP and MLLP, its data volume, codes from the code service.
+    sidep = services["sidep"]
+    assert "http://127.0.0.1:8082/sidep/health" in " ".join(sidep["healthcheck"]["test"])
+    assert "sidep-data:/data" in sidep["volumes"] and "sidep-data" in compose["volumes"]
+    assert "127.0.0.1:8082:8082" in sidep["ports"]
+    assert any(p.endswith(":2575:2575") for p in sidep["ports"])
+    assert sidep["environment"]["SIDEP_CODES_URL"] == "http://codes:8081"
+    assert "codes" in sidep["depends_on"]
     redis_cmd = " ".join(compose["services"]["redis"]["command"])
     assert "--appendonly yes" in redis_cmd and "--appendfsync everysec" in redis_cmd
     assert "/metrics" in (DEPLOY / "prometheus" / "prometheus.yml").read_text()
@@ -107,6 +115,19 @@ def test_kubernetes_manifests() -> None:
     [drugs_container] = drugs["spec"]["template"]["spec"]["containers"]
     assert {"name": "DRUGS_BEDS_URL", "value": "http://robert-beds"} in drugs_container["env"]
     assert drugs_container["readinessProbe"]["httpGet"]["path"] == "/drugs/health"
+    # SI-DEP: HTTP and MLLP ports, its pseudonym key from its Secret, read-only.
+    assert {("Deployment", "robert-sidep"), ("Service", "robert-sidep")} <= kinds
+    sidep = next(
+        d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "robert-sidep"
+    )
+    [sidep_container] = sidep["spec"]["template"]["spec"]["containers"]
+    assert {p["containerPort"] for p in sidep_container["ports"]} == {8082, 2575}
+    assert sidep_container["readinessProbe"]["httpGet"]["path"] == "/sidep/health"
+    keyfile = {"name": "SIDEP_PSEUDONYM_KEY_FILE", "value": "/keys/pseudonym.key"}
+    assert keyfile in sidep_container["env"]
+    assert {"name": "pseudonym", "mountPath": "/keys", "readOnly": True} in sidep_container[
+        "volumeMounts"
+    ]
 
 
 def test_nginx_config(tmp_path: Path) -> None:
@@ -127,6 +148,13 @@ def test_nginx_config(tmp_path: Path) -> None:
     # The client's address reaches the server (its per-client limits), replaced not appended.
     assert "proxy_set_header X-Forwarded-For $remote_addr;" in text
     assert 'X-Forwarded-For ""' not in text
+    # SI-DEP: intake bodies up to the service's file limit (32 MiB), metrics not from outside;
+    # MLLP (TCP) has no http route.
+    assert "server 127.0.0.1:8082;" in text.split("upstream robert_sidep", 1)[1]
+    sidep = text.split("location /sidep/ {", 1)[1].split("}", 1)[0]
+    assert "proxy_pass http://robert_sidep;" in sidep and "client_max_body_size 33m;" in sidep
+    assert "deny all;" in text.split("location = /sidep/metrics {", 1)[1].split("}", 1)[0]
+    assert "2575;" not in text
     cert, key = self_signed(tmp_path, "robert.example.org")
     site = (
         text.replace("/etc/robert/tls/fullchain.pem", str(cert))
@@ -154,7 +182,9 @@ def test_systemd_units(tmp_path: Path) -> None:
     # One unit per service (each runs alone in production), the ROBERT worker besides.
     assert {"robert-api.service", "robert-worker@.service", "robert-codes.service",
             "robert-citizens.service", "robert-beds.service",
-            "robert-drugs.service", "robert-sivic.service"} <= set(units)  # fmt: skip
+            "robert-drugs.service", "robert-sivic.service",
+            "robert-sidep.service"} <= set(units)  # fmt: skip
+    assert "ExecStart=/opt/robert/.venv/bin/robert sidep serve" in units["robert-sidep.service"]
     assert "ExecStart=/opt/robert/.venv/bin/robert beds serve" in units["robert-beds.service"]
     assert "ExecStart=/opt/robert/.venv/bin/robert drugs serve" in units["robert-drugs.service"]
     assert "DRUGS_BEDS_URL=http://127.0.0.1:8084" in units["robert-drugs.service"]

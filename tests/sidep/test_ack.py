@@ -8,7 +8,15 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sidep.ack import AckCode, build_ack, escape, is_oru, read_header
+from sidep.ack import (
+    AckCode,
+    build_ack,
+    build_batch_ack,
+    escape,
+    is_oru,
+    read_header,
+    split_batch,
+)
 from tests.sidep.fakeparse import message
 
 NOW = datetime(2026, 12, 10, 4, 8, 0, tzinfo=UTC)
@@ -71,3 +79,65 @@ def test_escaped_text_has_no_delimiter(text: str) -> None:
     assert header is not None
     escaped = escape(text, header)
     assert "|" not in escaped and "^" not in escaped and "~" not in escaped and "\r" not in escaped
+
+
+def test_a_batch_file_is_split_into_its_batches_and_messages() -> None:
+    data = (
+        b"FHS|^~\\&|LAB|750012345|SIDEP|DGS|20261210||||FILE-7\r"
+        b"BHS|^~\\&|LAB|750012345|SIDEP|DGS|20261210||||BATCH-1\r"
+        + message(control="B1")
+        + message(control="B2")
+        + b"BTS|2\rBHS|^~\\&|LAB|750012345|||||||BATCH-2\r"
+        + message(control="B3")
+        + b"BTS|1\rFTS|2\r"
+    )
+    batch = split_batch(data)
+    assert batch is not None and batch.header is not None
+    assert batch.header.control_id == "FILE-7" and batch.header.sending_app == "LAB"
+    assert [p.header.control_id for p in batch.batches if p.header] == ["BATCH-1", "BATCH-2"]
+    assert [len(p.messages) for p in batch.batches] == [2, 1]
+    assert batch.messages[0] == message(control="B1")
+    assert split_batch(message()) is None  # a lone message is no batch
+    assert split_batch(b"") is None
+
+
+def test_a_response_batch_holds_every_ack_in_its_envelope() -> None:
+    data = (
+        b"FHS|^~\\&|LAB|750012345|SIDEP|DGS|20261210||||FILE-7\r"
+        b"BHS|^~\\&|LAB|750012345|SIDEP|DGS|20261210||||BATCH-1\r"
+        + message(control="B1")
+        + message(control="B2")
+        + b"BTS|2\rFTS|1\r"
+    )
+    batch = split_batch(data)
+    assert batch is not None
+    acks = [
+        build_ack(read_header(batch.messages[0]), AckCode.ACCEPTED, NOW, "A1"),
+        build_ack(read_header(batch.messages[1]), AckCode.ERROR, NOW, "A2", "OBX-5 wrong"),
+    ]
+    answer = segments(build_batch_ack(batch, acks, NOW, "R9"))
+    assert [s[0] for s in answer] == ["FHS", "BHS", "MSH", "MSA", "MSH", "MSA", "ERR", "BTS", "FTS"]
+    fhs, bhs = answer[0], answer[1]
+    # sender and receiver swapped; FHS-11/BHS-11 ours, FHS-12/BHS-12 the file's own ids
+    assert fhs[2:6] == ["SIDEP", "SIDEP", "LAB", "750012345"]
+    assert (fhs[10], fhs[11]) == ("R9", "FILE-7")
+    assert (bhs[10], bhs[11]) == ("R9.1", "BATCH-1")
+    assert [s[1:3] for s in answer if s[0] == "MSA"] == [["AA", "B1"], ["AE", "B2"]]
+    assert answer[-2] == ["BTS", "2"] and answer[-1] == ["FTS", "1"]
+
+
+def test_a_batch_without_file_header_or_messages() -> None:
+    batch = split_batch(b"BHS|^~\\&|LAB||||||||EMPTY\rBTS|0\r")
+    assert batch is not None and batch.header is None and batch.messages == ()
+    answer = segments(build_batch_ack(batch, [], NOW, "R1"))
+    assert [s[0] for s in answer] == ["BHS", "BTS"] and answer[1] == ["BTS", "0"]
+    assert answer[0][11] == "EMPTY"
+
+
+@given(st.binary(max_size=300))
+def test_any_bytes_split_as_a_batch_or_not(data: bytes) -> None:
+    batch = split_batch(b"BHS|^~\\&\r" + data)
+    assert batch is not None
+    acks = [build_ack(read_header(m), AckCode.REJECTED, NOW, "A", "x") for m in batch.messages]
+    answer = build_batch_ack(batch, acks, NOW, "R")
+    assert answer.startswith(b"BHS") and answer.count(b"\rMSA|") == len(batch.messages)

@@ -61,6 +61,22 @@ async def test_a_french_oru_over_mllp(service: SidepService, mllp_port: int) -> 
     assert event.payload["patient"]["first_name"] == "CÉLINE"
 
 
+async def test_a_public_batch_file_over_mllp(service: SidepService, mllp_port: int) -> None:
+    # CDC PRIME ReportStream's example: FHS/BHS, one ORU^R01 with no French FINESS anywhere
+    data = (DATA / "reportstream_example.hl7").read_bytes().replace(b"\n", b"\r")
+    reader, writer = await open_hl7_connection("127.0.0.1", mllp_port)
+    try:
+        writer.writeblock(data)
+        await writer.drain()
+        ack = (await asyncio.wait_for(reader.readblock(), 30)).decode()
+    finally:
+        writer.close()
+    segments = [s for s in ack.split("\r") if s]
+    assert [s[:3] for s in segments] == ["FHS", "BHS", "MSH", "MSA", "ERR", "BTS", "FTS"]
+    assert "MSA|AE|1234d1d1-95fe-462c-8ac6-46728dba581c|" in ack and "FINESS" in ack
+    assert segments[-2] == "BTS|1" and segments[-1] == "FTS|1"
+
+
 @pytest.fixture
 async def http_url(service: SidepService, tmp_path: Path) -> AsyncIterator[str]:
     settings = Settings(database="sqlite:///unused", secret=SECRET, data_dir=str(tmp_path))

@@ -116,3 +116,26 @@ async def test_a_huge_message_is_rejected(port: int) -> None:
     ack = await asyncio.wait_for(reader.readblock(), 60)
     assert b"MSA|AR" in ack and b"too large" in ack
     writer.close()
+
+
+async def test_a_batch_is_answered_by_a_batch_of_acks(service: SidepService, port: int) -> None:
+    batch = (
+        b"FHS|^~\\&|LAB|750012345|SIDEP|DGS|20261210||||F1\r"
+        b"BHS|^~\\&|LAB|750012345|SIDEP|DGS|20261210||||B1\r"
+        + message(control="M1", sample="S1")
+        + message(control="M2", sample="S2", result="x")
+        + message(control="M3", sample="S3", result="N")
+        + b"BTS|3\rFTS|1\r"
+    )
+    (answer,) = await exchange(port, batch)
+    kinds = [s.split("|")[0] for s in answer]
+    assert kinds == ["FHS", "BHS"] + ["MSH", "MSA"] * 2 + ["ERR", "MSH", "MSA", "BTS", "FTS"]
+    assert [msa(answer[i:])[1:3] for i, s in enumerate(answer) if s.startswith("MSA")] == [
+        ["AA", "M1"],
+        ["AE", "M2"],
+        ["AA", "M3"],
+    ]
+    assert answer[1].split("|")[11] == "B1" and answer[-2] == "BTS|3"
+    # the ACK came after the commit of the accepted ones
+    rows = await service.results(Access("admin"), MLLP_ACTOR)
+    assert sorted(r.sample_id for r in rows) == ["S1", "S3"]

@@ -44,7 +44,19 @@ async def test_hl7_over_http_needs_a_lab_key_of_its_lab(running: Running) -> Non
         async with client.post(url, data=foreign, headers=headers) as r:
             text = await r.text()
             assert "MSA|AE|H2" in text and f"may not send results of lab {OTHER_LAB}" in text
-    assert await count(running, results) == 1
+        # a batch: each message acknowledged in a response batch, the key's lab checked in each
+        batch = (
+            b"BHS|^~\\&|LAB|" + LAB.encode() + b"|SIDEP|DGS|20261210||||HB1\r"
+            + message(control="H3", sample="S3")
+            + foreign.replace(b"|H2|", b"|H4|")
+            + b"BTS|2\r"
+        )  # fmt: skip
+        async with client.post(url, data=batch, headers=headers) as r:
+            lines = [line for line in (await r.text()).split("\r") if line]
+            assert r.status == 200 and lines[0].split("|")[11] == "HB1"
+            msas = [line.split("|")[1:3] for line in lines if line.startswith("MSA")]
+            assert msas == [["AA", "H3"], ["AE", "H4"]] and lines[-1] == "BTS|2"
+    assert await count(running, results) == 2
 
 
 async def test_files_answer_counts_and_refusals(running: Running) -> None:
