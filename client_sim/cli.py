@@ -11,9 +11,18 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from client_sim.epidemic import EpidemicConfig
+from client_sim.epidemic import DEFAULT_SCENARIO, SCENARIOS, EpidemicConfig, scenario_config
+from client_sim.progress import Progress
 from client_sim.radio import RadioConfig
 from client_sim.sim import SimConfig, simulate
+from client_sim.sweep import (
+    SweepConfig,
+    delay_name,
+    load_reports,
+    run_sweep,
+    summarise,
+    write_table,
+)
 from kit.cli import CommandError, writable_directory
 from server.processes import run_event_loop
 
@@ -98,10 +107,22 @@ def add_subcommands(subparsers: Any) -> None:
         help="chance that a warned or positive person isolates",
     )
     p.add_argument(
+        "--scenario",
+        choices=sorted(SCENARIOS),
+        default=DEFAULT_SCENARIO,
+        help="the epidemic: " + "; ".join(f"{s.name}: {s.description}" for s in SCENARIOS.values()),
+    )
+    p.add_argument(
         "--beta",
         type=float,
-        default=e.beta,
-        help="infection probability per minute of close contact",
+        default=None,
+        help="infection probability per minute of close contact at peak infectiousness "
+        "(default: the scenario's)",
+    )
+    p.add_argument(
+        "--no-hello-count",
+        action="store_true",
+        help="do not count every HELLO the town exchanges (saves a core; sweeps do this)",
     )
     p.add_argument(
         "--initial-infected",
@@ -137,6 +158,95 @@ def add_subcommands(subparsers: Any) -> None:
     p.add_argument("--no-baseline", action="store_true", help="skip the run without the app")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_sim)
+    add_sweep_parser(p.add_subparsers(dest="sim_command", metavar="{sweep}"))
+
+
+def add_sweep_parser(subparsers: Any) -> None:
+    """``robert sim sweep``."""
+    d, e, w = SimConfig(), EpidemicConfig(), SweepConfig(SimConfig())
+    s: argparse.ArgumentParser = subparsers.add_parser(
+        "sweep",
+        help="the same town over adoption rates, risk thresholds, test delays and seeds",
+        description=(
+            "Run the simulated town once per combination of adoption rate, risk threshold, "
+            "test delay and seed (with the app), and once per seed and test delay without it, "
+            "in parallel processes; write OUT/sweep.csv, OUT/sweep.json (mean and 95 %% "
+            "interval over seeds) and OUT/sweep.png/.pdf. Runs already in OUT/runs are kept: "
+            "the same command resumes a sweep, or redraws its table and plots."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    s.add_argument("--phones", type=int, default=5000, help="people in the town")
+    s.add_argument("--days", type=int, default=60, help="simulated days")
+    s.add_argument("--out", type=Path, default=Path("sim-sweep"), help="output directory")
+    s.add_argument("--seeds", type=int, nargs="+", default=list(w.seeds), help="random seeds")
+    s.add_argument(
+        "--adoptions", type=float, nargs="+", default=list(w.adoptions), help="adoption rates"
+    )
+    s.add_argument(
+        "--thresholds", type=float, nargs="+", default=list(w.thresholds), help="risk thresholds"
+    )
+    s.add_argument(
+        "--test-delays",
+        nargs="+",
+        default=[delay_name(x) for x in w.test_delays],
+        metavar="MIN-MAX",
+        help="days from infection to a positive result (uniform), e.g. 5-9 3-5",
+    )
+    s.add_argument("--workers", type=int, default=w.workers, help="processes at once")
+    s.add_argument("--scenario", choices=sorted(SCENARIOS), default=DEFAULT_SCENARIO)
+    s.add_argument("--test-share", type=float, default=e.test_share)
+    s.add_argument("--report-share", type=float, default=d.report_share)
+    s.add_argument("--adherence", type=float, default=e.adherence)
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_sweep)
+
+
+def parse_delay(text: str) -> tuple[float, float]:
+    """``5-9`` -> (5.0, 9.0), or a one-line error."""
+    try:
+        low, high = (float(x) for x in text.split("-"))
+    except ValueError:
+        raise CommandError(f"--test-delays takes MIN-MAX in days, like 5-9, not {text!r}") from None
+    if not 0 <= low <= high:
+        raise CommandError(f"--test-delays {text}: need 0 <= MIN <= MAX")
+    return low, high
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Run the grid (what is not done yet), then write the table and the plots."""
+    check_args(args)
+    if args.workers < 1:
+        raise CommandError(f"--workers must be at least 1, not {args.workers}")
+    for name, values in (("adoptions", args.adoptions), ("thresholds", args.thresholds)):
+        if any(not 0 < v <= 1 for v in values):
+            raise CommandError(f"--{name} are shares: above 0 and at most 1")
+    writable_directory(args.out, "output directory")
+    base = SimConfig(
+        phones=args.phones,
+        days=args.days,
+        out=args.out,
+        report_share=args.report_share,
+        scenario=args.scenario,
+        epidemic=replace(
+            scenario_config(args.scenario), test_share=args.test_share, adherence=args.adherence
+        ),
+    )
+    sweep = SweepConfig(
+        base,
+        adoptions=tuple(args.adoptions),
+        thresholds=tuple(args.thresholds),
+        test_delays=tuple(parse_delay(t) for t in args.test_delays),
+        seeds=tuple(args.seeds),
+        workers=args.workers,
+    )
+    progress = Progress(enabled=not args.quiet)
+    run_sweep(sweep, progress)
+    progress.close()
+    rows = summarise(load_reports(args.out))
+    write_table(rows, args.out)
+    print(f"{len(rows)} rows: {args.out / 'sweep.csv'}, {args.out / 'sweep.json'}")
+    return 0
 
 
 def config_from_args(args: argparse.Namespace) -> SimConfig:
@@ -161,14 +271,16 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         concurrency=args.concurrency,
         baseline=not args.no_baseline,
         quiet=args.quiet,
+        scenario=args.scenario,
+        count_hellos=not args.no_hello_count,
         radio=replace(base.radio, hello_interval=args.hello_interval),
         epidemic=replace(
-            base.epidemic,
+            scenario_config(args.scenario, base.epidemic),
             test_share=args.test_share,
             test_delay_days=tuple(args.test_delay),
             adherence=args.adherence,
-            beta=args.beta,
             initial_infected=args.initial_infected,
+            **({} if args.beta is None else {"beta": args.beta}),
         ),
     )
 

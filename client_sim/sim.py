@@ -18,10 +18,11 @@ import random
 import resource
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,7 +31,8 @@ import numpy as np
 import numpy.typing as npt
 
 from client_sim.clock import VirtualClock
-from client_sim.epidemic import DAY, Epidemic, EpidemicConfig
+from client_sim.epidemic import DAY, DEFAULT_SCENARIO, NOBODY, Epidemic, EpidemicConfig
+from client_sim.measures import COMPLETE_DAYS, growth, places, reproduction
 from client_sim.phones import SimPhone, TupleTable, broadcast_hellos
 from client_sim.progress import Progress
 from client_sim.radio import RadioConfig, Receptions, hear, pair_key
@@ -96,6 +98,10 @@ class SimConfig:
     world: WorldConfig = field(default_factory=WorldConfig)
     radio: RadioConfig = field(default_factory=RadioConfig)
     epidemic: EpidemicConfig = field(default_factory=EpidemicConfig)
+    scenario: str = DEFAULT_SCENARIO
+    """Name of the epidemic scenario ``epidemic`` was made from (for the report)."""
+    count_hellos: bool = True
+    """Count every HELLO the town exchanges (a second core's work; sweeps turn it off)."""
     quiet: bool = False
 
 
@@ -330,7 +336,9 @@ class Run:
         self.world = World(n, config.seed, config.world, config.radio)
         self.epidemic = Epidemic(n, config.seed, self.start, config.epidemic)
         rng = np.random.default_rng([config.seed, 20])
-        self.has_app = rng.random(n) < config.adoption if with_app else np.zeros(n, bool)
+        self.has_app: npt.NDArray[np.bool_] = (
+            rng.random(n) < config.adoption if with_app else np.zeros(n, bool)
+        )
         self.would_report = rng.random(n) < config.report_share
         self.left_at = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
         """NTP time each phone unregistered (it stops broadcasting then)."""
@@ -388,7 +396,7 @@ class Run:
             return
         await self.backend.set_time(float(unix_from_ntp(ntp)))
 
-    async def _gather(self, calls: list[Callable[[], Awaitable[T]]]) -> list[T]:
+    async def _gather(self, calls: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
         async def limited(call: Callable[[], Awaitable[T]]) -> T:
             async with self.semaphore:
                 return await call()
@@ -418,13 +426,14 @@ class Run:
                 self.left_at[phone.index] = self.start
 
         self.progress.stage("registering", len(people))
-        calls = [lambda p=p: register(p) for p in self.phones.values()]
+        calls = [partial(register, p) for p in self.phones.values()]
         for chunk in range(0, len(calls), 1000):
             await self._gather(calls[chunk : chunk + 1000])
             self.progress.advance(min(1000, len(calls) - chunk))
 
     def _registered(self) -> npt.NDArray[np.bool_]:
-        return self.has_app & (self.left_at == np.iinfo(np.int64).max)
+        registered: npt.NDArray[np.bool_] = self.has_app & (self.left_at == np.iinfo(np.int64).max)
+        return registered
 
     async def _day(self, day: int, backend: Backend | None) -> None:
         day_start = self.start + day * DAY
@@ -454,9 +463,11 @@ class Run:
         if self.with_app:
             table = self.log.end_day(self.config.phones)
             self.counters.encounters += len(table)
-            loop = asyncio.get_running_loop()
-            # numpy releases the GIL: the day's HELLO count runs on the second core.
-            self._radio_jobs.append(loop.run_in_executor(self._radio, self._count_hellos, table))
+            if self.config.count_hellos:
+                loop = asyncio.get_running_loop()
+                # numpy releases the GIL: the day's HELLO count runs on the second core.
+                job = loop.run_in_executor(self._radio, self._count_hellos, table)
+                self._radio_jobs.append(job)
         if backend is not None:
             await self._set_time(day_start + DAY - 60)
             await backend.drain()
@@ -479,10 +490,10 @@ class Run:
                 self.counters.error("status", exc)
                 return False
 
-        answers = await self._gather([lambda p=self.phones[int(i)]: ask(p) for i in people])
+        answers = await self._gather([partial(ask, self.phones[int(i)]) for i in people])
         at_risk = people[np.array(answers, dtype=bool)] if len(people) else people
-        new = at_risk[~np.isfinite(self.warned_at[at_risk])]
-        self.warned_at[new] = self.backend.clock()
+        new: Ints = at_risk[~np.isfinite(self.warned_at[at_risk])]
+        self.warned_at[new] = ntp_from_unix(self.backend.clock())
         return new
 
     async def _reports(self, positives: Ints, now: int, backend: Backend) -> int:
@@ -509,7 +520,7 @@ class Run:
             self.counters.reports += 1
             return True
 
-        done = await self._gather([lambda p=int(p): report(p) for p in reporters])
+        done = await self._gather([partial(report, int(p)) for p in reporters])
         return sum(done)
 
     def _feed(self, phone: SimPhone, now: int) -> None:
@@ -538,22 +549,24 @@ class Run:
         met = self.log.of_person(person, since, until)
         parts = []
         for direction, mine in ((0, met.b == person), (1, met.a == person)):
-            sub = met.take(mine)
-            sender = sub.a if direction == 0 else sub.b
-            shadow = sub.shadow_ab if direction == 0 else sub.shadow_ba
-            rx = hear(
-                sender,
-                np.full(len(sub), person, dtype=np.int64),
-                sub.start,
-                sub.duration,
-                sub.distance,
-                shadow,
-                pair_key(self.config.seed, sub.eid, direction),
-                self.world.model,
-                self.config.radio,
-            )
-            parts.append(self._audible(rx, until))
+            parts.append(self._audible(self._hear(met.take(mine), direction), until))
         return Receptions(*(np.concatenate([getattr(p, f) for p in parts]) for f in _RX_FIELDS))
+
+    def _hear(self, met: Encounters, direction: int) -> Receptions:
+        """The HELLOs of one direction of encounters (0: a to b), the columns widened."""
+        sender, receiver = (met.a, met.b) if direction == 0 else (met.b, met.a)
+        shadow = met.shadow_ab if direction == 0 else met.shadow_ba
+        return hear(
+            sender.astype(np.int64),
+            receiver.astype(np.int64),
+            met.start.astype(np.int64),
+            met.duration.astype(np.int64),
+            met.distance.astype(np.float64),
+            shadow.astype(np.float64),
+            pair_key(self.config.seed, met.eid.astype(np.int64), direction),
+            self.world.model,
+            self.config.radio,
+        )
 
     def _audible(self, rx: Receptions, until: int) -> Receptions:
         """HELLOs both phones were on the app for, heard before ``until``."""
@@ -572,41 +585,47 @@ class Run:
         for lo in range(0, len(table), 50_000):
             sub = table.take(np.arange(lo, min(lo + 50_000, len(table))))
             for direction in (0, 1):
-                sender, receiver = (sub.a, sub.b) if direction == 0 else (sub.b, sub.a)
-                shadow = sub.shadow_ab if direction == 0 else sub.shadow_ba
-                rx = hear(
-                    sender,
-                    receiver,
-                    sub.start,
-                    sub.duration,
-                    sub.distance,
-                    shadow,
-                    pair_key(self.config.seed, sub.eid, direction),
-                    self.world.model,
-                    self.config.radio,
-                )
-                total += len(self._audible(rx, np.iinfo(np.int64).max))
+                total += len(self._audible(self._hear(sub, direction), np.iinfo(np.int64).max))
         return total
 
     # --- quality against the ground truth ------------------------------------------------------
     def quality(self) -> dict[str, Any]:
-        """Recall and precision of the warnings against the reporters' true close contacts."""
+        """The warnings against the ground truth: the reporters' true close contacts (recall,
+        precision), who was warned needlessly, how long after the contact, and which
+        infections the app traced."""
         n, c = self.config.phones, self.config
         true_close = np.zeros(n, bool)
         true_2m = np.zeros(n, bool)
+        last_contact = np.full(n, -np.inf)
+        """Last time each person met someone who reported before that person was warned."""
         for person, when in self.reporters:
             met = self.log.of_person(person, when - RETENTION, when)
-            other = np.where(met.a == person, met.b, met.a)
+            other = np.where(met.a == person, met.b, met.a).astype(np.int64)
+            start = met.start.astype(np.float64)
             minutes = met.duration / 60.0
             for mask, limit in ((true_close, c.close_distance), (true_2m, 2.0)):
                 near = met.distance <= limit
                 total = np.bincount(other[near], weights=minutes[near], minlength=n)
                 mask |= total >= c.close_minutes
+            before = self.warned_at[other] >= when
+            np.maximum.at(last_contact, other[before], start[before])
         reporters = np.zeros(n, bool)
         reporters[[p for p, _ in self.reporters]] = True
         reachable = true_close & self.has_app & ~reporters
         warned = np.isfinite(self.warned_at)
         hits = int((warned & reachable).sum())
+        e = self.epidemic
+        complied = warned & (e.adheres < e.config.adherence)
+        needless = complied & ~(e.infected_at <= self.warned_at)
+        timed = warned & np.isfinite(last_contact)
+        delays = (self.warned_at[timed] - last_contact[timed]) / DAY
+        # Infections the app traced: the infector reported through the app and the infected
+        # person was warned; over infections by people infected early enough to have tested.
+        end = self.start + c.days * DAY
+        child = np.flatnonzero(np.isfinite(e.infected_at) & (e.infector != NOBODY))
+        parent = e.infector[child].astype(np.int64)
+        eligible = e.infected_at[parent] < end - COMPLETE_DAYS * DAY
+        traced = eligible & reporters[parent] & warned[child]
         return {
             "recall": hits / int(reachable.sum()) if reachable.any() else None,
             "precision": int((warned & true_close).sum()) / int(warned.sum())
@@ -618,7 +637,29 @@ class Run:
             "true_close_contacts": int(reachable.sum()),
             "true_close_contacts_warned": hits,
             "warned": int(warned.sum()),
+            "warned_true_close": int((warned & true_close).sum()),
             "warned_not_within_2m": int((warned & ~true_2m).sum()),
+            "isolated_after_warning": int(complied.sum()),
+            "isolated_needlessly": int(needless.sum()),
+            "contact_to_warning_days_median": round(float(np.median(delays)), 2)
+            if len(delays)
+            else None,
+            "traced_infections": int(traced.sum()),
+            "traceable_infections": int(eligible.sum()),
+            "traced_share": round(int(traced.sum()) / int(eligible.sum()), 4)
+            if eligible.any()
+            else None,
+        }
+
+    def epidemic_measures(self) -> dict[str, Any]:
+        """The run's epidemic as its infection tree tells it."""
+        e = self.epidemic
+        shape, scale = e.config.generation_shape, e.config.generation_scale
+        return {
+            "infected": e.ever_infected(),
+            **reproduction(e.infected_at, e.infector, self.start, self.config.days),
+            **growth([s.new_infections for s in self.curve], shape, scale),
+            "infections_by_place": places(e.infected_where),
         }
 
 
@@ -664,14 +705,23 @@ async def simulate(config: SimConfig) -> dict[str, Any]:
         "hellos_exchanged": k.hellos_exchanged,
         "hellos_reported": k.hellos_reported,
         "hellos_built": k.hellos_built,
+        "scenario": config.scenario,
+        "beta": config.epidemic.beta,
+        "test_share": config.epidemic.test_share,
+        "test_delay_days": list(config.epidemic.test_delay_days),
+        "adherence": config.epidemic.adherence,
         "infected_with_app": with_app.epidemic.ever_infected(),
         "infected_without_app": without.epidemic.ever_infected() if without else None,
+        "epidemic_with_app": with_app.epidemic_measures(),
+        "epidemic_without_app": without.epidemic_measures() if without else None,
         "curve_with_app": [_point(s) for s in with_app.curve],
         "curve_without_app": [_point(s) for s in without.curve] if without else None,
         "timing": {
             "wall_seconds": round(wall, 2),
             "app_run_seconds": round(app_seconds, 2),
-            "hellos_per_second": round(k.hellos_exchanged / app_seconds, 1),
+            "hellos_per_second": round(k.hellos_exchanged / app_seconds, 1)
+            if config.count_hellos
+            else None,
             "peak_memory_mb": round(peak_memory_mb(), 1),
         },
     }

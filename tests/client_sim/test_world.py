@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from client_sim.epidemic import Epidemic, distance_weight
-from client_sim.world import SLOTS_PER_DAY, Encounters, Kind, World
+from client_sim.world import SLOTS_PER_DAY, Encounters, Kind, World, encounters
 
 START = 3_981_772_800
 
@@ -51,21 +51,16 @@ def test_infection_needs_an_infectious_contact() -> None:
     epidemic = Epidemic(4, 1, START)
     epidemic.infected_at[:] = np.inf
     epidemic.infected_at[0] = START - 3 * 86_400  # infectious now
-    met = Encounters(
-        *(
-            np.array(v)
-            for v in (
-                [0, 2],
-                [1, 3],
-                [START] * 2,
-                [900] * 2,
-                [0.5, 0.5],
-                [0.0, 0.0],
-                [0.0, 0.0],
-                [0, 0],
-                [0, 1],
-            )
-        )
+    met = encounters(
+        a=[0, 2],
+        b=[1, 3],
+        start=[START] * 2,
+        duration=[900] * 2,
+        distance=[0.5, 0.5],
+        shadow_ab=[0.0, 0.0],
+        shadow_ba=[0.0, 0.0],
+        kind=[0, 0],
+        eid=[0, 1],
     )
     for slot in range(200):
         epidemic.transmit(met, slot, 0)
