@@ -12,6 +12,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from client_sim.epidemic import DEFAULT_SCENARIO, SCENARIOS, EpidemicConfig, scenario_config
+from client_sim.plots import run_headline as headline
 from client_sim.progress import Progress
 from client_sim.radio import RadioConfig
 from client_sim.sim import SimConfig, simulate
@@ -222,6 +223,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         if any(not 0 < v <= 1 for v in values):
             raise CommandError(f"--{name} are shares: above 0 and at most 1")
     writable_directory(args.out, "output directory")
+    if importlib.util.find_spec("matplotlib") is None:
+        raise CommandError(
+            "robert sim sweep draws its plots with matplotlib: pip install -e '.[sim]'"
+        )
     base = SimConfig(
         phones=args.phones,
         days=args.days,
@@ -245,7 +250,20 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     progress.close()
     rows = summarise(load_reports(args.out))
     write_table(rows, args.out)
-    print(f"{len(rows)} rows: {args.out / 'sweep.csv'}, {args.out / 'sweep.json'}")
+    if rows:
+        from client_sim.plots import adoption_law, plot_sweep, sweep_headline
+
+        plot_sweep(rows, args.out / "sweep.png", args.test_share * args.report_share)
+        law = adoption_law(rows)
+        print(sweep_headline(rows))
+        print(
+            f"share of infections traced through the app = {law['c']:.3f} x adoption² "
+            f"(root mean square gap {law['rms']:.4f})"
+        )
+    print(
+        f"{len(rows)} rows: {args.out / 'sweep.csv'}, {args.out / 'sweep.json'}, "
+        f"{args.out / 'sweep.png'} and .pdf"
+    )
     return 0
 
 
@@ -317,9 +335,11 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
 
 def write_report(report: dict[str, Any], out: Path) -> None:
-    """OUT/report.json and OUT/epidemic.png."""
+    """OUT/report.json and OUT/epidemic.png and .pdf."""
+    from client_sim.plots import plot_run  # matplotlib, checked by the caller
+
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    plot(report, out / "epidemic.png")
+    plot_run(report, out / "epidemic.png")
 
 
 def summary(report: dict[str, Any]) -> str:
@@ -343,59 +363,8 @@ def summary(report: dict[str, Any]) -> str:
             f"{pct(report['precision'])} (within 2 m: {pct(report['precision_2m'])})",
             f"infected: {report['infected_with_app']} with the app, "
             f"{report['infected_without_app']} without",
-            f"wall {t['wall_seconds']} s, {t['hellos_per_second']:,} HELLOs/s, "
+            headline(report),
+            f"wall {t['wall_seconds']} s, {t['hellos_per_second'] or 0:,} HELLOs/s, "
             f"peak memory {t['peak_memory_mb']} MB",
         ]
     )
-
-
-def plot(report: dict[str, Any], path: Path) -> None:
-    """The epidemic with and without the app, and what the app did: registrations, HELLOs
-    exchanged, reports and notifications, with the quality of the warnings."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right, app) = plt.subplots(1, 3, figsize=(16, 4.2))
-    series = [("with app", report["curve_with_app"], "tab:blue")]
-    if report.get("curve_without_app"):
-        series.append(("without app", report["curve_without_app"], "tab:red"))
-    for label, curve, colour in series:
-        days = [p["day"] + 1 for p in curve]
-        left.plot(days, [p["infected_total"] for p in curve], label=label, color=colour)
-        right.plot(days, [p["new_infections"] for p in curve], label=label, color=colour)
-    with_app = report["curve_with_app"]
-    days = [p["day"] + 1 for p in with_app]
-    left.plot(
-        days, [p["warned_total"] for p in with_app], "--", color="tab:green",
-        label="warned (with app)",
-    )  # fmt: skip
-    left.set(xlabel="day", ylabel="people", title="infected so far")
-    right.set(xlabel="day", ylabel="people", title="new infections per day")
-    left.legend()
-    right.legend()
-    app.bar(days, [p["reports"] for p in with_app], color="tab:orange", label="reports")
-    warned = [p["warned_total"] for p in with_app]
-    app.plot(days, [b - a for a, b in zip([0, *warned[:-1]], warned, strict=True)],
-             "o-", color="tab:green", label="newly warned")  # fmt: skip
-    app.set(xlabel="day", ylabel="per day", title="the app at work")
-    app.legend(loc="center left")
-
-    def fmt(value: Any) -> str:
-        return "n/a" if value is None else f"{value:.3f}"
-
-    app.text(
-        0.02, 0.97,
-        f"registrations {report['registrations']:,}\n"
-        f"HELLOs exchanged {report['hellos_exchanged']:,}\n"
-        f"reports {report['reports']:,}\nnotifications {report['notifications']:,}\n"
-        f"recall {fmt(report['recall'])}\nprecision {fmt(report['precision'])}"
-        f" (2 m: {fmt(report.get('precision_2m'))})",
-        transform=app.transAxes, ha="left", va="top", fontsize=8,
-        bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.8},
-    )  # fmt: skip
-    fig.suptitle(f"{report['phones']} phones, {report['days']} days, seed {report['seed']}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)

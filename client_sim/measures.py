@@ -94,16 +94,19 @@ def places(infected_where: npt.NDArray[np.int8]) -> dict[str, int]:
     return {name: int(c) for name, c in zip(PLACE_NAMES, counts, strict=True)}
 
 
-def mean_ci(values: list[float], level: float = 0.95) -> dict[str, float | int | None]:
-    """Mean and a Student-t confidence interval over seeds (none for a single value)."""
+def mean_ci(values: list[float | None], floor: float | None = None) -> dict[str, Any]:
+    """Mean and 95 % Student-t interval over seeds (no interval for a single value), the
+    interval clipped at ``floor`` (0 for counts), and the values themselves."""
     x = np.array([v for v in values if v is not None], dtype=np.float64)
     if len(x) == 0:
-        return {"mean": None, "low": None, "high": None, "n": 0}
+        return {"mean": None, "low": None, "high": None, "n": 0, "values": []}
     mean = float(x.mean())
+    listed = [float(v) for v in x]
     if len(x) == 1:
-        return {"mean": mean, "low": None, "high": None, "n": 1}
+        return {"mean": mean, "low": None, "high": None, "n": 1, "values": listed}
     half = T_95.get(len(x) - 1, 1.96) * float(x.std(ddof=1)) / math.sqrt(len(x))
-    return {"mean": mean, "low": mean - half, "high": mean + half, "n": len(x)}
+    low = mean - half if floor is None else max(floor, mean - half)
+    return {"mean": mean, "low": low, "high": mean + half, "n": len(x), "values": listed}
 
 
 T_95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,

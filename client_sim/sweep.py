@@ -178,6 +178,10 @@ METRICS = (
 )
 
 
+SIGNED = frozenset({"averted", "averted_share"})
+"""Metrics that can be negative (the others' intervals stop at 0)."""
+
+
 def load_reports(out: Path) -> list[dict[str, Any]]:
     """Every run report of a sweep directory."""
     return [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*/report.json"))]
@@ -227,7 +231,7 @@ def summarise(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "days": runs[0]["days"],
         }
         for metric, _ in METRICS:
-            row[metric] = mean_ci(values[metric])
+            row[metric] = mean_ci(values[metric], None if metric in SIGNED else 0.0)
         rows.append(row)
     return rows
 
