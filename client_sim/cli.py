@@ -199,6 +199,12 @@ def add_sweep_parser(subparsers: Any) -> None:
     s.add_argument("--test-share", type=float, default=e.test_share)
     s.add_argument("--report-share", type=float, default=d.report_share)
     s.add_argument("--adherence", type=float, default=e.adherence)
+    s.add_argument(
+        "--initial-infected",
+        type=float,
+        default=e.initial_infected,
+        help="share of people infected at the start",
+    )
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_sweep)
 
@@ -234,7 +240,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         report_share=args.report_share,
         scenario=args.scenario,
         epidemic=replace(
-            scenario_config(args.scenario), test_share=args.test_share, adherence=args.adherence
+            scenario_config(args.scenario),
+            test_share=args.test_share,
+            adherence=args.adherence,
+            initial_infected=args.initial_infected,
         ),
     )
     sweep = SweepConfig(

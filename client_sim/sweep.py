@@ -53,7 +53,8 @@ def delay_name(delay: tuple[float, float]) -> str:
 
 
 def tasks(sweep: SweepConfig) -> list[Task]:
-    """The baselines first (they are quick), then the runs with the app, larger ones first."""
+    """The baselines first (they are quick), then the runs with the app seed by seed, the
+    larger adoptions first."""
     runs = sweep.base.out / "runs"
     base = replace(sweep.base, baseline=False, quiet=True, count_hellos=False)
     todo: list[Task] = []
@@ -63,10 +64,10 @@ def tasks(sweep: SweepConfig) -> list[Task]:
             name = f"noapp_d{delay_name(delay)}_s{seed}"
             config = replace(base, seed=seed, epidemic=epidemic, adoption=0.0, out=runs / name)
             todo.append(Task(name, config, False))
-    for adoption in sorted(sweep.adoptions, reverse=True):
-        for threshold in sweep.thresholds:
-            for delay in sweep.test_delays:
-                for seed in sweep.seeds:
+    for seed in sweep.seeds:  # seed by seed: a sweep cut short still has whole grids
+        for adoption in sorted(sweep.adoptions, reverse=True):
+            for threshold in sweep.thresholds:
+                for delay in sweep.test_delays:
                     name = f"a{adoption:g}_t{threshold:g}_d{delay_name(delay)}_s{seed}"
                     config = replace(
                         base,

@@ -67,3 +67,28 @@ def test_infection_needs_an_infectious_contact() -> None:
     assert np.isfinite(epidemic.infected_at[1])
     assert not np.isfinite(epidemic.infected_at[[2, 3]]).any()
     assert distance_weight(np.array([0.5, 2.0, 3.5])).tolist() == [1.0, 0.5, 0.0]
+
+
+def test_the_log_is_narrow_and_finds_everyones_encounters() -> None:
+    from client_sim.world import DTYPES, EncounterLog
+
+    world = World(600, 7)
+    log = EncounterLog()
+    for day in range(2):
+        plan = world.schedule(day, np.zeros(600, bool))
+        for s in range(SLOTS_PER_DAY):
+            log.add_slot(world.encounters(day, s, plan[s], START + (day * 96 + s) * 900))
+        log.end_day(600)
+    every = Encounters.concat(log.days)
+    for name, dtype in DTYPES.items():
+        assert getattr(every, name).dtype == dtype
+    assert log.nbytes / len(every) < 40  # 27 bytes of columns, 8 of index, the offsets
+    assert np.array_equal(every.eid, np.arange(len(every)))
+    for person in (0, 17, 599):
+        mine = log.of_person(person, START + 3600, START + 2 * 86_400 - 3600)
+        expected = every.take(
+            ((every.a == person) | (every.b == person))
+            & (every.start >= START + 3600)
+            & (every.start < START + 2 * 86_400 - 3600)
+        )
+        assert sorted(mine.eid.tolist()) == sorted(expected.eid.tolist())
