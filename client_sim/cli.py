@@ -121,6 +121,13 @@ def add_subcommands(subparsers: Any) -> None:
         "(default: the scenario's)",
     )
     p.add_argument(
+        "--dummy-days",
+        type=float,
+        default=d.dummy_days,
+        help="mean days between two dummy reports of a phone, as the apps send them "
+        "(phone.dummies); 0 for none (large towns: each is as big as a real report)",
+    )
+    p.add_argument(
         "--no-hello-count",
         action="store_true",
         help="do not count every HELLO the town exchanges (saves a core; sweeps do this)",
@@ -300,6 +307,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         quiet=args.quiet,
         scenario=args.scenario,
         count_hellos=not args.no_hello_count,
+        dummy_days=args.dummy_days,
         radio=replace(base.radio, hello_interval=args.hello_interval),
         epidemic=replace(
             scenario_config(args.scenario, base.epidemic),

@@ -17,8 +17,11 @@ import numpy as np
 import numpy.typing as npt
 
 from phone.client import Phone
+from phone.dummies import dummy_contacts
 from phone.state import NotRegistered, PhoneState
 from protocol.auth import b64decode
+from protocol.codes import dummy_code
+from protocol.contacts import Contact
 from protocol.epochs import epoch_of
 from protocol.hello import build_hellos
 from protocol.tuples import EbidTuple, TupleColumns, open_bundle, parse_tuple_columns
@@ -101,6 +104,12 @@ class SimPhone(Phone):
     ) -> None:
         self.sim_state = SimPhoneState(index, table)
         super().__init__(server_url, clock, random, session, state=self.sim_state)
+
+    async def dummy_report_shaped(self, shape: list[Contact]) -> str:
+        """``Phone.dummy_report`` shaped like ``shape`` (what this phone heard: the simulator
+        keeps no phone's HELLOs until it reports, so it gives the shape)."""
+        contacts = [c.to_fields() for c in dummy_contacts(shape, self.random)]
+        return await self._report({"token": dummy_code(self.random), "contacts": contacts})
 
     @property
     def index(self) -> int:

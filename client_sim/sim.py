@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -46,6 +47,8 @@ from client_sim.world import (
     WorldConfig,
 )
 from phone.client import API, PhoneError, service_start_ntp
+from phone.dummies import MEAN_DAYS_BETWEEN_DUMMIES, days_until_next_dummy
+from protocol.contacts import Contact, HelloRecord
 from protocol.epochs import (
     EPOCHS_PER_DAY,
     epoch_of,
@@ -100,6 +103,8 @@ class SimConfig:
     epidemic: EpidemicConfig = field(default_factory=EpidemicConfig)
     scenario: str = DEFAULT_SCENARIO
     """Name of the epidemic scenario ``epidemic`` was made from (for the report)."""
+    dummy_days: float = MEAN_DAYS_BETWEEN_DUMMIES
+    """Mean days between two dummy reports of a phone (``phone.dummies``); 0: none."""
     count_hellos: bool = True
     """Count every HELLO the town exchanges (a second core's work; sweeps turn it off)."""
     quiet: bool = False
@@ -118,6 +123,11 @@ class Counters:
     hellos_reported: int = 0
     hellos_built: int = 0
     encounters: int = 0
+    dummy_reports: int = 0
+    dummy_errors: int = 0
+    dummy_hellos: int = 0
+    dummy_seconds: float = 0.0
+    report_seconds: float = 0.0
     errors: dict[str, int] = field(default_factory=dict)
 
     def error(self, what: str, exc: PhoneError) -> None:
@@ -348,7 +358,10 @@ class Run:
         self.counters = Counters()
         self.curve: list[DayStats] = []
         self.phones: dict[int, SimPhone] = {}
+        self.server_requests: dict[str, dict[str, float]] = {}
         self.time_start = 0
+        self.next_dummy = np.full(n, np.inf)
+        """NTP time of each phone's next dummy report."""
         self._radio_jobs: list[asyncio.Future[int]] = []
         self._radio = ThreadPoolExecutor(max_workers=1, thread_name_prefix="radio")
 
@@ -381,6 +394,7 @@ class Run:
                 await self._set_time(self.start + self.config.days * DAY)
                 await backend.drain()
                 await self._statuses(np.flatnonzero(self._registered()))
+                self.server_requests = await server_requests(session, backend.url)
                 for job in self._radio_jobs:
                     self.counters.hellos_exchanged += await job
         finally:
@@ -430,6 +444,12 @@ class Run:
         for chunk in range(0, len(calls), 1000):
             await self._gather(calls[chunk : chunk + 1000])
             self.progress.advance(min(1000, len(calls) - chunk))
+        if self.config.dummy_days > 0:
+            for person, phone in self.phones.items():
+                self.next_dummy[person] = self.start + self._dummy_gap(phone)
+
+    def _dummy_gap(self, phone: SimPhone) -> float:
+        return days_until_next_dummy(phone.random, self.config.dummy_days) * DAY
 
     def _registered(self) -> npt.NDArray[np.bool_]:
         registered: npt.NDArray[np.bool_] = self.has_app & (self.left_at == np.iinfo(np.int64).max)
@@ -452,6 +472,7 @@ class Run:
             if backend is not None:
                 await self._set_time(now)
                 stats.reports += await self._reports(positives, now, backend)
+                await self._dummies(now)
                 due = np.flatnonzero(self._registered() & (self.world.status_slot == slot))
                 warned = await self._statuses(due)
                 self.epidemic.isolate(warned, now)
@@ -507,7 +528,9 @@ class Run:
                 code = await backend.issue_code(test_date)
                 self._feed(phone, now)
                 self.counters.hellos_reported += sum(len(r) for r in phone.heard.values())
+                began = time.perf_counter()
                 await phone.report(code)
+                self.counters.report_seconds += time.perf_counter() - began
                 await phone.unregister()
             except PhoneError as exc:
                 self.counters.report_errors += 1
@@ -522,6 +545,49 @@ class Run:
 
         done = await self._gather([partial(report, int(p)) for p in reporters])
         return sum(done)
+
+    async def _dummies(self, now: int) -> None:
+        """Dummy reports of the phones whose time it is, shaped like the report each would
+        send now; each phone then draws its next time (``phone.dummies``)."""
+        due = np.flatnonzero(self._registered() & (self.next_dummy < now + SLOT))
+
+        async def dummy(person: int) -> None:
+            phone = self.phones[person]
+            shape = self._shape(person, now)
+            began = time.perf_counter()
+            try:
+                await phone.dummy_report_shaped(shape)
+                self.counters.dummy_reports += 1
+                self.counters.dummy_hellos += sum(len(c.records) for c in shape)
+            except PhoneError as exc:
+                self.counters.dummy_errors += 1
+                self.counters.error("dummy", exc)
+            self.counters.dummy_seconds += time.perf_counter() - began
+            while self.next_dummy[person] < now + SLOT:
+                self.next_dummy[person] += self._dummy_gap(phone)
+
+        await self._gather([partial(dummy, int(p)) for p in due])
+
+    def _shape(self, person: int, now: int) -> list[Contact]:
+        """The contacts a report of ``person`` would carry now: one per sender and epoch, one
+        record per HELLO heard (contents are the dummy's own random bytes)."""
+        heard = self._heard_by(person, now - RETENTION, now)
+        epochs = (heard.time_sent - self.time_start) // SLOT
+        order = np.lexsort((heard.time_collected, epochs, heard.sender))
+        keys = (heard.sender[order] << 32) | epochs[order]
+        starts: Ints = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+        bounds = [*map(int, starts), len(keys)] if len(keys) else []
+        collected = heard.time_collected[order].tolist()
+        sent = (heard.time_sent[order] & 0xFFFF).tolist()
+        rssi = heard.rssi[order].tolist()
+        return [
+            Contact(
+                bytes(8),
+                bytes(1),
+                tuple(HelloRecord(collected[k], sent[k], bytes(5), rssi[k]) for k in range(lo, hi)),
+            )
+            for lo, hi in pairwise(bounds)
+        ]
 
     def _feed(self, phone: SimPhone, now: int) -> None:
         """Give the reporting phone the HELLOs it heard in the contagious period.
@@ -663,6 +729,26 @@ class Run:
         }
 
 
+async def server_requests(session: aiohttp.ClientSession, url: str) -> dict[str, dict[str, float]]:
+    """Requests the server answered and the seconds it spent on them, by endpoint, from its
+    ``/metrics`` (empty if it does not expose them to us)."""
+    try:
+        async with session.get(f"{url}/metrics") as answer:
+            if answer.status != 200:
+                return {}
+            text = await answer.text()
+    except aiohttp.ClientError:
+        return {}
+    found: dict[str, dict[str, float]] = {}
+    for line in text.splitlines():
+        for suffix, key in (("_sum", "seconds"), ("_count", "requests")):
+            head = f"robert_request_seconds{suffix}{{"
+            if line.startswith(head) and 'endpoint="' in line:
+                endpoint = line.split('endpoint="', 1)[1].split('"', 1)[0]
+                found.setdefault(endpoint, {})[key] = round(float(line.rsplit(" ", 1)[1]), 3)
+    return found
+
+
 _RX_FIELDS = ("sender", "receiver", "time_sent", "time_collected", "rssi")
 
 
@@ -705,6 +791,17 @@ async def simulate(config: SimConfig) -> dict[str, Any]:
         "hellos_exchanged": k.hellos_exchanged,
         "hellos_reported": k.hellos_reported,
         "hellos_built": k.hellos_built,
+        "dummy_reports": {
+            "mean_days_between": config.dummy_days,
+            "sent": k.dummy_reports,
+            "errors": k.dummy_errors,
+            "hellos": k.dummy_hellos,
+            "real_reports": k.reports,
+            "real_hellos": k.hellos_reported,
+        },
+        "server_requests": {
+            endpoint: int(v.get("requests", 0)) for endpoint, v in with_app.server_requests.items()
+        },
         "scenario": config.scenario,
         "beta": config.epidemic.beta,
         "test_share": config.epidemic.test_share,
@@ -723,6 +820,11 @@ async def simulate(config: SimConfig) -> dict[str, Any]:
             if config.count_hellos
             else None,
             "peak_memory_mb": round(peak_memory_mb(), 1),
+            "server_seconds": {
+                endpoint: v.get("seconds", 0.0) for endpoint, v in with_app.server_requests.items()
+            },
+            "dummy_phone_seconds": round(k.dummy_seconds, 2),
+            "report_phone_seconds": round(k.report_seconds, 2),
         },
     }
     return report

@@ -53,10 +53,10 @@ def delay_name(delay: tuple[float, float]) -> str:
 
 
 def tasks(sweep: SweepConfig) -> list[Task]:
-    """The baselines first (they are quick), then the runs with the app seed by seed, the
-    larger adoptions first."""
+    """The baselines first (they are quick), then the runs with the app: the default risk
+    threshold first, seed by seed, the larger adoptions first."""
     runs = sweep.base.out / "runs"
-    base = replace(sweep.base, baseline=False, quiet=True, count_hellos=False)
+    base = replace(sweep.base, baseline=False, quiet=True, count_hellos=False, dummy_days=0.0)
     todo: list[Task] = []
     for delay in sweep.test_delays:
         for seed in sweep.seeds:
@@ -64,9 +64,12 @@ def tasks(sweep: SweepConfig) -> list[Task]:
             name = f"noapp_d{delay_name(delay)}_s{seed}"
             config = replace(base, seed=seed, epidemic=epidemic, adoption=0.0, out=runs / name)
             todo.append(Task(name, config, False))
-    for seed in sweep.seeds:  # seed by seed: a sweep cut short still has whole grids
-        for adoption in sorted(sweep.adoptions, reverse=True):
-            for threshold in sweep.thresholds:
+    # The default threshold first, seed by seed, then the others: a sweep cut short still has
+    # whole curves over adoption, with every seed at the default threshold.
+    default = SimConfig().risk_threshold
+    for threshold in sorted(sweep.thresholds, key=lambda t: (abs(t - default), t)):
+        for seed in sweep.seeds:
+            for adoption in sorted(sweep.adoptions, reverse=True):
                 for delay in sweep.test_delays:
                     name = f"a{adoption:g}_t{threshold:g}_d{delay_name(delay)}_s{seed}"
                     config = replace(
