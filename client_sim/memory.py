@@ -11,6 +11,7 @@ row: 32 bytes) is printed beside it.
 from __future__ import annotations
 
 import argparse
+import resource
 
 import numpy as np
 
@@ -49,6 +50,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{args.phones} people x {args.days} days: {count:,} encounters, {size:,} bytes")
     print(f"{per:.1f} bytes per encounter now; {WIDE_BYTES} with int64/float64 columns")
     print(f"{rate:.1f} encounters per person and day")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak memory of this process {peak:,.0f} MB")
     for n in args.to:
         encounters = rate * n * args.to_days
         tuples = n * (args.to_days + 6) * 96 * TUPLE_BYTES
