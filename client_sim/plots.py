@@ -96,6 +96,21 @@ def plot_run(report: dict[str, Any], path: Path) -> None:
         days, [p["infected_total"] for p in with_app], color="tab:blue", marker="o",
         markevery=(3, 7), linewidth=1.6, label="with the app", zorder=3,
     )  # fmt: skip
+    if without:
+        same = [
+            a["infected_total"] == b["infected_total"]
+            for a, b in zip(with_app, without, strict=True)
+        ]
+        apart = same.index(False) if False in same else len(same)
+        if apart > 1:
+            infected.annotate(
+                "the two lines are one until day "
+                f"{with_app[min(apart, len(same) - 1)]['day']}: the app had changed nothing yet"
+                if apart < len(same)
+                else "the two lines are one: the app changed nothing",
+                xy=(0.98, 0.04), xycoords="axes fraction", ha="right", fontsize=8.5,
+                color="dimgray",
+            )  # fmt: skip
     infected.set(title="People infected so far (including those infected at the start)")
     infected.set(xlabel="day of the run (day 0 is the first day, as in report.json)")
     infected.set(ylabel="people")
@@ -132,7 +147,7 @@ def plot_run(report: dict[str, Any], path: Path) -> None:
                transform=words.transAxes)  # fmt: skip
     fig.suptitle(_wrap(run_headline(report), 110), fontsize=13, fontweight="bold")
     fig.text(0.01, 0.01, _wrap(FOOTNOTE, 190), fontsize=8, color="dimgray")
-    fig.tight_layout(rect=(0, 0.05, 1, 0.93))
+    fig.tight_layout(rect=(0, 0.05, 1, 0.95))
     _save(fig, path)
     plt.close(fig)
 
@@ -156,8 +171,8 @@ def run_words(report: dict[str, Any]) -> str:
     ]
     if report["warned"]:
         lines += [
-            f"  {report['warned_true_close']:,} of them had really spent 15 minutes within",
-            f"  1 m of someone who reported; {report['warned'] - report['warned_not_within_2m']:,}"
+            f"  {report['warned_true_close']:,} of them had really spent 15 minutes within "
+            f"1 m of someone who reported; {report['warned'] - report['warned_not_within_2m']:,}"
             " had been within 2 m.",
             f"  {report['isolated_needlessly']:,} stayed home without being infected.",
         ]
@@ -183,7 +198,13 @@ def run_words(report: dict[str, Any]) -> str:
                 else "."
             ),
         ]
-    return "\n".join(lines)
+    import textwrap
+
+    wrapped = []
+    for line in lines:
+        indent = " " * (len(line) - len(line.lstrip()))
+        wrapped += textwrap.wrap(line, 64, subsequent_indent=indent) or [""]
+    return "\n".join(wrapped)
 
 
 def _wrap(text: str, width: int) -> str:
@@ -312,7 +333,7 @@ def plot_sweep(rows: list[dict[str, Any]], path: Path, ceiling: float | None = N
     fig.text(0.01, 0.01, _wrap(FOOTNOTE + " Reproduction number: counted on who infected "
              "whom, over the people infected early enough to have infected all they would.", 190),
              fontsize=8, color="dimgray")  # fmt: skip
-    fig.tight_layout(rect=(0, 0.05, 1, 0.93))
+    fig.tight_layout(rect=(0, 0.05, 1, 0.95))
     _save(fig, path)
     plt.close(fig)
 
