@@ -241,7 +241,8 @@ def summarise(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def write_table(rows: list[dict[str, Any]], out: Path) -> None:
-    """OUT/sweep.json (rows and what each metric means) and OUT/sweep.csv (mean, low, high)."""
+    """OUT/sweep.json (rows and what each metric means), OUT/sweep.csv (mean, low, high) and
+    OUT/sweep.md (a Markdown table of the main measures, for the docs)."""
     meaning = dict(METRICS)
     (out / "sweep.json").write_text(json.dumps({"metrics": meaning, "rows": rows}, indent=2) + "\n")
     head = ["adoption", "risk_threshold", "test_delay_days", "seeds"]
@@ -260,3 +261,45 @@ def write_table(rows: list[dict[str, Any]], out: Path) -> None:
                 cells.append("" if v is None else f"{v:.4g}")
         lines.append(",".join(cells))
     (out / "sweep.csv").write_text("\n".join(lines) + "\n")
+    (out / "sweep.md").write_text(markdown_table(rows))
+
+
+MARKDOWN = (
+    ("infected", "infected with the app", 0),
+    ("infected_without_app", "without the app", 0),
+    ("averted", "infections averted", 0),
+    ("r_effective", "R with the app", 2),
+    ("r_effective_without_app", "R without", 2),
+    ("warned", "warned", 0),
+    ("warned_true_close", "of whom true close contacts", 0),
+    ("isolated_needlessly", "isolated needlessly", 0),
+    ("contact_to_warning_days", "days contact to warning (median)", 1),
+    ("traced_share", "infections traced through the app", 3),
+)
+"""The columns of the Markdown table: measure, heading, decimals."""
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """The table for the docs: each cell the mean over seeds and its 95 % interval."""
+
+    def cell(stat: dict[str, Any], decimals: int) -> str:
+        if stat["mean"] is None:
+            return "n/a"
+        mean = f"{stat['mean']:,.{decimals}f}"
+        if stat["low"] is None:
+            return mean
+        return f"{mean} ({stat['low']:,.{decimals}f} to {stat['high']:,.{decimals}f})"
+
+    head = ["adoption", "risk threshold", "test delay (days)", "seeds"] + [
+        h for _, h, _ in MARKDOWN
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        cells = [
+            f"{100 * row['adoption']:.0f} %",
+            f"{row['risk_threshold']:g}",
+            delay_name(tuple(row["test_delay_days"])),
+            str(len(row["seeds"])),
+        ] + [cell(row[m], d) for m, _, d in MARKDOWN]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
