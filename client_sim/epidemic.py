@@ -20,7 +20,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
-from client_sim.world import Encounters
+from client_sim.radio import uniform
+from client_sim.world import Encounters, pair_keys, slot_key
 
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
@@ -159,10 +160,11 @@ class Epidemic:
         if len(met) == 0:
             return 0
         now = float(met.start.min())
-        rng = np.random.default_rng([self.seed, 11, day, slot])
         exposure = distance_weight(met.distance.astype(np.float64)) * (met.duration / 60.0)
-        draw = rng.random(len(met))
         a, b = met.a.astype(np.int64), met.b.astype(np.int64)
+        # One draw per pair, hashed (as the encounters are): the same pair meeting in the
+        # same slot of two runs gets the same draw.
+        draw = uniform(pair_keys(slot_key(self.seed ^ 0x5EED, day, slot), a, b), 12)
         targets, sources, rows = [], [], []
         for src, dst in ((a, b), (b, a)):
             live = np.isfinite(self.infected_at[src]) & ~np.isfinite(self.infected_at[dst])

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from client_sim.radio import MODEL_SHARES, RadioConfig, draw_shadow
+from client_sim.radio import MODEL_SHARES, RadioConfig, splitmix64, uniform
 
 Ints = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
@@ -282,16 +282,22 @@ class World:
     # --- encounters --------------------------------------------------------------------------
     def encounters(self, day: int, slot: int, places: Ints, slot_start: int) -> Encounters:
         """Pairs near each other in one slot, given everyone's place (a row of a schedule)."""
-        rng = np.random.default_rng([self.seed, 3, day, slot])
+        # Draws are hashed from (seed, day, slot, person or pair), not taken from a stream:
+        # someone staying home changes the encounters of the people next to them only, so a
+        # run with the app and the run without it differ by what the app did, not by noise.
+        key = slot_key(self.seed, day, slot)
+        everyone = np.arange(self.n, dtype=np.uint64)
         places = places.copy()
         riders = np.flatnonzero(places == ON_TRAIN)
         if len(riders):
             cars = -(-len(riders) // self.config.train_car)
-            places[riders] = self.bases[Kind.LEISURE + 1] + rng.integers(0, cars, len(riders))
+            car = (uniform(_mix(key, everyone[riders]), 1) * cars).astype(np.int64)
+            places[riders] = self.bases[Kind.LEISURE + 1] + car
         present = np.flatnonzero(places >= 0)
         if len(present) < 2:
             return empty_encounters()
-        layout = present[np.lexsort((rng.random(len(present)), places[present]))]
+        order = uniform(_mix(key, everyone[present]), 2)
+        layout = present[np.lexsort((order, places[present]))]
         where = places[layout]
         kind_sorted = self.kind_of(where)
         contacts = self.config.contacts
@@ -312,22 +318,26 @@ class World:
             gap_parts.append(np.full(int(ok.sum()), gap, dtype=np.int64))
         a, b, gap_arr = (np.concatenate(p) for p in (a_parts, b_parts, gap_parts))
         kind = self.kind_of(places[a])
-        near = rng.random(len(a)) < p_near[kind]
-        a, b, gap_arr, kind = a[near], b[near], gap_arr[near], kind[near]
+        a, b = np.minimum(a, b), np.maximum(a, b)
+        pair = pair_keys(key, a, b)
+        near = uniform(pair, 3) < p_near[kind]
+        a, b, gap_arr, kind, pair = a[near], b[near], gap_arr[near], kind[near], pair[near]
         m = len(a)
-        distance = rng.uniform(lo[kind], hi[kind]) * (1.0 + 0.5 * (gap_arr - 1))
-        minutes = np.where(rng.random(m) < full[kind], 15, rng.integers(1, 15, m)).astype(np.int64)
-        offset = rng.integers(0, 16 - minutes)
+        spread = lo[kind] + (hi[kind] - lo[kind]) * uniform(pair, 4)
+        distance = spread * (1.0 + 0.5 * (gap_arr - 1))
+        partial = 1 + (uniform(pair, 6) * 14).astype(np.int64)
+        minutes = np.where(uniform(pair, 5) < full[kind], 15, partial).astype(np.int64)
+        offset = (uniform(pair, 7) * (16 - minutes)).astype(np.int64)
         start = slot_start + offset * 60
-        shadow_ab = draw_shadow(rng, m, self.radio)
-        shadow_ba = draw_shadow(rng, m, self.radio)
+        shadow_ab = hashed_shadow(pair, 8, self.radio)
+        shadow_ba = hashed_shadow(pair, 10, self.radio)
         if self._next_eid + m > MAX_EIDS:
             raise OverflowError("more encounters than 32-bit ids can number: a shorter run")
         eid = np.arange(self._next_eid, self._next_eid + m, dtype=np.int64)
         self._next_eid += m
         return encounters(
-            a=np.minimum(a, b),
-            b=np.maximum(a, b),
+            a=a,
+            b=b,
             start=start,
             duration=minutes * 60,
             distance=distance,
@@ -336,6 +346,29 @@ class World:
             kind=kind,
             eid=eid,
         )
+
+
+def slot_key(seed: int, day: int, slot: int) -> np.uint64:
+    """The hash key of one slot of a run."""
+    base = splitmix64(np.array([seed], dtype=np.uint64))
+    return np.uint64(splitmix64(base ^ np.uint64(day * SLOTS_PER_DAY + slot + (1 << 40)))[0])
+
+
+def _mix(key: np.uint64, values: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    return splitmix64(values ^ key)
+
+
+def pair_keys(key: np.uint64, a: Ints, b: Ints) -> npt.NDArray[np.uint64]:
+    """The hash key of each pair (a < b) in the slot ``key``."""
+    packed = (a.astype(np.uint64) << np.uint64(32)) | b.astype(np.uint64)
+    return splitmix64(splitmix64(packed) ^ key)
+
+
+def hashed_shadow(keys: npt.NDArray[np.uint64], stream: int, config: RadioConfig) -> Floats:
+    """``radio.draw_shadow`` with hashed draws (streams ``stream`` and ``stream + 1``)."""
+    low, high = config.shadow_db
+    body = uniform(keys, stream) < config.shadow_probability
+    return np.where(body, low + (high - low) * uniform(keys, stream + 1), 0.0)
 
 
 def _groups(rng: np.random.Generator, count: int, size: tuple[int, int]) -> Ints:

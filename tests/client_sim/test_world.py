@@ -92,3 +92,20 @@ def test_the_log_is_narrow_and_finds_everyones_encounters() -> None:
             & (every.start < START + 2 * 86_400 - 3600)
         )
         assert sorted(mine.eid.tolist()) == sorted(expected.eid.tolist())
+
+
+def test_someone_staying_home_changes_only_their_neighbours_encounters() -> None:
+    """Draws are hashed per person and pair: the run with the app and the run without it
+    differ where the app changed something, not everywhere."""
+    world = World(800, 9)
+    plan = world.schedule(0, np.zeros(800, bool))
+    slot = 40  # mid-morning: people at work and school
+    away = plan[slot].copy()
+    gone = int(np.flatnonzero(world.role == 0)[0])  # a worker
+    away[gone] = world.home[gone]
+    met = world.encounters(0, slot, plan[slot], START)
+    pairs = {tuple(p) for p in np.column_stack([met.a, met.b]).tolist()}
+    other = world.encounters(0, slot, away, START)
+    changed = pairs ^ {tuple(p) for p in np.column_stack([other.a, other.b]).tolist()}
+    assert len(pairs) > 100
+    assert 0 < len(changed) <= 12  # the worker's own pairs, and their layout neighbours'
