@@ -213,6 +213,12 @@ def add_sweep_parser(subparsers: Any) -> None:
         help="share of people infected at the start",
     )
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument(
+        "--table-only",
+        action="store_true",
+        help="run nothing: the table and the plots of the runs already in OUT/runs "
+        "(a sweep cut short)",
+    )
     s.set_defaults(func=cmd_sweep)
 
 
@@ -261,9 +267,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         seeds=tuple(args.seeds),
         workers=args.workers,
     )
-    progress = Progress(enabled=not args.quiet)
-    run_sweep(sweep, progress)
-    progress.close()
+    if not args.table_only:
+        progress = Progress(enabled=not args.quiet)
+        run_sweep(sweep, progress)
+        progress.close()
     rows = summarise(load_reports(args.out))
     write_table(rows, args.out)
     if rows:

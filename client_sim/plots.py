@@ -229,11 +229,16 @@ def sweep_headline(rows: list[dict[str, Any]], adoption: float = 0.4) -> str:
         else "one seed"
     )
     without = row["infected_without_app"]["mean"]
+    effect = (
+        f"the app averted about {a['mean']:,.0f} infections ({spread})"
+        if a["mean"] >= 0
+        else f"the app averted no infection on average ({-a['mean']:,.0f} more with it: "
+        f"noise; {spread})"
+    )
     return (
-        f"With {pct(nearest)} adoption, the app averted about {a['mean']:,.0f} infections "
-        f"({spread}) over {row['days']} days in a town of {row['phones']:,} "
-        f"where {without:,.0f} people are infected without it (risk threshold "
-        f"{row['risk_threshold']:g})."
+        f"With {pct(nearest)} adoption, {effect} over {row['days']} days in a town "
+        f"of {row['phones']:,} where {without:,.0f} people are infected without it (risk "
+        f"threshold {row['risk_threshold']:g})."
     )
 
 
