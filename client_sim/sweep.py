@@ -268,6 +268,7 @@ MARKDOWN = (
     ("infected", "infected with the app", 0),
     ("infected_without_app", "without the app", 0),
     ("averted", "infections averted", 0),
+    ("averted_share", "share averted", 3),
     ("r_effective", "R with the app", 2),
     ("r_effective_without_app", "R without", 2),
     ("warned", "warned", 0),
@@ -293,6 +294,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     head = ["adoption", "risk threshold", "test delay (days)", "seeds"] + [
         h for _, h, _ in MARKDOWN
     ]
+    head.insert(7, "averted, seed by seed")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         cells = [
@@ -301,5 +303,6 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
             delay_name(tuple(row["test_delay_days"])),
             str(len(row["seeds"])),
         ] + [cell(row[m], d) for m, _, d in MARKDOWN]
+        cells.insert(7, ", ".join(f"{v:,.0f}" for v in row["averted"].get("values") or []))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -86,7 +86,9 @@ def test_infections_averted_are_counted_seed_by_seed(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "sweep.json").read_text())["rows"][0]["seeds"] == [1, 2]
     table = (tmp_path / "sweep.md").read_text().splitlines()
     assert table[2].startswith("| 50 % | 0.1 | 5-9 | 2 | 225 (")
-    assert "| 25 (" in table[2] and table[3].startswith("| 90 % | 0.1 | 5-9 | 1 | 250 | 300 | 50 |")
+    assert "| 25 (" in table[2] and table[3].startswith(
+        "| 90 % | 0.1 | 5-9 | 1 | 250 | 300 | 50 | 50 | 0.167 |"
+    )
     headline = sweep_headline(rows)
     assert headline.startswith("With 50 % adoption, the app averted about 25 infections")
     assert "from 20 to 30 over 2 seeds" in headline
