@@ -272,9 +272,10 @@ def plot_sweep(rows: list[dict[str, Any]], path: Path, ceiling: float | None = N
         sub = sorted((r for r in rows if r["risk_threshold"] == threshold),
                      key=lambda r: r["adoption"])  # fmt: skip
         x = np.array([r["adoption"] for r in sub]) + (i - (len(thresholds) - 1) / 2) * step
-        label = f"risk threshold {threshold:g}"
+        seeds = max(len(r["seeds"]) for r in sub)
+        label = f"risk threshold {threshold:g} ({seeds} seed{'s' if seeds > 1 else ''})"
         _errorbars(averted, x, [r["averted"] for r in sub], colour, marker, line, label)
-        _errorbars(rnum, x, [r["r_effective"] for r in sub], colour, marker, line, label)
+        _errorbars(rnum, x, [r["r_lowered"] for r in sub], colour, marker, line, label)
         for r in sub:
             vals = r["traced_share"].get("values") or []
             law.scatter([r["adoption"] + (i - 1) * step] * len(vals), vals, color=colour,
@@ -320,23 +321,22 @@ def plot_sweep(rows: list[dict[str, Any]], path: Path, ceiling: float | None = N
                  xlabel="share of people using the app", ylabel="people")  # fmt: skip
     _whole_people(warnings)
     warnings.legend(loc="upper left", fontsize=8)
-    base = [r["r_effective_without_app"]["mean"] for r in rows]
-    if any(b is not None for b in base):
-        mean_base = float(np.mean([b for b in base if b is not None]))
-        rnum.axhline(mean_base, color="tab:red", linestyle="--",
-                     label=f"without the app: {mean_base:.2f}")  # fmt: skip
-    rnum.axhline(1.0, color="black", linewidth=0.8)
-    rnum.set(
-        title="People each infected person infects (reproduction number)",
-        xlabel="share of people using the app",
-        ylabel="others infected, on average",
-    )
-    rnum.legend(loc="lower left", fontsize=8)
+    base = [v for r in rows for v in r["r_effective_without_app"].get("values") or []]
+    rnum.axhline(0.0, color="black", linewidth=0.8)
+    if base:
+        rnum.text(0.98, 0.04, f"R without the app, mean over seeds: {float(np.mean(base)):.2f}",
+                  transform=rnum.transAxes, ha="right", fontsize=8.5, color="dimgray")  # fmt: skip
+    rnum.set(title="How much the app lowered the reproduction number R",
+             xlabel="share of people using the app",
+             ylabel="R without the app minus R with it")  # fmt: skip
+    rnum.legend(loc="upper left", fontsize=8)
     for axis in (averted, rnum):
         axis.set_xticks(adoptions, [pct(a) for a in adoptions])
     fig.suptitle(_wrap(sweep_headline(rows), 110), fontsize=13, fontweight="bold")
-    fig.text(0.01, 0.01, _wrap(FOOTNOTE + " Reproduction number: counted on who infected "
-             "whom, over the people infected early enough to have infected all they would.", 190),
+    fig.text(0.01, 0.01, _wrap(FOOTNOTE + " Reproduction number (R): how many people each "
+             "infected person infected, counted on who infected whom, over the people infected "
+             "early enough (10 days before the end) to have infected all they would; compared "
+             "seed by seed with the same town without the app.", 190),
              fontsize=8, color="dimgray")  # fmt: skip
     fig.tight_layout(rect=(0, 0.05, 1, 0.95))
     _save(fig, path)

@@ -171,6 +171,7 @@ METRICS = (
     ("averted_share", "share of the infections averted"),
     ("r_effective", "reproduction number with the app (counted on the infection tree)"),
     ("r_effective_without_app", "reproduction number without the app"),
+    ("r_lowered", "reproduction number lowered by the app (without minus with, seed by seed)"),
     ("warned", "people warned by the app"),
     ("warned_true_close", "warned people who really were close contacts (15 min within 1 m)"),
     ("isolated_needlessly", "warned people who stayed home without being infected"),
@@ -182,7 +183,7 @@ METRICS = (
 )
 
 
-SIGNED = frozenset({"averted", "averted_share"})
+SIGNED = frozenset({"averted", "averted_share", "r_lowered"})
 """Metrics that can be negative (the others' intervals stop at 0)."""
 
 
@@ -217,6 +218,11 @@ def summarise(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
             values["r_effective"].append(r["epidemic_with_app"]["r_effective"])
             values["r_effective_without_app"].append(
                 base["epidemic_without_app"]["r_effective"] if base else None
+            )
+            r_with = r["epidemic_with_app"]["r_effective"]
+            r_without = base["epidemic_without_app"]["r_effective"] if base else None
+            values["r_lowered"].append(
+                None if r_with is None or r_without is None else r_without - r_with
             )
             values["warned"].append(r["warned"])
             values["warned_true_close"].append(r["warned_true_close"])
