@@ -142,6 +142,8 @@ def plot_run(report: dict[str, Any], path: Path) -> None:
     if not report.get("reports"):
         app.text(0.5, 0.5, "no report yet: run longer", ha="center", va="center",
                  transform=app.transAxes, fontsize=14, color="tab:red")  # fmt: skip
+    for axis in (infected, averted, app):
+        axis.xaxis.set_major_locator(_integer_locator())  # whole days
     words.axis("off")
     words.text(0.0, 1.0, run_words(report), va="top", ha="left", fontsize=10.5, wrap=True,
                transform=words.transAxes)  # fmt: skip
