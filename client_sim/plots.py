@@ -17,7 +17,8 @@ FOOTNOTE = (
     "Technical terms: a true close contact spent at least 15 minutes within 1 m of a person who "
     "reported, in the 14 days before the report. Recall = true close contacts with the app who "
     "were warned / all of them. Precision = warned people who were true close contacts / all "
-    "warned people."
+    "warned people. Risk threshold: the exposure score above which the server warns a phone "
+    "(lower: more people warned)."
 )
 THRESHOLD_STYLES = (("tab:blue", "o", "-"), ("tab:orange", "s", "--"), ("tab:green", "^", ":"))
 
