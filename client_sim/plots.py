@@ -341,7 +341,7 @@ def plot_sweep(rows: list[dict[str, Any]], path: Path, ceiling: float | None = N
              "early enough (10 days before the end) to have infected all they would; compared "
              "seed by seed with the same town without the app.", 190),
              fontsize=8, color="dimgray")  # fmt: skip
-    fig.tight_layout(rect=(0, 0.05, 1, 0.95))
+    fig.tight_layout(rect=(0, 0.07, 1, 0.95))
     _save(fig, path)
     plt.close(fig)
 
