@@ -11,9 +11,19 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from client_sim.epidemic import EpidemicConfig
+from client_sim.epidemic import DEFAULT_SCENARIO, SCENARIOS, EpidemicConfig, scenario_config
+from client_sim.plots import run_headline as headline
+from client_sim.progress import Progress
 from client_sim.radio import RadioConfig
 from client_sim.sim import SimConfig, simulate
+from client_sim.sweep import (
+    SweepConfig,
+    delay_name,
+    load_reports,
+    run_sweep,
+    summarise,
+    write_table,
+)
 from kit.cli import CommandError, writable_directory
 from server.processes import run_event_loop
 
@@ -98,10 +108,29 @@ def add_subcommands(subparsers: Any) -> None:
         help="chance that a warned or positive person isolates",
     )
     p.add_argument(
+        "--scenario",
+        choices=sorted(SCENARIOS),
+        default=DEFAULT_SCENARIO,
+        help="the epidemic: " + "; ".join(f"{s.name}: {s.description}" for s in SCENARIOS.values()),
+    )
+    p.add_argument(
         "--beta",
         type=float,
-        default=e.beta,
-        help="infection probability per minute of close contact",
+        default=None,
+        help="infection probability per minute of close contact at peak infectiousness "
+        "(default: the scenario's)",
+    )
+    p.add_argument(
+        "--dummy-days",
+        type=float,
+        default=d.dummy_days,
+        help="mean days between two dummy reports of a phone, as the apps send them "
+        "(phone.dummies); 0 for none (large towns: each is as big as a real report)",
+    )
+    p.add_argument(
+        "--no-hello-count",
+        action="store_true",
+        help="do not count every HELLO the town exchanges (saves a core; sweeps do this)",
     )
     p.add_argument(
         "--initial-infected",
@@ -137,6 +166,128 @@ def add_subcommands(subparsers: Any) -> None:
     p.add_argument("--no-baseline", action="store_true", help="skip the run without the app")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_sim)
+    add_sweep_parser(p.add_subparsers(dest="sim_command", metavar="{sweep}"))
+
+
+def add_sweep_parser(subparsers: Any) -> None:
+    """``robert sim sweep``."""
+    d, e, w = SimConfig(), EpidemicConfig(), SweepConfig(SimConfig())
+    s: argparse.ArgumentParser = subparsers.add_parser(
+        "sweep",
+        help="the same town over adoption rates, risk thresholds, test delays and seeds",
+        description=(
+            "Run the simulated town once per combination of adoption rate, risk threshold, "
+            "test delay and seed (with the app), and once per seed and test delay without it, "
+            "in parallel processes; write OUT/sweep.csv, OUT/sweep.json (mean and 95 %% "
+            "interval over seeds) and OUT/sweep.png/.pdf. Runs already in OUT/runs are kept: "
+            "the same command resumes a sweep, or redraws its table and plots."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    s.add_argument("--phones", type=int, default=5000, help="people in the town")
+    s.add_argument("--days", type=int, default=60, help="simulated days")
+    s.add_argument("--out", type=Path, default=Path("sim-sweep"), help="output directory")
+    s.add_argument("--seeds", type=int, nargs="+", default=list(w.seeds), help="random seeds")
+    s.add_argument(
+        "--adoptions", type=float, nargs="+", default=list(w.adoptions), help="adoption rates"
+    )
+    s.add_argument(
+        "--thresholds", type=float, nargs="+", default=list(w.thresholds), help="risk thresholds"
+    )
+    s.add_argument(
+        "--test-delays",
+        nargs="+",
+        default=[delay_name(x) for x in w.test_delays],
+        metavar="MIN-MAX",
+        help="days from infection to a positive result (uniform), e.g. 5-9 3-5",
+    )
+    s.add_argument("--workers", type=int, default=w.workers, help="processes at once")
+    s.add_argument("--scenario", choices=sorted(SCENARIOS), default=DEFAULT_SCENARIO)
+    s.add_argument("--test-share", type=float, default=e.test_share)
+    s.add_argument("--report-share", type=float, default=d.report_share)
+    s.add_argument("--adherence", type=float, default=e.adherence)
+    s.add_argument(
+        "--initial-infected",
+        type=float,
+        default=e.initial_infected,
+        help="share of people infected at the start",
+    )
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument(
+        "--table-only",
+        action="store_true",
+        help="run nothing: the table and the plots of the runs already in OUT/runs "
+        "(a sweep cut short)",
+    )
+    s.set_defaults(func=cmd_sweep)
+
+
+def parse_delay(text: str) -> tuple[float, float]:
+    """``5-9`` -> (5.0, 9.0), or a one-line error."""
+    try:
+        low, high = (float(x) for x in text.split("-"))
+    except ValueError:
+        raise CommandError(f"--test-delays takes MIN-MAX in days, like 5-9, not {text!r}") from None
+    if not 0 <= low <= high:
+        raise CommandError(f"--test-delays {text}: need 0 <= MIN <= MAX")
+    return low, high
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Run the grid (what is not done yet), then write the table and the plots."""
+    check_args(args)
+    if args.workers < 1:
+        raise CommandError(f"--workers must be at least 1, not {args.workers}")
+    for name, values in (("adoptions", args.adoptions), ("thresholds", args.thresholds)):
+        if any(not 0 < v <= 1 for v in values):
+            raise CommandError(f"--{name} are shares: above 0 and at most 1")
+    writable_directory(args.out, "output directory")
+    if importlib.util.find_spec("matplotlib") is None:
+        raise CommandError(
+            "robert sim sweep draws its plots with matplotlib: pip install -e '.[sim]'"
+        )
+    base = SimConfig(
+        phones=args.phones,
+        days=args.days,
+        out=args.out,
+        report_share=args.report_share,
+        scenario=args.scenario,
+        epidemic=replace(
+            scenario_config(args.scenario),
+            test_share=args.test_share,
+            adherence=args.adherence,
+            initial_infected=args.initial_infected,
+        ),
+    )
+    sweep = SweepConfig(
+        base,
+        adoptions=tuple(args.adoptions),
+        thresholds=tuple(args.thresholds),
+        test_delays=tuple(parse_delay(t) for t in args.test_delays),
+        seeds=tuple(args.seeds),
+        workers=args.workers,
+    )
+    if not args.table_only:
+        progress = Progress(enabled=not args.quiet)
+        run_sweep(sweep, progress)
+        progress.close()
+    rows = summarise(load_reports(args.out))
+    write_table(rows, args.out)
+    if rows:
+        from client_sim.plots import adoption_law, plot_sweep, sweep_headline
+
+        plot_sweep(rows, args.out / "sweep.png", args.test_share * args.report_share)
+        law = adoption_law(rows)
+        print(sweep_headline(rows))
+        print(
+            f"share of infections traced through the app = {law['c']:.3f} x adoption² "
+            f"(root mean square gap {law['rms']:.4f})"
+        )
+    print(
+        f"{len(rows)} rows: {args.out / 'sweep.csv'}, {args.out / 'sweep.json'}, "
+        f"{args.out / 'sweep.png'} and .pdf"
+    )
+    return 0
 
 
 def config_from_args(args: argparse.Namespace) -> SimConfig:
@@ -161,14 +312,17 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         concurrency=args.concurrency,
         baseline=not args.no_baseline,
         quiet=args.quiet,
+        scenario=args.scenario,
+        count_hellos=not args.no_hello_count,
+        dummy_days=args.dummy_days,
         radio=replace(base.radio, hello_interval=args.hello_interval),
         epidemic=replace(
-            base.epidemic,
+            scenario_config(args.scenario, base.epidemic),
             test_share=args.test_share,
             test_delay_days=tuple(args.test_delay),
             adherence=args.adherence,
-            beta=args.beta,
             initial_infected=args.initial_infected,
+            **({} if args.beta is None else {"beta": args.beta}),
         ),
     )
 
@@ -205,9 +359,11 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
 
 def write_report(report: dict[str, Any], out: Path) -> None:
-    """OUT/report.json and OUT/epidemic.png."""
+    """OUT/report.json and OUT/epidemic.png and .pdf."""
+    from client_sim.plots import plot_run  # matplotlib, checked by the caller
+
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    plot(report, out / "epidemic.png")
+    plot_run(report, out / "epidemic.png")
 
 
 def summary(report: dict[str, Any]) -> str:
@@ -231,59 +387,8 @@ def summary(report: dict[str, Any]) -> str:
             f"{pct(report['precision'])} (within 2 m: {pct(report['precision_2m'])})",
             f"infected: {report['infected_with_app']} with the app, "
             f"{report['infected_without_app']} without",
-            f"wall {t['wall_seconds']} s, {t['hellos_per_second']:,} HELLOs/s, "
+            headline(report),
+            f"wall {t['wall_seconds']} s, {t['hellos_per_second'] or 0:,} HELLOs/s, "
             f"peak memory {t['peak_memory_mb']} MB",
         ]
     )
-
-
-def plot(report: dict[str, Any], path: Path) -> None:
-    """The epidemic with and without the app, and what the app did: registrations, HELLOs
-    exchanged, reports and notifications, with the quality of the warnings."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right, app) = plt.subplots(1, 3, figsize=(16, 4.2))
-    series = [("with app", report["curve_with_app"], "tab:blue")]
-    if report.get("curve_without_app"):
-        series.append(("without app", report["curve_without_app"], "tab:red"))
-    for label, curve, colour in series:
-        days = [p["day"] + 1 for p in curve]
-        left.plot(days, [p["infected_total"] for p in curve], label=label, color=colour)
-        right.plot(days, [p["new_infections"] for p in curve], label=label, color=colour)
-    with_app = report["curve_with_app"]
-    days = [p["day"] + 1 for p in with_app]
-    left.plot(
-        days, [p["warned_total"] for p in with_app], "--", color="tab:green",
-        label="warned (with app)",
-    )  # fmt: skip
-    left.set(xlabel="day", ylabel="people", title="infected so far")
-    right.set(xlabel="day", ylabel="people", title="new infections per day")
-    left.legend()
-    right.legend()
-    app.bar(days, [p["reports"] for p in with_app], color="tab:orange", label="reports")
-    warned = [p["warned_total"] for p in with_app]
-    app.plot(days, [b - a for a, b in zip([0, *warned[:-1]], warned, strict=True)],
-             "o-", color="tab:green", label="newly warned")  # fmt: skip
-    app.set(xlabel="day", ylabel="per day", title="the app at work")
-    app.legend(loc="center left")
-
-    def fmt(value: Any) -> str:
-        return "n/a" if value is None else f"{value:.3f}"
-
-    app.text(
-        0.02, 0.97,
-        f"registrations {report['registrations']:,}\n"
-        f"HELLOs exchanged {report['hellos_exchanged']:,}\n"
-        f"reports {report['reports']:,}\nnotifications {report['notifications']:,}\n"
-        f"recall {fmt(report['recall'])}\nprecision {fmt(report['precision'])}"
-        f" (2 m: {fmt(report.get('precision_2m'))})",
-        transform=app.transAxes, ha="left", va="top", fontsize=8,
-        bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.8},
-    )  # fmt: skip
-    fig.suptitle(f"{report['phones']} phones, {report['days']} days, seed {report['seed']}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)

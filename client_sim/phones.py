@@ -7,19 +7,25 @@ phone broadcast earlier can be rebuilt, bit for bit, when someone who heard them
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Protocol
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
+import aiohttp
 import numpy as np
 import numpy.typing as npt
 
 from phone.client import Phone
+from phone.dummies import dummy_contacts
 from phone.state import NotRegistered, PhoneState
 from protocol.auth import b64decode
+from protocol.codes import dummy_code
+from protocol.contacts import Contact
 from protocol.epochs import epoch_of
 from protocol.hello import build_hellos
 from protocol.tuples import EbidTuple, TupleColumns, open_bundle, parse_tuple_columns
-from protocol.types import MacKey
+from protocol.types import MacKey, RandomSource
 
 
 class TupleTable:
@@ -87,9 +93,23 @@ class SimPhoneState(PhoneState):
 class SimPhone(Phone):
     """A ``Phone`` of the simulated town: its state is a ``SimPhoneState``."""
 
-    def __init__(self, index: int, table: TupleTable, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        index: int,
+        table: TupleTable,
+        server_url: str,
+        clock: Callable[[], float] = time.time,
+        random: RandomSource = secrets.token_bytes,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
         self.sim_state = SimPhoneState(index, table)
-        super().__init__(*args, state=self.sim_state, **kwargs)
+        super().__init__(server_url, clock, random, session, state=self.sim_state)
+
+    async def dummy_report_shaped(self, shape: list[Contact]) -> str:
+        """``Phone.dummy_report`` shaped like ``shape`` (what this phone heard: the simulator
+        keeps no phone's HELLOs until it reports, so it gives the shape)."""
+        contacts = [c.to_fields() for c in dummy_contacts(shape, self.random)]
+        return await self._report({"token": dummy_code(self.random), "contacts": contacts})
 
     @property
     def index(self) -> int:

@@ -18,10 +18,12 @@ import random
 import resource
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,7 +32,8 @@ import numpy as np
 import numpy.typing as npt
 
 from client_sim.clock import VirtualClock
-from client_sim.epidemic import DAY, Epidemic, EpidemicConfig
+from client_sim.epidemic import DAY, DEFAULT_SCENARIO, NOBODY, Epidemic, EpidemicConfig
+from client_sim.measures import COMPLETE_DAYS, growth, places, reproduction
 from client_sim.phones import SimPhone, TupleTable, broadcast_hellos
 from client_sim.progress import Progress
 from client_sim.radio import RadioConfig, Receptions, hear, pair_key
@@ -44,6 +47,8 @@ from client_sim.world import (
     WorldConfig,
 )
 from phone.client import API, PhoneError, service_start_ntp
+from phone.dummies import MEAN_DAYS_BETWEEN_DUMMIES, days_until_next_dummy
+from protocol.contacts import Contact, HelloRecord
 from protocol.epochs import (
     EPOCHS_PER_DAY,
     epoch_of,
@@ -96,6 +101,12 @@ class SimConfig:
     world: WorldConfig = field(default_factory=WorldConfig)
     radio: RadioConfig = field(default_factory=RadioConfig)
     epidemic: EpidemicConfig = field(default_factory=EpidemicConfig)
+    scenario: str = DEFAULT_SCENARIO
+    """Name of the epidemic scenario ``epidemic`` was made from (for the report)."""
+    dummy_days: float = MEAN_DAYS_BETWEEN_DUMMIES
+    """Mean days between two dummy reports of a phone (``phone.dummies``); 0: none."""
+    count_hellos: bool = True
+    """Count every HELLO the town exchanges (a second core's work; sweeps turn it off)."""
     quiet: bool = False
 
 
@@ -112,6 +123,11 @@ class Counters:
     hellos_reported: int = 0
     hellos_built: int = 0
     encounters: int = 0
+    dummy_reports: int = 0
+    dummy_errors: int = 0
+    dummy_hellos: int = 0
+    dummy_seconds: float = 0.0
+    report_seconds: float = 0.0
     errors: dict[str, int] = field(default_factory=dict)
 
     def error(self, what: str, exc: PhoneError) -> None:
@@ -330,7 +346,9 @@ class Run:
         self.world = World(n, config.seed, config.world, config.radio)
         self.epidemic = Epidemic(n, config.seed, self.start, config.epidemic)
         rng = np.random.default_rng([config.seed, 20])
-        self.has_app = rng.random(n) < config.adoption if with_app else np.zeros(n, bool)
+        self.has_app: npt.NDArray[np.bool_] = (
+            rng.random(n) < config.adoption if with_app else np.zeros(n, bool)
+        )
         self.would_report = rng.random(n) < config.report_share
         self.left_at = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
         """NTP time each phone unregistered (it stops broadcasting then)."""
@@ -340,7 +358,10 @@ class Run:
         self.counters = Counters()
         self.curve: list[DayStats] = []
         self.phones: dict[int, SimPhone] = {}
+        self.server_requests: dict[str, dict[str, float]] = {}
         self.time_start = 0
+        self.next_dummy = np.full(n, np.inf)
+        """NTP time of each phone's next dummy report."""
         self._radio_jobs: list[asyncio.Future[int]] = []
         self._radio = ThreadPoolExecutor(max_workers=1, thread_name_prefix="radio")
 
@@ -373,6 +394,7 @@ class Run:
                 await self._set_time(self.start + self.config.days * DAY)
                 await backend.drain()
                 await self._statuses(np.flatnonzero(self._registered()))
+                self.server_requests = await server_requests(session, backend.url)
                 for job in self._radio_jobs:
                     self.counters.hellos_exchanged += await job
         finally:
@@ -388,7 +410,7 @@ class Run:
             return
         await self.backend.set_time(float(unix_from_ntp(ntp)))
 
-    async def _gather(self, calls: list[Callable[[], Awaitable[T]]]) -> list[T]:
+    async def _gather(self, calls: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
         async def limited(call: Callable[[], Awaitable[T]]) -> T:
             async with self.semaphore:
                 return await call()
@@ -418,13 +440,20 @@ class Run:
                 self.left_at[phone.index] = self.start
 
         self.progress.stage("registering", len(people))
-        calls = [lambda p=p: register(p) for p in self.phones.values()]
+        calls = [partial(register, p) for p in self.phones.values()]
         for chunk in range(0, len(calls), 1000):
             await self._gather(calls[chunk : chunk + 1000])
             self.progress.advance(min(1000, len(calls) - chunk))
+        if self.config.dummy_days > 0:
+            for person, phone in self.phones.items():
+                self.next_dummy[person] = self.start + self._dummy_gap(phone)
+
+    def _dummy_gap(self, phone: SimPhone) -> float:
+        return days_until_next_dummy(phone.random, self.config.dummy_days) * DAY
 
     def _registered(self) -> npt.NDArray[np.bool_]:
-        return self.has_app & (self.left_at == np.iinfo(np.int64).max)
+        registered: npt.NDArray[np.bool_] = self.has_app & (self.left_at == np.iinfo(np.int64).max)
+        return registered
 
     async def _day(self, day: int, backend: Backend | None) -> None:
         day_start = self.start + day * DAY
@@ -443,6 +472,7 @@ class Run:
             if backend is not None:
                 await self._set_time(now)
                 stats.reports += await self._reports(positives, now, backend)
+                await self._dummies(now)
                 due = np.flatnonzero(self._registered() & (self.world.status_slot == slot))
                 warned = await self._statuses(due)
                 self.epidemic.isolate(warned, now)
@@ -454,9 +484,11 @@ class Run:
         if self.with_app:
             table = self.log.end_day(self.config.phones)
             self.counters.encounters += len(table)
-            loop = asyncio.get_running_loop()
-            # numpy releases the GIL: the day's HELLO count runs on the second core.
-            self._radio_jobs.append(loop.run_in_executor(self._radio, self._count_hellos, table))
+            if self.config.count_hellos:
+                loop = asyncio.get_running_loop()
+                # numpy releases the GIL: the day's HELLO count runs on the second core.
+                job = loop.run_in_executor(self._radio, self._count_hellos, table)
+                self._radio_jobs.append(job)
         if backend is not None:
             await self._set_time(day_start + DAY - 60)
             await backend.drain()
@@ -479,10 +511,10 @@ class Run:
                 self.counters.error("status", exc)
                 return False
 
-        answers = await self._gather([lambda p=self.phones[int(i)]: ask(p) for i in people])
+        answers = await self._gather([partial(ask, self.phones[int(i)]) for i in people])
         at_risk = people[np.array(answers, dtype=bool)] if len(people) else people
-        new = at_risk[~np.isfinite(self.warned_at[at_risk])]
-        self.warned_at[new] = self.backend.clock()
+        new: Ints = at_risk[~np.isfinite(self.warned_at[at_risk])]
+        self.warned_at[new] = ntp_from_unix(self.backend.clock())
         return new
 
     async def _reports(self, positives: Ints, now: int, backend: Backend) -> int:
@@ -496,7 +528,9 @@ class Run:
                 code = await backend.issue_code(test_date)
                 self._feed(phone, now)
                 self.counters.hellos_reported += sum(len(r) for r in phone.heard.values())
+                began = time.perf_counter()
                 await phone.report(code)
+                self.counters.report_seconds += time.perf_counter() - began
                 await phone.unregister()
             except PhoneError as exc:
                 self.counters.report_errors += 1
@@ -509,8 +543,51 @@ class Run:
             self.counters.reports += 1
             return True
 
-        done = await self._gather([lambda p=int(p): report(p) for p in reporters])
+        done = await self._gather([partial(report, int(p)) for p in reporters])
         return sum(done)
+
+    async def _dummies(self, now: int) -> None:
+        """Dummy reports of the phones whose time it is, shaped like the report each would
+        send now; each phone then draws its next time (``phone.dummies``)."""
+        due = np.flatnonzero(self._registered() & (self.next_dummy < now + SLOT))
+
+        async def dummy(person: int) -> None:
+            phone = self.phones[person]
+            shape = self._shape(person, now)
+            began = time.perf_counter()
+            try:
+                await phone.dummy_report_shaped(shape)
+                self.counters.dummy_reports += 1
+                self.counters.dummy_hellos += sum(len(c.records) for c in shape)
+            except PhoneError as exc:
+                self.counters.dummy_errors += 1
+                self.counters.error("dummy", exc)
+            self.counters.dummy_seconds += time.perf_counter() - began
+            while self.next_dummy[person] < now + SLOT:
+                self.next_dummy[person] += self._dummy_gap(phone)
+
+        await self._gather([partial(dummy, int(p)) for p in due])
+
+    def _shape(self, person: int, now: int) -> list[Contact]:
+        """The contacts a report of ``person`` would carry now: one per sender and epoch, one
+        record per HELLO heard (contents are the dummy's own random bytes)."""
+        heard = self._heard_by(person, now - RETENTION, now)
+        epochs = (heard.time_sent - self.time_start) // SLOT
+        order = np.lexsort((heard.time_collected, epochs, heard.sender))
+        keys = (heard.sender[order] << 32) | epochs[order]
+        starts: Ints = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+        bounds = [*map(int, starts), len(keys)] if len(keys) else []
+        collected = heard.time_collected[order].tolist()
+        sent = (heard.time_sent[order] & 0xFFFF).tolist()
+        rssi = heard.rssi[order].tolist()
+        return [
+            Contact(
+                bytes(8),
+                bytes(1),
+                tuple(HelloRecord(collected[k], sent[k], bytes(5), rssi[k]) for k in range(lo, hi)),
+            )
+            for lo, hi in pairwise(bounds)
+        ]
 
     def _feed(self, phone: SimPhone, now: int) -> None:
         """Give the reporting phone the HELLOs it heard in the contagious period.
@@ -538,22 +615,24 @@ class Run:
         met = self.log.of_person(person, since, until)
         parts = []
         for direction, mine in ((0, met.b == person), (1, met.a == person)):
-            sub = met.take(mine)
-            sender = sub.a if direction == 0 else sub.b
-            shadow = sub.shadow_ab if direction == 0 else sub.shadow_ba
-            rx = hear(
-                sender,
-                np.full(len(sub), person, dtype=np.int64),
-                sub.start,
-                sub.duration,
-                sub.distance,
-                shadow,
-                pair_key(self.config.seed, sub.eid, direction),
-                self.world.model,
-                self.config.radio,
-            )
-            parts.append(self._audible(rx, until))
+            parts.append(self._audible(self._hear(met.take(mine), direction), until))
         return Receptions(*(np.concatenate([getattr(p, f) for p in parts]) for f in _RX_FIELDS))
+
+    def _hear(self, met: Encounters, direction: int) -> Receptions:
+        """The HELLOs of one direction of encounters (0: a to b), the columns widened."""
+        sender, receiver = (met.a, met.b) if direction == 0 else (met.b, met.a)
+        shadow = met.shadow_ab if direction == 0 else met.shadow_ba
+        return hear(
+            sender.astype(np.int64),
+            receiver.astype(np.int64),
+            met.start.astype(np.int64),
+            met.duration.astype(np.int64),
+            met.distance.astype(np.float64),
+            shadow.astype(np.float64),
+            pair_key(self.config.seed, met.eid.astype(np.int64), direction),
+            self.world.model,
+            self.config.radio,
+        )
 
     def _audible(self, rx: Receptions, until: int) -> Receptions:
         """HELLOs both phones were on the app for, heard before ``until``."""
@@ -572,41 +651,47 @@ class Run:
         for lo in range(0, len(table), 50_000):
             sub = table.take(np.arange(lo, min(lo + 50_000, len(table))))
             for direction in (0, 1):
-                sender, receiver = (sub.a, sub.b) if direction == 0 else (sub.b, sub.a)
-                shadow = sub.shadow_ab if direction == 0 else sub.shadow_ba
-                rx = hear(
-                    sender,
-                    receiver,
-                    sub.start,
-                    sub.duration,
-                    sub.distance,
-                    shadow,
-                    pair_key(self.config.seed, sub.eid, direction),
-                    self.world.model,
-                    self.config.radio,
-                )
-                total += len(self._audible(rx, np.iinfo(np.int64).max))
+                total += len(self._audible(self._hear(sub, direction), np.iinfo(np.int64).max))
         return total
 
     # --- quality against the ground truth ------------------------------------------------------
     def quality(self) -> dict[str, Any]:
-        """Recall and precision of the warnings against the reporters' true close contacts."""
+        """The warnings against the ground truth: the reporters' true close contacts (recall,
+        precision), who was warned needlessly, how long after the contact, and which
+        infections the app traced."""
         n, c = self.config.phones, self.config
         true_close = np.zeros(n, bool)
         true_2m = np.zeros(n, bool)
+        last_contact = np.full(n, -np.inf)
+        """Last time each person met someone who reported before that person was warned."""
         for person, when in self.reporters:
             met = self.log.of_person(person, when - RETENTION, when)
-            other = np.where(met.a == person, met.b, met.a)
+            other = np.where(met.a == person, met.b, met.a).astype(np.int64)
+            start = met.start.astype(np.float64)
             minutes = met.duration / 60.0
             for mask, limit in ((true_close, c.close_distance), (true_2m, 2.0)):
                 near = met.distance <= limit
                 total = np.bincount(other[near], weights=minutes[near], minlength=n)
                 mask |= total >= c.close_minutes
+            before = self.warned_at[other] >= when
+            np.maximum.at(last_contact, other[before], start[before])
         reporters = np.zeros(n, bool)
         reporters[[p for p, _ in self.reporters]] = True
         reachable = true_close & self.has_app & ~reporters
         warned = np.isfinite(self.warned_at)
         hits = int((warned & reachable).sum())
+        e = self.epidemic
+        complied = warned & (e.adheres < e.config.adherence)
+        needless = complied & ~(e.infected_at <= self.warned_at)
+        timed = warned & np.isfinite(last_contact)
+        delays = (self.warned_at[timed] - last_contact[timed]) / DAY
+        # Infections the app traced: the infector reported through the app and the infected
+        # person was warned; over infections by people infected early enough to have tested.
+        end = self.start + c.days * DAY
+        child = np.flatnonzero(np.isfinite(e.infected_at) & (e.infector != NOBODY))
+        parent = e.infector[child].astype(np.int64)
+        eligible = e.infected_at[parent] < end - COMPLETE_DAYS * DAY
+        traced = eligible & reporters[parent] & warned[child]
         return {
             "recall": hits / int(reachable.sum()) if reachable.any() else None,
             "precision": int((warned & true_close).sum()) / int(warned.sum())
@@ -618,8 +703,50 @@ class Run:
             "true_close_contacts": int(reachable.sum()),
             "true_close_contacts_warned": hits,
             "warned": int(warned.sum()),
+            "warned_true_close": int((warned & true_close).sum()),
             "warned_not_within_2m": int((warned & ~true_2m).sum()),
+            "isolated_after_warning": int(complied.sum()),
+            "isolated_needlessly": int(needless.sum()),
+            "contact_to_warning_days_median": round(float(np.median(delays)), 2)
+            if len(delays)
+            else None,
+            "traced_infections": int(traced.sum()),
+            "traceable_infections": int(eligible.sum()),
+            "traced_share": round(int(traced.sum()) / int(eligible.sum()), 4)
+            if eligible.any()
+            else None,
         }
+
+    def epidemic_measures(self) -> dict[str, Any]:
+        """The run's epidemic as its infection tree tells it."""
+        e = self.epidemic
+        shape, scale = e.config.generation_shape, e.config.generation_scale
+        return {
+            "infected": e.ever_infected(),
+            **reproduction(e.infected_at, e.infector, self.start, self.config.days),
+            **growth([s.new_infections for s in self.curve], shape, scale),
+            "infections_by_place": places(e.infected_where),
+        }
+
+
+async def server_requests(session: aiohttp.ClientSession, url: str) -> dict[str, dict[str, float]]:
+    """Requests the server answered and the seconds it spent on them, by endpoint, from its
+    ``/metrics`` (empty if it does not expose them to us)."""
+    try:
+        async with session.get(f"{url}/metrics") as answer:
+            if answer.status != 200:
+                return {}
+            text = await answer.text()
+    except aiohttp.ClientError:
+        return {}
+    found: dict[str, dict[str, float]] = {}
+    for line in text.splitlines():
+        for suffix, key in (("_sum", "seconds"), ("_count", "requests")):
+            head = f"robert_request_seconds{suffix}{{"
+            if line.startswith(head) and 'endpoint="' in line:
+                endpoint = line.split('endpoint="', 1)[1].split('"', 1)[0]
+                found.setdefault(endpoint, {})[key] = round(float(line.rsplit(" ", 1)[1]), 3)
+    return found
 
 
 _RX_FIELDS = ("sender", "receiver", "time_sent", "time_collected", "rssi")
@@ -664,15 +791,40 @@ async def simulate(config: SimConfig) -> dict[str, Any]:
         "hellos_exchanged": k.hellos_exchanged,
         "hellos_reported": k.hellos_reported,
         "hellos_built": k.hellos_built,
+        "dummy_reports": {
+            "mean_days_between": config.dummy_days,
+            "sent": k.dummy_reports,
+            "errors": k.dummy_errors,
+            "hellos": k.dummy_hellos,
+            "real_reports": k.reports,
+            "real_hellos": k.hellos_reported,
+        },
+        "server_requests": {
+            endpoint: int(v.get("requests", 0)) for endpoint, v in with_app.server_requests.items()
+        },
+        "scenario": config.scenario,
+        "beta": config.epidemic.beta,
+        "test_share": config.epidemic.test_share,
+        "test_delay_days": list(config.epidemic.test_delay_days),
+        "adherence": config.epidemic.adherence,
         "infected_with_app": with_app.epidemic.ever_infected(),
         "infected_without_app": without.epidemic.ever_infected() if without else None,
+        "epidemic_with_app": with_app.epidemic_measures(),
+        "epidemic_without_app": without.epidemic_measures() if without else None,
         "curve_with_app": [_point(s) for s in with_app.curve],
         "curve_without_app": [_point(s) for s in without.curve] if without else None,
         "timing": {
             "wall_seconds": round(wall, 2),
             "app_run_seconds": round(app_seconds, 2),
-            "hellos_per_second": round(k.hellos_exchanged / app_seconds, 1),
+            "hellos_per_second": round(k.hellos_exchanged / app_seconds, 1)
+            if config.count_hellos
+            else None,
             "peak_memory_mb": round(peak_memory_mb(), 1),
+            "server_seconds": {
+                endpoint: v.get("seconds", 0.0) for endpoint, v in with_app.server_requests.items()
+            },
+            "dummy_phone_seconds": round(k.dummy_seconds, 2),
+            "report_phone_seconds": round(k.report_seconds, 2),
         },
     }
     return report

@@ -14,15 +14,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from client_sim.radio import MODEL_SHARES, RadioConfig, draw_shadow
+from client_sim.radio import MODEL_SHARES, RadioConfig, splitmix64, uniform
 
 Ints = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
 Bools = npt.NDArray[np.bool_]
+I32 = npt.NDArray[np.int32]
+U32 = npt.NDArray[np.uint32]
+U16 = npt.NDArray[np.uint16]
+U8 = npt.NDArray[np.uint8]
+F32 = npt.NDArray[np.float32]
+F16 = npt.NDArray[np.float16]
 
 SLOT = 900
 SLOTS_PER_DAY = 96
@@ -98,26 +105,32 @@ class WorldConfig:
 
 @dataclass(frozen=True, slots=True)
 class Encounters:
-    """Pairs near each other: one row per pair and slot (the ground truth)."""
+    """Pairs near each other: one row per pair and slot (the ground truth).
 
-    a: Ints
-    b: Ints
-    start: Ints
-    """NTP seconds the pair comes near."""
-    duration: Ints
+    Narrow types (27 bytes a row instead of 72 in int64/float64): a town of 250,000 people
+    meets about 9 million times a day, and the log keeps 14 days of it. Readers widen the
+    columns they compute with (``np.int64``/``np.float64``) where sums or differences could
+    overflow an unsigned type.
+    """
+
+    a: I32
+    b: I32
+    start: U32
+    """NTP seconds the pair comes near (NTP seconds fit 32 bits until 2036)."""
+    duration: U16
     """Seconds they stay near (within one slot)."""
-    distance: Floats
-    shadow_ab: Floats
-    """Body attenuation (dB) on a's HELLOs as b hears them."""
-    shadow_ba: Floats
-    kind: Ints
-    eid: Ints
+    distance: F32
+    shadow_ab: F16
+    """Body attenuation (dB) on a's HELLOs as b hears them (3-15 dB: float16 keeps 0.01 dB)."""
+    shadow_ba: F16
+    kind: U8
+    eid: U32
     """Encounter ids, unique in a run: they key the radio's random draws."""
 
     def __len__(self) -> int:
         return len(self.a)
 
-    def take(self, rows: Ints | Bools) -> Encounters:
+    def take(self, rows: npt.NDArray[np.integer[Any]] | Bools) -> Encounters:
         """The subset of rows."""
         return Encounters(*(getattr(self, f)[rows] for f in _FIELDS))
 
@@ -128,14 +141,37 @@ class Encounters:
             return empty_encounters()
         return Encounters(*(np.concatenate([getattr(p, f) for p in parts]) for f in _FIELDS))
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the table's columns."""
+        return sum(getattr(self, f).nbytes for f in _FIELDS)
+
 
 _FIELDS = ("a", "b", "start", "duration", "distance", "shadow_ab", "shadow_ba", "kind", "eid")
+DTYPES = {
+    "a": np.int32,
+    "b": np.int32,
+    "start": np.uint32,
+    "duration": np.uint16,
+    "distance": np.float32,
+    "shadow_ab": np.float16,
+    "shadow_ba": np.float16,
+    "kind": np.uint8,
+    "eid": np.uint32,
+}
+"""Column types of ``Encounters``."""
+MAX_EIDS = 2**32
+"""Encounters a run can number (250,000 people x 14 days make about 125 million)."""
+
+
+def encounters(**columns: Any) -> Encounters:
+    """An ``Encounters`` table from columns of any numeric type, cast to the table's types."""
+    return Encounters(*(np.asarray(columns[f]).astype(DTYPES[f]) for f in _FIELDS))
 
 
 def empty_encounters() -> Encounters:
     """A table with no rows."""
-    i, f = np.zeros(0, np.int64), np.zeros(0, np.float64)
-    return Encounters(i, i, i, i, f, f, f, i, i)
+    return Encounters(*(np.zeros(0, DTYPES[f]) for f in _FIELDS))
 
 
 class World:
@@ -246,16 +282,22 @@ class World:
     # --- encounters --------------------------------------------------------------------------
     def encounters(self, day: int, slot: int, places: Ints, slot_start: int) -> Encounters:
         """Pairs near each other in one slot, given everyone's place (a row of a schedule)."""
-        rng = np.random.default_rng([self.seed, 3, day, slot])
+        # Draws are hashed from (seed, day, slot, person or pair), not taken from a stream:
+        # someone staying home changes the encounters of the people next to them only, so a
+        # run with the app and the run without it differ by what the app did, not by noise.
+        key = slot_key(self.seed, day, slot)
+        everyone = np.arange(self.n, dtype=np.uint64)
         places = places.copy()
         riders = np.flatnonzero(places == ON_TRAIN)
         if len(riders):
             cars = -(-len(riders) // self.config.train_car)
-            places[riders] = self.bases[Kind.LEISURE + 1] + rng.integers(0, cars, len(riders))
+            car = (uniform(_mix(key, everyone[riders]), 1) * cars).astype(np.int64)
+            places[riders] = self.bases[Kind.LEISURE + 1] + car
         present = np.flatnonzero(places >= 0)
         if len(present) < 2:
             return empty_encounters()
-        layout = present[np.lexsort((rng.random(len(present)), places[present]))]
+        order = uniform(_mix(key, everyone[present]), 2)
+        layout = present[np.lexsort((order, places[present]))]
         where = places[layout]
         kind_sorted = self.kind_of(where)
         contacts = self.config.contacts
@@ -276,28 +318,57 @@ class World:
             gap_parts.append(np.full(int(ok.sum()), gap, dtype=np.int64))
         a, b, gap_arr = (np.concatenate(p) for p in (a_parts, b_parts, gap_parts))
         kind = self.kind_of(places[a])
-        near = rng.random(len(a)) < p_near[kind]
-        a, b, gap_arr, kind = a[near], b[near], gap_arr[near], kind[near]
+        a, b = np.minimum(a, b), np.maximum(a, b)
+        pair = pair_keys(key, a, b)
+        near = uniform(pair, 3) < p_near[kind]
+        a, b, gap_arr, kind, pair = a[near], b[near], gap_arr[near], kind[near], pair[near]
         m = len(a)
-        distance = rng.uniform(lo[kind], hi[kind]) * (1.0 + 0.5 * (gap_arr - 1))
-        minutes = np.where(rng.random(m) < full[kind], 15, rng.integers(1, 15, m)).astype(np.int64)
-        offset = rng.integers(0, 16 - minutes)
+        spread = lo[kind] + (hi[kind] - lo[kind]) * uniform(pair, 4)
+        distance = spread * (1.0 + 0.5 * (gap_arr - 1))
+        partial = 1 + (uniform(pair, 6) * 14).astype(np.int64)
+        minutes = np.where(uniform(pair, 5) < full[kind], 15, partial).astype(np.int64)
+        offset = (uniform(pair, 7) * (16 - minutes)).astype(np.int64)
         start = slot_start + offset * 60
-        shadow_ab = draw_shadow(rng, m, self.radio)
-        shadow_ba = draw_shadow(rng, m, self.radio)
+        shadow_ab = hashed_shadow(pair, 8, self.radio)
+        shadow_ba = hashed_shadow(pair, 10, self.radio)
+        if self._next_eid + m > MAX_EIDS:
+            raise OverflowError("more encounters than 32-bit ids can number: a shorter run")
         eid = np.arange(self._next_eid, self._next_eid + m, dtype=np.int64)
         self._next_eid += m
-        return Encounters(
-            np.minimum(a, b),
-            np.maximum(a, b),
-            start.astype(np.int64),
-            minutes * 60,
-            distance,
-            shadow_ab,
-            shadow_ba,
-            kind,
-            eid,
+        return encounters(
+            a=a,
+            b=b,
+            start=start,
+            duration=minutes * 60,
+            distance=distance,
+            shadow_ab=shadow_ab,
+            shadow_ba=shadow_ba,
+            kind=kind,
+            eid=eid,
         )
+
+
+def slot_key(seed: int, day: int, slot: int) -> np.uint64:
+    """The hash key of one slot of a run."""
+    base = splitmix64(np.array([seed], dtype=np.uint64))
+    return np.uint64(splitmix64(base ^ np.uint64(day * SLOTS_PER_DAY + slot + (1 << 40)))[0])
+
+
+def _mix(key: np.uint64, values: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    return splitmix64(values ^ key)
+
+
+def pair_keys(key: np.uint64, a: Ints, b: Ints) -> npt.NDArray[np.uint64]:
+    """The hash key of each pair (a < b) in the slot ``key``."""
+    packed = (a.astype(np.uint64) << np.uint64(32)) | b.astype(np.uint64)
+    return splitmix64(splitmix64(packed) ^ key)
+
+
+def hashed_shadow(keys: npt.NDArray[np.uint64], stream: int, config: RadioConfig) -> Floats:
+    """``radio.draw_shadow`` with hashed draws (streams ``stream`` and ``stream + 1``)."""
+    low, high = config.shadow_db
+    body = uniform(keys, stream) < config.shadow_probability
+    return np.where(body, low + (high - low) * uniform(keys, stream + 1), 0.0)
 
 
 def _groups(rng: np.random.Generator, count: int, size: tuple[int, int]) -> Ints:
@@ -310,11 +381,15 @@ def _groups(rng: np.random.Generator, count: int, size: tuple[int, int]) -> Ints
 
 
 class EncounterLog:
-    """Encounters of the run, by day, with a per-person index to find anyone's quickly."""
+    """Encounters of the run, by day, with a per-person index to find anyone's quickly.
+
+    The index of a day is a CSR over both ends of each row: ``rows[offsets[p]:offsets[p + 1]]``
+    are the rows person ``p`` is in (int32: 8 bytes per encounter for its two ends).
+    """
 
     def __init__(self) -> None:
         self.days: list[Encounters] = []
-        self._index: list[tuple[Ints, Ints, Ints]] = []
+        self._index: list[tuple[I32, Ints]] = []
         self._today: list[Encounters] = []
 
     def add_slot(self, table: Encounters) -> None:
@@ -327,19 +402,25 @@ class EncounterLog:
         self._today = []
         self.days.append(table)
         people = np.concatenate([table.a, table.b])
-        rows = np.concatenate([np.arange(len(table))] * 2)
         order = np.argsort(people, kind="stable")
-        offsets = np.searchsorted(people[order], np.arange(n + 1))
-        self._index.append((order, rows, offsets))
+        rows = (order % max(1, len(table))).astype(np.int32)
+        offsets = np.searchsorted(people[order], np.arange(n + 1)).astype(np.int64)
+        self._index.append((rows, offsets))
         return table
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the tables and their indexes (the days closed so far)."""
+        tables = sum(t.nbytes for t in self.days)
+        return tables + sum(r.nbytes + o.nbytes for r, o in self._index)
 
     def of_person(self, person: int, since: int, until: int) -> Encounters:
         """Every encounter of ``person`` that started in [since, until)."""
         parts = []
-        for table, (order, rows, offsets) in zip(self.days, self._index, strict=True):
+        for table, (rows, offsets) in zip(self.days, self._index, strict=True):
             if len(table) == 0 or table.start.min() >= until or table.start.max() < since:
                 continue
-            parts.append(table.take(rows[order[offsets[person] : offsets[person + 1]]]))
+            parts.append(table.take(rows[offsets[person] : offsets[person + 1]]))
         for table in self._today:
             parts.append(table.take((table.a == person) | (table.b == person)))
         met = Encounters.concat(parts)

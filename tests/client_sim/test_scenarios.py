@@ -93,6 +93,11 @@ async def test_same_seed_same_report(tmp_path: Path) -> None:
     assert first["hellos_exchanged"] > 0 and first["status_requests"] >= 150 * 3
     assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
     assert 0.0 <= first["recall"] <= 1.0
+    # Dummy reports, as the apps send them, reach the same endpoint as the real ones.
+    dummies = first["dummy_reports"]
+    assert dummies["sent"] > 0 and dummies["errors"] == 0 and dummies["hellos"] > 0
+    assert first["server_requests"]["/api/v6/report"] == first["reports"] + dummies["sent"]
+    assert first["epidemic_with_app"]["infected"] == first["infected_with_app"]
 
 
 async def test_server_in_a_child_process_gives_the_same_report(tmp_path: Path) -> None:

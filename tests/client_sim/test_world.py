@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from client_sim.epidemic import Epidemic, distance_weight
-from client_sim.world import SLOTS_PER_DAY, Encounters, Kind, World
+from client_sim.world import SLOTS_PER_DAY, Encounters, Kind, World, encounters
 
 START = 3_981_772_800
 
@@ -51,24 +51,61 @@ def test_infection_needs_an_infectious_contact() -> None:
     epidemic = Epidemic(4, 1, START)
     epidemic.infected_at[:] = np.inf
     epidemic.infected_at[0] = START - 3 * 86_400  # infectious now
-    met = Encounters(
-        *(
-            np.array(v)
-            for v in (
-                [0, 2],
-                [1, 3],
-                [START] * 2,
-                [900] * 2,
-                [0.5, 0.5],
-                [0.0, 0.0],
-                [0.0, 0.0],
-                [0, 0],
-                [0, 1],
-            )
-        )
+    met = encounters(
+        a=[0, 2],
+        b=[1, 3],
+        start=[START] * 2,
+        duration=[900] * 2,
+        distance=[0.5, 0.5],
+        shadow_ab=[0.0, 0.0],
+        shadow_ba=[0.0, 0.0],
+        kind=[0, 0],
+        eid=[0, 1],
     )
     for slot in range(200):
         epidemic.transmit(met, slot, 0)
     assert np.isfinite(epidemic.infected_at[1])
     assert not np.isfinite(epidemic.infected_at[[2, 3]]).any()
     assert distance_weight(np.array([0.5, 2.0, 3.5])).tolist() == [1.0, 0.5, 0.0]
+
+
+def test_the_log_is_narrow_and_finds_everyones_encounters() -> None:
+    from client_sim.world import DTYPES, EncounterLog
+
+    world = World(600, 7)
+    log = EncounterLog()
+    for day in range(2):
+        plan = world.schedule(day, np.zeros(600, bool))
+        for s in range(SLOTS_PER_DAY):
+            log.add_slot(world.encounters(day, s, plan[s], START + (day * 96 + s) * 900))
+        log.end_day(600)
+    every = Encounters.concat(log.days)
+    for name, dtype in DTYPES.items():
+        assert getattr(every, name).dtype == dtype
+    assert log.nbytes / len(every) < 40  # 27 bytes of columns, 8 of index, the offsets
+    assert np.array_equal(every.eid, np.arange(len(every)))
+    for person in (0, 17, 599):
+        mine = log.of_person(person, START + 3600, START + 2 * 86_400 - 3600)
+        expected = every.take(
+            ((every.a == person) | (every.b == person))
+            & (every.start >= START + 3600)
+            & (every.start < START + 2 * 86_400 - 3600)
+        )
+        assert sorted(mine.eid.tolist()) == sorted(expected.eid.tolist())
+
+
+def test_someone_staying_home_changes_only_their_neighbours_encounters() -> None:
+    """Draws are hashed per person and pair: the run with the app and the run without it
+    differ where the app changed something, not everywhere."""
+    world = World(800, 9)
+    plan = world.schedule(0, np.zeros(800, bool))
+    slot = 40  # mid-morning: people at work and school
+    away = plan[slot].copy()
+    gone = int(np.flatnonzero(world.role == 0)[0])  # a worker
+    away[gone] = world.home[gone]
+    met = world.encounters(0, slot, plan[slot], START)
+    pairs = {tuple(p) for p in np.column_stack([met.a, met.b]).tolist()}
+    other = world.encounters(0, slot, away, START)
+    changed = pairs ^ {tuple(p) for p in np.column_stack([other.a, other.b]).tolist()}
+    assert len(pairs) > 100
+    assert 0 < len(changed) <= 12  # the worker's own pairs, and their layout neighbours'
