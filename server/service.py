@@ -122,7 +122,7 @@ class RobertService:
         self.dummy_tokens = TokenSigner.throwaway(lifetimes)
         self._blur_key = self._derived(b"last contact blur")
         self._report_timings: deque[float] = deque(maxlen=REPORT_TIMINGS)
-        self._parsing = 0
+        self._parse_slots = asyncio.Semaphore(settings.parse_slots)
         self.trusted = parse_networks(settings.trusted_proxies)
         """The reverse proxies whose ``X-Forwarded-For`` names the client."""
         self.attempts = CodeAttempts(
@@ -355,17 +355,19 @@ class RobertService:
     # --- report ----------------------------------------------------------------------------
     async def offload(self, size: int, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` for a body of ``size`` bytes: inline when small, else on a thread of
-        a bounded set (``parse_slots``) so that a large upload does not hold the event loop;
-        503 with ``Retry-After`` when every slot is busy."""
+        a bounded set (``parse_slots``) so that a large upload does not hold the event loop. A
+        large upload waits up to ``parse_wait`` seconds for a slot (a few reports arriving
+        together all go through), then gets 503 with ``Retry-After``."""
         if size < OFFLOAD_BYTES:
             return fn(*args)
-        if self._parsing >= self.settings.parse_slots:
-            raise Unavailable("too many large uploads at once; retry later", "busy")
-        self._parsing += 1
+        try:
+            await asyncio.wait_for(self._parse_slots.acquire(), self.settings.parse_wait)
+        except TimeoutError:
+            raise Unavailable("too many large uploads at once; retry later", "busy") from None
         try:
             return await asyncio.to_thread(fn, *args)
         finally:
-            self._parsing -= 1
+            self._parse_slots.release()
 
     async def report(
         self,

@@ -108,6 +108,9 @@ class Settings(ServiceSettings):
     )
     body_timeout: float = setting(30.0, "seconds a client may take to send a request's body")
     parse_slots: int = setting(2, "large bodies parsed at once, off the event loop")
+    parse_wait: float = setting(
+        5.0, "seconds a large body waits for a parse slot before a 503 with Retry-After"
+    )
     store_wait: float = setting(
         2.0, "seconds a request waits for a store connection before a 503 (Redis)"
     )
@@ -178,8 +181,8 @@ class Settings(ServiceSettings):
             < 1
         ):
             raise SettingsError("code failure, in-flight, connection and slot limits must be >= 1")
-        if min(self.header_timeout, self.body_timeout, self.store_wait) <= 0:
-            raise SettingsError("timeouts and store_wait must be > 0")
+        if min(self.header_timeout, self.body_timeout, self.store_wait, self.parse_wait) <= 0:
+            raise SettingsError("timeouts, store_wait and parse_wait must be > 0")
         if self.codes_url and not self.codes_api_key:
             raise SettingsError("codes_url needs codes_api_key (a key of role robert-server)")
         try:
