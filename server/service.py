@@ -45,11 +45,11 @@ from protocol.types import EbidKey, IdA, MacKey, TupleKey, id_a
 from server import errors
 from server.codegate import ACCEPTED, CodeGate
 from server.keys import ServerKeys
-from server.limits import CodeAttempts, CodeLimits, parse_networks
+from server.limits import HOUR, CodeAttempts, CodeLimits, parse_networks
 from server.metrics import Metrics
 from server.minting import TupleMinter
 from server.settings import Settings
-from server.store.base import PushInfo, Registration, StatusOutcome, Store
+from server.store.base import Budget, PushInfo, Registration, StatusOutcome, Store
 from server.tokens import TokenLifetimes, TokenSigner
 
 T = TypeVar("T")
@@ -58,10 +58,11 @@ Clock = Callable[[], float]
 
 _MAX_ID_DRAWS = 16
 REPORT_TIMINGS = 100
-"""How many recent real reports' store times a dummy report's wait is drawn from: few enough
-to follow the machine's load as it changes, enough to reproduce the spread."""
-PRIOR_REPORT_SECONDS = 0.002
-"""A dummy report's wait before this process has answered any real report."""
+"""How many recent real reports' (code service, queueing) times a dummy report's two waits are
+drawn from: few enough to follow the machine's load as it changes, enough to reproduce the
+spread."""
+PRIOR_REPORT_SECONDS = (0.0015, 0.0005)
+"""A dummy report's two waits before this process has answered any real report."""
 LATENESS_WEIGHT = 0.05
 """Weight of each new measure in the running mean of how late a dummy's sleep ends."""
 OFFLOAD_BYTES = 64 * 1024
@@ -121,7 +122,11 @@ class RobertService:
         self.tokens = TokenSigner(keys.token_private, self._derived(b"token ids"), lifetimes)
         self.dummy_tokens = TokenSigner.throwaway(lifetimes)
         self._blur_key = self._derived(b"last contact blur")
-        self._report_timings: deque[float] = deque(maxlen=REPORT_TIMINGS)
+        self._report_timings: deque[tuple[float, float]] = deque(maxlen=REPORT_TIMINGS)
+        private = secrets.token_hex(12)  # buckets of this process's dummies: nobody else's
+        self._dummy_budgets = [
+            Budget(kind + private, settings.code_failures_overall, HOUR) for kind in "xyz"
+        ]
         self._parsing = 0
         self.trusted = parse_networks(settings.trusted_proxies)
         """The reverse proxies whose ``X-Forwarded-For`` names the client."""
@@ -385,20 +390,17 @@ class RobertService:
         given back if the code was accepted. A code whose contacts turn out malformed is
         released, so the upload does not burn it; nothing about the client is stored with the
         report. A dummy report (its token is a dummy code, ``protocol.codes``) changes nothing
-        and consumes no code, but is answered alike: after a wait drawn from the times real
-        reports spent on the limits, the code service and the store (so the timing
-        distributions match), with a token of the same
-        size signed under a key nobody trusts.
+        and consumes no code, but takes the same steps (``_dummy_report``), so its timing
+        follows the machine's load as a real report's does, and is answered with a token of
+        the same size signed under a key nobody trusts.
         """
         if is_dummy_code(token):
-            await self.offload(size, parse_contacts, await items())
-            return await self._dummy_report()
+            return await self._dummy_report(items, size)
         try:
             _, code = parse_code(token)
         except BadFormat as exc:
             raise BadRequest("token is not a submission code", "bad_token") from exc
         loop = asyncio.get_running_loop()
-        started = loop.time()
         now = self.clock()
         wait = await self.attempts.take(client, code, now)
         if wait > 0:
@@ -407,17 +409,21 @@ class RobertService:
                 "too_many_attempts",
                 retry_after=math.ceil(wait),
             )
+        asked = loop.time()
         try:
             outcome = await self.codes.consume(code)
         except BaseException:
             await self.attempts.give_back(client, code, now)  # not an attempt: nothing known
             raise
+        code_seconds = loop.time() - asked
         if outcome != ACCEPTED:
             raise Unauthorized(f"submission code {outcome}", f"code_{outcome}")
         await self.attempts.give_back(client, code, now)
         try:
             contacts = await self.offload(size, parse_contacts, await items())
-            await self.store.enqueue_report(encode_report(contacts, self.random(NONCE_BYTES)))
+            payload = encode_report(contacts, self.random(NONCE_BYTES))
+            queued = loop.time()
+            await self.store.enqueue_report(payload)
         except Exception:
             # Malformed, or not queued, so not reported: give the code back, or the person
             # could never report again. (If the store is down for this too, the 5xx says
@@ -425,22 +431,40 @@ class RobertService:
             with contextlib.suppress(Exception):
                 await self.codes.release(code)
             raise
-        self._report_timings.append(loop.time() - started)
+        self._report_timings.append((code_seconds, loop.time() - queued))
         return self.tokens.report_validation(int(self.clock()))
 
-    async def _dummy_report(self) -> str:
-        """Wait as long as a real report recently spent on the code service and the store,
-        less the mean lateness of this process's wake-ups from a sleep (a real report's time
-        includes its own wake-up already), then sign a worthless token."""
+    async def _dummy_report(self, items: Callable[[], Awaitable[Any]], size: int) -> str:
+        """A real report's steps, each without effect: a token taken from three buckets of
+        this process's own in one store call (as the failed-code limits' three) and given
+        back (the store then forgets them); in between, a wait standing for the code
+        service; the contacts parsed and encoded as a real report's (on the thread pool when
+        large; a malformed one is refused at the same step); a wait standing for queueing;
+        a worthless token. The two waits are drawn together from one of the last real
+        reports' (code service, queueing) times, so that what the dummy cannot do it
+        imitates and everything else it does for real."""
         timings = self._report_timings
-        drawn = timings[secrets.randbelow(len(timings))] if timings else PRIOR_REPORT_SECONDS
-        wait = max(0.0, drawn - self._lateness)
+        code_wait, queue_wait = (
+            timings[secrets.randbelow(len(timings))] if timings else PRIOR_REPORT_SECONDS
+        )
+        now = self.clock()
+        await self.store.take_budget(self._dummy_budgets, now)
+        await self._sleep(code_wait)
+        await self.store.refund_budget(self._dummy_budgets, now)
+        contacts = await self.offload(size, parse_contacts, await items())
+        encode_report(contacts, self.random(NONCE_BYTES))
+        await self._sleep(queue_wait)
+        return self.dummy_tokens.report_validation(int(self.clock()))
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep ``seconds`` less the mean lateness of this process's wake-ups (a real
+        report's measured time includes its own wake-up already)."""
+        wait = max(0.0, seconds - self._lateness)
         loop = asyncio.get_running_loop()
         started = loop.time()
         await asyncio.sleep(wait)
         late = loop.time() - started - wait
         self._lateness += LATENESS_WEIGHT * (late - self._lateness)
-        return self.dummy_tokens.report_validation(int(self.clock()))
 
 
 def encode_report(contacts: list[Contact], nonce: bytes) -> bytes:
