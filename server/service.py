@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import math
 import secrets
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -58,13 +59,15 @@ Clock = Callable[[], float]
 
 _MAX_ID_DRAWS = 16
 REPORT_TIMINGS = 100
-"""How many recent real reports' (code service, queueing) times a dummy report's two waits are
-drawn from: few enough to follow the machine's load as it changes, enough to reproduce the
+"""How many recent real reports' times (from the limits to the signed token) a dummy report's
+is drawn from: few enough to follow the machine's load as it changes, enough to reproduce the
 spread."""
-PRIOR_REPORT_SECONDS = (0.0015, 0.0005)
-"""A dummy report's two waits before this process has answered any real report."""
+PRIOR_REPORT_SECONDS = 0.0015
+"""A dummy report's wait before this process has answered any real report."""
 LATENESS_WEIGHT = 0.05
 """Weight of each new measure in the running mean of how late a dummy's sleep ends."""
+SLEEP_GRAIN = 0.002
+"""The last part of a dummy's wait, yielded away rather than left to a timer."""
 OFFLOAD_BYTES = 64 * 1024
 """Bodies at least this large are parsed on a thread, not on the event loop (a real report of
 a few hundred contacts is smaller; an 8 MiB one took about 0.5 s of CPU)."""
@@ -122,7 +125,7 @@ class RobertService:
         self.tokens = TokenSigner(keys.token_private, self._derived(b"token ids"), lifetimes)
         self.dummy_tokens = TokenSigner.throwaway(lifetimes)
         self._blur_key = self._derived(b"last contact blur")
-        self._report_timings: deque[tuple[float, float]] = deque(maxlen=REPORT_TIMINGS)
+        self._report_timings: deque[float] = deque(maxlen=REPORT_TIMINGS)
         private = secrets.token_hex(12)  # buckets of this process's dummies: nobody else's
         self._dummy_budgets = [
             Budget(kind + private, settings.code_failures_overall, HOUR) for kind in "xyz"
@@ -400,7 +403,7 @@ class RobertService:
             _, code = parse_code(token)
         except BadFormat as exc:
             raise BadRequest("token is not a submission code", "bad_token") from exc
-        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
         now = self.clock()
         wait = await self.attempts.take(client, code, now)
         if wait > 0:
@@ -409,21 +412,17 @@ class RobertService:
                 "too_many_attempts",
                 retry_after=math.ceil(wait),
             )
-        asked = loop.time()
         try:
             outcome = await self.codes.consume(code)
         except BaseException:
             await self.attempts.give_back(client, code, now)  # not an attempt: nothing known
             raise
-        code_seconds = loop.time() - asked
         if outcome != ACCEPTED:
             raise Unauthorized(f"submission code {outcome}", f"code_{outcome}")
         await self.attempts.give_back(client, code, now)
         try:
             contacts = await self.offload(size, parse_contacts, await items())
-            payload = encode_report(contacts, self.random(NONCE_BYTES))
-            queued = loop.time()
-            await self.store.enqueue_report(payload)
+            await self.store.enqueue_report(encode_report(contacts, self.random(NONCE_BYTES)))
         except Exception:
             # Malformed, or not queued, so not reported: give the code back, or the person
             # could never report again. (If the store is down for this too, the 5xx says
@@ -431,39 +430,48 @@ class RobertService:
             with contextlib.suppress(Exception):
                 await self.codes.release(code)
             raise
-        self._report_timings.append((code_seconds, loop.time() - queued))
-        return self.tokens.report_validation(int(self.clock()))
+        answer = self.tokens.report_validation(int(self.clock()))
+        self._report_timings.append(time.perf_counter() - started)
+        return answer
 
     async def _dummy_report(self, items: Callable[[], Awaitable[Any]], size: int) -> str:
         """A real report's steps, each without effect: a token taken from three buckets of
         this process's own in one store call (as the failed-code limits' three) and given
-        back (the store then forgets them); in between, a wait standing for the code
-        service; the contacts parsed and encoded as a real report's (on the thread pool when
-        large; a malformed one is refused at the same step); a wait standing for queueing;
-        a worthless token. The two waits are drawn together from one of the last real
-        reports' (code service, queueing) times, so that what the dummy cannot do it
-        imitates and everything else it does for real."""
+        back (the store then forgets them); the contacts parsed and encoded as a real
+        report's (on the thread pool when large; a malformed one is refused at the same
+        step); a store round trip that writes nothing (``ping``) in place of queueing; a
+        token signed under a key nobody trusts. Then a wait, standing for the code service,
+        until as long has passed as one of the last real reports took for the same stretch:
+        whatever the machine's load did to the steps done for real is inside that time."""
         timings = self._report_timings
-        code_wait, queue_wait = (
-            timings[secrets.randbelow(len(timings))] if timings else PRIOR_REPORT_SECONDS
-        )
+        total = timings[secrets.randbelow(len(timings))] if timings else PRIOR_REPORT_SECONDS
+        started = time.perf_counter()
         now = self.clock()
         await self.store.take_budget(self._dummy_budgets, now)
-        await self._sleep(code_wait)
         await self.store.refund_budget(self._dummy_budgets, now)
         contacts = await self.offload(size, parse_contacts, await items())
         encode_report(contacts, self.random(NONCE_BYTES))
-        await self._sleep(queue_wait)
-        return self.dummy_tokens.report_validation(int(self.clock()))
+        await self.store.ping()
+        answer = self.dummy_tokens.report_validation(int(self.clock()))
+        await self._sleep(total - (time.perf_counter() - started))
+        return answer
 
     async def _sleep(self, seconds: float) -> None:
-        """Sleep ``seconds`` less the mean lateness of this process's wake-ups (a real
-        report's measured time includes its own wake-up already)."""
-        wait = max(0.0, seconds - self._lateness)
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        await asyncio.sleep(wait)
-        late = loop.time() - started - wait
+        """Wait ``seconds`` less the mean lateness of this process's past waits (a real
+        report's measured time includes its own wake-up already). The event loop's clock and
+        timers count whole milliseconds (uvloop's, as libuv's; epoll's timeout too), which a
+        code service's answer does not: so times are taken with ``time.perf_counter``, the
+        timer only covers all but the last ``SLEEP_GRAIN``, and the rest is yielded away one
+        loop turn at a time until the deadline (other requests run meanwhile; a dummy costs
+        up to that much CPU)."""
+        started = time.perf_counter()
+        deadline = started + max(0.0, seconds - self._lateness)
+        coarse = deadline - started - SLEEP_GRAIN
+        if coarse > 0:
+            await asyncio.sleep(coarse)
+        while time.perf_counter() < deadline:
+            await asyncio.sleep(0)
+        late = time.perf_counter() - deadline
         self._lateness += LATENESS_WEIGHT * (late - self._lateness)
 
 
