@@ -64,8 +64,6 @@ is drawn from: few enough to follow the machine's load as it changes, enough to 
 spread."""
 PRIOR_REPORT_SECONDS = 0.0015
 """A dummy report's wait before this process has answered any real report."""
-LATENESS_WEIGHT = 0.05
-"""Weight of each new measure in the running mean of how late a dummy's sleep ends."""
 SLEEP_GRAIN = 0.002
 """The last part of a dummy's wait, yielded away rather than left to a timer."""
 OFFLOAD_BYTES = 64 * 1024
@@ -142,7 +140,6 @@ class RobertService:
                 settings.code_failures_overall,
             ),
         )
-        self._lateness = 0.0
         self.minter = TupleMinter(
             keys.key_of_day, lambda: keys.k_g, settings.country_code, self.time_start, random
         )
@@ -457,22 +454,20 @@ class RobertService:
         return answer
 
     async def _sleep(self, seconds: float) -> None:
-        """Wait ``seconds`` less the mean lateness of this process's past waits (a real
-        report's measured time includes its own wake-up already). The event loop's clock and
-        timers count whole milliseconds (uvloop's, as libuv's; epoll's timeout too), which a
-        code service's answer does not: so times are taken with ``time.perf_counter``, the
-        timer only covers all but the last ``SLEEP_GRAIN``, and the rest is yielded away one
-        loop turn at a time until the deadline (other requests run meanwhile; a dummy costs
-        up to that much CPU)."""
-        started = time.perf_counter()
-        deadline = started + max(0.0, seconds - self._lateness)
-        coarse = deadline - started - SLEEP_GRAIN
+        """Wait ``seconds``. The event loop's clock and timers count whole milliseconds
+        (uvloop's, as libuv's; epoll's timeout too), which a code service's answer does not:
+        so times are taken with ``time.perf_counter``, the timer only covers all but the last
+        ``SLEEP_GRAIN``, and the rest is yielded away one loop turn at a time until the
+        deadline (other requests run meanwhile; a dummy costs up to that much CPU). A loaded
+        machine makes the wait end late as it makes a real report's last steps slower; no
+        correction is subtracted (one was, when the timer alone ended the wait: it made the
+        dummies' typical time early by the mean of a skewed lateness)."""
+        deadline = time.perf_counter() + seconds
+        coarse = seconds - SLEEP_GRAIN
         if coarse > 0:
             await asyncio.sleep(coarse)
         while time.perf_counter() < deadline:
             await asyncio.sleep(0)
-        late = time.perf_counter() - deadline
-        self._lateness += LATENESS_WEIGHT * (late - self._lateness)
 
 
 def encode_report(contacts: list[Contact], nonce: bytes) -> bytes:
