@@ -125,7 +125,7 @@ class RobertService:
         self._blur_key = self._derived(b"last contact blur")
         self._report_timings: deque[float] = deque(maxlen=REPORT_TIMINGS)
         private = secrets.token_hex(12)  # buckets of this process's dummies: nobody else's
-        self._dummy_budgets = [
+        self.dummy_budgets = [
             Budget(kind + private, settings.code_failures_overall, HOUR) for kind in "xyz"
         ]
         self._parsing = 0
@@ -444,8 +444,8 @@ class RobertService:
         total = timings[secrets.randbelow(len(timings))] if timings else PRIOR_REPORT_SECONDS
         started = time.perf_counter()
         now = self.clock()
-        await self.store.take_budget(self._dummy_budgets, now)
-        await self.store.refund_budget(self._dummy_budgets, now)
+        await self.store.take_budget(self.dummy_budgets, now)
+        await self.store.refund_budget(self.dummy_budgets, now)
         contacts = await self.offload(size, parse_contacts, await items())
         encode_report(contacts, self.random(NONCE_BYTES))
         await self.store.ping()
