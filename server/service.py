@@ -62,8 +62,9 @@ REPORT_TIMINGS = 100
 """How many recent real reports' times (from the limits to the signed token) a dummy report's
 is drawn from: few enough to follow the machine's load as it changes, enough to reproduce the
 spread."""
-PRIOR_REPORT_SECONDS = 0.0015
-"""A dummy report's wait before this process has answered any real report."""
+PRIOR_REPORT_SECONDS = 0.002
+"""A dummy report's time (from its first step to its signed token) before this process has
+answered any real report."""
 SLEEP_GRAIN = 0.002
 """The last part of a dummy's wait, yielded away rather than left to a timer."""
 OFFLOAD_BYTES = 64 * 1024
