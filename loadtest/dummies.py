@@ -126,6 +126,8 @@ def main(argv: list[str] | None = None) -> None:
             f"sizes={sorted({r[1] for r in rows})} ms: median={statistics.median(seconds):.2f} "
             f"mean={statistics.fmean(seconds):.2f} p90={seconds[int(0.9 * len(seconds))]:.2f}"
         )
+        deciles = " ".join(f"{q:.2f}" for q in statistics.quantiles(seconds, n=10))
+        print(f"{name:>5}: deciles ms: {deciles}")
     same = {r[:2] for r in real} == {r[:2] for r in dummy}
     ks = stats.ks_2samp([r[2] for r in real], [r[2] for r in dummy])
     mwu = stats.mannwhitneyu([r[2] for r in real], [r[2] for r in dummy])

@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import math
 import secrets
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -45,11 +46,11 @@ from protocol.types import EbidKey, IdA, MacKey, TupleKey, id_a
 from server import errors
 from server.codegate import ACCEPTED, CodeGate
 from server.keys import ServerKeys
-from server.limits import CodeAttempts, CodeLimits, parse_networks
+from server.limits import HOUR, CodeAttempts, CodeLimits, parse_networks
 from server.metrics import Metrics
 from server.minting import TupleMinter
 from server.settings import Settings
-from server.store.base import PushInfo, Registration, StatusOutcome, Store
+from server.store.base import Budget, PushInfo, Registration, StatusOutcome, Store
 from server.tokens import TokenLifetimes, TokenSigner
 
 T = TypeVar("T")
@@ -58,12 +59,14 @@ Clock = Callable[[], float]
 
 _MAX_ID_DRAWS = 16
 REPORT_TIMINGS = 100
-"""How many recent real reports' store times a dummy report's wait is drawn from: few enough
-to follow the machine's load as it changes, enough to reproduce the spread."""
+"""How many recent real reports' times (from the limits to the signed token) a dummy report's
+is drawn from: few enough to follow the machine's load as it changes, enough to reproduce the
+spread."""
 PRIOR_REPORT_SECONDS = 0.002
-"""A dummy report's wait before this process has answered any real report."""
-LATENESS_WEIGHT = 0.05
-"""Weight of each new measure in the running mean of how late a dummy's sleep ends."""
+"""A dummy report's time (from its first step to its signed token) before this process has
+answered any real report."""
+SLEEP_GRAIN = 0.002
+"""The last part of a dummy's wait, yielded away rather than left to a timer."""
 OFFLOAD_BYTES = 64 * 1024
 """Bodies at least this large are parsed on a thread, not on the event loop (a real report of
 a few hundred contacts is smaller; an 8 MiB one took about 0.5 s of CPU)."""
@@ -122,6 +125,10 @@ class RobertService:
         self.dummy_tokens = TokenSigner.throwaway(lifetimes)
         self._blur_key = self._derived(b"last contact blur")
         self._report_timings: deque[float] = deque(maxlen=REPORT_TIMINGS)
+        private = secrets.token_hex(12)  # buckets of this process's dummies: nobody else's
+        self.dummy_budgets = [
+            Budget(kind + private, settings.code_failures_overall, HOUR) for kind in "xyz"
+        ]
         self._parse_slots = asyncio.Semaphore(settings.parse_slots)
         self.trusted = parse_networks(settings.trusted_proxies)
         """The reverse proxies whose ``X-Forwarded-For`` names the client."""
@@ -134,7 +141,6 @@ class RobertService:
                 settings.code_failures_overall,
             ),
         )
-        self._lateness = 0.0
         self.minter = TupleMinter(
             keys.key_of_day, lambda: keys.k_g, settings.country_code, self.time_start, random
         )
@@ -387,20 +393,17 @@ class RobertService:
         given back if the code was accepted. A code whose contacts turn out malformed is
         released, so the upload does not burn it; nothing about the client is stored with the
         report. A dummy report (its token is a dummy code, ``protocol.codes``) changes nothing
-        and consumes no code, but is answered alike: after a wait drawn from the times real
-        reports spent on the limits, the code service and the store (so the timing
-        distributions match), with a token of the same
-        size signed under a key nobody trusts.
+        and consumes no code, but takes the same steps (``_dummy_report``), so its timing
+        follows the machine's load as a real report's does, and is answered with a token of
+        the same size signed under a key nobody trusts.
         """
         if is_dummy_code(token):
-            await self.offload(size, parse_contacts, await items())
-            return await self._dummy_report()
+            return await self._dummy_report(items, size)
         try:
             _, code = parse_code(token)
         except BadFormat as exc:
             raise BadRequest("token is not a submission code", "bad_token") from exc
-        loop = asyncio.get_running_loop()
-        started = loop.time()
+        started = time.perf_counter()
         now = self.clock()
         wait = await self.attempts.take(client, code, now)
         if wait > 0:
@@ -427,22 +430,47 @@ class RobertService:
             with contextlib.suppress(Exception):
                 await self.codes.release(code)
             raise
-        self._report_timings.append(loop.time() - started)
-        return self.tokens.report_validation(int(self.clock()))
+        answer = self.tokens.report_validation(int(self.clock()))
+        self._report_timings.append(time.perf_counter() - started)
+        return answer
 
-    async def _dummy_report(self) -> str:
-        """Wait as long as a real report recently spent on the code service and the store,
-        less the mean lateness of this process's wake-ups from a sleep (a real report's time
-        includes its own wake-up already), then sign a worthless token."""
+    async def _dummy_report(self, items: Callable[[], Awaitable[Any]], size: int) -> str:
+        """A real report's steps, each without effect: a token taken from three buckets of
+        this process's own in one store call (as the failed-code limits' three) and given
+        back (the store then forgets them); the contacts parsed and encoded as a real
+        report's (on the thread pool when large; a malformed one is refused at the same
+        step); a store round trip that writes nothing (``ping``) in place of queueing; a
+        token signed under a key nobody trusts. Then a wait, standing for the code service,
+        until as long has passed as one of the last real reports took for the same stretch:
+        whatever the machine's load did to the steps done for real is inside that time."""
         timings = self._report_timings
-        drawn = timings[secrets.randbelow(len(timings))] if timings else PRIOR_REPORT_SECONDS
-        wait = max(0.0, drawn - self._lateness)
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        await asyncio.sleep(wait)
-        late = loop.time() - started - wait
-        self._lateness += LATENESS_WEIGHT * (late - self._lateness)
-        return self.dummy_tokens.report_validation(int(self.clock()))
+        total = timings[secrets.randbelow(len(timings))] if timings else PRIOR_REPORT_SECONDS
+        started = time.perf_counter()
+        now = self.clock()
+        await self.store.take_budget(self.dummy_budgets, now)
+        await self.store.refund_budget(self.dummy_budgets, now)
+        contacts = await self.offload(size, parse_contacts, await items())
+        encode_report(contacts, self.random(NONCE_BYTES))
+        await self.store.ping()
+        answer = self.dummy_tokens.report_validation(int(self.clock()))
+        await self._sleep(total - (time.perf_counter() - started))
+        return answer
+
+    async def _sleep(self, seconds: float) -> None:
+        """Wait ``seconds``. The event loop's clock and timers count whole milliseconds
+        (uvloop's, as libuv's; epoll's timeout too), which a code service's answer does not:
+        so times are taken with ``time.perf_counter``, the timer only covers all but the last
+        ``SLEEP_GRAIN``, and the rest is yielded away one loop turn at a time until the
+        deadline (other requests run meanwhile; a dummy costs up to that much CPU). A loaded
+        machine makes the wait end late as it makes a real report's last steps slower; no
+        correction is subtracted (one was, when the timer alone ended the wait: it made the
+        dummies' typical time early by the mean of a skewed lateness)."""
+        deadline = time.perf_counter() + seconds
+        coarse = seconds - SLEEP_GRAIN
+        if coarse > 0:
+            await asyncio.sleep(coarse)
+        while time.perf_counter() < deadline:
+            await asyncio.sleep(0)
 
 
 def encode_report(contacts: list[Contact], nonce: bytes) -> bytes:

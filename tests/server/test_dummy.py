@@ -7,17 +7,21 @@ statistical test on a shared machine would fail at random."""
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import aiohttp
 import orjson
 import pytest
+from aiohttp.test_utils import TestServer
 
 from client_sim.clock import VirtualClock
 from phone.client import Phone
 from protocol.codes import DUMMY_CODES, CodeKind, dummy_code, is_dummy_code, parse_code
 from protocol.errors import BadFormat
-from tests.server.conftest import Running
+from server.app import create_app
+from server.settings import Settings
+from tests.server.conftest import Running, code_service
 
 
 @pytest.fixture
@@ -97,3 +101,34 @@ async def test_a_dummy_is_answered_as_a_real_report_and_changes_nothing(
         token = await alice.dummy_report()
         assert len(token) == len(real["reportValidationToken"])
     assert await store.pending_reports() == before + 1
+
+
+async def test_a_dummy_gives_back_what_it_takes_from_its_own_buckets(
+    make_settings: Callable[..., Settings], clock: VirtualClock, session: aiohttp.ClientSession
+) -> None:
+    """A dummy does a real report's limit round trips on buckets of its own, each token
+    taken given back: with buckets of two, after three dummies two tokens are still there."""
+    settings = make_settings(code_failures_overall=2)
+    codes = code_service(Path(settings.data_dir), clock)
+    server = TestServer(create_app(settings, codes, clock=clock), host="127.0.0.1")
+    await server.start_server()
+    try:
+        running = Running(server, codes)
+        body = orjson.dumps({"token": DUMMY_CODES[CodeKind.SHORT], "contacts": []})
+        for _ in range(3):
+            async with session.post(
+                f"{running.url}/api/v6/report",
+                data=body,
+                headers={"Content-Type": "application/json"},
+            ) as r:
+                assert r.status == 200, await r.text()
+        service = running.service
+        mine = service.dummy_budgets
+        assert all(b.burst == 2 for b in mine)
+        assert all(b.key not in {c.key for c in service.attempts.budgets("?", "ab")} for b in mine)
+        now = clock()
+        assert await service.store.take_budget(mine, now) == 0
+        assert await service.store.take_budget(mine, now) == 0
+        assert await service.store.take_budget(mine, now) > 0  # two, and no more
+    finally:
+        await server.close()
