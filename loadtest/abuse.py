@@ -523,7 +523,7 @@ def measure(t: Target, args: argparse.Namespace, only: list[str]) -> None:
         for key in client.scan_iter(match="b{budgets}*"):
             client.delete(key)
         client.close()
-        with t.serving(EXTRA_ENV.get(name)):
+        with t.serving(EXTRA_ENV.get(name, {}) | dict(args.server_env)):
             load = os.getloadavg()[0]
             started = time.monotonic()
             REFUSALS.clear()
@@ -549,6 +549,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--burst", type=int, default=2000, help="registrations at once")
     parser.add_argument(
         "--settle", type=float, default=20.0, help="quiet seconds after each of the bursts"
+    )
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        type=lambda text: tuple(text.split("=", 1)),
+        metavar="NAME=VALUE",
+        help="a setting for the servers under test, e.g. ROBERT_IDLE_TRIM=0 (repeatable)",
     )
     parser.add_argument("--connections", type=int, default=2000, help="slowloris connections")
     parser.add_argument("--flood", type=int, default=64, help="forged-MAC senders in parallel")
