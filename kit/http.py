@@ -259,12 +259,15 @@ class InFlight:
     answers 503 with ``Retry-After`` at once instead of queueing (the accepted ones keep their
     latency, the excess is refused quickly and can come back)."""
 
-    __slots__ = ("busy", "limit", "retry_after")
+    __slots__ = ("busy", "limit", "retry_after", "seen")
 
     def __init__(self, limit: int, retry_after: int = 1) -> None:
         self.limit = limit
         self.retry_after = retry_after
         self.busy = 0
+        self.seen = 0
+        """Requests that reached the guard, refused ones included (an activity count, e.g.
+        for :class:`kit.memory.IdleTrimmer`)."""
 
 
 _CLIENT_GONE = (ConnectionResetError,)
@@ -307,6 +310,8 @@ def guarded(
     async def answer(request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
         reason = ""
+        if gate is not None:
+            gate.seen += 1
         if gate is not None and gate.busy >= gate.limit:
             busy = Unavailable("busy; retry later", "overloaded", retry_after=gate.retry_after)
             response = render(request, busy) if render else error_response(busy)

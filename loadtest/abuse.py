@@ -13,6 +13,8 @@ Scenarios (``--only``):
 
 * ``burst``: 2,000 registrations at once: answers by status, latency of accepted and refused
   ones, the server's resident memory before, at its peak and 3 s after.
+* ``bursts``: three such bursts in a row on one server, ``--settle`` seconds (20) apart: the
+  resident memory at rest, at each burst's peak and once each has settled (does it return?).
 * ``slowloris``: 2,000 connections sending a request head one header line a second for
   ``--slow-seconds`` (14); a probe asks ``/api/v6/clock`` meanwhile; how many are still open
   at the end, the server's file descriptors, the probe's success and latency.
@@ -64,7 +66,7 @@ from protocol.epochs import ntp_from_unix
 from server.settings import Settings
 
 HERE = Path(__file__).resolve().parent.parent
-SCENARIOS = ("burst", "slowloris", "junk", "forged", "guess", "redis", "status")
+SCENARIOS = ("burst", "bursts", "slowloris", "junk", "forged", "guess", "redis", "status")
 API = "/api/v6"
 JUNK_BYTES = 8 * 1024 * 1024 - 4096
 
@@ -286,6 +288,21 @@ async def burst(t: Target, args: argparse.Namespace) -> str:
     )
 
 
+async def bursts(t: Target, args: argparse.Namespace) -> str:
+    """Three bursts on one server; after each, ``--settle`` seconds of quiet: RSS settled."""
+    rest = rss_mib(t.pid)
+    parts = [f"RSS rest={rest:.0f} MiB"]
+    for n in range(1, 4):
+        line = await burst(t, args)
+        await asyncio.sleep(max(0.0, args.settle - 3))
+        settled = rss_mib(t.pid)
+        peak = line.rsplit("peak=", 1)[1].split()[0]
+        accepted = line.split(" | ")[2]
+        parts.append(f"#{n} peak={peak} settled={settled:.0f} MiB ({accepted})")
+        say(f"[{t.name}] bursts #{n}: {line} | settled {args.settle:.0f}s={settled:.0f} MiB")
+    return " | ".join(parts)
+
+
 async def slowloris(t: Target, args: argparse.Namespace) -> str:
     host, port = "127.0.0.1", int(t.url.rsplit(":", 1)[1])
     writers: list[asyncio.StreamWriter] = []
@@ -486,6 +503,7 @@ async def _get(s: aiohttp.ClientSession, url: str) -> int:
 
 RUN: dict[str, Callable[[Target, argparse.Namespace], Coroutine[Any, Any, str]]] = {
     "burst": burst,
+    "bursts": bursts,
     "slowloris": slowloris,
     "junk": junk,
     "forged": forged,
@@ -505,7 +523,7 @@ def measure(t: Target, args: argparse.Namespace, only: list[str]) -> None:
         for key in client.scan_iter(match="b{budgets}*"):
             client.delete(key)
         client.close()
-        with t.serving(EXTRA_ENV.get(name)):
+        with t.serving(EXTRA_ENV.get(name, {}) | dict(args.server_env)):
             load = os.getloadavg()[0]
             started = time.monotonic()
             REFUSALS.clear()
@@ -529,6 +547,17 @@ def main(argv: list[str] | None = None) -> int:
         help="slowloris length (longer than the server's 10 s header timeout)",
     )
     parser.add_argument("--burst", type=int, default=2000, help="registrations at once")
+    parser.add_argument(
+        "--settle", type=float, default=20.0, help="quiet seconds after each of the bursts"
+    )
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        type=lambda text: tuple(text.split("=", 1)),
+        metavar="NAME=VALUE",
+        help="a setting for the servers under test, e.g. ROBERT_IDLE_TRIM=0 (repeatable)",
+    )
     parser.add_argument("--connections", type=int, default=2000, help="slowloris connections")
     parser.add_argument("--flood", type=int, default=64, help="forged-MAC senders in parallel")
     parser.add_argument("--in-flight", type=int, default=500, help="requests at once on Redis")

@@ -15,10 +15,11 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from kit.http import add_fallback
+from kit.memory import IdleTrimmer
 from kit.metrics import registry_of
 from protocol.epochs import day_of_ntp, ntp_from_unix
 from server.api import routes
-from server.api.appkeys import CAPTCHA, SERVICE, WORKER
+from server.api.appkeys import CAPTCHA, SERVICE, TRIMMER, WORKER
 from server.captcha import CaptchaGate
 from server.codegate import CodeGate
 from server.keys import ServerKeys
@@ -69,6 +70,8 @@ def create_app(
     app[WORKER] = ReportWorker(service)
     app[routes.INDEX_LINKS] = routes.default_links()
     routes.add_routes(app)
+    gate = app[routes.IN_FLIGHT]
+    app[TRIMMER] = IdleTrimmer(lambda: gate.seen, settings.idle_trim)
     if mount is not None:
         mount(app)
     add_fallback(app, metrics)  # after every other route: JSON 404/405
@@ -105,6 +108,8 @@ def _background_ctx(
             asyncio.create_task(_rotate_keys(app, stop), name="rotate-keys"),
             asyncio.create_task(_purge_captchas(app, stop), name="purge-captchas"),
         ]
+        if settings.idle_trim > 0:
+            tasks.append(asyncio.create_task(app[TRIMMER].run(stop), name="idle-trim"))
         if settings.embedded_worker:
             worker = app[WORKER]
             tasks.append(asyncio.create_task(worker.run(stop, worker_idle_ms), name="worker"))

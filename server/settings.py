@@ -100,6 +100,11 @@ class Settings(ServiceSettings):
         "registrations one process works on at once (each costs an ECDH and a bundle); more "
         "are answered 503 with Retry-After",
     )
+    idle_trim: float = setting(
+        5.0,
+        "seconds without a request after which a process gives the memory a burst used back "
+        "to the system (garbage collection, then glibc's malloc_trim); 0 turns it off",
+    )
     max_connections: int = setting(4096, "open client connections per process; more are closed")
     header_timeout: float = setting(
         10.0,
@@ -161,6 +166,8 @@ class Settings(ServiceSettings):
             raise SettingsError(f"log_level must be a logging level, not {self.log_level!r}")
         if not 0 <= self.country_code <= 255:
             raise SettingsError("country_code must fit in one byte")
+        if self.idle_trim < 0:
+            raise SettingsError("idle_trim must be >= 0")
         if self.tuple_days < 1 or self.workers < 1 or self.status_min_interval < 0:
             raise SettingsError("tuple_days and workers must be >= 1, status_min_interval >= 0")
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from kit.memory import IdleTrimmer
 from server.captcha import CaptchaGate
 from server.service import RobertService
 from server.worker import ReportWorker
@@ -11,3 +12,5 @@ from server.worker import ReportWorker
 SERVICE = web.AppKey("service", RobertService)
 CAPTCHA = web.AppKey("captcha", CaptchaGate)
 WORKER = web.AppKey("worker", ReportWorker)
+TRIMMER = web.AppKey("trimmer", IdleTrimmer)
+"""Gives a burst's memory back to the system once the process is quiet (``idle_trim``)."""

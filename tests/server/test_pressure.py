@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestServer
 from client_sim.clock import VirtualClock
 from kit.connections import ConnectionLimits, LimitedRunner
 from phone.client import Phone, PhoneError
+from server.api.appkeys import TRIMMER
 from server.app import create_app
 from server.settings import Settings
 from server.store.redis import RedisStore
@@ -211,3 +212,22 @@ async def test_registrations_beyond_their_bound_get_503(serve: Callable[..., Any
 
         answers = await asyncio.gather(*(post() for _ in range(5)))
     assert sorted(answers, key=str) == [(201, None)] * 2 + [(503, "overloaded")] * 3
+
+
+async def test_idle_trimmer_runs_after_requests_and_is_harmless(
+    serve: Callable[..., Any],
+) -> None:
+    running = await serve(idle_trim=0.01)
+    trimmer = running.server.app[TRIMMER]
+    async with aiohttp.ClientSession() as session:
+        for _ in range(3):
+            async with session.get(f"{running.url}/api/v6/clock") as answer:
+                assert answer.status == 200
+        assert trimmer.activity() >= 3
+        for _ in range(200):  # the background check runs every second
+            if trimmer.trims:
+                break
+            await asyncio.sleep(0.05)
+        assert trimmer.trims >= 1
+        async with session.get(f"{running.url}/api/v6/clock") as answer:
+            assert answer.status == 200
