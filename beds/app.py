@@ -21,7 +21,7 @@ from kit.audit import AuditLog
 from kit.auth.people import Accounts, People
 from kit.auth.sessions import SessionPolicy
 from kit.db import Database
-from kit.http import add_fallback, see_other
+from kit.http import add_fallback, mount_service, standalone
 from kit.jobs import PeriodicJob
 from kit.keys import load_or_create_secret
 from kit.web import NavLink, Pages, setup_pages
@@ -154,22 +154,9 @@ def _snapshot(service: BedService) -> Callable[[], Awaitable[None]]:
 
 def mount(parent: web.Application, app: web.Application) -> None:
     """Mount the service's application at ``/beds`` of ``parent`` (``/beds`` redirects)."""
-
-    async def redirect(request: web.Request) -> web.Response:
-        return see_other(f"{PREFIX}/")
-
-    parent.router.add_get(PREFIX, redirect)
-    parent.add_subapp(PREFIX, app)
+    mount_service(parent, PREFIX, app)
 
 
 def standalone_app(settings: Settings) -> web.Application:
     """The bed service alone: ``/`` redirects to its home page."""
-    root = web.Application()
-
-    async def index(request: web.Request) -> web.Response:
-        return see_other(f"{PREFIX}/")
-
-    root.router.add_get("/", index)
-    mount(root, create_app(settings))
-    add_fallback(root)
-    return root
+    return standalone(PREFIX, create_app(settings))

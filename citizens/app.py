@@ -25,7 +25,7 @@ from citizens.web import PREFIX, STATIC, Citizens, install
 from kit.auth.people import Accounts, People
 from kit.auth.sessions import SessionPolicy
 from kit.db import Database
-from kit.http import add_fallback, see_other
+from kit.http import add_fallback, mount_service, standalone
 from kit.jobs import PeriodicJob
 from kit.keys import load_or_create_secret
 from kit.metrics import HttpMetrics, registry_of
@@ -131,22 +131,9 @@ def create_app(settings: Settings, accounts: Accounts | None = None) -> web.Appl
 
 def mount(parent: web.Application, app: web.Application) -> None:
     """Mount the application at ``/citizens`` of ``parent`` (``/citizens`` redirects)."""
-
-    async def redirect(request: web.Request) -> web.Response:
-        return see_other(f"{PREFIX}/")
-
-    parent.router.add_get(PREFIX, redirect)
-    parent.add_subapp(PREFIX, app)
+    mount_service(parent, PREFIX, app)
 
 
 def standalone_app(settings: Settings) -> web.Application:
     """The citizen services alone: ``/`` redirects to their index."""
-    root = web.Application()
-
-    async def index(request: web.Request) -> web.Response:
-        return see_other(f"{PREFIX}/")
-
-    root.router.add_get("/", index)
-    mount(root, create_app(settings))
-    add_fallback(root)
-    return root
+    return standalone(PREFIX, create_app(settings))

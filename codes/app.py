@@ -26,7 +26,7 @@ from codes.web import PREFIX, install, new_metrics
 from kit.auth.apikeys import ApiKeyStore
 from kit.auth.people import Accounts
 from kit.db import Database
-from kit.http import add_fallback, see_other
+from kit.http import add_fallback, mount_service, standalone
 from kit.jobs import PeriodicJob
 from kit.keys import load_or_create_secret
 
@@ -136,22 +136,9 @@ def _purge(service: CodeService) -> Callable[[], Awaitable[None]]:
 
 def mount(parent: web.Application, app: web.Application) -> None:
     """Mount the service's application at ``/codes`` of ``parent`` (``/codes`` redirects)."""
-
-    async def redirect(request: web.Request) -> web.Response:
-        return see_other(f"{PREFIX}/")
-
-    parent.router.add_get(PREFIX, redirect)
-    parent.add_subapp(PREFIX, app)
+    mount_service(parent, PREFIX, app)
 
 
 def standalone_app(settings: Settings) -> web.Application:
     """The code service alone: ``/`` redirects to its pages."""
-    root = web.Application()
-
-    async def index(request: web.Request) -> web.Response:
-        return see_other(f"{PREFIX}/")
-
-    root.router.add_get("/", index)
-    mount(root, create_app(settings))
-    add_fallback(root)
-    return root
+    return standalone(PREFIX, create_app(settings))

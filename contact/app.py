@@ -28,7 +28,7 @@ from kit.auth.people import Accounts, People
 from kit.auth.sessions import SessionPolicy
 from kit.db import Database
 from kit.events import FeedConsumer, FeedMetrics, Fetch, http_fetcher
-from kit.http import add_fallback, see_other
+from kit.http import add_fallback, mount_service, standalone
 from kit.jobs import PeriodicJob
 from kit.keys import derive_key, load_or_create_secret
 from kit.metrics import registry_of
@@ -207,22 +207,9 @@ def create_app(
 
 def mount(parent: web.Application, app: web.Application) -> None:
     """Mount the service's application at ``/contact`` of ``parent``."""
-
-    async def redirect(request: web.Request) -> web.Response:
-        return see_other(f"{PREFIX}/")
-
-    parent.router.add_get(PREFIX, redirect)
-    parent.add_subapp(PREFIX, app)
+    mount_service(parent, PREFIX, app)
 
 
 def standalone_app(settings: Settings) -> web.Application:
     """The service alone: ``/`` redirects to its home page."""
-    root = web.Application()
-
-    async def index(request: web.Request) -> web.Response:
-        return see_other(f"{PREFIX}/")
-
-    root.router.add_get("/", index)
-    mount(root, create_app(settings))
-    add_fallback(root)
-    return root
+    return standalone(PREFIX, create_app(settings))

@@ -415,3 +415,28 @@ def index_page(title: str, intro: str, links: Iterable[tuple[str, str, str]]) ->
         "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'"
     )
     return response
+
+
+def mount_service(parent: web.Application, prefix: str, app: web.Application) -> None:
+    """Mount a service's application at ``prefix`` of ``parent`` (``prefix`` without its slash
+    redirects to ``prefix/``): how every service sits in ``robert dev`` and alone."""
+
+    async def redirect(request: web.Request) -> web.Response:
+        return see_other(f"{prefix}/")
+
+    parent.router.add_get(prefix, redirect)
+    parent.add_subapp(prefix, app)
+
+
+def standalone(prefix: str, app: web.Application) -> web.Application:
+    """A service's application alone on its port: mounted at ``prefix``, ``/`` redirecting to
+    its home page, JSON 404/405 for anything else."""
+    root = web.Application()
+
+    async def index(request: web.Request) -> web.Response:
+        return see_other(f"{prefix}/")
+
+    root.router.add_get("/", index)
+    mount_service(root, prefix, app)
+    add_fallback(root)
+    return root

@@ -19,7 +19,7 @@ from kit.auth.people import Accounts, People
 from kit.auth.sessions import SessionPolicy
 from kit.db import Database
 from kit.events import mount_event_feed
-from kit.http import add_fallback, see_other
+from kit.http import add_fallback, mount_service, standalone
 from kit.jobs import PeriodicJob
 from kit.keys import derive_key, load_or_create_secret
 from kit.web import Pages, setup_pages
@@ -203,26 +203,13 @@ def retention_job(service: SidepService, interval: float = PURGE_INTERVAL) -> Pe
 
 def mount(parent: web.Application, app: web.Application) -> None:
     """Mount the application at ``/sidep`` of ``parent`` (``/sidep`` redirects)."""
-
-    async def redirect(request: web.Request) -> web.Response:
-        return see_other(f"{PREFIX}/")
-
-    parent.router.add_get(PREFIX, redirect)
-    parent.add_subapp(PREFIX, app)
+    mount_service(parent, PREFIX, app)
 
 
 def standalone_app(settings: Settings, issuer: CodeIssuer | None = None) -> web.Application:
     """SI-DEP alone, with its MLLP listener: ``/`` redirects to its home page."""
-    root = web.Application()
-
-    async def index(request: web.Request) -> web.Response:
-        return see_other(f"{PREFIX}/")
-
-    root.router.add_get("/", index)
     service = new_service(settings, issuer=issuer) if issuer else None
-    mount(root, create_app(settings, service, mllp=True, manage=True))
-    add_fallback(root)
-    return root
+    return standalone(PREFIX, create_app(settings, service, mllp=True, manage=True))
 
 
 __all__ = ["create_app", "mount", "standalone_app"]
