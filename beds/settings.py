@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -48,15 +46,6 @@ class Settings(ServiceSettings):
         "how long the summed figures are reused while this process records no update "
         "(updates of other processes show within this delay; 0: never reused)",
     )
-
-    @classmethod
-    def beside(cls, data_dir: str) -> Settings:
-        """The settings from ``BEDS_*`` variables, the data directory ``data_dir`` unless
-        ``BEDS_DATA_DIR`` says otherwise (``robert dev``)."""
-        settings = cls.from_sources(None)
-        if cls.env_name("data_dir") not in os.environ:
-            settings = dataclasses.replace(settings, data_dir=data_dir)
-        return settings
 
     @property
     def data_path(self) -> Path:

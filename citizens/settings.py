@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -54,16 +52,6 @@ class Settings(ServiceSettings):
         "shows it (default: the request's own address)",
     )
     log_level: str = setting("INFO", "logging level: DEBUG, INFO, WARNING, ERROR or CRITICAL")
-
-    @classmethod
-    def beside(cls, data_dir: str) -> Settings:
-        """The settings from ``CITIZENS_*`` variables, the data directory ``data_dir`` unless
-        ``CITIZENS_DATA_DIR`` says otherwise (``robert dev`` keeps every service's data in
-        one place)."""
-        settings = cls.from_sources(None)
-        if cls.env_name("data_dir") not in os.environ:
-            settings = dataclasses.replace(settings, data_dir=data_dir)
-        return settings
 
     @property
     def data_path(self) -> Path:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -31,16 +29,6 @@ class Settings(ServiceSettings):
         secret=True,
     )
     log_level: str = setting("INFO", "logging level: DEBUG, INFO, WARNING, ERROR or CRITICAL")
-
-    @classmethod
-    def beside(cls, data_dir: str) -> Settings:
-        """The settings from ``CODES_*`` variables, the data directory ``data_dir`` unless
-        ``CODES_DATA_DIR`` says otherwise: the code service in the same process as another
-        (the ROBERT server on the embedded default) keeps its database beside that one's."""
-        settings = cls.from_sources(None)
-        if cls.env_name("data_dir") not in os.environ:
-            settings = dataclasses.replace(settings, data_dir=data_dir)
-        return settings
 
     @property
     def data_path(self) -> Path:

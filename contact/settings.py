@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import os
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -58,15 +56,6 @@ class Settings(ServiceSettings):
     notify_dir: str = setting(
         "", "write SMS, e-mails and letters as files here (default: DATA_DIR/outbox)"
     )
-
-    @classmethod
-    def beside(cls, data_dir: str) -> Settings:
-        """The settings from ``CONTACT_*`` variables, the data directory ``data_dir`` unless
-        ``CONTACT_DATA_DIR`` says otherwise (``robert dev``)."""
-        settings = cls.from_sources(None)
-        if cls.env_name("data_dir") not in os.environ:
-            settings = dataclasses.replace(settings, data_dir=data_dir)
-        return settings
 
     @property
     def data_path(self) -> Path:

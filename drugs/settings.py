@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -43,15 +41,6 @@ class Settings(ServiceSettings):
     critical_days: float = setting(3.0, "days of cover under which a stock is critical")
     beds_url: str = setting("", "the bed service's URL, for patients in critical care")
     beds_api_key: str = setting("", "an API key of the bed service (role reader)", secret=True)
-
-    @classmethod
-    def beside(cls, data_dir: str) -> Settings:
-        """The settings from ``DRUGS_*`` variables, the data directory ``data_dir`` unless
-        ``DRUGS_DATA_DIR`` says otherwise (``robert dev``)."""
-        settings = cls.from_sources(None)
-        if cls.env_name("data_dir") not in os.environ:
-            settings = dataclasses.replace(settings, data_dir=data_dir)
-        return settings
 
     @property
     def data_path(self) -> Path:

@@ -56,6 +56,13 @@ class ServiceSettings:
     """How ``--help`` names the group of these settings."""
 
     @classmethod
+    def beside(cls, data_dir: str) -> Self:
+        """The settings from the environment, the data directory ``data_dir`` unless the
+        service's own ``<PREFIX>DATA_DIR`` says otherwise: how ``robert dev`` puts every
+        service's data beside the ROBERT server's. The service must have a ``data_dir``."""
+        return cls.from_sources(None, {cls.env_name("data_dir"): data_dir, **os.environ})
+
+    @classmethod
     def env_name(cls, field_name: str) -> str:
         """The environment variable of a field."""
         return cls.ENV_PREFIX + field_name.upper()

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -48,15 +46,6 @@ class Settings(ServiceSettings):
         "one process, no relay)",
     )
     heartbeat_seconds: float = setting(15.0, "a comment on each live feed this often")
-
-    @classmethod
-    def beside(cls, data_dir: str) -> Settings:
-        """The settings from ``SAMU_*`` variables, the data directory ``data_dir`` unless
-        ``SAMU_DATA_DIR`` says otherwise (``robert dev``)."""
-        settings = cls.from_sources(None)
-        if cls.env_name("data_dir") not in os.environ:
-            settings = dataclasses.replace(settings, data_dir=data_dir)
-        return settings
 
     @property
     def data_path(self) -> Path:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -45,15 +43,6 @@ class Settings(ServiceSettings):
     )
     commit_batch: int = setting(500, "most messages committed together by the MLLP listener")
     log_level: str = setting("INFO", "logging level: DEBUG, INFO, WARNING, ERROR or CRITICAL")
-
-    @classmethod
-    def beside(cls, data_dir: str) -> Settings:
-        """The settings from ``SIDEP_*`` variables, the data directory ``data_dir`` unless
-        ``SIDEP_DATA_DIR`` says otherwise (``robert dev``)."""
-        settings = cls.from_sources(None)
-        if cls.env_name("data_dir") not in os.environ:
-            settings = dataclasses.replace(settings, data_dir=data_dir)
-        return settings
 
     @property
     def data_path(self) -> Path:

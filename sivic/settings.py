@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -42,15 +40,6 @@ class Settings(ServiceSettings):
         "the origin people reach the service at behind a TLS proxy (https://host): trusted by "
         "the CSRF check, session cookies Secure (default: the request's own address)",
     )
-
-    @classmethod
-    def beside(cls, data_dir: str) -> Settings:
-        """The settings from ``SIVIC_*`` variables, the data directory ``data_dir`` unless
-        ``SIVIC_DATA_DIR`` says otherwise (``robert dev``)."""
-        settings = cls.from_sources(None)
-        if cls.env_name("data_dir") not in os.environ:
-            settings = dataclasses.replace(settings, data_dir=data_dir)
-        return settings
 
     @property
     def data_path(self) -> Path:
