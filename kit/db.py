@@ -50,8 +50,16 @@ BUSY_TIMEOUT_SECONDS = 15.0
 _BEGIN_MODE = "kit_sqlite_begin"
 
 
+CLOSE_WAIT_SECONDS = 5.0
+"""How long ``close`` waits for connections still in use to come back before closing."""
+
+
 class DatabaseError(ValueError):
     """A database that cannot be used as configured: bad URL, unwritable file. One line."""
+
+
+class DatabaseClosed(RuntimeError):
+    """The database was closed: a task that outlived its service asked for a connection."""
 
 
 # --- URLs ----------------------------------------------------------------------------------------
@@ -139,6 +147,7 @@ class Database:
         else:
             self.engine = create_async_engine(self.url, pool_size=pool_size, pool_pre_ping=True)
         self._reader = self.engine.execution_options(**{_BEGIN_MODE: "DEFERRED"})
+        self._closed = False
 
     def __repr__(self) -> str:
         return f"Database({self.url.render_as_string(hide_password=True)!r})"
@@ -147,6 +156,7 @@ class Database:
     async def begin(self) -> AsyncIterator[AsyncConnection]:
         """``async with db.begin() as conn``: one transaction, committed at the end of the
         block, rolled back if it raises. Writes go through here."""
+        self._check_open()
         async with self.engine.begin() as conn:
             yield conn
 
@@ -154,6 +164,7 @@ class Database:
     async def connect(self) -> AsyncIterator[AsyncConnection]:
         """``async with db.connect() as conn``: a connection for reads (on SQLite its
         transactions do not take the write lock)."""
+        self._check_open()
         async with self._reader.connect() as conn:
             yield conn
 
@@ -166,13 +177,29 @@ class Database:
             return False
         return True
 
-    async def close(self) -> None:
-        """Close every pooled connection."""
+    def _check_open(self) -> None:
+        if self._closed:
+            raise DatabaseClosed(f"{self!r} is closed")
+
+    async def close(self, wait: float = CLOSE_WAIT_SECONDS) -> None:
+        """Close every connection: those in use are waited for (up to ``wait`` seconds), since
+        the pool closes only the idle ones and one given back later would never be closed.
+        Afterwards ``begin`` and ``connect`` raise ``DatabaseClosed``; ``migrate`` reopens."""
+        self._closed = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while self._in_use() and loop.time() < deadline:
+            await asyncio.sleep(0.01)
         await self.engine.dispose()
+
+    def _in_use(self) -> int:
+        checkedout = getattr(self.engine.pool, "checkedout", None)
+        return int(checkedout()) if checkedout is not None else 0
 
     async def migrate(self, *services: Migrations) -> None:
         """Bring the kit's tables, then each of ``services``' tables, to their latest revision,
-        each set in one transaction of its own."""
+        each set in one transaction of its own. Opens a closed database again."""
+        self._closed = False
         for migrations in (KIT_MIGRATIONS, *services):
             async with self.engine.begin() as conn:
                 await conn.run_sync(_upgrade, migrations)

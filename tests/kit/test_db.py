@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -16,6 +17,7 @@ from alembic.migration import MigrationContext
 from kit import schema
 from kit.db import (
     Database,
+    DatabaseClosed,
     DatabaseError,
     Migrations,
     UtcDateTime,
@@ -139,6 +141,35 @@ async def test_unreachable_postgresql_does_not_ping() -> None:
 
 
 # --- migrations ----------------------------------------------------------------------------------
+async def test_close_waits_for_connections_in_use(database_url: str) -> None:
+    """A connection in use when the service closes is waited for, then closed: the pool
+    alone closes only idle ones, and aiosqlite warns (an error here) when one is collected
+    open. After closing, a late task gets DatabaseClosed instead of a new, unclosed pool."""
+    db = Database(database_url)
+
+    async def reader() -> None:
+        async with db.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+            await asyncio.sleep(0.2)
+            await conn.execute(sa.text("SELECT 1"))
+
+    task = asyncio.create_task(reader())
+    await asyncio.sleep(0.05)
+    await db.close()
+    assert task.done()
+    await task
+    with pytest.raises(DatabaseClosed):
+        async with db.connect():
+            pass
+    with pytest.raises(DatabaseClosed):
+        async with db.begin():
+            pass
+    gc.collect()  # an unclosed driver connection would warn here, failing the test
+    await db.migrate()  # opens it again
+    assert await db.ping()
+    await db.close()
+
+
 async def test_migrate_is_idempotent_and_versioned(database_url: str) -> None:
     db = Database(database_url)
     try:
