@@ -40,7 +40,7 @@ importcheck: $(TEST_STAMP)
 	$(BIN)/lint-imports
 
 typecheck: $(TEST_STAMP)
-	$(BIN)/mypy --strict protocol kit server codes phone cli beds drugs citizens sidep sivic contact ble samu client_sim
+	$(BIN)/mypy --strict protocol kit server codes phone cli beds drugs citizens sidep sivic contact ble samu client_sim loadtest
 
 ## bench: protocol micro-benchmarks (one core)
 bench: $(TEST_STAMP)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
-from urllib.parse import urlsplit
 
-from kit.settings import ServiceSettings, SettingsError, check_port, setting
+from kit.settings import (
+    ServiceSettings,
+    SettingsError,
+    check_log_level,
+    check_origin,
+    check_port,
+    setting,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,14 +70,8 @@ class Settings(ServiceSettings):
     def validate(self) -> None:
         """Refuse settings that cannot work, with a message naming the setting."""
         check_port("port", self.port)
-        if self.log_level.upper() not in logging.getLevelNamesMapping():
-            raise SettingsError(f"log_level must be a logging level, not {self.log_level!r}")
-        if self.public_url:
-            parts = urlsplit(self.public_url)
-            if parts.scheme not in ("http", "https") or not parts.netloc or parts.path.strip("/"):
-                raise SettingsError(
-                    "public_url must be an origin like https://robert.example.org (no path)"
-                )
+        check_log_level("log_level", self.log_level)
+        check_origin("public_url", self.public_url)
         if self.figures_cache_seconds < 0:
             raise SettingsError("figures_cache_seconds cannot be negative")
         if self.stale_minutes <= 0 or self.snapshot_minutes <= 0:

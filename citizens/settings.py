@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
-from urllib.parse import urlsplit
 
-from kit.settings import ServiceSettings, SettingsError, check_port, setting
+from kit.settings import (
+    ServiceSettings,
+    SettingsError,
+    check_log_level,
+    check_origin,
+    check_port,
+    setting,
+)
 
 DATA = Path(__file__).resolve().parent / "data"
 SHIPPED_SITES = DATA / "sites.csv"
@@ -76,16 +81,10 @@ class Settings(ServiceSettings):
     def validate(self) -> None:
         """Refuse settings that cannot work, with a message naming the setting."""
         check_port("port", self.port)
-        if self.log_level.upper() not in logging.getLevelNamesMapping():
-            raise SettingsError(f"log_level must be a logging level, not {self.log_level!r}")
+        check_log_level("log_level", self.log_level)
         if not 1.0 <= self.sites_check_every <= 86400.0:
             raise SettingsError("sites_check_every must be between 1 and 86400 seconds")
-        if self.public_url:
-            parts = urlsplit(self.public_url)
-            if parts.scheme not in ("http", "https") or not parts.netloc or parts.path.strip("/"):
-                raise SettingsError(
-                    "public_url must be an origin like https://robert.example.org (no path)"
-                )
+        check_origin("public_url", self.public_url)
         ancestors = self.embed_ancestors.split()
         if not ancestors or any(";" in a or "," in a or "'" in a for a in ancestors):
             raise SettingsError(

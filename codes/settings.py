@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from kit.settings import ServiceSettings, SettingsError, check_port, setting
+from kit.settings import ServiceSettings, check_log_level, check_port, setting
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +43,5 @@ class Settings(ServiceSettings):
     def validate(self) -> None:
         """Refuse settings that cannot work, with a message naming the setting."""
         check_port("port", self.port)
-        import logging
 
-        if self.log_level.upper() not in logging.getLevelNamesMapping():
-            raise SettingsError(f"log_level must be a logging level, not {self.log_level!r}")
+        check_log_level("log_level", self.log_level)

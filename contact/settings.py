@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import ClassVar
 
 from contact.rules import TimeRules
-from kit.settings import ServiceSettings, SettingsError, check_port, setting
+from kit.settings import ServiceSettings, SettingsError, check_log_level, check_port, setting
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +89,7 @@ class Settings(ServiceSettings):
     def validate(self) -> None:
         """Refuse settings that cannot work, with a message naming the setting."""
         check_port("port", self.port)
-        if self.log_level.upper() not in logging.getLevelNamesMapping():
-            raise SettingsError(f"log_level must be a logging level, not {self.log_level!r}")
+        check_log_level("log_level", self.log_level)
         for name in ("auto_open_after_hours", "sla_hours", "job_seconds"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name} must be positive")

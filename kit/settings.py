@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import os
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Self
+from urllib.parse import urlsplit
 
 MASK = "***"
 
@@ -152,6 +154,21 @@ def check_port(name: str, port: int) -> None:
     """A TCP port setting must be 1-65535."""
     if not 1 <= port <= 65535:
         raise SettingsError(f"{name} must be between 1 and 65535, not {port}")
+
+
+def check_log_level(name: str, value: str) -> None:
+    """A logging level setting must name one of the ``logging`` module's levels."""
+    if value.upper() not in logging.getLevelNamesMapping():
+        raise SettingsError(f"{name} must be a logging level, not {value!r}")
+
+
+def check_origin(name: str, value: str) -> None:
+    """An address setting that must be empty or an origin: http(s)://host[:port], no path."""
+    if not value:
+        return
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path.strip("/"):
+        raise SettingsError(f"{name} must be an origin like https://robert.example.org (no path)")
 
 
 def _type_name(type_: Any) -> str:

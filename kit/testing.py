@@ -16,21 +16,37 @@ Tests of pages with sessions also need ``KIT_FILTERS`` on their items (the suite
         for item in items:
             item.add_marker(pytest.mark.filterwarnings(*KIT_FILTERS))
 
+People of a service under test sign in through its real pages (password, then the first
+TOTP code) with ``Staff``, which a service's ``Running`` harness extends with its service::
+
+    @dataclass
+    class Running(Staff):
+        prefix: ClassVar[str] = "/beds"
+        service: BedService
+
 Only imported by tests: pytest is a test dependency, not a run-time one.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
+import aiohttp
+import pyotp
 import pytest
 import sqlalchemy as sa
+from argon2 import PasswordHasher
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from kit.auth.people import Accounts
 from kit.auth.sessions import SESSION_KEYS_WARNING
 
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -98,3 +114,83 @@ async def another_database_url(database_url: str, tmp_path: Path) -> AsyncIterat
         yield url
     finally:
         await drop_postgres_database(url)
+
+
+class Clock:
+    """A settable clock (seconds since the epoch), for services given ``clock=``."""
+
+    def __init__(self, start: float) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+# --- people signing in -------------------------------------------------------------------
+TEST_PASSWORD = "correct horse battery staple"
+"""Every test person's password."""
+FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
+"""Argon2 at its cheapest: tests create many people; never for real accounts."""
+
+
+def csrf_of(html: str) -> str:
+    """The CSRF token of a page's form."""
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, "no CSRF token in the page"
+    return found.group(1)
+
+
+def browser_session() -> aiohttp.ClientSession:
+    """A client keeping cookies of 127.0.0.1 (aiohttp's jar refuses IP hosts by default)."""
+    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+
+@dataclass
+class Staff:
+    """A service over HTTP at ``url`` (mounted at ``prefix``), its people and API keys.
+
+    ``person`` creates someone (their TOTP secret kept), ``sign_in`` signs them in through
+    the service's real pages: password, then the first TOTP code at ``clock()`` (enrolment).
+    """
+
+    prefix: ClassVar[str] = ""
+    url: str
+    accounts: Accounts
+    clock: Callable[[], float] = field(default=time.time, kw_only=True)
+    secrets: dict[str, str] = field(default_factory=dict, kw_only=True)
+
+    async def person(self, username: str, role: str, scope: str = "") -> None:
+        """A new person; their TOTP secret kept for signing in."""
+        _, enrolment = await self.accounts.users.create(
+            username, display_name=username.title(), role=role, scope=scope, password=TEST_PASSWORD
+        )
+        self.secrets[username] = enrolment.secret
+
+    async def api_key(self, role: str, scope: str = "") -> str:
+        """A new API key of ``role`` and ``scope``."""
+        _, key = await self.accounts.api_keys.create(f"test {role} {scope}".strip(), role, scope)
+        return key
+
+    async def sign_in(self, client: aiohttp.ClientSession, username: str) -> None:
+        """Sign in through the pages: password, then the first TOTP code (enrolment)."""
+        login = f"{self.url}{self.prefix}/login"
+        async with client.get(login) as r:
+            token = csrf_of(await r.text())
+        form = {
+            "username": username,
+            "password": TEST_PASSWORD,
+            "csrf_token": token,
+            "next": f"{self.prefix}/",
+        }
+        async with client.post(login, data=form, allow_redirects=False) as r:
+            assert r.status == 303, await r.text()
+        async with client.get(f"{login}/enrol") as r:
+            token = csrf_of(await r.text())
+        code = pyotp.TOTP(self.secrets[username]).at(self.clock())
+        async with client.post(
+            f"{login}/enrol", data={"code": code, "csrf_token": token}, allow_redirects=False
+        ) as r:
+            assert r.status == 303, await r.text()

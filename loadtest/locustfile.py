@@ -84,12 +84,14 @@ def share(environment: Environment) -> Share:
     return _share
 
 
-@events.init.add_listener
 def _check_seed(environment: Environment, **_: Any) -> None:
     """Fail fast (before any user starts) when the seed file is missing."""
     path = os.environ.get(SEED_ENV)
     if not path or not os.path.exists(path):
         raise SystemExit(f"locustfile: set {SEED_ENV} to an existing seed file (got {path!r})")
+
+
+events.init.add_listener(_check_seed)  # type: ignore[no-untyped-call]  # locust: untyped
 
 
 def _wait_time() -> Any:
@@ -106,7 +108,7 @@ class _RobertUser(FastHttpUser):
     def post(self, name: str, path: str, body: bytes, expected: int) -> dict[str, Any] | None:
         """POST ``body``; success only if the answer has status ``expected``; its JSON."""
         with self.client.post(
-            path, data=body, headers=JSON_HEADERS, name=name, catch_response=True
+            path, data=body.decode(), headers=JSON_HEADERS, name=name, catch_response=True
         ) as response:
             if response.status_code != expected:
                 response.failure(f"{name}: HTTP {response.status_code}: {response.text[:200]}")
@@ -188,7 +190,7 @@ class AppUser(_RobertUser):
             malformed_requests(messages, pool.phone(), messages.now_ntp())
         )
         with self.client.post(
-            path, data=body, headers=JSON_HEADERS, name=name, catch_response=True
+            path, data=body.decode(), headers=JSON_HEADERS, name=name, catch_response=True
         ) as response:
             if 400 <= response.status_code < 500:
                 response.success()

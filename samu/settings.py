@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 from urllib.parse import urlsplit
 
-from kit.settings import ServiceSettings, SettingsError, check_port, setting
+from kit.settings import ServiceSettings, SettingsError, check_log_level, check_port, setting
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +64,7 @@ class Settings(ServiceSettings):
     def validate(self) -> None:
         """Refuse settings that cannot work, with a message naming the setting."""
         check_port("port", self.port)
-        if self.log_level.upper() not in logging.getLevelNamesMapping():
-            raise SettingsError(f"log_level must be a logging level, not {self.log_level!r}")
+        check_log_level("log_level", self.log_level)
         if self.redis_url and urlsplit(self.redis_url).scheme not in ("redis", "rediss", "unix"):
             raise SettingsError("redis_url must be a redis:// address")
         for name in ("public_url", "sivic_url", "beds_url"):

@@ -5,13 +5,12 @@ Every field documents itself; ``robert serve --help`` lists them all with their 
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
 
-from kit.settings import ServiceSettings, SettingsError, check_port, setting
+from kit.settings import ServiceSettings, SettingsError, check_log_level, check_port, setting
 from protocol.auth import CLOCK_TOLERANCE
 from protocol.ebid import FRANCE
 from protocol.epochs import epochs_covering, ntp_from_datetime
@@ -162,8 +161,7 @@ class Settings(ServiceSettings):
             raise SettingsError("token lifetimes must be >= 1")
         if self.declaration_token_days < 1:
             raise SettingsError("token lifetimes must be >= 1")
-        if self.log_level.upper() not in logging.getLevelNamesMapping():
-            raise SettingsError(f"log_level must be a logging level, not {self.log_level!r}")
+        check_log_level("log_level", self.log_level)
         if not 0 <= self.country_code <= 255:
             raise SettingsError("country_code must fit in one byte")
         if self.idle_trim < 0:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from kit.settings import ServiceSettings, SettingsError, check_port, setting
+from kit.settings import ServiceSettings, SettingsError, check_log_level, check_port, setting
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +72,7 @@ class Settings(ServiceSettings):
         check_port("port", self.port)
         if self.mllp_port:
             check_port("mllp_port", self.mllp_port)
-        if self.log_level.upper() not in logging.getLevelNamesMapping():
-            raise SettingsError(f"log_level must be a logging level, not {self.log_level!r}")
+        check_log_level("log_level", self.log_level)
         if self.purge_days < 1:
             raise SettingsError("purge_days must be at least 1")
         if not 1 <= self.commit_batch <= 10_000:

@@ -3,18 +3,15 @@ with people signed in (password and TOTP) through the real sign-in pages."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import ClassVar
 
-import aiohttp
-import pyotp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from argon2 import PasswordHasher
 
 from contact.access import Access
 from contact.app import API_KEY_PREFIX, create_app, mount, new_service
@@ -22,14 +19,30 @@ from contact.model import PersonInput
 from contact.service import ContactService
 from contact.settings import Settings
 from kit.auth.people import Accounts
-from kit.testing import KIT_FILTERS, another_database_url, database_url
+from kit.testing import (
+    FAST_HASHER,
+    KIT_FILTERS,
+    TEST_PASSWORD,
+    Clock,
+    Staff,
+    another_database_url,
+    browser_session,
+    csrf_of,
+    database_url,
+)
 
-__all__ = ["another_database_url", "database_url"]
+__all__ = [
+    "FAST_HASHER",
+    "Clock",
+    "another_database_url",
+    "browser_session",
+    "csrf_of",
+    "database_url",
+]
 
 HERE = Path(__file__).resolve().parent
 SECRET = "Contact Covid's test secret, long enough to derive keys"
-PASSWORD = "correct horse battery staple"
-FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
+PASSWORD = TEST_PASSWORD
 T0 = 1_603_440_000.0  # 2020-10-23 08:00 UTC
 DOCTOR = Access("dr.martin", "doctor", "rpps:10003456789")
 CPAM = Access("agent.cpam75", "cpam_agent", "dep:75")
@@ -46,22 +59,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.filterwarnings(*KIT_FILTERS))
 
 
-class Clock:
-    """A settable clock (seconds since the epoch)."""
-
-    def __init__(self, start: float = T0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(T0)
 
 
 def settings_for(database: str, tmp_path: Path, **extra: object) -> Settings:
@@ -91,59 +91,11 @@ def person(last: str, first: str, born: str = "1980-01-01", **extra: object) -> 
 
 
 @dataclass
-class Running:
+class Running(Staff):
     """The service over HTTP (mounted at /contact, as in robert dev)."""
 
-    url: str
+    prefix: ClassVar[str] = "/contact"
     service: ContactService
-    accounts: Accounts
-    clock: Clock
-    secrets: dict[str, str] = field(default_factory=dict)
-
-    async def person(self, username: str, role: str, scope: str = "") -> None:
-        """A new person; their TOTP secret kept for signing in."""
-        _, enrolment = await self.accounts.users.create(
-            username, display_name=username.title(), role=role, scope=scope, password=PASSWORD
-        )
-        self.secrets[username] = enrolment.secret
-
-    async def api_key(self, role: str, scope: str = "") -> str:
-        """A new API key of ``role`` and ``scope``."""
-        _, key = await self.accounts.api_keys.create(f"test {role} {scope}", role, scope)
-        return key
-
-    async def sign_in(self, client: aiohttp.ClientSession, username: str) -> None:
-        """Sign in through the pages: password, then the first TOTP code (enrolment)."""
-        async with client.get(f"{self.url}/contact/login") as r:
-            token = csrf_of(await r.text())
-        async with client.post(
-            f"{self.url}/contact/login",
-            data={"username": username, "password": PASSWORD, "csrf_token": token,
-                  "next": "/contact/"},
-            allow_redirects=False,
-        ) as r:  # fmt: skip
-            assert r.status == 303, await r.text()
-        async with client.get(f"{self.url}/contact/login/enrol") as r:
-            token = csrf_of(await r.text())
-        code = pyotp.TOTP(self.secrets[username]).at(self.clock())
-        async with client.post(
-            f"{self.url}/contact/login/enrol",
-            data={"code": code, "csrf_token": token},
-            allow_redirects=False,
-        ) as r:
-            assert r.status == 303, await r.text()
-
-
-def browser_session() -> aiohttp.ClientSession:
-    """A client keeping cookies of 127.0.0.1 (aiohttp's jar refuses IP hosts by default)."""
-    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-
-
-def csrf_of(html: str) -> str:
-    """The CSRF token of a page's form."""
-    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert found, "no CSRF token in the page"
-    return found.group(1)
 
 
 @pytest.fixture
@@ -162,7 +114,7 @@ async def running(tmp_path: Path, clock: Clock) -> AsyncIterator[Running]:
     server = TestServer(root, host="127.0.0.1")
     await server.start_server()
     try:
-        yield Running(str(server.make_url("")).rstrip("/"), service, accounts, clock)
+        yield Running(str(server.make_url("")).rstrip("/"), accounts, service, clock=clock)
     finally:
         await server.close()
         await service.close()

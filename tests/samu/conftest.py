@@ -4,22 +4,31 @@ PostgreSQL)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from argon2 import PasswordHasher
 
 from kit.auth.people import Accounts
-from kit.testing import KIT_FILTERS, database_url
+from kit.testing import (
+    FAST_HASHER,
+    KIT_FILTERS,
+    TEST_PASSWORD,
+    Clock,
+    Staff,
+    browser_session,
+    csrf_of,
+    database_url,
+)
 from samu.app import API_KEY_PREFIX, create_app, mount, new_service
 from samu.links import CountsSource, TensionSource
 from samu.service import SamuService
 from samu.settings import Settings
 
-__all__ = ["database_url"]
+__all__ = ["FAST_HASHER", "Clock", "browser_session", "csrf_of", "database_url"]
 
 HERE = Path(__file__).resolve().parent
 T0 = 1_796_875_680.0  # 2026-12-10 04:08 UTC
@@ -32,50 +41,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.filterwarnings(*KIT_FILTERS))
 
 
-class Clock:
-    """A settable clock (seconds since the epoch)."""
-
-    def __init__(self, start: float = T0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(T0)
 
 
 SECRET = "the board's test secret, long enough to derive keys"
-PASSWORD = "correct horse battery staple"
-FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
+PASSWORD = TEST_PASSWORD
 
 
 @dataclass
-class Running:
+class Running(Staff):
     """The board over HTTP (mounted at /samu, as in robert dev)."""
 
-    url: str
+    prefix: ClassVar[str] = "/samu"
     service: SamuService
-    accounts: Accounts
-    clock: Clock
-    secrets: dict[str, str] = field(default_factory=dict)
-
-    async def person(self, username: str, role: str, scope: str) -> None:
-        """A new person; their TOTP secret kept for signing in."""
-        _, enrolment = await self.accounts.users.create(
-            username, display_name=username.title(), role=role, scope=scope, password=PASSWORD
-        )
-        self.secrets[username] = enrolment.secret
-
-    async def api_key(self, role: str, scope: str = "") -> str:
-        """A new API key of ``role`` and ``scope``."""
-        _, key = await self.accounts.api_keys.create(f"test {role} {scope}", role, scope)
-        return key
 
 
 async def start_board(
@@ -99,7 +79,7 @@ async def start_board(
     mount(root, create_app(settings, service, accounts, clock))
     server = TestServer(root, host="127.0.0.1")
     await server.start_server()
-    return Running(str(server.make_url("")).rstrip("/"), service, accounts, clock), server
+    return Running(str(server.make_url("")).rstrip("/"), accounts, service, clock=clock), server
 
 
 @pytest.fixture

@@ -3,23 +3,27 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import ClassVar
 
-import aiohttp
-import pyotp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from argon2 import PasswordHasher
 
 from kit.auth.people import Accounts
 from kit.db import Database
-from kit.testing import KIT_FILTERS, database_url
+from kit.testing import (
+    FAST_HASHER,
+    KIT_FILTERS,
+    TEST_PASSWORD,
+    Staff,
+    browser_session,
+    csrf_of,
+    database_url,
+)
 from sidep.issuer import CodeUnavailable, IssuedCode
 from sidep.model import (
     LabResult,
@@ -34,7 +38,7 @@ from sidep.model import (
 from sidep.service import SidepService
 from sidep.store import SidepStore
 
-__all__ = ["database_url"]
+__all__ = ["FAST_HASHER", "browser_session", "csrf_of", "database_url"]
 
 HERE = Path(__file__).resolve().parent
 T0 = 1_796_875_680.0  # 2026-12-10 04:08 UTC
@@ -42,7 +46,6 @@ NOW = datetime.fromtimestamp(T0, UTC)
 KEY = b"k" * 32
 LAB = "750012345"
 OTHER_LAB = "690001234"
-FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
 NIR = "269054958815780"  # a NIR with its key (python-stdnum's example)
 
 
@@ -132,59 +135,15 @@ async def service(database_url: str, issuer: FakeIssuer) -> AsyncIterator[SidepS
 
 
 SECRET = "SI-DEP's test secret, long enough to derive keys from"
-PASSWORD = "correct horse battery staple"
+PASSWORD = TEST_PASSWORD
 
 
 @dataclass
-class Running:
+class Running(Staff):
     """SI-DEP over HTTP (mounted at /sidep, as in robert dev), with the test parser."""
 
-    url: str
+    prefix: ClassVar[str] = "/sidep"
     service: SidepService
-    accounts: Any
-    secrets: dict[str, str] = field(default_factory=dict)
-
-    async def person(self, username: str, role: str, scope: str = "") -> None:
-        _, enrolment = await self.accounts.users.create(
-            username, display_name=username.title(), role=role, scope=scope, password=PASSWORD
-        )
-        self.secrets[username] = enrolment.secret
-
-    async def api_key(self, role: str, scope: str = "") -> str:
-        _, key = await self.accounts.api_keys.create(f"test {role}", role, scope)
-        return str(key)
-
-    async def sign_in(self, client: aiohttp.ClientSession, username: str) -> None:
-        """Password, then the first TOTP code (enrolment), through the real pages."""
-        async with client.get(f"{self.url}/sidep/login") as r:
-            token = csrf_of(await r.text())
-        async with client.post(
-            f"{self.url}/sidep/login",
-            data={"username": username, "password": PASSWORD, "csrf_token": token,
-                  "next": "/sidep/"},
-            allow_redirects=False,
-        ) as r:  # fmt: skip
-            assert r.status == 303, await r.text()
-        async with client.get(f"{self.url}/sidep/login/enrol") as r:
-            token = csrf_of(await r.text())
-        code = pyotp.TOTP(self.secrets[username]).at(T0)
-        async with client.post(
-            f"{self.url}/sidep/login/enrol",
-            data={"code": code, "csrf_token": token},
-            allow_redirects=False,
-        ) as r:
-            assert r.status == 303, await r.text()
-
-
-def csrf_of(html: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert found, "no CSRF token in the page"
-    return found.group(1)
-
-
-def browser_session() -> aiohttp.ClientSession:
-    """A client keeping cookies of 127.0.0.1."""
-    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
 
 
 @pytest.fixture
@@ -223,7 +182,7 @@ async def running(database_url: str, tmp_path: Path, issuer: FakeIssuer) -> Asyn
     server = TestServer(root, host="127.0.0.1")
     await server.start_server()
     try:
-        yield Running(str(server.make_url("")).rstrip("/"), service, accounts)
+        yield Running(str(server.make_url("")).rstrip("/"), accounts, service, clock=lambda: T0)
     finally:
         await server.close()
         await service.close()
