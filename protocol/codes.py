@@ -75,6 +75,8 @@ def parse_code(text: object) -> tuple[CodeKind, str]:
     if not isinstance(text, str):
         raise BadFormat("code must be a string")
     candidate = text.strip()
+    if not candidate.isascii():  # "ſ".upper() is "S": only ASCII letters are the code's
+        raise BadFormat("not a submission code")
     if _SHORT_RE.fullmatch(candidate.upper()):
         return CodeKind.SHORT, candidate.upper()
     if _LONG_RE.fullmatch(candidate.lower()):
@@ -100,8 +102,9 @@ def dummy_code(random: RandomSource) -> str:
 
 
 def is_dummy_code(token: object) -> bool:
-    """True for a dummy report's token, exactly as ``dummy_code`` writes it."""
-    return isinstance(token, str) and token in _DUMMY_TOKENS
+    """True for a dummy report's token as ``dummy_code`` writes it, spaces around it ignored
+    as ``parse_code`` ignores them around a real code (neither can be taken for the other)."""
+    return isinstance(token, str) and token.strip() in _DUMMY_TOKENS
 
 
 _DUMMY_TOKENS = frozenset(DUMMY_CODES.values())
