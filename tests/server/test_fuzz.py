@@ -256,3 +256,20 @@ def test_report_tokens_as_the_document_says(
     assert got == status, raw
     if error is not None:
         assert json.loads(raw)["error"] == error
+
+
+def test_integral_numbers_written_as_floats_are_integers(server: tuple[str, int]) -> None:
+    """JSON Schema's ``integer`` takes 678.0 (the reference's Jackson too): a HELLO's fields
+    and epochId written so are read as the integers they are, not refused."""
+    hello = {"timeCollectedOnDevice": 263066671.0, "timeFromHelloMessage": 678.0}
+    hello |= {"mac": "DumU372=", "rssiCalibrated": -61.0, "rssiRaw": -70.0}
+    contact = {"ebid": "+6hz80At0Lw=", "ecc": "Zy==", "ids": [hello]}
+    body = json.dumps({"token": "000000", "contacts": [contact]}).encode()
+    assert post(server, "/api/v6/report", body)[0] == 200
+    hello["rssiCalibrated"] = -61.5
+    body = json.dumps({"token": "000000", "contacts": [contact]}).encode()
+    status, raw = post(server, "/api/v6/report", body)
+    assert (status, json.loads(raw)["error"]) == (400, "bad_format")
+    body = json.dumps({**WELL_FORMED_AUTH, "epochId": 4_294_967_295.0}).encode()
+    status, raw = post(server, "/api/v6/status", body)
+    assert (status, json.loads(raw)["error"]) == (430, "key_unavailable"), raw
