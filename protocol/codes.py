@@ -102,9 +102,8 @@ def dummy_code(random: RandomSource) -> str:
 
 
 def is_dummy_code(token: object) -> bool:
-    """True for a dummy report's token as ``dummy_code`` writes it, spaces around it ignored
-    as ``parse_code`` ignores them around a real code (neither can be taken for the other)."""
-    return isinstance(token, str) and token.strip() in _DUMMY_TOKENS
+    """True for a dummy report's token, exactly as ``dummy_code`` writes it."""
+    return isinstance(token, str) and token in _DUMMY_TOKENS
 
 
 _DUMMY_TOKENS = frozenset(DUMMY_CODES.values())
