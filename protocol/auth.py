@@ -50,6 +50,19 @@ def _b64(value: Any, name: str, size: int | None, max_size: int = 4096) -> bytes
     return raw
 
 
+def json_integer(value: Any) -> int | None:
+    """A JSON number that is an integer, as JSON Schema's ``integer`` has it (``678.0`` is
+    one: the reference's Jackson reads it into an int field too), else None (booleans,
+    fractions, strings, infinities)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
 def b64encode(raw: bytes) -> str:
     """Standard base64 with padding, as every binary field of the API carries it."""
     return binascii.b2a_base64(raw, newline=False).decode("ascii")
@@ -92,8 +105,8 @@ class AuthRequest:
     @classmethod
     def from_fields(cls, fields: Mapping[str, Any]) -> AuthRequest:
         """Parse the JSON fields of a request body (extra fields are the caller's concern)."""
-        epoch_id = fields.get("epochId")
-        if not isinstance(epoch_id, int) or isinstance(epoch_id, bool):
+        epoch_id = json_integer(fields.get("epochId"))
+        if epoch_id is None:
             raise BadFormat("epochId must be an integer")
         return cls(
             ebid=_b64(fields.get("ebid"), "ebid", EBID_SIZE),

@@ -75,6 +75,8 @@ def parse_code(text: object) -> tuple[CodeKind, str]:
     if not isinstance(text, str):
         raise BadFormat("code must be a string")
     candidate = text.strip()
+    if not candidate.isascii():  # "ſ".upper() is "S": only ASCII letters are the code's
+        raise BadFormat("not a submission code")
     if _SHORT_RE.fullmatch(candidate.upper()):
         return CodeKind.SHORT, candidate.upper()
     if _LONG_RE.fullmatch(candidate.lower()):

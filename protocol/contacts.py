@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from protocol.auth import b64decode, b64encode
+from protocol.auth import b64decode, b64encode, json_integer
 from protocol.epochs import epoch_of
 from protocol.errors import BadFormat, BadMac, StaleTime
 from protocol.hello import HELLO_MAC_SIZE, check_hello_time, verify_hello_mac
@@ -76,9 +76,10 @@ class HelloRecord:
 
 
 def _int(value: Any, name: str, low: int, high: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+    number = json_integer(value)
+    if number is None or not low <= number <= high:
         raise BadFormat(f"{name} must be an integer in [{low}, {high}]")
-    return value
+    return number
 
 
 @dataclass(frozen=True, slots=True)

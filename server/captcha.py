@@ -72,6 +72,10 @@ OFFERED = {
 }
 """The kinds each mode hands out."""
 
+KIND_NAMES = frozenset(name for kind in Kind for name in (kind.value, kind.value.lower()))
+"""The ``type`` values taken: the apps' upper case (both send IMAGE or AUDIO) and, leniently,
+all lower case; what openapi.json's enum lists, nothing in between ("Image")."""
+
 
 def captcha_gone() -> HttpError:
     """410: the id is unknown, used, expired or voided by wrong answers."""
@@ -122,8 +126,12 @@ class CaptchaGate:
     # --- handing out -------------------------------------------------------------------------
     async def create(self, kind_name: object, locale: object, client: str) -> dict[str, Any]:
         """``POST /captcha``: a new captcha of the kind asked for; the JSON answer (201)."""
-        if not isinstance(kind_name, str) or kind_name.upper() not in Kind.__members__:
+        if not isinstance(kind_name, str) or kind_name not in KIND_NAMES:
             raise Malformed("type must be IMAGE, AUDIO or POW")
+        if isinstance(locale, dict | list):
+            # The reference reads locale into a String: Jackson takes a number, a boolean or
+            # null there but refuses an object or a list (both apps send a string).
+            raise Malformed("locale must be a string")
         kind = Kind(kind_name.upper())
         if kind not in self.offered:
             offered = " or ".join(sorted(self.offered))
@@ -188,12 +196,12 @@ class CaptchaGate:
         back with ``restore`` if the registration then fails), or None when the gate is off.
         401 for a wrong answer, 410 for an id that is no more, 429 for a client that failed
         too often."""
-        if self.mode == "off":
-            return None
         if not isinstance(captcha_id, str) or not ID_PATTERN.fullmatch(captcha_id):
             raise Malformed("captchaId is not a captcha id")
         if not isinstance(answer, str) or len(answer) > 64:
             raise Malformed("captcha must be a short string")
+        if self.mode == "off":  # shapes checked all the same: the API document is one
+            return None
         self._take(self.failures, client, "too many wrong captcha answers")
         now = self.now()
         captcha = await self.store.get_captcha(captcha_id, now)

@@ -38,7 +38,7 @@ from protocol.epochs import (
     epochs_of_day,
     ntp_from_unix,
 )
-from protocol.errors import BadFormat
+from protocol.errors import BadFormat, KeyUnavailable
 from protocol.registration import agree
 from protocol.scoring import ScoringConfig
 from protocol.status import last_contact_date, risk_level
@@ -247,7 +247,11 @@ class RobertService:
         changes only when keys are rotated, which calls ``forget_keys``)."""
         key = self._epoch_keys.get(epoch)
         if key is None:
-            key = self.keys.key_of_day(day_of_epoch(epoch, self.time_start))
+            try:
+                day = day_of_epoch(epoch, self.time_start)
+            except OverflowError:  # an epochId past the year 9999: no key was ever made
+                raise KeyUnavailable(f"no K_S for epoch {epoch}") from None
+            key = self.keys.key_of_day(day)
             if len(self._epoch_keys) >= 4096:
                 self._epoch_keys.clear()
             self._epoch_keys[epoch] = key

@@ -65,7 +65,8 @@ def _timeout(request: web.Request) -> float:
 
 PUSH_LIMITS = {"token": 512, "locale": 64, "timezone": 64}
 """Longest push token, locale and time zone taken (APNs tokens are 64 hex characters, FCM
-tokens under 200 characters)."""
+tokens under 200 characters). Each is printable ASCII, as APNs and FCM tokens, locales (fr_FR)
+and IANA time zones (Europe/Paris) are: what openapi.json's pattern says."""
 
 
 def push_info(value: Any) -> PushInfo | None:
@@ -77,8 +78,12 @@ def push_info(value: Any) -> PushInfo | None:
         raise Malformed("pushInfo must be {token, locale, timezone}")
     for name, limit in PUSH_LIMITS.items():
         field = value[name]
-        if not isinstance(field, str) or len(field) > limit or not field.isprintable():
-            raise Malformed(f"pushInfo.{name} must be a printable string of <= {limit} characters")
+        if (
+            not isinstance(field, str)
+            or len(field) > limit
+            or not (field.isascii() and field.isprintable())
+        ):
+            raise Malformed(f"pushInfo.{name} must be printable ASCII of <= {limit} characters")
     return PushInfo(value["token"], value["locale"], value["timezone"])
 
 

@@ -48,6 +48,14 @@ def conforms(answer: Any, schema: str) -> None:
     jsonschema.validate(answer, document)
 
 
+def request_conforms(path: str, body: Any) -> None:
+    """``body``, as an app sends it to ``path``, is what server/openapi.json says the
+    endpoint takes: the document's patterns and lengths never refuse what an app sends."""
+    operation = OPENAPI["paths"][API + path]["post"]
+    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    jsonschema.validate(body, {**schema, "components": OPENAPI["components"]})
+
+
 def b64(raw: bytes) -> str:
     """Android's Base64.NO_WRAP and iOS's base64EncodedString(): standard, padded."""
     return base64.b64encode(raw).decode()
@@ -170,6 +178,7 @@ class Server:
         return int(self.clock()) + NTP_OFFSET
 
     async def post(self, path: str, body: Any) -> tuple[int, Any]:
+        request_conforms(path, body)
         async with self.session.post(self.url + path, json=body) as r:
             return r.status, await r.json()
 

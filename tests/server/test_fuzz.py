@@ -164,3 +164,113 @@ def test_unknown_path_and_method_are_json(
     assert response.getheader("Allow") == allow
     assert json.loads(response.read())["success"] is False
     connection.close()
+
+
+# --- what schemathesis found against server/openapi.json (docs/server.md: Fuzzing) ----------
+WELL_FORMED_AUTH = {
+    "ebid": "AAAAAAAAAAA=",
+    "time": "AAAAAA==",
+    "mac": "A" * 43 + "=",
+}
+
+
+@pytest.mark.parametrize("path", ["/status", "/unregister", "/deleteExposureHistory"])
+@pytest.mark.parametrize("epoch", [4_294_967_295, 4_294_967_294, 2**28])
+def test_an_epoch_past_the_calendar_is_430_not_500(
+    server: tuple[str, int], path: str, epoch: int
+) -> None:
+    """An epochId whose day is past the year 9999 (date arithmetic overflowed: a 500) has no
+    key, like any epoch too far ahead."""
+    body = json.dumps({**WELL_FORMED_AUTH, "epochId": epoch}).encode()
+    status, raw = post(server, "/api/v6" + path, body)
+    assert (status, json.loads(raw)["error"]) == (430, "key_unavailable"), raw
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"type": "POW", "locale": {}}, 400),
+        ({"type": "POW", "locale": ["fr"]}, 400),
+        ({"type": "pow"}, 201),  # upper or lower case, nothing in between
+        ({"type": "Pow"}, 400),
+        ({"type": "Image", "locale": "fr"}, 400),
+        ({"type": "POW", "locale": 5}, 201),  # a scalar the reference's Jackson takes
+        ({"type": "POW", "locale": None}, 201),
+        ({"type": "IMAGE", "locale": "fr-FR"}, 201),
+    ],
+)
+def test_captcha_request_as_the_document_says(
+    server: tuple[str, int], body: dict[str, object], status: int
+) -> None:
+    got, raw = post(server, "/api/v6/captcha", json.dumps(body).encode())
+    assert got == status, raw
+
+
+def _spki() -> str:
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    der = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    return base64.b64encode(der).decode()
+
+
+@pytest.mark.parametrize(
+    ("changes", "status"),
+    [
+        ({}, 201),
+        ({"captchaId": "not an id"}, 400),  # even with the gate off: the document's pattern
+        ({"captcha": "x" * 65}, 400),
+        ({"pushInfo": {"token": "t", "locale": "fr_FR", "timezone": "Europe/Paris"}}, 201),
+        ({"pushInfo": None}, 201),
+        ({"pushInfo": {"token": "é", "locale": "fr_FR", "timezone": "Europe/Paris"}}, 400),
+    ],
+)
+def test_register_shapes_checked_with_the_gate_off(
+    server: tuple[str, int], changes: dict[str, object], status: int
+) -> None:
+    body = {"captcha": "", "captchaId": "0" * 32, "clientPublicECDHKey": _spki(), **changes}
+    got, raw = post(server, "/api/v6/register", json.dumps(body).encode())
+    assert got == status, raw
+
+
+@pytest.mark.parametrize(
+    ("token", "status", "error"),
+    [
+        ("000000", 200, None),
+        (" 000000\n", 400, "bad_token"),  # a dummy is its exact token (spaces: a real code)
+        ("00000000-0000-0000-0000-000000000000", 200, None),
+        ("abcdef", 401, "code_unknown"),  # a short code, any case
+        ("ABCDEſ", 400, "bad_token"),  # "ſ".upper() == "S": not ASCII, not a code
+        ("ABCDE", 400, "bad_token"),
+    ],
+)
+def test_report_tokens_as_the_document_says(
+    server: tuple[str, int], token: str, status: int, error: str | None
+) -> None:
+    got, raw = post(server, "/api/v6/report", json.dumps({"token": token, "contacts": []}).encode())
+    assert got == status, raw
+    if error is not None:
+        assert json.loads(raw)["error"] == error
+
+
+def test_integral_numbers_written_as_floats_are_integers(server: tuple[str, int]) -> None:
+    """JSON Schema's ``integer`` takes 678.0 (the reference's Jackson too): a HELLO's fields
+    and epochId written so are read as the integers they are, not refused."""
+    hello = {"timeCollectedOnDevice": 263066671.0, "timeFromHelloMessage": 678.0}
+    hello |= {"mac": "DumU372=", "rssiCalibrated": -61.0, "rssiRaw": -70.0}
+    contact = {"ebid": "+6hz80At0Lw=", "ecc": "Zy==", "ids": [hello]}
+    body = json.dumps({"token": "000000", "contacts": [contact]}).encode()
+    assert post(server, "/api/v6/report", body)[0] == 200
+    hello["rssiCalibrated"] = -61.5
+    body = json.dumps({"token": "000000", "contacts": [contact]}).encode()
+    status, raw = post(server, "/api/v6/report", body)
+    assert (status, json.loads(raw)["error"]) == (400, "bad_format")
+    body = json.dumps({**WELL_FORMED_AUTH, "epochId": 4_294_967_295.0}).encode()
+    status, raw = post(server, "/api/v6/status", body)
+    assert (status, json.loads(raw)["error"]) == (430, "key_unavailable"), raw
