@@ -24,7 +24,7 @@ excess only after aiohttp had parsed each request, built its request object and 
 it, read its body and written a 503 through its response machinery (about 230 µs of server CPU
 a refusal on the shared 2-core machine), and the accepted requests' next steps queued behind
 all of it (docs/operations.md, "Before and after (issue 16)"). Here a refusal is a prefix
-comparison, a ``find``, one ``write`` and a close (about 60 µs, half of it the kernel's), and
+comparison, a ``find``, one ``write`` and a close (55-100 µs, about half in the kernel), and
 the write and close wait for the work already queued: at most ``REFUSALS_PER_ROUND`` refusals
 are answered per turn of the event loop, so the admitted requests run ahead of a burst's
 refusals instead of behind them.
