@@ -71,7 +71,10 @@ def create_app(
     app[routes.INDEX_LINKS] = routes.default_links()
     routes.add_routes(app)
     gate = app[routes.IN_FLIGHT]
-    app[TRIMMER] = IdleTrimmer(lambda: gate.seen, settings.idle_trim)
+    admissions = app[routes.ADMISSIONS]
+    app[TRIMMER] = IdleTrimmer(
+        lambda: gate.seen + sum(admission.seen for admission in admissions), settings.idle_trim
+    )
     if mount is not None:
         mount(app)
     add_fallback(app, metrics)  # after every other route: JSON 404/405

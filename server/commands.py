@@ -126,14 +126,19 @@ def tune_gc() -> None:
 
 
 async def serve_robert(app: web.Application, settings: Settings, reuse_port: bool) -> None:
-    """Serve a built application on the settings' address until stopped."""
+    """Serve a built application on the settings' address until stopped (registrations
+    bounded from their first bytes: ``routes.ADMISSIONS``)."""
+    from server.api import routes
+
     await serve_app(
         app,
         Listener(settings.host, settings.port, LINKS),
         "ROBERT server",
         reuse_port=reuse_port,
         access_log=logging.getLogger("robert.access") if settings.access_log else None,
-        limits=ConnectionLimits(settings.max_connections, settings.header_timeout),
+        limits=ConnectionLimits(
+            settings.max_connections, settings.header_timeout, app[routes.ADMISSIONS]
+        ),
     )
 
 

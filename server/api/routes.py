@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from kit.connections import Admission
 from kit.http import (
     InFlight,
     Malformed,
@@ -125,12 +126,17 @@ async def register(request: web.Request) -> web.Response:
     service = _service(request)
     registering = request.app[REGISTERING]
     if registering.busy >= registering.limit:
-        raise Unavailable("too many registrations at once; retry later", "overloaded")
+        raise registering_refusal()
     registering.busy += 1
     try:
         return await _register(request, service, data)
     finally:
         registering.busy -= 1
+
+
+def registering_refusal() -> Unavailable:
+    """The answer to a registration beyond the bound (here, or from its first bytes)."""
+    return Unavailable("too many registrations at once; retry later", "overloaded")
 
 
 async def _register(request: web.Request, service: Any, data: dict[str, Any]) -> web.Response:
@@ -346,6 +352,9 @@ def add_routes(app: web.Application) -> None:
     gate = InFlight(service.settings.max_in_flight)
     app[IN_FLIGHT] = gate
     app[REGISTERING] = InFlight(service.settings.max_registering)
+    limit = service.settings.max_registering
+    register_path = f"{API}/register"
+    app[ADMISSIONS] = (Admission("POST", register_path, limit, registering_refusal(), metrics),)
     unbounded = {"/health", "/health/ready", "/health/live", "/metrics", "/version"}
     for method, path, handler in (
         ("POST", f"{API}/captcha", captcha),
@@ -373,6 +382,12 @@ def add_routes(app: web.Application) -> None:
 
 IN_FLIGHT = web.AppKey("in_flight", InFlight)
 """The process's bound on API requests in flight (its ``busy`` count is a gauge)."""
+ADMISSIONS = web.AppKey("admissions", tuple[Admission, ...])
+"""The bounds the connection layer takes from requests' first bytes (``kit.connections``,
+which ``robert serve`` runs on): registrations, refused beyond ``max_registering`` before
+aiohttp parses them, so that a launch burst's refusals cost little and the accepted
+registrations are not queued behind them. The handler keeps its own bound (``REGISTERING``)
+for requests that arrive otherwise (test clients, a body in a later packet)."""
 REGISTERING = web.AppKey("registering", InFlight)
 """The tighter bound on registrations in flight (the costliest request): the accepted ones of
 a launch burst answer within about a second, the rest are told to come back."""

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -231,3 +232,65 @@ async def test_idle_trimmer_runs_after_requests_and_is_harmless(
         assert trimmer.trims >= 1
         async with session.get(f"{running.url}/api/v6/clock") as answer:
             assert answer.status == 200
+
+
+async def test_registrations_beyond_their_bound_are_refused_from_their_first_bytes(
+    make_settings: Callable[..., Settings], clock: VirtualClock
+) -> None:
+    """Served as ``robert serve`` serves (the registrations' admission in the connection
+    layer): the excess of a burst gets the handler's 503 JSON with Retry-After without being
+    parsed, is counted with its reason, and /health is not bounded."""
+    from loadtest.messages import register_body
+    from server.api.routes import ADMISSIONS, REGISTERING, SERVICE
+
+    settings = make_settings(max_registering=2)
+    app = create_app(settings, code_service(Path(settings.data_dir), clock), clock=clock)
+    service = app[SERVICE]
+    register = service.register
+
+    async def slow(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(0.3)
+        return await register(*args, **kwargs)
+
+    service.register = slow  # type: ignore[method-assign]
+    runner = LimitedRunner(app, ConnectionLimits(admissions=app[ADMISSIONS]), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        requests = []
+        for _ in range(6):
+            body = register_body()
+            requests.append(
+                b"POST /api/v6/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                b"\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+            )
+        connections = [await asyncio.open_connection(host, port) for _ in requests]
+        for (_, writer), request in zip(connections, requests, strict=True):
+            writer.write(request)
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://{host}:{port}/health") as health:
+                assert health.status == 200
+            answers = [await asyncio.wait_for(reader.read(), 5) for reader, _ in connections]
+            async with session.get(f"http://{host}:{port}/metrics") as response:
+                metrics = await response.text()
+        for _, writer in connections:
+            writer.close()
+        statuses = sorted(answer.split(b" ", 2)[1] for answer in answers)
+        assert statuses == [b"201"] * 2 + [b"503"] * 4
+        for answer in answers:
+            if b" 503 " in answer[:20]:
+                head, body = answer.split(b"\r\n\r\n", 1)
+                assert b"\r\nRetry-After: 1\r\n" in head
+                assert orjson.loads(body) == {
+                    "success": False,
+                    "error": "overloaded",
+                    "message": "too many registrations at once; retry later",
+                }
+        line = 'robert_rejected_requests_total{endpoint="/api/v6/register",reason="overloaded"}'
+        assert f"{line} 4.0" in metrics
+        assert app[ADMISSIONS][0].refused == 4  # all four from their first bytes
+        assert app[ADMISSIONS][0].busy == 0 and app[REGISTERING].busy == 0
+    finally:
+        await runner.cleanup()
