@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import msgpack
+import orjson
 
 from kit.http import BadRequest, TooManyRequests, Unauthorized, Unavailable
 from protocol.auth import AuthRequest, RequestKind, check_request_time
@@ -78,7 +79,8 @@ class StatusAnswer:
     """What a status request returns besides the HTTP envelope."""
 
     risk_level: int
-    tuples: str
+    tuples: bytes
+    """The base64 bundle, ASCII bytes (written into the answer's JSON as they are)."""
     last_contact_date: str | None
     last_risk_scoring_date: str | None
     declaration_token: str | None
@@ -114,6 +116,8 @@ class RobertService:
         self.status_min_gap_epochs = settings.status_min_gap_epochs
         self.scoring = ScoringConfig(risk_threshold=settings.risk_threshold)
         self._client_config = self._make_client_config()
+        self.client_config_json = orjson.dumps(self._client_config)
+        """The ``config`` list's JSON, as every status answer carries it."""
         self._epoch_keys: dict[int, EbidKey] = {}
         self._tuple_epochs: tuple[int, range] | None = None
         lifetimes = TokenLifetimes(
@@ -195,9 +199,9 @@ class RobertService:
         self._tuple_epochs = (now_epoch, epochs)
         return epochs
 
-    async def mint_bundle(self, owner: IdA, k_ea: TupleKey, epochs: range) -> str:
-        """The base64 encrypted tuple bundle for ``epochs`` [robert.md: Tuple bundle], minted
-        in one batch with those of concurrent requests."""
+    async def mint_bundle(self, owner: IdA, k_ea: TupleKey, epochs: range) -> bytes:
+        """The base64 encrypted tuple bundle for ``epochs`` [robert.md: Tuple bundle] (ASCII
+        bytes), minted in one batch with those of concurrent requests."""
         return await self.minter.bundle(owner, k_ea, epochs)
 
     # --- register --------------------------------------------------------------------------
@@ -221,7 +225,7 @@ class RobertService:
             raise Unavailable("could not allocate a registration", "no_identifier")
         self.metrics.registrations.inc()
         return {
-            "tuples": await self.mint_bundle(owner, k_ea, epochs),
+            "tuples": (await self.mint_bundle(owner, k_ea, epochs)).decode("ascii"),
             "timeStart": self.time_start,
             "config": self.client_config(),
             "message": "registered",
@@ -305,7 +309,7 @@ class RobertService:
         return self._answer(owner, registration, tuples, int(now), now_epoch)
 
     def _answer(
-        self, owner: IdA, registration: Registration, tuples: str, now: int, now_epoch: int
+        self, owner: IdA, registration: Registration, tuples: bytes, now: int, now_epoch: int
     ) -> StatusAnswer:
         """The risk part of a status answer, from the state the worker stored: at risk only
         while the last exposure is within 7 days; dates and the declaration token only then."""
