@@ -74,9 +74,10 @@ a few hundred contacts is smaller; an 8 MiB one took about 0.5 s of CPU)."""
 NONCE_BYTES = 16
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StatusAnswer:
-    """What a status request returns besides the HTTP envelope."""
+    """What a status request returns besides the HTTP envelope (not frozen: made on every
+    status request, and a frozen dataclass costs five times as much to make)."""
 
     risk_level: int
     tuples: bytes
@@ -114,6 +115,7 @@ class RobertService:
         self.random = random
         self.time_start = settings.time_start_ntp
         self.status_min_gap_epochs = settings.status_min_gap_epochs
+        self.clock_tolerance = settings.clock_tolerance
         self.scoring = ScoringConfig(risk_threshold=settings.risk_threshold)
         self._client_config = self._make_client_config()
         self.client_config_json = orjson.dumps(self._client_config)
@@ -232,7 +234,9 @@ class RobertService:
         }
 
     # --- authenticated requests ------------------------------------------------------------
-    def _check_request(self, fields: Mapping[str, Any]) -> tuple[AuthRequest, IdA]:
+    def _check_request(
+        self, fields: Mapping[str, Any], now_ntp: int | None = None
+    ) -> tuple[AuthRequest, IdA]:
         """What can be checked before the store: sizes, the EBID and its epoch, the clock.
 
         [the contract]: any EBID whose day key is still held is accepted (the apps send their
@@ -243,7 +247,9 @@ class RobertService:
         owner = check_ebid_epoch(
             decrypt_ebid(self.key_of_epoch(request.epoch_id), request.ebid), request.epoch_id
         )
-        check_request_time(request.time, self.now_ntp(), self.settings.clock_tolerance)
+        if now_ntp is None:
+            now_ntp = self.now_ntp()
+        check_request_time(request.time, now_ntp, self.clock_tolerance)
         return request, owner
 
     def key_of_epoch(self, epoch: int) -> EbidKey:
@@ -282,9 +288,10 @@ class RobertService:
         on the current state (K_A never changes, so the MAC checked stays valid). Every answer
         carries a fresh bundle of tuples: the apps discard an answer without one.
         """
-        request, owner = self._check_request(fields)
         now = self.clock()
-        now_epoch = epoch_of(ntp_from_unix(now), self.time_start)
+        now_ntp = ntp_from_unix(now)
+        request, owner = self._check_request(fields, now_ntp)
+        now_epoch = epoch_of(now_ntp, self.time_start)
         k_a = await self.store.get_mac_key(owner)
         if k_a is None:
             raise errors.unknown_registration()
@@ -297,7 +304,7 @@ class RobertService:
             with_push=push is not None,
         )
         registration = recorded.before
-        if registration is None or registration.k_a != k_a:
+        if registration is None or registration.k_a.material != k_a.material:
             raise errors.unknown_registration()  # unregistered meanwhile
         if recorded.outcome is StatusOutcome.TOO_SOON:
             raise errors.too_soon()
@@ -305,7 +312,7 @@ class RobertService:
             raise errors.replayed()
         if push is not None and push != recorded.push:
             await self.store.set_push_info(owner, push)
-        tuples = await self.mint_bundle(owner, registration.k_ea, self.tuple_epochs(now_epoch))
+        tuples = await self.minter.bundle(owner, registration.k_ea, self.tuple_epochs(now_epoch))
         return self._answer(owner, registration, tuples, int(now), now_epoch)
 
     def _answer(
@@ -334,12 +341,12 @@ class RobertService:
                 contact,
             )
         return StatusAnswer(
-            risk_level=risk_level(at_risk),
-            tuples=tuples,
-            last_contact_date=None if contact is None else str(contact),
-            last_risk_scoring_date=None if scoring is None else str(scoring),
-            declaration_token=declaration,
-            analytics_token=self.tokens.analytics(now),
+            risk_level(at_risk),
+            tuples,
+            None if contact is None else str(contact),
+            None if scoring is None else str(scoring),
+            declaration,
+            self.tokens.analytics(now),
         )
 
     async def _first(self, kind: RequestKind, fields: Mapping[str, Any]) -> Registration:

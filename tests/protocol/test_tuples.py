@@ -177,7 +177,14 @@ def test_tuple_sets_for_several_registrations_match_one_by_one(
 
 
 @pytest.mark.parametrize(
-    "epochs", [range(5, 300), range(96 * 400 + 50, 96 * 404), range(99_990, 100_010), range(0)]
+    "epochs",
+    [
+        range(0, 120),
+        range(5, 300),
+        range(96 * 400 + 50, 96 * 404),
+        range(99_990, 100_010),
+        range(0),
+    ],
 )
 def test_minted_json_is_the_reference_serialisation(
     epochs: range, k_g: FederationKey, owner: IdA
