@@ -153,8 +153,10 @@ async def status(request: web.Request) -> web.Response:
     """POST /status: the exposure status and a fresh bundle of tuples, as the reference
     answers it (absent fields omitted, not null)."""
     service = _service(request)
-    data = await read_json(request, AUTH_FIELDS, STATUS_OPTIONAL, timeout=_timeout(request))
-    answer = await service.status(data, push_info(data.get("pushInfo")))
+    timeout = service.settings.body_timeout
+    data = await read_json(request, AUTH_FIELDS, STATUS_OPTIONAL, timeout=timeout)
+    push = push_info(data["pushInfo"]) if "pushInfo" in data else None
+    answer = await service.status(data, push)
     return web.Response(body=status_json(answer, service.client_config_json), headers=JSON_HEADERS)
 
 
