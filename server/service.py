@@ -80,8 +80,9 @@ class StatusAnswer:
     status request, and a frozen dataclass costs five times as much to make)."""
 
     risk_level: int
-    tuples: bytes
-    """The base64 bundle, ASCII bytes (written into the answer's JSON as they are)."""
+    tuples: tuple[bytes, ...]
+    """The base64 bundle in pieces to be joined, ASCII bytes (written into the answer's JSON
+    as they are)."""
     last_contact_date: str | None
     last_risk_scoring_date: str | None
     declaration_token: str | None
@@ -201,10 +202,10 @@ class RobertService:
         self._tuple_epochs = (now_epoch, epochs)
         return epochs
 
-    async def mint_bundle(self, owner: IdA, k_ea: TupleKey, epochs: range) -> bytes:
-        """The base64 encrypted tuple bundle for ``epochs`` [robert.md: Tuple bundle] (ASCII
-        bytes), minted in one batch with those of concurrent requests."""
-        return await self.minter.bundle(owner, k_ea, epochs)
+    async def mint_bundle(self, owner: IdA, k_ea: TupleKey, epochs: range) -> str:
+        """The base64 encrypted tuple bundle for ``epochs`` [robert.md: Tuple bundle], minted
+        in one batch with those of concurrent requests."""
+        return b"".join(await self.minter.bundle(owner, k_ea, epochs)).decode("ascii")
 
     # --- register --------------------------------------------------------------------------
     def agree(self, client_public_key_spki: bytes) -> tuple[MacKey, TupleKey]:
@@ -227,7 +228,7 @@ class RobertService:
             raise Unavailable("could not allocate a registration", "no_identifier")
         self.metrics.registrations.inc()
         return {
-            "tuples": (await self.mint_bundle(owner, k_ea, epochs)).decode("ascii"),
+            "tuples": await self.mint_bundle(owner, k_ea, epochs),
             "timeStart": self.time_start,
             "config": self.client_config(),
             "message": "registered",
@@ -316,7 +317,12 @@ class RobertService:
         return self._answer(owner, registration, tuples, int(now), now_epoch)
 
     def _answer(
-        self, owner: IdA, registration: Registration, tuples: bytes, now: int, now_epoch: int
+        self,
+        owner: IdA,
+        registration: Registration,
+        tuples: tuple[bytes, ...],
+        now: int,
+        now_epoch: int,
     ) -> StatusAnswer:
         """The risk part of a status answer, from the state the worker stored: at risk only
         while the last exposure is within 7 days; dates and the declaration token only then."""

@@ -172,7 +172,7 @@ def status_json(answer: StatusAnswer, config_json: bytes) -> bytes:
     the same for every answer."""
     parts = [
         _RISK_HEAD % answer.risk_level,
-        answer.tuples,
+        *answer.tuples,
         b'","config":',
         config_json,
         b',"message":',

@@ -25,7 +25,7 @@ def as_dict(answer: StatusAnswer) -> dict[str, Any]:
     """The answer as the status handler built it before (absent fields omitted)."""
     body: dict[str, Any] = {
         "riskLevel": answer.risk_level,
-        "tuples": answer.tuples.decode("ascii"),
+        "tuples": b"".join(answer.tuples).decode("ascii"),
         "config": CONFIG,
         "message": "at risk" if answer.at_risk else "no risk detected",
         "analyticsToken": answer.analytics_token,
@@ -39,7 +39,7 @@ def as_dict(answer: StatusAnswer) -> dict[str, Any]:
     return body
 
 
-BUNDLE = base64.b64encode(secrets.token_bytes(21_000))
+BUNDLE = (base64.b64encode(secrets.token_bytes(12)), base64.b64encode(secrets.token_bytes(21_000)))
 TOKEN = "eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJyb2JlcnQtc2VydmVyIn0.c2lnbmF0dXJl"
 
 
@@ -48,7 +48,7 @@ TOKEN = "eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJyb2JlcnQtc2VydmVyIn0.c2lnbmF0dXJl"
     [
         StatusAnswer(0, BUNDLE, None, None, None, TOKEN),
         StatusAnswer(4, BUNDLE, "3900000000", "3900003600", TOKEN + "x", TOKEN),
-        StatusAnswer(4, b"", "1", None, 'quote" back\\slash \u00e9 \n', "\u2028"),
+        StatusAnswer(4, (b"",), "1", None, 'quote" back\\slash \u00e9 \n', "\u2028"),
     ],
     ids=["no-risk", "at-risk", "odd-strings"],
 )
