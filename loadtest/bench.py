@@ -26,6 +26,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -123,6 +124,7 @@ class Bench:
         self.store = ""
         self.settings_env: dict[str, str] = {}
         self.pids: dict[str, int] = {}
+        self.before_url: str | None = None
 
     def say(self, text: str) -> None:
         """Print a progress or result line at once."""
@@ -172,28 +174,50 @@ class Bench:
         return result
 
     def wrk_status(self, server: str, baseline: str | None) -> tuple[float, float | None]:
-        """Status-only wrk against the server (and the baseline): their requests/s."""
+        """Status-only wrk against the server (and the baseline, and with ``--before`` the
+        server of the older tree), ``--rounds`` times in alternating order: their requests/s
+        (medians over the rounds)."""
         seconds = min(self.args.duration, MAX_WRK_SECONDS)
-        bodies = self.status_bodies()
-        self.wrk(server, STATUS_PATH, bodies, 2)  # warm-up (connections, caches)
-        bodies = self.status_bodies()
         one_process = self.args.workers == 1
-        status = self.measured(
-            server, self.pids.get("server") if one_process else None, bodies, seconds
-        )
-        self.say(wrk_row("status (wrk)", status))
+        targets = [("status", server, self.pids.get("server"))]
+        if self.before_url is not None:
+            targets.append(("before", self.before_url, self.pids.get("before")))
+        for _, url, _ in targets:
+            self.wrk(url, STATUS_PATH, self.status_bodies(), 2)  # warm-up (connections, caches)
+        if baseline is not None:
+            targets.append(("baseline", baseline, self.pids.get("baseline")))
+        rounds = max(1, self.args.rounds if baseline is not None else 1)
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in targets}
+        bodies: Path | None = None
+        for n in range(rounds):
+            for name, url, pid in targets if n % 2 == 0 else targets[::-1]:
+                if bodies is None or name != "baseline":  # a server's phase never replays one
+                    bodies = self.status_bodies()
+                result = self.measured(url, pid if one_process else None, bodies, seconds)
+                label = f"{name} (wrk)" + (f" #{n + 1}" if rounds > 1 else "")
+                self.say(wrk_row(label, result))
+                runs[name].append(result)
+            self.say_cpu({name: r[-1] for name, r in runs.items()})
+        if rounds > 1:
+            self.say("medians over the rounds:")
+            self.say_cpu({name: _median_run(r) for name, r in runs.items()})
+        status = statistics.median(r["rps"] for r in runs["status"])
         if baseline is None:
-            return status["rps"], None
-        base = self.measured(
-            baseline, self.pids.get("baseline") if one_process else None, bodies, seconds
-        )
-        self.say(wrk_row("baseline (wrk)", base))
-        if "cpu_us" in status and "cpu_us" in base:
-            self.say(
-                f"server CPU per request: status {status['cpu_us']:.1f} us, baseline "
-                f"{base['cpu_us']:.1f} us: baseline/status={base['cpu_us'] / status['cpu_us']:.2f}"
-            )
-        return status["rps"], base["rps"]
+            return status, None
+        base = statistics.median(r["rps"] for r in runs["baseline"])
+        if "before" in runs:
+            before = statistics.median(r["rps"] for r in runs["before"])
+            self.say(f"before/baseline={before / base:.2f} (the --before tree)")
+        return status, base
+
+    def say_cpu(self, last: dict[str, dict[str, Any]]) -> None:
+        """The server CPU per request of each target measured, and baseline/target."""
+        if "baseline" not in last or any("cpu_us" not in r for r in last.values()):
+            return
+        base = last["baseline"]["cpu_us"]
+        parts = [f"{name} {r['cpu_us']:.1f} us" for name, r in last.items()]
+        ratios = [f"baseline/{name}={base / r['cpu_us']:.2f}" for name, r in last.items()]
+        self.say(f"server CPU per request: {', '.join(parts)}: {', '.join(ratios[:-1])}")
 
     def locust_phases(self, server: str, baseline: str) -> tuple[float, float]:
         """The app mix per endpoint, then status-only against the server and the baseline."""
@@ -262,6 +286,19 @@ class Bench:
                 )
             )
             self.pids = {"server": pids[0], "baseline": pids[1]}
+            if a.before is not None:
+                self.before_url = stack.enter_context(
+                    services.robert_server(
+                        self.settings_env,
+                        services.free_port(),
+                        self.work,
+                        pids,
+                        source=a.before,
+                        worker=False,
+                    )
+                )
+                self.pids["before"] = pids[2]
+                self.say(f"before: the server of {a.before} beside this tree's, same store")
             os.environ[SEED_ENV] = str(self.seed_path)
             self.say(
                 f"server: {a.workers} process(es); generator: {a.generator}; "
@@ -308,6 +345,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--connections", type=int, default=64, help="wrk connections")
     p.add_argument("--rate", type=float, default=2000, help="open-loop status rate; 0 skips")
     p.add_argument(
+        "--before", type=Path, help="an older source tree (e.g. git archive main | tar -x -C "
+        "DIR, its compiled modules copied in) whose server is measured too, side by side"
+    )  # fmt: skip
+    p.add_argument(
+        "--rounds", type=int, default=1, help="status phases per target, in alternating order "
+        "(medians reported)"
+    )  # fmt: skip
+    p.add_argument(
         "--register-bodies", type=int, default=10_000, help="distinct register bodies; 0 skips"
     )
     p.add_argument(
@@ -348,6 +393,13 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="robert-bench-") as tmp:
         ratio = Bench(args, Path(tmp)).run()
     print(f"status/baseline={ratio:.2f}", flush=True)
+
+
+def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median CPU per request of a target's runs (as a run, for ``say_cpu``)."""
+    if any("cpu_us" not in r for r in runs):
+        return {}
+    return {"cpu_us": statistics.median(r["cpu_us"] for r in runs)}
 
 
 if __name__ == "__main__":

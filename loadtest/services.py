@@ -104,19 +104,39 @@ def cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def robert_command(source: Path | None = None) -> list[str]:
+    """The ``robert`` command of this install, or of another source tree (an older checkout,
+    e.g. ``git archive main | tar -x -C DIR``, with its compiled modules copied in), whose
+    packages then come first on the path."""
+    if source is None:
+        return [str(BIN / "robert")]
+    start = (
+        f"import sys; sys.path.insert(0, {str(source.resolve())!r}); "
+        "from cli.main import main; raise SystemExit(main())"
+    )
+    return [sys.executable, "-c", start]
+
+
 @contextlib.contextmanager
 def robert_server(
-    settings_env: dict[str, str], port: int, directory: Path, pids: list[int] | None = None
+    settings_env: dict[str, str],
+    port: int,
+    directory: Path,
+    pids: list[int] | None = None,
+    source: Path | None = None,
+    worker: bool = True,
 ) -> Iterator[str]:
-    """``robert serve`` and ``robert worker`` with these settings; yields the base URL (and
-    appends the server's pid to ``pids``)."""
+    """``robert serve`` (from ``source`` if given, see ``robert_command``) and, with
+    ``worker``, ``robert worker`` with these settings; yields the base URL (and appends the
+    server's pid to ``pids``)."""
     env = server_env(settings_env | {"ROBERT_PORT": str(port), "ROBERT_HOST": "127.0.0.1"})
     url = f"http://127.0.0.1:{port}"
-    robert = str(BIN / "robert")
-    with (
-        running([robert, "serve"], directory / "server.log", env) as pid,
-        running([robert, "worker"], directory / "worker.log", env),
-    ):
+    robert = robert_command(source)
+    name = "server" if source is None else f"server-{port}"
+    with contextlib.ExitStack() as stack:
+        pid = stack.enter_context(running([*robert, "serve"], directory / f"{name}.log", env))
+        if worker:
+            stack.enter_context(running([*robert, "worker"], directory / "worker.log", env))
         wait_until(lambda: http_ok(url + "/health"), "robert serve")
         if pids is not None:
             pids.append(pid)

@@ -92,18 +92,34 @@ static PyObject *tuples_json(PyObject *module, PyObject *const *args, Py_ssize_t
     char *p = PyBytes_AS_STRING(out);
     const unsigned char *e = ebids.buf, *c = eccs.buf;
     *p++ = '[';
+    /* The epochId in decimal, most significant digit first, counted up in place (a carry
+     * past the first digit widens it) rather than divided out for every item. */
     char digits[24];
+    int d = 0;
+    {
+        char reversed[24];
+        unsigned long long v = first;
+        do {
+            reversed[d++] = (char)('0' + v % 10);
+            v /= 10;
+        } while (v);
+        for (int k = 0; k < d; k++) digits[k] = reversed[d - 1 - k];
+    }
     for (Py_ssize_t i = 0; i < n; i++) {
         if (i) *p++ = ',';
         memcpy(p, HEAD, LEN(HEAD));
         p += LEN(HEAD);
-        unsigned long long v = first + (unsigned long long)i;
-        int d = 0;
-        do {
-            digits[d++] = (char)('0' + v % 10);
-            v /= 10;
-        } while (v);
-        while (d) *p++ = digits[--d];
+        memcpy(p, digits, (size_t)d);
+        p += d;
+        int k = d - 1;
+        while (k >= 0 && digits[k] == '9') digits[k--] = '0';
+        if (k >= 0) {
+            digits[k]++;
+        } else { /* 9...9 + 1 = 10...0 */
+            memmove(digits + 1, digits, (size_t)d);
+            digits[0] = '1';
+            d++;
+        }
         memcpy(p, MIDDLE, LEN(MIDDLE));
         p += LEN(MIDDLE);
         p = b64_8(p, e + EBID_SIZE * i);

@@ -39,9 +39,9 @@ class RequestKind(IntEnum):
 def _b64(value: Any, name: str, size: int | None, max_size: int = 4096) -> bytes:
     if not isinstance(value, str) or len(value) > max_size * 4 // 3 + 4:
         raise BadFormat(f"{name} must be a base64 string")
-    try:
-        raw = binascii.a2b_base64(value.encode("ascii"), strict_mode=True)
-    except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
+    try:  # a str of anything but ASCII is a ValueError
+        raw = binascii.a2b_base64(value, strict_mode=True)
+    except (binascii.Error, ValueError) as exc:
         raise BadFormat(f"{name} is not valid base64") from exc
     if size is None:
         return raw
@@ -108,11 +108,11 @@ class AuthRequest:
         epoch_id = json_integer(fields.get("epochId"))
         if epoch_id is None:
             raise BadFormat("epochId must be an integer")
-        return cls(
-            ebid=_b64(fields.get("ebid"), "ebid", EBID_SIZE),
-            epoch_id=epoch_id,
-            time=int.from_bytes(_b64(fields.get("time"), "time", REQUEST_TIME_SIZE), "big"),
-            mac=_b64(fields.get("mac"), "mac", REQUEST_MAC_SIZE),
+        return cls(  # ebid, epoch_id, time, mac (positional: every status request comes here)
+            _b64(fields.get("ebid"), "ebid", EBID_SIZE),
+            epoch_id,
+            int.from_bytes(_b64(fields.get("time"), "time", REQUEST_TIME_SIZE), "big"),
+            _b64(fields.get("mac"), "mac", REQUEST_MAC_SIZE),
         )
 
 

@@ -3,7 +3,10 @@
 Minting a bundle means a few hundred SKINNY encryptions under up to five day keys; the batch
 cipher has a fixed cost per call that dwarfs a single phone's blocks. Requests that reach this
 point during the same event-loop iteration are therefore minted in ONE grouped batch
-(``protocol.tuples.mint``), then each bundle is encrypted under its own K_EA.
+(``protocol.tuples.mint``), then each bundle is encrypted under its own K_EA, with IVs drawn
+in one call for the batch (one ``getrandom`` instead of one per bundle). A bundle comes back as
+base64 in two pieces (ASCII bytes, ``protocol.tuples.seal_bundle_parts``): the status answer
+writes them into its JSON as they are.
 """
 
 from __future__ import annotations
@@ -12,10 +15,10 @@ import asyncio
 from collections.abc import Callable
 from datetime import date
 
-from protocol.tuples import mint, seal_bundle
+from protocol.tuples import IV_SIZE, mint, seal_bundle_parts
 from protocol.types import EbidKey, FederationKey, IdA, TupleKey
 
-_Pending = tuple[IdA, TupleKey, range, "asyncio.Future[str]"]
+_Pending = tuple[IdA, TupleKey, range, "asyncio.Future[tuple[bytes, bytes]]"]
 
 
 class TupleMinter:
@@ -36,10 +39,11 @@ class TupleMinter:
         self._random = random
         self._pending: list[_Pending] = []
 
-    async def bundle(self, owner: IdA, k_ea: TupleKey, epochs: range) -> str:
-        """The base64 encrypted bundle of ``epochs`` for one registration."""
+    async def bundle(self, owner: IdA, k_ea: TupleKey, epochs: range) -> tuple[bytes, bytes]:
+        """The encrypted bundle of ``epochs`` for one registration: its base64 in two pieces
+        (``seal_bundle_parts``), to be joined."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[str] = loop.create_future()
+        future: asyncio.Future[tuple[bytes, bytes]] = loop.create_future()
         if not self._pending:
             loop.call_soon(self._mint)
         self._pending.append((owner, k_ea, epochs, future))
@@ -60,6 +64,8 @@ class TupleMinter:
                 if not future.done():
                     future.set_exception(exc)
             return
-        for (_, k_ea, _, future), tuples in zip(batch, sets, strict=True):
+        ivs = self._random(IV_SIZE * len(batch))
+        for i, ((_, k_ea, _, future), tuples) in enumerate(zip(batch, sets, strict=True)):
             if not future.done():
-                future.set_result(seal_bundle(k_ea, tuples, self._random(12)))
+                iv = ivs[IV_SIZE * i : IV_SIZE * i + IV_SIZE]
+                future.set_result(seal_bundle_parts(k_ea, tuples, iv))

@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import msgpack
+import orjson
 
 from kit.http import BadRequest, TooManyRequests, Unauthorized, Unavailable
 from protocol.auth import AuthRequest, RequestKind, check_request_time
@@ -73,12 +74,15 @@ a few hundred contacts is smaller; an 8 MiB one took about 0.5 s of CPU)."""
 NONCE_BYTES = 16
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StatusAnswer:
-    """What a status request returns besides the HTTP envelope."""
+    """What a status request returns besides the HTTP envelope (not frozen: made on every
+    status request, and a frozen dataclass costs five times as much to make)."""
 
     risk_level: int
-    tuples: str
+    tuples: tuple[bytes, ...]
+    """The base64 bundle in pieces to be joined, ASCII bytes (written into the answer's JSON
+    as they are)."""
     last_contact_date: str | None
     last_risk_scoring_date: str | None
     declaration_token: str | None
@@ -112,8 +116,11 @@ class RobertService:
         self.random = random
         self.time_start = settings.time_start_ntp
         self.status_min_gap_epochs = settings.status_min_gap_epochs
+        self.clock_tolerance = settings.clock_tolerance
         self.scoring = ScoringConfig(risk_threshold=settings.risk_threshold)
         self._client_config = self._make_client_config()
+        self.client_config_json = orjson.dumps(self._client_config)
+        """The ``config`` list's JSON, as every status answer carries it."""
         self._epoch_keys: dict[int, EbidKey] = {}
         self._tuple_epochs: tuple[int, range] | None = None
         lifetimes = TokenLifetimes(
@@ -198,7 +205,7 @@ class RobertService:
     async def mint_bundle(self, owner: IdA, k_ea: TupleKey, epochs: range) -> str:
         """The base64 encrypted tuple bundle for ``epochs`` [robert.md: Tuple bundle], minted
         in one batch with those of concurrent requests."""
-        return await self.minter.bundle(owner, k_ea, epochs)
+        return b"".join(await self.minter.bundle(owner, k_ea, epochs)).decode("ascii")
 
     # --- register --------------------------------------------------------------------------
     def agree(self, client_public_key_spki: bytes) -> tuple[MacKey, TupleKey]:
@@ -228,7 +235,9 @@ class RobertService:
         }
 
     # --- authenticated requests ------------------------------------------------------------
-    def _check_request(self, fields: Mapping[str, Any]) -> tuple[AuthRequest, IdA]:
+    def _check_request(
+        self, fields: Mapping[str, Any], now_ntp: int | None = None
+    ) -> tuple[AuthRequest, IdA]:
         """What can be checked before the store: sizes, the EBID and its epoch, the clock.
 
         [the contract]: any EBID whose day key is still held is accepted (the apps send their
@@ -239,7 +248,9 @@ class RobertService:
         owner = check_ebid_epoch(
             decrypt_ebid(self.key_of_epoch(request.epoch_id), request.ebid), request.epoch_id
         )
-        check_request_time(request.time, self.now_ntp(), self.settings.clock_tolerance)
+        if now_ntp is None:
+            now_ntp = self.now_ntp()
+        check_request_time(request.time, now_ntp, self.clock_tolerance)
         return request, owner
 
     def key_of_epoch(self, epoch: int) -> EbidKey:
@@ -282,9 +293,10 @@ class RobertService:
         on the current state (K_A never changes, so the MAC checked stays valid). Every answer
         carries a fresh bundle of tuples: the apps discard an answer without one.
         """
-        request, owner = self._check_request(fields)
         now = self.clock()
-        now_epoch = epoch_of(ntp_from_unix(now), self.time_start)
+        now_ntp = ntp_from_unix(now)
+        request, owner = self._check_request(fields, now_ntp)
+        now_epoch = epoch_of(now_ntp, self.time_start)
         k_a = await self.store.get_mac_key(owner)
         if k_a is None:
             raise errors.unknown_registration()
@@ -297,7 +309,7 @@ class RobertService:
             with_push=push is not None,
         )
         registration = recorded.before
-        if registration is None or registration.k_a != k_a:
+        if registration is None or registration.k_a.material != k_a.material:
             raise errors.unknown_registration()  # unregistered meanwhile
         if recorded.outcome is StatusOutcome.TOO_SOON:
             raise errors.too_soon()
@@ -305,11 +317,16 @@ class RobertService:
             raise errors.replayed()
         if push is not None and push != recorded.push:
             await self.store.set_push_info(owner, push)
-        tuples = await self.mint_bundle(owner, registration.k_ea, self.tuple_epochs(now_epoch))
+        tuples = await self.minter.bundle(owner, registration.k_ea, self.tuple_epochs(now_epoch))
         return self._answer(owner, registration, tuples, int(now), now_epoch)
 
     def _answer(
-        self, owner: IdA, registration: Registration, tuples: str, now: int, now_epoch: int
+        self,
+        owner: IdA,
+        registration: Registration,
+        tuples: tuple[bytes, ...],
+        now: int,
+        now_epoch: int,
     ) -> StatusAnswer:
         """The risk part of a status answer, from the state the worker stored: at risk only
         while the last exposure is within 7 days; dates and the declaration token only then."""
@@ -334,12 +351,12 @@ class RobertService:
                 contact,
             )
         return StatusAnswer(
-            risk_level=risk_level(at_risk),
-            tuples=tuples,
-            last_contact_date=None if contact is None else str(contact),
-            last_risk_scoring_date=None if scoring is None else str(scoring),
-            declaration_token=declaration,
-            analytics_token=self.tokens.analytics(now),
+            risk_level(at_risk),
+            tuples,
+            None if contact is None else str(contact),
+            None if scoring is None else str(scoring),
+            declaration,
+            self.tokens.analytics(now),
         )
 
     async def _first(self, kind: RequestKind, fields: Mapping[str, Any]) -> Registration:

@@ -101,10 +101,11 @@ class StatusOutcome(StrEnum):
     UNKNOWN = "unknown"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StatusRecorded:
     """What ``Store.record_status`` did, the registration as it was before, and its push
-    information when the caller asked for it."""
+    information when the caller asked for it. (Not frozen: made on every status request, and
+    a frozen dataclass costs several times as much to make.)"""
 
     outcome: StatusOutcome
     before: Registration | None

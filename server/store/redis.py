@@ -19,6 +19,7 @@ the same connection, so the write is on R replicas before the API answers; defau
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import struct
 from collections.abc import AsyncIterator, Sequence
@@ -31,7 +32,7 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError, ResponseError
 
-from protocol.types import IdA, MacKey, TupleKey
+from protocol.types import IdA, MacKey, SecretKey, TupleKey
 from server.store.base import (
     Budget,
     Captcha,
@@ -294,17 +295,34 @@ def _risk_state(fields: tuple[int, int, int, int]) -> RiskState:
     return risk
 
 
+_new = object.__new__
+_SET_MATERIAL = SecretKey.__dict__["material"].__set__
+_SET_REGISTRATION = tuple(
+    Registration.__dict__[f.name].__set__ for f in dataclasses.fields(Registration)
+)
+
+
 def unpack_registration(id_a: IdA, value: bytes) -> Registration:
-    """Inverse of ``pack_registration``."""
+    """Inverse of ``pack_registration``.
+
+    Every status request unpacks one, and a frozen dataclass's ``__init__`` sets each field
+    through ``object.__setattr__`` (and a key checks its size again): the fields are set
+    through their slots instead, half the time. Only for values of this layout, which fixes
+    the keys' sizes (``LAYOUT``: 32 bytes each, as ``MacKey`` and ``TupleKey`` hold)."""
     k_a, k_ea, status_epoch, status_time, *risk = LAYOUT.unpack(value)
-    return Registration(
-        id_a=id_a,
-        k_a=MacKey(k_a),
-        k_ea=TupleKey(k_ea),
-        last_status_epoch=status_epoch,
-        last_status_time=status_time,
-        risk=_risk_state(tuple(risk)),
-    )
+    mac_key = _new(MacKey)
+    _SET_MATERIAL(mac_key, k_a)
+    tuple_key = _new(TupleKey)
+    _SET_MATERIAL(tuple_key, k_ea)
+    registration = _new(Registration)
+    set_id, set_k_a, set_k_ea, set_epoch, set_time, set_risk = _SET_REGISTRATION
+    set_id(registration, id_a)
+    set_k_a(registration, mac_key)
+    set_k_ea(registration, tuple_key)
+    set_epoch(registration, status_epoch)
+    set_time(registration, status_time)
+    set_risk(registration, _risk_state(tuple(risk)))
+    return registration
 
 
 def _risk_fields(risk: RiskState) -> tuple[int, int, int, int]:

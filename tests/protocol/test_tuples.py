@@ -1,5 +1,6 @@
 """Tuple bundles: what the server encrypts, the phone decrypts to the same tuples."""
 
+import base64
 import contextlib
 import random
 from datetime import date
@@ -177,7 +178,14 @@ def test_tuple_sets_for_several_registrations_match_one_by_one(
 
 
 @pytest.mark.parametrize(
-    "epochs", [range(5, 300), range(96 * 400 + 50, 96 * 404), range(99_990, 100_010), range(0)]
+    "epochs",
+    [
+        range(0, 120),
+        range(5, 300),
+        range(96 * 400 + 50, 96 * 404),
+        range(99_990, 100_010),
+        range(0),
+    ],
 )
 def test_minted_json_is_the_reference_serialisation(
     epochs: range, k_g: FederationKey, owner: IdA
@@ -192,6 +200,19 @@ def test_minted_json_is_the_reference_serialisation(
     minted = mint([(owner, epochs)], key_of_day, k_g, FRANCE, REFERENCE_TIME_START)[0]
     assert minted.plaintext() == serialise_tuples(minted.tuples())
     assert parse_tuples(minted.plaintext()) == minted.tuples()
+
+
+def test_sealed_parts_join_to_the_sealed_bundle(
+    k_g: FederationKey, k_ea: TupleKey, owner: IdA
+) -> None:
+    from protocol.tuples import mint, seal_bundle, seal_bundle_parts
+
+    epochs = range(96 * 400, 96 * 404)
+    minted = mint([(owner, epochs)], _key_of_day, k_g, FRANCE, REFERENCE_TIME_START)[0]
+    iv = bytes(range(12))
+    head, rest = seal_bundle_parts(k_ea, minted, iv)
+    assert (head + rest).decode() == seal_bundle(k_ea, minted, iv)
+    assert decrypt_bundle(k_ea, base64.b64decode(head + rest)) == minted.tuples()
 
 
 def test_columns_refuse_epochs_beyond_64_bits() -> None:
