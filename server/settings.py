@@ -73,6 +73,12 @@ class Settings(ServiceSettings):
     reclaim_after_ms: int = setting(
         5_000, "ms a claimed report may stay unacknowledged before another worker takes it"
     )
+    worker_pause: float = setting(
+        2.0,
+        "seconds the report worker waits between two looks at the queue (drawn between half "
+        "and one and a half times this), instead of waking on each report: its work then "
+        "does not follow a real report's answer, which a dummy's would not (0: wake on each)",
+    )
     workers: int = setting(1, "server processes sharing the port (SO_REUSEPORT)")
     max_report_bytes: int = setting(8 * 1024 * 1024, "largest accepted report body")
     codes_url: str = setting(

@@ -9,6 +9,7 @@ import asyncio
 import random
 import re
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -180,3 +181,33 @@ async def test_a_dead_workers_report_is_reclaimed_within_seconds_and_counted_onc
     assert await alive.run_once() == 1
     assert await store.get_exposures(IdA(owner)) == once
     assert await store.pending_reports() == 0
+
+
+async def test_a_report_does_not_wake_the_worker(
+    running: Running, clock: VirtualClock, session: aiohttp.ClientSession
+) -> None:
+    """The worker looks at the queue on its own schedule (``ROBERT_WORKER_PAUSE``), so its work
+    does not follow a real report's answer (which a dummy's would not): a report queued while
+    it waits stays queued until its next look, then is processed."""
+    alice, bob = (Phone(running.url, clock, random.Random(s).randbytes, session) for s in (9, 10))
+    for phone in (alice, bob):
+        await phone.register()
+    meet(alice, bob, clock, minutes=20, rssi=-50)
+    assert running.service.settings.worker_pause == 2.0
+    running.service.settings = replace(running.service.settings, worker_pause=1.0)
+    stop = asyncio.Event()
+    task = asyncio.create_task(ReportWorker(running.service, name="paused").run(stop))
+    try:
+        await asyncio.sleep(0.05)  # its first look: nothing queued; it now waits 0.5-1.5 s
+        await alice.report(await running.code())
+        await asyncio.sleep(0.2)
+        store = running.service.store
+        assert await store.pending_reports() == 1  # a blocking read would have taken it
+        for _ in range(40):
+            if await store.pending_reports() == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert await store.pending_reports() == 0
+    finally:
+        stop.set()
+        await task
