@@ -27,7 +27,7 @@ from kit.auth.sessions import SessionPolicy
 from kit.db import Database
 from kit.http import add_fallback, mount_service, standalone
 from kit.jobs import PeriodicJob
-from kit.keys import load_or_create_secret
+from kit.keys import configured_or_kept_secret
 from kit.metrics import HttpMetrics, registry_of
 from kit.web import NavLink, Pages, setup_pages
 
@@ -48,9 +48,7 @@ LINKS = (
 
 def service_secret(settings: Settings) -> str:
     """The configured secret, or one kept in the data directory (created on first use)."""
-    if settings.secret:
-        return settings.secret
-    return load_or_create_secret(settings.data_path / "citizens.secret")
+    return configured_or_kept_secret(settings.secret, settings.data_dir, "citizens")
 
 
 def open_accounts(settings: Settings) -> Accounts:

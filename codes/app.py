@@ -12,7 +12,6 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
-from pathlib import Path
 
 from aiohttp import web
 from argon2 import PasswordHasher
@@ -28,7 +27,7 @@ from kit.auth.people import Accounts
 from kit.db import Database
 from kit.http import add_fallback, mount_service, standalone
 from kit.jobs import PeriodicJob
-from kit.keys import load_or_create_secret
+from kit.keys import configured_or_kept_secret
 
 log = logging.getLogger("codes")
 
@@ -47,9 +46,7 @@ LINKS = (
 
 def service_secret(settings: Settings) -> str:
     """The configured secret, or one kept in the data directory (created on first use)."""
-    if settings.secret:
-        return settings.secret
-    return load_or_create_secret(Path(settings.data_dir) / "codes.secret")
+    return configured_or_kept_secret(settings.secret, settings.data_dir, "codes")
 
 
 def open_accounts(settings: Settings) -> Accounts:

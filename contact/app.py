@@ -30,7 +30,7 @@ from kit.db import Database
 from kit.events import FeedConsumer, FeedMetrics, Fetch, http_fetcher
 from kit.http import add_fallback, mount_service, standalone
 from kit.jobs import PeriodicJob
-from kit.keys import derive_key, load_or_create_secret
+from kit.keys import configured_or_kept_secret, derive_key, load_or_create_secret
 from kit.metrics import registry_of
 from kit.notify import Channel, Dispatcher, FileTransport
 from kit.web import NavLink, Pages, setup_pages
@@ -49,9 +49,7 @@ LINKS = (
 
 def service_secret(settings: Settings) -> str:
     """The configured secret, or one kept in the data directory (created on first use)."""
-    if settings.secret:
-        return settings.secret
-    return load_or_create_secret(settings.data_path / "contact.secret")
+    return configured_or_kept_secret(settings.secret, settings.data_dir, "contact")
 
 
 PSEUDONYM_PURPOSE = "sidep pseudonym v1"

@@ -20,7 +20,7 @@ from kit.auth.people import Accounts, People
 from kit.auth.sessions import SessionPolicy
 from kit.db import Database
 from kit.http import add_fallback, mount_service, standalone
-from kit.keys import load_or_create_secret
+from kit.keys import configured_or_kept_secret
 from kit.web import NavLink, Pages, setup_pages
 
 HERE = Path(__file__).resolve().parent
@@ -29,10 +29,8 @@ LINKS = ((f"{PREFIX}/", "drug service (sign in)"), (f"{PREFIX}/health", "health 
 
 
 def service_secret(settings: Settings) -> str:
-    """The configured secret, or one kept in the data directory."""
-    if settings.secret:
-        return settings.secret
-    return load_or_create_secret(Path(settings.data_dir) / "drugs.secret")
+    """The configured secret, or one kept in the data directory (created on first use)."""
+    return configured_or_kept_secret(settings.secret, settings.data_dir, "drugs")
 
 
 def open_accounts(settings: Settings) -> Accounts:

@@ -50,6 +50,14 @@ def fernet_for(secret: str, purpose: str) -> Fernet:
     return Fernet(base64.urlsafe_b64encode(derive_key(secret, purpose)))
 
 
+def configured_or_kept_secret(configured: str, data_dir: str | Path, service: str) -> str:
+    """A service's secret: ``configured`` (its ``<PREFIX>_SECRET``) if set, else the one kept
+    in ``data_dir/<service>.secret`` (created on first use, ``load_or_create_secret``)."""
+    if configured:
+        return configured
+    return load_or_create_secret(Path(data_dir) / f"{service}.secret")
+
+
 def load_or_create_secret(path: Path) -> str:
     """The secret kept in ``path``, created on first use (mode 0600, 43 url-safe characters).
 

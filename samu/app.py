@@ -16,7 +16,7 @@ from kit.auth.people import Accounts, People
 from kit.auth.sessions import SessionPolicy
 from kit.db import Database
 from kit.http import add_fallback, mount_service, standalone
-from kit.keys import load_or_create_secret
+from kit.keys import configured_or_kept_secret
 from kit.web import NavLink, Pages, setup_pages
 from samu.access import BOARD_ROLES, TRANSFER_ROLES
 from samu.links import CountsSource, HttpCounts, HttpTension, TensionSource
@@ -39,9 +39,7 @@ LINKS = (
 
 def service_secret(settings: Settings) -> str:
     """The configured secret, or one kept in the data directory (created on first use)."""
-    if settings.secret:
-        return settings.secret
-    return load_or_create_secret(Path(settings.data_dir) / "samu.secret")
+    return configured_or_kept_secret(settings.secret, settings.data_dir, "samu")
 
 
 def open_accounts(settings: Settings, clock: Callable[[], float] = time.time) -> Accounts:

@@ -21,7 +21,7 @@ from kit.db import Database
 from kit.events import mount_event_feed
 from kit.http import add_fallback, mount_service, standalone
 from kit.jobs import PeriodicJob
-from kit.keys import derive_key, load_or_create_secret
+from kit.keys import configured_or_kept_secret, derive_key, load_or_create_secret
 from kit.web import Pages, setup_pages
 from sidep.dashboard import Dashboard
 from sidep.intake import Intake
@@ -51,9 +51,7 @@ LINKS = (
 
 def service_secret(settings: Settings) -> str:
     """The configured secret, or one kept in the data directory (created on first use)."""
-    if settings.secret:
-        return settings.secret
-    return load_or_create_secret(settings.data_path / "sidep.secret")
+    return configured_or_kept_secret(settings.secret, settings.data_dir, "sidep")
 
 
 def pseudonym_key(settings: Settings) -> bytes:

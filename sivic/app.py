@@ -18,7 +18,7 @@ from kit.auth.sessions import SessionPolicy
 from kit.db import Database
 from kit.http import add_fallback, mount_service, standalone
 from kit.jobs import PeriodicJob
-from kit.keys import load_or_create_secret
+from kit.keys import configured_or_kept_secret
 from kit.web import NavLink, Pages, setup_pages
 from sivic.access import ADMIN, ARS, NATIONAL, STAFF
 from sivic.service import SivicService
@@ -41,9 +41,7 @@ LINKS = (
 
 def service_secret(settings: Settings) -> str:
     """The configured secret, or one kept in the data directory (created on first use)."""
-    if settings.secret:
-        return settings.secret
-    return load_or_create_secret(Path(settings.data_dir) / "sivic.secret")
+    return configured_or_kept_secret(settings.secret, settings.data_dir, "sivic")
 
 
 def open_accounts(settings: Settings, clock: Callable[[], float] = time.time) -> Accounts:
