@@ -61,8 +61,9 @@ def _run(args: argparse.Namespace, job: Callable[[CodeService], Awaitable[T]]) -
 
 # --- serve -------------------------------------------------------------------------------------
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Run the code service alone."""
-    from codes.app import LINKS, create_app
+    """Run the code service alone: its pages and API under ``/codes``, as the ROBERT
+    server's code gate, nginx and ``robert dev`` reach them."""
+    from codes.app import LINKS, standalone_app
 
     settings = Settings.from_sources(args)
     setup_logging(settings.log_level)
@@ -71,7 +72,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         writable_directory(settings.data_path, "data directory")
 
     async def serve() -> None:
-        app = create_app(settings)
+        app = standalone_app(settings)
         await serve_app(app, Listener(settings.host, settings.port, LINKS), "code service")
 
     asyncio.run(serve())
