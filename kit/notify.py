@@ -10,6 +10,9 @@ A service enqueues a notification *in the transaction of the business change* (`
 - ``SmtpTransport``: aiosmtplib, STARTTLS or implicit TLS, credentials from the settings;
 - ``HttpSmsTransport``: a JSON POST to an SMS gateway with a bearer token.
 
+``transports(outbox, sender, smtp_url=..., sms_url=..., sms_token=...)`` picks them from a
+service's settings: SMTP and the gateway where configured, the file outbox for the rest.
+
 Each delivery is claimed first (its next attempt pushed a lease ahead), so two dispatchers
 never send one notification together; a crash between the send and the record of it sends it
 again after the lease: delivery is *at least once*. A temporary failure is retried with an
@@ -36,6 +39,7 @@ from email.utils import format_datetime, make_msgid, parseaddr
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiohttp
 import aiosmtplib
@@ -475,3 +479,51 @@ class HttpSmsTransport:
         """Close the HTTP session."""
         if self._session is not None:
             await self._session.close()
+
+
+def smtp_from_url(url: str, sender: str) -> SmtpTransport:
+    """An ``SmtpTransport`` from a URL: ``smtp://[user:password@]host[:port]`` (STARTTLS,
+    port 587 by default), ``smtps://...`` (implicit TLS, 465) or ``smtp://...?security=none``
+    (plain, for a relay on the same host). Percent-escapes in the user and password are
+    decoded. ValueError, naming the part at fault and never the password, on anything else."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("smtp", "smtps"):
+        raise ValueError("an SMTP URL starts with smtp:// or smtps://")
+    if not parts.hostname:
+        raise ValueError("the SMTP URL names no host")
+    query = parse_qs(parts.query)
+    security = "tls" if parts.scheme == "smtps" else query.get("security", ["starttls"])[0]
+    if security not in ("starttls", "tls", "none") or set(query) - {"security"}:
+        raise ValueError("the SMTP URL's only option is security=starttls, tls or none")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError("the SMTP URL's port is not a number from 1 to 65535") from None
+    return SmtpTransport(
+        parts.hostname,
+        port or (465 if security == "tls" else 587),
+        sender=sender,
+        security=security,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+    )
+
+
+def transports(
+    outbox: Path, sender: str, *, smtp_url: str = "", sms_url: str = "", sms_token: str = ""
+) -> dict[Channel, Transport]:
+    """Each channel's transport, as a service's settings choose them: e-mails through SMTP
+    when ``smtp_url`` is set (``smtp_from_url``), SMS through the HTTP gateway when ``sms_url``
+    is set (with ``sms_token``), and the rest, letters always, to files in ``outbox`` for the
+    printing service or a gateway that picks them up."""
+    files = FileTransport(outbox, sender)
+    chosen: dict[Channel, Transport] = {channel: files for channel in Channel}
+    if smtp_url:
+        chosen[Channel.EMAIL] = smtp_from_url(smtp_url, sender)
+    if sms_url:
+        if urlsplit(sms_url).scheme not in ("http", "https"):
+            raise ValueError("the SMS gateway's URL starts with http:// or https://")
+        if not sms_token:
+            raise ValueError("the SMS gateway needs its token")
+        chosen[Channel.SMS] = HttpSmsTransport(sms_url, sms_token)
+    return chosen

@@ -33,6 +33,8 @@ from kit.notify import (
     SmtpTransport,
     Status,
     enqueue,
+    smtp_from_url,
+    transports,
 )
 from kit.schema import notification_attachments
 from tests.tls import self_signed
@@ -337,3 +339,44 @@ async def test_sms_through_an_http_gateway(db: Database, gateway: tuple[str, lis
 def test_only_known_smtp_security_modes() -> None:
     with pytest.raises(ValueError, match="starttls, tls or none"):
         SmtpTransport("h", sender="a@b", security="ssl")
+
+
+def test_transports_from_settings(tmp_path: Path) -> None:
+    """Files for everything by default; SMTP and the SMS gateway where a URL is set."""
+    files = transports(tmp_path, "sidep@example.fr")
+    assert {type(t) for t in files.values()} == {FileTransport} and set(files) == set(Channel)
+    chosen = transports(
+        tmp_path,
+        "sidep@example.fr",
+        smtp_url="smtp://relay%40ars:p%3Ass@mail.example.fr",
+        sms_url="https://sms.example.fr/send",
+        sms_token="t0ken",
+    )
+    mail = chosen[Channel.EMAIL]
+    assert isinstance(mail, SmtpTransport)
+    assert (mail.host, mail.port, mail.security) == ("mail.example.fr", 587, "starttls")
+    assert (mail.username, mail.password, mail.sender) == ("relay@ars", "p:ss", "sidep@example.fr")
+    assert isinstance(chosen[Channel.SMS], HttpSmsTransport)
+    assert isinstance(chosen[Channel.LETTER], FileTransport)
+    tls = smtp_from_url("smtps://mail.example.fr", "x@example.fr")
+    assert (tls.port, tls.security, tls.username) == (465, "tls", None)
+    assert smtp_from_url("smtp://localhost:25?security=none", "x@y").security == "none"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"smtp_url": "http://mail.example.fr"}, "smtp:// or smtps://"),
+        ({"smtp_url": "smtp://"}, "names no host"),
+        ({"smtp_url": "smtp://u:secret@h:99999"}, "port"),
+        ({"smtp_url": "smtp://h?security=maybe"}, "security=starttls, tls or none"),
+        ({"sms_url": "ftp://sms.example.fr"}, "http:// or https://"),
+        ({"sms_url": "https://sms.example.fr"}, "needs its token"),
+    ],
+)
+def test_transports_refuse_bad_settings(
+    tmp_path: Path, kwargs: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message) as refused:
+        transports(tmp_path, "x@example.fr", **kwargs)
+    assert "secret" not in str(refused.value)
