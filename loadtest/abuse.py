@@ -128,7 +128,8 @@ class Target:
         self.url = ""
         self.pid = 0
         self.seed: SeedFile | None = None
-        self.results: dict[str, str] = {}
+        self.results: list[str] = []
+        """One line per scenario run, in the order of ``--only`` (a scenario may repeat)."""
 
     def seed_phones(self, phones: int, codes: int) -> None:
         settings = Settings(
@@ -592,7 +593,7 @@ def measure(t: Target, args: argparse.Namespace, only: list[str]) -> None:
             took = time.monotonic() - started
             if REFUSALS:
                 result += f" | refusals {statuses(REFUSALS)}"
-        t.results[name] = result
+        t.results.append(result)
         say(f"[{t.name}] {name} ({took:.0f}s, load {load:.1f}): {result}")
 
 
@@ -641,10 +642,19 @@ def main(argv: list[str] | None = None) -> int:
                 target.work.mkdir()
                 measure(target, args, only)
     say("")
-    for name in only:
-        for target in targets:
-            say(f"| {name} | {target.name} | {target.results.get(name, '-')} |")
+    for line in closing_table(only, {target.name: target.results for target in targets}):
+        say(line)
     return 0
+
+
+def closing_table(only: list[str], results: dict[str, list[str]]) -> list[str]:
+    """The rows of the closing table: each run of a scenario (``--only`` may name one twice)
+    beside each target's result of that same run, '-' for a run that did not happen."""
+    return [
+        f"| {name} | {target} | {lines[run] if run < len(lines) else '-'} |"
+        for run, name in enumerate(only)
+        for target, lines in results.items()
+    ]
 
 
 if __name__ == "__main__":
