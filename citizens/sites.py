@@ -71,6 +71,10 @@ MAX_FIELD = 500
 MAX_SITES = 100_000
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 100
+OVERSEAS_REACH_KM = 800.0
+"""How far a search that starts off the metropolitan map (overseas) looks: a site across an
+ocean is no answer (Guadeloupe-Martinique is about 150 km, Martinique-Guiana 1,300 km,
+Réunion-Mayotte 1,400 km, any of them to Paris 6,700 km or more)."""
 
 _TRUE = frozenset({"oui", "o", "1", "true", "vrai", "yes", "y"})
 _FALSE = frozenset({"non", "n", "0", "false", "faux", "no", ""})
@@ -338,12 +342,14 @@ def _first_bad(bad: Sequence[BadRow]) -> str:
 @dataclass(frozen=True, slots=True)
 class SiteQuery:
     """What a person looks for: the nearest sites to ``origin`` offering ``kind`` (any if
-    None), only walk-in ones if ``walk_in``."""
+    None), only walk-in ones if ``walk_in``, none beyond ``max_km``."""
 
     origin: Origin
     kind: Kind | None = None
     walk_in: bool = False
     limit: int = DEFAULT_LIMIT
+    max_km: float | None = None
+    """Sites farther than this are left out (None: no bound)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,6 +412,8 @@ class SiteIndex:
             mask &= self._antigen
         if query.walk_in:
             mask &= self._walk_in
+        if query.max_km is not None:
+            mask &= distances <= query.max_km
         candidates = np.flatnonzero(mask)
         limit = max(1, min(MAX_LIMIT, query.limit))
         if len(candidates) > limit:

@@ -25,7 +25,16 @@ from citizens.directory import N_
 from citizens.geo import FranceMap, valid_coordinates
 from citizens.places import POSTCODE, Origin, Places
 from citizens.sitemap import render_map
-from citizens.sites import DEFAULT_LIMIT, MAX_LIMIT, Found, Kind, SiteBook, SiteQuery, round_km
+from citizens.sites import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    OVERSEAS_REACH_KM,
+    Found,
+    Kind,
+    SiteBook,
+    SiteQuery,
+    round_km,
+)
 from kit.http import BadRequest, Handler, HttpError, add_route, json_response, see_other
 from kit.metrics import HttpMetrics, metrics_handler
 from kit.web import add_page, pages_of, render
@@ -238,6 +247,12 @@ def locate(
     return origin
 
 
+def reach_km(france: FranceMap, origin: Origin) -> float | None:
+    """How far a search from ``origin`` looks: everywhere from metropolitan France, within
+    ``OVERSEAS_REACH_KM`` from a place off its map (overseas)."""
+    return None if france.on_map(origin.lat, origin.lon) else OVERSEAS_REACH_KM
+
+
 def _kind(text: str) -> Kind | None:
     if not text:
         return None
@@ -290,7 +305,13 @@ async def api_sites(request: web.Request) -> web.Response:
         lat=q.get("lat", "").strip(),
         lon=q.get("lon", "").strip(),
     )
-    query = SiteQuery(origin, _kind(q.get("kind", "")), _flag(q.get("walk_in", "")), limit)
+    query = SiteQuery(
+        origin,
+        _kind(q.get("kind", "")),
+        _flag(q.get("walk_in", "")),
+        limit,
+        reach_km(state.france, origin),
+    )
     found = state.book.current.search(query)
     response = json_response(
         {
@@ -344,6 +365,8 @@ async def _sites_context(request: web.Request, *, embed: bool) -> tuple[int, dic
         "found": [],
         "origin": None,
         "map_svg": Markup(""),
+        "overseas": False,
+        "overseas_reach_km": int(OVERSEAS_REACH_KM),
         "attribution": ATTRIBUTION,
         "embed_url": f"{state.public_origin or request.url.origin()}{PREFIX}/sites/embed",
     }
@@ -368,17 +391,20 @@ async def _sites_context(request: web.Request, *, embed: bool) -> tuple[int, dic
             )
             context["error"] = pages.gettext(language, message)
             return status, context
-        query = SiteQuery(origin, _kind(form["kind"]), form["walk_in"], DEFAULT_LIMIT)
+        reach = reach_km(state.france, origin)
+        query = SiteQuery(origin, _kind(form["kind"]), form["walk_in"], DEFAULT_LIMIT, reach)
         found = state.book.current.search(query)
         context["origin"] = origin
         context["found"] = found
-        context["map_svg"] = render_map(
-            state.france,
-            found,
-            origin,
-            title=pages.gettext(language, "Map of the test sites found"),
-            origin_label=origin.label,
-        )
+        context["overseas"] = reach is not None
+        if reach is None:  # the map draws metropolitan France only: overseas, the list alone
+            context["map_svg"] = render_map(
+                state.france,
+                found,
+                origin,
+                title=pages.gettext(language, "Map of the test sites found"),
+                origin_label=origin.label,
+            )
     return status, context
 
 
