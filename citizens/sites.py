@@ -439,6 +439,10 @@ class SiteBook:
         self.last_error: str | None = None
         self.reloads = 0
         self.failures = 0
+        """Checks that found a file that could not be served (each one, logged or not)."""
+        self._refused_sha: str | None = None
+        """SHA-256 of the last file refused: it is neither parsed nor logged again (a broken
+        file would otherwise log the same ERROR at every check)."""
 
     def reload(self) -> bool:
         """Read the file; swap in its sites if it changed and is usable. True if swapped.
@@ -446,13 +450,21 @@ class SiteBook:
         try:
             data = self.path.read_bytes()
         except OSError as exc:
-            return self._failed(f"{self.path}: {exc.strerror or type(exc).__name__}")
-        if hashlib.sha256(data).hexdigest() == self.current.version and self.current.sites:
+            self._refused_sha = None
+            return self._failed(f"{self.path}: {exc.strerror or type(exc).__name__}", once=True)
+        sha = hashlib.sha256(data).hexdigest()
+        if sha == self.current.version and self.current.sites:
+            self.last_error = self._refused_sha = None  # the served file is back in place
+            return False
+        if sha == self._refused_sha:  # the same broken file: already said, once
+            self.failures += 1
             return False
         try:
             index = SiteIndex.from_file_bytes(data, self.clock)
         except SitesFileError as exc:
+            self._refused_sha = sha
             return self._failed(f"{self.path}: {exc}")
+        self._refused_sha = None
         self.current = index  # the swap: one reference assignment
         self.last_error = None
         self.reloads += 1
@@ -464,10 +476,13 @@ class SiteBook:
         )  # fmt: skip
         return True
 
-    def _failed(self, message: str) -> bool:
+    def _failed(self, message: str, *, once: bool = False) -> bool:
+        """Count and keep a failure, and log it (with ``once``, only if it is not the one
+        last kept: an unreadable path is logged once until something changes)."""
         self.failures += 1
+        if not (once and message == self.last_error):
+            log.error("test sites not reloaded, still serving the previous ones: %s", message)
         self.last_error = message
-        log.error("test sites not reloaded, still serving the previous ones: %s", message)
         return False
 
 

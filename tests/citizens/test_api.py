@@ -238,3 +238,39 @@ async def test_overseas_results_are_listed_without_the_map(running: Running) -> 
         assert 'id="overseas-note"' in str(page) and 'id="site-R1"' in str(page), path
     _, _, page = await get(f"{running.url}/citizens/sites/?where=Mamoudzou")
     assert 'id="site-M1"' in str(page) and 'id="site-R1"' not in str(page)
+
+
+async def test_a_commune_name_several_communes_share_is_not_guessed(running: Running) -> None:
+    """Saint-Denis is in Seine-Saint-Denis and in La Réunion: the API answers 400 with the
+    candidates and their postcodes, the page asks which, linking each by its postcode."""
+    base = f"{running.url}/citizens/api/v1/sites"
+    status, headers, body = await get(f"{base}?commune=saint-denis&limit=3")
+    assert status == 400 and isinstance(body, dict) and body["error"] == "ambiguous_commune"
+    assert headers["Access-Control-Allow-Origin"] == "*"
+    assert [(c["name"], c["departement"], c["postcodes"][0]) for c in body["candidates"]] == [
+        ("Saint-Denis", "974", "97400"),
+        ("Saint-Denis", "93", "93200"),
+    ]
+    assert "give the postcode" in body["message"]
+    status, _, body = await get(f"{base}?commune=Saint-Pierre")  # 974 and 972 (97250)
+    assert status == 400 and body["error"] == "ambiguous_commune"  # type: ignore[index]
+    status, _, body = await get(f"{base}?commune=Rennes")  # one Rennes: found as before
+    assert status == 200 and body["origin"]["label"] == "Rennes (35)"  # type: ignore[index]
+    status, _, page = await get(f"{running.url}/citizens/sites/?where=Saint-Denis&kind=PCR")
+    assert status == 422 and 'aria-invalid="true"' in str(page)
+    assert "Plusieurs communes portent ce nom" in str(page)
+    assert 'href="/citizens/sites/?lang=fr&amp;where=93200&amp;kind=PCR"' in str(page)
+    assert 'href="/citizens/sites/?lang=fr&amp;where=97400&amp;kind=PCR"' in str(page)
+    status, _, page = await get(f"{running.url}/citizens/sites/embed?where=Saint-Denis")
+    assert status == 422 and 'href="/citizens/sites/embed?lang=fr&amp;where=93200"' in str(page)
+
+
+async def test_directory_api_refuses_unknown_parameters(running: Running) -> None:
+    base = f"{running.url}/citizens/api/v1/directory"
+    status, _, body = await get(f"{base}?region=53&free=1&q=soin")
+    assert status == 200 and body == {"services": []}
+    status, _, body = await get(f"{base}?regions=53&free=1&page=2")
+    assert status == 400 and isinstance(body, dict) and body["error"] == "unknown_parameter"
+    assert body["message"].startswith("unknown parameter(s): page, regions (known: q, feature")
+    status, _, body = await get(f"{base}?region=99")
+    assert status == 400 and body["error"] == "bad_region"  # type: ignore[index]

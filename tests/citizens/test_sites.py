@@ -235,3 +235,43 @@ def test_sante_fr_layout_with_semicolons_and_missing_columns() -> None:
     assert (site.commune, site.kinds, site.walk_in) == ("Rennes", {Kind.PCR}, True)
     with pytest.raises(SitesFileError, match=r"latitude.*Santé\.fr's layout, separator ','"):
         parse_sites(b"ID,rs,adresse,do_prel,do_antigenic,longitude\n")
+
+
+def test_a_broken_file_is_logged_once_per_content(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "sites.csv"
+    path.write_text(f"{HEADER}\n{ROW}\n")
+    book = SiteBook(path)
+    assert book.reload()
+    caplog.set_level("ERROR", logger="citizens.sites")
+    path.write_text("garbage")
+    for _ in range(5):  # five checks of the same broken file
+        assert not book.reload()
+    assert len(caplog.records) == 1 and "missing column" in caplog.records[0].getMessage()
+    assert book.failures == 5 and "missing column" in str(book.last_error)
+    path.write_text("other garbage")  # another file: said again, once
+    assert not book.reload() and not book.reload()
+    assert len(caplog.records) == 2
+    path.write_text(f"{HEADER}\n{ROW}\n")  # the served file back: no error left
+    assert not book.reload() and book.last_error is None
+    path.write_text("garbage")  # broken again later: a new episode, said again
+    assert not book.reload()
+    assert len(caplog.records) == 3
+
+
+def test_sites_commands_describe_their_file_argument(capsys: pytest.CaptureFixture[str]) -> None:
+    from cli.main import main
+
+    for command in ("check", "publish"):
+        with pytest.raises(SystemExit):
+            main(["citizens", "sites", command, "--help"])
+        out = " ".join(capsys.readouterr().out.split())
+        assert "file a CSV file of test sites" in out and "Santé.fr" in out, command
+
+
+def test_a_missing_file_is_logged_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    book = SiteBook(tmp_path / "absent.csv")
+    caplog.set_level("ERROR", logger="citizens.sites")
+    assert not book.reload() and not book.reload() and not book.reload()
+    assert len(caplog.records) == 1 and book.failures == 3
