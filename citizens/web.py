@@ -413,6 +413,7 @@ async def _sites_context(request: web.Request, *, embed: bool) -> tuple[int, dic
         "map_svg": Markup(""),
         "overseas": False,
         "candidates": [],
+        "departement_names": state.france.names,
         "overseas_reach_km": int(OVERSEAS_REACH_KM),
         "attribution": ATTRIBUTION,
         "embed_url": f"{state.public_origin or request.url.origin()}{PREFIX}/sites/embed",

@@ -436,3 +436,42 @@ async def test_the_english_pages_are_accessible_too(running: Running, browser: A
     assert await page.get_attribute("html", "lang") == "en"
     assert await serious_violations(page) == []
     await context.close()
+
+
+async def test_overseas_and_ambiguous_searches_in_the_browser(
+    running: Running, browser: Any, screens: Path
+) -> None:
+    """97400 (La Réunion) lists its sites without the metropolitan map; "Saint-Denis" asks
+    which commune and a click on a candidate searches by its postcode. axe and the phone's
+    width on both, in French and English."""
+    from tests.citizens.test_api import REUNION_SITES
+
+    running.sites_file.write_text(REUNION_SITES, encoding="utf-8")
+    context = await browser.new_context(locale="fr-FR", viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    for _ in range(50):  # the file is re-read every second
+        await page.goto(f"{running.url}/citizens/sites/?where=97400")
+        if await page.locator("#sites li").count():
+            break
+        await page.wait_for_timeout(100)
+    assert await page.locator("#sites li").count() == 2
+    assert await page.locator("svg.sitemap").count() == 0
+    assert "Outre-mer" in (await page.text_content("#overseas-note") or "")
+    assert await serious_violations(page) == []
+    await page.screenshot(path=screens / "citizens-sites-overseas.png", full_page=True)
+    await page.goto(f"{running.url}/citizens/sites/?where=Saint-Denis")
+    assert await page.get_attribute("#where", "aria-invalid") == "true"
+    assert await page.locator("#candidates a").count() == 2
+    await page.set_viewport_size({"width": 375, "height": 740})
+    assert await fits_the_width(page)
+    assert await serious_violations(page) == []
+    await page.screenshot(path=screens / "citizens-sites-ambiguous-phone.png", full_page=True)
+    await page.click("#candidates a >> text=974")
+    assert "where=97400" in page.url
+    assert "Saint-Denis (97400)" in (await page.text_content("#results-title") or "")
+    assert await fits_the_width(page)
+    for where in ("97400", "Saint-Denis"):
+        path = f"/citizens/sites/?lang=en&where={where}"
+        await page.goto(running.url + path)
+        assert await serious_violations(page) == [], path
+    await context.close()
