@@ -13,15 +13,17 @@ from hypothesis import strategies as st
 
 from citizens.data.slices import inside
 from citizens.geo import france_map, haversine_km
-from citizens.places import Origin, shipped_places
+from citizens.places import POSTCODE, Origin, shipped_places
 from citizens.settings import SHIPPED_SITES
 from citizens.sites import (
     REQUIRED,
+    SANTE_FR_COLUMNS,
     Kind,
     SiteBook,
     SiteIndex,
     SiteQuery,
     SitesFileError,
+    from_sante_fr,
     parse_row,
     parse_sites,
 )
@@ -275,3 +277,17 @@ def test_a_missing_file_is_logged_once(tmp_path: Path, caplog: pytest.LogCapture
     caplog.set_level("ERROR", logger="citizens.sites")
     assert not book.reload() and not book.reload() and not book.reload()
     assert len(caplog.records) == 1 and book.failures == 3
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from([c.lower() for c in SANTE_FR_COLUMNS]),
+        st.text(max_size=40) | st.sampled_from(["True", "False", "oui", "1 rue X 75011 Paris"]),
+    )
+)
+def test_any_sante_fr_row_is_a_site_or_a_value_error(row: dict[str, str]) -> None:
+    try:
+        site = parse_row(from_sante_fr(row))
+    except ValueError:
+        return
+    assert POSTCODE.match(site.postcode) and site.kinds
