@@ -150,6 +150,13 @@ def cmd_advice_export(args: argparse.Namespace) -> int:
 
 
 # --- sites -------------------------------------------------------------------------------------
+SITES_FILE_HELP = (
+    "a CSV file of test sites, UTF-8, ';' or ',' separated: the layout of citizens/sites.py "
+    "(id;name;address;postcode;commune;lat;lon;kinds;walk_in...) or Santé.fr's public one "
+    "(ID,id_ej,finess,rs,adresse,...)"
+)
+
+
 def _read_sites(path: str) -> Any:
     from citizens.sites import SiteIndex, SitesFileError
 
@@ -292,10 +299,10 @@ def add_subcommands(subparsers: Any) -> None:
     sites = sub.add_parser("sites", help="test-site files")
     ssub = sites.add_subparsers(dest="sites_command", required=True, metavar="COMMAND")
     check = ssub.add_parser("check", help="what a sites file would give, without serving it")
-    check.add_argument("file")
+    check.add_argument("file", help=SITES_FILE_HELP)
     check.set_defaults(func=cmd_sites_check)
     publish = ssub.add_parser("publish", help="check a sites file, then serve it (atomic swap)")
-    publish.add_argument("file")
+    publish.add_argument("file", help=SITES_FILE_HELP + "; copied to --sites-file")
     with_settings(publish).set_defaults(func=cmd_sites_publish)
 
     directory = sub.add_parser("directory", help="the e-health directory")

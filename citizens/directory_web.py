@@ -110,8 +110,19 @@ def entry_json(entry: Entry) -> dict[str, Any]:
     }
 
 
+API_PARAMETERS = ("q", "feature", "audience", "region", "installation", "security", "free")
+
+
 async def api_directory(request: web.Request) -> web.Response:
-    """GET ?q=&feature=&audience=&region=&installation=&security=&free=1: published entries."""
+    """GET ?q=&feature=&audience=&region=&installation=&security=&free=1: published entries.
+    Any other parameter is refused (400 ``unknown_parameter`` naming it): a misspelt filter
+    (``?regions=53``) would otherwise answer the whole directory as if it had filtered."""
+    unknown = sorted(set(request.query) - set(API_PARAMETERS))
+    if unknown:
+        raise BadRequest(
+            f"unknown parameter(s): {', '.join(unknown)} (known: {', '.join(API_PARAMETERS)})",
+            "unknown_parameter",
+        )
     entries = await directory_of(request).published(_filter(request.query))
     response = json_response({"services": [entry_json(e) for e in entries]})
     response.headers["Access-Control-Allow-Origin"] = "*"

@@ -136,8 +136,17 @@ class Places:
             return None
         return Origin(postcode, centre[0], centre[1], "departement")
 
+    def namesakes(self, name: str) -> list[Place]:
+        """The communes named exactly ``name`` (accents and case ignored), most populous
+        first: more than one (Saint-Denis in 93 and in 974) means the name alone is not
+        enough to place a search."""
+        wanted = fold(name)
+        found = [p for folded, p in self._folded if folded == wanted]
+        return sorted(found, key=lambda p: (-p.population, p.insee))
+
     def locate_commune(self, name: str) -> Origin | None:
-        """Where a search by commune name starts: the best match's centre."""
+        """Where a search by commune name starts: the best match's centre (callers check
+        ``namesakes`` first: a name several communes share is ambiguous)."""
         found = self.by_name(name, 1)
         if not found:
             return None

@@ -20,9 +20,18 @@
 ``updated``        date of the site's last update, ``YYYY-MM-DD``
 =================  ==========================================================================
 
-Columns may come in any order; unknown ones are ignored. A row that breaks the layout is
-skipped and reported with its line number; a file with more than ``MAX_BAD_SHARE`` of such
-rows, or without a required column, is refused whole, and the sites already loaded stay.
+Columns may come in any order; unknown ones are ignored. The separator is ``;`` or ``,``
+(whichever the header line uses).
+
+**Santé.fr's public layout** is read too: a header of ``SANTE_FR_COLUMNS`` (``,``-separated
+in the header published with the issue; either separator is accepted), each row renamed
+to the layout above by ``from_sante_fr`` (``rs`` → name, ``adresse`` split into street,
+postcode and commune, ``do_prel``/``do_antigenic`` → kinds, ``check_rdv`` → *not* walk-in,
+``web_rdv``, ``tel_rdv``, ``horaire`` and ``horaire_prio``, ``public``, ``date_modif``).
+
+A row that breaks the layout is skipped and reported with its line number; a file with more
+than ``MAX_BAD_SHARE`` of such rows, or without a required column, is refused whole, and the
+sites already loaded stay.
 
 **Reload without downtime**: a request searches the ``SiteIndex`` it read from the
 ``SiteBook`` when it started; a reload parses and indexes the new file beside it, then swaps
@@ -34,8 +43,10 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import logging
 import math
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -60,9 +71,26 @@ MAX_FIELD = 500
 MAX_SITES = 100_000
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 100
+OVERSEAS_REACH_KM = 800.0
+"""How far a search that starts off the metropolitan map (overseas) looks: a site across an
+ocean is no answer (Guadeloupe-Martinique is about 150 km, Martinique-Guiana 1,300 km,
+Réunion-Mayotte 1,400 km, any of them to Paris 6,700 km or more)."""
 
 _TRUE = frozenset({"oui", "o", "1", "true", "vrai", "yes", "y"})
 _FALSE = frozenset({"non", "n", "0", "false", "faux", "no", ""})
+
+SANTE_FR_COLUMNS = (
+    "ID", "id_ej", "finess", "rs", "adresse", "cpl_loc", "do_prel", "do_antigenic",
+    "longitude", "latitude", "mod_prel", "public", "horaire", "horaire_prio", "check_rdv",
+    "tel_rdv", "web_rdv", "date_modif",
+)  # fmt: skip
+"""The header of Santé.fr's public file of test sites (data.gouv.fr), as given in issue 20."""
+SANTE_FR_REQUIRED = ("id", "rs", "adresse", "do_prel", "do_antigenic", "longitude", "latitude")
+_ADDRESS_END = re.compile(
+    r"^(?P<street>.*)\b(?P<postcode>\d{5}|2[AB]\d{3})\s+(?P<commune>[^\d\s,][^,]*?)\s*$"
+)
+"""The end of Santé.fr's ``adresse``: ``<street> <postcode> <commune>`` (the last postcode)."""
+_FRENCH_DATE = re.compile(r"^(\d{2})/(\d{2})/(\d{4})")
 
 
 class Kind(StrEnum):
@@ -188,17 +216,96 @@ def parse_row(row: dict[str, str]) -> Site:
     )
 
 
+def _yes(text: str, column: str) -> bool:
+    value = text.strip().lower()
+    if value not in _TRUE | _FALSE:
+        raise ValueError(f"{column} {text!r} is not oui or non")
+    return value in _TRUE
+
+
+def _hours(text: str) -> str:
+    """Opening hours as published; a JSON object (day → hours) shown as ``day hours; ...``."""
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            days = json.loads(text)
+        except ValueError:
+            return text
+        if isinstance(days, dict):
+            return "; ".join(f"{day} {hours}".strip() for day, hours in days.items() if hours)
+    return text
+
+
+def from_sante_fr(row: dict[str, str]) -> dict[str, str]:
+    """A row of Santé.fr's layout in this module's layout (``ValueError`` if its address
+    has no postcode and commune at its end, or a yes/no column is neither)."""
+    values = {k: (v or "").strip() for k, v in row.items() if k is not None}
+    match = _ADDRESS_END.match(values.get("adresse", ""))
+    if match is None:
+        raise ValueError("adresse does not end with a postcode and a commune (75011 Paris)")
+    kinds = []
+    if _yes(values.get("do_prel", ""), "do_prel"):
+        kinds.append("PCR")
+    if _yes(values.get("do_antigenic", ""), "do_antigenic"):
+        kinds.append("ANTIGEN")
+    appointment_only = _yes(values.get("check_rdv", ""), "check_rdv")
+    hours = _hours(values.get("horaire", ""))
+    priority = _hours(values.get("horaire_prio", ""))
+    if priority:
+        hours = f"{hours} (publics prioritaires : {priority})" if hours else priority
+    updated = values.get("date_modif", "")
+    french = _FRENCH_DATE.match(updated)
+    if french:
+        updated = f"{french[3]}-{french[2]}-{french[1]}"
+    street = match["street"].strip(" ,;")
+    if values.get("cpl_loc"):
+        street = f"{street}, {values['cpl_loc']}" if street else values["cpl_loc"]
+    return {
+        "id": values.get("id", ""),
+        "name": values.get("rs", ""),
+        "address": street,
+        "postcode": match["postcode"],
+        "commune": match["commune"],
+        "insee": "",
+        "lat": values.get("latitude", ""),
+        "lon": values.get("longitude", ""),
+        "kinds": ",".join(kinds),
+        "walk_in": "non" if appointment_only else "oui",
+        "appointment_url": values.get("web_rdv", ""),
+        "phone": values.get("tel_rdv", ""),
+        "hours": hours,
+        "public": values.get("public", ""),
+        "updated": updated,
+    }
+
+
+def _separator(text: str) -> str:
+    first = text.split("\n", 1)[0]
+    return ";" if first.count(";") >= first.count(",") else ","
+
+
 def parse_sites(data: bytes) -> ParsedSites:
-    """A sites file's sites; ``SitesFileError`` when it cannot be used at all."""
+    """A sites file's sites, in this module's layout or Santé.fr's (by its header);
+    ``SitesFileError`` when it cannot be used at all."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise SitesFileError("the file is not UTF-8 text") from None
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=";")
+    separator = _separator(text)
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=separator)
     header = [h.strip() for h in reader.fieldnames or ()]
-    missing = [c for c in REQUIRED if c not in header]
+    sante_fr = "rs" in header and "adresse" in header
+    if sante_fr:
+        header = [h.lower() for h in header]  # "ID"
+        required: Sequence[str] = SANTE_FR_REQUIRED
+    else:
+        required = REQUIRED
+    missing = [c for c in required if c not in header]
     if missing:
-        raise SitesFileError(f"missing column(s): {', '.join(missing)} (separator ';')")
+        layout = "Santé.fr's layout" if sante_fr else "layout of citizens/sites.py"
+        raise SitesFileError(
+            f"missing column(s): {', '.join(missing)} ({layout}, separator {separator!r})"
+        )
     reader.fieldnames = header
     sites: list[Site] = []
     bad: list[BadRow] = []
@@ -206,7 +313,7 @@ def parse_sites(data: bytes) -> ParsedSites:
     for row in reader:
         line = reader.line_num
         try:
-            site = parse_row(row)
+            site = parse_row(from_sante_fr(row) if sante_fr else row)
         except ValueError as exc:
             bad.append(BadRow(line, str(exc)))
             continue
@@ -235,12 +342,14 @@ def _first_bad(bad: Sequence[BadRow]) -> str:
 @dataclass(frozen=True, slots=True)
 class SiteQuery:
     """What a person looks for: the nearest sites to ``origin`` offering ``kind`` (any if
-    None), only walk-in ones if ``walk_in``."""
+    None), only walk-in ones if ``walk_in``, none beyond ``max_km``."""
 
     origin: Origin
     kind: Kind | None = None
     walk_in: bool = False
     limit: int = DEFAULT_LIMIT
+    max_km: float | None = None
+    """Sites farther than this are left out (None: no bound)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +412,8 @@ class SiteIndex:
             mask &= self._antigen
         if query.walk_in:
             mask &= self._walk_in
+        if query.max_km is not None:
+            mask &= distances <= query.max_km
         candidates = np.flatnonzero(mask)
         limit = max(1, min(MAX_LIMIT, query.limit))
         if len(candidates) > limit:
@@ -328,6 +439,10 @@ class SiteBook:
         self.last_error: str | None = None
         self.reloads = 0
         self.failures = 0
+        """Checks that found a file that could not be served (each one, logged or not)."""
+        self._refused_sha: str | None = None
+        """SHA-256 of the last file refused: it is neither parsed nor logged again (a broken
+        file would otherwise log the same ERROR at every check)."""
 
     def reload(self) -> bool:
         """Read the file; swap in its sites if it changed and is usable. True if swapped.
@@ -335,13 +450,21 @@ class SiteBook:
         try:
             data = self.path.read_bytes()
         except OSError as exc:
-            return self._failed(f"{self.path}: {exc.strerror or type(exc).__name__}")
-        if hashlib.sha256(data).hexdigest() == self.current.version and self.current.sites:
+            self._refused_sha = None
+            return self._failed(f"{self.path}: {exc.strerror or type(exc).__name__}", once=True)
+        sha = hashlib.sha256(data).hexdigest()
+        if sha == self.current.version and self.current.sites:
+            self.last_error = self._refused_sha = None  # the served file is back in place
+            return False
+        if sha == self._refused_sha:  # the same broken file: already said, once
+            self.failures += 1
             return False
         try:
             index = SiteIndex.from_file_bytes(data, self.clock)
         except SitesFileError as exc:
+            self._refused_sha = sha
             return self._failed(f"{self.path}: {exc}")
+        self._refused_sha = None
         self.current = index  # the swap: one reference assignment
         self.last_error = None
         self.reloads += 1
@@ -353,10 +476,13 @@ class SiteBook:
         )  # fmt: skip
         return True
 
-    def _failed(self, message: str) -> bool:
+    def _failed(self, message: str, *, once: bool = False) -> bool:
+        """Count and keep a failure, and log it (with ``once``, only if it is not the one
+        last kept: an unreadable path is logged once until something changes)."""
         self.failures += 1
+        if not (once and message == self.last_error):
+            log.error("test sites not reloaded, still serving the previous ones: %s", message)
         self.last_error = message
-        log.error("test sites not reloaded, still serving the previous ones: %s", message)
         return False
 
 

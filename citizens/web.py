@@ -23,10 +23,27 @@ from markupsafe import Markup
 from citizens.advice import CASES, Rules
 from citizens.directory import N_
 from citizens.geo import FranceMap, valid_coordinates
-from citizens.places import POSTCODE, Origin, Places
+from citizens.places import POSTCODE, Origin, Place, Places
 from citizens.sitemap import render_map
-from citizens.sites import DEFAULT_LIMIT, MAX_LIMIT, Found, Kind, SiteBook, SiteQuery, round_km
-from kit.http import BadRequest, Handler, HttpError, add_route, json_response, see_other
+from citizens.sites import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    OVERSEAS_REACH_KM,
+    Found,
+    Kind,
+    SiteBook,
+    SiteQuery,
+    round_km,
+)
+from kit.http import (
+    BadRequest,
+    Handler,
+    HttpError,
+    add_route,
+    error_body,
+    json_response,
+    see_other,
+)
 from kit.metrics import HttpMetrics, metrics_handler
 from kit.web import add_page, pages_of, render
 
@@ -60,6 +77,36 @@ class NotLocated(HttpError):
     """404: the postcode or commune could not be placed."""
 
     status, code = 404, "unknown_place"
+
+
+class AmbiguousCommune(HttpError):
+    """400: several communes have this name; the answer lists them (with their postcodes)
+    so that the person or the caller picks one by postcode."""
+
+    status, code = 400, "ambiguous_commune"
+
+    def __init__(self, name: str, candidates: list[Place]) -> None:
+        listed = "; ".join(
+            f"{p.name} ({p.departement}: {' '.join(p.postcodes)})" for p in candidates
+        )
+        super().__init__(
+            f"{len(candidates)} communes are named {name!r}: give the postcode ({listed})"
+        )
+        self.candidates = candidates
+
+    def body(self) -> dict[str, Any]:
+        """The JSON answer: the kit's error envelope and the candidates."""
+        return error_body(self.code, self.message) | {
+            "candidates": [
+                {
+                    "name": p.name,
+                    "departement": p.departement,
+                    "insee": p.insee,
+                    "postcodes": list(p.postcodes),
+                }
+                for p in self.candidates
+            ]
+        }
 
 
 def state_of(request: web.Request) -> Citizens:
@@ -232,10 +279,19 @@ def locate(
         return origin
     if len(commune) > 80:
         raise BadRequest("commune is at most 80 characters", "bad_commune")
+    namesakes = places.namesakes(commune)
+    if len(namesakes) > 1:
+        raise AmbiguousCommune(commune, namesakes)
     origin = places.locate_commune(commune)
     if origin is None:
         raise NotLocated(f"no commune named {commune!r} in the table")
     return origin
+
+
+def reach_km(france: FranceMap, origin: Origin) -> float | None:
+    """How far a search from ``origin`` looks: everywhere from metropolitan France, within
+    ``OVERSEAS_REACH_KM`` from a place off its map (overseas)."""
+    return None if france.on_map(origin.lat, origin.lon) else OVERSEAS_REACH_KM
 
 
 def _kind(text: str) -> Kind | None:
@@ -283,14 +339,25 @@ async def api_sites(request: web.Request) -> web.Response:
         raise BadRequest("limit must be a whole number", "bad_limit") from None
     if not 1 <= limit <= MAX_LIMIT:
         raise BadRequest(f"limit must be 1 to {MAX_LIMIT}", "bad_limit")
-    origin = locate(
-        state.places,
-        postcode=q.get("postcode", "").strip(),
-        commune=q.get("commune", "").strip(),
-        lat=q.get("lat", "").strip(),
-        lon=q.get("lon", "").strip(),
+    try:
+        origin = locate(
+            state.places,
+            postcode=q.get("postcode", "").strip(),
+            commune=q.get("commune", "").strip(),
+            lat=q.get("lat", "").strip(),
+            lon=q.get("lon", "").strip(),
+        )
+    except AmbiguousCommune as exc:
+        refused = json_response(exc.body(), exc.status)
+        refused.headers["Access-Control-Allow-Origin"] = "*"
+        return refused
+    query = SiteQuery(
+        origin,
+        _kind(q.get("kind", "")),
+        _flag(q.get("walk_in", "")),
+        limit,
+        reach_km(state.france, origin),
     )
-    query = SiteQuery(origin, _kind(q.get("kind", "")), _flag(q.get("walk_in", "")), limit)
     found = state.book.current.search(query)
     response = json_response(
         {
@@ -344,6 +411,10 @@ async def _sites_context(request: web.Request, *, embed: bool) -> tuple[int, dic
         "found": [],
         "origin": None,
         "map_svg": Markup(""),
+        "overseas": False,
+        "candidates": [],
+        "departement_names": state.france.names,
+        "overseas_reach_km": int(OVERSEAS_REACH_KM),
         "attribution": ATTRIBUTION,
         "embed_url": f"{state.public_origin or request.url.origin()}{PREFIX}/sites/embed",
     }
@@ -364,21 +435,28 @@ async def _sites_context(request: web.Request, *, embed: bool) -> tuple[int, dic
             message = (
                 N_("We could not find this place. Type a postcode (like 75011) or a commune name.")
                 if exc.status == 404
+                else N_("Several communes have this name: choose one, or type its postcode.")
+                if isinstance(exc, AmbiguousCommune)
                 else N_("Type a postcode (like 75011) or a commune name.")
             )
             context["error"] = pages.gettext(language, message)
+            if isinstance(exc, AmbiguousCommune):
+                context["candidates"] = exc.candidates
             return status, context
-        query = SiteQuery(origin, _kind(form["kind"]), form["walk_in"], DEFAULT_LIMIT)
+        reach = reach_km(state.france, origin)
+        query = SiteQuery(origin, _kind(form["kind"]), form["walk_in"], DEFAULT_LIMIT, reach)
         found = state.book.current.search(query)
         context["origin"] = origin
         context["found"] = found
-        context["map_svg"] = render_map(
-            state.france,
-            found,
-            origin,
-            title=pages.gettext(language, "Map of the test sites found"),
-            origin_label=origin.label,
-        )
+        context["overseas"] = reach is not None
+        if reach is None:  # the map draws metropolitan France only: overseas, the list alone
+            context["map_svg"] = render_map(
+                state.france,
+                found,
+                origin,
+                title=pages.gettext(language, "Map of the test sites found"),
+                origin_label=origin.label,
+            )
     return status, context
 
 

@@ -38,6 +38,11 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 MIN_POPULATION = 10_000
+OVERSEAS = {"971": "GP", "972": "MQ", "973": "GF", "974": "RE", "976": "YT"}
+"""The five overseas départements and their GeoNames country codes (GeoNames files them as
+countries, not under FR): all their communes are kept, whatever their population, since a
+département's centre is a poor starting point on an island or in Guiana's forest."""
+GEONAMES_COUNTRIES = {"FR", *OVERSEAS.values()}
 
 Ring = list[tuple[float, float]]
 
@@ -54,6 +59,7 @@ def mercator(lon: float, lat: float) -> tuple[float, float]:
 def normalise(name: str) -> str:
     """A place name for matching: no accents, no case, any non-letter run one space, and
     ``Saint``/``Sainte`` spelt out the same way whatever the source's abbreviation."""
+    name = name.replace("œ", "oe").replace("Œ", "Oe")  # Schœlcher: NFKD keeps the ligature
     text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
     text = re.sub(r"[^a-z0-9]+", " ", text).strip()
     return re.sub(r"\bst(e?)\b", r"saint\1", text)
@@ -182,11 +188,14 @@ def build(npm: Path, out: Path = HERE) -> None:
     geonames: dict[tuple[str, str], tuple[float, float]] = {}
     places: list[tuple[str, float, float]] = []
     for city in cities:
-        if city["country"] != "FR" or not city["admin2"]:
+        # Mayotte's places carry their commune's INSEE code as admin1 and no admin2
+        dep = city["admin2"] or (city["admin1"][:3] if city["country"] == "YT" else "")
+        if city["country"] not in GEONAMES_COUNTRIES or not dep:
             continue
         lon, lat = float(city["lng"]), float(city["lat"])
-        geonames.setdefault((city["admin2"], normalise(city["name"])), (lon, lat))
-        places.append((city["admin2"], lon, lat))
+        geonames.setdefault((dep, normalise(city["name"])), (lon, lat))
+        if city["country"] == "FR":  # the map's projection is fitted on metropolitan places
+            places.append((city["admin2"], lon, lat))
 
     chefs_lieux = {d["chefLieu"] for d in departements}
     rows = []
@@ -194,12 +203,19 @@ def build(npm: Path, out: Path = HERE) -> None:
         wanted = (
             c["type"] == "arrondissement-municipal"
             or (c["type"] == "commune-actuelle"
-                and (c.get("population", 0) >= MIN_POPULATION or c["code"] in chefs_lieux))
+                and (c.get("population", 0) >= MIN_POPULATION or c["code"] in chefs_lieux
+                     or c["departement"] in OVERSEAS))
         )  # fmt: skip
         if not wanted:
             continue
         dep = c["departement"]
         found = geonames.get((dep, normalise(c["nom"])))
+        if found is None and dep in OVERSEAS:  # GeoNames says "Le Gros-Morne" for Gros-Morne
+            found = next(
+                (v for (d, n), v in geonames.items()
+                 if d == dep and re.sub(r"^(le|la|les) ", "", n) == normalise(c["nom"])),
+                None,
+            )  # fmt: skip
         if found is None and c["type"] == "arrondissement-municipal":
             number = re.search(r"(\d+)", c["nom"])
             if number is None:

@@ -85,7 +85,7 @@ def test_answers_are_checked(answers: dict[str, object], message: str) -> None:
 
 def test_robert_advice_check_runs_the_cases(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["advice", "check"]) == 0
-    assert "17 passed, 0 failed" in capsys.readouterr().out
+    assert "21 passed, 0 failed" in capsys.readouterr().out
 
 
 def test_robert_advice_check_fails_on_a_wrong_case(
@@ -133,3 +133,26 @@ def test_robert_advice_export_writes_the_static_site(
     assert 'href="advice-rules.json"' in french and 'href="en.html"' in french
     assert main(["advice", "export", str(site), "--service-url", "robert.example.org"]) == 1
     assert capsys.readouterr().err.strip().endswith("must start with https:// or http://")
+
+
+def test_antigen_tests_follow_the_october_2020_doctrine() -> None:
+    """HAS 8 Oct 2020 and the arrêté of 16 Oct 2020: the pharmacy antigen test is for
+    symptomatic people under 65 without risk factors (within 4 days); the others, RT-PCR."""
+    rules = shipped_rules()
+    by_id = {r["id"]: r for r in rules.document["rules"]}
+    for rid in ("testing-symptoms", "testing-symptoms-fragile"):
+        assert {"has-antigen-2020-10-08", "arrete-2020-10-16"} <= set(by_id[rid]["sources"])
+        assert by_id[rid]["since"] == "2020-10-16"
+    assert rules.sources["has-antigen-2020-10-08"]["date"] == "2020-10-08"
+    assert rules.sources["arrete-2020-10-16"]["date"] == "2020-10-16"
+    assert "RT-PCR" in by_id["testing-symptoms-fragile"]["text"]["fr"]
+
+    def testing(age: int, **more: object) -> list[str]:
+        answers = {"age": age, "symptoms": ["cough"], "test": "none", "contact": "none", **more}
+        advice = rules.evaluate(rules.check_answers(answers)).rule_ids
+        return [r for r in advice if r.startswith("testing-symptoms")]
+
+    assert testing(64) == ["testing-symptoms"]
+    assert testing(65) == testing(90) == ["testing-symptoms-fragile"]
+    assert testing(30, conditions=["respiratory"]) == ["testing-symptoms-fragile"]
+    assert testing(30, pregnant_third_trimester=True) == ["testing-symptoms-fragile"]

@@ -187,3 +187,90 @@ async def test_behind_a_tls_proxy_the_public_origin_is_trusted(tmp_path: Path) -
 def test_public_url_must_be_an_origin(value: str) -> None:
     with pytest.raises(SettingsError, match="public_url"):
         Settings(public_url=value).validate()
+
+
+REUNION_SITES = (
+    "id;name;address;postcode;commune;lat;lon;kinds;walk_in\n"
+    "R1;Labo du Barachois (fictif);1 rue de Paris;97400;Saint-Denis;-20.8789;55.4504;PCR;non\n"
+    "R2;Pharmacie Saint-Pierre (fictive);2 rue X;97410;Saint-Pierre;-21.3393;55.4781;ANTIGEN;oui\n"
+    "M1;Laboratoire de Mamoudzou (fictif);3 rue Y;97600;Mamoudzou;-12.7806;45.2278;PCR;oui\n"
+)
+
+
+async def test_overseas_postcodes_and_communes_are_found(running: Running) -> None:
+    """97400 is Saint-Denis (La Réunion), from communes.csv's overseas rows; a search there
+    lists no site across the ocean (the shipped sites are all in metropolitan France), and
+    the page says why there is no map."""
+    base = f"{running.url}/citizens/api/v1/sites"
+    status, _, body = await get(f"{base}?postcode=97400&limit=3")
+    assert status == 200 and isinstance(body, dict)
+    assert body["origin"]["label"] == "Saint-Denis (97400)"
+    assert body["origin"]["precision"] == "commune" and body["origin"]["lat"] < -20
+    assert body["sites"] == []  # not Paris, 9,000 km away
+    for query, label in (
+        ("commune=Mamoudzou", "Mamoudzou (976)"),
+        ("postcode=97200", "Fort-de-France (97200)"),
+        ("postcode=97300", "Cayenne (97300)"),
+        ("postcode=97110", "Pointe-à-Pitre (97110)"),
+        ("commune=Le%20Tampon", "Le Tampon (974)"),
+    ):
+        status, _, body = await get(f"{base}?{query}")
+        assert status == 200 and body["origin"]["label"] == label, query  # type: ignore[index]
+    status, _, page = await get(f"{running.url}/citizens/sites/?where=97400")
+    assert status == 200 and 'id="overseas-note"' in str(page) and "<svg" not in str(page)
+    assert 'id="no-results"' in str(page)
+
+
+async def test_overseas_results_are_listed_without_the_map(running: Running) -> None:
+    running.sites_file.write_text(REUNION_SITES, encoding="utf-8")
+    base = f"{running.url}/citizens/api/v1/sites"
+    for _ in range(50):  # the file is re-read every second
+        _, _, body = await get(f"{base}?postcode=97400&limit=3")
+        if isinstance(body, dict) and body["sites"]:
+            break
+        await asyncio.sleep(0.1)
+    assert isinstance(body, dict)
+    assert [s["id"] for s in body["sites"]] == ["R1", "R2"]  # Mamoudzou is 1,400 km away
+    assert body["sites"][1]["distance_km"] == pytest.approx(51.9, abs=1)
+    for path in ("/citizens/sites/?where=97400", "/citizens/sites/embed?where=97410"):
+        status, _, page = await get(running.url + path)
+        assert status == 200 and "<svg" not in str(page), path
+        assert 'id="overseas-note"' in str(page) and 'id="site-R1"' in str(page), path
+    _, _, page = await get(f"{running.url}/citizens/sites/?where=Mamoudzou")
+    assert 'id="site-M1"' in str(page) and 'id="site-R1"' not in str(page)
+
+
+async def test_a_commune_name_several_communes_share_is_not_guessed(running: Running) -> None:
+    """Saint-Denis is in Seine-Saint-Denis and in La Réunion: the API answers 400 with the
+    candidates and their postcodes, the page asks which, linking each by its postcode."""
+    base = f"{running.url}/citizens/api/v1/sites"
+    status, headers, body = await get(f"{base}?commune=saint-denis&limit=3")
+    assert status == 400 and isinstance(body, dict) and body["error"] == "ambiguous_commune"
+    assert headers["Access-Control-Allow-Origin"] == "*"
+    assert [(c["name"], c["departement"], c["postcodes"][0]) for c in body["candidates"]] == [
+        ("Saint-Denis", "974", "97400"),
+        ("Saint-Denis", "93", "93200"),
+    ]
+    assert "give the postcode" in body["message"]
+    status, _, body = await get(f"{base}?commune=Saint-Pierre")  # 974 and 972 (97250)
+    assert status == 400 and body["error"] == "ambiguous_commune"  # type: ignore[index]
+    status, _, body = await get(f"{base}?commune=Rennes")  # one Rennes: found as before
+    assert status == 200 and body["origin"]["label"] == "Rennes (35)"  # type: ignore[index]
+    status, _, page = await get(f"{running.url}/citizens/sites/?where=Saint-Denis&kind=PCR")
+    assert status == 422 and 'aria-invalid="true"' in str(page)
+    assert "Plusieurs communes portent ce nom" in str(page)
+    assert 'href="/citizens/sites/?lang=fr&amp;where=93200&amp;kind=PCR"' in str(page)
+    assert 'href="/citizens/sites/?lang=fr&amp;where=97400&amp;kind=PCR"' in str(page)
+    status, _, page = await get(f"{running.url}/citizens/sites/embed?where=Saint-Denis")
+    assert status == 422 and 'href="/citizens/sites/embed?lang=fr&amp;where=93200"' in str(page)
+
+
+async def test_directory_api_refuses_unknown_parameters(running: Running) -> None:
+    base = f"{running.url}/citizens/api/v1/directory"
+    status, _, body = await get(f"{base}?region=53&free=1&q=soin")
+    assert status == 200 and body == {"services": []}
+    status, _, body = await get(f"{base}?regions=53&free=1&page=2")
+    assert status == 400 and isinstance(body, dict) and body["error"] == "unknown_parameter"
+    assert body["message"].startswith("unknown parameter(s): page, regions (known: q, feature")
+    status, _, body = await get(f"{base}?region=99")
+    assert status == 400 and body["error"] == "bad_region"  # type: ignore[index]

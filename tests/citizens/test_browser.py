@@ -360,6 +360,16 @@ async def test_a_declaration_is_published_by_a_moderator_signed_in_with_a_code(
     assert "contact@telesoin-bretagne.example.org" in (await page.text_content("#pending") or "")
     assert await serious_violations(page) == []
     await page.screenshot(path=screens / "citizens-moderation.png", full_page=True)
+    await page.set_viewport_size({"width": 375, "height": 740})  # a moderator's phone
+    assert await fits_the_width(page)
+    assert await serious_violations(page) == []
+    await page.screenshot(path=screens / "citizens-moderation-phone.png", full_page=True)
+    await page.goto(f"{running.url}/citizens/directory/moderation?lang=en")
+    assert await page.get_attribute("html", "lang") == "en"
+    assert await fits_the_width(page)
+    assert await serious_violations(page) == []
+    await page.set_viewport_size({"width": 1280, "height": 900})
+    assert await serious_violations(page) == []
     await page.click("#pending li button[value=publish]")
     assert page.url == f"{running.url}/citizens/directory/moderation"
     assert await page.locator("#none-pending").count() == 1
@@ -383,3 +393,85 @@ async def test_a_declaration_is_published_by_a_moderator_signed_in_with_a_code(
         ("modo", "validate"),
         ("publisher", "create"),
     ]
+
+
+ENGLISH_PAGES = (
+    "/citizens/?lang=en",
+    "/citizens/advice/?lang=en",
+    "/citizens/sites/?lang=en",
+    "/citizens/sites/?lang=en&where=75011&kind=PCR",
+    "/citizens/sites/?lang=en&where=99999",
+    "/citizens/sites/embed?lang=en&where=Rennes",
+    "/citizens/directory/?lang=en",
+    "/citizens/directory/submit?lang=en",
+    "/citizens/login?lang=en",
+)
+
+
+async def test_the_english_pages_are_accessible_too(running: Running, browser: Any) -> None:
+    """axe-core on the English version of every public page, at a desktop's and a phone's
+    width, plus the English pages' error states (advice and declaration)."""
+    await seed_directory(running.settings)
+    context = await browser.new_context(locale="en-GB", viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    for path in ENGLISH_PAGES:
+        for width, height in ((1280, 900), (375, 740)):
+            await page.set_viewport_size({"width": width, "height": height})
+            await page.goto(running.url + path)
+            assert await page.get_attribute("html", "lang") == "en", path
+            assert await serious_violations(page) == [], (path, width)
+            assert await fits_the_width(page), (path, width)
+    await page.goto(f"{running.url}/citizens/advice/?lang=en")
+    await page.click("#advice-submit")
+    assert await page.get_attribute("#q-age", "aria-invalid") == "true"
+    assert await serious_violations(page) == []
+    await fill_answers(page, load_cases()[4]["answers"])
+    await page.click("#advice-submit")
+    assert await page.locator("[data-rule]").count() > 0
+    assert await serious_violations(page) == []
+    await page.goto(f"{running.url}/citizens/directory/submit?lang=en")
+    await page.fill("#name", "X")
+    await page.click("#submit")
+    assert await page.get_attribute("#name", "aria-invalid") == "true"
+    assert await page.get_attribute("html", "lang") == "en"
+    assert await serious_violations(page) == []
+    await context.close()
+
+
+async def test_overseas_and_ambiguous_searches_in_the_browser(
+    running: Running, browser: Any, screens: Path
+) -> None:
+    """97400 (La Réunion) lists its sites without the metropolitan map; "Saint-Denis" asks
+    which commune and a click on a candidate searches by its postcode. axe and the phone's
+    width on both, in French and English."""
+    from tests.citizens.test_api import REUNION_SITES
+
+    running.sites_file.write_text(REUNION_SITES, encoding="utf-8")
+    context = await browser.new_context(locale="fr-FR", viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    for _ in range(50):  # the file is re-read every second
+        await page.goto(f"{running.url}/citizens/sites/?where=97400")
+        if await page.locator("#sites li").count():
+            break
+        await page.wait_for_timeout(100)
+    assert await page.locator("#sites li").count() == 2
+    assert await page.locator("svg.sitemap").count() == 0
+    assert "Outre-mer" in (await page.text_content("#overseas-note") or "")
+    assert await serious_violations(page) == []
+    await page.screenshot(path=screens / "citizens-sites-overseas.png", full_page=True)
+    await page.goto(f"{running.url}/citizens/sites/?where=Saint-Denis")
+    assert await page.get_attribute("#where", "aria-invalid") == "true"
+    assert await page.locator("#candidates a").count() == 2
+    await page.set_viewport_size({"width": 375, "height": 740})
+    assert await fits_the_width(page)
+    assert await serious_violations(page) == []
+    await page.screenshot(path=screens / "citizens-sites-ambiguous-phone.png", full_page=True)
+    await page.click("#candidates a >> text=974")
+    assert "where=97400" in page.url
+    assert "Saint-Denis (97400)" in (await page.text_content("#results-title") or "")
+    assert await fits_the_width(page)
+    for where in ("97400", "Saint-Denis"):
+        path = f"/citizens/sites/?lang=en&where={where}"
+        await page.goto(running.url + path)
+        assert await serious_violations(page) == [], path
+    await context.close()

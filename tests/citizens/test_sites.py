@@ -13,15 +13,17 @@ from hypothesis import strategies as st
 
 from citizens.data.slices import inside
 from citizens.geo import france_map, haversine_km
-from citizens.places import Origin, shipped_places
+from citizens.places import POSTCODE, Origin, shipped_places
 from citizens.settings import SHIPPED_SITES
 from citizens.sites import (
     REQUIRED,
+    SANTE_FR_COLUMNS,
     Kind,
     SiteBook,
     SiteIndex,
     SiteQuery,
     SitesFileError,
+    from_sante_fr,
     parse_row,
     parse_sites,
 )
@@ -184,3 +186,108 @@ def _rings(path: str) -> list[list[tuple[float, float]]]:
             ring.append((float(x), float(y)))
         rings.append(ring)
     return rings
+
+
+SANTE_FR_SAMPLE = Path(__file__).parent / "data" / "sante-fr-sample.csv"
+
+
+def test_sante_fr_public_layout_is_read() -> None:
+    """A file with the header of Santé.fr's public file (``,``-separated, quoted addresses
+    with commas, ``check_rdv`` meaning "by appointment", JSON opening hours, French dates)."""
+    data = SANTE_FR_SAMPLE.read_bytes()
+    assert data.startswith(b"ID,id_ej,finess,rs,adresse,cpl_loc,do_prel,do_antigenic,")
+    with pytest.raises(SitesFileError, match="line 6: adresse does not end with a postcode"):
+        parse_sites(data)  # its last row, 1 of 5, is too many bad rows: refused, saying why
+    parsed = parse_sites(b"\n".join(data.splitlines()[:5]))
+    assert parsed.bad_rows == ()
+    by_id = {s.id: s for s in parsed.sites}
+    voltaire, roquette, barachois, cours = (by_id[f"F000{i}"] for i in range(1, 5))
+    assert (voltaire.name, voltaire.address, voltaire.postcode, voltaire.commune) == (
+        "Laboratoire Voltaire (fictif)",
+        "12 boulevard Voltaire, Rez-de-chaussée",
+        "75011",
+        "Paris",
+    )
+    assert (voltaire.lat, voltaire.lon) == (48.8630, 2.3702)
+    assert voltaire.kinds == {Kind.PCR} and not voltaire.walk_in  # check_rdv: appointment
+    assert voltaire.appointment_url == "https://rdv.example.org/voltaire"
+    assert voltaire.phone == "01 99 00 12 34" and voltaire.public == "Tout public"
+    assert voltaire.hours == "lundi 08:00-12:00; mardi 08:00-12:00"
+    assert str(voltaire.updated) == "2020-11-02"
+    assert roquette.kinds == {Kind.ANTIGEN} and roquette.walk_in
+    assert roquette.hours == "lun-sam 09:00-19:00 (publics prioritaires : lun-ven 09:00-10:00)"
+    assert str(roquette.updated) == "2020-11-02" and roquette.appointment_url is None
+    assert barachois.kinds == {Kind.PCR, Kind.ANTIGEN}
+    assert (barachois.postcode, barachois.commune) == ("97400", "Saint-Denis")
+    assert (cours.postcode, cours.address, cours.updated) == ("20000", "5 cours Napoléon", None)
+
+
+def test_sante_fr_layout_is_indexed_and_searched() -> None:
+    good = b"\n".join(SANTE_FR_SAMPLE.read_bytes().splitlines()[:5]) + b"\n"
+    index = SiteIndex.from_file_bytes(good)
+    [nearest] = index.search(SiteQuery(Origin("Paris 11e", 48.857, 2.372, "position"), limit=1))
+    assert nearest.site.id == "F0002"
+
+
+def test_sante_fr_layout_with_semicolons_and_missing_columns() -> None:
+    lines = SANTE_FR_SAMPLE.read_text(encoding="utf-8").splitlines()
+    row = "F9;;;Labo;3 rue X 35000 Rennes;;oui;non;-1.68;48.11;;;;;non;;;"
+    semicolons = "\n".join([lines[0].replace(",", ";"), row])
+    [site] = parse_sites(semicolons.encode()).sites
+    assert (site.commune, site.kinds, site.walk_in) == ("Rennes", {Kind.PCR}, True)
+    with pytest.raises(SitesFileError, match=r"latitude.*Santé\.fr's layout, separator ','"):
+        parse_sites(b"ID,rs,adresse,do_prel,do_antigenic,longitude\n")
+
+
+def test_a_broken_file_is_logged_once_per_content(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "sites.csv"
+    path.write_text(f"{HEADER}\n{ROW}\n")
+    book = SiteBook(path)
+    assert book.reload()
+    caplog.set_level("ERROR", logger="citizens.sites")
+    path.write_text("garbage")
+    for _ in range(5):  # five checks of the same broken file
+        assert not book.reload()
+    assert len(caplog.records) == 1 and "missing column" in caplog.records[0].getMessage()
+    assert book.failures == 5 and "missing column" in str(book.last_error)
+    path.write_text("other garbage")  # another file: said again, once
+    assert not book.reload() and not book.reload()
+    assert len(caplog.records) == 2
+    path.write_text(f"{HEADER}\n{ROW}\n")  # the served file back: no error left
+    assert not book.reload() and book.last_error is None
+    path.write_text("garbage")  # broken again later: a new episode, said again
+    assert not book.reload()
+    assert len(caplog.records) == 3
+
+
+def test_sites_commands_describe_their_file_argument(capsys: pytest.CaptureFixture[str]) -> None:
+    from cli.main import main
+
+    for command in ("check", "publish"):
+        with pytest.raises(SystemExit):
+            main(["citizens", "sites", command, "--help"])
+        out = " ".join(capsys.readouterr().out.split())
+        assert "file a CSV file of test sites" in out and "Santé.fr" in out, command
+
+
+def test_a_missing_file_is_logged_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    book = SiteBook(tmp_path / "absent.csv")
+    caplog.set_level("ERROR", logger="citizens.sites")
+    assert not book.reload() and not book.reload() and not book.reload()
+    assert len(caplog.records) == 1 and book.failures == 3
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from([c.lower() for c in SANTE_FR_COLUMNS]),
+        st.text(max_size=40) | st.sampled_from(["True", "False", "oui", "1 rue X 75011 Paris"]),
+    )
+)
+def test_any_sante_fr_row_is_a_site_or_a_value_error(row: dict[str, str]) -> None:
+    try:
+        site = parse_row(from_sante_fr(row))
+    except ValueError:
+        return
+    assert POSTCODE.match(site.postcode) and site.kinds
