@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from codes.handout import Layout
-from codes.model import CodeState, Organisation, Role
+from codes.model import ORG_SCOPE_PREFIX, CodeState, Organisation, Role
 from codes.service import CodeService
 from codes.settings import Settings
 from kit.audit import AuditFilter
@@ -252,6 +252,56 @@ def cmd_orgs_list(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- users ---------------------------------------------------------------------------------------
+ROLES = ", ".join(r.value for r in Role)
+
+
+def check_person(args: argparse.Namespace) -> None:
+    """Refuse, before the kit creates anyone (or asks for a password), a person the pages
+    would turn away: a role that is not one of ours, a scope that is not ``org:<name>``, an
+    organisation that does not exist or does another job than the role says."""
+    if args.role not in {r.value for r in Role}:
+        raise CommandError(f"--role {args.role}: a person's role is one of {ROLES}")
+    if not args.scope.startswith(ORG_SCOPE_PREFIX):
+        raise CommandError(
+            f"--scope {args.scope or '(none)'}: a person acts for an organisation, "
+            f"--scope {ORG_SCOPE_PREFIX}NAME (robert codes orgs list)"
+        )
+    name = args.scope.removeprefix(ORG_SCOPE_PREFIX)
+
+    async def job(service: CodeService) -> Organisation | None:
+        return await service.store.get_org(name)
+
+    org = _run(args, job)
+    if org is None:
+        raise CommandError(
+            f"--scope {args.scope}: no organisation {name} "
+            "(robert codes orgs list; orgs add creates one)"
+        )
+    if org.role.value != args.role:
+        raise CommandError(
+            f"--role {args.role}: {org.name} is a {org.role.value} organisation; "
+            f"its people have the role {org.role.value}"
+        )
+
+
+def _checked_first(
+    check: Callable[[argparse.Namespace], None], func: Callable[[argparse.Namespace], int]
+) -> Callable[[argparse.Namespace], int]:
+    def checked(args: argparse.Namespace) -> int:
+        check(args)
+        return func(args)
+
+    return checked
+
+
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    """The sub-command ``name`` of ``parser``."""
+    [action] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    found: argparse.ArgumentParser = action.choices[name]
+    return found
+
+
 # --- assembly ----------------------------------------------------------------------------------
 def add_subcommands(subparsers: Any) -> None:
     """Add the ``codes`` command group to the ``robert`` command."""
@@ -273,7 +323,13 @@ def add_subcommands(subparsers: Any) -> None:
     serve.set_defaults(func=cmd_serve)
 
     issue = sub.add_parser("issue", help="issue codes (print, sheet, PNGs)")
-    issue.add_argument("--kind", choices=kinds, default="long")
+    issue.add_argument(
+        "--kind",
+        choices=kinds,
+        default="long",
+        help="long: a lab's code for a result, 7 days, printed as a QR code (default); "
+        "short: a doctor's 6 characters read out, an hour",
+    )
     issue.add_argument("--count", type=int, default=1, help="how many codes (default 1)")
     issue.add_argument("--org", help=f"issuing organisation (default: {DEFAULT_ORG}, admin)")
     issue.add_argument("--test-date", help="date of the test, YYYY-MM-DD (default: today)")
@@ -307,7 +363,9 @@ def add_subcommands(subparsers: Any) -> None:
 
     batch = sub.add_parser("batch", help="CSV of codes for a lab's system")
     batch.add_argument("--org", required=True)
-    batch.add_argument("--kind", choices=kinds, default="long")
+    batch.add_argument(
+        "--kind", choices=kinds, default="long", help="long (default, 7 days) or short (an hour)"
+    )
     batch.add_argument("--count", type=int, required=True)
     batch.add_argument("--test-date", help="date of the tests, YYYY-MM-DD (default: today)")
     batch.add_argument("--out", required=True, metavar="DIR")
@@ -347,3 +405,10 @@ def add_subcommands(subparsers: Any) -> None:
         migrations=[MIGRATIONS],
     )
     # The ROBERT server's key: robert codes apikeys add robert --role robert-server
+    users_add = _subparser(_subparser(top, "users"), "add")
+    users_add.set_defaults(func=_checked_first(check_person, users_add.get_default("func")))
+    for action in users_add._actions:
+        if action.dest == "role":
+            action.help = f"{ROLES}: the role of the organisation of --scope"
+        elif action.dest == "scope":
+            action.help = f"{ORG_SCOPE_PREFIX}NAME: the organisation the person acts for"

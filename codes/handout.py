@@ -76,8 +76,8 @@ WORDING = {
         ),
         once="Ce code ne sert qu’une fois, et seulement jusqu’à la date indiquée. Ne le "
         "donnez à personne.",
-        card="Ouvrez TousAntiCovid, touchez « Me déclarer » et scannez ce QR code (ou "
-        "saisissez le code). Anonyme, une seule fois.",
+        card="Ouvrez TousAntiCovid, touchez « Me déclarer », scannez ce QR code ou saisissez le "
+        "code : vous prévenez anonymement les personnes croisées de près. Une seule fois.",
         valid_until="Valable jusqu’au {when}",
         test_of="Test du {day}",
         qr_label="QR code à scanner avec l’application TousAntiCovid",
@@ -92,8 +92,8 @@ WORDING = {
             "Confirm the declaration. That is all.",
         ),
         once="This code works once, and only until the date shown. Do not give it to anyone.",
-        card="Open TousAntiCovid, tap « Me déclarer » and scan this QR code (or type the "
-        "code). Anonymous, single use.",
+        card="Open TousAntiCovid, tap « Me déclarer », scan this QR code or type the code: you "
+        "warn the people you were close to, anonymously. Works once.",
         valid_until="Valid until {when}",
         test_of="Test of {day}",
         qr_label="QR code to scan with the TousAntiCovid app",
@@ -344,9 +344,18 @@ def _cut_lines(pdf: FPDF) -> None:
             pdf.line(GRID_MARGIN, y, A4_WIDTH - GRID_MARGIN, y)
 
 
+CARD_PAD = 4.0
+CARD_QR = 40.0
+CARD_LONG_CODE_PT = 11.0
+"""A long code (36 characters of Courier, 0.6 em each) at 11 pt is 84 mm wide: the card's
+inner width (87 mm) holds it, large enough to read and type without a magnifier."""
+
+
 def _card(pdf: FPDF, org: Organisation, card: Card, x: float, y: float) -> None:
-    """One card of the grid, its top-left corner at (x, y)."""
-    pad = 4.0
+    """One card of the grid, its top-left corner at (x, y): who issued it, the QR code, beside
+    it until when (French, English) and what to do and why (French, English), the code
+    below both across the card."""
+    pad = CARD_PAD
     inner = CARD_WIDTH - 2 * pad
     pdf.set_text_color(*INK)
     pdf.set_xy(x + pad, y + pad)
@@ -356,38 +365,32 @@ def _card(pdf: FPDF, org: Organisation, card: Card, x: float, y: float) -> None:
     pdf.set_font("Helvetica", "", 7)
     pdf.cell(inner, 3.4, _fit(pdf, ", ".join(org.address_lines), inner))
 
-    qr_size = 40.0
-    qr_top = y + pad + 9
-    pdf.image(_qr_image(card.link), x=x + pad - 1.5, y=qr_top, w=qr_size, h=qr_size)
-    text_left = x + pad + qr_size + 1
-    text_width = CARD_WIDTH - pad - qr_size - 1 - pad
-    pdf.set_xy(text_left, qr_top + 2)
-    pdf.set_font("Helvetica", "B", 8)
-    pdf.multi_cell(
-        text_width, 3.6, _latin1(card.valid_until["fr"]), new_x="LEFT", new_y="NEXT", align="L"
-    )
-    pdf.set_y(pdf.get_y() + 1.5)
-    pdf.set_x(text_left)
-    pdf.set_font("Helvetica", "", 7.5)
-    pdf.multi_cell(
-        text_width, 3.3, _latin1(WORDING["fr"].card), new_x="LEFT", new_y="NEXT", align="L"
-    )
-    pdf.set_y(pdf.get_y() + 1.5)
-    pdf.set_x(text_left)
-    pdf.set_text_color(*MUTED)
-    pdf.set_font("Helvetica", "", 6.8)
-    pdf.multi_cell(
-        text_width, 3.0, _latin1(WORDING["en"].card), new_x="LEFT", new_y="NEXT", align="L"
-    )
+    qr_top = y + pad + 8.6
+    pdf.image(_qr_image(card.link), x=x + pad - 1.5, y=qr_top, w=CARD_QR, h=CARD_QR)
+    text_left = x + pad + CARD_QR + 0.5
+    text_width = CARD_WIDTH - pad - CARD_QR - 0.5 - pad
+    pdf.set_xy(text_left, qr_top + 1.2)
+    for style, size, line, colour, text, gap in (
+        ("B", 8.0, 3.4, INK, card.valid_until["fr"], 0.2),
+        ("", 6.8, 2.9, MUTED, card.valid_until["en"], 1.3),
+        ("", 7.2, 3.0, INK, WORDING["fr"].card, 1.0),
+        ("", 6.5, 2.7, MUTED, WORDING["en"].card, 0.0),
+    ):
+        pdf.set_text_color(*colour)
+        pdf.set_font("Helvetica", style, size)
+        pdf.set_x(text_left)
+        pdf.multi_cell(text_width, line, _latin1(text), new_x="LEFT", new_y="NEXT", align="L")
+        pdf.set_y(pdf.get_y() + gap)
     pdf.set_text_color(*INK)
 
-    pdf.set_xy(x + pad, qr_top + qr_size + 1)
     if card.kind is CodeKind.SHORT:
+        pdf.set_xy(x + pad, y + CARD_HEIGHT - pad - 9)
         pdf.set_font("Courier", "B", 22)
         pdf.cell(inner, 9, card.code, align="C")
     else:
-        pdf.set_font("Courier", "B", 9.5)
-        pdf.cell(inner, 6, card.code, align="C")
+        pdf.set_xy(x + pad, y + CARD_HEIGHT - pad - 5.5)
+        pdf.set_font("Courier", "B", CARD_LONG_CODE_PT)
+        pdf.cell(inner, 5.5, card.code, align="C")
 
 
 def _fit(pdf: FPDF, text: str, width: float) -> str:

@@ -124,3 +124,41 @@ def test_accounts_commands_and_the_robert_server_key(
     out = run(capsys, "codes", "apikeys", "add", "robert", "--role", "robert-server", *data)
     assert "codes_" in out
     assert "robert-server" in run(capsys, "codes", "apikeys", "list", *data)
+
+
+def test_users_add_refuses_a_person_the_pages_would_turn_away(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A person's scope names an organisation that exists and whose role is theirs; anything
+    else is refused in one line, before the user exists (and before a password is asked)."""
+    data = ("--data-dir", str(tmp_path / "data"))
+    run(capsys, "codes", "orgs", "add", "--name", "LAB1", "--role", "lab", "--no-key", *data)
+    password = tmp_path / "password"
+    password.write_text("a long enough password\n")
+    for role, scope, reason in (
+        ("lab", "org:NOPE", "--scope org:NOPE: no organisation NOPE"),
+        ("doctor", "org:LAB1", "--role doctor: LAB1 is a lab organisation"),
+        ("biologist", "org:LAB1", "--role biologist: a person's role is one of lab, doctor, admin"),
+        ("lab", "dep:75", "--scope dep:75: a person acts for an organisation"),
+        ("lab", "", "--scope (none): a person acts for an organisation"),
+    ):
+        argv = ["codes", "users", "add", "someone", "--name", "Some One", "--role", role,
+                "--scope", scope, "--password-file", str(password), *data]  # fmt: skip
+        assert main(argv) == 1, (role, scope)
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        assert reason in captured.err and captured.err.count("\n") == 1, captured.err
+    assert "someone" not in run(capsys, "codes", "users", "list", *data)
+    out = run(capsys, "codes", "users", "add", "someone", "--name", "Some One", "--role", "lab",
+              "--scope", "org:LAB1", "--password-file", str(password), *data)  # fmt: skip
+    assert "created user" in out and "(lab, scope org:LAB1)" in out
+
+
+def test_every_option_of_issue_and_batch_says_what_it_does(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for command in ("issue", "batch"):
+        with pytest.raises(SystemExit):
+            main(["codes", command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert "--kind {short,long} long" in text, text

@@ -9,9 +9,11 @@ documentation's images).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -19,7 +21,15 @@ from PIL import Image
 
 from client_sim.clock import VirtualClock
 from codes.app import new_service
-from codes.handout import Layout, _latin1, handout_html, handout_pdf
+from codes.handout import (
+    CARD_HEIGHT,
+    CARD_WIDTH,
+    GRID_MARGIN,
+    Layout,
+    _latin1,
+    handout_html,
+    handout_pdf,
+)
 from codes.links import Authority, verify_link
 from codes.model import Organisation, Role
 from codes.service import CodeService, IssuedCode
@@ -132,6 +142,65 @@ async def test_a_grid_prints_eight_cards_a_page_each_scannable(
     assert all(c.record.code in text for c in codes) and "stopcovid" not in text
 
 
+MM = 25.4 / 72  # millimetres in a PDF point
+WORD = re.compile(
+    r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">([^<]*)</word>'
+)
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def words_by_card(pdf: bytes, tmp_path: Path) -> dict[tuple[int, int], list[tuple[float, ...]]]:
+    """The first page's words (x0, y0, x1, y1 in mm, then the word's index in ``texts``) by
+    the grid's card (column, row) they start in."""
+    source = tmp_path / "words.pdf"
+    source.write_bytes(pdf)
+    done = subprocess.run(
+        ["pdftotext", "-bbox", "-f", "1", "-l", "1", str(source), "-"],
+        check=True,
+        capture_output=True,
+    )
+    cards: dict[tuple[int, int], list[tuple[float, ...]]] = {}
+    for match in WORD.finditer(done.stdout.decode()):
+        x0, y0, x1, y1 = (float(v) * MM for v in match.groups()[:4])
+        key = (int((x0 - GRID_MARGIN) // CARD_WIDTH), int((y0 - GRID_MARGIN) // CARD_HEIGHT))
+        cards.setdefault(key, []).append((x0, y0, x1, y1, 1.0 if UUID.fullmatch(match[5]) else 0))
+    return cards
+
+
+@needs_poppler
+async def test_a_grid_card_says_why_until_when_in_both_languages_and_the_code_large(
+    opened: CodeService, clock: VirtualClock, tmp_path: Path
+) -> None:
+    # The longest dates: expiry on Wednesday 30 September (mercredi 30 septembre).
+    clock.move_to(datetime(2026, 9, 23, 21, 0, tzinfo=UTC).timestamp())
+    lab = await opened.create_org("BIO11", Role.LAB, "Laboratoire Biomed Paris 11", ADDRESS)
+    codes = await opened.issue(lab, CodeKind.LONG, 8, "2026-09-23")
+    pdf = handout_pdf(lab, codes, Layout.GRID)
+    text = text_of(pdf, tmp_path)
+    for said in (
+        "Valable jusqu'au mercredi 30 septembre 2026, 23:00",
+        "Valid until Wednesday, 30 September 2026, 23:00",
+        "vous prévenez anonymement les personnes croisées de près",
+        "you warn the people you were close to, anonymously",
+    ):
+        assert text.count(said) == 8, said
+    cards = words_by_card(pdf, tmp_path)
+    assert len(cards) == 8
+    for (column, row), words in cards.items():
+        left = GRID_MARGIN + column * CARD_WIDTH
+        top = GRID_MARGIN + row * CARD_HEIGHT
+        [code] = [w for w in words if w[4]]
+        # About 11 pt: 36 Courier characters at 11 pt are 84 mm (9.5 pt: 72 mm), within the
+        # card's 87 mm inside its 4 mm margins.
+        assert 82 <= code[2] - code[0] <= CARD_WIDTH - 8, code
+        assert code[0] >= left + 3.5 and code[2] <= left + CARD_WIDTH - 3.5
+        assert code[3] <= top + CARD_HEIGHT - 1.5  # above the cut line
+        for word in words:
+            if word is not code:  # everything else above the code, inside the card
+                assert word[3] <= code[1] + 0.2, (word, code)
+                assert word[2] <= left + CARD_WIDTH - 3.5, word
+
+
 @needs_poppler
 async def test_a_doctors_short_code_prints_large(
     opened: CodeService, screens: Path, tmp_path: Path
@@ -157,6 +226,9 @@ async def test_the_html_handout_says_the_same_in_both_languages(opened: CodeServ
     assert "stopcovid" not in page and "sig=" not in page
     grid = handout_html(lab, codes, Layout.GRID)
     assert grid.count('class="paper sheet"') == 2 and grid.count('class="card"') == 9
+    assert grid.count('lang="en">Valid until Monday, 9 March 2026, 10:00</p>') == 9
+    assert grid.count("vous prévenez anonymement les personnes croisées de près") == 9
+    assert grid.count("you warn the people you were close to, anonymously") == 9
     assert 'nonce="' not in grid  # a file on disk: no CSP to satisfy
 
 

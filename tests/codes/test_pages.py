@@ -201,6 +201,44 @@ async def test_a_lab_downloads_its_batch_as_csv_with_a_checksum_and_sees_dates_i
         assert verify_link(row["link"], authorities).code == row["code"]
 
 
+async def test_the_count_field_has_bounds_and_an_unknown_layout_is_refused(issuer: Issuer) -> None:
+    """maxlength does nothing on a number field: the range is min and max. A layout the
+    handouts do not have is a 400 saying which exist (it used to print cards), and no export
+    is recorded for it."""
+    secret = await signed_in(issuer, "tech.lab", "LAB1", Role.LAB)
+    async with browser_session() as client:
+        await sign_in(client, issuer.url, "tech.lab", secret, issuer.clock)
+        page = f"{issuer.url}/codes/lab"
+        async with client.get(page) as r:
+            html = await r.text()
+        [count] = re.findall(r'<input id="count"[^>]*>', html)
+        assert 'type="number"' in count and 'min="1"' in count and 'max="1000"' in count
+        assert "maxlength" not in count
+        form = {"count": "2", "test_date": "2026-03-02"}
+        async with await post_form(client, f"{page}/issue", page, form) as r:
+            batch_url = f"{issuer.url}{r.headers['Location']}"
+        for suffix in (
+            "handout.pdf?layout=poster",
+            "handout.html?layout=",
+            "handout.pdf?layout=Grid",
+        ):
+            async with client.get(f"{batch_url}/{suffix}") as r:
+                assert r.status == 400, suffix
+                assert r.content_type == "text/html"
+                assert "Cette mise en page n’existe pas : « page »" in await r.text()
+        headers = {"Accept": "application/json"}
+        async with client.get(f"{batch_url}/handout.pdf?layout=poster", headers=headers) as r:
+            assert r.status == 400 and (await r.json())["error"] == "bad_request"
+        entries = await issuer.service.store.audit.query(issuer.service.store.db, AuditFilter())
+        assert not [e for e in entries if e.action == "export"]
+        for suffix, kind in (
+            ("handout.pdf", "application/pdf"),
+            ("handout.html?layout=page", "text/html"),
+        ):
+            async with client.get(f"{batch_url}/{suffix}") as r:
+                assert r.status == 200 and r.content_type == kind, suffix
+
+
 async def test_a_lab_sees_verifies_and_revokes_only_its_own_codes(issuer: Issuer) -> None:
     first = await signed_in(issuer, "tech.one", "LAB1", Role.LAB)
     second = await signed_in(issuer, "tech.two", "LAB2", Role.LAB)
