@@ -31,6 +31,8 @@ from kit import events, notify
 from kit.audit import Actor, AuditLog
 from kit.http import BadRequest, Forbidden
 from kit.identity import pseudonym as kit_pseudonym
+from kit.schema import notifications as notifications_table
+from kit.schema import outbox as outbox_table
 from sidep.access import Access
 from sidep.issuer import CodeIssuer, CodeRefused, CodeUnavailable, IssuedCode
 from sidep.model import LabResult, Method, Parsed, Refusal, Result, Status
@@ -613,6 +615,7 @@ class SidepService:
             ]
             for start in range(0, len(targets), 500):
                 chunk = targets[start : start + 500]
+                await _forget_elsewhere(conn, chunk)
                 await conn.execute(
                     sa.update(persons)
                     .where(persons.c.id.in_(chunk))
@@ -632,6 +635,9 @@ class SidepService:
                     object_id=f"{len(targets)} persons",
                     detail=f"identity of samples before {cutoff.date().isoformat()}",
                 )
+        retention = timedelta(days=self.purge_days)
+        await events.purge(self.store.db, retention, now=self.now())
+        await notify.Dispatcher(self.store.db, {}).purge(retention)
         return len(targets)
 
     # --- notices ---------------------------------------------------------------------------
@@ -725,6 +731,70 @@ class SidepService:
         async with self.store.db.connect() as conn:
             query = sa.select(notices.c.pdf).where(notices.c.result_id == result_id)
             return (await conn.execute(query.order_by(notices.c.id.desc()).limit(1))).scalar()
+
+
+_PAYLOAD_IDENTITY = ("nir", "last_name", "first_name", "birth_date", "postcode", "phone", "email")
+
+
+async def _forget_elsewhere(conn: AsyncConnection, person_chunk: list[int]) -> None:
+    """What the purge of these persons must also reach outside SI-DEP's own tables: the
+    identity in the payloads of their ``sidep.positive`` events (blanked, the event kept for
+    the feed's order) and their e-mails and SMS (deleted, attachments with them; a pending one
+    to an address another person still identified also has is kept: it may be theirs)."""
+    own = (
+        await conn.execute(sa.select(results.c.id).where(results.c.person_id.in_(person_chunk)))
+    ).scalars()
+    keys = [str(i) for i in own]
+    outbox = outbox_table
+    for start in range(0, len(keys), 500):
+        found = (
+            await conn.execute(
+                sa.select(outbox.c.id, outbox.c.payload).where(
+                    outbox.c.topic == POSITIVE_TOPIC, outbox.c.key.in_(keys[start : start + 500])
+                )
+            )
+        ).all()
+        for event_id, payload in found:
+            patient = dict(payload.get("patient") or {})
+            patient.update(dict.fromkeys(_PAYLOAD_IDENTITY))
+            await conn.execute(
+                sa.update(outbox)
+                .where(outbox.c.id == event_id)
+                .values(payload={**payload, "patient": patient})
+            )
+    contacts = (
+        await conn.execute(
+            sa.select(persons.c.email, persons.c.phone).where(persons.c.id.in_(person_chunk))
+        )
+    ).all()
+    emails = {e for e, _ in contacts if e}
+    phones = {p for _, p in contacts if p}
+    others = (
+        await conn.execute(
+            sa.select(persons.c.email, persons.c.phone).where(
+                persons.c.id.not_in(person_chunk),
+                sa.or_(persons.c.email.in_(sorted(emails)), persons.c.phone.in_(sorted(phones))),
+            )
+        )
+    ).all()
+
+    def addresses(rows: Sequence[Any]) -> set[str]:
+        return {e.strip() for e, _ in rows if e} | {
+            p for _, phone in rows if (p := international_phone(phone))
+        }
+
+    mine, shared = addresses(contacts), addresses(others)
+    if mine:
+        t = notifications_table
+        await conn.execute(
+            sa.delete(t).where(
+                t.c.recipient.in_(sorted(mine)),
+                sa.or_(
+                    t.c.status != notify.Status.PENDING.value,
+                    t.c.recipient.not_in(sorted(shared)) if shared else sa.true(),
+                ),
+            )
+        )
 
 
 def pseudonymised(r: StoredResult) -> StoredResult:
