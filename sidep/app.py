@@ -148,10 +148,7 @@ def create_app(
     app[DASHBOARD] = Dashboard(opened)
     mount_event_feed(app, opened.store.db, API, accounts.audit)
     add_fallback(app, metrics)
-    dispatcher = notify.Dispatcher(
-        opened.store.db, {notify.Channel.EMAIL: notify.FileTransport(settings.outbox_path),
-                          notify.Channel.SMS: notify.FileTransport(settings.outbox_path)},
-    )  # fmt: skip
+    dispatcher = notify.Dispatcher(opened.store.db, settings.transports())
     jobs = [
         PeriodicJob("sidep-notices", NOTICE_INTERVAL, _notices(opened)),
         retention_job(opened),
@@ -171,6 +168,10 @@ def create_app(
         if listener is not None:
             await listener.stop()
         await committer.stop()
+        for transport in {id(t): t for t in dispatcher.transports.values()}.values():
+            close = getattr(transport, "close", None)
+            if close is not None:
+                await close()
         if owned:
             await opened.close()
 
