@@ -30,6 +30,7 @@ from sidep.mllp import Committer, MllpListener
 from sidep.pages import DASHBOARD, NAV, install_pages
 from sidep.service import SidepService
 from sidep.settings import Settings
+from sidep.sites import SiteFinder
 from sidep.store import SidepStore
 from sidep.web import API, PREFIX, install, new_metrics
 
@@ -90,6 +91,7 @@ def new_service(
         issuer=issuer or http_issuer(settings),
         purge_days=settings.purge_days,
         clock=clock,
+        sites=SiteFinder(settings.sites_url) if settings.sites_url else None,
     )
 
 

@@ -37,6 +37,7 @@ from sidep.access import Access
 from sidep.issuer import CodeIssuer, CodeRefused, CodeUnavailable, IssuedCode
 from sidep.model import LabResult, Method, Parsed, Refusal, Result, Status
 from sidep.notice import NoticeText, email_text, notice_pdf, sms_text
+from sidep.sites import SiteFinder
 from sidep.store import (
     IDENTIFYING,
     PERSON_COLUMNS,
@@ -213,8 +214,10 @@ class SidepService:
         issuer: CodeIssuer | None = None,
         purge_days: int = 90,
         clock: Callable[[], float] = time.time,
+        sites: SiteFinder | None = None,
     ) -> None:
         self.store = store
+        self.sites = sites
         self.key = pseudonym_key
         self.clock = clock
         self.audit = audit or AuditLog(clock=self.now)
@@ -226,7 +229,9 @@ class SidepService:
         await self.store.open()
 
     async def close(self) -> None:
-        """Release the database."""
+        """Release the database (and the session of the test sites' service)."""
+        if self.sites is not None:
+            await self.sites.close()
         await self.store.close()
 
     def now(self) -> datetime:
@@ -687,7 +692,9 @@ class SidepService:
         self, notice_id: int, result: StoredResult, code: IssuedCode | None
     ) -> None:
         name = " ".join(n for n in (result.first_name, result.last_name) if n) or "Madame, Monsieur"
-        text = NoticeText(name, result.sampled_at.date(), result.lab)
+        # the test sites near the person (best effort, short timeout: never blocks the notice)
+        nearby = await self.sites.near(result.postcode) if self.sites is not None else None
+        text = NoticeText(name, result.sampled_at.date(), result.lab, nearby)
         pdf = notice_pdf(text, code)
         async with self.store.db.begin() as conn:
             channels = []
@@ -701,7 +708,7 @@ class SidepService:
             phone = international_phone(result.phone)
             if phone:
                 await notify.enqueue(
-                    conn, notify.Channel.SMS, phone, "", sms_text(text.sampled_on, code)
+                    conn, notify.Channel.SMS, phone, "", sms_text(text.sampled_on, code, nearby)
                 )
                 channels.append("sms")
             await conn.execute(
