@@ -192,7 +192,14 @@ async def answer_message(
         return _ack(header, AckCode.ERROR, now, numbers, str(exc), where)
     if counts.refusals:
         return (
-            build_ack(header, AckCode.ERROR, now, numbers.next(), reasons(counts.refusals)),
+            build_ack(
+                header,
+                AckCode.ERROR,
+                now,
+                numbers.next(),
+                reasons(counts.refusals),
+                summary="; ".join(r.reason for r in counts.refusals),
+            ),
             AckCode.ERROR,
             counts,
         )
