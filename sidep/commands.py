@@ -210,6 +210,8 @@ def cmd_indicators(args: argparse.Namespace) -> int:
             _run(args, lambda service: service.write_indicator_input(source, CONSOLE))
         try:
             written = indicators.compute(source, population, out, until=until, since=since)
+        except indicators.InputError as exc:
+            raise CommandError(str(exc)) from None
         except Exception as exc:  # duckdb's errors: a bad input file, said in one line
             raise CommandError(f"cannot compute the indicators: {type(exc).__name__}") from None
     for name, rows in sorted(written.rows.items()):

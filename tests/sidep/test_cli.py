@@ -93,3 +93,24 @@ def test_refusals_are_printed_and_fail_the_command(
 def test_export_needs_the_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sidep", "export", "--data-dir", str(tmp_path)]) != 0
     assert "--pseudonymised" in capsys.readouterr().err
+
+
+def test_a_bad_population_file_is_named_with_its_missing_columns(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It printed "cannot compute the indicators: BinderException"."""
+    tests = tmp_path / "tests.csv"
+    tests.write_text("person;day;dep;age;result\n1;2026-12-01;75;40;P\n", encoding="utf-8")
+    population = tmp_path / "pop.csv"
+    population.write_text("departement;age;population\n75;0;2100000\n", encoding="utf-8")
+    args = ("sidep", "indicators", "--tests", str(tests), "--out", str(tmp_path / "out"))
+    assert main([*args, "--population", str(population)]) != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert f"{population} lacks the columns dep, cl_age90, pop" in err
+    population.write_text("dep;cl_age90\n75;0\n", encoding="utf-8")
+    assert main([*args, "--population", str(population)]) != 0
+    assert "lacks the column pop (its header must hold dep;cl_age90;pop)" in capsys.readouterr().err
+    tests.write_text("person;day;dep;result\n1;2026-12-01;75;P\n", encoding="utf-8")
+    assert main([*args]) != 0
+    assert f"the tests file {tests} lacks the column age" in capsys.readouterr().err
