@@ -40,6 +40,7 @@ from sidep.notice import NoticeText, email_text, notice_pdf, sms_text
 from sidep.sites import SiteFinder
 from sidep.store import (
     IDENTIFYING,
+    IDENTITY_SENT,
     PERSON_COLUMNS,
     SidepStore,
     StoredResult,
@@ -143,6 +144,12 @@ def _identity(r: LabResult) -> dict[str, Any]:
         "phone": p.phone[:30] if p.phone else None,
         "email": p.email[:200] if p.email else None,
     }
+
+
+def identity_sent(r: LabResult) -> str:
+    """Which of ``IDENTITY_SENT`` the result's message carried, comma-separated."""
+    p = r.patient
+    return ",".join(f for f in IDENTITY_SENT if getattr(p, f) not in (None, ""))
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -386,6 +393,8 @@ class SidepService:
             "person_id": people[name],
             "prescriber_rpps": r.prescriber_rpps,
             "raw_ref": r.raw_ref[:200] if r.raw_ref else None,
+            "postcode": r.patient.postcode[:10] if r.patient.postcode else None,
+            "identity_sent": identity_sent(r),
             "version": 1,
             "received_at": now,
             "updated_at": now,
@@ -626,6 +635,9 @@ class SidepService:
                     .where(persons.c.id.in_(chunk))
                     .values(purged_at=self.now(), nir_valid=None, **dict.fromkeys(IDENTIFYING))
                 )
+                await conn.execute(
+                    sa.update(results).where(results.c.person_id.in_(chunk)).values(postcode=None)
+                )
                 own_results = sa.select(results.c.id).where(results.c.person_id.in_(chunk))
                 await conn.execute(
                     sa.update(notices).where(notices.c.result_id.in_(own_results)).values(pdf=None)
@@ -693,7 +705,8 @@ class SidepService:
     ) -> None:
         name = " ".join(n for n in (result.first_name, result.last_name) if n) or "Madame, Monsieur"
         # the test sites near the person (best effort, short timeout: never blocks the notice)
-        nearby = await self.sites.near(result.postcode) if self.sites is not None else None
+        postcode = result.result_postcode or result.postcode
+        nearby = await self.sites.near(postcode) if self.sites is not None else None
         text = NoticeText(name, result.sampled_at.date(), result.lab, nearby)
         pdf = notice_pdf(text, code)
         async with self.store.db.begin() as conn:
@@ -810,12 +823,22 @@ def pseudonymised(r: StoredResult) -> StoredResult:
 
     return replace(
         r, nir=None, nir_valid=None, last_name=None, first_name=None, birth_date=None,
-        postcode=None, phone=None, email=None,
+        postcode=None, phone=None, email=None, result_postcode=None,
     )  # fmt: skip
 
 
 def result_json(r: StoredResult) -> dict[str, Any]:
-    """The ``robert sidep results --json`` line of a result."""
+    """The ``robert sidep results --json`` line of a result: the patient as the result's own
+    message gave them, null where it lacked a field (the postcode is the message's own; the NIR,
+    names and birth date are the person's, when the message carried them: a later message
+    may have completed or respelt them). Results stored before migration 0002 show the
+    person's identity."""
+    sent = None if r.identity_sent is None else set(r.identity_sent.split(","))
+
+    def given(field: str, value: Any) -> Any:
+        return value if sent is None or field in sent else None
+
+    birth = given("birth_date", r.birth_date)
     return {
         "lab": r.lab,
         "sample_id": r.sample_id,
@@ -826,12 +849,12 @@ def result_json(r: StoredResult) -> dict[str, Any]:
         "status": r.status,
         "dep": r.dep,
         "patient": {
-            "nir": r.nir,
-            "last_name": r.last_name,
-            "first_name": r.first_name,
-            "birth_date": r.birth_date.isoformat() if r.birth_date else None,
+            "nir": given("nir", r.nir),
+            "last_name": given("last_name", r.last_name),
+            "first_name": given("first_name", r.first_name),
+            "birth_date": birth.isoformat() if birth else None,
             "sex": r.sex,
-            "postcode": r.postcode,
+            "postcode": r.postcode if sent is None else r.result_postcode,
         },
     }
 

@@ -114,3 +114,28 @@ def test_a_bad_population_file_is_named_with_its_missing_columns(
     tests.write_text("person;day;dep;result\n1;2026-12-01;75;P\n", encoding="utf-8")
     assert main([*args]) != 0
     assert f"the tests file {tests} lacks the column age" in capsys.readouterr().err
+
+
+def test_results_json_shows_each_messages_own_patient_fields(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same person in two messages: the first without NIR, living in 75013; the second
+    with the NIR, having moved to 69003. Each result shows what its message said (it showed
+    the person's latest identity: C1 with the NIR it lacked and the new postcode)."""
+    data = ("--data-dir", str(tmp_path / "data"))
+    day = tmp_path / "day.csv"
+    day.write_text(
+        CSV_HEADER + "\n"
+        f"{LAB};C1;;Dupont;Élodie;1969-05-22;F;75013;2026-12-01T09:00:00+01:00;;94500-6;N\n"
+        f"{LAB};C2;269054958815780;Dupont;Élodie;1969-05-22;F;69003;2026-12-08T09:00:00+01:00;"
+        ";94500-6;P\n",
+        encoding="utf-8",
+    )
+    run(capsys, "sidep", "ingest", str(day), *data)
+    lines = run(capsys, "sidep", "results", "--json", *data).splitlines()
+    first, second = (json.loads(line)["patient"] for line in lines)
+    assert first == {
+        "nir": None, "last_name": "Dupont", "first_name": "Élodie", "birth_date": "1969-05-22",
+        "sex": "F", "postcode": "75013",
+    }  # fmt: skip
+    assert second["nir"] == "269054958815780" and second["postcode"] == "69003"

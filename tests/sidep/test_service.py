@@ -202,6 +202,7 @@ async def test_purge_removes_identity_after_90_days_and_keeps_the_rest(
     assert "Dupont-Lef" in left and "elodie@example.org" in left  # the other one's, kept
     rows = {r.sample_id: r for r in await service.results(Access("admin"), ADMIN)}
     assert rows["OLD"].last_name is None and rows["OLD"].birth_date is None
+    assert rows["OLD"].result_postcode is None and rows["NEW"].result_postcode == "75013"
     assert rows["OLD"].pseudonym and rows["OLD"].age == 57 and rows["OLD"].dep == "75"
     assert rows["NEW"].last_name == "Dupont-Lefèvre"
     assert await service.notice_pdf(rows["OLD"].id) is None
