@@ -503,6 +503,9 @@ def compute(
     publication day); ``since`` the first day written (earlier days still count for the 60-day
     rule)."""
     con = con or connect()
+    csv_source = isinstance(source, str | Path) and not str(source).endswith(".parquet")
+    if area_population is not None and csv_source:
+        check_header(str(source), ("area",), "tests file")
     load(con, source)
     load_population(con, population)
     load_regions(con)

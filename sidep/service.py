@@ -575,12 +575,13 @@ class SidepService:
 
     async def write_indicator_input(self, path: Path, actor: Actor) -> int:
         """The virological tests (PCR and antigen, not serology) as the indicators read them
-        (``sidep.indicators``: ``person;day;dep;age;result``, the pseudonym as person, the
-        sampling day in Paris time), written to ``path``; how many rows. Audited."""
+        (``sidep.indicators``: ``person;day;dep;age;result;area``, the pseudonym as person, the
+        sampling day in Paris time, the result's postcode as area: empty when the message had
+        none or it was purged), written to ``path``; how many rows. Audited."""
         query = (
             sa.select(
                 results.c.pseudonym, results.c.sampled_at, results.c.dep, results.c.age,
-                results.c.result,
+                results.c.result, results.c.postcode,
             )
             .where(results.c.method != Method.SEROLOGY.value)
             .order_by(results.c.id)
@@ -588,14 +589,14 @@ class SidepService:
         paris = ZoneInfo("Europe/Paris")
         written = 0
         with path.open("w", encoding="utf-8", newline="") as out:
-            out.write("person;day;dep;age;result\n")
+            out.write("person;day;dep;age;result;area\n")
             async with self.store.db.connect() as conn:
                 stream = await conn.stream(query.execution_options(yield_per=10_000))
                 async for rows in stream.partitions():
                     lines = [
                         f"{p};{at.astimezone(paris).date().isoformat()};{dep or ''};"
-                        f"{'' if age is None else age};{result}\n"
-                        for p, at, dep, age, result in rows
+                        f"{'' if age is None else age};{result};{_area(area)}\n"
+                        for p, at, dep, age, result, area in rows
                     ]
                     out.writelines(lines)
                     written += len(lines)
@@ -751,6 +752,11 @@ class SidepService:
         async with self.store.db.connect() as conn:
             query = sa.select(notices.c.pdf).where(notices.c.result_id == result_id)
             return (await conn.execute(query.order_by(notices.c.id.desc()).limit(1))).scalar()
+
+
+def _area(postcode: str | None) -> str:
+    """A postcode as the indicators' ``area`` (nothing that would break the ``;`` file)."""
+    return "".join(c for c in postcode or "" if c.isalnum())
 
 
 _PAYLOAD_IDENTITY = ("nir", "last_name", "first_name", "birth_date", "postcode", "phone", "email")
