@@ -5,8 +5,8 @@ message it sends over MLLP or HTTP. Pure: no I/O.
 error: the message was read but refused, with the reason in ``MSA-3`` and ``ERR``) or ``AR``
 (rejected: not an HL7 message we can read, or not one we take). ``MSA-2`` echoes the message
 control id (``MSH-10``); the ACK's ``MSH`` swaps the sender and receiver of the message and
-keeps its version and processing id. Reasons are escaped (``\\F\\``, ``\\S\\``...) and cut to
-80 characters in ``MSA-3``; ``ERR-8`` holds up to 250.
+keeps its version and processing id. Reasons are escaped (``\\F\\``, ``\\S\\``...); ``MSA-3``
+holds the reasons alone, cut to 80 characters, ``ERR-8`` up to 250 with where they were found.
 
 Batches (HL7 v2.5 chapter 2, 2.10.3, batch protocol): a block that starts with ``FHS`` or
 ``BHS`` is a batch file. The standard leaves the choice of acknowledging every message or only
@@ -122,10 +122,12 @@ def build_ack(
     *,
     app: str = "SIDEP",
     facility: str = "SIDEP",
+    summary: str | None = None,
 ) -> bytes:
     """The ACK of a message whose ``MSH`` is ``header`` (None: unreadable), as bytes with
     ``\\r`` between segments (UTF-8: the labs' messages are Latin-1 or UTF-8, and the reasons
-    are plain ASCII)."""
+    are plain ASCII). ``MSA-3`` holds ``summary`` (the reasons alone, without where they were
+    found, which would take most of its 80 characters), ``ERR-8`` the whole ``reason``."""
     h = header or Header()
     f, enc = h.field, h.encoding
     trigger = _trigger(h)
@@ -147,7 +149,8 @@ def build_ack(
             h.version,
         ]
     )
-    msa = f.join(["MSA", code.value, h.control_id, escape(reason, h)[:80]])
+    short = reason if summary is None else summary
+    msa = f.join(["MSA", code.value, h.control_id, escape(short, h)[:80]])
     segments = [msh, msa]
     if code is not AckCode.ACCEPTED:
         # ERR-3 HL7 error code (table 0357), ERR-4 severity, ERR-8 user message

@@ -30,6 +30,7 @@ from sidep.mllp import Committer, MllpListener
 from sidep.pages import DASHBOARD, NAV, install_pages
 from sidep.service import SidepService
 from sidep.settings import Settings
+from sidep.sites import SiteFinder
 from sidep.store import SidepStore
 from sidep.web import API, PREFIX, install, new_metrics
 
@@ -90,6 +91,7 @@ def new_service(
         issuer=issuer or http_issuer(settings),
         purge_days=settings.purge_days,
         clock=clock,
+        sites=SiteFinder(settings.sites_url) if settings.sites_url else None,
     )
 
 
@@ -148,10 +150,7 @@ def create_app(
     app[DASHBOARD] = Dashboard(opened)
     mount_event_feed(app, opened.store.db, API, accounts.audit)
     add_fallback(app, metrics)
-    dispatcher = notify.Dispatcher(
-        opened.store.db, {notify.Channel.EMAIL: notify.FileTransport(settings.outbox_path),
-                          notify.Channel.SMS: notify.FileTransport(settings.outbox_path)},
-    )  # fmt: skip
+    dispatcher = notify.Dispatcher(opened.store.db, settings.transports())
     jobs = [
         PeriodicJob("sidep-notices", NOTICE_INTERVAL, _notices(opened)),
         retention_job(opened),
@@ -171,6 +170,10 @@ def create_app(
         if listener is not None:
             await listener.stop()
         await committer.stop()
+        for transport in {id(t): t for t in dispatcher.transports.values()}.values():
+            close = getattr(transport, "close", None)
+            if close is not None:
+                await close()
         if owned:
             await opened.close()
 

@@ -199,6 +199,21 @@ def cmd_indicators(args: argparse.Namespace) -> int:
     population = Path(args.population) if args.population else indicators.SHIPPED_POPULATION
     if not population.is_file():
         raise CommandError(f"no population file {population}")
+    area_population = Path(args.area_population) if args.area_population else None
+    if area_population is not None and not area_population.is_file():
+        raise CommandError(f"no area population file {area_population}")
+    given = {
+        name: getattr(args, name)
+        for name in ("min_population", "min_positives", "min_tested")
+        if getattr(args, name) is not None
+    }
+    if given and area_population is None:
+        flags = ", ".join(f"--{name.replace('_', '-')}" for name in given)
+        raise CommandError(f"{flags} need --area-population (the classes below the département)")
+    for name, value in given.items():
+        if value < 0:
+            raise CommandError(f"--{name.replace('_', '-')} must be 0 or more")
+    thresholds = indicators.Thresholds(**given)
     out = Path(args.out)
     writable_directory(out, "output directory")
     with tempfile.TemporaryDirectory(prefix="sidep-indicators-") as scratch:
@@ -209,7 +224,12 @@ def cmd_indicators(args: argparse.Namespace) -> int:
         else:
             _run(args, lambda service: service.write_indicator_input(source, CONSOLE))
         try:
-            written = indicators.compute(source, population, out, until=until, since=since)
+            written = indicators.compute(
+                source, population, out, until=until, since=since,
+                area_population=area_population, thresholds=thresholds,
+            )  # fmt: skip
+        except indicators.InputError as exc:
+            raise CommandError(str(exc)) from None
         except Exception as exc:  # duckdb's errors: a bad input file, said in one line
             raise CommandError(f"cannot compute the indicators: {type(exc).__name__}") from None
     for name, rows in sorted(written.rows.items()):
@@ -257,7 +277,24 @@ def add_subcommands(subparsers: Any) -> None:
     figures.add_argument("--out", required=True, help="directory of the files")
     figures.add_argument("--until", help="last sampling day counted (YYYY-MM-DD)")
     figures.add_argument("--since", help="first day written (YYYY-MM-DD)")
-    figures.add_argument("--tests", help="person;day;dep;age;result file instead of the store")
+    figures.add_argument(
+        "--tests", help="person;day;dep;age;result[;area] file instead of the store"
+    )
+    figures.add_argument(
+        "--area-population",
+        metavar="FILE",
+        help="area;pop file: also write sg-area-classes.csv, the classes below the département "
+        "(area: the result's postcode)",
+    )
+    for flag, default, what in (
+        ("--min-population", 5000, "inhabitants"),
+        ("--min-positives", 5, "positives over the 7 days"),
+        ("--min-tested", 10, "persons tested over the 7 days"),
+    ):
+        figures.add_argument(
+            flag, type=int, metavar="N",
+            help=f"an area's classes are blank under N {what} (default {default})",
+        )  # fmt: skip
     with_settings(figures).set_defaults(func=cmd_indicators)
     add_account_commands(
         sub,

@@ -126,12 +126,36 @@ def load(con: duckdb.DuckDBPyConnection, source: Source, name: str = "tests") ->
         return
     path = str(source)
     reader = "read_parquet" if path.endswith(".parquet") else "read_csv"
+    if reader == "read_csv":
+        check_header(path, ("person", "day", "dep", "age", "result"), "tests file")
     options = "" if reader == "read_parquet" else ", delim = ';', header = true, all_varchar = true"
     con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {reader}({_quote(path)}{options})")
 
 
+class InputError(ValueError):
+    """An input file that cannot be read as its layout says, in one line naming what lacks."""
+
+
+def check_header(path: str | Path, columns: Sequence[str], what: str) -> None:
+    """Refuse a ``;``-separated file whose header lacks one of ``columns`` (InputError)."""
+    try:
+        with Path(path).open(encoding="utf-8-sig", errors="replace") as file:
+            first = file.readline()
+    except OSError as exc:
+        raise InputError(f"cannot read the {what} {path}: {exc.strerror or exc}") from None
+    found = {c.strip().strip('"').lower() for c in first.rstrip("\r\n").split(";")}
+    missing = [c for c in columns if c not in found]
+    if missing:
+        raise InputError(
+            f"the {what} {path} lacks the column{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(missing)} (its header must hold {';'.join(columns)})"
+        )
+
+
 def load_population(con: duckdb.DuckDBPyConnection, path: str | Path) -> None:
-    """The table ``population(dep, cl_age90, pop)`` from a ``dep;cl_age90;pop`` file."""
+    """The table ``population(dep, cl_age90, pop)`` from a ``dep;cl_age90;pop`` file
+    (InputError naming the missing columns)."""
+    check_header(path, ("dep", "cl_age90", "pop"), "population file")
     con.execute(
         f"""
         CREATE OR REPLACE TABLE population AS
@@ -361,6 +385,7 @@ def area_classes(
 ) -> None:
     """Table ``area_classes(area, semaine_glissante, ti_classe, tp_classe, td_classe)``: 7-day
     rates below the département as classes, blank under the small-number thresholds."""
+    check_header(area_population, ("area", "pop"), "area population file")
     con.execute(
         "CREATE OR REPLACE TEMP TABLE area_population AS SELECT CAST(area AS VARCHAR) AS area, "
         "CAST(replace(CAST(pop AS VARCHAR), ',', '.') AS DOUBLE) AS pop "
@@ -478,6 +503,9 @@ def compute(
     publication day); ``since`` the first day written (earlier days still count for the 60-day
     rule)."""
     con = con or connect()
+    csv_source = isinstance(source, str | Path) and not str(source).endswith(".parquet")
+    if area_population is not None and csv_source:
+        check_header(str(source), ("area",), "tests file")
     load(con, source)
     load_population(con, population)
     load_regions(con)

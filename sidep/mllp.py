@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import ClassVar
 
 from hl7.mllp import start_hl7_server
 from hl7.mllp.exceptions import InvalidBlockError
@@ -138,11 +139,22 @@ def reasons(refusals: tuple[Refusal, ...]) -> str:
 
 
 class AckNumbers:
-    """Control ids of our ACKs: a prefix of this process's start and a counter."""
+    """Control ids of our ACKs: a prefix of this process's start and a counter. One per
+    process (``AckNumbers.of_process()``), shared by HTTP and MLLP: two counters started in
+    the same second would hand out the same ids."""
+
+    _process: ClassVar[AckNumbers | None] = None
 
     def __init__(self) -> None:
         self._prefix = datetime.now(UTC).strftime("%y%m%d%H%M%S")
         self._count = itertools.count(1)
+
+    @classmethod
+    def of_process(cls) -> AckNumbers:
+        """The process's one counter (created on first use)."""
+        if cls._process is None:
+            cls._process = cls()
+        return cls._process
 
     def next(self) -> str:
         return f"SIDEP{self._prefix}{next(self._count)}"
@@ -180,7 +192,14 @@ async def answer_message(
         return _ack(header, AckCode.ERROR, now, numbers, str(exc), where)
     if counts.refusals:
         return (
-            build_ack(header, AckCode.ERROR, now, numbers.next(), reasons(counts.refusals)),
+            build_ack(
+                header,
+                AckCode.ERROR,
+                now,
+                numbers.next(),
+                reasons(counts.refusals),
+                summary="; ".join(r.reason for r in counts.refusals),
+            ),
             AckCode.ERROR,
             counts,
         )
@@ -235,7 +254,7 @@ class MllpListener:
     def __init__(self, intake: Intake, committer: Committer) -> None:
         self.intake = intake
         self.committer = committer
-        self.numbers = AckNumbers()
+        self.numbers = AckNumbers.of_process()
         self._server: asyncio.Server | None = None
         self.received = 0
 

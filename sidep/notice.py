@@ -2,8 +2,10 @@
 
 It says the result is positive, what to do now (isolate, tell the people you met, watch for
 signs of gravity), and, when a code could be issued, shows the QR code to declare the test in
-TousAntiCovid with the long code in clear below it. French only, as the patients' letters
-were; the standard PDF fonts (Latin-1), nothing embedded. Pure: no I/O.
+TousAntiCovid with the long code in clear below it; when the citizens service answered, the
+test sites nearest the person's postcode (for the people they met) and the link to all.
+French only, as the patients' letters were; the standard PDF fonts (Latin-1), nothing
+embedded. Pure: no I/O (the sites are looked up before, by ``sidep.sites``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import qrcode
 import qrcode.constants
 
 from sidep.issuer import IssuedCode
+from sidep.sites import NearbySites, TestSite
 
 TITLE = "Résultat de votre test de dépistage de la COVID-19"
 POSITIVE = "Votre test est POSITIF à la COVID-19."
@@ -39,6 +42,13 @@ SMS_TEXT = (
     "TousAntiCovid avec le code {code}. Info : ameli.fr"
 )
 SMS_WITHOUT_CODE = "SI-DEP : votre test du {day} est POSITIF. Isolez-vous 7 jours. Info : ameli.fr"
+SITES_TITLE = "Où se faire tester près de chez vous"
+SITES_INTRO = (
+    "Les personnes que vous avez croisées peuvent se faire dépister, par exemple ici (les "
+    "plus proches de votre code postal) :"
+)
+SITES_ALL = "Tous les lieux de dépistage près de chez vous : {link}"
+SMS_SITES = " Lieux de test : {link}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +58,24 @@ class NoticeText:
     name: str
     sampled_on: date
     lab: str
+    nearby: NearbySites | None = None
+
+
+def site_line(site: TestSite) -> str:
+    """A test site in one line: name, address, distance."""
+    place = ", ".join(p for p in (site.address, f"{site.postcode} {site.commune}".strip()) if p)
+    distance = "" if site.distance_km is None else f" ({site.distance_km:.1f} km)".replace(".", ",")
+    return f"{site.name}, {place}{distance}"
+
+
+def sites_lines(nearby: NearbySites | None) -> list[str]:
+    """The notice's paragraph on where to get tested (none without the citizens service)."""
+    if nearby is None:
+        return []
+    lines = [SITES_TITLE]
+    if nearby.sites:
+        lines += [SITES_INTRO, *(f"- {site_line(site)}" for site in nearby.sites)]
+    return [*lines, SITES_ALL.format(link=nearby.link)]
 
 
 def _latin1(text: str) -> str:
@@ -64,12 +92,18 @@ def _qr_png(link: str) -> bytes:
     return out.getvalue()
 
 
-def sms_text(sampled_on: date, code: IssuedCode | None) -> str:
-    """The SMS of a positive (ASCII: one SMS alphabet)."""
+def sms_text(sampled_on: date, code: IssuedCode | None, nearby: NearbySites | None = None) -> str:
+    """The SMS of a positive (ASCII: one SMS alphabet), with the link to the test sites near
+    the person when the citizens service is configured."""
     day = sampled_on.strftime("%d/%m/%Y")
-    if code is None:
-        return SMS_WITHOUT_CODE.format(day=day)
-    return SMS_TEXT.format(day=day, code=code.code)
+    text = (
+        SMS_WITHOUT_CODE.format(day=day)
+        if code is None
+        else SMS_TEXT.format(day=day, code=code.code)
+    )
+    if nearby is not None and nearby.link.isascii():
+        text += SMS_SITES.format(link=nearby.link)
+    return text
 
 
 def email_text(text: NoticeText, code: IssuedCode | None) -> str:
@@ -85,6 +119,9 @@ def email_text(text: NoticeText, code: IssuedCode | None) -> str:
     ]
     if code:
         lines += ["", f"Code : {code.code}"]
+    sites = sites_lines(text.nearby)
+    if sites:
+        lines += ["", *sites]
     lines += ["", "Le document joint reprend ces informations."]
     return "\n".join(lines)
 
@@ -129,5 +166,16 @@ def notice_pdf(text: NoticeText, code: IssuedCode | None) -> bytes:
         pdf.set_x(left)
         pdf.set_font("Helvetica", "", 10)
         until = code.expires_at.strftime("%d/%m/%Y")
-        pdf.cell(width, 6, _latin1(f"Code valable jusqu'au {until}"), align="C")
+        pdf.cell(width, 6, _latin1(f"Code valable jusqu'au {until}"), align="C",
+                 new_x="LMARGIN", new_y="NEXT")  # fmt: skip
+    sites = sites_lines(text.nearby)
+    if sites:
+        title, *rest = sites
+        pdf.set_xy(left, pdf.get_y() + 4)
+        pdf.set_font("Helvetica", "B", 11)
+        pdf.cell(width, 6, _latin1(title), new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font("Helvetica", "", 10)
+        for line in rest:
+            pdf.set_x(left)
+            pdf.multi_cell(width, 5, _latin1(line), align="L", new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())

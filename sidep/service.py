@@ -31,12 +31,16 @@ from kit import events, notify
 from kit.audit import Actor, AuditLog
 from kit.http import BadRequest, Forbidden
 from kit.identity import pseudonym as kit_pseudonym
+from kit.schema import notifications as notifications_table
+from kit.schema import outbox as outbox_table
 from sidep.access import Access
 from sidep.issuer import CodeIssuer, CodeRefused, CodeUnavailable, IssuedCode
 from sidep.model import LabResult, Method, Parsed, Refusal, Result, Status
 from sidep.notice import NoticeText, email_text, notice_pdf, sms_text
+from sidep.sites import SiteFinder
 from sidep.store import (
     IDENTIFYING,
+    IDENTITY_SENT,
     PERSON_COLUMNS,
     SidepStore,
     StoredResult,
@@ -142,6 +146,12 @@ def _identity(r: LabResult) -> dict[str, Any]:
     }
 
 
+def identity_sent(r: LabResult) -> str:
+    """Which of ``IDENTITY_SENT`` the result's message carried, comma-separated."""
+    p = r.patient
+    return ",".join(f for f in IDENTITY_SENT if getattr(p, f) not in (None, ""))
+
+
 def iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat()
 
@@ -211,8 +221,10 @@ class SidepService:
         issuer: CodeIssuer | None = None,
         purge_days: int = 90,
         clock: Callable[[], float] = time.time,
+        sites: SiteFinder | None = None,
     ) -> None:
         self.store = store
+        self.sites = sites
         self.key = pseudonym_key
         self.clock = clock
         self.audit = audit or AuditLog(clock=self.now)
@@ -224,7 +236,9 @@ class SidepService:
         await self.store.open()
 
     async def close(self) -> None:
-        """Release the database."""
+        """Release the database (and the session of the test sites' service)."""
+        if self.sites is not None:
+            await self.sites.close()
         await self.store.close()
 
     def now(self) -> datetime:
@@ -379,6 +393,8 @@ class SidepService:
             "person_id": people[name],
             "prescriber_rpps": r.prescriber_rpps,
             "raw_ref": r.raw_ref[:200] if r.raw_ref else None,
+            "postcode": r.patient.postcode[:10] if r.patient.postcode else None,
+            "identity_sent": identity_sent(r),
             "version": 1,
             "received_at": now,
             "updated_at": now,
@@ -559,12 +575,13 @@ class SidepService:
 
     async def write_indicator_input(self, path: Path, actor: Actor) -> int:
         """The virological tests (PCR and antigen, not serology) as the indicators read them
-        (``sidep.indicators``: ``person;day;dep;age;result``, the pseudonym as person, the
-        sampling day in Paris time), written to ``path``; how many rows. Audited."""
+        (``sidep.indicators``: ``person;day;dep;age;result;area``, the pseudonym as person, the
+        sampling day in Paris time, the result's postcode as area: empty when the message had
+        none or it was purged), written to ``path``; how many rows. Audited."""
         query = (
             sa.select(
                 results.c.pseudonym, results.c.sampled_at, results.c.dep, results.c.age,
-                results.c.result,
+                results.c.result, results.c.postcode,
             )
             .where(results.c.method != Method.SEROLOGY.value)
             .order_by(results.c.id)
@@ -572,14 +589,14 @@ class SidepService:
         paris = ZoneInfo("Europe/Paris")
         written = 0
         with path.open("w", encoding="utf-8", newline="") as out:
-            out.write("person;day;dep;age;result\n")
+            out.write("person;day;dep;age;result;area\n")
             async with self.store.db.connect() as conn:
                 stream = await conn.stream(query.execution_options(yield_per=10_000))
                 async for rows in stream.partitions():
                     lines = [
                         f"{p};{at.astimezone(paris).date().isoformat()};{dep or ''};"
-                        f"{'' if age is None else age};{result}\n"
-                        for p, at, dep, age, result in rows
+                        f"{'' if age is None else age};{result};{_area(area)}\n"
+                        for p, at, dep, age, result, area in rows
                     ]
                     out.writelines(lines)
                     written += len(lines)
@@ -613,10 +630,14 @@ class SidepService:
             ]
             for start in range(0, len(targets), 500):
                 chunk = targets[start : start + 500]
+                await _forget_elsewhere(conn, chunk)
                 await conn.execute(
                     sa.update(persons)
                     .where(persons.c.id.in_(chunk))
                     .values(purged_at=self.now(), nir_valid=None, **dict.fromkeys(IDENTIFYING))
+                )
+                await conn.execute(
+                    sa.update(results).where(results.c.person_id.in_(chunk)).values(postcode=None)
                 )
                 own_results = sa.select(results.c.id).where(results.c.person_id.in_(chunk))
                 await conn.execute(
@@ -632,6 +653,9 @@ class SidepService:
                     object_id=f"{len(targets)} persons",
                     detail=f"identity of samples before {cutoff.date().isoformat()}",
                 )
+        retention = timedelta(days=self.purge_days)
+        await events.purge(self.store.db, retention, now=self.now())
+        await notify.Dispatcher(self.store.db, {}).purge(retention)
         return len(targets)
 
     # --- notices ---------------------------------------------------------------------------
@@ -681,7 +705,10 @@ class SidepService:
         self, notice_id: int, result: StoredResult, code: IssuedCode | None
     ) -> None:
         name = " ".join(n for n in (result.first_name, result.last_name) if n) or "Madame, Monsieur"
-        text = NoticeText(name, result.sampled_at.date(), result.lab)
+        # the test sites near the person (best effort, short timeout: never blocks the notice)
+        postcode = result.result_postcode or result.postcode
+        nearby = await self.sites.near(postcode) if self.sites is not None else None
+        text = NoticeText(name, result.sampled_at.date(), result.lab, nearby)
         pdf = notice_pdf(text, code)
         async with self.store.db.begin() as conn:
             channels = []
@@ -695,7 +722,7 @@ class SidepService:
             phone = international_phone(result.phone)
             if phone:
                 await notify.enqueue(
-                    conn, notify.Channel.SMS, phone, "", sms_text(text.sampled_on, code)
+                    conn, notify.Channel.SMS, phone, "", sms_text(text.sampled_on, code, nearby)
                 )
                 channels.append("sms")
             await conn.execute(
@@ -727,18 +754,97 @@ class SidepService:
             return (await conn.execute(query.order_by(notices.c.id.desc()).limit(1))).scalar()
 
 
+def _area(postcode: str | None) -> str:
+    """A postcode as the indicators' ``area`` (nothing that would break the ``;`` file)."""
+    return "".join(c for c in postcode or "" if c.isalnum())
+
+
+_PAYLOAD_IDENTITY = ("nir", "last_name", "first_name", "birth_date", "postcode", "phone", "email")
+
+
+async def _forget_elsewhere(conn: AsyncConnection, person_chunk: list[int]) -> None:
+    """What the purge of these persons must also reach outside SI-DEP's own tables: the
+    identity in the payloads of their ``sidep.positive`` events (blanked, the event kept for
+    the feed's order) and their e-mails and SMS (deleted, attachments with them; a pending one
+    to an address another person still identified also has is kept: it may be theirs)."""
+    own = (
+        await conn.execute(sa.select(results.c.id).where(results.c.person_id.in_(person_chunk)))
+    ).scalars()
+    keys = [str(i) for i in own]
+    outbox = outbox_table
+    for start in range(0, len(keys), 500):
+        found = (
+            await conn.execute(
+                sa.select(outbox.c.id, outbox.c.payload).where(
+                    outbox.c.topic == POSITIVE_TOPIC, outbox.c.key.in_(keys[start : start + 500])
+                )
+            )
+        ).all()
+        for event_id, payload in found:
+            patient = dict(payload.get("patient") or {})
+            patient.update(dict.fromkeys(_PAYLOAD_IDENTITY))
+            await conn.execute(
+                sa.update(outbox)
+                .where(outbox.c.id == event_id)
+                .values(payload={**payload, "patient": patient})
+            )
+    contacts = (
+        await conn.execute(
+            sa.select(persons.c.email, persons.c.phone).where(persons.c.id.in_(person_chunk))
+        )
+    ).all()
+    emails = {e for e, _ in contacts if e}
+    phones = {p for _, p in contacts if p}
+    others = (
+        await conn.execute(
+            sa.select(persons.c.email, persons.c.phone).where(
+                persons.c.id.not_in(person_chunk),
+                sa.or_(persons.c.email.in_(sorted(emails)), persons.c.phone.in_(sorted(phones))),
+            )
+        )
+    ).all()
+
+    def addresses(rows: Sequence[Any]) -> set[str]:
+        return {e.strip() for e, _ in rows if e} | {
+            p for _, phone in rows if (p := international_phone(phone))
+        }
+
+    mine, shared = addresses(contacts), addresses(others)
+    if mine:
+        t = notifications_table
+        await conn.execute(
+            sa.delete(t).where(
+                t.c.recipient.in_(sorted(mine)),
+                sa.or_(
+                    t.c.status != notify.Status.PENDING.value,
+                    t.c.recipient.not_in(sorted(shared)) if shared else sa.true(),
+                ),
+            )
+        )
+
+
 def pseudonymised(r: StoredResult) -> StoredResult:
     """The row without what identifies the patient."""
     from dataclasses import replace
 
     return replace(
         r, nir=None, nir_valid=None, last_name=None, first_name=None, birth_date=None,
-        postcode=None, phone=None, email=None,
+        postcode=None, phone=None, email=None, result_postcode=None,
     )  # fmt: skip
 
 
 def result_json(r: StoredResult) -> dict[str, Any]:
-    """The ``robert sidep results --json`` line of a result."""
+    """The ``robert sidep results --json`` line of a result: the patient as the result's own
+    message gave them, null where it lacked a field (the postcode is the message's own; the NIR,
+    names and birth date are the person's, when the message carried them: a later message
+    may have completed or respelt them). Results stored before migration 0002 show the
+    person's identity."""
+    sent = None if r.identity_sent is None else set(r.identity_sent.split(","))
+
+    def given(field: str, value: Any) -> Any:
+        return value if sent is None or field in sent else None
+
+    birth = given("birth_date", r.birth_date)
     return {
         "lab": r.lab,
         "sample_id": r.sample_id,
@@ -749,12 +855,12 @@ def result_json(r: StoredResult) -> dict[str, Any]:
         "status": r.status,
         "dep": r.dep,
         "patient": {
-            "nir": r.nir,
-            "last_name": r.last_name,
-            "first_name": r.first_name,
-            "birth_date": r.birth_date.isoformat() if r.birth_date else None,
+            "nir": given("nir", r.nir),
+            "last_name": given("last_name", r.last_name),
+            "first_name": given("first_name", r.first_name),
+            "birth_date": birth.isoformat() if birth else None,
             "sex": r.sex,
-            "postcode": r.postcode,
+            "postcode": r.postcode if sent is None else r.result_postcode,
         },
     }
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
+from urllib.parse import urlsplit
 
+from kit import notify
 from kit.settings import ServiceSettings, SettingsError, check_log_level, check_port, setting
 
 
@@ -39,6 +41,22 @@ class Settings(ServiceSettings):
     codes_api_key: str = setting("", "API key (role lab) of the code service", secret=True)
     outbox_dir: str = setting(
         "", "directory the file notification outbox writes to (default: DATA_DIR/outbox)"
+    )
+    smtp_url: str = setting(
+        "",
+        "SMTP server of the patients' e-mails: smtp://[user:password@]host[:port] (STARTTLS), "
+        "smtps://... (TLS) or smtp://host?security=none (empty: e-mails to the file outbox)",
+        secret=True,
+    )
+    mail_from: str = setting("SI-DEP <noreply@localhost>", "sender (From) of the e-mails")
+    sms_url: str = setting(
+        "", "URL of the HTTP SMS gateway (JSON POST; empty: SMS to the file outbox)"
+    )
+    sms_token: str = setting("", "bearer token of the SMS gateway", secret=True)
+    sites_url: str = setting(
+        "",
+        "base URL of the citizens service, whose test sites the positive's notice lists "
+        "(e.g. http://127.0.0.1:8080/citizens; empty: none listed)",
     )
     commit_batch: int = setting(500, "most messages committed together by the MLLP listener")
     log_level: str = setting("INFO", "logging level: DEBUG, INFO, WARNING, ERROR or CRITICAL")
@@ -79,3 +97,16 @@ class Settings(ServiceSettings):
             raise SettingsError("commit_batch must be 1..10000")
         if self.codes_url and not self.codes_api_key:
             raise SettingsError("codes_url needs codes_api_key (an API key of role lab)")
+        try:
+            self.transports()
+        except ValueError as exc:
+            raise SettingsError(f"notifications: {exc}") from None
+        if self.sites_url and urlsplit(self.sites_url).scheme not in ("http", "https"):
+            raise SettingsError("sites_url must start with http:// or https://")
+
+    def transports(self) -> dict[notify.Channel, notify.Transport]:
+        """Each channel's transport: SMTP and the SMS gateway where set, else the outbox."""
+        return notify.transports(
+            self.outbox_path, self.mail_from, smtp_url=self.smtp_url, sms_url=self.sms_url,
+            sms_token=self.sms_token,
+        )  # fmt: skip

@@ -7,7 +7,8 @@ notification queued). A batch of messages is written in one transaction with its
 and its outbox events (``kit.events``): stored whole or not at all.
 
 Purge (``purge_identities``): a person whose latest sample is older than the retention loses
-NIR, names, birth date, postcode, phone and e-mail; the pseudonym, sex, age at sampling and
+NIR, names, birth date, postcode, phone and e-mail (and their results their postcode); the
+pseudonym, sex, age at sampling and
 département stay on the results (what the indicators and the pseudonymised export need).
 """
 
@@ -69,6 +70,10 @@ results = sa.Table(
     sa.Column("version", sa.Integer(), nullable=False),
     sa.Column("received_at", UtcDateTime(), nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
+    # what this result's message said: its postcode (purged with the person's identity) and
+    # which identity fields it carried (``IDENTITY_SENT``, comma-separated); NULL before 0002
+    sa.Column("postcode", sa.String(10), nullable=True),
+    sa.Column("identity_sent", sa.String(60), nullable=True),
     sa.UniqueConstraint("lab", "sample_id", "loinc", name="sidep_results_key"),
 )
 
@@ -113,6 +118,8 @@ PERSON_COLUMNS = (
     "email",
 )
 IDENTIFYING = ("nir", "last_name", "first_name", "birth_date", "postcode", "phone", "email")
+IDENTITY_SENT = ("nir", "last_name", "first_name", "birth_date", "postcode")
+"""The identity fields a result records whether its message carried (``results --json``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +148,8 @@ class StoredResult:
     postcode: str | None
     phone: str | None
     email: str | None
+    result_postcode: str | None = None
+    identity_sent: str | None = None
 
 
 RESULT_COLUMNS = (
@@ -166,6 +175,8 @@ RESULT_COLUMNS = (
     persons.c.postcode,
     persons.c.phone,
     persons.c.email,
+    results.c.postcode.label("result_postcode"),
+    results.c.identity_sent,
 )
 
 

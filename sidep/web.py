@@ -56,7 +56,7 @@ def install(
     app[SERVICE] = service
     app[INTAKE] = intake
     app[COMMITTER] = committer
-    app[NUMBERS] = AckNumbers()
+    app[NUMBERS] = AckNumbers.of_process()
     for method, path, handler in (
         ("POST", f"{API}/hl7", api_hl7),
         ("POST", f"{API}/fhir", api_fhir),

@@ -592,6 +592,8 @@ def _fast_split(text: str) -> list[_Segment] | None:
     if end < 0:
         return None
     encoding = text[4:end]
+    if "\r" in encoding:
+        return None  # MSH-2 runs past the segment's end: python-hl7 reads it its own way
     n = len(encoding)
     seps = _Seps(
         field=field,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import hl7 as python_hl7
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from sidep.bench import message as bench_message
@@ -124,5 +124,6 @@ def test_mutated_messages_read_the_same(data: bytes, lab: str | None) -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=200).map(lambda b: b"MSH" + b))
+@example(b"MSH\x00\x01\x02\x01\x03\r\x00")  # MSH-2 running past the segment's end
 def test_junk_after_msh_reads_the_same(data: bytes) -> None:
     same(data)

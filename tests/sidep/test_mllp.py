@@ -139,3 +139,14 @@ async def test_a_batch_is_answered_by_a_batch_of_acks(service: SidepService, por
     # the ACK came after the commit of the accepted ones
     rows = await service.results(Access("admin"), MLLP_ACTOR)
     assert sorted(r.sample_id for r in rows) == ["S1", "S3"]
+
+
+async def test_msa3_holds_the_reason_alone_and_err8_where_it_was_found(port: int) -> None:
+    """ "MLLP MSH-10 <a long control id>: " took most of MSA-3's 80 characters and cut the
+    reason; MSA-3 has the reason only, ERR-8 the whole text."""
+    control = "LAB-2026-12-09-000000000000000042"
+    (answer,) = await exchange(port, message(control=control, result="X" * 40))
+    reason = f"OBX-5 {'X' * 40!r} is not a result"
+    assert msa(answer)[:4] == ["MSA", "AE", control, reason]
+    err = next(s for s in answer if s.startswith("ERR")).split("|")
+    assert err[8] == f"MLLP MSH-10 {control}: {reason}"

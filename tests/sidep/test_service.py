@@ -20,7 +20,7 @@ from sidep.access import Access
 from sidep.model import Refusal, Result, Status
 from sidep.service import POSITIVE_TOPIC, WITHDRAWN_TOPIC, SidepService, age_at
 from sidep.store import history, metadata, persons, results
-from tests.sidep.conftest import KEY, LAB, NOW, FakeIssuer, lab_result, parsed, patient
+from tests.sidep.conftest import KEY, LAB, NOW, T0, FakeIssuer, lab_result, parsed, patient
 
 LAB_ACTOR = Actor(f"finess:{LAB}", "lab")
 ADMIN = Actor("console", "admin")
@@ -184,20 +184,43 @@ async def test_notices_wait_while_the_code_service_is_down(
 async def test_purge_removes_identity_after_90_days_and_keeps_the_rest(
     service: SidepService,
 ) -> None:
-    old = patient(last_name="Martin", first_name="Paul", nir=None, nir_valid=None)
+    old = patient(
+        last_name="Martin", first_name="Paul", nir="180017512345628", nir_valid=True,
+        email="paul.martin@example.org", phone="07 98 76 54 32",
+    )  # fmt: skip
     await service.ingest(
         parsed(lab_result("OLD", who=old, days_ago=91), lab_result("NEW", days_ago=89)),
         LAB_ACTOR,
     )
     await service.process_notices()
+    assert "Martin" in await _outside_text(service)
     assert await service.purge(ADMIN) == 1
+    # nothing of the purged person left in the event outbox nor the notifications
+    left = await _outside_text(service)
+    for trace in ("180017512345628", "Martin", "Paul", "paul.martin", "33798765432"):
+        assert trace not in left
+    assert "Dupont-Lef" in left and "elodie@example.org" in left  # the other one's, kept
     rows = {r.sample_id: r for r in await service.results(Access("admin"), ADMIN)}
     assert rows["OLD"].last_name is None and rows["OLD"].birth_date is None
+    assert rows["OLD"].result_postcode is None and rows["NEW"].result_postcode == "75013"
     assert rows["OLD"].pseudonym and rows["OLD"].age == 57 and rows["OLD"].dep == "75"
     assert rows["NEW"].last_name == "Dupont-Lefèvre"
     assert await service.notice_pdf(rows["OLD"].id) is None
     assert await service.notice_pdf(rows["NEW"].id) is not None
     assert await service.purge(ADMIN) == 0
+
+
+async def _outside_text(service: SidepService) -> str:
+    """The event outbox and the notifications (with attachments), as one text."""
+    from kit.schema import notification_attachments, outbox
+
+    async with service.store.db.connect() as conn:
+        rows = [
+            *(await conn.execute(sa.select(outbox.c.payload))).all(),
+            *(await conn.execute(sa.select(notifications))).all(),
+            *(await conn.execute(sa.select(notification_attachments.c.content))).all(),
+        ]
+    return repr(rows)
 
 
 async def test_roles_see_what_they_may(service: SidepService) -> None:
@@ -240,3 +263,8 @@ async def test_the_retention_job_purges(service: SidepService) -> None:
             await conn.execute(sa.select(audit_table).where(audit_table.c.action == "purge"))
         ).all()
     assert [e.actor for e in entries] == ["sidep-retention"]
+    # events older than the retention go (the outbox's purge, same 90 days)
+    assert len((await events.read(service.store.db)).events) == 1
+    service.clock = lambda: T0 + 91 * 86400
+    assert await job.run_once()
+    assert (await events.read(service.store.db)).events == []

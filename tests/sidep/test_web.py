@@ -246,3 +246,40 @@ async def test_the_indicators_dashboard(running: Running) -> None:
             page = await r.text()
         assert "<h2>48 Lozère</h2>" in page and page.count('class="curve"') == 3
         assert '<span class="last">20.9</span>' in page
+
+
+async def test_http_and_mllp_never_give_two_acks_one_control_id(running: Running) -> None:
+    """One ACK counter per process: HTTP's and MLLP's used to start in the same second
+    at 1 each, both answering SIDEP<start>1."""
+    from hl7.mllp import open_hl7_connection
+
+    from sidep.intake import Intake
+    from sidep.mllp import AckNumbers, Committer, MllpListener
+    from sidep.model import SourceFormat
+    from tests.sidep import fakeparse
+
+    committer = Committer(running.service, max_batch=10)
+    listener = MllpListener(Intake({SourceFormat.HL7: fakeparse.parse}), committer)
+    assert listener.numbers is AckNumbers.of_process()
+    port = await listener.start("127.0.0.1", 0)
+    ids = []
+    try:
+        key = await running.api_key("lab", f"finess:{LAB}")
+        headers = {"Authorization": f"Bearer {key}"}
+        async with aiohttp.ClientSession() as client:
+            for n in range(3):
+                body = message(control=f"W{n}", sample=f"W{n}")
+                async with client.post(
+                    f"{running.url}/sidep/api/v1/hl7", data=body, headers=headers
+                ) as r:
+                    ids.append((await r.text()).split("\r")[0].split("|")[9])
+                reader, writer = await open_hl7_connection("127.0.0.1", port)
+                writer.writeblock(message(control=f"M{n}", sample=f"M{n}"))
+                await writer.drain()
+                ack = (await reader.readblock()).decode()
+                writer.close()
+                ids.append(ack.split("\r")[0].split("|")[9])
+    finally:
+        await listener.stop()
+        await committer.stop()
+    assert all(i.startswith("SIDEP") for i in ids) and len(set(ids)) == 6
