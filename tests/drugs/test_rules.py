@@ -70,6 +70,63 @@ def test_a_scarce_quota_goes_by_need_only() -> None:
     assert share.establishments == {"A": 71, "C": 29}  # loads 12 : 5
 
 
+def test_no_patient_load_still_allocates_the_whole_quota() -> None:
+    # Without a bed-service URL every load is 0: the units beyond the needs went nowhere
+    # (1,000 → 0 with PatientShare, 1,000 → the needs' sum with CoverShortfall).
+    one = [Inputs("A", "11", 50, 20.5, 0, 0)]
+    assert allocate(1000, one, PatientShare()).establishments == {"A": 1000}
+    two = [Inputs("A", "11", 50, 20.5, 0, 0), Inputs("B", "11", 400, 10, 0, 0)]
+    result = allocate(1000, two)
+    # needs 14×20.5 − 50 = 237 and 0; the other 763 by need (load 0): all to A.
+    assert result.establishments == {"A": 1000, "B": 0}
+    steps = dict(result.trace.steps)
+    assert steps["Use per patient and day"][1] == (
+        "r = 0: no patient load known (Σ L = 0), expected use = reported use"
+    )
+    assert "/ 0" not in "\n".join(line for _, lines in result.trace.steps for line in lines)
+    assert steps["Region 11 → establishments"][-1] == (
+        "beyond every need, 763 units shared by need (every load is 0)"
+    )
+    # No need either (stocks cover 14 days): by reported use 20 : 10, then equally.
+    full = [Inputs("A", "11", 1000, 20, 0, 0), Inputs("B", "52", 1000, 10, 0, 0)]
+    assert allocate(90, full).regions == {"11": 60, "52": 30}
+    empty = [Inputs("A", "11", 0, 0, 0, 0), Inputs("B", "52", 0, 0, 0, 0)]
+    assert allocate(9, empty, PatientShare()).establishments == {"A": 5, "B": 4}
+
+
+amounts = st.floats(0, 1e5, allow_nan=False)
+establishment = st.builds(
+    Inputs,
+    st.sampled_from("ABCDEFGH"),
+    st.sampled_from(["11", "52", "84"]),
+    amounts,
+    amounts,
+    st.integers(0, 50),
+    st.integers(0, 50),
+)
+
+
+@given(
+    st.integers(0, 100_000),
+    st.lists(establishment, min_size=1, max_size=8, unique_by=lambda i: i.finess),
+    st.booleans(),
+    st.booleans(),
+)
+def test_allocation_always_adds_up_to_the_quota(
+    quota: int, inputs: list[Inputs], by_load: bool, no_patients: bool
+) -> None:
+    """Every unit of the quota is allocated, also with no patient known (no bed service)."""
+    if no_patients:
+        inputs = [Inputs(i.finess, i.region, i.stock, i.daily_use, 0, 0) for i in inputs]
+    result = allocate(quota, inputs, PatientShare() if by_load else CoverShortfall())
+    assert sum(result.regions.values()) == quota
+    assert sum(result.establishments.values()) == quota
+    assert set(result.establishments) == {i.finess for i in inputs}
+    assert all(v >= 0 for v in result.establishments.values())
+    for region, units in result.regions.items():
+        assert units == sum(result.establishments[i.finess] for i in inputs if i.region == region)
+
+
 @given(st.integers(0, 10_000), st.dictionaries(st.text(max_size=3), st.floats(0, 1e6), max_size=8))
 def test_largest_remainder_always_adds_up(total: int, weights: dict[str, float]) -> None:
     shares = largest_remainder(total, weights)
