@@ -223,6 +223,7 @@ class DrugService:
 
     async def region_stocks(self, access: Access, region: str) -> list[StockLine]:
         """The reported stocks of a region's establishments, alerts first."""
+        known_region(region)
         if not access.may_see_region(region):
             raise Forbidden(f"your scope does not cover region {region}")
         places = {p.finess: p for p in await self.store.places(region)}
@@ -239,6 +240,7 @@ class DrugService:
         self, access: Access, region: str, drug: str, target: float = 14.0, keep: float = 21.0
     ) -> redeploy.Plan:
         """The optimal moves of a drug between a region's establishments."""
+        known_region(region)
         if not access.may_see_region(region):
             raise Forbidden(f"your scope does not cover region {region}")
         if drug not in catalogue():
@@ -301,6 +303,18 @@ class DrugService:
             },
         )
         return result
+
+
+# The INSEE codes of the 18 regions, each with its ARS (as in beds/data/regions.csv; no
+# service imports another).
+REGIONS = ("01", "02", "03", "04", "06", "11", "24", "27", "28", "32", "44", "52", "53", "75",
+           "76", "84", "93", "94")  # fmt: skip
+
+
+def known_region(region: str) -> None:
+    """Refuse (404) what is not a region's INSEE code."""
+    if region not in REGIONS:
+        raise NotFound(f"unknown region {region[:20]!r} (INSEE codes: {', '.join(REGIONS)})")
 
 
 def parse_export(text: str) -> list[tuple[int, str, int, float]]:
