@@ -174,6 +174,31 @@ def test_redeployment_is_optimal_against_brute_force() -> None:
     assert "A has 60.0 days of cover" in result.moves[0].why
 
 
+def test_redeployment_spares_a_donor_just_above_its_keep() -> None:
+    # N has 23 days of cover, 1 km from R; F has 1,000 days, 20 km away; R lacks 90 units.
+    # By distance alone N gave its 20 spare units first (23 → 21 days, next week's receiver).
+    holdings = [
+        Holding("R", 50, 10.0, 48.8400, 2.3600),  # 5 days: lacks 14×10 − 50 = 90
+        Holding("N", 230, 10.0, 48.8490, 2.3600),  # 23 days, 1 km north: gives 20
+        Holding("F", 100, 0.1, 48.8400, 2.6330),  # 1,000 days, 20 km east: gives 97
+    ]
+    result = plan(holdings, target=14, keep=21)
+    assert {(m.source, m.destination): m.units for m in result.moves} == {("F", "R"): 90}
+    assert result.unmet == {"R": 0}
+    assert result.objective == pytest.approx(brute_force(holdings, 14, 21))
+    # Shortage still comes first: when F cannot fill R, N gives what is missing.
+    short = [holdings[0], holdings[1], Holding("F", 80, 0.1, 48.8400, 2.6330)]
+    moves = {(m.source, m.destination): m.units for m in plan(short, 14, 21).moves}
+    assert moves == {("F", "R"): 77, ("N", "R"): 13}
+    # Equal cover: distance decides, the nearer donor gives.
+    twins = [
+        Holding("R", 125, 10.0, 48.84, 2.36),
+        holdings[1],
+        Holding("G", 230, 10.0, 48.84, 2.633),
+    ]
+    assert {(m.source, m.units) for m in plan(twins, 14, 21).moves} == {("N", 15)}
+
+
 def test_redeployment_random_small_cases_match_brute_force() -> None:
     """Random regions of four establishments, the first ten small enough for brute force
     (at most 4 donor-receiver pairs and 30 spare units): the optimiser's objective equals the
