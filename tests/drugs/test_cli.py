@@ -24,7 +24,8 @@ def test_drugs_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert "establishments registered" in run(capsys, "drugs", "places", str(PLACES), *data)
     pitie, bicetre = tmp_path / "pitie.csv", tmp_path / "bicetre.csv"
     pitie.write_text("code;stock;daily_use\nDIPRIVAN 1 % 50 mL;5;2.5\n", encoding="utf-8")
-    bicetre.write_text("code;stock;daily_use\nDIPRIVAN 1 % 50 mL;600;10\n", encoding="utf-8")
+    # Another pharmacy software's product name: accepted leniently (molecule and strength).
+    bicetre.write_text("code;stock;daily_use\nPropofol Lipuro 1% 50ml;600;10\n", encoding="utf-8")
     for finess, file in ((PITIE, pitie), (BICETRE, bicetre)):
         printed = run(capsys, "drugs", "report", finess, str(file), *data).strip()
         assert printed == f"1 drugs reported for {finess}"

@@ -35,6 +35,50 @@ def test_catalogue_aggregates_products_and_imports() -> None:
     assert resolve("aspirin") is None
 
 
+@pytest.mark.parametrize(
+    ("name", "code"),
+    [
+        ("MIDAZOLAM ARROW 5 mg/1 mL", "MIDA-5-1"),  # a generic's laboratory name
+        ("Midazolam Mylan 5mg/ml, solution injectable, ampoule de 10 ml", "MIDA-50-10"),
+        ("midazolam 1 mg/mL 5 mL", "MIDA-5-5"),
+        ("HYPNOVEL 5mg/5ml", "MIDA-5-5"),  # a brand names its molecule
+        ("Diprivan 1%  50ml", "PROP-500-50"),
+        ("Propofol Fresenius 10 mg/ml émulsion injectable 20 ml", "PROP-200-20"),
+        ("PROPOFOL LIPURO 2 % 50 ML", "PROP-1000-50"),
+        ("propofol 1 g/50 mL", "PROP-1000-50"),
+        ("ATRACURIUM ACCORD 50 mg / 5 ml", "ATRA-50-5"),
+        ("Cisatracurium Hospira 0,002 g/ml 5 ml", "CISA-10-5"),  # decimal comma, grams
+        ("ÉSMERON 100 MG", "ROCU-100-10"),  # accents ignored
+        ("  rocuronium   kabi 10 mg/ml 5 ml ", "ROCU-50-5"),
+    ],
+)
+def test_product_names_resolve_leniently(name: str, code: str) -> None:
+    drug = resolve(name)
+    assert drug is not None and drug.code == code
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "MIDAZOLAM 5 mg/mL",  # 5 mg/1 mL or 50 mg/10 mL: no guess
+        "PROPOFOL 1 %",  # 20 mL or 50 mL
+        "propofol",
+        "Cisatracurium 2 mg/ml 75 ml",  # no such strength
+        "atracurium cisatracurium 10 mg/5 mL",  # two molecules
+        "Midazolam 5 mg/0 mL",
+        "ketamine 50 mg/5 mL",
+    ],
+)
+def test_unclear_names_resolve_to_nothing(name: str) -> None:
+    assert resolve(name) is None
+
+
+@given(st.text(max_size=300))
+def test_resolve_never_crashes(name: str) -> None:
+    resolve(name)
+    resolve(f"midazolam {name}")
+
+
 def test_allocation_worked_example_every_step() -> None:
     # Three establishments, two regions, 1,000 units of propofol 1 % 50 mL this week.
     inputs = [
