@@ -190,6 +190,15 @@ async def test_regional_dashboard_with_map_and_curves(running: Running, screens:
                 == "#f7c66b"  # 130 / 207 initial: alert
             )
             assert await page.locator("svg.curve polyline").count() == 1
+            # The pictures speak the reader's language too (their words were English).
+            curve_words = await page.locator("svg.curve").text_content() or ""
+            assert "alerte 60 %" in curve_words and "crise 80 %" in curve_words
+            assert "alert " not in curve_words and "crisis" not in curve_words
+            assert "100 % 100 %" not in curve_words
+            assert await page.text_content("#curve-title") == "Taux de tension, 7 derniers jours"
+            assert (
+                await page.text_content("#map-title") == "Tension par département : Île-de-France"
+            )
             assert await page.locator("#part-75").count() == 1
             assert await serious_violations(page) == []
             await page.screenshot(path=screens / "beds-4-dashboard.png", full_page=True)

@@ -148,6 +148,20 @@ async def test_fhir_search_by_postcode_identifier_and_last_updated(running: Runn
             assert r.status == 200, await r.text()
         changed = await search(_lastUpdated="ge2026-12-10T04:00:00Z")
         assert [e.resource.id for e in changed.entry] == [str(bicetre)]
+        # gt is strictly after the range its value stands for (it was read as ge).
+        stamp = changed.entry[0].resource.meta.lastUpdated
+        assert stamp.isoformat() == "2026-12-10T04:08:00+00:00"  # the clock's T0
+        for bound, found in (
+            ("ge2026-12-10T04:08:00Z", 1),
+            ("gt2026-12-10T04:08:00Z", 0),
+            ("gt2026-12-10T04:07:59Z", 1),
+            ("gt2026-12-10T04:07Z", 1),
+            ("gt2026-12-10T04:08Z", 0),
+            ("ge2026-12-10", 1),
+            ("gt2026-12-10", 0),
+            ("gt2026-12-09", 1),
+        ):
+            assert (await search(_lastUpdated=bound)).total == found, bound
         async with client.get(f"{running.url}/beds/fhir/Location?_lastUpdated=lt2026") as r:
             assert r.status == 400
             assert (await r.json())["resourceType"] == "OperationOutcome"
