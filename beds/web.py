@@ -453,8 +453,8 @@ async def page_save(request: web.Request) -> web.StreamResponse:
             errors[s.unit.id] = [_t(request, "Counts must be whole numbers.")]
             continue
         problems = counts.problems()
-        if problems:
-            errors[s.unit.id] = problems
+        if problems:  # the rules' English sentences, in the reader's language
+            errors[s.unit.id] = [_t(request, problem) for problem in problems]
         elif counts != s.counts:
             changed.append((s.unit.id, counts))
     if errors:

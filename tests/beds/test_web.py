@@ -211,7 +211,14 @@ async def test_staff_form_saves_only_changed_units(running: Running) -> None:
         async with client.post(f"{running.url}/beds/establishments/{PITIE}", data=form) as r:
             assert r.status == 422
             text = await r.text()
-            assert "COVID patients cannot exceed occupied beds" in text and 'value="500"' in text
+            # The rule's sentence in the page's language (it was English on the French page).
+            assert "les patients COVID ne peuvent dépasser les lits occupés" in text
+            assert 'value="500"' in text
+        form[f"u{pitie}-covid"] = "40"
+        form[f"u{pitie}-surge"] = "20000"
+        async with client.post(f"{running.url}/beds/establishments/{PITIE}", data=form) as r:
+            assert r.status == 422
+            assert "Supplémentaires : un nombre entier de 0 à 10000" in await r.text()
         async with client.get(f"{running.url}/beds/establishments/{BICETRE}") as r:
             assert r.status == 404
         async with client.get(f"{running.url}/beds/dashboard?territory=fr") as r:
