@@ -7,6 +7,7 @@ refuse; each shape has a ``<title>`` for screen readers and hover."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import cache
 
 from markupsafe import Markup, escape
@@ -24,6 +25,13 @@ COLOURS = {
 }
 """Fills by level; the legend repeats them with text, so colour is never the only cue."""
 
+Translate = Callable[[str], str]
+"""The page's gettext for its reader's language (the charts' words are the English msgids)."""
+
+
+def _same(message: str) -> str:
+    return message
+
 
 @cache
 def _outlines() -> dict[str, object]:
@@ -37,7 +45,7 @@ def _percent(rate: float | None) -> str:
     return "–" if rate is None else f"{rate * 100:.0f} %"
 
 
-def tension_map(board: Dashboard, thresholds: Thresholds) -> Markup:
+def tension_map(board: Dashboard, thresholds: Thresholds, _: Translate = _same) -> Markup:
     """The metropolitan départements coloured by tension level; those outside the board's
     territory faded. Overseas départements appear in the table only."""
     outlines = _outlines()
@@ -65,12 +73,14 @@ def tension_map(board: Dashboard, thresholds: Thresholds) -> Markup:
         'aria-labelledby="map-title" class="map"><title id="map-title">{title}</title>{paths}</svg>'
     ).format(
         vb=outlines["viewBox"],
-        title=f"Tension by département: {territory.name}",
+        title=_("Tension by département: {name}").format(name=territory.name),
         paths=Markup("").join(parts),
     )
 
 
-def curve(days: list[str], series: list[float | None], thresholds: Thresholds) -> Markup:
+def curve(
+    days: list[str], series: list[float | None], thresholds: Thresholds, _: Translate = _same
+) -> Markup:
     """The 7-day tension curve with the thresholds and the 100 % line."""
     width, height, pad = 560, 220, 40
     known = [v for v in series if v is not None]
@@ -84,23 +94,22 @@ def curve(days: list[str], series: list[float | None], thresholds: Thresholds) -
 
     lines = []
     for value, label, colour in (
-        (thresholds.alert, "alert", "#b26b00"),
-        (thresholds.crisis, "crisis", "#b34000"),
-        (1.0, "100 %", "#a3153a"),
+        (thresholds.alert, _("alert"), "#b26b00"),
+        (thresholds.crisis, _("crisis"), "#b34000"),
+        (1.0, "", "#a3153a"),  # "100 %" alone (it read "100 % 100 %")
     ):
         lines.append(
             Markup(
                 '<line x1="{x1}" x2="{x2}" y1="{y}" y2="{y}" stroke="{c}" stroke-dasharray="4 3"/>'
                 '<text x="{x2}" y="{ty}" font-size="11" fill="{c}" text-anchor="end">'
-                "{label} {p}</text>"
+                "{text}</text>"
             ).format(
                 x1=pad,
                 x2=width - pad,
                 y=f"{y(value):.1f}",
                 ty=f"{y(value) - 3:.1f}",
                 c=colour,
-                label=label,
-                p=_percent(value),
+                text=f"{label} {_percent(value)}" if label else _percent(value),
             )
         )
     points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(series) if v is not None)
@@ -132,12 +141,12 @@ def curve(days: list[str], series: list[float | None], thresholds: Thresholds) -
     return Markup(
         '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" role="img" '
         'aria-labelledby="curve-title" class="curve">'
-        '<title id="curve-title">Tension rate, last {n} days</title>'
+        '<title id="curve-title">{title}</title>'
         "{axis}{lines}{polyline}{dots}{ticks}</svg>"
     ).format(
         w=width,
         h=height,
-        n=len(days),
+        title=_("Tension rate, last {n} days").format(n=len(days)),
         axis=axis,
         lines=Markup("").join(lines),
         polyline=polyline,

@@ -140,7 +140,11 @@ def add_subcommands(subparsers: Any) -> None:
     tension.add_argument("territory", nargs="?", default="fr", help="fr, reg:NN or dep:NN")
     with_settings(tension).set_defaults(func=cmd_tension)
     update = sub.add_parser("update", help="record a CSV file of counts")
-    update.add_argument("file")
+    update.add_argument(
+        "file",
+        help="CSV (separator ; or ,) with the columns finess, unit, installed, surge, occupied, "
+        "available, covid and optional updated_at (ISO 8601)",
+    )
     with_settings(update).set_defaults(func=cmd_update)
     with_settings(sub.add_parser("snapshot", help="keep today's figures")).set_defaults(
         func=cmd_snapshot

@@ -16,8 +16,9 @@ unchecked) until the NOS tables J187-J195 are loaded.
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -223,12 +224,15 @@ def operation_outcome(message: str, code: str = "invalid", severity: str = "erro
 
 
 def parse_last_updated(value: str) -> datetime:
-    """``_lastUpdated=geYYYY-MM-DD[Thh:mm:ss+zz:zz]``: the lower bound (only ``ge``/``gt``
-    prefixes, or none, are taken; a date alone is its midnight UTC)."""
-    text = value
+    """``_lastUpdated=geYYYY-MM-DD[Thh:mm[:ss[.f]]+zz:zz]``: the lowest ``lastUpdated`` that
+    matches (only ``ge``/``gt`` prefixes, or none meaning ``ge``, are taken; a date alone is
+    its day from midnight UTC). As FHIR reads a value as the range its precision implies,
+    ``ge`` starts at that range's start and ``gt`` after its end: ``gt2026-12-10`` is from
+    2026-12-11T00:00Z on, ``gt…T04:00:00Z`` from 04:00:01 on."""
+    text, strict = value, False
     for prefix in ("ge", "gt"):
         if text.startswith(prefix):
-            text = text[2:]
+            text, strict = text[2:], prefix == "gt"
             break
     else:
         if text[:2].isalpha():
@@ -241,7 +245,25 @@ def parse_last_updated(value: str) -> datetime:
         if len(text) > 10:
             raise FhirInputError("a _lastUpdated time needs its offset")
         moment = moment.replace(tzinfo=UTC)
-    return moment
+    if not strict:
+        return moment
+    try:
+        return moment + _precision(text)
+    except OverflowError:
+        raise FhirInputError("_lastUpdated is out of range") from None
+
+
+def _precision(text: str) -> timedelta:
+    """The width of the range a FHIR date or dateTime stands for: a day, an hour, a minute, a
+    second, or the last digit of its fraction of a second."""
+    if len(text) <= 10:
+        return timedelta(days=1)
+    clock = re.split(r"[Zz+-]", text[11:], maxsplit=1)[0]
+    if "." in clock:
+        digits = min(6, len(clock.split(".", 1)[1]))
+        return timedelta(microseconds=10 ** (6 - digits))
+    widths = (timedelta(hours=1), timedelta(minutes=1), timedelta(seconds=1))
+    return widths[min(2, clock.count(":"))]
 
 
 def kind_of(location: Location) -> BedKind | None:

@@ -146,12 +146,3 @@ def total(parts: Iterable[Tension]) -> Tension:
     for part in parts:
         result = result + part
     return result
-
-
-def trend(series: list[float | None]) -> float | None:
-    """Change over the series (last minus first known value), in rate points; None with fewer
-    than two known values."""
-    known = [v for v in series if v is not None]
-    if len(known) < 2:
-        return None
-    return known[-1] - known[0]

@@ -453,8 +453,8 @@ async def page_save(request: web.Request) -> web.StreamResponse:
             errors[s.unit.id] = [_t(request, "Counts must be whole numbers.")]
             continue
         problems = counts.problems()
-        if problems:
-            errors[s.unit.id] = problems
+        if problems:  # the rules' English sentences, in the reader's language
+            errors[s.unit.id] = [_t(request, problem) for problem in problems]
         elif counts != s.counts:
             changed.append((s.unit.id, counts))
     if errors:
@@ -508,8 +508,10 @@ async def page_dashboard(request: web.Request) -> web.StreamResponse:
         board=board,
         prefix=PREFIX,
         thresholds=service.thresholds,
-        map_svg=charts.tension_map(board, service.thresholds),
-        curve_svg=charts.curve(board.days, board.series, service.thresholds),
+        map_svg=charts.tension_map(board, service.thresholds, lambda m: _t(request, m)),
+        curve_svg=charts.curve(
+            board.days, board.series, service.thresholds, lambda m: _t(request, m)
+        ),
         sparkline=charts.sparkline,
         level=service.thresholds.level,
         part_level="reg" if board.territory.level == "fr" else "dep",

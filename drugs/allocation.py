@@ -14,9 +14,11 @@ formula** (``CoverShortfall``), from those inputs, for each establishment *e*:
    week to the next allocation and a week of margin).
 
 The quota goes to regions in proportion to their summed needs; if it exceeds every need, the
-rest goes in proportion to the patient load. Each region's amount is then split among its
-establishments by the same rule. Units are whole: each split rounds by largest remainder
-(Hamilton), so the parts always add up exactly to the whole.
+rest goes in proportion to the patient load; when every load is 0 (no patients known, as
+without a bed-service URL), by need, else by reported daily use, else in equal parts: the
+whole quota is always allocated as long as there is one establishment. Each region's amount
+is then split among its establishments by the same rule. Units are whole: each split rounds
+by largest remainder (Hamilton), so the parts always add up exactly to the whole.
 
 Why this is defensible: it sends the drug where it will be used before the next delivery and
 is missing, it cannot be gamed by hoarding (a big stock lowers the need), and a region gets the
@@ -92,12 +94,14 @@ class CoverShortfall:
         total_load = sum(loads.values())
         total_use = sum(i.daily_use for i in inputs)
         rate = total_use / total_load if total_load else 0.0
+        ratio = (
+            f"r = Σ daily use / Σ L = {total_use:g} / {total_load:g} = {rate:.4f}"
+            if total_load
+            else "r = 0: no patient load known (Σ L = 0), expected use = reported use"
+        )
         trace.step(
             "Use per patient and day",
-            [
-                f"patient load L = COVID + {self.other_weight:g} × other patients",
-                f"r = Σ daily use / Σ L = {total_use:g} / {total_load:g} = {rate:.4f}",
-            ],
+            [f"patient load L = COVID + {self.other_weight:g} × other patients", ratio],
         )
         weights, lines = {}, []
         for i in inputs:
@@ -149,13 +153,45 @@ def largest_remainder(total: int, weights: dict[str, float]) -> dict[str, int]:
     return {k: shares.get(k, 0) for k in weights}
 
 
-def split(total: int, needs: dict[str, float], loads: dict[str, float]) -> dict[str, int]:
-    """``total`` split by need; beyond every need, the rest by load."""
+def rest_key(
+    needs: dict[str, float], loads: dict[str, float], uses: dict[str, float]
+) -> tuple[str, dict[str, float]]:
+    """What shares the units beyond every need: the load; if every load is 0, the need; then
+    the reported daily use; then equal parts."""
+    for name, weights in (("load", loads), ("need", needs), ("reported use", uses)):
+        if any(weights.get(k, 0.0) > 0 for k in needs):
+            return name, {k: weights.get(k, 0.0) for k in needs}
+    return "equal parts", {k: 1.0 for k in needs}
+
+
+def split(
+    total: int,
+    needs: dict[str, float],
+    loads: dict[str, float],
+    uses: dict[str, float] | None = None,
+) -> dict[str, int]:
+    """``total`` split by need; beyond every need, the rest by load (if every load is 0, by
+    need, then by reported use ``uses``, then equally): the parts add up to ``total`` whenever
+    there is a part."""
     whole_needs = {k: math.ceil(v - 1e-9) for k, v in needs.items()}
     if total <= sum(whole_needs.values()):
         return largest_remainder(total, needs)
-    rest = largest_remainder(total - sum(whole_needs.values()), loads)
+    _, key = rest_key(needs, loads, uses or {})
+    rest = largest_remainder(total - sum(whole_needs.values()), key)
     return {k: whole_needs[k] + rest[k] for k in needs}
+
+
+def _rest_line(
+    total: int, needs: dict[str, float], loads: dict[str, float], uses: dict[str, float]
+) -> list[str]:
+    """The trace's line saying what shared the units beyond every need, if any were left."""
+    rest = total - sum(math.ceil(v - 1e-9) for v in needs.values())
+    if rest <= 0 or not needs:
+        return []
+    name, _ = rest_key(needs, loads, uses)
+    if name == "load":
+        return [f"beyond every need, {rest} units shared by load"]
+    return [f"beyond every need, {rest} units shared by {name} (every load is 0)"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,25 +217,28 @@ def allocate(quota: int, inputs: Sequence[Inputs], formula: Formula | None = Non
         regions.setdefault(i.region, []).append(i)
     region_need = {r: sum(weights[i.finess].need for i in group) for r, group in regions.items()}
     region_load = {r: sum(weights[i.finess].load for i in group) for r, group in regions.items()}
-    per_region = split(quota, region_need, region_load)
+    use = {i.finess: i.daily_use for i in inputs}
+    region_use = {r: sum(use[i.finess] for i in group) for r, group in regions.items()}
+    per_region = split(quota, region_need, region_load, region_use)
     trace.step(
         "National → regions",
         [
             f"region {r}: need {region_need[r]:.2f}, load {region_load[r]:g} → {per_region[r]}"
             for r in sorted(regions)
-        ],
+        ]
+        + _rest_line(quota, region_need, region_load, region_use),
     )
     per_establishment: dict[str, int] = {}
     for r in sorted(regions):
         group = regions[r]
-        shares = split(
-            per_region[r],
-            {i.finess: weights[i.finess].need for i in group},
-            {i.finess: weights[i.finess].load for i in group},
-        )
+        needs = {i.finess: weights[i.finess].need for i in group}
+        loads = {i.finess: weights[i.finess].load for i in group}
+        uses = {i.finess: use[i.finess] for i in group}
+        shares = split(per_region[r], needs, loads, uses)
         per_establishment.update(shares)
         trace.step(
             f"Region {r} → establishments",
-            [f"{k}: {v}" for k, v in sorted(shares.items())],
+            [f"{k}: {v}" for k, v in sorted(shares.items())]
+            + _rest_line(per_region[r], needs, loads, uses),
         )
     return Allocation(quota, per_region, per_establishment, trace)

@@ -118,19 +118,30 @@ def add_subcommands(subparsers: Any) -> None:
         func=cmd_serve
     )
     places = sub.add_parser("places", help="register establishments from a CSV")
-    places.add_argument("file")
+    places.add_argument(
+        "file",
+        help="CSV (UTF-8, separator ,) with the columns finess, name, departement, region "
+        "(INSEE code) and optional lat, lon; beds/data/establishments.csv fits",
+    )
     with_settings(places).set_defaults(func=cmd_places)
     report = sub.add_parser("report", help="record a pharmacy export (CSV)")
-    report.add_argument("finess")
-    report.add_argument("file")
+    report.add_argument("finess", help="the establishment's FINESS number (9 characters)")
+    report.add_argument(
+        "file",
+        help="the pharmacy export, CSV (separator ; or ,) with the columns code (a virtual "
+        "drug's code or a product name of drugs/data/virtual_drugs.csv), stock (whole units), "
+        "daily_use (units per day, decimal comma accepted)",
+    )
     with_settings(report).set_defaults(func=cmd_report)
     allocate = sub.add_parser("allocate", help="split a national quota, every step shown")
     allocate.add_argument("drug", help="a virtual drug's code (drugs/data/virtual_drugs.csv)")
-    allocate.add_argument("quota", type=int)
+    allocate.add_argument(
+        "quota", type=int, help="the week's national quota, in whole units of the drug (0 or more)"
+    )
     with_settings(allocate).set_defaults(func=cmd_allocate)
     redeploy = sub.add_parser("redeploy", help="optimal moves of a drug within a region")
-    redeploy.add_argument("region")
-    redeploy.add_argument("drug")
+    redeploy.add_argument("region", help="the region's INSEE code, e.g. 11 (Île-de-France)")
+    redeploy.add_argument("drug", help="a virtual drug's code (drugs/data/virtual_drugs.csv)")
     with_settings(redeploy).set_defaults(func=cmd_redeploy)
     add_account_commands(
         sub,

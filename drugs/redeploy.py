@@ -8,10 +8,18 @@ For establishments with stock ``s`` and daily use ``c`` (days of cover ``d = s /
 - a **receiver** is below ``target`` days: it lacks ``ceil(target·c − s)`` units;
 - variables: ``x[i, j]`` units from donor *i* to receiver *j* (whole), ``u[j]`` units still
   lacking at *j*;
-- minimise ``Σ w_j · u_j + ε · Σ dist_ij · x_ij`` with the urgency ``w_j = 1 + (target − d_j)
-  / target`` (a receiver closer to running out weighs more), subject to ``Σ_j x_ij ≤ give_i``
-  and ``Σ_i x_ij + u_j = lack_j``. ``ε`` is small enough that no saving of distance ever buys
-  a unit of shortage.
+- minimise ``Σ w_j · u_j + ε · Σ (dist_ij + t_i) · x_ij`` with the urgency ``w_j = 1 +
+  (target − d_j) / target`` (a receiver closer to running out weighs more) and the cost of
+  taking a unit from donor *i*, ``t_i = COVER_KM · keep / d_i`` (in km: falls as the donor's
+  days of cover rise, below ``COVER_KM`` since ``d_i > keep``), subject to ``Σ_j x_ij ≤
+  give_i`` and ``Σ_i x_ij + u_j = lack_j``. ``ε`` is small enough that no saving of distance
+  or cover ever buys a unit of shortage.
+
+Why ``t_i``: by distance alone a donor with 23 days of cover 1 km away was emptied down to its
+21 days before one with 1,000 days 20 km away gave anything; a donor just above ``keep`` is the
+next receiver. ``COVER_KM`` (50 km, an assumption) is how much more road a donor at ``keep``
+days costs than one with unlimited cover: within a region the donor with more cover is chosen
+unless it is about 50 km farther (more for a donor far above ``keep``).
 
 The constraint matrix is that of a transportation problem (totally unimodular), so the linear
 relaxation already has whole optimal vertices; ``milp`` with integrality makes it explicit.
@@ -27,6 +35,10 @@ import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from drugs.cover import days_of_cover
+
+COVER_KM = 50.0
+"""Per unit taken, a donor with ``keep`` days of cover costs as this many km more than one with
+unlimited cover (``keep / days`` of it in general)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,13 +103,19 @@ class Problem:
     urgency: list[float]
     distance: list[list[float]]
     epsilon: float
+    taking: list[float]
+    """The cost (km) of each unit taken from each donor: ``COVER_KM · keep / days``."""
+
+    def unit_cost(self, i: int, j: int) -> float:
+        """The cost (km) of one unit from donor ``i`` to receiver ``j``."""
+        return self.distance[i][j] + self.taking[i]
 
     def objective(self, moves: Sequence[Sequence[int]]) -> float:
         """The objective of a whole plan ``moves[i][j]`` (for checking)."""
         unmet = [self.lack[j] - sum(row[j] for row in moves) for j in range(len(self.receivers))]
         shortage = sum(w * u for w, u in zip(self.urgency, unmet, strict=True))
         transport = sum(
-            self.distance[i][j] * moves[i][j]
+            self.unit_cost(i, j) * moves[i][j]
             for i in range(len(self.donors))
             for j in range(len(self.receivers))
         )
@@ -108,7 +126,7 @@ def problem(holdings: Sequence[Holding], target: float = 14.0, keep: float = 21.
     """Donors (above ``keep`` days) and receivers (below ``target`` days) of ``holdings``."""
     if keep < target:
         raise ValueError("donors must keep at least the receivers' target")
-    donors, give, receivers, lack, urgency = [], [], [], [], []
+    donors, give, receivers, lack, urgency, taking = [], [], [], [], [], []
     for h in holdings:
         if h.daily_use <= 0:
             continue
@@ -117,6 +135,7 @@ def problem(holdings: Sequence[Holding], target: float = 14.0, keep: float = 21.
         if surplus > 0:
             donors.append(h)
             give.append(surplus)
+            taking.append(COVER_KM * keep / (h.stock / h.daily_use))
         elif missing > 0:
             receivers.append(h)
             lack.append(missing)
@@ -124,8 +143,8 @@ def problem(holdings: Sequence[Holding], target: float = 14.0, keep: float = 21.
             urgency.append(1 + (target - days) / target)
     distance = [[_distance(d, r) for r in receivers] for d in donors]
     largest = max((max(row) for row in distance if row), default=1.0)
-    epsilon = 0.5 / ((1 + largest) * (1 + sum(give)))
-    return Problem(donors, give, receivers, lack, urgency, distance, epsilon)
+    epsilon = 0.5 / ((1 + largest + COVER_KM) * (1 + sum(give)))
+    return Problem(donors, give, receivers, lack, urgency, distance, epsilon, taking)
 
 
 def solve(p: Problem) -> list[list[int]]:
@@ -135,7 +154,7 @@ def solve(p: Problem) -> list[list[int]]:
         return [[0] * nr for _ in range(nd)]
     nx = nd * nr
     cost = np.array(
-        [p.epsilon * p.distance[i][j] for i in range(nd) for j in range(nr)] + list(p.urgency)
+        [p.epsilon * p.unit_cost(i, j) for i in range(nd) for j in range(nr)] + list(p.urgency)
     )
     rows, lower, upper = [], [], []
     for i in range(nd):  # a donor gives at most its surplus

@@ -16,7 +16,26 @@ from drugs.cover import Alert, CoverThresholds, days_of_cover
 from drugs.critical_care import CriticalCareSource, NoCriticalCare
 from drugs.store import DrugStore, Place, Report
 from kit.audit import CONSOLE, Actor
-from kit.http import BadRequest, Forbidden, NotFound, Unprocessable
+from kit.http import BadRequest, Forbidden, HttpError, NotFound, Unprocessable
+
+
+class Refusal(HttpError):
+    """A refusal whose English message is also kept as its template and values, so that a page
+    can word it in its reader's language (the API and the command line show ``message``)."""
+
+    def __init__(self, template: str, code: str | None = None, **values: object) -> None:
+        super().__init__(template.format(**values), code)
+        self.template = template
+        self.values = values
+
+
+class RuleRefusal(Refusal, Unprocessable):
+    """422, worded for the pages."""
+
+
+class RequestRefusal(Refusal, BadRequest):
+    """400, worded for the pages."""
+
 
 PHARMACIST, ARS, NATIONAL = "pharmacist", "ars", "national"
 MAX_UNITS = 10_000_000
@@ -136,11 +155,11 @@ class DrugService:
             or isinstance(on_hand, bool)
             or not 0 <= on_hand <= MAX_UNITS
         ):
-            raise Unprocessable("stock must be a whole number of units, 0 or more")
+            raise RuleRefusal("stock must be a whole number of units, 0 or more")
         if isinstance(daily_use, bool) or not isinstance(daily_use, int | float):
-            raise Unprocessable("daily use must be a number")
+            raise RuleRefusal("daily use must be a number")
         if not 0 <= daily_use <= MAX_UNITS:
-            raise Unprocessable("daily use must be 0 or more")
+            raise RuleRefusal("daily use must be 0 or more")
         return on_hand, float(daily_use)
 
     async def report(
@@ -157,7 +176,7 @@ class DrugService:
         place = await self._place(access, finess, edit=True)
         found = catalogue().get(drug)
         if found is None:
-            raise Unprocessable(f"unknown virtual drug {drug}")
+            raise RuleRefusal("unknown virtual drug {drug}", drug=drug)
         units, use = self.check(on_hand, daily_use)
         [report_id] = await self.store.record(
             [Report(place.finess, found.code, units, use, self.now())], source, actor
@@ -178,7 +197,7 @@ class DrugService:
         reports = []
         for code, on_hand, use in lines:
             if code not in catalogue():
-                raise Unprocessable(f"unknown virtual drug {code}")
+                raise RuleRefusal("unknown virtual drug {drug}", drug=code)
             units, checked = self.check(on_hand, use)
             reports.append(Report(place.finess, code, units, checked, now))
         await self.store.record(reports, source, actor)
@@ -193,7 +212,11 @@ class DrugService:
         for number, name, units, use in lines:
             drug = resolve(name)
             if drug is None:
-                raise Unprocessable(f"line {number}: {name[:60]!r} is no virtual drug or product")
+                raise RuleRefusal(
+                    "line {number}: {name!r} is no virtual drug or product",
+                    number=number,
+                    name=name[:60],
+                )
             kept = totals.get(drug.code, (0, 0.0))
             totals[drug.code] = (kept[0] + units, kept[1] + use)
         return await self.report_many(
@@ -223,6 +246,7 @@ class DrugService:
 
     async def region_stocks(self, access: Access, region: str) -> list[StockLine]:
         """The reported stocks of a region's establishments, alerts first."""
+        known_region(region)
         if not access.may_see_region(region):
             raise Forbidden(f"your scope does not cover region {region}")
         places = {p.finess: p for p in await self.store.places(region)}
@@ -239,6 +263,7 @@ class DrugService:
         self, access: Access, region: str, drug: str, target: float = 14.0, keep: float = 21.0
     ) -> redeploy.Plan:
         """The optimal moves of a drug between a region's establishments."""
+        known_region(region)
         if not access.may_see_region(region):
             raise Forbidden(f"your scope does not cover region {region}")
         if drug not in catalogue():
@@ -303,19 +328,31 @@ class DrugService:
         return result
 
 
+# The INSEE codes of the 18 regions, each with its ARS (as in beds/data/regions.csv; no
+# service imports another).
+REGIONS = ("01", "02", "03", "04", "06", "11", "24", "27", "28", "32", "44", "52", "53", "75",
+           "76", "84", "93", "94")  # fmt: skip
+
+
+def known_region(region: str) -> None:
+    """Refuse (404) what is not a region's INSEE code."""
+    if region not in REGIONS:
+        raise NotFound(f"unknown region {region[:20]!r} (INSEE codes: {', '.join(REGIONS)})")
+
+
 def parse_export(text: str) -> list[tuple[int, str, int, float]]:
     """(line, code or product, stock, daily use) of a pharmacy export (``;`` or ``,``;
     decimal comma accepted for the daily use)."""
     text = text.lstrip("\ufeff")
     if not text.strip():
-        raise BadRequest("the file is empty", "bad_file")
+        raise RequestRefusal("the file is empty", "bad_file")
     first = text.splitlines()[0]
     delimiter = ";" if first.count(";") >= first.count(",") else ","
     try:
         reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
         header = [h.strip().lower() for h in reader.fieldnames or []]
         if not {"code", "stock", "daily_use"} <= set(header):
-            raise BadRequest("the columns are code, stock, daily_use", "bad_file")
+            raise RequestRefusal("the columns are code, stock, daily_use", "bad_file")
         reader.fieldnames = header
         found = []
         for number, row in enumerate(reader, start=2):
@@ -323,12 +360,16 @@ def parse_export(text: str) -> list[tuple[int, str, int, float]]:
                 units = int((row["stock"] or "").strip())
                 use = float((row["daily_use"] or "").strip().replace(",", "."))
             except (ValueError, AttributeError):
-                raise BadRequest(
-                    f"line {number}: stock and daily_use are numbers", "bad_file"
+                raise RequestRefusal(
+                    "line {number}: stock and daily_use are numbers", "bad_file", number=number
                 ) from None
             if units < 0 or not 0 <= use < 1e9:
-                raise BadRequest(f"line {number}: stock and daily_use are 0 or more", "bad_file")
+                raise RequestRefusal(
+                    "line {number}: stock and daily_use are 0 or more",
+                    "bad_file",
+                    number=number,
+                )
             found.append((number, (row["code"] or "").strip(), units, use))
     except csv.Error:
-        raise BadRequest("the file is not CSV", "bad_file") from None
+        raise RequestRefusal("the file is not CSV", "bad_file") from None
     return found

@@ -18,7 +18,7 @@ from aiohttp import web
 from drugs import allocation
 from drugs.catalogue import catalogue
 from drugs.redeploy import Plan
-from drugs.service import ARS, NATIONAL, PHARMACIST, Access, DrugService, StockLine
+from drugs.service import ARS, NATIONAL, PHARMACIST, Access, DrugService, Refusal, StockLine
 from kit.audit import Actor
 from kit.auth.apikeys import bearer_token, require_api_key
 from kit.auth.people import require_user
@@ -225,6 +225,14 @@ async def _form(
     return await render(request, "drugs/establishment.html", status, **context)
 
 
+def _say(request: web.Request, exc: HttpError) -> str:
+    """A refusal of the service in the reader's language (its English message if the
+    translations lack it)."""
+    if isinstance(exc, Refusal):
+        return _t(request, exc.template).format(**exc.values)
+    return _t(request, exc.message)
+
+
 async def page_establishment(request: web.Request) -> web.StreamResponse:
     """The pharmacist's form: stock and average daily use of every virtual drug."""
     user = await require_user(request, PEOPLE_ROLES)
@@ -250,7 +258,7 @@ async def page_save(request: web.Request) -> web.StreamResponse:
     except HttpError as exc:
         if exc.status == 404:
             raise
-        return await _form(request, access, finess, exc.status, error=exc.message, form=form)
+        return await _form(request, access, finess, exc.status, error=_say(request, exc), form=form)
     await flash(request, _t(request, "Saved: {n} drug(s).").format(n=count), "success")
     return see_other(f"{PREFIX}/establishments/{finess}")
 
@@ -269,7 +277,7 @@ async def page_upload(request: web.Request) -> web.StreamResponse:
     except HttpError as exc:
         if exc.status == 404:
             raise
-        return await _form(request, access, finess, exc.status, error=exc.message)
+        return await _form(request, access, finess, exc.status, error=_say(request, exc))
     await flash(request, _t(request, "Saved: {n} drug(s).").format(n=count), "success")
     return see_other(f"{PREFIX}/establishments/{finess}")
 

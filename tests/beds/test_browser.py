@@ -128,6 +128,38 @@ async def test_staff_takes_one_bed_in_two_clicks(running: Running, screens: Path
             await browser.close()
 
 
+async def test_minus_with_no_bed_available_changes_nothing(running: Running) -> None:
+    """ "−" under Available at 0 takes no bed: occupied stays as it was (it went up by one on
+    every click) and the row is not marked changed."""
+    await running.person("infirmiere", "staff", f"finess:{PITIE}")
+    unit = await running.service.store.unit_by_code(PITIE, "REA")
+    assert unit is not None
+    await running.service.update(
+        Access("national", "national"), Actor("seed", "national"), unit.id,
+        Counts(110, 0, 110, 0, 40), Source.API,
+    )  # fmt: skip
+    async with playwright_api.async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = await browser.new_page(locale="fr-FR", viewport={"width": 1280, "height": 900})
+            await page.goto(f"{running.url}/beds/")
+            await sign_in(page, running, "infirmiere")
+            minus = f"#unit-{unit.id} button.minus[data-target='u{unit.id}-available']"
+            await page.click(minus)
+            await page.click(minus)
+            assert await page.input_value(f"#u{unit.id}-available") == "0"
+            assert await page.input_value(f"#u{unit.id}-occupied") == "110"
+            assert await page.text_content("#pending") == ""
+            # "+" then "−": back where it started.
+            await page.click(f"#unit-{unit.id} button.plus[data-target='u{unit.id}-available']")
+            assert await page.input_value(f"#u{unit.id}-occupied") == "109"
+            await page.click(minus)
+            assert await page.input_value(f"#u{unit.id}-available") == "0"
+            assert await page.input_value(f"#u{unit.id}-occupied") == "110"
+        finally:
+            await browser.close()
+
+
 async def test_regional_dashboard_with_map_and_curves(running: Running, screens: Path) -> None:
     await running.person("ars.idf", "ars", "reg:11")
     national, seed = Access("national", "national"), Actor("seed", "national")
@@ -158,6 +190,15 @@ async def test_regional_dashboard_with_map_and_curves(running: Running, screens:
                 == "#f7c66b"  # 130 / 207 initial: alert
             )
             assert await page.locator("svg.curve polyline").count() == 1
+            # The pictures speak the reader's language too (their words were English).
+            curve_words = await page.locator("svg.curve").text_content() or ""
+            assert "alerte 60 %" in curve_words and "crise 80 %" in curve_words
+            assert "alert " not in curve_words and "crisis" not in curve_words
+            assert "100 % 100 %" not in curve_words
+            assert await page.text_content("#curve-title") == "Taux de tension, 7 derniers jours"
+            assert (
+                await page.text_content("#map-title") == "Tension par département : Île-de-France"
+            )
             assert await page.locator("#part-75").count() == 1
             assert await serious_violations(page) == []
             await page.screenshot(path=screens / "beds-4-dashboard.png", full_page=True)

@@ -55,3 +55,11 @@ def test_every_command_explains_itself(service: str, capsys: pytest.CaptureFixtu
             main([service, command, "--help"])
         assert exited.value.code == 0, command
         assert "--data-dir" in capsys.readouterr().out
+
+
+def test_update_file_argument_is_explained(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["beds", "update", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "finess, unit, installed, surge, occupied, available, covid" in shown
+    assert "updated_at (ISO 8601)" in shown

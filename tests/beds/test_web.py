@@ -148,6 +148,20 @@ async def test_fhir_search_by_postcode_identifier_and_last_updated(running: Runn
             assert r.status == 200, await r.text()
         changed = await search(_lastUpdated="ge2026-12-10T04:00:00Z")
         assert [e.resource.id for e in changed.entry] == [str(bicetre)]
+        # gt is strictly after the range its value stands for (it was read as ge).
+        stamp = changed.entry[0].resource.meta.lastUpdated
+        assert stamp.isoformat() == "2026-12-10T04:08:00+00:00"  # the clock's T0
+        for bound, found in (
+            ("ge2026-12-10T04:08:00Z", 1),
+            ("gt2026-12-10T04:08:00Z", 0),
+            ("gt2026-12-10T04:07:59Z", 1),
+            ("gt2026-12-10T04:07Z", 1),
+            ("gt2026-12-10T04:08Z", 0),
+            ("ge2026-12-10", 1),
+            ("gt2026-12-10", 0),
+            ("gt2026-12-09", 1),
+        ):
+            assert (await search(_lastUpdated=bound)).total == found, bound
         async with client.get(f"{running.url}/beds/fhir/Location?_lastUpdated=lt2026") as r:
             assert r.status == 400
             assert (await r.json())["resourceType"] == "OperationOutcome"
@@ -197,7 +211,14 @@ async def test_staff_form_saves_only_changed_units(running: Running) -> None:
         async with client.post(f"{running.url}/beds/establishments/{PITIE}", data=form) as r:
             assert r.status == 422
             text = await r.text()
-            assert "COVID patients cannot exceed occupied beds" in text and 'value="500"' in text
+            # The rule's sentence in the page's language (it was English on the French page).
+            assert "les patients COVID ne peuvent dépasser les lits occupés" in text
+            assert 'value="500"' in text
+        form[f"u{pitie}-covid"] = "40"
+        form[f"u{pitie}-surge"] = "20000"
+        async with client.post(f"{running.url}/beds/establishments/{PITIE}", data=form) as r:
+            assert r.status == 422
+            assert "Supplémentaires : un nombre entier de 0 à 10000" in await r.text()
         async with client.get(f"{running.url}/beds/establishments/{BICETRE}") as r:
             assert r.status == 404
         async with client.get(f"{running.url}/beds/dashboard?territory=fr") as r:

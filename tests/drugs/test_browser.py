@@ -130,6 +130,32 @@ async def test_pharmacist_reports_and_the_ars_sees_the_move(site: Site, screens:
             await page.fill("#PROP-500-50-stock", "cinq")
             await page.click("#save")
             assert await page.locator("#error").count() == 1
+            # The service's refusals in French on the French page (they were in English).
+            await page.fill("#PROP-500-50-stock", "-1")
+            await page.click("#save")
+            assert await page.text_content("#error p") == (
+                "le stock est un nombre entier d’unités, 0 ou plus"
+            )
+            await page.set_input_files(
+                "#file",
+                files=[
+                    {
+                        "name": "export.csv",
+                        "mimeType": "text/csv",
+                        "buffer": b"code;stock;daily_use\nKETAMINE 50 mg/5 mL;3;1\n",
+                    }
+                ],
+            )
+            await page.click("#send-file")
+            assert await page.text_content("#error p") == (
+                "ligne 2 : 'KETAMINE 50 mg/5 mL' n’est ni un médicament virtuel ni un produit connu"
+            )
+            await page.set_input_files(
+                "#file",
+                files=[{"name": "e.csv", "mimeType": "text/csv", "buffer": b"a;b\n1;2\n"}],
+            )
+            await page.click("#send-file")
+            assert await page.text_content("#error p") == "les colonnes sont code, stock, daily_use"
             await page.goto(f"{site.url}/drugs/establishments/{BICETRE}")
             assert await page.locator("#stocks").count() == 0  # another establishment's
             await context.clear_cookies()

@@ -35,6 +35,50 @@ def test_catalogue_aggregates_products_and_imports() -> None:
     assert resolve("aspirin") is None
 
 
+@pytest.mark.parametrize(
+    ("name", "code"),
+    [
+        ("MIDAZOLAM ARROW 5 mg/1 mL", "MIDA-5-1"),  # a generic's laboratory name
+        ("Midazolam Mylan 5mg/ml, solution injectable, ampoule de 10 ml", "MIDA-50-10"),
+        ("midazolam 1 mg/mL 5 mL", "MIDA-5-5"),
+        ("HYPNOVEL 5mg/5ml", "MIDA-5-5"),  # a brand names its molecule
+        ("Diprivan 1%  50ml", "PROP-500-50"),
+        ("Propofol Fresenius 10 mg/ml émulsion injectable 20 ml", "PROP-200-20"),
+        ("PROPOFOL LIPURO 2 % 50 ML", "PROP-1000-50"),
+        ("propofol 1 g/50 mL", "PROP-1000-50"),
+        ("ATRACURIUM ACCORD 50 mg / 5 ml", "ATRA-50-5"),
+        ("Cisatracurium Hospira 0,002 g/ml 5 ml", "CISA-10-5"),  # decimal comma, grams
+        ("ÉSMERON 100 MG", "ROCU-100-10"),  # accents ignored
+        ("  rocuronium   kabi 10 mg/ml 5 ml ", "ROCU-50-5"),
+    ],
+)
+def test_product_names_resolve_leniently(name: str, code: str) -> None:
+    drug = resolve(name)
+    assert drug is not None and drug.code == code
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "MIDAZOLAM 5 mg/mL",  # 5 mg/1 mL or 50 mg/10 mL: no guess
+        "PROPOFOL 1 %",  # 20 mL or 50 mL
+        "propofol",
+        "Cisatracurium 2 mg/ml 75 ml",  # no such strength
+        "atracurium cisatracurium 10 mg/5 mL",  # two molecules
+        "Midazolam 5 mg/0 mL",
+        "ketamine 50 mg/5 mL",
+    ],
+)
+def test_unclear_names_resolve_to_nothing(name: str) -> None:
+    assert resolve(name) is None
+
+
+@given(st.text(max_size=300))
+def test_resolve_never_crashes(name: str) -> None:
+    resolve(name)
+    resolve(f"midazolam {name}")
+
+
 def test_allocation_worked_example_every_step() -> None:
     # Three establishments, two regions, 1,000 units of propofol 1 % 50 mL this week.
     inputs = [
@@ -68,6 +112,63 @@ def test_a_scarce_quota_goes_by_need_only() -> None:
     assert result.regions == {"11": 64, "52": 36}
     share = allocate(100, inputs, PatientShare())
     assert share.establishments == {"A": 71, "C": 29}  # loads 12 : 5
+
+
+def test_no_patient_load_still_allocates_the_whole_quota() -> None:
+    # Without a bed-service URL every load is 0: the units beyond the needs went nowhere
+    # (1,000 → 0 with PatientShare, 1,000 → the needs' sum with CoverShortfall).
+    one = [Inputs("A", "11", 50, 20.5, 0, 0)]
+    assert allocate(1000, one, PatientShare()).establishments == {"A": 1000}
+    two = [Inputs("A", "11", 50, 20.5, 0, 0), Inputs("B", "11", 400, 10, 0, 0)]
+    result = allocate(1000, two)
+    # needs 14×20.5 − 50 = 237 and 0; the other 763 by need (load 0): all to A.
+    assert result.establishments == {"A": 1000, "B": 0}
+    steps = dict(result.trace.steps)
+    assert steps["Use per patient and day"][1] == (
+        "r = 0: no patient load known (Σ L = 0), expected use = reported use"
+    )
+    assert "/ 0" not in "\n".join(line for _, lines in result.trace.steps for line in lines)
+    assert steps["Region 11 → establishments"][-1] == (
+        "beyond every need, 763 units shared by need (every load is 0)"
+    )
+    # No need either (stocks cover 14 days): by reported use 20 : 10, then equally.
+    full = [Inputs("A", "11", 1000, 20, 0, 0), Inputs("B", "52", 1000, 10, 0, 0)]
+    assert allocate(90, full).regions == {"11": 60, "52": 30}
+    empty = [Inputs("A", "11", 0, 0, 0, 0), Inputs("B", "52", 0, 0, 0, 0)]
+    assert allocate(9, empty, PatientShare()).establishments == {"A": 5, "B": 4}
+
+
+amounts = st.floats(0, 1e5, allow_nan=False)
+establishment = st.builds(
+    Inputs,
+    st.sampled_from("ABCDEFGH"),
+    st.sampled_from(["11", "52", "84"]),
+    amounts,
+    amounts,
+    st.integers(0, 50),
+    st.integers(0, 50),
+)
+
+
+@given(
+    st.integers(0, 100_000),
+    st.lists(establishment, min_size=1, max_size=8, unique_by=lambda i: i.finess),
+    st.booleans(),
+    st.booleans(),
+)
+def test_allocation_always_adds_up_to_the_quota(
+    quota: int, inputs: list[Inputs], by_load: bool, no_patients: bool
+) -> None:
+    """Every unit of the quota is allocated, also with no patient known (no bed service)."""
+    if no_patients:
+        inputs = [Inputs(i.finess, i.region, i.stock, i.daily_use, 0, 0) for i in inputs]
+    result = allocate(quota, inputs, PatientShare() if by_load else CoverShortfall())
+    assert sum(result.regions.values()) == quota
+    assert sum(result.establishments.values()) == quota
+    assert set(result.establishments) == {i.finess for i in inputs}
+    assert all(v >= 0 for v in result.establishments.values())
+    for region, units in result.regions.items():
+        assert units == sum(result.establishments[i.finess] for i in inputs if i.region == region)
 
 
 @given(st.integers(0, 10_000), st.dictionaries(st.text(max_size=3), st.floats(0, 1e6), max_size=8))
@@ -115,6 +216,31 @@ def test_redeployment_is_optimal_against_brute_force() -> None:
         ("D", "B"): 4,
     }
     assert "A has 60.0 days of cover" in result.moves[0].why
+
+
+def test_redeployment_spares_a_donor_just_above_its_keep() -> None:
+    # N has 23 days of cover, 1 km from R; F has 1,000 days, 20 km away; R lacks 90 units.
+    # By distance alone N gave its 20 spare units first (23 → 21 days, next week's receiver).
+    holdings = [
+        Holding("R", 50, 10.0, 48.8400, 2.3600),  # 5 days: lacks 14×10 − 50 = 90
+        Holding("N", 230, 10.0, 48.8490, 2.3600),  # 23 days, 1 km north: gives 20
+        Holding("F", 100, 0.1, 48.8400, 2.6330),  # 1,000 days, 20 km east: gives 97
+    ]
+    result = plan(holdings, target=14, keep=21)
+    assert {(m.source, m.destination): m.units for m in result.moves} == {("F", "R"): 90}
+    assert result.unmet == {"R": 0}
+    assert result.objective == pytest.approx(brute_force(holdings, 14, 21))
+    # Shortage still comes first: when F cannot fill R, N gives what is missing.
+    short = [holdings[0], holdings[1], Holding("F", 80, 0.1, 48.8400, 2.6330)]
+    moves = {(m.source, m.destination): m.units for m in plan(short, 14, 21).moves}
+    assert moves == {("F", "R"): 77, ("N", "R"): 13}
+    # Equal cover: distance decides, the nearer donor gives.
+    twins = [
+        Holding("R", 125, 10.0, 48.84, 2.36),
+        holdings[1],
+        Holding("G", 230, 10.0, 48.84, 2.633),
+    ]
+    assert {(m.source, m.units) for m in plan(twins, 14, 21).moves} == {("N", 15)}
 
 
 def test_redeployment_random_small_cases_match_brute_force() -> None:
