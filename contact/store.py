@@ -430,8 +430,12 @@ class ContactStore:
         ids: Sequence[int] | None = None,
         person_ids: Sequence[int] | None = None,
         limit: int = 200,
+        offset: int = 0,
+        now: datetime | None = None,
     ) -> list[Case]:
-        """Cases matching every given filter, nearest deadline first."""
+        """Cases matching every given filter, nearest deadline first. With ``now``, the work
+        queue's order, in SQL so that ``limit`` cuts the right rows: overdue cases first,
+        then the other initialised (to-do) ones, then the rest; each by deadline."""
         query = sa.select(cases)
         if doctor is not None:
             query = query.where(cases.c.doctor == doctor)
@@ -445,7 +449,12 @@ class ContactStore:
             query = query.where(cases.c.id.in_(list(ids)))
         if person_ids is not None:
             query = query.where(cases.c.person_id.in_(list(person_ids)))
-        rows = await conn.execute(query.order_by(cases.c.sla_due_at, cases.c.id).limit(limit))
+        order: list[Any] = [cases.c.sla_due_at, cases.c.id]
+        if now is not None:
+            todo = cases.c.status == Status.INITIALISED.value
+            overdue = sa.and_(todo, cases.c.level < int(Level.ARS), cases.c.sla_due_at < now)
+            order.insert(0, sa.case((overdue, 0), (todo, 1), else_=2))
+        rows = await conn.execute(query.order_by(*order).limit(limit).offset(offset))
         return [_case(r) for r in rows]
 
     async def add_exposure(self, conn: AsyncConnection, case_id: int, exposure: Exposure) -> None:

@@ -74,7 +74,7 @@ async def test_positive_to_notified_contacts_in_the_running_app(
             await eventually(opened)  # the auto-open job
             (case,) = await queue()
             body = {"last_name": "Martin", "first_name": "Paul", "phone": "06 12 34 56 78",
-                    "last_contact": "2020-10-21"}  # fmt: skip
+                    "postcode": "75011", "last_contact": "2020-10-21"}  # fmt: skip
             async with s.post(f"{api}/cases/{case['id']}/contacts", json=body) as r:
                 assert r.status == 201, await r.text()
             async with s.post(f"{api}/cases/{case['id']}/notify") as r:

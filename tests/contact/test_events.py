@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from contact.access import Access
 from contact.app import feed_consumer
 from contact.rules import Level, Status
 from contact.service import CaseInput, ContactService
@@ -126,3 +127,21 @@ async def test_withdrawn_positive_cancels_the_pending_one(
     async with service.store.db.connect() as conn:
         (item,) = await service.store.pending_list(conn)
     assert item.status == "withdrawn"
+
+
+async def test_positive_without_departement_takes_the_postcodes(
+    service: ContactService, producer: Database, clock: Clock
+) -> None:
+    consumer = feed_consumer(service, local_fetcher(producer))
+    await publish(producer, clock, "sidep.positive", {**positive("R4", postcode="20090"),
+                                                      "dep": None})  # fmt: skip
+    no_dep = positive("R5", nir=None, last_name="Sans", postcode=None)
+    await publish(producer, clock, "sidep.positive", {**no_dep, "dep": None})
+    assert await consumer.poll_once() == 2
+    clock.advance(25 * 3600)
+    assert await service.auto_open() == 1
+    (item,) = await service.queue(Access("agent.cpam2a", "cpam_agent", "dep:2A"))
+    assert item.case.department == "2A"
+    async with service.store.db.connect() as conn:
+        statuses = {p.result_id: p.status for p in await service.store.pending_list(conn)}
+    assert statuses == {"R4": "opened", "R5": "unusable"}  # no département: no platform's
