@@ -81,6 +81,7 @@ def new_service(settings: Settings, clock: Callable[[], float] = time.time) -> C
         ContactStore(Database(settings.database_url), audit),
         rules=settings.rules,
         auto_open_after=timedelta(hours=settings.auto_open_after_hours),
+        handover_after=timedelta(hours=settings.handover_after_hours),
         retention=timedelta(days=settings.retention_days),
         cluster_min_cases=settings.cluster_min_cases,
         cluster_window_days=settings.cluster_window_days,
@@ -120,7 +121,7 @@ def _http_feed(settings: Settings, service: ContactService) -> Callable[
     return run
 
 
-def _job(run: Callable[[], Awaitable[int]]) -> Callable[[], Awaitable[None]]:
+def _job(run: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[None]]:
     async def once() -> None:
         await run()
 
@@ -195,7 +196,7 @@ def create_app(
                               Channel.LETTER: transport},
         )  # fmt: skip
         for job in (
-            PeriodicJob("contact-auto-open", settings.job_seconds, _job(opened.auto_open)),
+            PeriodicJob("contact-auto-open", settings.job_seconds, _job(opened.run_jobs)),
             PeriodicJob("contact-purge", 3600.0, _job(opened.purge)),
             dispatcher.job(min(10.0, settings.job_seconds)),
         ):

@@ -150,6 +150,7 @@ class ContactService:
         *,
         rules: TimeRules = rules.DEFAULT_RULES,
         auto_open_after: timedelta = timedelta(hours=24),
+        handover_after: timedelta = timedelta(hours=24),
         retention: timedelta = timedelta(days=90),
         cluster_min_cases: int = 3,
         cluster_window_days: int = 7,
@@ -159,6 +160,7 @@ class ContactService:
         self.store = store
         self.rules = rules
         self.auto_open_after = auto_open_after
+        self.handover_after = handover_after
         self.retention = retention
         self.cluster_min_cases = cluster_min_cases
         self.cluster_window_days = cluster_window_days
@@ -768,6 +770,29 @@ class ContactService:
                 )  # fmt: skip
                 opened += 1
         return opened
+
+    async def hand_over_stale(self, limit: int = 500) -> int:
+        """Raise to level 2 every open doctor's case not handed over within
+        ``handover_after`` (24 h: level 2 takes over within 24 h of the doctor's entry,
+        health.md 3.4), so that no case, nor an SI-DEP positive matched to it, stays with the
+        doctor alone. Audited (``update``, actor ``handover``). How many were raised. The
+        auto-open job runs it."""
+        now = self.now()
+        async with self.store.db.begin() as conn:
+            stale = await self.store.stale_doctor_cases(conn, now - self.handover_after, limit)
+            for case in stale:
+                await self.store.update_case(conn, case.id, level=int(Level.CPAM))
+                await self.store.audit.append(
+                    conn, actor="handover", role="job", action="update", object_type="case",
+                    object_id=case.record, detail="level 1->2: not handed over in time",
+                )  # fmt: skip
+        return len(stale)
+
+    async def run_jobs(self) -> tuple[int, int]:
+        """The auto-open job's run: level-1 cases past the hand-over delay go to level 2,
+        then due SI-DEP positives open cases. (handed over, opened)."""
+        handed = await self.hand_over_stale()
+        return handed, await self.auto_open()
 
     # --- retention and export ------------------------------------------------------------------
     async def purge(self) -> int:

@@ -38,6 +38,9 @@ class Settings(ServiceSettings):
         24.0, "hours after an SI-DEP positive before a level-2 case is opened automatically"
     )
     sla_hours: float = setting(24.0, "hours within which level 2 takes a case over")
+    handover_after_hours: float = setting(
+        24.0, "hours after which a doctor's case not handed over goes to level 2 by itself"
+    )
     symptomatic_before_hours: float = setting(48.0, "contagious window before symptom onset")
     asymptomatic_before_hours: float = setting(
         48.0, "contagious window before sampling for people without symptoms"
@@ -90,7 +93,7 @@ class Settings(ServiceSettings):
         """Refuse settings that cannot work, with a message naming the setting."""
         check_port("port", self.port)
         check_log_level("log_level", self.log_level)
-        for name in ("auto_open_after_hours", "sla_hours", "job_seconds"):
+        for name in ("auto_open_after_hours", "sla_hours", "handover_after_hours", "job_seconds"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name} must be positive")
         if self.retention_days < 1 or self.cluster_min_cases < 2:

@@ -457,6 +457,25 @@ class ContactStore:
         rows = await conn.execute(query.order_by(*order).limit(limit).offset(offset))
         return [_case(r) for r in rows]
 
+    async def stale_doctor_cases(
+        self, conn: AsyncConnection, opened_before: datetime, limit: int
+    ) -> list[Case]:
+        """Open cases still at level 1 opened before ``opened_before``, oldest first (locked,
+        skipping rows another run holds, on PostgreSQL)."""
+        query = (
+            sa.select(cases)
+            .where(
+                cases.c.level == int(Level.DOCTOR),
+                cases.c.status != Status.CLOSED.value,
+                cases.c.opened_at < opened_before,
+            )
+            .order_by(cases.c.opened_at, cases.c.id)
+            .limit(limit)
+        )
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        return [_case(r) for r in await conn.execute(query)]
+
     async def add_exposure(self, conn: AsyncConnection, case_id: int, exposure: Exposure) -> None:
         """Record a setting the case was in."""
         await conn.execute(

@@ -33,6 +33,8 @@ def test_purge_and_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
             await service.close()
 
     asyncio.run(seed())
+    assert main(["contact", "auto-open", "--data-dir", data]) == 0
+    assert "0 doctors' cases handed to level 2, 0 cases opened" in capsys.readouterr().out
     assert main(["contact", "purge", "--data-dir", data]) == 0
     assert "of 0 persons purged" in capsys.readouterr().out  # collected today
     out = tmp_path / "export.csv"
