@@ -32,7 +32,7 @@ from kit.http import add_fallback, mount_service, standalone
 from kit.jobs import PeriodicJob
 from kit.keys import configured_or_kept_secret, derive_key, load_or_create_secret
 from kit.metrics import registry_of
-from kit.notify import Channel, Dispatcher, FileTransport
+from kit.notify import Dispatcher
 from kit.web import NavLink, Pages, setup_pages
 
 log = logging.getLogger("contact")
@@ -189,12 +189,17 @@ def create_app(
     elif settings.sidep_url:
         app.cleanup_ctx.append(_http_feed(settings, opened))
     if jobs:
-        outbox = Path(settings.notify_dir) if settings.notify_dir else settings.data_path / "outbox"
-        transport = FileTransport(outbox, "contact-covid@localhost")
-        dispatcher = Dispatcher(
-            opened.store.db, {Channel.SMS: transport, Channel.EMAIL: transport,
-                              Channel.LETTER: transport},
-        )  # fmt: skip
+        chosen = settings.transports()
+        dispatcher = Dispatcher(opened.store.db, chosen)
+
+        async def close_transports(app: web.Application) -> AsyncIterator[None]:
+            yield
+            for transport in {id(t): t for t in chosen.values()}.values():
+                close = getattr(transport, "close", None)
+                if close is not None:
+                    await close()
+
+        app.cleanup_ctx.append(close_transports)
         for job in (
             PeriodicJob("contact-auto-open", settings.job_seconds, _job(opened.run_jobs)),
             PeriodicJob("contact-purge", 3600.0, _job(opened.purge)),
