@@ -202,6 +202,14 @@ class ContactService:
         )
 
     async def _person(self, conn: AsyncConnection, data: PersonInput, now: datetime) -> Person:
+        return (await self._person_entered(conn, data, now))[0]
+
+    async def _person_entered(
+        self, conn: AsyncConnection, data: PersonInput, now: datetime
+    ) -> tuple[Person, Person]:
+        """The person as stored (matched and completed, or new), and as the caller entered
+        them: the same record with only the caller's details (what another case recorded
+        is not shown back to them)."""
         try:
             data = replace(
                 data, phone=rules.normalise_phone(data.phone), nir=rules.clean_nir(data.nir)
@@ -212,7 +220,13 @@ class ContactService:
             person, _ = await self.store.upsert_person(conn, data, now, self._pseudonym(data))
         except IntegrityError:
             raise Conflict("this NIR belongs to another person", "nir_conflict") from None
-        return person
+        entered = replace(
+            person, last_name=data.last_name.strip(), first_name=data.first_name.strip(),
+            birth_date=data.birth_date, sex=data.sex, nir=data.nir, phone=data.phone,
+            email=data.email, address=data.address.strip(), postcode=data.postcode.strip(),
+            department=data.department.strip(),
+        )  # fmt: skip
+        return person, entered
 
     # --- cases -------------------------------------------------------------------------------
     async def open_case(self, access: Access, data: CaseInput) -> Case:
@@ -355,7 +369,7 @@ class ContactService:
                 )  # fmt: skip
             except ValueError as exc:
                 raise FieldError("last_contact", str(exc), "outside_window") from None
-            person = await self._person(conn, data.person, now)
+            person, entered = await self._person_entered(conn, data.person, now)
             if person.id == case.person_id:
                 raise Unprocessable("the patient zero is not their own contact", "self")
             if await self.store.link_of(conn, case.id, person.id) is not None:
@@ -395,7 +409,7 @@ class ContactService:
             ]
             others = len(await self.store.links_of_person(conn, person.id)) - 1
             await self._audit(conn, access, "create", "contact", link.id, case.record)
-        return ContactView(link, person, issued, [], others)
+        return ContactView(link, entered, issued, [], others)
 
     async def transition(self, access: Access, case_id: int, target: Status) -> Case:
         """Move a case along the workflow (initialised -> validated -> closed). Audited with

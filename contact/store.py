@@ -281,8 +281,10 @@ class ContactStore:
         now: datetime,
         pseudonym: str | None,
     ) -> tuple[Person, bool]:
-        """The person these details are (matched, their missing details completed and their
-        collection time renewed) or a new one; whether it is new."""
+        """The person these details are, or a new one; whether it is new. A matched person
+        keeps what was recorded (spelling, phone, e-mail...): only the fields they lack are
+        completed from ``data``, and their collection time renewed; a purged person takes
+        every field given again (they are collected anew)."""
         key = identity_key(Identity(data.last_name, data.first_name, data.birth_date, data.nir))
         found = await self.find_person(conn, data.nir, key)
         values: dict[str, Any] = {
@@ -310,13 +312,23 @@ class ContactStore:
             person = await self.person(conn, int(new_id))
             assert person is not None
             return person, True
-        update = {
-            k: v
-            for k, v in values.items()
-            if v not in (None, "") or k in ("collected_at", "purged_at")
-        }
-        if found.purged_at is None and data.sex == "U":
-            update.pop("sex", None)
+        given = {k: v for k, v in values.items() if v not in (None, "")}
+        if found.purged_at is not None:
+            update = given
+            if data.sex == "U":
+                update.pop("sex", None)
+        else:
+            row = (await conn.execute(sa.select(persons).where(persons.c.id == found.id))).one()
+            update = {k: v for k, v in given.items() if getattr(row, k) in (None, "")}
+            if found.sex == "U" and data.sex != "U":
+                update["sex"] = data.sex
+            if "birth_date" in update or "nir" in update:  # a key now complete
+                update["identity_key"] = identity_key(
+                    Identity(found.last_name, found.first_name,
+                             found.birth_date or data.birth_date, found.nir or data.nir)
+                )  # fmt: skip
+        update["collected_at"] = now
+        update["purged_at"] = None
         await conn.execute(sa.update(persons).where(persons.c.id == found.id).values(**update))
         person = await self.person(conn, found.id)
         assert person is not None
