@@ -441,6 +441,26 @@ class ContactService:
             )  # fmt: skip
         return replace(case, level=target)
 
+    async def assign(self, access: Access, case_id: int, take: bool) -> Case:
+        """Take a case into one's task list (409 when another agent holds it: they release it
+        first, or anyone of the platform does for them) or release it to the platform's
+        queue. Level 2 and 3 agents; audited (``update``, ``taken``/``released``)."""
+        if access.role == DOCTOR:
+            raise Forbidden("a doctor's cases are theirs already", "no_tasks")
+        async with self.store.db.begin() as conn:
+            case = await self._editable(conn, access, case_id)
+            if case.status is Status.CLOSED:
+                raise Conflict("this case is closed", "closed")
+            if take and case.assigned_to not in (None, access.name):
+                raise Conflict(f"{case.assigned_to} holds this case: release it first", "taken")
+            if not take and case.assigned_to is None:
+                raise Conflict("nobody holds this case", "not_taken")
+            holder = access.name if take else None
+            await self.store.update_case(conn, case.id, assigned_to=holder)
+            detail = "taken" if take else f"released (held by {case.assigned_to})"
+            await self._audit(conn, access, "update", "case", case.record, detail[:500])
+        return replace(case, assigned_to=holder)
+
     # --- reaching contacts ---------------------------------------------------------------------
     async def notify_contacts(self, access: Access, case_id: int) -> int:
         """Queue a message to every contact not yet notified: SMS when there is a mobile
@@ -504,19 +524,20 @@ class ContactService:
 
     # --- queues, search, clusters ------------------------------------------------------------
     async def queue(
-        self, access: Access, include_closed: bool = False, page: int = 1
+        self, access: Access, include_closed: bool = False, page: int = 1, mine: bool = False
     ) -> list[QueueItem]:
         """One page of the work queue (``queue_page``), without whether more follow."""
-        return (await self.queue_page(access, include_closed, page)).items
+        return (await self.queue_page(access, include_closed, page, mine)).items
 
     async def queue_page(
-        self, access: Access, include_closed: bool = False, page: int = 1
+        self, access: Access, include_closed: bool = False, page: int = 1, mine: bool = False
     ) -> QueuePage:
         """The work queue of ``access``'s level, ``QUEUE_PAGE`` cases a page: a doctor's own
         cases; level 2 every case at level 2 or more of their scope; level 3 the escalated
         cases. Overdue first, then the other initialised (to-do) cases, then the validated
         ones, each by nearest deadline (sorted and cut in SQL: validated cases never push a
-        new case off the page). Audited: one ``read`` of the list naming every record shown."""
+        new case off the page). ``mine``: only the cases ``access`` took (their task list).
+        Audited: one ``read`` of the list naming every record shown."""
         if access.role not in CASE_ROLES:
             raise Forbidden("this role has no case queue")
         if page < 1 or page > MAX_PAGE:
@@ -530,14 +551,17 @@ class ContactService:
                 min_level=None if doctor else access.level,
                 department=None if doctor else access.department,
                 statuses=statuses,
+                assigned_to=access.name if mine else None,
                 limit=QUEUE_PAGE + 1,
                 offset=(page - 1) * QUEUE_PAGE,
                 now=self.now(),
             )
             items = await self._items(conn, access, found[:QUEUE_PAGE])
+            listed = access.scope or "national"
             await self._audit_list(
-                conn, access, "read", access.scope or "national", [i.case for i in items]
-            )
+                conn, access, "read", f"{listed} (mine)" if mine else listed,
+                [i.case for i in items],
+            )  # fmt: skip
         return QueuePage(items, page, page + 1 if len(found) > QUEUE_PAGE else None)
 
     async def _audit_list(

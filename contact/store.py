@@ -89,6 +89,7 @@ cases = sa.Table(
     sa.Column("sla_due_at", UtcDateTime(), nullable=False),
     sa.Column("source_result", sa.String(200), nullable=True),
     sa.Column("result_withdrawn", sa.Boolean(), nullable=False),
+    sa.Column("assigned_to", sa.String(100), nullable=True, index=True),
 )
 exposures = sa.Table(
     "contact_exposures",
@@ -200,6 +201,7 @@ def _case(row: Any) -> Case:
         row.sla_due_at,
         row.source_result,
         row.result_withdrawn,
+        row.assigned_to,
     )
 
 
@@ -441,6 +443,7 @@ class ContactStore:
         statuses: Sequence[Status] | None = None,
         ids: Sequence[int] | None = None,
         person_ids: Sequence[int] | None = None,
+        assigned_to: str | None = None,
         limit: int = 200,
         offset: int = 0,
         now: datetime | None = None,
@@ -461,6 +464,8 @@ class ContactStore:
             query = query.where(cases.c.id.in_(list(ids)))
         if person_ids is not None:
             query = query.where(cases.c.person_id.in_(list(person_ids)))
+        if assigned_to is not None:
+            query = query.where(cases.c.assigned_to == assigned_to)
         order: list[Any] = [cases.c.sla_due_at, cases.c.id]
         if now is not None:
             todo = cases.c.status == Status.INITIALISED.value

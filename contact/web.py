@@ -6,7 +6,8 @@ their session (password and TOTP, ``kit.auth``); both become an ``Access``.
 
 JSON API (``/contact/api/v1``): ``POST cases``, ``GET cases`` (the caller's queue),
 ``GET cases/{id}``, ``POST cases/{id}/contacts``, ``POST cases/{id}/status``,
-``POST cases/{id}/level``, ``POST cases/{id}/notify``, ``POST contacts/{id}/calls``,
+``POST cases/{id}/level``, ``POST cases/{id}/assignment`` (take, release),
+``POST cases/{id}/notify``, ``POST contacts/{id}/calls``,
 ``GET search?q=``, ``GET clusters``, ``GET prescriptions/{code}``,
 ``POST prescriptions/{code}/consume``, ``GET export`` (pseudonymised CSV).
 Pages: ``/contact/`` (by role), ``cases``, ``cases/new``, ``cases/{id}``,
@@ -82,6 +83,7 @@ def install(app: web.Application, service: ContactService, metrics: HttpMetrics)
         ("POST", f"{API}/cases/{{case}}/contacts", api_add_contact),
         ("POST", f"{API}/cases/{{case}}/status", api_status),
         ("POST", f"{API}/cases/{{case}}/level", api_level),
+        ("POST", f"{API}/cases/{{case}}/assignment", api_assignment),
         ("POST", f"{API}/cases/{{case}}/notify", api_notify),
         ("POST", f"{API}/contacts/{{contact}}/calls", api_call),
         ("GET", f"{API}/search", api_search),
@@ -323,6 +325,7 @@ def case_json(case: Any) -> dict[str, object]:
         "opened_at": _iso(case.opened_at),
         "sla_due_at": _iso(case.sla_due_at),
         "result_withdrawn": case.result_withdrawn,
+        "assigned_to": case.assigned_to,
     }
 
 
@@ -388,8 +391,9 @@ async def api_queue(request: web.Request) -> web.Response:
     """GET: the caller's work queue, overdue first."""
     access = await _caller(request, CASE_ROLES)
     found = await _service(request).queue_page(
-        access, request.query.get("closed") == "1", _page(request)
-    )
+        access, request.query.get("closed") == "1", _page(request),
+        mine=request.query.get("mine") == "1",
+    )  # fmt: skip
     return json_response(
         {"cases": [item_json(i) for i in found.items], "page": found.page,
          "next": found.next_page}
@@ -439,6 +443,16 @@ async def api_level(request: web.Request) -> web.Response:
     except (ValueError, TypeError):
         raise BadRequest("level is 2 or 3", "bad_level") from None
     case = await _service(request).raise_level(access, _int(request, "case"), target)
+    return json_response(case_json(case))
+
+
+async def api_assignment(request: web.Request) -> web.Response:
+    """POST {"action": "take"|"release"}: the case into or out of the caller's task list."""
+    access = await _caller(request, CASE_ROLES)
+    body = await read_json(request, frozenset({"action"}))
+    if body["action"] not in ("take", "release"):
+        raise BadRequest("action is take or release", "bad_action")
+    case = await _service(request).assign(access, _int(request, "case"), body["action"] == "take")
     return json_response(case_json(case))
 
 
@@ -566,6 +580,7 @@ async def page_cases(request: web.Request) -> web.StreamResponse:
     access = await _user_access(request, CASE_ROLES)
     service = _service(request)
     query = request.query.get("q", "").strip()
+    mine = request.query.get("mine") == "1" and access.role != DOCTOR
     error = None
     items: list[QueueItem] = []
     page, next_page = 1, None
@@ -575,14 +590,14 @@ async def page_cases(request: web.Request) -> web.StreamResponse:
         except HttpError as exc:
             error = exc.message
     else:
-        found = await service.queue_page(access, page=_page(request))
+        found = await service.queue_page(access, page=_page(request), mine=mine)
         items, page, next_page = found.items, found.page, found.next_page
     return await render(
         request,
         "contact/cases.html",
         422 if error else 200,
         **_context(items=items, query=query, error=error, access=access, page=page,
-                   next_page=next_page),
+                   next_page=next_page, mine=mine),
     )  # fmt: skip
 
 
@@ -673,6 +688,9 @@ async def page_case_action(request: web.Request) -> web.StreamResponse:
         elif action == "notify":
             sent = await service.notify_contacts(access, case_id)
             message = _t(request, "{n} contact(s) notified.").format(n=sent)
+        elif action in ("take", "release"):
+            await service.assign(access, case_id, action == "take")
+            message = _t(request, "Case taken." if action == "take" else "Case released.")
         else:
             raise BadRequest("unknown action")
     except HttpError as exc:
