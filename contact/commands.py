@@ -132,7 +132,12 @@ def add_subcommands(subparsers: Any) -> None:
         sub.add_parser("purge", help="erase identifying data past the retention (90 days)")
     ).set_defaults(func=cmd_purge)
     export = sub.add_parser("export", help="the pseudonymised export for Santé publique France")
-    export.add_argument("--pseudonymised", action="store_true", help="(required) pseudonymised")
+    export.add_argument(
+        "--pseudonymised",
+        action="store_true",
+        help="(required) one line per case and per contact, persons named by the keyed "
+        "pseudonym shared with SI-DEP: no name, NIR, contact detail or birth date",
+    )
     export.add_argument("--output", "-o", help="file to write (default: standard output)")
     with_settings(export).set_defaults(func=cmd_export)
     add_account_commands(
