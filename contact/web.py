@@ -690,7 +690,10 @@ async def page_case_action(request: web.Request) -> web.StreamResponse:
             message = _t(request, "{n} contact(s) notified.").format(n=sent)
         elif action in ("take", "release"):
             await service.assign(access, case_id, action == "take")
-            message = _t(request, "Case taken." if action == "take" else "Case released.")
+            if action == "take":
+                message = _t(request, "Case taken.")
+            else:
+                message = _t(request, "Case released.")
         else:
             raise BadRequest("unknown action")
     except HttpError as exc:
