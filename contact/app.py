@@ -32,7 +32,7 @@ from kit.http import add_fallback, mount_service, standalone
 from kit.jobs import PeriodicJob
 from kit.keys import configured_or_kept_secret, derive_key, load_or_create_secret
 from kit.metrics import registry_of
-from kit.notify import Channel, Dispatcher, FileTransport
+from kit.notify import Dispatcher
 from kit.web import NavLink, Pages, setup_pages
 
 log = logging.getLogger("contact")
@@ -81,6 +81,7 @@ def new_service(settings: Settings, clock: Callable[[], float] = time.time) -> C
         ContactStore(Database(settings.database_url), audit),
         rules=settings.rules,
         auto_open_after=timedelta(hours=settings.auto_open_after_hours),
+        handover_after=timedelta(hours=settings.handover_after_hours),
         retention=timedelta(days=settings.retention_days),
         cluster_min_cases=settings.cluster_min_cases,
         cluster_window_days=settings.cluster_window_days,
@@ -120,7 +121,7 @@ def _http_feed(settings: Settings, service: ContactService) -> Callable[
     return run
 
 
-def _job(run: Callable[[], Awaitable[int]]) -> Callable[[], Awaitable[None]]:
+def _job(run: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[None]]:
     async def once() -> None:
         await run()
 
@@ -188,14 +189,19 @@ def create_app(
     elif settings.sidep_url:
         app.cleanup_ctx.append(_http_feed(settings, opened))
     if jobs:
-        outbox = Path(settings.notify_dir) if settings.notify_dir else settings.data_path / "outbox"
-        transport = FileTransport(outbox, "contact-covid@localhost")
-        dispatcher = Dispatcher(
-            opened.store.db, {Channel.SMS: transport, Channel.EMAIL: transport,
-                              Channel.LETTER: transport},
-        )  # fmt: skip
+        chosen = settings.transports()
+        dispatcher = Dispatcher(opened.store.db, chosen)
+
+        async def close_transports(app: web.Application) -> AsyncIterator[None]:
+            yield
+            for transport in {id(t): t for t in chosen.values()}.values():
+                close = getattr(transport, "close", None)
+                if close is not None:
+                    await close()
+
+        app.cleanup_ctx.append(close_transports)
         for job in (
-            PeriodicJob("contact-auto-open", settings.job_seconds, _job(opened.auto_open)),
+            PeriodicJob("contact-auto-open", settings.job_seconds, _job(opened.run_jobs)),
             PeriodicJob("contact-purge", 3600.0, _job(opened.purge)),
             dispatcher.job(min(10.0, settings.job_seconds)),
         ):

@@ -1,10 +1,11 @@
 """``robert contact ...``: Contact Covid's commands.
 
-``serve`` runs the service alone; ``auto-open`` opens the level-2 cases of SI-DEP positives
-past their delay; ``purge`` erases identifying data past the retention; ``export
---pseudonymised`` writes the CSV for Santé publique France; ``users`` and ``apikeys`` are the
-kit's account commands (roles: doctor, cpam_agent, cpam_doctor, ars_agent, pharmacist,
-biologist, spf_analyst, admin).
+``serve`` runs the service alone; ``auto-open`` hands to level 2 the doctors' cases not
+handed over in time and opens the level-2 cases of SI-DEP positives past their delay;
+``purge`` erases identifying data past the retention; ``export --pseudonymised`` writes the
+CSV for Santé publique France; ``users`` and ``apikeys`` are the kit's account commands
+(roles: doctor, cpam_agent, cpam_doctor, ars_agent, pharmacist, biologist, spf_analyst,
+admin).
 """
 
 from __future__ import annotations
@@ -72,9 +73,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_auto_open(args: argparse.Namespace) -> int:
-    """Open the level-2 cases whose SI-DEP positive waited past the delay."""
-    opened = _run(args, lambda service: service.auto_open())
-    print(f"{opened} cases opened")
+    """Raise the doctors' cases not handed over in time, then open the level-2 cases whose
+    SI-DEP positive waited past the delay."""
+    handed, opened = _run(args, lambda service: service.run_jobs())
+    print(f"{handed} doctors' cases handed to level 2, {opened} cases opened")
     return 0
 
 
@@ -120,13 +122,22 @@ def add_subcommands(subparsers: Any) -> None:
         func=cmd_serve
     )
     with_settings(
-        sub.add_parser("auto-open", help="open level-2 cases of SI-DEP positives past the delay")
+        sub.add_parser(
+            "auto-open",
+            help="hand late doctors' cases to level 2; open level-2 cases of SI-DEP positives "
+            "past the delay",
+        )
     ).set_defaults(func=cmd_auto_open)
     with_settings(
         sub.add_parser("purge", help="erase identifying data past the retention (90 days)")
     ).set_defaults(func=cmd_purge)
     export = sub.add_parser("export", help="the pseudonymised export for Santé publique France")
-    export.add_argument("--pseudonymised", action="store_true", help="(required) pseudonymised")
+    export.add_argument(
+        "--pseudonymised",
+        action="store_true",
+        help="(required) one line per case and per contact, persons named by the keyed "
+        "pseudonym shared with SI-DEP: no name, NIR, contact detail or birth date",
+    )
     export.add_argument("--output", "-o", help="file to write (default: standard output)")
     with_settings(export).set_defaults(func=cmd_export)
     add_account_commands(

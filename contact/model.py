@@ -113,6 +113,8 @@ class Case:
     sla_due_at: datetime
     source_result: str | None
     result_withdrawn: bool
+    assigned_to: str | None = None
+    """The agent whose task list holds the case (None: the platform's queue)."""
 
     @property
     def record(self) -> str:

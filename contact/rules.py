@@ -123,6 +123,40 @@ def case_isolation_until(
     return start + rules.case_isolation
 
 
+EARLIEST = date(2020, 1, 1)
+"""No Covid-19 date before this one (the first French cases: January 2020)."""
+
+
+class DateError(ValueError):
+    """A date that makes no sense, and the field it is in."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def check_case_dates(
+    diagnosis: date, onset: date | None, sampled: date | None, today: date
+) -> None:
+    """Refuse a patient-zero record's dates that make no sense: in the future, before 2020,
+    or a symptom onset after the diagnosis. Raises ``DateError`` naming the field."""
+    for name, day in (("diagnosis_date", diagnosis), ("onset_date", onset),
+                      ("sampled_date", sampled)):  # fmt: skip
+        check_day(name, day, today)
+    if onset is not None and onset > diagnosis:
+        raise DateError("onset_date", "the symptom onset is after the diagnosis date")
+
+
+def check_day(name: str, day: date | None, today: date) -> None:
+    """Refuse a date of the epidemic in the future or before 2020 (``DateError``)."""
+    if day is None:
+        return
+    if day > today:
+        raise DateError(name, f"{name} is in the future ({day.isoformat()})")
+    if day < EARLIEST:
+        raise DateError(name, f"{name} is before {EARLIEST.year} ({day.isoformat()})")
+
+
 def check_contact_date(
     last_contact: date,
     onset: date | None,
@@ -170,8 +204,11 @@ def is_overdue(due: datetime, status: Status, level: Level, now: datetime) -> bo
 
 
 def queue_order(due: datetime, status: Status, level: Level, now: datetime) -> tuple[int, str]:
-    """The sort key of work queues: overdue first, then the nearest deadline."""
-    return (0 if is_overdue(due, status, level, now) else 1, due.isoformat())
+    """The sort key of work queues: overdue first, then the other initialised (to-do) cases,
+    then the rest; each by nearest deadline (``ContactStore.list_cases`` sorts the same in
+    SQL)."""
+    rank = 0 if is_overdue(due, status, level, now) else 1 if status is Status.INITIALISED else 2
+    return (rank, due.isoformat())
 
 
 # --- clusters -------------------------------------------------------------------------------------
@@ -259,6 +296,36 @@ def clean_nir(value: str | None) -> str | None:
     if not is_valid_nir(compact):
         raise ValueError("the NIR's key does not match (15 characters: 13 digits and the key)")
     return compact
+
+
+_POSTCODE = re.compile(r"\d{5}")
+_DEPARTMENT = re.compile(r"0[1-9]|[1-8]\d|9[0-5]|2[AB]|97[1-8]|98[46-9]")
+
+
+def department_of(postcode: str | None) -> str:
+    """The département of a French postcode: its first two digits; Corsica's 20xxx is 2A
+    (20000-20199) or 2B (20200 on); overseas (97x, 98x) three digits. Empty when the
+    postcode is not five digits or names no département."""
+    code = (postcode or "").strip()
+    if not _POSTCODE.fullmatch(code):
+        return ""
+    if code.startswith("20"):
+        return "2A" if int(code) < 20200 else "2B"
+    found = code[:3] if code.startswith(("97", "98")) else code[:2]
+    return found if _DEPARTMENT.fullmatch(found) else ""
+
+
+def clean_department(value: str | None) -> str:
+    """A département as stored (``75``, ``2A``, ``971``; ``1`` reads ``01``); empty if absent.
+    Raises ``ValueError`` for a value that names no département."""
+    text = (value or "").strip().upper()
+    if not text:
+        return ""
+    if text.isdigit() and len(text) == 1:
+        text = "0" + text
+    if not _DEPARTMENT.fullmatch(text):
+        raise ValueError("a département is 01-95, 2A, 2B or 971-978 (overseas)")
+    return text
 
 
 def identity_key(identity: Identity) -> str | None:

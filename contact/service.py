@@ -119,6 +119,21 @@ class PrescriptionCheck:
     may_consume: bool
 
 
+@dataclass(frozen=True, slots=True)
+class QueuePage:
+    """A page of a work queue and the next page's number (None: the last page)."""
+
+    items: list[QueueItem]
+    page: int
+    next_page: int | None
+
+
+QUEUE_PAGE = 50
+"""Cases a queue page shows."""
+MAX_PAGE = 10_000
+AUDIT_RECORDS = 40
+"""Record numbers an audit entry's detail lists (11 characters each, within 500)."""
+
 RELATIONS = ("household", "family", "work", "school", "friend", "care", "travel", "other")
 
 
@@ -135,6 +150,7 @@ class ContactService:
         *,
         rules: TimeRules = rules.DEFAULT_RULES,
         auto_open_after: timedelta = timedelta(hours=24),
+        handover_after: timedelta = timedelta(hours=24),
         retention: timedelta = timedelta(days=90),
         cluster_min_cases: int = 3,
         cluster_window_days: int = 7,
@@ -144,6 +160,7 @@ class ContactService:
         self.store = store
         self.rules = rules
         self.auto_open_after = auto_open_after
+        self.handover_after = handover_after
         self.retention = retention
         self.cluster_min_cases = cluster_min_cases
         self.cluster_window_days = cluster_window_days
@@ -185,6 +202,14 @@ class ContactService:
         )
 
     async def _person(self, conn: AsyncConnection, data: PersonInput, now: datetime) -> Person:
+        return (await self._person_entered(conn, data, now))[0]
+
+    async def _person_entered(
+        self, conn: AsyncConnection, data: PersonInput, now: datetime
+    ) -> tuple[Person, Person]:
+        """The person as stored (matched and completed, or new), and as the caller entered
+        them: the same record with only the caller's details (what another case recorded
+        is not shown back to them)."""
         try:
             data = replace(
                 data, phone=rules.normalise_phone(data.phone), nir=rules.clean_nir(data.nir)
@@ -195,7 +220,13 @@ class ContactService:
             person, _ = await self.store.upsert_person(conn, data, now, self._pseudonym(data))
         except IntegrityError:
             raise Conflict("this NIR belongs to another person", "nir_conflict") from None
-        return person
+        entered = replace(
+            person, last_name=data.last_name.strip(), first_name=data.first_name.strip(),
+            birth_date=data.birth_date, sex=data.sex, nir=data.nir, phone=data.phone,
+            email=data.email, address=data.address.strip(), postcode=data.postcode.strip(),
+            department=data.department.strip(),
+        )  # fmt: skip
+        return person, entered
 
     # --- cases -------------------------------------------------------------------------------
     async def open_case(self, access: Access, data: CaseInput) -> Case:
@@ -205,8 +236,26 @@ class ContactService:
         if level is None:
             raise Forbidden("this role does not open cases")
         if data.onset_date is None and data.sampled_date is None:
-            raise Unprocessable("give the symptom onset date or the sampling date", "no_dates")
+            raise FieldError(
+                "onset_date", "give the symptom onset date or the sampling date", "no_dates"
+            )
+        department = data.person.department or access.department or ""
+        if not department:
+            raise FieldError(
+                "postcode",
+                "give the postcode or the département: it routes the case to its platform",
+                "no_department",
+            )
         now = self.now()
+        try:
+            rules.check_case_dates(
+                data.diagnosis_date, data.onset_date, data.sampled_date, now.date()
+            )
+            for _, _, day in data.exposures:
+                rules.check_day("exposure_day", day, now.date())
+            _check_birth(data.person, now.date())
+        except rules.DateError as exc:
+            raise FieldError(exc.field, str(exc), "bad_date") from None
         exposures = [_exposure(kind, place, day) for kind, place, day in data.exposures]
         async with self.store.db.begin() as conn:
             person = await self._person(conn, data.person, now)
@@ -226,7 +275,7 @@ class ContactService:
                 onset_date=data.onset_date,
                 sampled_date=data.sampled_date,
                 consent_disclose=data.consent_disclose,
-                department=data.person.department or access.department or "",
+                department=department,
                 opened_at=now,
                 sla_due_at=rules.sla_due(now, self.rules),
                 source_result=None,
@@ -298,7 +347,17 @@ class ContactService:
         PCR test, masks, and a sick-leave certificate for a contact). Audited."""
         if data.relation not in RELATIONS:
             raise BadRequest(f"relation is one of {', '.join(RELATIONS)}", "bad_relation")
+        if not data.person.department:
+            raise FieldError(
+                "postcode", "give the contact's postcode or département (mandatory)",
+                "no_department",
+            )  # fmt: skip
         now = self.now()
+        try:
+            rules.check_day("last_contact", data.last_contact, now.date())
+            _check_birth(data.person, now.date())
+        except rules.DateError as exc:
+            raise FieldError(exc.field, str(exc), "bad_date") from None
         async with self.store.db.begin() as conn:
             case = await self._editable(conn, access, case_id)
             if case.status is Status.CLOSED:
@@ -309,8 +368,8 @@ class ContactService:
                     self.rules,
                 )  # fmt: skip
             except ValueError as exc:
-                raise Unprocessable(str(exc), "outside_window") from None
-            person = await self._person(conn, data.person, now)
+                raise FieldError("last_contact", str(exc), "outside_window") from None
+            person, entered = await self._person_entered(conn, data.person, now)
             if person.id == case.person_id:
                 raise Unprocessable("the patient zero is not their own contact", "self")
             if await self.store.link_of(conn, case.id, person.id) is not None:
@@ -350,7 +409,7 @@ class ContactService:
             ]
             others = len(await self.store.links_of_person(conn, person.id)) - 1
             await self._audit(conn, access, "create", "contact", link.id, case.record)
-        return ContactView(link, person, issued, [], others)
+        return ContactView(link, entered, issued, [], others)
 
     async def transition(self, access: Access, case_id: int, target: Status) -> Case:
         """Move a case along the workflow (initialised -> validated -> closed). Audited with
@@ -381,6 +440,26 @@ class ContactService:
                 f"{int(target)}"
             )  # fmt: skip
         return replace(case, level=target)
+
+    async def assign(self, access: Access, case_id: int, take: bool) -> Case:
+        """Take a case into one's task list (409 when another agent holds it: they release it
+        first, or anyone of the platform does for them) or release it to the platform's
+        queue. Level 2 and 3 agents; audited (``update``, ``taken``/``released``)."""
+        if access.role == DOCTOR:
+            raise Forbidden("a doctor's cases are theirs already", "no_tasks")
+        async with self.store.db.begin() as conn:
+            case = await self._editable(conn, access, case_id)
+            if case.status is Status.CLOSED:
+                raise Conflict("this case is closed", "closed")
+            if take and case.assigned_to not in (None, access.name):
+                raise Conflict(f"{case.assigned_to} holds this case: release it first", "taken")
+            if not take and case.assigned_to is None:
+                raise Conflict("nobody holds this case", "not_taken")
+            holder = access.name if take else None
+            await self.store.update_case(conn, case.id, assigned_to=holder)
+            detail = "taken" if take else f"released (held by {case.assigned_to})"
+            await self._audit(conn, access, "update", "case", case.record, detail[:500])
+        return replace(case, assigned_to=holder)
 
     # --- reaching contacts ---------------------------------------------------------------------
     async def notify_contacts(self, access: Access, case_id: int) -> int:
@@ -444,23 +523,57 @@ class ContactService:
         return view, contact
 
     # --- queues, search, clusters ------------------------------------------------------------
-    async def queue(self, access: Access, include_closed: bool = False) -> list[QueueItem]:
-        """The work queue of ``access``'s level: a doctor's own cases; level 2 every case
-        at level 2 or more of their scope; level 3 the escalated cases. Overdue first, then
-        the nearest deadline. Audited (one ``read`` of the list)."""
+    async def queue(
+        self, access: Access, include_closed: bool = False, page: int = 1, mine: bool = False
+    ) -> list[QueueItem]:
+        """One page of the work queue (``queue_page``), without whether more follow."""
+        return (await self.queue_page(access, include_closed, page, mine)).items
+
+    async def queue_page(
+        self, access: Access, include_closed: bool = False, page: int = 1, mine: bool = False
+    ) -> QueuePage:
+        """The work queue of ``access``'s level, ``QUEUE_PAGE`` cases a page: a doctor's own
+        cases; level 2 every case at level 2 or more of their scope; level 3 the escalated
+        cases. Overdue first, then the other initialised (to-do) cases, then the validated
+        ones, each by nearest deadline (sorted and cut in SQL: validated cases never push a
+        new case off the page). ``mine``: only the cases ``access`` took (their task list).
+        Audited: one ``read`` of the list naming every record shown."""
         if access.role not in CASE_ROLES:
             raise Forbidden("this role has no case queue")
+        if page < 1 or page > MAX_PAGE:
+            raise BadRequest(f"page is a number from 1 to {MAX_PAGE}", "bad_page")
         statuses = None if include_closed else [Status.INITIALISED, Status.VALIDATED]
+        doctor = access.name if access.role == DOCTOR else None
         async with self.store.db.begin() as conn:
-            if access.role == DOCTOR:
-                found = await self.store.list_cases(conn, doctor=access.name, statuses=statuses)
-            else:
-                found = await self.store.list_cases(
-                    conn, min_level=access.level, department=access.department, statuses=statuses
-                )
-            items = await self._items(conn, access, found)
-            await self._audit(conn, access, "read", "case_list", access.scope or "national")
-        return items
+            found = await self.store.list_cases(
+                conn,
+                doctor=doctor,
+                min_level=None if doctor else access.level,
+                department=None if doctor else access.department,
+                statuses=statuses,
+                assigned_to=access.name if mine else None,
+                limit=QUEUE_PAGE + 1,
+                offset=(page - 1) * QUEUE_PAGE,
+                now=self.now(),
+            )
+            items = await self._items(conn, access, found[:QUEUE_PAGE])
+            listed = access.scope or "national"
+            await self._audit_list(
+                conn, access, "read", f"{listed} (mine)" if mine else listed,
+                [i.case for i in items],
+            )  # fmt: skip
+        return QueuePage(items, page, page + 1 if len(found) > QUEUE_PAGE else None)
+
+    async def _audit_list(
+        self, conn: AsyncConnection, access: Access, action: str, object_id: object,
+        shown: Sequence[Case],
+    ) -> None:  # fmt: skip
+        """A list read: the record numbers shown in the detail (as many entries as the
+        detail's limit needs; one, empty, for an empty list)."""
+        records = [c.record for c in shown]
+        chunks = [records[i : i + AUDIT_RECORDS] for i in range(0, len(records), AUDIT_RECORDS)]
+        for chunk in chunks or [[]]:
+            await self._audit(conn, access, action, "case_list", object_id, " ".join(chunk))
 
     async def _items(
         self, conn: AsyncConnection, access: Access, found: Sequence[Case]
@@ -535,7 +648,7 @@ class ContactService:
                 found = list({c.id: c for c in [*by_index, *linked]}.values())
             visible = [c for c in found if access.may_read(c)]
             items = await self._items(conn, access, visible)
-            await self._audit(conn, access, "search", "case_list", len(items))
+            await self._audit_list(conn, access, "search", len(items), [i.case for i in items])
         return items
 
     async def clusters(self, access: Access) -> list[rules.Cluster]:
@@ -650,7 +763,10 @@ class ContactService:
         async with self.store.db.begin() as conn:
             for row in await self.store.due_pending(conn, now, limit):
                 data = _patient_input(row.patient or {}, row.department)
-                if data is None:
+                if data is None or not data.department:
+                    # no name, or no département (none sent, no postcode): a case no
+                    # département's platform would see
+                    log.warning("SI-DEP positive %d unusable: no name or no département", row.id)
                     await self.store.settle_pending(conn, row.id, "unusable", None)
                     continue
                 key = rules.identity_key(
@@ -679,7 +795,7 @@ class ContactService:
                     onset_date=None,
                     sampled_date=row.sampled_at.date(),
                     consent_disclose=False,
-                    department=row.department or data.department,
+                    department=data.department,
                     opened_at=now,
                     sla_due_at=rules.sla_due(row.received_at, self.rules),
                     source_result=f"{row.lab}:{row.result_id}",
@@ -692,6 +808,29 @@ class ContactService:
                 )  # fmt: skip
                 opened += 1
         return opened
+
+    async def hand_over_stale(self, limit: int = 500) -> int:
+        """Raise to level 2 every open doctor's case not handed over within
+        ``handover_after`` (24 h: level 2 takes over within 24 h of the doctor's entry,
+        health.md 3.4), so that no case, nor an SI-DEP positive matched to it, stays with the
+        doctor alone. Audited (``update``, actor ``handover``). How many were raised. The
+        auto-open job runs it."""
+        now = self.now()
+        async with self.store.db.begin() as conn:
+            stale = await self.store.stale_doctor_cases(conn, now - self.handover_after, limit)
+            for case in stale:
+                await self.store.update_case(conn, case.id, level=int(Level.CPAM))
+                await self.store.audit.append(
+                    conn, actor="handover", role="job", action="update", object_type="case",
+                    object_id=case.record, detail="level 1->2: not handed over in time",
+                )  # fmt: skip
+        return len(stale)
+
+    async def run_jobs(self) -> tuple[int, int]:
+        """The auto-open job's run: level-1 cases past the hand-over delay go to level 2,
+        then due SI-DEP positives open cases. (handed over, opened)."""
+        handed = await self.hand_over_stale()
+        return handed, await self.auto_open()
 
     # --- retention and export ------------------------------------------------------------------
     async def purge(self) -> int:
@@ -741,6 +880,19 @@ class ContactService:
                  _iso(r.last_contact), int(r.notified_at is not None)]
             )  # fmt: skip
         return out.getvalue()
+
+
+class FieldError(Unprocessable):
+    """422 about one field of the form (the page shows the message at that field)."""
+
+    def __init__(self, field: str, message: str, code: str | None = None) -> None:
+        super().__init__(message, code)
+        self.field = field
+
+
+def _check_birth(person: PersonInput, today: date) -> None:
+    if person.birth_date is not None and not date(1880, 1, 1) <= person.birth_date <= today:
+        raise rules.DateError("birth_date", "the birth date is in the future or before 1880")
 
 
 def _iso(value: date | None) -> str:
@@ -819,6 +971,11 @@ def _patient_input(patient: dict[str, Any], department: str) -> PersonInput | No
         birth = None
     sex = _text_of(patient.get("sex"))
     email = _text_of(patient.get("email")).strip()
+    postcode = _text_of(patient.get("postcode")).strip()[:5]
+    try:
+        dep = rules.clean_department(department[:3])
+    except ValueError:
+        dep = ""
     return PersonInput(
         last_name=last[:150],
         first_name=first[:150],
@@ -827,6 +984,6 @@ def _patient_input(patient: dict[str, Any], department: str) -> PersonInput | No
         nir=nir,
         phone=phone,
         email=email[:254] if "@" in email else None,
-        postcode=_text_of(patient.get("postcode"))[:5],
-        department=department[:3],
+        postcode=postcode,
+        department=dep or rules.department_of(postcode),
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from contact.rules import TimeRules
+from kit.notify import Channel, Transport, transports
 from kit.settings import ServiceSettings, SettingsError, check_log_level, check_port, setting
 
 
@@ -38,6 +39,9 @@ class Settings(ServiceSettings):
         24.0, "hours after an SI-DEP positive before a level-2 case is opened automatically"
     )
     sla_hours: float = setting(24.0, "hours within which level 2 takes a case over")
+    handover_after_hours: float = setting(
+        24.0, "hours after which a doctor's case not handed over goes to level 2 by itself"
+    )
     symptomatic_before_hours: float = setting(48.0, "contagious window before symptom onset")
     asymptomatic_before_hours: float = setting(
         48.0, "contagious window before sampling for people without symptoms"
@@ -53,8 +57,21 @@ class Settings(ServiceSettings):
     )
     sidep_api_key: str = setting("", "API key of role event-reader at SI-DEP", secret=True)
     notify_dir: str = setting(
-        "", "write SMS, e-mails and letters as files here (default: DATA_DIR/outbox)"
+        "",
+        "write letters, and SMS and e-mails without a gateway, as files here "
+        "(default: DATA_DIR/outbox)",
     )
+    smtp_url: str = setting(
+        "",
+        "send e-mails through this server: smtp://user:password@host[:587] (STARTTLS), "
+        "smtps://...:465, smtp://host:25?security=none; empty: files in the outbox",
+        secret=True,
+    )
+    mail_from: str = setting("contact-covid@localhost", "sender address of the e-mails")
+    sms_url: str = setting(
+        "", "send SMS through this HTTP gateway (https://...); empty: files in the outbox"
+    )
+    sms_token: str = setting("", "bearer token of the SMS gateway", secret=True)
 
     @property
     def data_path(self) -> Path:
@@ -90,10 +107,29 @@ class Settings(ServiceSettings):
         """Refuse settings that cannot work, with a message naming the setting."""
         check_port("port", self.port)
         check_log_level("log_level", self.log_level)
-        for name in ("auto_open_after_hours", "sla_hours", "job_seconds"):
+        for name in ("auto_open_after_hours", "sla_hours", "handover_after_hours", "job_seconds"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name} must be positive")
         if self.retention_days < 1 or self.cluster_min_cases < 2:
             raise SettingsError("retention_days >= 1 and cluster_min_cases >= 2")
         if self.sidep_url and not self.sidep_api_key:
             raise SettingsError("sidep_url needs sidep_api_key (an event-reader key)")
+        if "@" not in self.mail_from:
+            raise SettingsError("mail_from is an e-mail address")
+        try:
+            self.transports()
+        except ValueError as exc:  # names the part at fault, never the password
+            raise SettingsError(f"notifications: {exc}") from None
+
+    @property
+    def outbox(self) -> Path:
+        """Where letters (and SMS and e-mails without a gateway) are written."""
+        return Path(self.notify_dir) if self.notify_dir else self.data_path / "outbox"
+
+    def transports(self) -> dict[Channel, Transport]:
+        """Each channel's transport: SMTP and the SMS gateway when configured, files in the
+        outbox otherwise (``kit.notify.transports``); ValueError on a bad URL."""
+        return transports(
+            self.outbox, self.mail_from, smtp_url=self.smtp_url, sms_url=self.sms_url,
+            sms_token=self.sms_token,
+        )  # fmt: skip

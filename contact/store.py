@@ -89,6 +89,7 @@ cases = sa.Table(
     sa.Column("sla_due_at", UtcDateTime(), nullable=False),
     sa.Column("source_result", sa.String(200), nullable=True),
     sa.Column("result_withdrawn", sa.Boolean(), nullable=False),
+    sa.Column("assigned_to", sa.String(100), nullable=True, index=True),
 )
 exposures = sa.Table(
     "contact_exposures",
@@ -200,6 +201,7 @@ def _case(row: Any) -> Case:
         row.sla_due_at,
         row.source_result,
         row.result_withdrawn,
+        row.assigned_to,
     )
 
 
@@ -281,8 +283,10 @@ class ContactStore:
         now: datetime,
         pseudonym: str | None,
     ) -> tuple[Person, bool]:
-        """The person these details are (matched, their missing details completed and their
-        collection time renewed) or a new one; whether it is new."""
+        """The person these details are, or a new one; whether it is new. A matched person
+        keeps what was recorded (spelling, phone, e-mail...): only the fields they lack are
+        completed from ``data``, and their collection time renewed; a purged person takes
+        every field given again (they are collected anew)."""
         key = identity_key(Identity(data.last_name, data.first_name, data.birth_date, data.nir))
         found = await self.find_person(conn, data.nir, key)
         values: dict[str, Any] = {
@@ -310,13 +314,23 @@ class ContactStore:
             person = await self.person(conn, int(new_id))
             assert person is not None
             return person, True
-        update = {
-            k: v
-            for k, v in values.items()
-            if v not in (None, "") or k in ("collected_at", "purged_at")
-        }
-        if found.purged_at is None and data.sex == "U":
-            update.pop("sex", None)
+        given = {k: v for k, v in values.items() if v not in (None, "")}
+        if found.purged_at is not None:
+            update = given
+            if data.sex == "U":
+                update.pop("sex", None)
+        else:
+            row = (await conn.execute(sa.select(persons).where(persons.c.id == found.id))).one()
+            update = {k: v for k, v in given.items() if getattr(row, k) in (None, "")}
+            if found.sex == "U" and data.sex != "U":
+                update["sex"] = data.sex
+            if "birth_date" in update or "nir" in update:  # a key now complete
+                update["identity_key"] = identity_key(
+                    Identity(found.last_name, found.first_name,
+                             found.birth_date or data.birth_date, found.nir or data.nir)
+                )  # fmt: skip
+        update["collected_at"] = now
+        update["purged_at"] = None
         await conn.execute(sa.update(persons).where(persons.c.id == found.id).values(**update))
         person = await self.person(conn, found.id)
         assert person is not None
@@ -429,9 +443,14 @@ class ContactStore:
         statuses: Sequence[Status] | None = None,
         ids: Sequence[int] | None = None,
         person_ids: Sequence[int] | None = None,
+        assigned_to: str | None = None,
         limit: int = 200,
+        offset: int = 0,
+        now: datetime | None = None,
     ) -> list[Case]:
-        """Cases matching every given filter, nearest deadline first."""
+        """Cases matching every given filter, nearest deadline first. With ``now``, the work
+        queue's order, in SQL so that ``limit`` cuts the right rows: overdue cases first,
+        then the other initialised (to-do) ones, then the rest; each by deadline."""
         query = sa.select(cases)
         if doctor is not None:
             query = query.where(cases.c.doctor == doctor)
@@ -445,8 +464,34 @@ class ContactStore:
             query = query.where(cases.c.id.in_(list(ids)))
         if person_ids is not None:
             query = query.where(cases.c.person_id.in_(list(person_ids)))
-        rows = await conn.execute(query.order_by(cases.c.sla_due_at, cases.c.id).limit(limit))
+        if assigned_to is not None:
+            query = query.where(cases.c.assigned_to == assigned_to)
+        order: list[Any] = [cases.c.sla_due_at, cases.c.id]
+        if now is not None:
+            todo = cases.c.status == Status.INITIALISED.value
+            overdue = sa.and_(todo, cases.c.level < int(Level.ARS), cases.c.sla_due_at < now)
+            order.insert(0, sa.case((overdue, 0), (todo, 1), else_=2))
+        rows = await conn.execute(query.order_by(*order).limit(limit).offset(offset))
         return [_case(r) for r in rows]
+
+    async def stale_doctor_cases(
+        self, conn: AsyncConnection, opened_before: datetime, limit: int
+    ) -> list[Case]:
+        """Open cases still at level 1 opened before ``opened_before``, oldest first (locked,
+        skipping rows another run holds, on PostgreSQL)."""
+        query = (
+            sa.select(cases)
+            .where(
+                cases.c.level == int(Level.DOCTOR),
+                cases.c.status != Status.CLOSED.value,
+                cases.c.opened_at < opened_before,
+            )
+            .order_by(cases.c.opened_at, cases.c.id)
+            .limit(limit)
+        )
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        return [_case(r) for r in await conn.execute(query)]
 
     async def add_exposure(self, conn: AsyncConnection, case_id: int, exposure: Exposure) -> None:
         """Record a setting the case was in."""

@@ -6,7 +6,8 @@ their session (password and TOTP, ``kit.auth``); both become an ``Access``.
 
 JSON API (``/contact/api/v1``): ``POST cases``, ``GET cases`` (the caller's queue),
 ``GET cases/{id}``, ``POST cases/{id}/contacts``, ``POST cases/{id}/status``,
-``POST cases/{id}/level``, ``POST cases/{id}/notify``, ``POST contacts/{id}/calls``,
+``POST cases/{id}/level``, ``POST cases/{id}/assignment`` (take, release),
+``POST cases/{id}/notify``, ``POST contacts/{id}/calls``,
 ``GET search?q=``, ``GET clusters``, ``GET prescriptions/{code}``,
 ``POST prescriptions/{code}/consume``, ``GET export`` (pseudonymised CSV).
 Pages: ``/contact/`` (by role), ``cases``, ``cases/new``, ``cases/{id}``,
@@ -34,18 +35,30 @@ from contact.access import (
 from contact.model import ContactKind, Outcome, PersonInput, PrescriptionKind
 from contact.rules import Level, Status
 from contact.service import (
+    MAX_PAGE,
     RELATIONS,
     CaseInput,
     CaseView,
     ContactInput,
     ContactService,
     ContactView,
+    FieldError,
     PrescriptionCheck,
     QueueItem,
 )
 from kit.auth.apikeys import bearer_token, require_api_key
 from kit.auth.people import require_user
-from kit.http import BadRequest, Handler, HttpError, add_route, json_response, read_json, see_other
+from kit.http import (
+    BadRequest,
+    Handler,
+    HttpError,
+    NotFound,
+    add_route,
+    json_response,
+    read_json,
+    see_other,
+)
+from kit.identity import normalise_name
 from kit.metrics import HttpMetrics, metrics_handler, registry_of
 from kit.web import add_page, flash, pages_of, render
 
@@ -70,6 +83,7 @@ def install(app: web.Application, service: ContactService, metrics: HttpMetrics)
         ("POST", f"{API}/cases/{{case}}/contacts", api_add_contact),
         ("POST", f"{API}/cases/{{case}}/status", api_status),
         ("POST", f"{API}/cases/{{case}}/level", api_level),
+        ("POST", f"{API}/cases/{{case}}/assignment", api_assignment),
         ("POST", f"{API}/cases/{{case}}/notify", api_notify),
         ("POST", f"{API}/contacts/{{contact}}/calls", api_call),
         ("GET", f"{API}/search", api_search),
@@ -125,11 +139,27 @@ async def health(request: web.Request) -> web.Response:
 
 
 # --- parsing ---------------------------------------------------------------------------------
+MAX_ID = 2**31 - 1
+"""The largest id a table holds (PostgreSQL's ``integer``)."""
+
+
 def _int(request: web.Request, name: str) -> int:
-    try:
-        return int(request.match_info[name])
-    except ValueError:
-        raise BadRequest(f"{name} must be a number") from None
+    """A record id of the path: 400 when not a number, 404 beyond any id (a larger number
+    overflows the database's integer)."""
+    raw = request.match_info[name]
+    if not raw.isascii() or not raw.isdigit():
+        raise BadRequest(f"{name} must be a number")
+    if len(raw) > 10 or int(raw) > MAX_ID:
+        raise NotFound(f"no such {name}", f"no_{name}")
+    return int(raw)
+
+
+def _page(request: web.Request) -> int:
+    """The ``page`` query parameter (1 when absent)."""
+    raw = request.query.get("page", "1")
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+        raise BadRequest(f"page is a number from 1 to {MAX_PAGE}", "bad_page")
+    return int(raw)
 
 
 def _text(value: object, name: str, limit: int = 150) -> str:
@@ -157,8 +187,10 @@ def person_of(data: Any) -> PersonInput:
         _text(data.get("last_name"), "last_name"),
         _text(data.get("first_name"), "first_name"),
     )
-    if not rules.search_text(last, "x").strip() or not rules.search_text(first, "x").strip():
-        raise BadRequest("give the last name and the first name", "no_name")
+    if not normalise_name(last):
+        raise FieldError("last_name", "give the last name (letters)", "no_name")
+    if not normalise_name(first):
+        raise FieldError("first_name", "give the first name (letters)", "no_name")
     sex = _text(data.get("sex"), "sex") or "U"
     if sex not in ("M", "F", "U"):
         raise BadRequest("sex is M, F or U", "bad_sex")
@@ -171,9 +203,15 @@ def person_of(data: Any) -> PersonInput:
     if email is not None and "@" not in email:
         raise BadRequest("an e-mail address has an @", "bad_email")
     postcode = _text(data.get("postcode"), "postcode", 5)
-    department = _text(data.get("department"), "department", 3) or (
-        postcode[:2] if postcode[:2].isdigit() else ""
-    )
+    if postcode and not rules.department_of(postcode):
+        raise FieldError(
+            "postcode", "a postcode is five digits (75011, 20090, 97400)", "bad_postcode"
+        )
+    try:
+        department = rules.clean_department(_text(data.get("department"), "department", 3))
+    except ValueError as exc:
+        raise FieldError("postcode", str(exc), "bad_department") from None
+    department = department or rules.department_of(postcode)
     return PersonInput(
         last_name=last,
         first_name=first,
@@ -287,6 +325,7 @@ def case_json(case: Any) -> dict[str, object]:
         "opened_at": _iso(case.opened_at),
         "sla_due_at": _iso(case.sla_due_at),
         "result_withdrawn": case.result_withdrawn,
+        "assigned_to": case.assigned_to,
     }
 
 
@@ -351,8 +390,14 @@ async def api_open_case(request: web.Request) -> web.Response:
 async def api_queue(request: web.Request) -> web.Response:
     """GET: the caller's work queue, overdue first."""
     access = await _caller(request, CASE_ROLES)
-    items = await _service(request).queue(access, request.query.get("closed") == "1")
-    return json_response({"cases": [item_json(i) for i in items]})
+    found = await _service(request).queue_page(
+        access, request.query.get("closed") == "1", _page(request),
+        mine=request.query.get("mine") == "1",
+    )  # fmt: skip
+    return json_response(
+        {"cases": [item_json(i) for i in found.items], "page": found.page,
+         "next": found.next_page}
+    )  # fmt: skip
 
 
 async def api_case(request: web.Request) -> web.Response:
@@ -398,6 +443,16 @@ async def api_level(request: web.Request) -> web.Response:
     except (ValueError, TypeError):
         raise BadRequest("level is 2 or 3", "bad_level") from None
     case = await _service(request).raise_level(access, _int(request, "case"), target)
+    return json_response(case_json(case))
+
+
+async def api_assignment(request: web.Request) -> web.Response:
+    """POST {"action": "take"|"release"}: the case into or out of the caller's task list."""
+    access = await _caller(request, CASE_ROLES)
+    body = await read_json(request, frozenset({"action"}))
+    if body["action"] not in ("take", "release"):
+        raise BadRequest("action is take or release", "bad_action")
+    case = await _service(request).assign(access, _int(request, "case"), body["action"] == "take")
     return json_response(case_json(case))
 
 
@@ -505,6 +560,7 @@ def _context(**extra: Any) -> dict[str, Any]:
         "outcomes": [o.value for o in Outcome],
         "kinds": PrescriptionKind,
         "settings_kinds": rules.SETTING_KINDS,
+        "field": None,
         **extra,
     }
 
@@ -524,21 +580,25 @@ async def page_cases(request: web.Request) -> web.StreamResponse:
     access = await _user_access(request, CASE_ROLES)
     service = _service(request)
     query = request.query.get("q", "").strip()
+    mine = request.query.get("mine") == "1" and access.role != DOCTOR
     error = None
     items: list[QueueItem] = []
+    page, next_page = 1, None
     if query:
         try:
             items = await service.search(access, query)
         except HttpError as exc:
             error = exc.message
     else:
-        items = await service.queue(access)
+        found = await service.queue_page(access, page=_page(request), mine=mine)
+        items, page, next_page = found.items, found.page, found.next_page
     return await render(
         request,
         "contact/cases.html",
         422 if error else 200,
-        **_context(items=items, query=query, error=error, access=access),
-    )
+        **_context(items=items, query=query, error=error, access=access, page=page,
+                   next_page=next_page, mine=mine),
+    )  # fmt: skip
 
 
 async def page_new_case(request: web.Request) -> web.StreamResponse:
@@ -564,8 +624,9 @@ async def page_create_case(request: web.Request) -> web.StreamResponse:
         case = await _service(request).open_case(access, case_input_of(form, exposures))
     except HttpError as exc:
         return await render(
-            request, "contact/new_case.html", exc.status, **_context(form=form, error=exc.message)
-        )
+            request, "contact/new_case.html", exc.status,
+            **_context(form=form, error=exc.message, field=getattr(exc, "field", None)),
+        )  # fmt: skip
     await flash(
         request, _t(request, "Case opened: {record}.").format(record=case.record), "success"
     )
@@ -599,7 +660,7 @@ async def page_add_contact(request: web.Request) -> web.StreamResponse:
         if exc.status in (401, 403, 404):
             raise
         return await _case_page(request, access, case_id, exc.status, form=form,
-                                error=exc.message)  # fmt: skip
+                                error=exc.message, field=getattr(exc, "field", None))  # fmt: skip
     message = _t(request, "Contact added; prescriptions issued.")
     if added.other_cases:
         message += " " + _t(request, "This person is already a contact of another case.")
@@ -627,6 +688,12 @@ async def page_case_action(request: web.Request) -> web.StreamResponse:
         elif action == "notify":
             sent = await service.notify_contacts(access, case_id)
             message = _t(request, "{n} contact(s) notified.").format(n=sent)
+        elif action in ("take", "release"):
+            await service.assign(access, case_id, action == "take")
+            if action == "take":
+                message = _t(request, "Case taken.")
+            else:
+                message = _t(request, "Case released.")
         else:
             raise BadRequest("unknown action")
     except HttpError as exc:

@@ -5,20 +5,24 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import aiohttp
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from argon2 import PasswordHasher
 
+from contact.access import Access
 from contact.app import API_KEY_PREFIX, create_app, mount, new_service
-from contact.service import TOPICS
+from contact.service import TOPICS, CaseInput, ContactInput
 from kit.auth.people import Accounts
 from kit.db import Database
 from kit.events import append, local_fetcher
-from tests.contact.conftest import SECRET, Clock, settings_for
+from kit.notify import Channel, FileTransport, SmtpTransport
+from kit.settings import SettingsError
+from tests.contact.conftest import FAST_HASHER, SECRET, Clock, person, settings_for
 from tests.contact.test_events import positive
 
 
@@ -74,7 +78,7 @@ async def test_positive_to_notified_contacts_in_the_running_app(
             await eventually(opened)  # the auto-open job
             (case,) = await queue()
             body = {"last_name": "Martin", "first_name": "Paul", "phone": "06 12 34 56 78",
-                    "last_contact": "2020-10-21"}  # fmt: skip
+                    "postcode": "75011", "last_contact": "2020-10-21"}  # fmt: skip
             async with s.post(f"{api}/cases/{case['id']}/contacts", json=body) as r:
                 assert r.status == 201, await r.text()
             async with s.post(f"{api}/cases/{case['id']}/notify") as r:
@@ -92,3 +96,75 @@ async def test_positive_to_notified_contacts_in_the_running_app(
         await server.close()
         await service.close()
         await sidep.close()
+
+
+async def test_contacts_messages_go_through_the_configured_gateways(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """CONTACT_SMS_URL and CONTACT_SMS_TOKEN: the dispatcher job posts the SMS to the gateway
+    (here a fake one over real HTTP); CONTACT_SMTP_URL: e-mails through SMTP."""
+    received: list[tuple[str, dict[str, str]]] = []
+
+    async def gateway(request: web.Request) -> web.Response:
+        received.append((request.headers.get("Authorization", ""), await request.json()))
+        return web.json_response({"ok": True})
+
+    fake = web.Application()
+    fake.router.add_post("/send", gateway)
+    sms_server = TestServer(fake, host="127.0.0.1")
+    await sms_server.start_server()
+    settings = settings_for(
+        f"sqlite:///{tmp_path / 'contact.db'}", tmp_path, job_seconds=0.1,
+        sms_url=str(sms_server.make_url("/send")), sms_token="t0ken",
+        smtp_url="smtp://relay:s3cret@mail.example.fr", mail_from="contact@ameli.example",
+    )  # fmt: skip
+    settings.validate()
+    chosen = settings.transports()
+    assert isinstance(chosen[Channel.EMAIL], SmtpTransport)
+    assert chosen[Channel.EMAIL].sender == "contact@ameli.example"  # type: ignore[attr-defined]
+    assert isinstance(chosen[Channel.LETTER], FileTransport)
+    assert "s3cret" not in settings.describe() and "t0ken" not in settings.describe()
+    service = new_service(settings, clock)
+    await service.open()
+    accounts = Accounts(service.store.db, SECRET, "Contact Covid", api_key_prefix=API_KEY_PREFIX,
+                        clock=clock, hasher=FAST_HASHER)  # fmt: skip
+    root = web.Application()
+    mount(root, create_app(settings, service, accounts, clock))
+    server = TestServer(root, host="127.0.0.1")
+    await server.start_server()
+    try:
+        cpam = Access("agent", "cpam_agent", "dep:75")
+        index = CaseInput(
+            person("Dupont", "Élodie"), date(2020, 10, 22), onset_date=date(2020, 10, 20)
+        )
+        case = await service.open_case(cpam, index)
+        listed = ContactInput(person("Martin", "Paul", phone="0612345678"), date(2020, 10, 21))
+        await service.add_contact(cpam, case.id, listed)
+        assert await service.notify_contacts(cpam, case.id) == 1
+
+        async def delivered() -> bool:
+            return bool(received)
+
+        await eventually(delivered)
+        ((authorization, body),) = received
+        assert authorization == "Bearer t0ken" and body["to"] == "+33612345678"
+        assert "Restez isolé" in body["text"]
+        assert not (tmp_path / "data" / "outbox").exists() or not any(
+            (tmp_path / "data" / "outbox").glob("*-sms.txt")
+        )
+    finally:
+        await server.close()
+        await service.close()
+        await sms_server.close()
+
+
+def test_bad_gateway_settings_are_refused_in_one_line(tmp_path: Path) -> None:
+    for extra, part in (({"sms_url": "ftp://sms.example.fr", "sms_token": "t"}, "http"),
+                        ({"sms_url": "https://sms.example.fr"}, "token"),
+                        ({"smtp_url": "http://u:s3cret@mail"}, "smtp://"),
+                        ({"mail_from": "nobody"}, "mail_from")):  # fmt: skip
+        settings = settings_for("sqlite://", tmp_path, **extra)
+        with pytest.raises(SettingsError) as refused:
+            settings.validate()
+        assert part in str(refused.value) and "s3cret" not in str(refused.value)
+        assert "\n" not in str(refused.value)

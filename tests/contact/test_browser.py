@@ -87,9 +87,14 @@ async def test_investigation_journey(running: Running, screens: Path) -> None:
             await page.fill("#birth_date", "1975-03-14")
             await page.fill("#nir", "2 95 10 99 126 111 93")
             await page.fill("#phone", "06 11 22 33 44")
-            await page.fill("#postcode", "75011")
             await page.fill("#diagnosis_date", "2020-10-22")
             await page.fill("#onset_date", "2020-10-20")
+            await page.click("#open-case")  # no postcode: refused at the field, input kept
+            assert await page.locator("#postcode-error").count() == 1
+            assert await page.get_attribute("#postcode", "aria-invalid") == "true"
+            assert await page.input_value("#last_name") == "Dupont"
+            assert await serious_violations(page) == []
+            await page.fill("#postcode", "75011")
             await page.select_option("#exposure_kind", "school")
             await page.fill("#exposure_place", "Lycée Victor-Hugo")
             await page.fill("#exposure_day", "2020-10-19")
@@ -116,9 +121,18 @@ async def test_investigation_journey(running: Running, screens: Path) -> None:
             # 2. the health-insurance agent: queue, notify, call, validate
             await sign_in(page, running, "agent.cpam")
             assert await page.locator("#case-1").count() == 1
+            assert await serious_violations(page) == []
             await page.screenshot(path=screens / "contact-3-queue.png", full_page=True)
             await page.fill("#q", "dupont")
             await page.click("#search")
+            await page.click("#case-1 a")
+            await page.click("#take")  # into the agent's task list
+            assert await page.text_content("#assigned") == "agent.cpam"
+            await page.goto(f"{running.url}/contact/cases")
+            await page.click("#my-tasks")
+            assert await page.text_content("#heading") == "Mes tâches"
+            assert await page.locator("#case-1").count() == 1
+            assert await serious_violations(page) == []
             await page.click("#case-1 a")
             await page.click("#notify")
             assert "3 contact(s) prévenu(s)." in await page.content()

@@ -33,6 +33,8 @@ def test_purge_and_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
             await service.close()
 
     asyncio.run(seed())
+    assert main(["contact", "auto-open", "--data-dir", data]) == 0
+    assert "0 doctors' cases handed to level 2, 0 cases opened" in capsys.readouterr().out
     assert main(["contact", "purge", "--data-dir", data]) == 0
     assert "of 0 persons purged" in capsys.readouterr().out  # collected today
     out = tmp_path / "export.csv"
@@ -59,3 +61,19 @@ def test_users_add(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
                  "--data-dir", data])  # fmt: skip
     assert code == 0
     assert "otpauth://" in capsys.readouterr().out
+
+
+def test_help_texts_say_what_is_built(capsys: pytest.CaptureFixture[str]) -> None:
+    from contact import bench
+
+    with pytest.raises(SystemExit):
+        main(["contact", "export", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "pseudonym shared with SI-DEP" in out and "no name, NIR" in out
+    with pytest.raises(SystemExit):
+        bench.main(["search", "--help"])
+    with pytest.raises(SystemExit):
+        bench.main(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "trigram" not in out and "64,000" not in out
+    assert "GIN index of word prefixes" in out and "66 first names" in out

@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 
+from contact.access import Access
 from contact.app import feed_consumer
 from contact.rules import Level, Status
 from contact.service import CaseInput, ContactService
+from kit.audit import AuditFilter
 from kit.db import Database
 from kit.events import append, local_fetcher
 from tests.contact.conftest import CPAM, DOCTOR, Clock, person
@@ -126,3 +128,53 @@ async def test_withdrawn_positive_cancels_the_pending_one(
     async with service.store.db.connect() as conn:
         (item,) = await service.store.pending_list(conn)
     assert item.status == "withdrawn"
+
+
+async def test_positive_without_departement_takes_the_postcodes(
+    service: ContactService, producer: Database, clock: Clock
+) -> None:
+    consumer = feed_consumer(service, local_fetcher(producer))
+    await publish(producer, clock, "sidep.positive", {**positive("R4", postcode="20090"),
+                                                      "dep": None})  # fmt: skip
+    no_dep = positive("R5", nir=None, last_name="Sans", postcode=None)
+    await publish(producer, clock, "sidep.positive", {**no_dep, "dep": None})
+    assert await consumer.poll_once() == 2
+    clock.advance(25 * 3600)
+    assert await service.auto_open() == 1
+    (item,) = await service.queue(Access("agent.cpam2a", "cpam_agent", "dep:2A"))
+    assert item.case.department == "2A"
+    async with service.store.db.connect() as conn:
+        statuses = {p.result_id: p.status for p in await service.store.pending_list(conn)}
+    assert statuses == {"R4": "opened", "R5": "unusable"}  # no département: no platform's
+
+
+async def test_doctors_case_not_handed_over_reaches_level_2(
+    service: ContactService, producer: Database, clock: Clock
+) -> None:
+    consumer = feed_consumer(service, local_fetcher(producer))
+    await publish(producer, clock, "sidep.positive", positive("R6"))
+    await consumer.poll_once()
+    kept = await service.open_case(
+        DOCTOR, CaseInput(person("Moreau", "Chloé", "1985-05-01", nir=NIR),
+                          diagnosis_date=date(2020, 10, 23), sampled_date=date(2020, 10, 22)),
+    )  # fmt: skip
+    closed = await service.open_case(
+        DOCTOR, CaseInput(person("Roux", "Jean"), diagnosis_date=date(2020, 10, 23),
+                          sampled_date=date(2020, 10, 22)),
+    )  # fmt: skip
+    await service.transition(DOCTOR, closed.id, Status.CLOSED)
+    clock.advance(23 * 3600)
+    assert await service.run_jobs() == (0, 0)  # within the delay: the doctor's still
+    assert await service.queue(CPAM) == []
+    clock.advance(3600 + 1)
+    assert await service.run_jobs() == (1, 0)  # the positive matched the doctor's case
+    (item,) = await service.queue(CPAM)
+    assert item.case.id == kept.id and item.case.level is Level.CPAM and item.overdue
+    assert await service.run_jobs() == (0, 0)
+    async with service.store.db.connect() as conn:
+        (pending,) = await service.store.pending_list(conn)
+    assert (pending.status, pending.case_id) == ("matched", kept.id)
+    entries = await service.store.audit.query(
+        service.store.db, AuditFilter(actor="handover", object_id=kept.record)
+    )
+    assert [(e.action, e.role) for e in entries] == [("update", "job")]

@@ -275,3 +275,31 @@ async def test_co_exposed_person_has_no_sick_leave(service: ContactService) -> N
         PrescriptionKind.PCR_TEST,
         PrescriptionKind.MASKS,
     }
+
+
+async def test_a_matched_person_is_completed_never_overwritten(service: ContactService) -> None:
+    first = await service.open_case(DOCTOR, patient_zero())
+    other = CaseInput(person("Durand", "Marc", "1960-02-02"), diagnosis_date=date(2020, 10, 22),
+                      sampled_date=date(2020, 10, 21))  # fmt: skip
+    second = await service.open_case(CPAM, other)
+    a = await service.add_contact(DOCTOR, first.id, contact("Martin", "Paul", phone="0612345678"))
+    # another case types the same person without a phone, another spelling, an e-mail
+    b = await service.add_contact(CPAM, second.id, contact("MARTIN", "paul", email="p@m.fr"))
+    assert a.person and b.person and a.person.id == b.person.id
+    # the answer holds what this caller typed, not the earlier case's phone
+    assert (b.person.last_name, b.person.phone, b.person.email) == ("MARTIN", None, "p@m.fr")
+    async with service.store.db.connect() as conn:
+        stored = await service.store.person(conn, a.person.id)
+    assert stored is not None
+    # the record keeps its spelling and phone; the missing e-mail is completed
+    assert (stored.last_name, stored.first_name) == ("Martin", "Paul")
+    assert (stored.phone, stored.email) == ("+33612345678", "p@m.fr")
+    third = await service.open_case(CPAM, CaseInput(
+        person("Roux", "Léa", "1970-01-01"), diagnosis_date=date(2020, 10, 22),
+        sampled_date=date(2020, 10, 21)))  # fmt: skip
+    c = await service.add_contact(CPAM, third.id, contact("Martin", "Paul", phone="0700000000",
+                                                          email="other@m.fr"))  # fmt: skip
+    assert c.person and (c.person.phone, c.person.email) == ("+33700000000", "other@m.fr")
+    async with service.store.db.connect() as conn:
+        stored = await service.store.person(conn, a.person.id)
+    assert stored is not None and (stored.phone, stored.email) == ("+33612345678", "p@m.fr")
