@@ -4,9 +4,11 @@ with one line on standard error and a non-zero exit, never a traceback (real pro
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import socket
 import sys
+import weakref
 from pathlib import Path
 
 import pytest
@@ -14,15 +16,29 @@ import pytest
 ROBERT = Path(sys.executable).with_name("robert")
 
 
-AT_ONCE = asyncio.Semaphore(2)
-"""Two at a time: each start costs a second or two of CPU, and the machine has two cores."""
+_AT_ONCE: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
 
 
-async def robert(*argv: str, timeout: float = 120) -> tuple[int, str]:
-    """Run ``robert argv`` to its end: (exit status, standard error)."""
-    async with AT_ONCE:
+def at_once() -> asyncio.Semaphore:
+    """Two at a time: each start costs a second or two of CPU, and the machine has two cores.
+    One semaphore per event loop (each test has its own loop; a semaphore is bound to one)."""
+    return _AT_ONCE.setdefault(asyncio.get_running_loop(), asyncio.Semaphore(2))
+
+
+async def robert(
+    *argv: str, timeout: float = 120, env: dict[str, str] | None = None
+) -> tuple[int, str]:
+    """Run ``robert argv`` to its end (``env`` added to the environment): (exit status,
+    standard error)."""
+    async with at_once():
         process = await asyncio.create_subprocess_exec(
-            str(ROBERT), *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+            str(ROBERT),
+            *argv,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, **(env or {})},
         )
         _, err = await asyncio.wait_for(process.communicate(), timeout)
     assert process.returncode is not None
@@ -104,6 +120,51 @@ async def test_each_mistake_is_one_line(tmp_path: Path) -> None:
         line = one_line(err)
         assert status == 1, (name, err)
         assert line.startswith("robert: ") and expected in line, (name, line)
+
+
+HEALTH_SERVICES = ("codes", "beds", "drugs", "sidep", "sivic", "samu", "contact", "citizens")
+
+
+async def test_a_bad_database_is_one_line_in_every_service(tmp_path: Path) -> None:
+    """A URL the kit cannot use, a database that is not there: one line naming it (password
+    masked), from each service's commands and from ``robert dev``."""
+    data = str(tmp_path / "data")
+    unreachable = "postgresql://robert:hunter2@127.0.0.1:1/codes"
+    cases: dict[str, tuple[tuple[str, ...], dict[str, str], str]] = {
+        f"{service} serve": (
+            (service, "serve", "--database", "mysql://x/y", "--data-dir", data),
+            {},
+            "robert: bad database: unsupported database URL 'mysql://x/y'",
+        )
+        for service in HEALTH_SERVICES
+    }
+    cases["codes issue"] = (
+        ("codes", "issue", "--database", "mysql://x/y", "--data-dir", data),
+        {},
+        "robert: bad database: unsupported database URL 'mysql://x/y'",
+    )
+    cases["dev"] = (
+        ("dev", "--port", str(_free_port()), "--data-dir", data),
+        {"CODES_DATABASE": "mysql://x/y"},
+        "robert: bad database: unsupported database URL 'mysql://x/y'",
+    )
+    cases["unreachable"] = (
+        ("codes", "issue", "--database", unreachable, "--data-dir", data),
+        {},
+        "robert: cannot reach the database at postgresql://robert:***@127.0.0.1:1/codes: "
+        "connection refused",
+    )
+    results = await asyncio.gather(*(robert(*argv, env=env) for argv, env, _ in cases.values()))
+    for (name, (_, _, expected)), (status, err) in zip(cases.items(), results, strict=True):
+        assert status == 1, (name, err)
+        assert one_line(err) == expected or one_line(err).startswith(expected), (name, err)
+        assert "hunter2" not in err, name
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 @pytest.mark.parametrize("command", ["serve", "codes issue", "sim"])
