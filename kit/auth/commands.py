@@ -8,7 +8,8 @@ arguments (its settings give the database URL and the secret)::
 and dispatches as usual (``args.func(args)``). Each command opens the accounts, does one thing,
 closes the database, and is audited under the actor ``console``. A failure is one line on
 stderr and exit status 1. Passwords are read with ``getpass`` (or from ``--password-file``),
-never from the command line, where ``ps`` and the shell history would keep them.
+never from the command line, where ``ps`` and the shell history would keep them; with no
+terminal to ask at (a script, a service unit) and no file, the command says so in one line.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import asyncio
 import getpass
 import io
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -117,11 +119,32 @@ def _password(args: argparse.Namespace) -> str:
             return path.read_text().splitlines()[0]
         except (OSError, IndexError):
             raise AccountError(f"cannot read a password from {path}") from None
-    password = getpass.getpass("Password: ")
-    check_password(password)
-    if getpass.getpass("Password again: ") != password:
+    if not _terminal():
+        raise AccountError(NO_PASSWORD)
+    try:
+        password = getpass.getpass("Password: ")
+        check_password(password)
+        again = getpass.getpass("Password again: ")
+    except EOFError:  # end of input (Ctrl-D) instead of a password
+        raise AccountError(NO_PASSWORD) from None
+    if again != password:
         raise AccountError("the two passwords differ")
     return password
+
+
+NO_PASSWORD = "no password given: type it at a terminal or use --password-file FILE"
+
+
+def _terminal() -> bool:
+    """Whether ``getpass`` can ask someone: the process's terminal (what it opens first) or a
+    standard input that is one. Without either it would read standard input with a warning
+    that the password may be echoed, and end in EOFError on an empty one."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        return sys.stdin is not None and sys.stdin.isatty()
+    os.close(fd)
+    return True
 
 
 def _print_enrolment(enrolment: Enrolment) -> None:

@@ -36,9 +36,11 @@ async def robert(
         process = await asyncio.create_subprocess_exec(
             str(ROBERT),
             *argv,
+            stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
             env={**os.environ, **(env or {})},
+            start_new_session=True,  # no terminal, as from a script or a service unit
         )
         _, err = await asyncio.wait_for(process.communicate(), timeout)
     assert process.returncode is not None
@@ -107,6 +109,10 @@ async def test_each_mistake_is_one_line(tmp_path: Path) -> None:
         "port zero": (("dev", "--port", "0"), "port must be between 1 and 65535"),
         "no phones": (("sim", "--phones", "0"), "--phones must be at least 2"),
         "negative days": (("sim", "--days", "-1"), "--days must be at least 1"),
+        "no password": (
+            ("codes", "users", "add", "jeanne", "--name", "J", "--role", "lab", "--data-dir", data),
+            "no password given: type it at a terminal or use --password-file FILE",
+        ),
         "bad sheet": (
             ("codes", "issue", "--out", str(tmp_path / "x.docx"), "--data-dir", data),
             "a sheet is .pdf or .html, not .docx",

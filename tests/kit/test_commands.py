@@ -127,6 +127,36 @@ def test_passwords_are_asked_twice(
     parser: argparse.ArgumentParser, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     answers = iter([PASSWORD, PASSWORD + " typo"])
+    monkeypatch.setattr("kit.auth.commands._terminal", lambda: True)
     monkeypatch.setattr("getpass.getpass", lambda prompt: next(answers))
     with pytest.raises(CommandError, match="the two passwords differ"):
         run(parser, "users", "add", "dr.martin", "--name", "Dr Martin", "--role", "doctor")
+
+
+NO_PASSWORD = "no password given: type it at a terminal or use --password-file FILE"
+
+
+def test_no_terminal_and_no_password_file_is_one_line(
+    parser: argparse.ArgumentParser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A script or a service unit has no terminal: getpass would warn that the password may be
+    echoed and read an empty standard input to an EOFError."""
+    monkeypatch.setattr("kit.auth.commands._terminal", lambda: False)
+    asked: list[str] = []
+    monkeypatch.setattr("getpass.getpass", lambda prompt: asked.append(prompt) or "")
+    with pytest.raises(CommandError) as caught:
+        run(parser, "users", "add", "dr.martin", "--name", "Dr Martin", "--role", "doctor")
+    assert str(caught.value) == NO_PASSWORD and asked == []
+
+
+def test_end_of_input_at_the_prompt_is_one_line(
+    parser: argparse.ArgumentParser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def ctrl_d(prompt: str) -> str:
+        raise EOFError
+
+    monkeypatch.setattr("kit.auth.commands._terminal", lambda: True)
+    monkeypatch.setattr("getpass.getpass", ctrl_d)
+    with pytest.raises(CommandError) as caught:
+        run(parser, "users", "add", "dr.martin", "--name", "Dr Martin", "--role", "doctor")
+    assert str(caught.value) == NO_PASSWORD
