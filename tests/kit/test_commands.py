@@ -220,10 +220,17 @@ def test_each_service_offers_and_takes_only_its_own_roles(
 
 
 def test_without_roles_the_help_names_no_service_s_roles(
-    parser: argparse.ArgumentParser, capsys: pytest.CaptureFixture[str]
+    parser: argparse.ArgumentParser, password_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     for command in (("users", "add"), ("apikeys", "add")):
         with pytest.raises(SystemExit):
             parser.parse_args([*command, "--help"])
         text = capsys.readouterr().out
         assert not any(role in text for role in ("doctor", "cpam_agent", "biologist", "lab,"))
+    user = ("users", "add", "x.y", "--name", "X", "--password-file", str(password_file))
+    for command in (user, ("apikeys", "add", "machine")):
+        with pytest.raises(CommandError) as caught:  # nor does the refusal of a malformed role
+            run(parser, *command, "--role", "Bad Role")
+        assert str(caught.value) == (
+            "a role is a lower-case word: a letter, then letters, digits, - or _ (64 at most)"
+        )
