@@ -16,6 +16,7 @@ import resource
 import numpy as np
 
 from client_sim.world import SLOT, SLOTS_PER_DAY, EncounterLog, World
+from protocol.epochs import EPOCHS_PER_DAY
 
 WIDE_BYTES = 9 * 8 + 2 * 2 * 8
 """Bytes per encounter of the former layout: 9 int64/float64 columns, int64 order and rows."""
@@ -31,7 +32,8 @@ def measure(phones: int, days: int, seed: int = 1) -> tuple[int, int]:
     for day in range(days):
         plan = world.schedule(day, isolated)
         for slot in range(SLOTS_PER_DAY):
-            log.add_slot(world.encounters(day, slot, plan[slot], (day * 96 + slot) * SLOT))
+            start = (day * SLOTS_PER_DAY + slot) * SLOT
+            log.add_slot(world.encounters(day, slot, plan[slot], start))
         log.end_day(phones)
     return sum(len(t) for t in log.days), log.nbytes
 
@@ -54,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"peak memory of this process {peak:,.0f} MB")
     for n in args.to:
         encounters = rate * n * args.to_days
-        tuples = n * (args.to_days + 6) * 96 * TUPLE_BYTES
+        tuples = n * (args.to_days + 6) * EPOCHS_PER_DAY * TUPLE_BYTES
         print(
             f"{n:,} people x {args.to_days} days: {encounters / 1e6:,.0f} M encounters, "
             f"log {encounters * per / 2**30:.1f} GiB (was {encounters * WIDE_BYTES / 2**30:.1f}),"

@@ -50,6 +50,7 @@ from phone.client import API, PhoneError, service_start_ntp
 from phone.dummies import MEAN_DAYS_BETWEEN_DUMMIES, days_until_next_dummy
 from protocol.contacts import Contact, HelloRecord
 from protocol.epochs import (
+    EPOCH_DURATION,
     EPOCHS_PER_DAY,
     epoch_of,
     ntp_from_datetime,
@@ -572,7 +573,7 @@ class Run:
         """The contacts a report of ``person`` would carry now: one per sender and epoch, one
         record per HELLO heard (contents are the dummy's own random bytes)."""
         heard = self._heard_by(person, now - RETENTION, now)
-        epochs = (heard.time_sent - self.time_start) // SLOT
+        epochs = (heard.time_sent - self.time_start) // EPOCH_DURATION  # epoch_of, vectorised
         order = np.lexsort((heard.time_collected, epochs, heard.sender))
         keys = (heard.sender[order] << 32) | epochs[order]
         starts: Ints = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])

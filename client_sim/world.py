@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from client_sim.radio import MODEL_SHARES, RadioConfig, splitmix64, uniform
+from protocol.epochs import EPOCH_DURATION, EPOCHS_PER_DAY
 
 Ints = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
@@ -31,8 +32,9 @@ U8 = npt.NDArray[np.uint8]
 F32 = npt.NDArray[np.float32]
 F16 = npt.NDArray[np.float16]
 
-SLOT = 900
-SLOTS_PER_DAY = 96
+SLOT = EPOCH_DURATION
+"""A slot of the simulated day is one protocol epoch (15 minutes)."""
+SLOTS_PER_DAY = EPOCHS_PER_DAY
 ALONE = -1
 ON_TRAIN = -2
 """Schedule markers: not near anyone (driving, walking), and on a train (car drawn per slot)."""

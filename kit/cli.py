@@ -4,8 +4,8 @@ long-running server's life (listen, log where, stop cleanly on SIGINT/SIGTERM).
 A command raises ``CommandError`` with a sentence saying what went wrong and what to do; the
 top-level handler (``run``) prints ``<prog>: <sentence>`` on standard error and exits 1. The
 errors people cause without a command noticing (a port in use, a directory that cannot be
-written, a bad setting) are turned into the same kind of line there, so nobody sees a
-traceback for them.
+written, a bad setting, a bad or unreachable database) are turned into the same kind of line
+there, so nobody sees a traceback for them.
 """
 
 from __future__ import annotations
@@ -69,10 +69,25 @@ def run(
         return fail(prog, f"bad setting: {exc}")
     except OSError as exc:
         return fail(prog, describe_os_error(exc))
+    except ValueError as exc:
+        database_error = _database_error(exc)
+        if database_error is None:
+            raise
+        return fail(prog, database_error)
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return 130
     return int(status or 0)
+
+
+def _database_error(exc: ValueError) -> str | None:
+    """The line for a ``kit.db.DatabaseError`` (bad URL, unwritable file, a database that
+    refuses us), None for any other ValueError. ``kit.db`` is looked up, not imported: a
+    command that never loaded it (and SQLAlchemy) cannot have raised its errors."""
+    db = sys.modules.get("kit.db")
+    if db is None or not isinstance(exc, db.DatabaseError):
+        return None
+    return str(exc) if isinstance(exc, db.DatabaseUnreachable) else f"bad database: {exc}"
 
 
 def fail(prog: str, message: str) -> int:

@@ -58,6 +58,11 @@ class DatabaseError(ValueError):
     """A database that cannot be used as configured: bad URL, unwritable file. One line."""
 
 
+class DatabaseUnreachable(DatabaseError):
+    """A database that did not let us in: down, unknown host, unknown role or database. The
+    message names it by its URL, password masked."""
+
+
 class DatabaseClosed(RuntimeError):
     """The database was closed: a task that outlived its service asked for a connection."""
 
@@ -86,6 +91,14 @@ def engine_url(url: str) -> URL:
     raise DatabaseError(
         f"unsupported database URL {_masked(url)!r}: use sqlite:///path.db or postgresql://..."
     )
+
+
+_OS_REASONS = {
+    errno.ECONNREFUSED: "connection refused",
+    errno.EHOSTUNREACH: "host unreachable",
+    errno.ENETUNREACH: "network unreachable",
+    errno.ETIMEDOUT: "timed out",
+}
 
 
 def _masked(url: str) -> str:
@@ -200,9 +213,26 @@ class Database:
         """Bring the kit's tables, then each of ``services``' tables, to their latest revision,
         each set in one transaction of its own. Opens a closed database again."""
         self._closed = False
+        await self._reach()
         for migrations in (KIT_MIGRATIONS, *services):
             async with self.engine.begin() as conn:
                 await conn.run_sync(_upgrade, migrations)
+
+    async def _reach(self) -> None:
+        """Open one connection; a database that refuses it is a ``DatabaseUnreachable`` naming
+        it (what the driver raised alone, "connection refused", would not say which)."""
+        where = self.url.set(drivername=self.backend).render_as_string(hide_password=True)
+        try:
+            async with self.engine.connect():
+                pass
+        except OSError as exc:
+            reason = _OS_REASONS.get(exc.errno or -1) or exc.strerror or str(exc)
+            if isinstance(exc, TimeoutError) and not reason:
+                reason = "timed out"
+            raise DatabaseUnreachable(f"cannot reach the database at {where}: {reason}") from None
+        except sa.exc.DBAPIError as exc:
+            reason = str(exc.orig).splitlines()[0] if exc.orig is not None else type(exc).__name__
+            raise DatabaseUnreachable(f"cannot use the database at {where}: {reason}") from None
 
     async def revisions(self) -> dict[str, str | None]:
         """Each migrated set's current revision, by version table."""

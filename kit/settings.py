@@ -20,6 +20,7 @@ import argparse
 import dataclasses
 import logging
 import os
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Self
 from urllib.parse import urlsplit
@@ -41,21 +42,40 @@ def setting(default: Any, help: str, *, secret: bool = False, choices: tuple[str
     )
 
 
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
+
+
 def mask_url(value: str) -> str:
-    """A URL with its credentials replaced by ``***`` (``scheme://***@host/...``)."""
-    scheme, sep, rest = value.partition("://")
-    if not sep or "@" not in rest.split("/", 1)[0]:
-        return value
-    return f"{scheme}://{MASK}@{rest.split('@', 1)[1]}"
+    """A URL with its credentials replaced by ``***`` (``scheme://***@host/...``); every URL
+    of a list (``redis://:pw@a,redis://:pw@b``) alike."""
+    return _URL_CREDENTIALS.sub(rf"\g<scheme>{MASK}@", value)
 
 
 class ServiceSettings:
-    """Base of every service's settings dataclass (which must be a frozen dataclass)."""
+    """Base of every service's settings dataclass (which must be a frozen dataclass).
+
+    Its ``repr`` masks as ``describe`` does (a secret field is left out, as ``setting`` asks;
+    credentials in URLs become ``***``): a settings object in a log line, a traceback's locals
+    or a debugger never shows a password."""
 
     ENV_PREFIX: ClassVar[str] = ""
     """Prefix of the environment variables, e.g. ``ROBERT_`` or ``SIDEP_``."""
     TITLE: ClassVar[str] = "service"
     """How ``--help`` names the group of these settings."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # @dataclass writes its own __repr__ unless the class defines one: give each subclass
+        # the masking one before the decorator runs.
+        cls.__repr__ = ServiceSettings._masked_repr  # type: ignore[assignment,method-assign]
+
+    def _masked_repr(self) -> str:
+        parts = [
+            f"{f.name}={_masked(f, getattr(self, f.name))!r}"
+            for f in dataclasses.fields(self)  # type: ignore[arg-type]
+            if f.repr
+        ]
+        return f"{type(self).__qualname__}({', '.join(parts)})"
 
     @classmethod
     def beside(cls, data_dir: str) -> Self:
@@ -139,15 +159,17 @@ class ServiceSettings:
     def describe(self) -> str:
         """One ``name=value`` per setting for the start-up log; secrets and URL credentials
         masked."""
-        parts = []
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            value = getattr(self, f.name)
-            if f.metadata.get("secret") and value:
-                value = MASK
-            elif isinstance(value, str):
-                value = mask_url(value)
-            parts.append(f"{f.name}={value}")
-        return " ".join(parts)
+        return " ".join(
+            f"{f.name}={_masked(f, getattr(self, f.name))}"
+            for f in dataclasses.fields(self)  # type: ignore[arg-type]
+        )
+
+
+def _masked(f: dataclasses.Field[Any], value: Any) -> Any:
+    """A field's value as it may be shown: a secret as ``***``, a URL without credentials."""
+    if f.metadata.get("secret") and value:
+        return MASK
+    return mask_url(value) if isinstance(value, str) else value
 
 
 def check_port(name: str, port: int) -> None:

@@ -18,6 +18,9 @@ import orjson
 import uvloop
 from aiohttp import web
 
+from protocol.auth import CLOCK_TOLERANCE
+from protocol.hello import DEFAULT_TOLERANCE
+from protocol.scoring import ScoringConfig
 from server.processes import run_forked
 
 SHAPE = {
@@ -25,9 +28,9 @@ SHAPE = {
     "tuples": "",
     "config": [
         {"name": "statusMinIntervalSeconds", "value": 0},
-        {"name": "helloToleranceSeconds", "value": 180},
-        {"name": "clockToleranceSeconds", "value": 60},
-        {"name": "riskThreshold", "value": 0.1},
+        {"name": "helloToleranceSeconds", "value": DEFAULT_TOLERANCE},
+        {"name": "clockToleranceSeconds", "value": CLOCK_TOLERANCE},
+        {"name": "riskThreshold", "value": ScoringConfig().risk_threshold},
     ],
     "message": "no risk detected",
     "analyticsToken": "",

@@ -23,8 +23,14 @@ from datetime import date
 from protocol import skinny
 from protocol.contacts import Contact, HelloRecord, valid_records
 from protocol.ebid import FRANCE, decrypt_ebids, make_ebids, make_eccs
-from protocol.epochs import REFERENCE_TIME_START, epoch_of, epoch_start
-from protocol.hello import build_hello
+from protocol.epochs import (
+    EPOCH_DURATION,
+    EPOCHS_PER_DAY,
+    REFERENCE_TIME_START,
+    epoch_of,
+    epoch_start,
+)
+from protocol.hello import DEFAULT_TOLERANCE, build_hello
 from protocol.tuples import mint, seal_bundle
 from protocol.types import EbidKey, FederationKey, MacKey, TupleKey, id_a
 
@@ -83,7 +89,7 @@ def _bench_skinny(rng: random.Random, n: int) -> dict[str, float]:
 def bench_hellos(rng: random.Random, contacts: int, per_contact: int) -> dict[str, float]:
     """Verify a report's HELLOs as the worker does: batch EBID decryption, then each HELLO."""
     k_s, k_g = EbidKey(rng.randbytes(24)), FederationKey(rng.randbytes(32))
-    epoch = 96 * 300
+    epoch = EPOCHS_PER_DAY * 300
     t0 = epoch_start(epoch, REFERENCE_TIME_START)
     owners = [(id_a(rng.randbytes(5)), MacKey(rng.randbytes(32))) for _ in range(contacts)]
     report = []
@@ -100,7 +106,7 @@ def bench_hellos(rng: random.Random, contacts: int, per_contact: int) -> dict[st
         decrypted = decrypt_ebids(k_s, [c.ebid for c, _ in report])
         kept = 0
         for (contact, k_a), (ebid_epoch, _) in zip(report, decrypted, strict=True):
-            ok, _ = valid_records(contact, ebid_epoch, k_a, REFERENCE_TIME_START, 180)
+            ok, _ = valid_records(contact, ebid_epoch, k_a, REFERENCE_TIME_START, DEFAULT_TOLERANCE)
             kept += len(ok)
         return kept
 
@@ -122,9 +128,9 @@ def bench_bundles(rng: random.Random, count: int) -> dict[str, float]:
             keys[day] = EbidKey(rng.randbytes(24))
         return keys[day]
 
-    now = REFERENCE_TIME_START + 96 * 900 * 400
+    now = REFERENCE_TIME_START + EPOCHS_PER_DAY * EPOCH_DURATION * 400
     first = epoch_of(now, REFERENCE_TIME_START)
-    epochs = range(first, first + 4 * 96)
+    epochs = range(first, first + 4 * EPOCHS_PER_DAY)
 
     def one_by_one() -> None:
         for _ in range(count):

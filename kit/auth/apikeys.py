@@ -102,7 +102,9 @@ class ApiKeyStore:
         if not name.strip() or len(name) > 200:
             raise ValueError("an API key's name is 1 to 200 characters")
         if not _ROLE.fullmatch(role):
-            raise ValueError("a role is a lower-case word: event-reader, lab...")
+            raise ValueError(
+                "a role is a lower-case word: a letter, then letters, digits, - or _ (64 at most)"
+            )
         if len(scope) > 200:
             raise ValueError("a scope is at most 200 characters")
         secret = secrets.token_urlsafe(32)

@@ -1,14 +1,23 @@
 """``users ...`` and ``apikeys ...``: the account commands every service adds to its own CLI.
 
-A service passes its sub-parsers and a callable opening its ``Accounts`` from the parsed
-arguments (its settings give the database URL and the secret)::
+A service passes its sub-parsers, a callable opening its ``Accounts`` from the parsed
+arguments (its settings give the database URL and the secret) and its own roles, those of its
+people and those of its API keys::
 
-    add_account_commands(subparsers, lambda args: open_accounts(Settings.from_sources(args)))
+    add_account_commands(
+        subparsers,
+        lambda args: open_accounts(Settings.from_sources(args)),
+        roles=Roles(users={"biologist", "doctor", "admin"}, keys={"lab", "event-reader"}),
+    )
+
+``--role`` then names those roles in ``--help`` and takes no other (one line otherwise). A
+service that gives no ``roles`` takes any well-formed role, as before.
 
 and dispatches as usual (``args.func(args)``). Each command opens the accounts, does one thing,
 closes the database, and is audited under the actor ``console``. A failure is one line on
 stderr and exit status 1. Passwords are read with ``getpass`` (or from ``--password-file``),
-never from the command line, where ``ps`` and the shell history would keep them.
+never from the command line, where ``ps`` and the shell history would keep them; with no
+terminal to ask at (a script, a service unit) and no file, the command says so in one line.
 """
 
 from __future__ import annotations
@@ -17,8 +26,10 @@ import argparse
 import asyncio
 import getpass
 import io
+import os
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,31 +47,74 @@ OpenAccounts = Callable[[argparse.Namespace], Accounts]
 Job = Callable[[Accounts, argparse.Namespace], Awaitable[None]]
 
 
+@dataclass(frozen=True, slots=True, init=False)
+class Roles:
+    """A service's own roles: its people's (``users add --role``) and its API keys'
+    (``apikeys add --role``)."""
+
+    users: tuple[str, ...]
+    keys: tuple[str, ...]
+
+    def __init__(self, users: Collection[str], keys: Collection[str]) -> None:
+        object.__setattr__(self, "users", tuple(sorted(users)))
+        object.__setattr__(self, "keys", tuple(sorted(keys)))
+
+
+SCOPE_HELP = "where the role applies, as this service writes it (e.g. dep:75)"
+
+
+def _role_help(roles: Sequence[str] | None) -> str:
+    if roles is None:
+        return "the role, as this service's pages and API check it"
+    return "one of: " + ", ".join(roles)
+
+
+def _check_role(role: str, roles: Sequence[str], whose: str) -> None:
+    """Refuse, before the database is opened or a password asked, a role not the service's."""
+    if role not in roles:
+        raise CommandError(f"{role!r} is not a role of this service's {whose}: {', '.join(roles)}")
+
+
 def add_account_commands(
     subparsers: Any,
     open_accounts: OpenAccounts,
     configure: Callable[[argparse.ArgumentParser], object] | None = None,
     migrations: Sequence[Migrations] = (),
+    roles: Roles | None = None,
 ) -> None:
     """Add ``users`` and ``apikeys`` (each with its sub-commands) to ``subparsers``;
     ``configure`` is applied to each command's parser (to add the service's settings), and
     the database is brought to the kit's and ``migrations``' latest revision first, as the
-    service itself does when it starts."""
+    service itself does when it starts. With ``roles``, ``--role`` offers and takes only the
+    service's own."""
+    user_roles = roles.users if roles is not None else None
+    key_roles = roles.keys if roles is not None else None
 
-    def command(parent: Any, name: str, job: Job, help: str) -> argparse.ArgumentParser:
+    def command(
+        parent: Any, name: str, job: Job, help: str, role_of: str = ""
+    ) -> argparse.ArgumentParser:
+        allowed = {"people": user_roles, "API keys": key_roles}.get(role_of)
+
+        def func(args: argparse.Namespace) -> int:
+            if allowed is not None:
+                _check_role(args.role, allowed, role_of)
+            return _run(open_accounts, job, args, migrations)
+
         parser: argparse.ArgumentParser = parent.add_parser(name, help=help, description=help)
-        parser.set_defaults(func=lambda args: _run(open_accounts, job, args, migrations))
+        parser.set_defaults(func=func)
         if configure is not None:
             configure(parser)
         return parser
 
     users = subparsers.add_parser("users", help="people who sign in to the pages")
     users_sub = users.add_subparsers(dest="users_command", metavar="COMMAND", required=True)
-    add = command(users_sub, "add", _users_add, "create a user; print their TOTP enrolment once")
+    add = command(
+        users_sub, "add", _users_add, "create a user; print their TOTP enrolment once", "people"
+    )
     add.add_argument("username")
     add.add_argument("--name", required=True, help="display name, as shown in the pages")
-    add.add_argument("--role", required=True, help="doctor, cpam_agent, biologist...")
-    add.add_argument("--scope", default="", help="finess:750712184, dep:75, national...")
+    add.add_argument("--role", required=True, help=_role_help(user_roles))
+    add.add_argument("--scope", default="", help=SCOPE_HELP)
     add.add_argument("--time-zone", default=DEFAULT_TIME_ZONE, help="for dates in the pages")
     add.add_argument("--password-file", type=Path, help="read the password from this file")
     command(users_sub, "list", _users_list, "list the users (never their secrets)")
@@ -76,10 +130,10 @@ def add_account_commands(
 
     keys = subparsers.add_parser("apikeys", help="API keys of machines")
     keys_sub = keys.add_subparsers(dest="apikeys_command", metavar="COMMAND", required=True)
-    key_add = command(keys_sub, "add", _keys_add, "create an API key; print it once")
-    key_add.add_argument("name", help="whose key: the lab, the service reading events...")
-    key_add.add_argument("--role", required=True, help="event-reader, lab...")
-    key_add.add_argument("--scope", default="", help="finess:750712184, dep:75, national...")
+    key_add = command(keys_sub, "add", _keys_add, "create an API key; print it once", "API keys")
+    key_add.add_argument("name", help="whose key: the system that will use it")
+    key_add.add_argument("--role", required=True, help=_role_help(key_roles))
+    key_add.add_argument("--scope", default="", help=SCOPE_HELP)
     command(keys_sub, "list", _keys_list, "list the API keys (never the keys)")
     revoke = command(keys_sub, "revoke", _keys_revoke, "revoke an API key for good")
     revoke.add_argument("id", type=int)
@@ -117,11 +171,32 @@ def _password(args: argparse.Namespace) -> str:
             return path.read_text().splitlines()[0]
         except (OSError, IndexError):
             raise AccountError(f"cannot read a password from {path}") from None
-    password = getpass.getpass("Password: ")
-    check_password(password)
-    if getpass.getpass("Password again: ") != password:
+    if not _terminal():
+        raise AccountError(NO_PASSWORD)
+    try:
+        password = getpass.getpass("Password: ")
+        check_password(password)
+        again = getpass.getpass("Password again: ")
+    except EOFError:  # end of input (Ctrl-D) instead of a password
+        raise AccountError(NO_PASSWORD) from None
+    if again != password:
         raise AccountError("the two passwords differ")
     return password
+
+
+NO_PASSWORD = "no password given: type it at a terminal or use --password-file FILE"
+
+
+def _terminal() -> bool:
+    """Whether ``getpass`` can ask someone: the process's terminal (what it opens first) or a
+    standard input that is one. Without either it would read standard input with a warning
+    that the password may be echoed, and end in EOFError on an empty one."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        return sys.stdin is not None and sys.stdin.isatty()
+    os.close(fd)
+    return True
 
 
 def _print_enrolment(enrolment: Enrolment) -> None:

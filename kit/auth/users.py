@@ -207,7 +207,9 @@ class UserStore:
                 "a user name is 2 to 64 characters: letters, digits, '.', '_' or '-'"
             )
         if not _ROLE.fullmatch(role):
-            raise AccountError("a role is a lower-case word: doctor, cpam_agent...")
+            raise AccountError(
+                "a role is a lower-case word: a letter, then letters, digits, - or _ (64 at most)"
+            )
         if not display_name.strip() or len(display_name) > 200:
             raise AccountError("a display name is 1 to 200 characters")
         if len(scope) > 200:

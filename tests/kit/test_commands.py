@@ -11,7 +11,7 @@ import pyotp
 import pytest
 
 from kit.auth import Accounts
-from kit.auth.commands import add_account_commands
+from kit.auth.commands import Roles, add_account_commands
 from kit.cli import CommandError
 from kit.db import Database
 from tests.kit.demo import FAST_HASHER, PASSWORD, SECRET
@@ -117,14 +117,120 @@ def test_the_commands_migrate_a_new_database_first(
 
 def test_an_unreachable_database_is_one_line() -> None:
     with pytest.raises(CommandError) as caught:
-        run(parser_for("postgresql://nobody@127.0.0.1:1/none"), "users", "list")
-    assert "is it reachable?" in str(caught.value) and "\n" not in str(caught.value)
+        run(parser_for("postgresql://nobody:pw@127.0.0.1:1/none"), "users", "list")
+    assert str(caught.value) == (
+        "cannot reach the database at postgresql://nobody:***@127.0.0.1:1/none: connection refused"
+    )
 
 
 def test_passwords_are_asked_twice(
     parser: argparse.ArgumentParser, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     answers = iter([PASSWORD, PASSWORD + " typo"])
+    monkeypatch.setattr("kit.auth.commands._terminal", lambda: True)
     monkeypatch.setattr("getpass.getpass", lambda prompt: next(answers))
     with pytest.raises(CommandError, match="the two passwords differ"):
         run(parser, "users", "add", "dr.martin", "--name", "Dr Martin", "--role", "doctor")
+
+
+NO_PASSWORD = "no password given: type it at a terminal or use --password-file FILE"
+
+
+def test_no_terminal_and_no_password_file_is_one_line(
+    parser: argparse.ArgumentParser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A script or a service unit has no terminal: getpass would warn that the password may be
+    echoed and read an empty standard input to an EOFError."""
+    monkeypatch.setattr("kit.auth.commands._terminal", lambda: False)
+    asked: list[str] = []
+    monkeypatch.setattr("getpass.getpass", lambda prompt: asked.append(prompt) or "")
+    with pytest.raises(CommandError) as caught:
+        run(parser, "users", "add", "dr.martin", "--name", "Dr Martin", "--role", "doctor")
+    assert str(caught.value) == NO_PASSWORD and asked == []
+
+
+def test_end_of_input_at_the_prompt_is_one_line(
+    parser: argparse.ArgumentParser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def ctrl_d(prompt: str) -> str:
+        raise EOFError
+
+    monkeypatch.setattr("kit.auth.commands._terminal", lambda: True)
+    monkeypatch.setattr("getpass.getpass", ctrl_d)
+    with pytest.raises(CommandError) as caught:
+        run(parser, "users", "add", "dr.martin", "--name", "Dr Martin", "--role", "doctor")
+    assert str(caught.value) == NO_PASSWORD
+
+
+SIDEP_ROLES = Roles(users={"biologist", "doctor", "admin"}, keys={"lab", "event-reader"})
+BEDS_ROLES = Roles(users={"staff", "samu", "ars", "national"}, keys={"updater", "reader"})
+
+
+def service_parser(prog: str, url: str, roles: Roles) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog)
+    parser.add_argument("--database", default=url)
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_account_commands(
+        sub,
+        lambda args: Accounts(Database(args.database), SECRET, prog, hasher=FAST_HASHER),
+        roles=roles,
+    )
+    return parser
+
+
+@pytest.mark.parametrize(
+    ("prog", "roles", "other"),
+    [("sidep", SIDEP_ROLES, BEDS_ROLES), ("beds", BEDS_ROLES, SIDEP_ROLES)],
+)
+def test_each_service_offers_and_takes_only_its_own_roles(
+    prog: str,
+    roles: Roles,
+    other: Roles,
+    tmp_path: Path,
+    password_file: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    parser = service_parser(prog, f"sqlite:///{tmp_path}/{prog}.db", roles)
+    for command, own, others in (
+        (("users", "add"), roles.users, other.users),
+        (("apikeys", "add"), roles.keys, other.keys),
+    ):
+        with pytest.raises(SystemExit):
+            parser.parse_args([*command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())  # argparse wraps the help
+        offered = text.split("--role ROLE one of: ", 1)[1].split(" --", 1)[0]
+        assert offered.split(", ") == list(own), text
+        assert not set(others) & set(re.findall(r"[\w-]+", text)), text
+    whose = {"users": "people", "apikeys": "API keys"}
+    for role in (*other.users, "lab" if prog == "beds" else "updater"):
+        with pytest.raises(CommandError) as caught:
+            run(parser, "users", "add", "x.y", "--name", "X", "--role", role,
+                "--password-file", str(password_file))  # fmt: skip
+        assert str(caught.value) == (
+            f"{role!r} is not a role of this service's {whose['users']}: {', '.join(roles.users)}"
+        )
+    for role in other.keys:
+        with pytest.raises(CommandError, match=f"^{role!r} is not a role of this service's API"):
+            run(parser, "apikeys", "add", "machine", "--role", role)
+    assert not (tmp_path / f"{prog}.db").exists()  # refused before the database is opened
+    run(parser, "users", "add", "x.y", "--name", "X", "--role", roles.users[0],
+        "--password-file", str(password_file))  # fmt: skip
+    run(parser, "apikeys", "add", "machine", "--role", roles.keys[0])
+    assert "created API key" in capsys.readouterr().out
+
+
+def test_without_roles_the_help_names_no_service_s_roles(
+    parser: argparse.ArgumentParser, password_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for command in (("users", "add"), ("apikeys", "add")):
+        with pytest.raises(SystemExit):
+            parser.parse_args([*command, "--help"])
+        text = capsys.readouterr().out
+        assert not any(role in text for role in ("doctor", "cpam_agent", "biologist", "lab,"))
+    user = ("users", "add", "x.y", "--name", "X", "--password-file", str(password_file))
+    for command in (user, ("apikeys", "add", "machine")):
+        with pytest.raises(CommandError) as caught:  # nor does the refusal of a malformed role
+            run(parser, *command, "--role", "Bad Role")
+        assert str(caught.value) == (
+            "a role is a lower-case word: a letter, then letters, digits, - or _ (64 at most)"
+        )

@@ -19,6 +19,7 @@ from kit.db import (
     Database,
     DatabaseClosed,
     DatabaseError,
+    DatabaseUnreachable,
     Migrations,
     UtcDateTime,
     engine_url,
@@ -65,6 +66,19 @@ def test_refusal_masks_credentials() -> None:
     with pytest.raises(DatabaseError) as caught:
         engine_url("mysql://admin:hunter2@h/d")
     assert "hunter2" not in str(caught.value)
+
+
+async def test_unreachable_database_is_named_with_its_password_masked() -> None:
+    """The driver's own "connection refused" would not say which database."""
+    db = Database("postgresql://admin:hunter2@127.0.0.1:1/sidep")
+    try:
+        with pytest.raises(DatabaseUnreachable) as caught:
+            await db.migrate()
+    finally:
+        await db.close()
+    assert str(caught.value) == (
+        "cannot reach the database at postgresql://admin:***@127.0.0.1:1/sidep: connection refused"
+    )
 
 
 # --- the SQLite file -----------------------------------------------------------------------------
