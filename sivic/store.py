@@ -37,6 +37,7 @@ from sivic.model import (
     Status,
     UnitKind,
     age_class,
+    day_movement,
     decide,
     movement,
 )
@@ -137,6 +138,22 @@ class _Live:
     identity: Identity
     episode: Episode
     changed: bool = False
+    prior: Episode | None = None
+    """The patient's last state dated before ``episode``'s day (None: none), once known."""
+    day: list[Episode] | None = None
+    """The patient's states of ``episode``'s day, in order (None: not read yet)."""
+
+
+@dataclass(slots=True)
+class _Change:
+    """A history row to write: the patient, their new state, what it counts."""
+
+    live: _Live
+    episode: Episode
+    moved: Movement
+
+
+NO_MOVEMENT = Movement(False, False, False, False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,7 +313,13 @@ class SivicStore:
     ) -> list[Result]:
         """Apply registrations (each with its match keys, most trusted first) in one
         transaction: a known patient is updated, an unknown one created, the same state twice
-        changes nothing. History and audit in the same transaction."""
+        changes nothing. History and audit in the same transaction.
+
+        A correction of the same day (a state dated the day of the current one) replaces that
+        day's movements instead of adding to them: it counts what changed since the patient's
+        last state dated *before* that day, and the patient's earlier rows of that day count
+        nothing any more (crit, conv, crit the same day is one entry into critical care; a
+        mistaken "deceased" corrected the same day is no death)."""
         if not items:
             return []
         async with self.db.begin() as conn:
@@ -304,7 +327,8 @@ class SivicStore:
             lives = await self._lives(conn, sorted(set(owners.values())))
             by_key: dict[str, _Live] = {k: lives[pid] for k, pid in owners.items()}
             new_keys: list[tuple[str, _Live]] = []
-            changes: list[tuple[_Live, Episode, Movement]] = []
+            changes: list[_Change] = []
+            corrected: set[tuple[int, str]] = set()
             results: list[tuple[Outcome, str, _Live | None]] = []
             created: list[_Live] = []
             for registration, candidate_keys in items:
@@ -321,11 +345,27 @@ class SivicStore:
                 if outcome in (Outcome.REFUSED, Outcome.UNCHANGED):
                     results.append((outcome, reason, live))
                     continue
-                moved = movement(previous, registration.episode)
+                day = registration.episode.status_date
+                if live is not None and previous is not None and previous.status_date == day:
+                    if live.day is None:
+                        assert live.id is not None  # known since an earlier batch
+                        live.prior, live.day = await self._day_of(conn, live.id, day)
+                    live.day.append(registration.episode)
+                    moved = day_movement(live.prior, live.day)
+                    for change in changes:
+                        if change.live is live and change.episode.status_date == day:
+                            change.moved = NO_MOVEMENT
+                    if live.id is not None:
+                        corrected.add((live.id, day.isoformat()))
+                else:
+                    moved = movement(previous, registration.episode)
                 if live is None:
                     live = _Live(None, registration.identity, registration.episode)
+                    live.day = [registration.episode]
                     created.append(live)
                 else:
+                    if previous is not None and previous.status_date < day:
+                        live.prior, live.day = previous, [registration.episode]
                     live.identity = _merged(live.identity, registration.identity)
                     live.episode = registration.episode
                     live.changed = True
@@ -333,9 +373,19 @@ class SivicStore:
                     if k not in by_key:
                         by_key[k] = live
                         new_keys.append((k, live))
-                changes.append((live, registration.episode, moved))
+                changes.append(_Change(live, registration.episode, moved))
                 results.append((outcome, reason, live))
             await self._insert_patients(conn, event_id, created, at)
+            if corrected:  # before this batch's rows are written: the day's earlier rows only
+                await conn.execute(
+                    sa.update(history)
+                    .where(
+                        history.c.patient_id == sa.bindparam("h_patient"),
+                        history.c.status_date == sa.bindparam("h_day"),
+                    )
+                    .values(admitted=0, to_critical=0, to_home=0, to_death=0),
+                    [{"h_patient": p, "h_day": d} for p, d in sorted(corrected)],
+                )
             await self._update_patients(conn, [v for v in lives.values() if v.changed], at)
             if new_keys:
                 await conn.execute(
@@ -347,20 +397,22 @@ class SivicStore:
                     sa.insert(history),
                     [
                         {
-                            "patient_id": live.id,
+                            "patient_id": c.live.id,
                             "event_id": event_id,
-                            **_episode_values(episode),
-                            "sex": live.identity.sex.value,
-                            "age_class": age_class(live.identity.birth_date, episode.status_date),
-                            "admitted": int(moved.admitted),
-                            "to_critical": int(moved.to_critical),
-                            "to_home": int(moved.to_home),
-                            "to_death": int(moved.to_death),
+                            **_episode_values(c.episode),
+                            "sex": c.live.identity.sex.value,
+                            "age_class": age_class(
+                                c.live.identity.birth_date, c.episode.status_date
+                            ),
+                            "admitted": int(c.moved.admitted),
+                            "to_critical": int(c.moved.to_critical),
+                            "to_home": int(c.moved.to_home),
+                            "to_death": int(c.moved.to_death),
                             "recorded_at": at,
                             "source": source,
                             "actor": actor.name,
                         }
-                        for live, episode, moved in changes
+                        for c in changes
                     ],
                 )
                 await self.audit.append_many(
@@ -370,8 +422,12 @@ class SivicStore:
                     action="update",
                     object_type="patient",
                     entries=[
-                        (str(live.id), f"{source}: {e.status.value} {e.unit.value} at {e.finess}")
-                        for live, e, _ in changes
+                        (
+                            str(c.live.id),
+                            f"{source}: {c.episode.status.value} {c.episode.unit.value} "
+                            f"at {c.episode.finess}",
+                        )
+                        for c in changes
                     ],
                 )
         return [Result(o, r, None if v is None else v.id) for o, r, v in results]
@@ -388,6 +444,27 @@ class SivicStore:
             )
             found.update({r.key: r.patient_id for r in rows})
         return found
+
+    async def _day_of(
+        self, conn: AsyncConnection, patient_id: int, day: date
+    ) -> tuple[Episode | None, list[Episode]]:
+        """A patient's last recorded state dated before ``day`` (None: none), and their
+        recorded states of ``day``, in order."""
+        h = history.c
+        row = (
+            await conn.execute(
+                sa.select(history)
+                .where(h.patient_id == patient_id, h.status_date < day.isoformat())
+                .order_by(h.status_date.desc(), h.id.desc())
+                .limit(1)
+            )
+        ).first()
+        rows = await conn.execute(
+            sa.select(history)
+            .where(h.patient_id == patient_id, h.status_date == day.isoformat())
+            .order_by(h.id)
+        )
+        return None if row is None else _episode(row), [_episode(r) for r in rows]
 
     async def _lives(self, conn: AsyncConnection, ids: list[int]) -> dict[int, _Live]:
         found: dict[int, _Live] = {}
