@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from kit.audit import Actor
 from kit.http import BadRequest, Conflict, Forbidden, NotFound
 from kit.identity import pseudonym
@@ -194,10 +196,24 @@ class SivicService:
         if registration.episode.status_date > self.today():
             raise BadRequest("status_date is in the future")
         event = await self._open_event(event_id)
-        (result,) = await self.store.register(
-            event.id, [(registration, self.keys_of(registration))], actor, source, self.now()
+        (result,) = await self._apply(
+            event.id, [(registration, self.keys_of(registration))], actor, source
         )
         return result
+
+    async def _apply(
+        self,
+        event_id: int,
+        items: Sequence[tuple[Registration, Sequence[str]]],
+        actor: Actor,
+        source: str,
+    ) -> list[Result]:
+        """The store's registration; 409 if a concurrent one still collides after the
+        store's retry (nothing applied: send it again)."""
+        try:
+            return await self.store.register(event_id, items, actor, source, self.now())
+        except sa.exc.IntegrityError:
+            raise Conflict("registered concurrently by another request: send it again") from None
 
     async def import_text(
         self,
@@ -217,12 +233,8 @@ class SivicService:
             else:
                 report.refused.append(intake.LineError(number, "not an establishment of yours"))
         event = await self._open_event(event_id)
-        results = await self.store.register(
-            event.id,
-            [(r, self.keys_of(r)) for _, r in allowed],
-            actor,
-            source.value,
-            self.now(),
+        results = await self._apply(
+            event.id, [(r, self.keys_of(r)) for _, r in allowed], actor, source.value
         )
         for (number, _), result in zip(allowed, results, strict=True):
             if result.outcome == Outcome.CREATED:

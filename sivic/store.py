@@ -319,9 +319,32 @@ class SivicStore:
         day's movements instead of adding to them: it counts what changed since the patient's
         last state dated *before* that day, and the patient's earlier rows of that day count
         nothing any more (crit, conv, crit the same day is one entry into critical care; a
-        mistaken "deceased" corrected the same day is no death)."""
+        mistaken "deceased" corrected the same day is no death).
+
+        Concurrent batches: the known patients are locked (``SELECT ... FOR UPDATE`` on
+        PostgreSQL; SQLite writes one transaction at a time) so that each change is computed
+        from the state the other committed; two batches creating the same person at once
+        collide on a key, and the one refused is run again once, finding the patient the other
+        made."""
         if not items:
             return []
+        try:
+            return await self._register(event_id, items, actor, source, at)
+        except sa.exc.IntegrityError:
+            return await self._register(event_id, items, actor, source, at)
+        except sa.exc.DBAPIError as exc:
+            if _sqlstate(exc) not in RETRIED:
+                raise
+            return await self._register(event_id, items, actor, source, at)
+
+    async def _register(
+        self,
+        event_id: int,
+        items: Sequence[tuple[Registration, Sequence[str]]],
+        actor: Actor,
+        source: str,
+        at: datetime,
+    ) -> list[Result]:
         async with self.db.begin() as conn:
             owners = await self._owners(conn, event_id, sorted({k for _, ks in items for k in ks}))
             lives = await self._lives(conn, sorted(set(owners.values())))
@@ -469,7 +492,12 @@ class SivicStore:
     async def _lives(self, conn: AsyncConnection, ids: list[int]) -> dict[int, _Live]:
         found: dict[int, _Live] = {}
         for chunk in _chunks(ids):
-            rows = await conn.execute(sa.select(patients).where(patients.c.id.in_(list(chunk))))
+            rows = await conn.execute(
+                sa.select(patients)
+                .where(patients.c.id.in_(list(chunk)))
+                .order_by(patients.c.id)
+                .with_for_update()  # PostgreSQL: a concurrent batch waits; SQLite: ignored
+            )
             for r in rows:
                 found[r.id] = _Live(r.id, _identity(r), _episode(r))
         return found
@@ -699,6 +727,21 @@ class SivicStore:
                 object_type="opendata",
                 object_id=day.isoformat(),
             )
+
+
+RETRIED = frozenset({"40P01", "40001"})
+"""PostgreSQL's deadlock and serialisation failures: a batch refused so is run again once."""
+
+
+def _sqlstate(exc: sa.exc.DBAPIError) -> str | None:
+    """The SQLSTATE of a driver's error (asyncpg's ``sqlstate``, psycopg's ``pgcode``)."""
+    orig = exc.orig
+    cause = getattr(orig, "__cause__", None)
+    for candidate in (orig, cause):
+        code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+        if isinstance(code, str):
+            return code
+    return None
 
 
 def _dialect(conn: AsyncConnection) -> Any:
