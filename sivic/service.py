@@ -321,17 +321,18 @@ class SivicService:
         """Compute the day's snapshot, check it against what was published before, keep it and
         write the three files (every published day, as SpF's files held the whole series) to
         ``out``. Nothing is kept or written when an invariant fails: ``problems`` says which."""
-        snapshot = await self.snapshot(day, event_id)
-        earlier = await self.store.published_bodies(HOSPITAL, before=day)
+        event = await self.event(event_id)
+        snapshot = await self.snapshot(day, event.id)
+        earlier = await self.store.published_bodies(event.id, HOSPITAL, before=day)
         result = Published(day, problems=check_snapshot(snapshot, published_rows(earlier)))
         if result.problems:
             return result
         bodies = {name: snapshot.body(name) for name in DATASETS}
-        await self.store.keep_published(day, bodies, actor, self.now())
+        await self.store.keep_published(event.id, day, bodies, actor, self.now())
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
             for name in DATASETS:
-                kept = await self.store.published_bodies(name)
+                kept = await self.store.published_bodies(event.id, name)
                 days = sorted(d for d in kept if d <= day)
                 path = out / file_name(name, day)
                 path.write_text(csv_text(name, (kept[d] for d in days)), encoding="utf-8")

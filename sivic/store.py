@@ -44,7 +44,7 @@ from sivic.model import (
 from sivic.opendata import MovementCount, StateCount
 
 MIGRATIONS = Migrations("sivic", Path(__file__).resolve().parent / "migrations")
-REVISION = "sivic_0002"
+REVISION = "sivic_0003"
 CHUNK = 500
 ID_MAX = 2**31 - 1
 """The largest id the tables hold (PostgreSQL's ``integer``): a larger one names nothing."""
@@ -113,6 +113,7 @@ history = sa.Table(
 published = sa.Table(
     "sivic_published",
     metadata,
+    sa.Column("event_id", sa.Integer(), sa.ForeignKey("sivic_events.id"), primary_key=True),
     sa.Column("day", sa.String(10), primary_key=True),
     sa.Column("dataset", sa.String(60), primary_key=True),
     sa.Column("body", sa.Text(), nullable=False),
@@ -697,27 +698,36 @@ class SivicStore:
             ]
 
     # --- publications ----------------------------------------------------------------------
-    async def published_bodies(self, dataset: str, before: date | None = None) -> dict[date, str]:
-        """The rows of ``dataset`` published for each day (before ``before``)."""
-        query = sa.select(published.c.day, published.c.body).where(published.c.dataset == dataset)
+    async def published_bodies(
+        self, event_id: int, dataset: str, before: date | None = None
+    ) -> dict[date, str]:
+        """The rows of ``dataset`` published for ``event_id`` each day (before ``before``)."""
+        p = published.c
+        query = sa.select(p.day, p.body).where(p.event_id == event_id, p.dataset == dataset)
         if before is not None:
-            query = query.where(published.c.day < before.isoformat())
+            query = query.where(p.day < before.isoformat())
         async with self.db.connect() as conn:
             return {date.fromisoformat(r.day): r.body for r in await conn.execute(query)}
 
     async def keep_published(
-        self, day: date, bodies: dict[str, str], actor: Actor, at: datetime
+        self, event_id: int, day: date, bodies: dict[str, str], actor: Actor, at: datetime
     ) -> None:
-        """Keep (replace) the day's rows of each dataset. Audited."""
+        """Keep (replace) the event's rows of the day, for each dataset. Audited."""
         async with self.db.begin() as conn:
             statement = _dialect(conn).insert(published)
             await conn.execute(
                 statement.on_conflict_do_update(
-                    index_elements=["day", "dataset"],
+                    index_elements=["event_id", "day", "dataset"],
                     set_={"body": statement.excluded.body, "published_at": at},
                 ),
                 [
-                    {"day": day.isoformat(), "dataset": name, "body": body, "published_at": at}
+                    {
+                        "event_id": event_id,
+                        "day": day.isoformat(),
+                        "dataset": name,
+                        "body": body,
+                        "published_at": at,
+                    }
                     for name, body in bodies.items()
                 ],
             )
@@ -728,6 +738,7 @@ class SivicStore:
                 action="publish",
                 object_type="opendata",
                 object_id=day.isoformat(),
+                detail=f"event {event_id}",
             )
 
 

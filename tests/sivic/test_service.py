@@ -14,7 +14,7 @@ from kit.http import BadRequest, Conflict, Forbidden, NotFound
 from sivic.access import ADMIN, ARS, BOARD, HOSPITAL, NATIONAL, STAFF, Access
 from sivic.intake import HEADER, parse_form
 from sivic.model import Outcome, Source
-from sivic.opendata import AGE, NEW, read_hospital, read_new
+from sivic.opendata import AGE, NEW, published_rows, read_hospital, read_new
 from sivic.opendata import HOSPITAL as MAIN
 from sivic.service import SivicService
 from tests.sivic.conftest import BICETRE, NANTES, PITIE
@@ -245,7 +245,8 @@ async def test_publication_and_its_invariants(service: SivicService, tmp_path: P
         .body(MAIN)
         .replace("44;0;2020-04-02;0;0;0;0;0;1;0", "44;0;2020-04-02;0;0;0;0;0;5;0")
     )
-    await service.store.keep_published(D2, {MAIN: body}, CONSOLE, service.now())
+    covid = (await service.covid_event()).id
+    await service.store.keep_published(covid, D2, {MAIN: body}, CONSOLE, service.now())
     third = await service.publish(D3, tmp_path / "d3")
     assert third.problems == ["44 sexe 0: rad fell from 5 on 2020-04-02 to 1 on 2020-04-03"]
     assert third.files == [] and not (tmp_path / "d3").exists()
@@ -381,3 +382,29 @@ async def test_same_day_corrections_within_one_file(service: SivicService) -> No
     assert (report.created, report.updated, report.refused) == (1, 1, [])
     assert await counts(service, D2, "75") == (0, 0, 0, 0, 0, 0, 0, 0)
     assert await counts(service, D2, "44") == (1, 0, 0, 0, 1, 1, 0, 0)
+
+
+async def test_two_events_publish_the_same_day_apart(service: SivicService, tmp_path: Path) -> None:
+    """Publishing a second event's files the same day kept only the last event's rows."""
+    await service.import_text(
+        ADMIN_ACCESS, CONSOLE, f"{HEAD}\n{PITIE};75;P1;1951-04-03;F;crit;hospitalised;{D2};for"
+    )
+    attack = await service.create_event(ADMIN_ACCESS, CONSOLE, "attack", "Attentat")
+    await service.import_text(
+        ADMIN_ACCESS,
+        CONSOLE,
+        f"{HEAD}\n{NANTES};44;N1;1980-01-01;M;conv;hospitalised;{D2};for\n"
+        f"{NANTES};44;N2;1981-01-01;M;conv;hospitalised;{D2};for",
+        attack.id,
+    )
+    covid = (await service.covid_event()).id
+    assert not (await service.publish(D2, tmp_path / "covid")).problems
+    assert not (await service.publish(D2, tmp_path / "attack", event_id=attack.id)).problems
+
+    async def hosp(event_id: int, dep: str) -> int:
+        rows = published_rows(await service.store.published_bodies(event_id, MAIN))
+        (row,) = [r for r in rows if r.dep == dep and r.sexe == 0 and r.jour == D2]
+        return row.figures.hosp
+
+    assert (await hosp(covid, "75"), await hosp(covid, "44")) == (1, 0)
+    assert (await hosp(attack.id, "75"), await hosp(attack.id, "44")) == (0, 2)
