@@ -256,10 +256,18 @@ class SamuService:
         return entry, new
 
     async def log(
-        self, access: Access, event_id: int, after_id: int = 0, limit: int = PAGE
+        self, access: Access, event_id: int, after_id: int = 0, limit: int | None = None
     ) -> list[Entry]:
-        """One page of an event's log as ``access`` may see it, oldest first, after
-        ``after_id`` (at most ``limit`` entries: page on with the last one's id)."""
+        """An event's log as ``access`` may see it, oldest first, after ``after_id``: all of
+        it (read ``PAGE`` entries at a time), or its first ``limit`` entries (one read: page
+        on with the last one's id)."""
+        if limit is not None:
+            return await self._log_page(access, event_id, after_id, limit)
+        return [e async for page in self.log_pages(access, event_id, after_id) for e in page]
+
+    async def _log_page(
+        self, access: Access, event_id: int, after_id: int, limit: int
+    ) -> list[Entry]:
         await self.event(access, event_id)
         own = access.scope
         assert own is not None
@@ -270,13 +278,9 @@ class SamuService:
     ) -> AsyncIterator[list[Entry]]:
         """An event's whole log after ``after_id`` as ``access`` may see it, page by page
         (oldest first) until a page comes back empty."""
-        while page := await self.log(access, event_id, after_id, limit):
+        while page := await self._log_page(access, event_id, after_id, limit):
             yield page
             after_id = page[-1].id
-
-    async def log_all(self, access: Access, event_id: int, after_id: int = 0) -> list[Entry]:
-        """An event's whole log after ``after_id`` as ``access`` may see it, oldest first."""
-        return [e async for page in self.log_pages(access, event_id, after_id) for e in page]
 
     async def log_latest(
         self, access: Access, event_id: int, count: int, before_id: int | None = None

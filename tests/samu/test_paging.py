@@ -35,8 +35,8 @@ async def many_entries(running: Running) -> int:
 
 async def test_a_long_log_is_read_whole(running: Running) -> None:
     event = await many_entries(running)
-    assert PAGE < MANY and len(await running.service.log(OPERATOR, event)) == PAGE
-    everything = await running.service.log_all(OPERATOR, event)
+    assert PAGE < MANY and len(await running.service.log(OPERATOR, event, limit=PAGE)) == PAGE
+    everything = await running.service.log(OPERATOR, event)
     assert [e.text for e in everything] == [f"m{i}" for i in range(MANY)]
     paris = await running.api_key("board", "samu:75")
     base = f"{running.url}/samu/api/v1/events/{event}"
