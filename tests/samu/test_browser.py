@@ -243,7 +243,8 @@ async def test_a_long_log_shows_the_latest_and_pages_back(running: Running, scre
             assert await page.locator("#log li").count() == 50
             assert await page.inner_text("#log li:first-child .text") == "Point de situation 0"
             assert await page.locator("#earlier").count() == 0
-            assert await page.locator("#live").count() == 0  # no live feed on the past
+            assert await page.locator("#live").count() == 0  # no live feed on the past,
+            assert await page.locator("#post-form").count() == 0  # nor the form (on the latest)
             violations = await axe_api.Axe().run(page)
             serious = [v["id"] for v in violations.response["violations"]
                        if v["impact"] in ("serious", "critical")]  # fmt: skip
