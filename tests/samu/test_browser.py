@@ -252,6 +252,11 @@ async def test_a_long_log_shows_the_latest_and_pages_back(running: Running, scre
             await page.screenshot(path=screens / "samu-7-earlier-entries.png", full_page=True)
             await page.click("#latest")
             await page.wait_for_selector("#live.on")
+            # A live entry's time as the server writes the others: Paris time, in French
+            # (the browser runs in UTC: it was 04:08:00, beside the others' 05:08).
+            live, _ = await running.service.post(OPERATOR, CONSOLE, event.id, "En direct")
+            meta = await (await page.wait_for_selector(f"#entry-{live.id} .meta")).inner_text()
+            assert "jeudi 10 décembre 2026" in meta and "05:08" in meta, meta
             assert page.refusals == []
         finally:
             await browser.close()
