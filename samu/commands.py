@@ -20,6 +20,7 @@ from kit.http import HttpError
 from samu.access import NATIONAL, Access
 from samu.service import SamuService, iso_utc
 from samu.settings import Settings
+from samu.store import ID_MAX
 
 T = TypeVar("T")
 log = logging.getLogger("samu")
@@ -109,13 +110,33 @@ def cmd_post(args: argparse.Namespace) -> int:
 
 
 def cmd_log(args: argparse.Namespace) -> int:
-    """Print an event's log, oldest first."""
-    for e in _run(args, lambda s: s.log(OPERATOR, args.event, args.after)):
-        note = f" [annotates {e.annotates}]" if e.annotates else ""
-        print(
-            f"{e.id}\t{iso_utc(e.at)}\t{e.author}\t{e.sender_scope}->{e.target_scope}{note}\t{e.text}"
-        )
+    """Print an event's whole log, oldest first, page by page (as it is read)."""
+
+    async def job(service: SamuService) -> int:
+        count = 0
+        async for page in service.log_pages(OPERATOR, args.event, args.after):
+            for e in page:
+                note = f" [annotates {e.annotates}]" if e.annotates else ""
+                print(
+                    f"{e.id}\t{iso_utc(e.at)}\t{e.author}\t{e.sender_scope}->{e.target_scope}"
+                    f"{note}\t{e.text}"
+                )
+            count += len(page)
+        return count
+
+    _run(args, job)
     return 0
+
+
+def an_id(text: str) -> int:
+    """An event's or entry's id on the command line (argparse refuses it in one line)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text[:24]!r}") from None
+    if not 0 <= value <= ID_MAX:
+        raise argparse.ArgumentTypeError(f"no such id: {text[:24]}")
+    return value
 
 
 def add_subcommands(subparsers: Any) -> None:
@@ -135,22 +156,22 @@ def add_subcommands(subparsers: Any) -> None:
     with_settings(sub.add_parser("serve", help="run the board alone")).set_defaults(func=cmd_serve)
     events = sub.add_parser("events", help="list the events, or open one (--open TITLE)")
     events.add_argument("--open", metavar="TITLE", help="open an event with this title")
-    events.add_argument("--close", type=int, metavar="ID", help="close this event")
+    events.add_argument("--close", type=an_id, metavar="ID", help="close this event")
     events.add_argument("--kind", default="exceptional", help="attack, accident, epidemic...")
     events.add_argument("--departement", help="the event's département (75, 2A, 971...)")
     events.add_argument("--lat", type=float, help="latitude (WGS84)")
     events.add_argument("--lon", type=float, help="longitude (WGS84)")
     with_settings(events).set_defaults(func=cmd_events)
     post = sub.add_parser("post", help="append a message to an event's log")
-    post.add_argument("event", type=int)
+    post.add_argument("event", type=an_id)
     post.add_argument("text")
     post.add_argument("--to", help="the scope addressed (default national)")
     post.add_argument("--client-id", help="a UUID: posting it again stores nothing new")
-    post.add_argument("--annotates", type=int, help="the entry this one annotates")
+    post.add_argument("--annotates", type=an_id, help="the entry this one annotates")
     with_settings(post).set_defaults(func=cmd_post)
     log_cmd = sub.add_parser("log", help="print an event's log")
-    log_cmd.add_argument("event", type=int)
-    log_cmd.add_argument("--after", type=int, default=0, help="entries after this id")
+    log_cmd.add_argument("event", type=an_id)
+    log_cmd.add_argument("--after", type=an_id, default=0, help="entries after this id")
     with_settings(log_cmd).set_defaults(func=cmd_log)
     add_account_commands(
         sub,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -26,7 +26,7 @@ from samu.scopes import (
     region_of,
     visible_targets,
 )
-from samu.store import NewEntry, SamuStore
+from samu.store import PAGE, NewEntry, SamuStore
 
 TEXT_MAX = 4000
 TITLE_MAX = 200
@@ -255,12 +255,46 @@ class SamuService:
             self.live.publish(entry)
         return entry, new
 
-    async def log(self, access: Access, event_id: int, after_id: int = 0) -> list[Entry]:
-        """An event's log as ``access`` may see it, oldest first, after ``after_id``."""
+    async def log(
+        self, access: Access, event_id: int, after_id: int = 0, limit: int | None = None
+    ) -> list[Entry]:
+        """An event's log as ``access`` may see it, oldest first, after ``after_id``: all of
+        it (read ``PAGE`` entries at a time), or its first ``limit`` entries (one read: page
+        on with the last one's id)."""
+        if limit is not None:
+            return await self._log_page(access, event_id, after_id, limit)
+        return [e async for page in self.log_pages(access, event_id, after_id) for e in page]
+
+    async def _log_page(
+        self, access: Access, event_id: int, after_id: int, limit: int
+    ) -> list[Entry]:
         await self.event(access, event_id)
         own = access.scope
         assert own is not None
-        return await self.store.entries(event_id, visible_targets(own), str(own), after_id)
+        return await self.store.entries(event_id, visible_targets(own), str(own), after_id, limit)
+
+    async def log_pages(
+        self, access: Access, event_id: int, after_id: int = 0, limit: int = PAGE
+    ) -> AsyncIterator[list[Entry]]:
+        """An event's whole log after ``after_id`` as ``access`` may see it, page by page
+        (oldest first) until a page comes back empty."""
+        while page := await self._log_page(access, event_id, after_id, limit):
+            yield page
+            after_id = page[-1].id
+
+    async def log_latest(
+        self, access: Access, event_id: int, count: int, before_id: int | None = None
+    ) -> tuple[list[Entry], bool]:
+        """The last ``count`` entries ``access`` may see (before ``before_id``), oldest first,
+        and whether there are earlier ones."""
+        await self.event(access, event_id)
+        own = access.scope
+        assert own is not None
+        found = await self.store.entries(
+            event_id, visible_targets(own), str(own), limit=count + 1, before_id=before_id,
+            newest=True,
+        )  # fmt: skip
+        return found[-count:] if count else [], len(found) > count
 
     # --- transfers ---------------------------------------------------------------------------
     async def request_transfer(

@@ -23,6 +23,11 @@ from kit.audit import Action, Actor, AuditLog
 from kit.db import Database, Migrations, UtcDateTime
 from samu.model import Entry, Event, EventStatus, Transfer, TransferStatus
 
+PAGE = 500
+"""Entries read at once from the log (a caller pages on for more)."""
+ID_MAX = 2**31 - 1
+"""The largest id the tables hold (PostgreSQL's ``integer``): a larger one names nothing."""
+
 MIGRATIONS = Migrations("samu", Path(__file__).resolve().parent / "migrations")
 
 metadata = sa.MetaData()
@@ -219,14 +224,22 @@ class SamuStore:
         targets: list[str] | None,
         sender: str | None = None,
         after_id: int = 0,
-        limit: int = 500,
+        limit: int = PAGE,
+        *,
+        before_id: int | None = None,
+        newest: bool = False,
     ) -> list[Entry]:
-        """The log of an event, oldest first, after ``after_id``: the entries addressed to
-        one of ``targets`` (None: all) or sent from ``sender``."""
+        """One page of the log of an event, oldest first: the entries addressed to one of
+        ``targets`` (None: all) or sent from ``sender``, after ``after_id`` (and before
+        ``before_id``); at most ``limit`` (1 to 5,000), the first ones, or the last ones with
+        ``newest``. A caller wanting the whole log pages on with the last id it got."""
+        where = [entries.c.event_id == event_id, entries.c.id > after_id]
+        if before_id is not None:
+            where.append(entries.c.id < before_id)
         query = (
             sa.select(entries)
-            .where(entries.c.event_id == event_id, entries.c.id > after_id)
-            .order_by(entries.c.id)
+            .where(*where)
+            .order_by(entries.c.id.desc() if newest else entries.c.id)
             .limit(max(1, min(limit, 5000)))
         )
         if targets is not None:
@@ -235,7 +248,8 @@ class SamuStore:
                 seen = sa.or_(seen, entries.c.sender_scope == sender)
             query = query.where(seen)
         async with self.db.connect() as conn:
-            return [_entry(r) for r in (await conn.execute(query)).all()]
+            found = [_entry(r) for r in (await conn.execute(query)).all()]
+        return found[::-1] if newest else found
 
     # --- transfers ---------------------------------------------------------------------------
     async def add_transfer(

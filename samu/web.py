@@ -25,7 +25,15 @@ from aiohttp import web
 from kit.audit import Actor
 from kit.auth.apikeys import bearer_token, require_api_key
 from kit.auth.people import require_user
-from kit.http import BadRequest, Handler, add_route, json_response, read_json, see_other
+from kit.http import (
+    BadRequest,
+    Handler,
+    NotFound,
+    add_route,
+    json_response,
+    read_json,
+    see_other,
+)
 from kit.metrics import HttpMetrics, metrics_handler, registry_of
 from kit.web import add_page, flash, pages_of, render
 from samu.access import BOARD_ROLES, HOSPITAL, PEOPLE_ROLES, TRANSFER_ROLES, Access
@@ -33,6 +41,7 @@ from samu.geo import departement_map
 from samu.model import TRANSITIONS, Entry
 from samu.scopes import departements, parse_scope
 from samu.service import SamuService, entry_json, event_json, transfer_json
+from samu.store import ID_MAX, PAGE
 
 PREFIX = "/samu"
 API = "/api/v1"
@@ -99,11 +108,39 @@ async def _caller(
     return Access(user.role, user.scope), user.as_actor()
 
 
+BOARD_ENTRIES = 200
+"""Entries the board page shows at once (the latest; a link leads to the earlier ones)."""
+
+
 def _int(request: web.Request, name: str) -> int:
+    """The id in the path: 400 if it is not a number, 404 if no row can have it."""
     try:
-        return int(request.match_info[name])
+        value = int(request.match_info[name])
     except ValueError:
         raise BadRequest(f"{name} must be a number") from None
+    if not 0 < value <= ID_MAX:
+        raise NotFound(f"no {name} {request.match_info[name][:24]}")
+    return value
+
+
+def _entry_id(value: str | None, name: str) -> int:
+    """An entry id given in a query or header (0 when absent): 400 if not one."""
+    try:
+        found = int(value or 0)
+    except ValueError:
+        raise BadRequest(f"{name} must be an entry id") from None
+    if not 0 <= found <= ID_MAX:
+        raise BadRequest(f"{name} must be an entry id")
+    return found
+
+
+def _optional_id(value: object, name: str) -> int | None:
+    """An id in a JSON body (None when absent): 400 unless a whole number in range."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= ID_MAX:
+        raise BadRequest(f"{name} must be an {name.rstrip('s')} id")
+    return value
 
 
 def _number(value: object, name: str) -> float:
@@ -172,14 +209,14 @@ async def api_close_event(request: web.Request) -> web.Response:
 
 
 async def api_log(request: web.Request) -> web.Response:
-    """GET ?after=ID: the event's log as the caller may see it, oldest first."""
+    """GET ?after=ID: a page of the event's log as the caller may see it, oldest first
+    (``PAGE`` entries at most); ``next_after`` is the id to ask the next page after (null
+    when this page was the last)."""
     access, _ = await _caller(request, BOARD_ROLES)
-    try:
-        after = int(request.query.get("after", "0"))
-    except ValueError:
-        raise BadRequest("after must be an entry id") from None
-    entries = await _service(request).log(access, _int(request, "event"), after)
-    return json_response({"entries": [entry_json(e) for e in entries]})
+    after = _entry_id(request.query.get("after"), "after")
+    entries = await _service(request).log(access, _int(request, "event"), after, PAGE)
+    next_after = entries[-1].id if len(entries) == PAGE else None
+    return json_response({"entries": [entry_json(e) for e in entries], "next_after": next_after})
 
 
 async def api_post(request: web.Request) -> web.Response:
@@ -189,9 +226,7 @@ async def api_post(request: web.Request) -> web.Response:
     body = await read_json(
         request, frozenset({"text"}), frozenset({"to", "client_id", "annotates"})
     )
-    annotates = body.get("annotates")
-    if annotates is not None and (isinstance(annotates, bool) or not isinstance(annotates, int)):
-        raise BadRequest("annotates must be an entry id")
+    annotates = _optional_id(body.get("annotates"), "annotates")
     entry, new = await _service(request).post(
         access, actor, _int(request, "event"), _text(body, "text"),
         _text(body, "to") or None, body.get("client_id"), annotates,
@@ -214,9 +249,7 @@ async def api_request_transfer(request: web.Request) -> web.Response:
         frozenset({"patient", "from_finess", "to_finess", "departement"}),
         frozenset({"reason", "event"}),
     )
-    event = body.get("event")
-    if event is not None and (isinstance(event, bool) or not isinstance(event, int)):
-        raise BadRequest("event must be an event id")
+    event = _optional_id(body.get("event"), "event")
     transfer = await _service(request).request_transfer(
         access, actor, _text(body, "patient"), _text(body, "from_finess"),
         _text(body, "to_finess"), _text(body, "departement"), _text(body, "reason"), event,
@@ -257,10 +290,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
     await service.event(access, event_id)
     scope = access.scope
     assert scope is not None
-    try:
-        last = int(request.headers.get("Last-Event-ID") or request.query.get("after") or 0)
-    except ValueError:
-        raise BadRequest("Last-Event-ID must be an entry id") from None
+    last = _entry_id(
+        request.headers.get("Last-Event-ID") or request.query.get("after"), "Last-Event-ID"
+    )
     # Subscribed before the backlog is read: nothing posted in between is missed.
     subscriber = service.live.subscribe(event_id, scope)
     heartbeat = request.config_dict[HEARTBEAT]
@@ -274,9 +306,14 @@ async def stream(request: web.Request) -> web.StreamResponse:
     try:
         await response.prepare(request)
         await response.write(b"retry: 2000\n\n")
-        for entry in await service.log(access, event_id, last):
-            await response.write(sse_frame(entry))
-            last = entry.id
+        # The backlog, page by page until none is left; its ids are kept so that the same
+        # entries, queued meanwhile, are not sent twice. Ids, not the highest id: with several
+        # processes, an entry committed later may have a lower id than one already sent.
+        sent: set[int] = set()
+        async for page in service.log_pages(access, event_id, last):
+            for entry in page:
+                await response.write(sse_frame(entry))
+                sent.add(entry.id)
         while not subscriber.dropped:
             try:
                 item = await asyncio.wait_for(subscriber.queue.get(), heartbeat)
@@ -285,9 +322,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 continue
             if item is None:
                 break
-            if item.id > last:
+            if item.id not in sent:
                 await response.write(sse_frame(item))
-                last = item.id
+                sent.add(item.id)
     except (ConnectionResetError, ConnectionError):
         pass  # the page went away
     finally:
@@ -345,10 +382,12 @@ async def page_board(request: web.Request) -> web.StreamResponse:
     access = Access(user.role, user.scope)
     service = _service(request)
     board = await service.board(access, _int(request, "event"))
-    entries = await service.log(access, board.event.id)
+    before = _entry_id(request.query.get("before"), "before") or None
+    entries, earlier = await service.log_latest(access, board.event.id, BOARD_ENTRIES, before)
     response = await render(
         request, "samu/board.html", board=board, entries=entries, prefix=PREFIX,
-        scope=access.scope, last_id=entries[-1].id if entries else 0,
+        scope=access.scope, last_id=entries[-1].id if entries else 0, earlier=earlier,
+        before=before,
         map=departement_map(
             board.event.departement,
             f"{departements()[board.event.departement][0]} ({board.event.departement})",

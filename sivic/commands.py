@@ -33,6 +33,7 @@ from sivic.opendata import (
 )
 from sivic.service import SivicService
 from sivic.settings import Settings
+from sivic.store import ID_MAX
 
 T = TypeVar("T")
 log = logging.getLogger("sivic")
@@ -183,6 +184,17 @@ def cmd_events(args: argparse.Namespace) -> int:
     return 0
 
 
+def _id(text: str) -> int:
+    """An event id on the command line (argparse refuses a bad one in one line)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text[:24]!r}") from None
+    if not 0 < value <= ID_MAX:
+        raise argparse.ArgumentTypeError(f"no such event: {text[:24]}")
+    return value
+
+
 def add_subcommands(subparsers: Any) -> None:
     """Add the ``sivic`` command group to the ``robert`` command."""
     from kit.auth.commands import add_account_commands
@@ -200,16 +212,22 @@ def add_subcommands(subparsers: Any) -> None:
     sub = top.add_subparsers(dest="sivic_command", required=True, metavar="COMMAND")
     with_settings(sub.add_parser("serve", help="run SI-VIC alone")).set_defaults(func=cmd_serve)
     intake = sub.add_parser("import", help="apply an intake file (finess;dep;patient_id;...)")
-    intake.add_argument("file")
-    intake.add_argument("--event", type=int, help="event id (default: the COVID-19 event)")
+    intake.add_argument(
+        "file",
+        help="the hospitals' file: UTF-8, ';', header finess;dep;patient_id;birth_date;sex;"
+        "unit;status;status_date;covid, one line per patient's current state",
+    )
+    intake.add_argument("--event", type=_id, help="event id (default: the COVID-19 event)")
     with_settings(intake).set_defaults(func=cmd_import)
     snapshot = sub.add_parser("snapshot", help="check and write the day's open-data files")
     snapshot.add_argument("--date", type=_day, help="YYYY-MM-DD (default: today, UTC)")
     snapshot.add_argument("--out", required=True, help="directory of the files")
-    snapshot.add_argument("--event", type=int, help="event id (default: the COVID-19 event)")
+    snapshot.add_argument("--event", type=_id, help="event id (default: the COVID-19 event)")
     with_settings(snapshot).set_defaults(func=cmd_snapshot)
     check = sub.add_parser("check", help="check a published donnees-hospitalieres-* file")
-    check.add_argument("file")
+    check.add_argument(
+        "file", help="a donnees-hospitalieres-* file (the main one, new ones or age classes)"
+    )
     check.set_defaults(func=cmd_check)
     counts = sub.add_parser("counts", help="a territory's counts (JSON)")
     where = counts.add_mutually_exclusive_group()
@@ -218,7 +236,7 @@ def add_subcommands(subparsers: Any) -> None:
     with_settings(counts).set_defaults(func=cmd_counts)
     events = sub.add_parser("events", help="list the events, open or close one")
     events.add_argument("--open", metavar="NAME", help="open an event of this name")
-    events.add_argument("--close", metavar="ID", type=int, help="close this event")
+    events.add_argument("--close", metavar="ID", type=_id, help="close this event")
     events.add_argument(
         "--kind", default="attack", help="attack, health_situation or epidemic (with --open)"
     )

@@ -9,6 +9,7 @@ for COVID whether it is the reason of the stay or incidental. Each change of the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -179,15 +180,32 @@ def movement(previous: Episode | None, new: Episode) -> Movement:
     A transfer keeps one patient: arriving from another hospital (``transferred`` before) is
     not a new hospitalisation, nor a new entry into critical care if they were in critical care
     when they left."""
-    before = previous.status if previous else None
-    in_care = before in (Status.HOSPITALISED, Status.TRANSFERRED)
-    was_critical = in_care and previous is not None and previous.unit == UnitKind.CRIT
-    hospitalised = new.status == Status.HOSPITALISED
+    return day_movement(previous, [new])
+
+
+def _in_care(episode: Episode | None) -> bool:
+    """Lying in a hospital (or leaving one for another: still in care)."""
+    return episode is not None and episode.status in (Status.HOSPITALISED, Status.TRANSFERRED)
+
+
+def day_movement(before: Episode | None, day: Sequence[Episode]) -> Movement:
+    """What a patient's states of one day (``day``, in the order received, the last one where
+    the day ends) count against their last state of an earlier day (``before``; None: none).
+
+    Each movement counts at most once a day, so that a correction replaces rather than adds:
+    a new hospitalisation if they were in care at some point of the day and not before; an
+    entry into critical care if they were in critical care at some point of the day and not
+    before; a return home or a death if the day *ends* so (a "deceased" corrected the same day
+    is no death) and did not start so."""
+    assert day, "a day has at least one state"
+    end = day[-1]
+    was_critical = _in_care(before) and before is not None and before.unit == UnitKind.CRIT
+    start = before.status if before else None
     return Movement(
-        admitted=hospitalised and not in_care,
-        to_critical=hospitalised and new.unit == UnitKind.CRIT and not was_critical,
-        to_home=new.status == Status.HOME and before != Status.HOME,
-        to_death=new.status == Status.DECEASED and before != Status.DECEASED,
+        admitted=not _in_care(before) and any(_in_care(e) for e in day),
+        to_critical=not was_critical and any(_in_care(e) and e.unit == UnitKind.CRIT for e in day),
+        to_home=end.status == Status.HOME and start != Status.HOME,
+        to_death=end.status == Status.DECEASED and start != Status.DECEASED,
     )
 
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from kit.audit import Actor
 from kit.http import BadRequest, Conflict, Forbidden, NotFound
 from kit.identity import pseudonym
@@ -194,10 +196,24 @@ class SivicService:
         if registration.episode.status_date > self.today():
             raise BadRequest("status_date is in the future")
         event = await self._open_event(event_id)
-        (result,) = await self.store.register(
-            event.id, [(registration, self.keys_of(registration))], actor, source, self.now()
+        (result,) = await self._apply(
+            event.id, [(registration, self.keys_of(registration))], actor, source
         )
         return result
+
+    async def _apply(
+        self,
+        event_id: int,
+        items: Sequence[tuple[Registration, Sequence[str]]],
+        actor: Actor,
+        source: str,
+    ) -> list[Result]:
+        """The store's registration; 409 if a concurrent one still collides after the
+        store's retry (nothing applied: send it again)."""
+        try:
+            return await self.store.register(event_id, items, actor, source, self.now())
+        except sa.exc.IntegrityError:
+            raise Conflict("registered concurrently by another request: send it again") from None
 
     async def import_text(
         self,
@@ -217,12 +233,8 @@ class SivicService:
             else:
                 report.refused.append(intake.LineError(number, "not an establishment of yours"))
         event = await self._open_event(event_id)
-        results = await self.store.register(
-            event.id,
-            [(r, self.keys_of(r)) for _, r in allowed],
-            actor,
-            source.value,
-            self.now(),
+        results = await self._apply(
+            event.id, [(r, self.keys_of(r)) for _, r in allowed], actor, source.value
         )
         for (number, _), result in zip(allowed, results, strict=True):
             if result.outcome == Outcome.CREATED:
@@ -309,17 +321,18 @@ class SivicService:
         """Compute the day's snapshot, check it against what was published before, keep it and
         write the three files (every published day, as SpF's files held the whole series) to
         ``out``. Nothing is kept or written when an invariant fails: ``problems`` says which."""
-        snapshot = await self.snapshot(day, event_id)
-        earlier = await self.store.published_bodies(HOSPITAL, before=day)
+        event = await self.event(event_id)
+        snapshot = await self.snapshot(day, event.id)
+        earlier = await self.store.published_bodies(event.id, HOSPITAL, before=day)
         result = Published(day, problems=check_snapshot(snapshot, published_rows(earlier)))
         if result.problems:
             return result
         bodies = {name: snapshot.body(name) for name in DATASETS}
-        await self.store.keep_published(day, bodies, actor, self.now())
+        await self.store.keep_published(event.id, day, bodies, actor, self.now())
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
             for name in DATASETS:
-                kept = await self.store.published_bodies(name)
+                kept = await self.store.published_bodies(event.id, name)
                 days = sorted(d for d in kept if d <= day)
                 path = out / file_name(name, day)
                 path.write_text(csv_text(name, (kept[d] for d in days)), encoding="utf-8")

@@ -37,14 +37,17 @@ from sivic.model import (
     Status,
     UnitKind,
     age_class,
+    day_movement,
     decide,
     movement,
 )
 from sivic.opendata import MovementCount, StateCount
 
 MIGRATIONS = Migrations("sivic", Path(__file__).resolve().parent / "migrations")
-REVISION = "sivic_0002"
+REVISION = "sivic_0003"
 CHUNK = 500
+ID_MAX = 2**31 - 1
+"""The largest id the tables hold (PostgreSQL's ``integer``): a larger one names nothing."""
 
 metadata = sa.MetaData()
 
@@ -110,6 +113,7 @@ history = sa.Table(
 published = sa.Table(
     "sivic_published",
     metadata,
+    sa.Column("event_id", sa.Integer(), sa.ForeignKey("sivic_events.id"), primary_key=True),
     sa.Column("day", sa.String(10), primary_key=True),
     sa.Column("dataset", sa.String(60), primary_key=True),
     sa.Column("body", sa.Text(), nullable=False),
@@ -137,6 +141,22 @@ class _Live:
     identity: Identity
     episode: Episode
     changed: bool = False
+    prior: Episode | None = None
+    """The patient's last state dated before ``episode``'s day (None: none), once known."""
+    day: list[Episode] | None = None
+    """The patient's states of ``episode``'s day, in order (None: not read yet)."""
+
+
+@dataclass(slots=True)
+class _Change:
+    """A history row to write: the patient, their new state, what it counts."""
+
+    live: _Live
+    episode: Episode
+    moved: Movement
+
+
+NO_MOVEMENT = Movement(False, False, False, False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,15 +316,45 @@ class SivicStore:
     ) -> list[Result]:
         """Apply registrations (each with its match keys, most trusted first) in one
         transaction: a known patient is updated, an unknown one created, the same state twice
-        changes nothing. History and audit in the same transaction."""
+        changes nothing. History and audit in the same transaction.
+
+        A correction of the same day (a state dated the day of the current one) replaces that
+        day's movements instead of adding to them: it counts what changed since the patient's
+        last state dated *before* that day, and the patient's earlier rows of that day count
+        nothing any more (crit, conv, crit the same day is one entry into critical care; a
+        mistaken "deceased" corrected the same day is no death).
+
+        Concurrent batches: the known patients are locked (``SELECT ... FOR UPDATE`` on
+        PostgreSQL; SQLite writes one transaction at a time) so that each change is computed
+        from the state the other committed; two batches creating the same person at once
+        collide on a key, and the one refused is run again once, finding the patient the other
+        made."""
         if not items:
             return []
+        try:
+            return await self._register(event_id, items, actor, source, at)
+        except sa.exc.IntegrityError:
+            return await self._register(event_id, items, actor, source, at)
+        except sa.exc.DBAPIError as exc:
+            if _sqlstate(exc) not in RETRIED:
+                raise
+            return await self._register(event_id, items, actor, source, at)
+
+    async def _register(
+        self,
+        event_id: int,
+        items: Sequence[tuple[Registration, Sequence[str]]],
+        actor: Actor,
+        source: str,
+        at: datetime,
+    ) -> list[Result]:
         async with self.db.begin() as conn:
             owners = await self._owners(conn, event_id, sorted({k for _, ks in items for k in ks}))
             lives = await self._lives(conn, sorted(set(owners.values())))
             by_key: dict[str, _Live] = {k: lives[pid] for k, pid in owners.items()}
             new_keys: list[tuple[str, _Live]] = []
-            changes: list[tuple[_Live, Episode, Movement]] = []
+            changes: list[_Change] = []
+            corrected: set[tuple[int, str]] = set()
             results: list[tuple[Outcome, str, _Live | None]] = []
             created: list[_Live] = []
             for registration, candidate_keys in items:
@@ -321,11 +371,27 @@ class SivicStore:
                 if outcome in (Outcome.REFUSED, Outcome.UNCHANGED):
                     results.append((outcome, reason, live))
                     continue
-                moved = movement(previous, registration.episode)
+                day = registration.episode.status_date
+                if live is not None and previous is not None and previous.status_date == day:
+                    if live.day is None:
+                        assert live.id is not None  # known since an earlier batch
+                        live.prior, live.day = await self._day_of(conn, live.id, day)
+                    live.day.append(registration.episode)
+                    moved = day_movement(live.prior, live.day)
+                    for change in changes:
+                        if change.live is live and change.episode.status_date == day:
+                            change.moved = NO_MOVEMENT
+                    if live.id is not None:
+                        corrected.add((live.id, day.isoformat()))
+                else:
+                    moved = movement(previous, registration.episode)
                 if live is None:
                     live = _Live(None, registration.identity, registration.episode)
+                    live.day = [registration.episode]
                     created.append(live)
                 else:
+                    if previous is not None and previous.status_date < day:
+                        live.prior, live.day = previous, [registration.episode]
                     live.identity = _merged(live.identity, registration.identity)
                     live.episode = registration.episode
                     live.changed = True
@@ -333,9 +399,19 @@ class SivicStore:
                     if k not in by_key:
                         by_key[k] = live
                         new_keys.append((k, live))
-                changes.append((live, registration.episode, moved))
+                changes.append(_Change(live, registration.episode, moved))
                 results.append((outcome, reason, live))
             await self._insert_patients(conn, event_id, created, at)
+            if corrected:  # before this batch's rows are written: the day's earlier rows only
+                await conn.execute(
+                    sa.update(history)
+                    .where(
+                        history.c.patient_id == sa.bindparam("h_patient"),
+                        history.c.status_date == sa.bindparam("h_day"),
+                    )
+                    .values(admitted=0, to_critical=0, to_home=0, to_death=0),
+                    [{"h_patient": p, "h_day": d} for p, d in sorted(corrected)],
+                )
             await self._update_patients(conn, [v for v in lives.values() if v.changed], at)
             if new_keys:
                 await conn.execute(
@@ -347,20 +423,22 @@ class SivicStore:
                     sa.insert(history),
                     [
                         {
-                            "patient_id": live.id,
+                            "patient_id": c.live.id,
                             "event_id": event_id,
-                            **_episode_values(episode),
-                            "sex": live.identity.sex.value,
-                            "age_class": age_class(live.identity.birth_date, episode.status_date),
-                            "admitted": int(moved.admitted),
-                            "to_critical": int(moved.to_critical),
-                            "to_home": int(moved.to_home),
-                            "to_death": int(moved.to_death),
+                            **_episode_values(c.episode),
+                            "sex": c.live.identity.sex.value,
+                            "age_class": age_class(
+                                c.live.identity.birth_date, c.episode.status_date
+                            ),
+                            "admitted": int(c.moved.admitted),
+                            "to_critical": int(c.moved.to_critical),
+                            "to_home": int(c.moved.to_home),
+                            "to_death": int(c.moved.to_death),
                             "recorded_at": at,
                             "source": source,
                             "actor": actor.name,
                         }
-                        for live, episode, moved in changes
+                        for c in changes
                     ],
                 )
                 await self.audit.append_many(
@@ -370,8 +448,12 @@ class SivicStore:
                     action="update",
                     object_type="patient",
                     entries=[
-                        (str(live.id), f"{source}: {e.status.value} {e.unit.value} at {e.finess}")
-                        for live, e, _ in changes
+                        (
+                            str(c.live.id),
+                            f"{source}: {c.episode.status.value} {c.episode.unit.value} "
+                            f"at {c.episode.finess}",
+                        )
+                        for c in changes
                     ],
                 )
         return [Result(o, r, None if v is None else v.id) for o, r, v in results]
@@ -389,10 +471,36 @@ class SivicStore:
             found.update({r.key: r.patient_id for r in rows})
         return found
 
+    async def _day_of(
+        self, conn: AsyncConnection, patient_id: int, day: date
+    ) -> tuple[Episode | None, list[Episode]]:
+        """A patient's last recorded state dated before ``day`` (None: none), and their
+        recorded states of ``day``, in order."""
+        h = history.c
+        row = (
+            await conn.execute(
+                sa.select(history)
+                .where(h.patient_id == patient_id, h.status_date < day.isoformat())
+                .order_by(h.status_date.desc(), h.id.desc())
+                .limit(1)
+            )
+        ).first()
+        rows = await conn.execute(
+            sa.select(history)
+            .where(h.patient_id == patient_id, h.status_date == day.isoformat())
+            .order_by(h.id)
+        )
+        return None if row is None else _episode(row), [_episode(r) for r in rows]
+
     async def _lives(self, conn: AsyncConnection, ids: list[int]) -> dict[int, _Live]:
         found: dict[int, _Live] = {}
         for chunk in _chunks(ids):
-            rows = await conn.execute(sa.select(patients).where(patients.c.id.in_(list(chunk))))
+            rows = await conn.execute(
+                sa.select(patients)
+                .where(patients.c.id.in_(list(chunk)))
+                .order_by(patients.c.id)
+                .with_for_update()  # PostgreSQL: a concurrent batch waits; SQLite: ignored
+            )
             for r in rows:
                 found[r.id] = _Live(r.id, _identity(r), _episode(r))
         return found
@@ -590,27 +698,36 @@ class SivicStore:
             ]
 
     # --- publications ----------------------------------------------------------------------
-    async def published_bodies(self, dataset: str, before: date | None = None) -> dict[date, str]:
-        """The rows of ``dataset`` published for each day (before ``before``)."""
-        query = sa.select(published.c.day, published.c.body).where(published.c.dataset == dataset)
+    async def published_bodies(
+        self, event_id: int, dataset: str, before: date | None = None
+    ) -> dict[date, str]:
+        """The rows of ``dataset`` published for ``event_id`` each day (before ``before``)."""
+        p = published.c
+        query = sa.select(p.day, p.body).where(p.event_id == event_id, p.dataset == dataset)
         if before is not None:
-            query = query.where(published.c.day < before.isoformat())
+            query = query.where(p.day < before.isoformat())
         async with self.db.connect() as conn:
             return {date.fromisoformat(r.day): r.body for r in await conn.execute(query)}
 
     async def keep_published(
-        self, day: date, bodies: dict[str, str], actor: Actor, at: datetime
+        self, event_id: int, day: date, bodies: dict[str, str], actor: Actor, at: datetime
     ) -> None:
-        """Keep (replace) the day's rows of each dataset. Audited."""
+        """Keep (replace) the event's rows of the day, for each dataset. Audited."""
         async with self.db.begin() as conn:
             statement = _dialect(conn).insert(published)
             await conn.execute(
                 statement.on_conflict_do_update(
-                    index_elements=["day", "dataset"],
+                    index_elements=["event_id", "day", "dataset"],
                     set_={"body": statement.excluded.body, "published_at": at},
                 ),
                 [
-                    {"day": day.isoformat(), "dataset": name, "body": body, "published_at": at}
+                    {
+                        "event_id": event_id,
+                        "day": day.isoformat(),
+                        "dataset": name,
+                        "body": body,
+                        "published_at": at,
+                    }
                     for name, body in bodies.items()
                 ],
             )
@@ -621,7 +738,23 @@ class SivicStore:
                 action="publish",
                 object_type="opendata",
                 object_id=day.isoformat(),
+                detail=f"event {event_id}",
             )
+
+
+RETRIED = frozenset({"40P01", "40001"})
+"""PostgreSQL's deadlock and serialisation failures: a batch refused so is run again once."""
+
+
+def _sqlstate(exc: sa.exc.DBAPIError) -> str | None:
+    """The SQLSTATE of a driver's error (asyncpg's ``sqlstate``, psycopg's ``pgcode``)."""
+    orig = exc.orig
+    cause = getattr(orig, "__cause__", None)
+    for candidate in (orig, cause):
+        code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+        if isinstance(code, str):
+            return code
+    return None
 
 
 def _dialect(conn: AsyncConnection) -> Any:

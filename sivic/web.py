@@ -25,6 +25,7 @@ from kit.http import (
     BadRequest,
     Handler,
     HttpError,
+    NotFound,
     add_route,
     json_response,
     read_body,
@@ -59,7 +60,7 @@ from sivic.model import (
 )
 from sivic.opendata import iso_utc
 from sivic.service import SivicService
-from sivic.store import Result
+from sivic.store import ID_MAX, Result
 
 PREFIX = "/sivic"
 API = "/api/v1"
@@ -128,10 +129,19 @@ async def health(request: web.Request) -> web.Response:
 
 
 def _int(value: str, name: str) -> int:
+    """An id in a path or query: 400 if not a number, 404 if no row can have it (beyond the
+    tables' integers, 2**31 - 1: it was an OverflowError, a 500)."""
     try:
-        return int(value)
+        found = int(value)
     except ValueError:
         raise BadRequest(f"{name} must be a number") from None
+    return _in_range(found, name)
+
+
+def _in_range(value: int, name: str) -> int:
+    if not 0 < value <= ID_MAX:
+        raise NotFound(f"no {name} {str(value)[:24]}")
+    return value
 
 
 def _event_id(request: web.Request) -> int | None:
@@ -246,6 +256,8 @@ async def api_register(request: web.Request) -> web.Response:
     event = body.get("event")
     if event is not None and (not isinstance(event, int) or isinstance(event, bool)):
         raise BadRequest("event must be a number")
+    if event is not None:
+        _in_range(event, "event")
     service = _service(request)
     result = await service.register(access, actor, _registration(body, service), Source.API, event)
     if result.outcome == Outcome.REFUSED:

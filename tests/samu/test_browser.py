@@ -220,3 +220,43 @@ async def test_events_and_transfers_pages(running: Running, screens: Path) -> No
             assert transfer.status.value == "accepted"
         finally:
             await browser.close()
+
+
+async def test_a_long_log_shows_the_latest_and_pages_back(running: Running, screens: Path) -> None:
+    """250 entries: the board shows the latest 200 and links to the 50 before them (a page of
+    the past, without the live feed); both pages pass axe."""
+    axe_api = pytest.importorskip("axe_playwright_python.async_playwright", reason="axe (pip)")
+    event = await running.service.open_event(
+        OPERATOR, CONSOLE, "Inondations de la Seine", "flood", "75", 48.85, 2.35
+    )
+    for i in range(250):
+        await running.service.post(OPERATOR, CONSOLE, event.id, f"Point de situation {i}")
+    await running.person("regul.long", "regulator", "samu:75")
+    async with playwright_api.async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = await signed_in(browser, running, "regul.long", f"/samu/events/{event.id}")
+            assert await page.locator("#log li").count() == 200
+            assert await page.inner_text("#log li:last-child .text") == "Point de situation 249"
+            await page.click("#earlier")
+            await page.wait_for_selector("#latest")
+            assert await page.locator("#log li").count() == 50
+            assert await page.inner_text("#log li:first-child .text") == "Point de situation 0"
+            assert await page.locator("#earlier").count() == 0
+            assert await page.locator("#live").count() == 0  # no live feed on the past,
+            assert await page.locator("#post-form").count() == 0  # nor the form (on the latest)
+            violations = await axe_api.Axe().run(page)
+            serious = [v["id"] for v in violations.response["violations"]
+                       if v["impact"] in ("serious", "critical")]  # fmt: skip
+            assert serious == []
+            await page.screenshot(path=screens / "samu-7-earlier-entries.png", full_page=True)
+            await page.click("#latest")
+            await page.wait_for_selector("#live.on")
+            # A live entry's time as the server writes the others: Paris time, in French
+            # (the browser runs in UTC: it was 04:08:00, beside the others' 05:08).
+            live, _ = await running.service.post(OPERATOR, CONSOLE, event.id, "En direct")
+            meta = await (await page.wait_for_selector(f"#entry-{live.id} .meta")).inner_text()
+            assert "jeudi 10 décembre 2026" in meta and "05:08" in meta, meta
+            assert page.refusals == []
+        finally:
+            await browser.close()

@@ -75,3 +75,16 @@ def test_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert err == f"robert: {bad}: not UTF-8\n"
     _, err = run(capsys, "sivic", "import", str(tmp_path / "missing.csv"), *data, status=1)
     assert err.startswith("robert: cannot read") and err.count("\n") == 1
+
+
+def test_import_help_and_bad_event_ids(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["sivic", "import", "--help"])
+    assert "one line per patient's current state" in capsys.readouterr().out
+    intake = tmp_path / "intake.csv"
+    intake.write_text(";".join(HEADER) + "\n", encoding="utf-8")
+    data = ("--data-dir", str(tmp_path / "data"))
+    with pytest.raises(SystemExit):
+        main(["sivic", "import", str(intake), "--event", "99999999999999999999", *data])
+    err = capsys.readouterr().err
+    assert "no such event" in err and "Traceback" not in err

@@ -14,7 +14,7 @@ from kit.http import BadRequest, Conflict, Forbidden, NotFound
 from sivic.access import ADMIN, ARS, BOARD, HOSPITAL, NATIONAL, STAFF, Access
 from sivic.intake import HEADER, parse_form
 from sivic.model import Outcome, Source
-from sivic.opendata import AGE, NEW, read_hospital, read_new
+from sivic.opendata import AGE, NEW, published_rows, read_hospital, read_new
 from sivic.opendata import HOSPITAL as MAIN
 from sivic.service import SivicService
 from tests.sivic.conftest import BICETRE, NANTES, PITIE
@@ -245,7 +245,8 @@ async def test_publication_and_its_invariants(service: SivicService, tmp_path: P
         .body(MAIN)
         .replace("44;0;2020-04-02;0;0;0;0;0;1;0", "44;0;2020-04-02;0;0;0;0;0;5;0")
     )
-    await service.store.keep_published(D2, {MAIN: body}, CONSOLE, service.now())
+    covid = (await service.covid_event()).id
+    await service.store.keep_published(covid, D2, {MAIN: body}, CONSOLE, service.now())
     third = await service.publish(D3, tmp_path / "d3")
     assert third.problems == ["44 sexe 0: rad fell from 5 on 2020-04-02 to 1 on 2020-04-03"]
     assert third.files == [] and not (tmp_path / "d3").exists()
@@ -315,3 +316,95 @@ async def test_events_open_and_close(service: SivicService) -> None:
         await service.create_event(NATIONAL_ACCESS, CONSOLE, "flood", "Somme")
     kinds = [(e.kind.value, e.closed_at is None) for e in await service.events()]
     assert kinds == [("epidemic", True), ("attack", False)]  # newest first
+
+
+async def test_same_day_corrections_replace_the_days_movements(service: SivicService) -> None:
+    """crit, conv, crit, conv, crit on one day is one patient admitted once, entering critical
+    care once; a "deceased" corrected the same day is no death."""
+
+    async def line(finess: str, dep: str, ref: str, unit: str, status: str, day: date) -> None:
+        text = f"{HEAD}\n{finess};{dep};{ref};1951-04-03;F;{unit};{status};{day};for"
+        report = await service.import_text(ADMIN_ACCESS, CONSOLE, text)
+        assert report.refused == [] and report.created + report.updated == 1
+
+    for unit in ("crit", "conv", "crit", "conv", "crit"):
+        await line(PITIE, "75", "P1", unit, "hospitalised", D2)
+    #                                       hosp rea rad dc  ihosp irea irad idc
+    assert await counts(service, D2, "75") == (1, 1, 0, 0, 1, 1, 0, 0)
+    # The same flip-flop today (the current table's path), over a state of the day before.
+    await line(PITIE, "75", "P2", "crit", "hospitalised", D2)
+    for unit in ("conv", "crit", "conv", "crit", "conv"):
+        await line(PITIE, "75", "P2", unit, "hospitalised", D3)
+    assert await counts(service, D3, "75") == (2, 1, 0, 0, 0, 0, 0, 0)
+    # A mistaken death, corrected the same day: no death.
+    await line(PITIE, "75", "P3", "conv", "hospitalised", D2)
+    await line(PITIE, "75", "P3", "conv", "deceased", D3)
+    assert (await counts(service, D3, "75"))[3] == 1
+    await line(PITIE, "75", "P3", "conv", "hospitalised", D3)
+    assert await counts(service, D3, "75") == (3, 1, 0, 0, 0, 0, 0, 0)
+    snapshot = await service.snapshot(D3)
+    assert snapshot.totals(["75"]).dc == 0
+    # The history keeps every change; the corrected one counts nothing any more.
+    found = await service.store.patients_at((await service.covid_event()).id, PITIE)
+    p3 = next(p for p in found if p.identity.patient_ref == "P3")
+    _, changes = await service.patient(ADMIN_ACCESS, CONSOLE, p3.id)
+    assert [(c.episode.status.value, c.movement.labels) for c in changes] == [
+        ("hospitalised", ["new hospitalisation"]),
+        ("deceased", []),
+        ("hospitalised", []),
+    ]
+    # Admitted and sent home the same day (a short stay): admitted, and returned home.
+    await line(BICETRE, "94", "B1", "conv", "hospitalised", D2)
+    await line(BICETRE, "94", "B1", "conv", "home", D2)
+    assert await counts(service, D2, "94") == (0, 0, 1, 0, 1, 0, 1, 0)
+    # Admitted in critical care and transferred out the same day: admitted once, entered
+    # critical care once; arriving elsewhere the next day is neither.
+    await line(PITIE, "75", "T1", "crit", "hospitalised", D2)
+    await line(PITIE, "75", "T1", "crit", "transferred", D2)
+    assert (await counts(service, D2, "75"))[4:6] == (4, 3)  # with P1, P2 (crit), P3
+    # Deceased again, the same day: the death counts once.
+    await line(PITIE, "75", "P3", "conv", "deceased", D3)
+    assert (await counts(service, D3, "75"))[3] == 1
+
+
+async def test_same_day_corrections_within_one_file(service: SivicService) -> None:
+    """A patient admitted in Paris and, the same day, registered in Nantes (same INS) in one
+    file: one admission and one entry into critical care (they were in Paris' critical care
+    that day), counted where they lie at the end of the day."""
+    text = "\n".join(
+        [
+            HEAD,
+            f"{PITIE};75;{NIR};1955-08-14;M;crit;hospitalised;{D2};for",
+            f"{NANTES};44;{NIR};1955-08-14;M;conv;hospitalised;{D2};for",
+        ]
+    )
+    report = await service.import_text(ADMIN_ACCESS, CONSOLE, text)
+    assert (report.created, report.updated, report.refused) == (1, 1, [])
+    assert await counts(service, D2, "75") == (0, 0, 0, 0, 0, 0, 0, 0)
+    assert await counts(service, D2, "44") == (1, 0, 0, 0, 1, 1, 0, 0)
+
+
+async def test_two_events_publish_the_same_day_apart(service: SivicService, tmp_path: Path) -> None:
+    """Publishing a second event's files the same day kept only the last event's rows."""
+    await service.import_text(
+        ADMIN_ACCESS, CONSOLE, f"{HEAD}\n{PITIE};75;P1;1951-04-03;F;crit;hospitalised;{D2};for"
+    )
+    attack = await service.create_event(ADMIN_ACCESS, CONSOLE, "attack", "Attentat")
+    await service.import_text(
+        ADMIN_ACCESS,
+        CONSOLE,
+        f"{HEAD}\n{NANTES};44;N1;1980-01-01;M;conv;hospitalised;{D2};for\n"
+        f"{NANTES};44;N2;1981-01-01;M;conv;hospitalised;{D2};for",
+        attack.id,
+    )
+    covid = (await service.covid_event()).id
+    assert not (await service.publish(D2, tmp_path / "covid")).problems
+    assert not (await service.publish(D2, tmp_path / "attack", event_id=attack.id)).problems
+
+    async def hosp(event_id: int, dep: str) -> int:
+        rows = published_rows(await service.store.published_bodies(event_id, MAIN))
+        (row,) = [r for r in rows if r.dep == dep and r.sexe == 0 and r.jour == D2]
+        return row.figures.hosp
+
+    assert (await hosp(covid, "75"), await hosp(covid, "44")) == (1, 0)
+    assert (await hosp(attack.id, "75"), await hosp(attack.id, "44")) == (0, 2)

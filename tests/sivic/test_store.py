@@ -78,3 +78,34 @@ async def test_the_age_class_migration_fills_existing_patients(database_url: str
         assert ages == ["89"]  # 89 years old on 3 April 2020
     finally:
         await db.close()
+
+
+async def test_the_published_rows_migration_keeps_them_for_the_covid_event(
+    database_url: str,
+) -> None:
+    db = Database(database_url)
+    at = datetime(2020, 4, 3, tzinfo=UTC)
+    try:
+        await db.migrate()
+        async with db.engine.begin() as conn:
+            await conn.run_sync(_upgrade_to, "sivic_0002")
+        async with db.begin() as conn:
+            for event_id, kind, name in ((1, "attack", "Attentat"), (2, "epidemic", "COVID-19")):
+                await conn.execute(
+                    sa.insert(store.events).values(
+                        id=event_id, kind=kind, name=name, opened_at=at, opened_by="test"
+                    )
+                )
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO sivic_published (day, dataset, body, published_at) "
+                    "VALUES ('2020-04-02', 'donnees-hospitalieres-covid19', '75;0;...', :at)"
+                ),
+                {"at": at},
+            )
+        await db.migrate(store.MIGRATIONS)
+        async with db.connect() as conn:
+            rows = (await conn.execute(sa.select(store.published))).all()
+        assert [(r.event_id, r.day, r.body) for r in rows] == [(2, "2020-04-02", "75;0;...")]
+    finally:
+        await db.close()

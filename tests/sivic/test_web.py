@@ -88,7 +88,9 @@ async def test_transfer_by_json_and_audited_reads(running: Running) -> None:
             assert [h["status"] for h in record["history"]] == [
                 "hospitalised", "transferred", "hospitalised",
             ]  # fmt: skip
-            assert [h["admitted"] for h in record["history"]] == [True, False, False]
+            # Admitted and transferred the same day: the day's admission is on its last row
+            # (a same-day change replaces the day's movements); admitted once in all.
+            assert [h["admitted"] for h in record["history"]] == [False, True, False]
         async with client.get(f"{url}/patients/{patient}", headers=pitie) as r:
             assert r.status == 404  # gone from Paris: no longer theirs
         async with client.get(f"{url}/establishments/{NANTES}/patients", headers=nantes) as r:
@@ -206,3 +208,23 @@ async def test_counts_page_of_an_ars(running: Running) -> None:
     )
     assert [dep for dep, _, _ in rows] == ["75", "77", "78", "91", "92", "93", "94", "95"]
     assert ("75", "1", "1") in rows  # Nantes (44) is not in Île-de-France
+
+
+async def test_ids_too_large_are_404_never_500(running: Running) -> None:
+    """99999999999999999999 was an OverflowError (500) in the path, ?event= and the body."""
+    big = "99999999999999999999"
+    admin = {"Authorization": f"Bearer {await running.api_key('admin')}"}
+    url = f"{running.url}/sivic/api/v1"
+    async with aiohttp.ClientSession() as client:
+        async with client.get(f"{url}/patients/{big}", headers=admin) as r:
+            assert r.status == 404 and (await r.json())["success"] is False
+        async with client.post(f"{url}/events/{big}/close", headers=admin) as r:
+            assert r.status == 404
+        head = ";".join(HEADER)
+        async with client.post(f"{url}/import?event={big}", data=f"{head}\n", headers=admin) as r:
+            assert r.status == 404 and (await r.json())["success"] is False
+        big_json = {**body(PITIE, "75", patient_ref="X1"), "event": 2**40}
+        async with client.post(f"{url}/patients", json=big_json, headers=admin) as r:
+            assert r.status == 404, await r.text()
+        async with client.get(f"{url}/patients/abc", headers=admin) as r:
+            assert r.status == 400
