@@ -125,15 +125,30 @@ class SidepCodeIssuer:
         return SidepIssuedCode(issued.record.code, issued.link, issued.record.expires_at)
 
 
+def served_url(robert: RobertSettings, path: str) -> str:
+    """The URL of ``path`` on the server ``robert dev`` runs, as this process reaches it
+    (loopback when it listens on every address)."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(robert.host, robert.host)
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{robert.port}{path}"
+
+
 def in_process_sidep(
     robert: RobertSettings, codes: CodeService, clock: Callable[[], float] = time.time
 ) -> tuple[SidepSettings, SidepService]:
     """SI-DEP in this process, issuing codes through ``codes`` unless ``SIDEP_CODES_URL``
-    points elsewhere (opened by its application)."""
+    points elsewhere (opened by its application). Its notices list the test sites of the
+    citizens service mounted beside it (over HTTP, as in production) unless
+    ``SIDEP_SITES_URL`` points elsewhere."""
+    import dataclasses
+
     from sidep import app as sidep_app
     from sidep.settings import Settings as SidepSettings
 
     settings = SidepSettings.beside(robert.data_dir)
+    if not settings.sites_url:
+        settings = dataclasses.replace(settings, sites_url=served_url(robert, "/citizens"))
     issuer = None if settings.codes_url else SidepCodeIssuer(codes)
     return settings, sidep_app.new_service(settings, clock, issuer)
 
