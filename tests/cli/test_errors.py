@@ -110,7 +110,8 @@ async def test_each_mistake_is_one_line(tmp_path: Path) -> None:
         "no phones": (("sim", "--phones", "0"), "--phones must be at least 2"),
         "negative days": (("sim", "--days", "-1"), "--days must be at least 1"),
         "no password": (
-            ("codes", "users", "add", "jeanne", "--name", "J", "--role", "lab", "--data-dir", data),
+            ("beds", "users", "add", "jeanne", "--name", "J", "--role", "ars", "--scope", "reg:11")
+            + ("--data-dir", data),
             "no password given: type it at a terminal or use --password-file FILE",
         ),
         "bad sheet": (
