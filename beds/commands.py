@@ -117,9 +117,10 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
 
 def add_subcommands(subparsers: Any) -> None:
     """Add the ``beds`` command group to the ``robert`` command."""
+    from beds.access import ARS, NATIONAL, PEOPLE_ROLES, READER, SAMU, STAFF, UPDATER
     from beds.app import open_accounts
     from beds.store import MIGRATIONS
-    from kit.auth.commands import add_account_commands
+    from kit.auth.commands import Roles, add_account_commands
 
     top = subparsers.add_parser(
         "beds",
@@ -154,4 +155,5 @@ def add_subcommands(subparsers: Any) -> None:
         lambda args: open_accounts(Settings.from_sources(args)),
         configure=with_settings,
         migrations=[MIGRATIONS],
+        roles=Roles(users=PEOPLE_ROLES, keys={STAFF, UPDATER, SAMU, ARS, NATIONAL, READER}),
     )

@@ -280,8 +280,9 @@ def _add_advice(sub: Any) -> None:
 def add_subcommands(subparsers: Any) -> None:
     """Add ``citizens`` and ``advice`` to the ``robert`` command."""
     from citizens.app import open_accounts
+    from citizens.directory_web import MODERATOR
     from citizens.store import MIGRATIONS
-    from kit.auth.commands import add_account_commands
+    from kit.auth.commands import Roles, add_account_commands
 
     top = subparsers.add_parser(
         "citizens",
@@ -316,6 +317,7 @@ def add_subcommands(subparsers: Any) -> None:
         lambda args: open_accounts(Settings.from_sources(args)),
         configure=with_settings,
         migrations=[MIGRATIONS],
+        roles=Roles(users={MODERATOR}, keys=()),
     )
 
     short = subparsers.add_parser(

@@ -306,8 +306,9 @@ def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentP
 def add_subcommands(subparsers: Any) -> None:
     """Add the ``codes`` command group to the ``robert`` command."""
     from codes.app import open_accounts
+    from codes.model import ROBERT_SERVER_ROLE
     from codes.store import MIGRATIONS
-    from kit.auth.commands import add_account_commands
+    from kit.auth.commands import Roles, add_account_commands
 
     kinds = [k.value for k in CodeKind]
     top = subparsers.add_parser(
@@ -403,6 +404,9 @@ def add_subcommands(subparsers: Any) -> None:
         lambda args: open_accounts(Settings.from_sources(args)),
         configure=with_settings,
         migrations=[MIGRATIONS],
+        roles=Roles(
+            users={r.value for r in Role}, keys={*(r.value for r in Role), ROBERT_SERVER_ROLE}
+        ),
     )
     # The ROBERT server's key: robert codes apikeys add robert --role robert-server
     users_add = _subparser(_subparser(top, "users"), "add")

@@ -105,9 +105,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def add_subcommands(subparsers: Any) -> None:
     """Add the ``contact`` command group to the ``robert`` command."""
+    from contact.access import CASE_ROLES, CHECK_ROLES, EXPORT_ROLES, ROLES
     from contact.app import open_accounts
     from contact.store import MIGRATIONS
-    from kit.auth.commands import add_account_commands
+    from kit.auth.commands import Roles, add_account_commands
 
     top = subparsers.add_parser(
         "contact",
@@ -145,4 +146,5 @@ def add_subcommands(subparsers: Any) -> None:
         lambda args: open_accounts(Settings.from_sources(args)),
         configure=with_settings,
         migrations=[MIGRATIONS],
+        roles=Roles(users=ROLES, keys=CASE_ROLES | CHECK_ROLES | EXPORT_ROLES),
     )

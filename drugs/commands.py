@@ -105,7 +105,8 @@ def add_subcommands(subparsers: Any) -> None:
     """Add the ``drugs`` command group to the ``robert`` command."""
     from drugs.app import open_accounts
     from drugs.store import MIGRATIONS
-    from kit.auth.commands import add_account_commands
+    from drugs.web import PEOPLE_ROLES
+    from kit.auth.commands import Roles, add_account_commands
 
     top = subparsers.add_parser(
         "drugs",
@@ -148,4 +149,5 @@ def add_subcommands(subparsers: Any) -> None:
         lambda args: open_accounts(Settings.from_sources(args)),
         configure=with_settings,
         migrations=[MIGRATIONS],
+        roles=Roles(users=PEOPLE_ROLES, keys=PEOPLE_ROLES),
     )

@@ -141,7 +141,8 @@ def an_id(text: str) -> int:
 
 def add_subcommands(subparsers: Any) -> None:
     """Add the ``samu`` command group to the ``robert`` command."""
-    from kit.auth.commands import add_account_commands
+    from kit.auth.commands import Roles, add_account_commands
+    from samu.access import BOARD_ROLES, PEOPLE_ROLES, TRANSFER_ROLES
     from samu.app import open_accounts
     from samu.store import MIGRATIONS
 
@@ -178,4 +179,5 @@ def add_subcommands(subparsers: Any) -> None:
         lambda args: open_accounts(Settings.from_sources(args)),
         configure=with_settings,
         migrations=[MIGRATIONS],
+        roles=Roles(users=PEOPLE_ROLES, keys=BOARD_ROLES | TRANSFER_ROLES),
     )

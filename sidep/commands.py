@@ -239,7 +239,9 @@ def cmd_indicators(args: argparse.Namespace) -> int:
 
 def add_subcommands(subparsers: Any) -> None:
     """Add the ``sidep`` command group to the ``robert`` command."""
-    from kit.auth.commands import add_account_commands
+    from kit.auth.commands import Roles, add_account_commands
+    from kit.events import READER_ROLE
+    from sidep.access import INTAKE_KEY_ROLES, PEOPLE_ROLES
     from sidep.app import open_accounts
     from sidep.store import MIGRATIONS
 
@@ -301,4 +303,5 @@ def add_subcommands(subparsers: Any) -> None:
         lambda args: open_accounts(Settings.from_sources(args)),
         configure=with_settings,
         migrations=[MIGRATIONS],
+        roles=Roles(users=PEOPLE_ROLES, keys=INTAKE_KEY_ROLES | {READER_ROLE}),
     )

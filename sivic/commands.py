@@ -197,7 +197,14 @@ def _id(text: str) -> int:
 
 def add_subcommands(subparsers: Any) -> None:
     """Add the ``sivic`` command group to the ``robert`` command."""
-    from kit.auth.commands import add_account_commands
+    from kit.auth.commands import Roles, add_account_commands
+    from sivic.access import (
+        COUNT_ROLES,
+        EVENT_ROLES,
+        PATIENT_ROLES,
+        PEOPLE_ROLES,
+        WRITE_ROLES,
+    )
     from sivic.app import open_accounts
     from sivic.store import MIGRATIONS
 
@@ -246,4 +253,7 @@ def add_subcommands(subparsers: Any) -> None:
         lambda args: open_accounts(Settings.from_sources(args)),
         configure=with_settings,
         migrations=[MIGRATIONS],
+        roles=Roles(
+            users=PEOPLE_ROLES, keys=PATIENT_ROLES | WRITE_ROLES | COUNT_ROLES | EVENT_ROLES
+        ),
     )
