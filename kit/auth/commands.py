@@ -66,11 +66,15 @@ SCOPE_HELP = "where the role applies, as this service writes it (e.g. dep:75)"
 def _role_help(roles: Sequence[str] | None) -> str:
     if roles is None:
         return "the role, as this service's pages and API check it"
+    if not roles:
+        return "none: this service takes no such role"
     return "one of: " + ", ".join(roles)
 
 
 def _check_role(role: str, roles: Sequence[str], whose: str) -> None:
     """Refuse, before the database is opened or a password asked, a role not the service's."""
+    if not roles:
+        raise CommandError(f"this service has no {whose}: nothing takes such a role")
     if role not in roles:
         raise CommandError(f"{role!r} is not a role of this service's {whose}: {', '.join(roles)}")
 

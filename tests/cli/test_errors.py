@@ -51,6 +51,11 @@ LOG_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING
 """A log line below ERROR as ``kit.cli.setup_logging`` writes it: time, level, logger."""
 
 
+BEDS_PERSON = ("beds", "users", "add", "jeanne", "--name", "J", "--role", "ars")
+BEDS_PERSON += ("--scope", "reg:11")
+"""A valid person of the bed service (one whose only fault can be a missing password)."""
+
+
 def one_line(err: str) -> str:
     """Besides log lines (start-up INFO, a WARNING about a missing tool), exactly one line,
     no traceback."""
@@ -110,8 +115,7 @@ async def test_each_mistake_is_one_line(tmp_path: Path) -> None:
         "no phones": (("sim", "--phones", "0"), "--phones must be at least 2"),
         "negative days": (("sim", "--days", "-1"), "--days must be at least 1"),
         "no password": (
-            ("beds", "users", "add", "jeanne", "--name", "J", "--role", "ars", "--scope", "reg:11")
-            + ("--data-dir", data),
+            (*BEDS_PERSON, "--data-dir", data),
             "no password given: type it at a terminal or use --password-file FILE",
         ),
         "bad sheet": (
