@@ -60,8 +60,10 @@ VIRTUAL_RSSI = -50
 
 
 class RssiController(Controller):
-    """bumble's virtual controller, answering HCI Read RSSI (which real controllers support and
-    the virtual one does not) with the same fixed RSSI it gives advertising reports."""
+    """bumble's virtual controller, made to answer two commands as real controllers do and the
+    virtual one does not: HCI Read RSSI (the same fixed RSSI it gives advertising reports), and
+    HCI LE Create Connection Cancel (the pending connection attempt dropped and reported failed).
+    """
 
     def on_hci_read_rssi_command(
         self, command: hci.HCI_Read_RSSI_Command
@@ -69,6 +71,33 @@ class RssiController(Controller):
         return hci.HCI_Read_RSSI_ReturnParameters(
             status=hci.HCI_ErrorCode.SUCCESS, handle=command.handle, rssi=VIRTUAL_RSSI
         )
+
+    def on_hci_le_create_connection_cancel_command(
+        self, command: hci.HCI_LE_Create_Connection_Cancel_Command
+    ) -> hci.HCI_StatusReturnParameters:
+        """Core spec Vol 4, Part E, 7.8.13: with an attempt pending, Command Complete (success),
+        then LE Connection Complete with status Unknown Connection Identifier; without one,
+        Command Disallowed. bumble's controller answers success and keeps the attempt pending,
+        so every later LE Create Connection is refused, as a real controller would refuse them
+        if the host never cancelled."""
+        pending = self.pending_le_connection
+        if pending is None:
+            return hci.HCI_StatusReturnParameters(hci.HCI_ErrorCode.COMMAND_DISALLOWED_ERROR)
+        self.pending_le_connection = None
+        failed = hci.HCI_LE_Connection_Complete_Event(
+            status=hci.HCI_ErrorCode.UNKNOWN_CONNECTION_IDENTIFIER_ERROR,
+            connection_handle=0,
+            role=hci.Role.CENTRAL,
+            peer_address_type=pending.peer_address.address_type,
+            peer_address=pending.peer_address,
+            connection_interval=0,
+            peripheral_latency=0,
+            supervision_timeout=0,
+            central_clock_accuracy=0,
+        )
+        # after the Command Complete the caller queues on return (both go through call_soon)
+        asyncio.get_running_loop().call_soon(self.send_hci_packet, failed)
+        return hci.HCI_StatusReturnParameters(hci.HCI_ErrorCode.SUCCESS)
 
 
 @contextlib.asynccontextmanager

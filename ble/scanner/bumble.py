@@ -4,15 +4,23 @@ Bumble owns the controller, so when an advertisement says "0xFD64 without a payl
 foreground iPhone's UUID, or a background iPhone's overflow bit) we connect, read the 0xFD64
 characteristic and report its HELLO with the RSSI of that advertisement, as the apps did. The
 schedule, bound and counters of those reads live in ``scanner.base``.
+
+A connection attempt is given ``CONNECT_SHARE`` of the read's bound, so that bumble's own
+timeout fires first and cancels the attempt in the controller (HCI LE Create Connection
+Cancel). If the attempt is cancelled from outside (the read's bound, ``stop``), we send that
+Cancel ourselves: a controller keeps an attempt pending until told otherwise and refuses every
+later connection (Command Disallowed), so one peer that walked away would end all reads.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
+from bumble import core, hci
 from bumble.core import UUID
-from bumble.device import Advertisement, Device, Peer
+from bumble.device import Advertisement, Connection, Device, Peer
 
 from ble.payload import (
     APPLE_COMPANY_ID,
@@ -24,6 +32,12 @@ from ble.payload import (
 from ble.scanner.base import HelloScanner, SightingCallback, sighting_from_fields
 
 log = logging.getLogger(__name__)
+
+CONNECT_SHARE = 0.6
+"""Share of ``read_timeout`` a connection attempt may take (*choice*): the rest is for bumble's
+cancel of the attempt, then discovery, the read and the disconnection."""
+CANCEL_TIMEOUT = 1.0
+"""Seconds to wait for the controller's answer to our LE Create Connection Cancel."""
 
 
 class BumbleHelloScanner(HelloScanner):
@@ -61,7 +75,7 @@ class BumbleHelloScanner(HelloScanner):
         if was_scanning:
             await self._device.stop_scanning()
         try:
-            connection = await self._device.connect(peer, timeout=self.read_timeout)
+            connection = await self._connect(peer)
             try:
                 return await read_hello_characteristic(Peer(connection))
             finally:
@@ -69,6 +83,32 @@ class BumbleHelloScanner(HelloScanner):
         finally:
             if was_scanning and self._on_sighting is not None:
                 await self._device.start_scanning(active=not self._passive, filter_duplicates=False)
+
+    async def _connect(self, peer: Any) -> Connection:
+        """Connect within ``CONNECT_SHARE`` of the read's bound; never leave an attempt pending."""
+        try:
+            return await self._device.connect(peer, timeout=CONNECT_SHARE * self.read_timeout)
+        except core.TimeoutError as exc:  # bumble cancelled the attempt itself
+            raise TimeoutError(
+                f"no connection within {CONNECT_SHARE * self.read_timeout:g} s"
+            ) from exc
+        except asyncio.CancelledError:
+            await self._cancel_connection_attempt()
+            raise
+
+    async def _cancel_connection_attempt(self) -> None:
+        """HCI LE Create Connection Cancel, as bumble does on its own timeout but not when the
+        task waiting for the connection is cancelled. Command Disallowed means nothing was
+        pending (cancelled before the attempt reached the controller, or already cancelled)."""
+        try:
+            response = await self._device.host.send_sync_command_raw(
+                hci.HCI_LE_Create_Connection_Cancel_Command(), response_timeout=CANCEL_TIMEOUT
+            )
+        except Exception as exc:  # a controller that does not answer: nothing more to do
+            log.warning("cancelling a connection attempt: %s: %s", type(exc).__name__, exc)
+            return
+        self.counters["connect_cancelled"] += 1
+        log.debug("connection attempt cancelled: %s", response.return_parameters)
 
     async def start(self, on_sighting: SightingCallback) -> None:
         """Listen to advertisements; passive unless told otherwise (bumble can always do both)."""

@@ -1,4 +1,4 @@
-"""Our characteristic as a central sees it, and reads of peers that fail or never answer.
+"""Our characteristic as a central sees it, and reads of peers that fail, never answer or leave.
 
 Writes go over a real (virtual) ATT connection from a bumble client to our ``BumbleAdvertiser``;
 failures are a UUID-only advertiser without the service, and a connector that never returns.
@@ -17,7 +17,7 @@ from bumble.device import AdvertisingType, Device, Peer
 
 from ble.advertiser.bumble import BumbleAdvertiser
 from ble.calibration import DEFAULT_RX_GAIN, calibrate_rssi
-from ble.collector import WRITE, HeardHello, RecordListener
+from ble.collector import WRITE, HeardHello, RecordListener, Sighting
 from ble.node import BleNode
 from ble.payload import (
     SERVICE_UUID,
@@ -27,7 +27,8 @@ from ble.payload import (
 )
 from ble.scanner.base import PeerReads
 from ble.scanner.bleak import BleakHelloScanner
-from ble.scanner.bumble import BumbleHelloScanner, find_hello_characteristic
+from ble.scanner.bumble import CONNECT_SHARE, BumbleHelloScanner, find_hello_characteristic
+from ble.simulated import SimulatedPhone
 from protocol.epochs import ntp_from_unix
 from tests.ble.conftest import VIRTUAL_RSSI, FakePhone, RecordingSink, virtual_devices
 
@@ -188,3 +189,64 @@ async def test_a_peer_that_never_answers_times_out_within_the_bound() -> None:
     assert calls == [device.address] * 3
     assert scanner.counters["gatt_timeouts"] == 3 and scanner.counters["gatt_gave_up"] == 1
     assert len(seen) > 10  # every advertisement was still delivered
+
+
+async def wait_for(condition: Any, limit: float, what: str) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + limit
+    while not condition():
+        assert loop.time() < end, f"{what}: not within {limit} s"
+        await asyncio.sleep(0.02)
+
+
+async def test_after_a_vanished_peer_times_out_a_present_iphone_is_still_read(
+    make_phone: Any,
+) -> None:
+    """A peer heard once and gone before we connect: the attempt times out, is cancelled in the
+    controller, and the next peer is read (a pending attempt made every later connect fail)."""
+    async with virtual_devices(3) as (mine, iphone_device, gone):
+        scanner = BumbleHelloScanner(mine, read_timeout=1.0, retry_delay=0.2, hello_period=60.0)
+        node = BleNode(None, RecordingSink(), wall_clock, advertiser=None, scanner=scanner)
+        async with node:
+            await wait_for(lambda: scanner.mode == "passive", 5.0, "not scanning")
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            scanner.deliver(
+                Sighting("F0:F1:F2:F3:F4:02/P", -60, None, uuid_only=True), gone.public_address
+            )
+            await wait_for(lambda: scanner.counters["gatt_timeouts"] == 1, 5.0, "no timeout")
+            assert loop.time() - started < 1.0  # bumble's own connect timeout, within the bound
+            assert not scanner._read_tasks
+            iphone = SimulatedPhone("iphone-foreground", iphone_device, make_phone(), wall_clock)
+            await iphone.start()
+            try:
+                await wait_for(lambda: scanner.counters["gatt_read"] >= 1, 10.0, "iPhone not read")
+            finally:
+                await iphone.stop()
+    assert scanner.counters["gatt_failed"] == 0 and scanner.counters["gatt_timeouts"] == 1
+    assert iphone.counters["read_by_peer"] >= 1
+
+
+async def test_a_connect_cancelled_from_outside_is_cancelled_in_the_controller() -> None:
+    """The read's bound or ``stop`` cancelling the connect (bumble then sends no Cancel): we
+    send HCI LE Create Connection Cancel, and the next connect to a present peer works."""
+    async with virtual_devices(2) as (mine, peer):
+        await peer.start_advertising(
+            advertising_type=AdvertisingType.UNDIRECTED_CONNECTABLE_SCANNABLE,
+            advertising_data=encode_uuid_only_advertising_data(),
+            auto_restart=True,
+            advertising_interval_min=50.0,
+            advertising_interval_max=50.0,
+        )
+        scanner = BumbleHelloScanner(mine, read_timeout=30.0)
+        nobody = "F0:F1:F2:F3:F4:09"  # no device at this address
+        connecting = asyncio.get_running_loop().create_task(scanner._connect(nobody))
+        await wait_for(lambda: mine.is_le_connecting, 5.0, "no connection attempt")
+        connecting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await connecting
+        assert scanner.counters["connect_cancelled"] == 1
+        assert CONNECT_SHARE * scanner.read_timeout > 5.0  # bumble's timeout did not do it
+        async with asyncio.timeout(5.0):
+            connection = await scanner._connect(peer.random_address)
+        await connection.disconnect()
