@@ -34,10 +34,10 @@ from bumble.controller import Controller
 from bumble.device import Advertisement, AdvertisingType, Device, Peer
 from bumble.link import LocalLink
 
+from ble.advertiser.bumble import hello_characteristic
 from ble.calibration import DEFAULT_RX_GAIN, DEFAULT_TX_GAIN, calibrate_rssi
 from ble.interfaces import Clock, HelloSink, HelloSource
 from ble.payload import (
-    CHARACTERISTIC_UUID,
     PAYLOAD_VERSION,
     SERVICE_UUID16,
     PayloadError,
@@ -319,12 +319,7 @@ class SimulatedPhone:
         self.started_at = asyncio.get_running_loop().time()
         self._running = True
         if self.kind in SERVES_GATT:
-            characteristic: gatt.Characteristic[bytes] = gatt.Characteristic(
-                CHARACTERISTIC_UUID,
-                gatt.Characteristic.Properties.READ | gatt.Characteristic.Properties.WRITE,
-                gatt.Characteristic.READABLE | gatt.Characteristic.WRITEABLE,
-                gatt.CharacteristicValue(read=self._read, write=self._write),
-            )
+            characteristic = hello_characteristic(self._read, self._write)  # as ours: READ, WRITE
             self.device.add_service(gatt.Service(f"{SERVICE_UUID16:04X}", [characteristic]))
         await self._advertise()
         self.device.on("advertisement", self._on_advertisement)

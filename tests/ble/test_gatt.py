@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
+from bumble import gatt
+from bumble.core import UUID
 from bumble.device import AdvertisingType, Device, Peer
 
 from ble.advertiser.bumble import BumbleAdvertiser
@@ -20,6 +22,7 @@ from ble.calibration import DEFAULT_RX_GAIN, calibrate_rssi
 from ble.collector import WRITE, HeardHello, RecordListener, Sighting
 from ble.node import BleNode
 from ble.payload import (
+    CHARACTERISTIC_UUID,
     SERVICE_UUID,
     RobertPayload,
     WrittenPayload,
@@ -31,6 +34,8 @@ from ble.scanner.bumble import CONNECT_SHARE, BumbleHelloScanner, find_hello_cha
 from ble.simulated import SimulatedPhone
 from protocol.epochs import ntp_from_unix
 from tests.ble.conftest import VIRTUAL_RSSI, FakePhone, RecordingSink, virtual_devices
+
+Properties = gatt.Characteristic.Properties
 
 
 def wall_clock() -> int:
@@ -48,12 +53,16 @@ class Records(RecordListener):
 async def write_and_read(
     central: Device, address: Any, values: list[bytes]
 ) -> tuple[bytes, list[str]]:
-    """Connect as a phone would, write each value (noting errors), read ours, disconnect."""
+    """Connect as a phone would, check the characteristic says it is readable and writable,
+    write each value (noting errors), read ours, disconnect."""
     async with asyncio.timeout(10.0):
         connection = await central.connect(address, timeout=5.0)
     outcomes: list[str] = []
     try:
         characteristic = await find_hello_characteristic(Peer(connection))
+        properties = characteristic.properties
+        # a phone writes only to a characteristic that advertises WRITE (iOS checks it)
+        assert properties & Properties.READ and properties & Properties.WRITE, properties
         for value in values:
             try:
                 await characteristic.write_value(value, with_response=True)
@@ -96,8 +105,17 @@ async def test_writes_of_18_and_19_bytes_are_heard_others_refused(
                 ],
             )
             served = advertiser.current
+        [served_characteristic] = [
+            a
+            for a in mine.gatt_server.attributes
+            if isinstance(a, gatt.Characteristic) and a.uuid == UUID(CHARACTERISTIC_UUID)
+        ]
     assert read == served.to_service_data()
     assert outcomes[:3] == ["ok", "ok", "ok"] and "ok" not in outcomes[3:]
+    # bumble's server does not enforce these permissions, a real stack's may: checked here
+    permissions = served_characteristic.permissions
+    assert permissions & gatt.Characteristic.READABLE, permissions
+    assert permissions & gatt.Characteristic.WRITEABLE, permissions
     assert advertiser.counters["write_refused"] == 3
     assert node.collector.counters["connected_duplicates"] == 1
     assert all(r.via == WRITE for r in seen.records)
