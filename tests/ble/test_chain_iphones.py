@@ -4,11 +4,13 @@ Like ``test_real_server``, with real ``phone.client.Phone`` objects registered w
 server over loopback HTTP, but time moves in steps of 30 s, one per round of the radio (each
 iPhone got through to Alice once more), so the exposure does not depend on this machine's speed.
 The other phones are iPhones that our client can hear *only* over a connection: in the
-foreground (UUID only: our scanner connects and reads their characteristic) or as writers (they
-write their 18-byte payload to our characteristic). Alice (our client) stays with Bob (an iPhone)
-for eighteen simulated minutes; later Carol (an iPhone of the same kind) passes by for three.
+foreground (UUID only: our scanner connects and reads their characteristic), in the background
+(Apple's overflow area only: read likewise) or as writers (they write their 18-byte payload to
+our characteristic). Alice (our client) stays with Bob (an iPhone) for eighteen simulated
+minutes; later Carol (an iPhone of the same kind) passes by for three.
 Alice reports with a submission code the HELLOs she got over those connections: Bob is warned,
-Carol is not.
+Carol is not. The other way round, Bob reports the HELLOs his iPhone heard from Alice's
+advertisements: Alice is warned, Carol (who never met Bob) is not.
 """
 
 from __future__ import annotations
@@ -74,10 +76,22 @@ async def rounds(
         clock.step()
 
 
-@pytest.mark.parametrize("kind", ["iphone-foreground", "iphone-writer"])
+KINDS = ["iphone-foreground", "iphone-background", "iphone-writer"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
 async def test_iphones_heard_only_over_connections_are_warned_when_we_report(
     tmp_path: Path, kind: str
 ) -> None:
+    await run_chain(tmp_path, kind, reporter="alice")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_we_are_warned_when_an_iphone_reports(tmp_path: Path, kind: str) -> None:
+    await run_chain(tmp_path, kind, reporter="bob")
+
+
+async def run_chain(tmp_path: Path, kind: str, reporter: str) -> None:
     clock = SteppedClock()
     settings = Settings(
         data_dir=str(tmp_path), captcha="off", status_min_interval=0, embedded_worker=False
@@ -86,13 +100,13 @@ async def test_iphones_heard_only_over_connections_are_warned_when_we_report(
     server = TestServer(create_app(settings, codes, clock=clock), host="127.0.0.1")
     await server.start_server()
     try:
-        await exchange_report_and_check(kind, server, codes, clock)
+        await exchange_report_and_check(kind, server, codes, clock, reporter)
     finally:
         await server.close()
 
 
 async def exchange_report_and_check(
-    kind: str, server: TestServer, codes: Any, clock: SteppedClock
+    kind: str, server: TestServer, codes: Any, clock: SteppedClock, reporter: str
 ) -> None:
     def ntp() -> int:
         return ntp_from_unix(clock())
@@ -145,7 +159,15 @@ async def exchange_report_and_check(
         assert heard & bob_ebids and heard & carol_ebids
 
         [code] = await issue(codes, CodeKind.SHORT)
-        await alice.report(code)
-        assert await server.app[WORKER].drain() == 1
-        assert (await bob.check_status()).at_risk
-        assert not (await carol.check_status()).at_risk
+        if reporter == "alice":
+            await alice.report(code)
+            assert await server.app[WORKER].drain() == 1
+            assert (await bob.check_status()).at_risk
+            assert not (await carol.check_status()).at_risk
+        else:  # Bob's iPhone heard Alice's service data, as every kind of phone does
+            assert bob_iphone.heard and bob.heard
+            assert all(h.how == "advertisement" for h in bob_iphone.heard)
+            await bob.report(code)
+            assert await server.app[WORKER].drain() == 1
+            assert (await alice.check_status()).at_risk
+            assert not (await carol.check_status()).at_risk
