@@ -1,8 +1,9 @@
 """Simulated phones of each kind the StopCovid apps ran on, on a bumble Device.
 
 For the tests and the time-to-first-HELLO measurement (``ble.bench_first_hello``): each one
-advertises and serves what that kind of phone did [robert.md: Bluetooth, iPhones], and hears
-HELLOs the way that kind did:
+advertises and serves what that kind of phone did [robert.md: The contract the real apps hold
+the server to, "Bluetooth, iPhones"; restated in issue 15; not checked here against the apps'
+published source], and hears HELLOs the way that kind did:
 
 - ``android``: service data under 0xFD64 (connectable), the characteristic served read/write;
 - ``iphone-foreground``: the 0xFD64 UUID only, no service data (connectable), characteristic
