@@ -15,6 +15,7 @@ later connection (Command Disallowed), so one peer that walked away would end al
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -85,30 +86,50 @@ class BumbleHelloScanner(HelloScanner):
                 await self._device.start_scanning(active=not self._passive, filter_duplicates=False)
 
     async def _connect(self, peer: Any) -> Connection:
-        """Connect within ``CONNECT_SHARE`` of the read's bound; never leave an attempt pending."""
+        """Connect within ``CONNECT_SHARE`` of the read's bound; never leave an attempt pending.
+
+        bumble's connect runs shielded: if we are cancelled, it is not cut short (its clean-up
+        would forget the attempt while the controller still has it), we cancel the attempt in
+        the controller and let bumble's connect see the outcome, as on its own timeout.
+        """
+        attempt = asyncio.ensure_future(
+            self._device.connect(peer, timeout=CONNECT_SHARE * self.read_timeout)
+        )
         try:
-            return await self._device.connect(peer, timeout=CONNECT_SHARE * self.read_timeout)
+            return await asyncio.shield(attempt)
         except core.TimeoutError as exc:  # bumble cancelled the attempt itself
             raise TimeoutError(
                 f"no connection within {CONNECT_SHARE * self.read_timeout:g} s"
             ) from exc
         except asyncio.CancelledError:
-            await self._cancel_connection_attempt()
+            await self._cancel_connection_attempt(attempt)
             raise
 
-    async def _cancel_connection_attempt(self) -> None:
-        """HCI LE Create Connection Cancel, as bumble does on its own timeout but not when the
-        task waiting for the connection is cancelled. Command Disallowed means nothing was
-        pending (cancelled before the attempt reached the controller, or already cancelled)."""
-        try:
-            response = await self._device.host.send_sync_command_raw(
-                hci.HCI_LE_Create_Connection_Cancel_Command(), response_timeout=CANCEL_TIMEOUT
-            )
-        except Exception as exc:  # a controller that does not answer: nothing more to do
-            log.warning("cancelling a connection attempt: %s: %s", type(exc).__name__, exc)
+    async def _cancel_connection_attempt(self, attempt: asyncio.Future[Connection]) -> None:
+        """HCI LE Create Connection Cancel, as bumble sends on its own timeout but not when the
+        task waiting for the connection is cancelled; then the attempt's outcome: the failure
+        the controller reports, or a connection made just before the Cancel (disconnected).
+        Command Disallowed means nothing was pending (not yet sent, or already connected)."""
+        if not attempt.done():
+            try:
+                response = await self._device.host.send_sync_command_raw(
+                    hci.HCI_LE_Create_Connection_Cancel_Command(), response_timeout=CANCEL_TIMEOUT
+                )
+            except Exception as exc:  # a controller that does not answer: nothing more to do
+                log.warning("cancelling a connection attempt: %s: %s", type(exc).__name__, exc)
+            else:
+                self.counters["connect_cancelled"] += 1
+                log.debug("connection attempt cancelled: %s", response.return_parameters)
+            await asyncio.wait({attempt}, timeout=CANCEL_TIMEOUT)
+        if not attempt.done():  # the controller reported nothing: stop waiting for it
+            attempt.cancel()
+            await asyncio.wait({attempt})
             return
-        self.counters["connect_cancelled"] += 1
-        log.debug("connection attempt cancelled: %s", response.return_parameters)
+        if attempt.cancelled() or attempt.exception() is not None:
+            return  # the failure the Cancel caused (or any other): nothing to clean up
+        self.counters["connect_raced_cancel"] += 1
+        with contextlib.suppress(Exception):  # connected just before the Cancel: let it go
+            await attempt.result().disconnect()
 
     async def start(self, on_sighting: SightingCallback) -> None:
         """Listen to advertisements; passive unless told otherwise (bumble can always do both)."""

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
-from bumble import gatt
+from bumble import gatt, hci
 from bumble.core import UUID
 from bumble.device import AdvertisingType, Device, Peer
 
@@ -31,7 +31,7 @@ from ble.payload import (
 from ble.scanner.base import PeerReads
 from ble.scanner.bleak import BleakHelloScanner
 from ble.scanner.bumble import CONNECT_SHARE, BumbleHelloScanner, find_hello_characteristic
-from ble.simulated import SimulatedPhone
+from ble.simulated import RssiController, SimulatedPhone
 from protocol.epochs import ntp_from_unix
 from tests.ble.conftest import VIRTUAL_RSSI, FakePhone, RecordingSink, virtual_devices
 
@@ -268,3 +268,32 @@ async def test_a_connect_cancelled_from_outside_is_cancelled_in_the_controller()
         async with asyncio.timeout(5.0):
             connection = await scanner._connect(peer.random_address)
         await connection.disconnect()
+
+
+async def test_a_connection_made_just_before_the_cancel_is_let_go(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The controller connected just before our Cancel reached it (it then answers Command
+    Disallowed): bumble's connect still gets the connection, and we disconnect it."""
+
+    def connect_then_refuse(
+        controller: RssiController, _command: hci.HCI_LE_Create_Connection_Cancel_Command
+    ) -> hci.HCI_StatusReturnParameters:
+        pending = controller.pending_le_connection
+        if pending is not None:
+            controller.create_le_connection(pending.peer_address)
+        return hci.HCI_StatusReturnParameters(hci.HCI_ErrorCode.COMMAND_DISALLOWED_ERROR)
+
+    monkeypatch.setattr(
+        RssiController, "on_hci_le_create_connection_cancel_command", connect_then_refuse
+    )
+    async with virtual_devices(2) as (mine, peer):
+        scanner = BumbleHelloScanner(mine, read_timeout=30.0)
+        connecting = asyncio.get_running_loop().create_task(scanner._connect(peer.public_address))
+        await wait_for(lambda: mine.is_le_connecting, 5.0, "no connection attempt")
+        connecting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await connecting
+        assert scanner.counters["connect_raced_cancel"] == 1
+        await wait_for(lambda: not mine.host.connections, 5.0, "the connection was left open")
+        assert not mine.connections
