@@ -9,7 +9,9 @@ A connection attempt is given ``CONNECT_SHARE`` of the read's bound, so that bum
 timeout fires first and cancels the attempt in the controller (HCI LE Create Connection
 Cancel). If the attempt is cancelled from outside (the read's bound, ``stop``), we send that
 Cancel ourselves: a controller keeps an attempt pending until told otherwise and refuses every
-later connection (Command Disallowed), so one peer that walked away would end all reads.
+later connection (Command Disallowed), so one peer that walked away would end all reads. bumble's
+connect runs shielded meanwhile and sees the outcome, so a connection the controller made just
+before our Cancel is not left open.
 """
 
 from __future__ import annotations
@@ -42,7 +44,12 @@ CANCEL_TIMEOUT = 1.0
 
 
 class BumbleHelloScanner(HelloScanner):
-    """HELLOs from bumble advertisement events, plus GATT reads of iPhones."""
+    """HELLOs from bumble advertisement events, plus GATT reads of iPhones.
+
+    Counters beyond the base ones: ``connect_cancelled`` (LE Create Connection Cancels we sent
+    because a connect was cancelled from outside), ``connect_raced_cancel`` (connections made
+    just before such a Cancel, disconnected at once).
+    """
 
     name = "bumble"
 
