@@ -74,8 +74,9 @@ def _add_radio_options(parser: argparse.ArgumentParser, advertise: bool) -> None
             "--kind",
             choices=("broadcast", "peripheral"),
             default="peripheral",
-            help="peripheral: connectable, and (bumble) serve the HELLO over GATT; "
-            "broadcast: non-connectable",
+            help="peripheral: connectable, and serve the HELLO characteristic over GATT "
+            "(both advertisers: bumble itself, BlueZ through bluetoothd); "
+            "broadcast: non-connectable, no GATT",
         )
         radio.add_argument(
             "--refresh",

@@ -117,6 +117,18 @@ class BackendUnavailable(RadioError):
         return "backend unavailable"
 
 
+START_BLUETOOTHD = (
+    "bluetoothd is not running on the D-Bus system bus (no org.bluez there): start it "
+    "(sudo systemctl start bluetooth), or use bumble with a --transport"
+)
+"""The hint when the bus answers but nobody owns org.bluez: no adapter list can help then."""
+
+_DBUS_HINTS: dict[str, str] = {
+    "org.freedesktop.DBus.Error.ServiceUnknown": START_BLUETOOTHD,
+    "org.freedesktop.DBus.Error.NameHasNoOwner": START_BLUETOOTHD,
+}
+"""Hints for D-Bus errors whose cure is not their class's (the bus has no org.bluez)."""
+
 _DBUS_ERRORS: dict[str, type[RadioError]] = {
     "org.bluez.Error.NotPermitted": PermissionDenied,
     "org.bluez.Error.NotAuthorized": PermissionDenied,
@@ -217,7 +229,7 @@ def map_radio_error(exc: BaseException) -> RadioError | None:
     if name is not None:
         kind = _DBUS_ERRORS.get(name, RadioError)
         text = str(exc) if name in str(exc) else f"{name}: {exc}"
-        return kind(text)
+        return kind(text, _DBUS_HINTS.get(name))
     mapped = _from_bleak(exc)
     if mapped is not None:
         return mapped

@@ -1,8 +1,9 @@
 """Simulated phones of each kind the StopCovid apps ran on, on a bumble Device.
 
 For the tests and the time-to-first-HELLO measurement (``ble.bench_first_hello``): each one
-advertises and serves what that kind of phone did [robert.md: Bluetooth, iPhones], and hears
-HELLOs the way that kind did:
+advertises and serves what that kind of phone did [robert.md: The contract the real apps hold
+the server to, "Bluetooth, iPhones"; restated in issue 15; not checked here against the apps'
+published source], and hears HELLOs the way that kind did:
 
 - ``android``: service data under 0xFD64 (connectable), the characteristic served read/write;
 - ``iphone-foreground``: the 0xFD64 UUID only, no service data (connectable), characteristic
@@ -34,10 +35,10 @@ from bumble.controller import Controller
 from bumble.device import Advertisement, AdvertisingType, Device, Peer
 from bumble.link import LocalLink
 
+from ble.advertiser.bumble import hello_characteristic
 from ble.calibration import DEFAULT_RX_GAIN, DEFAULT_TX_GAIN, calibrate_rssi
 from ble.interfaces import Clock, HelloSink, HelloSource
 from ble.payload import (
-    CHARACTERISTIC_UUID,
     PAYLOAD_VERSION,
     SERVICE_UUID16,
     PayloadError,
@@ -60,8 +61,10 @@ VIRTUAL_RSSI = -50
 
 
 class RssiController(Controller):
-    """bumble's virtual controller, answering HCI Read RSSI (which real controllers support and
-    the virtual one does not) with the same fixed RSSI it gives advertising reports."""
+    """bumble's virtual controller, made to answer two commands as real controllers do and the
+    virtual one does not: HCI Read RSSI (the same fixed RSSI it gives advertising reports), and
+    HCI LE Create Connection Cancel (the pending connection attempt dropped and reported failed).
+    """
 
     def on_hci_read_rssi_command(
         self, command: hci.HCI_Read_RSSI_Command
@@ -69,6 +72,33 @@ class RssiController(Controller):
         return hci.HCI_Read_RSSI_ReturnParameters(
             status=hci.HCI_ErrorCode.SUCCESS, handle=command.handle, rssi=VIRTUAL_RSSI
         )
+
+    def on_hci_le_create_connection_cancel_command(
+        self, command: hci.HCI_LE_Create_Connection_Cancel_Command
+    ) -> hci.HCI_StatusReturnParameters:
+        """Core spec Vol 4, Part E, 7.8.13: with an attempt pending, Command Complete (success),
+        then LE Connection Complete with status Unknown Connection Identifier; without one,
+        Command Disallowed. bumble's controller answers success and keeps the attempt pending,
+        so every later LE Create Connection is refused, as a real controller would refuse them
+        if the host never cancelled."""
+        pending = self.pending_le_connection
+        if pending is None:
+            return hci.HCI_StatusReturnParameters(hci.HCI_ErrorCode.COMMAND_DISALLOWED_ERROR)
+        self.pending_le_connection = None
+        failed = hci.HCI_LE_Connection_Complete_Event(
+            status=hci.HCI_ErrorCode.UNKNOWN_CONNECTION_IDENTIFIER_ERROR,
+            connection_handle=0,
+            role=hci.Role.CENTRAL,
+            peer_address_type=pending.peer_address.address_type,
+            peer_address=pending.peer_address,
+            connection_interval=0,
+            peripheral_latency=0,
+            supervision_timeout=0,
+            central_clock_accuracy=0,
+        )
+        # after the Command Complete the caller queues on return (both go through call_soon)
+        asyncio.get_running_loop().call_soon(self.send_hci_packet, failed)
+        return hci.HCI_StatusReturnParameters(hci.HCI_ErrorCode.SUCCESS)
 
 
 @contextlib.asynccontextmanager
@@ -290,12 +320,7 @@ class SimulatedPhone:
         self.started_at = asyncio.get_running_loop().time()
         self._running = True
         if self.kind in SERVES_GATT:
-            characteristic: gatt.Characteristic[bytes] = gatt.Characteristic(
-                CHARACTERISTIC_UUID,
-                gatt.Characteristic.Properties.READ | gatt.Characteristic.Properties.WRITE,
-                gatt.Characteristic.READABLE | gatt.Characteristic.WRITEABLE,
-                gatt.CharacteristicValue(read=self._read, write=self._write),
-            )
+            characteristic = hello_characteristic(self._read, self._write)  # as ours: READ, WRITE
             self.device.add_service(gatt.Service(f"{SERVICE_UUID16:04X}", [characteristic]))
         await self._advertise()
         self.device.on("advertisement", self._on_advertisement)

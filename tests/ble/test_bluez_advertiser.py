@@ -22,7 +22,7 @@ from dbus_fast.service import ServiceInterface, dbus_property, method
 from ble.advertiser.bluez import INVALID_VALUE_LENGTH, BlueZAdvertiser
 from ble.calibration import DEFAULT_RX_GAIN, calibrate_rssi
 from ble.collector import HelloCollector, Sighting
-from ble.errors import AdapterPoweredOff, PermissionDenied, map_radio_error
+from ble.errors import AdapterPoweredOff, PermissionDenied, describe, map_radio_error
 from ble.payload import SERVICE_UUID, RobertPayload, WrittenPayload
 from tests.ble.conftest import RecordingSink
 
@@ -209,6 +209,21 @@ async def test_missing_adapter(fake_bluez: Any) -> None:
     with pytest.raises(Exception) as caught:
         await BlueZAdvertiser(adapter="hci7", bus=client).start(RobertPayload(HELLO))
     assert "no Bluetooth adapter" in str(map_radio_error(caught.value))
+
+
+async def test_a_bus_without_bluez_says_to_start_bluetoothd(private_bus: str) -> None:
+    """A system bus that answers but where nobody owns org.bluez (bluetoothd stopped)."""
+    client = await MessageBus(bus_address=private_bus).connect()
+    try:
+        with pytest.raises(DBusError) as caught:
+            await BlueZAdvertiser(bus=client).start(RobertPayload(HELLO))
+    finally:
+        client.disconnect()
+        await client.wait_for_disconnect()
+    assert caught.value.type == "org.freedesktop.DBus.Error.ServiceUnknown"
+    line = describe(caught.value)
+    assert "bluetoothd is not running" in line and "systemctl start bluetooth" in line
+    assert "bluetoothctl list" not in line
 
 
 async def test_gatt_characteristic_is_read_and_written_through_bluez(fake_bluez: Any) -> None:

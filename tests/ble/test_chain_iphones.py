@@ -66,10 +66,10 @@ async def rounds(
     hear_alice: bool = False,
 ) -> None:
     """``count`` rounds: each ends once every iPhone got through to Alice again (read or
-    write), and with ``hear_alice`` also recorded a new HELLO of hers (built at this step of
-    the clock: without waiting for it, a loaded machine let the clock run past HELLOs Alice had
-    not refreshed yet, and the server rightly refused them as too old), then the clock steps
-    on."""
+    write), and with ``hear_alice`` also recorded a new HELLO of hers, then the clock steps on.
+    Without waiting for Alice's HELLO, a round could end before Alice refreshed hers (every
+    0.25 s; a writer's round takes about 0.1 s), so Bob heard her in 24 to 31 of 36 rounds on a
+    quiet machine and fewer on a loaded one: the exposure Bob reported depended on speed."""
     loop = asyncio.get_running_loop()
 
     def exchanges() -> list[int]:
@@ -175,7 +175,7 @@ async def exchange_report_and_check(
             assert (await bob.check_status()).at_risk
             assert not (await carol.check_status()).at_risk
         else:  # Bob's iPhone heard Alice's service data, as every kind of phone does
-            assert bob_iphone.heard and bob.heard
+            assert len(bob_iphone.heard) >= 36 and bob.heard  # one new HELLO of hers a round
             assert all(h.how == "advertisement" for h in bob_iphone.heard)
             await bob.report(code)
             assert await server.app[WORKER].drain() == 1

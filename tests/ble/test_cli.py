@@ -47,6 +47,17 @@ def test_help(argv: list[str], words: list[str], capsys: pytest.CaptureFixture[s
         assert word in out
 
 
+def test_kind_help_says_both_advertisers_serve_gatt(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parser().parse_args(["ble", "run", "--help"])
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    start = out.index("--kind {broadcast,peripheral} peripheral:")  # the option, not the usage
+    kind = out[start : out.index("--refresh REFRESH", start)]
+    assert "serve the HELLO characteristic over GATT" in kind
+    assert "BlueZ" in kind and "bumble" in kind
+    assert "(bumble) serve" not in kind  # the BlueZ advertiser serves it too
+
+
 class FakeStatus:
     at_risk = False
     risk_level = 0

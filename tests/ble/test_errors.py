@@ -64,6 +64,17 @@ def test_mapping(exc: BaseException, kind: type[RadioError]) -> None:
     assert "\n" not in line and line.startswith(mapped.summary)  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize(
+    "name",
+    ["org.freedesktop.DBus.Error.ServiceUnknown", "org.freedesktop.DBus.Error.NameHasNoOwner"],
+)
+def test_a_bus_without_bluez_says_to_start_bluetoothd(name: str) -> None:
+    line = describe(DBusError(name, "The name org.bluez was not provided by any .service files"))
+    assert "\n" not in line and line.startswith("no Bluetooth adapter found")
+    assert "systemctl start bluetooth" in line and "bluetoothd is not running" in line
+    assert "bluetoothctl list" not in line  # listing adapters needs bluetoothd too
+
+
 def test_bugs_are_not_radio_errors() -> None:
     assert map_radio_error(ValueError("bug")) is None
     assert map_radio_error(KeyError("bug")) is None

@@ -1,4 +1,4 @@
-"""Our characteristic as a central sees it, and reads of peers that fail or never answer.
+"""Our characteristic as a central sees it, and reads of peers that fail, never answer or leave.
 
 Writes go over a real (virtual) ATT connection from a bumble client to our ``BumbleAdvertiser``;
 failures are a UUID-only advertiser without the service, and a connector that never returns.
@@ -13,13 +13,16 @@ from typing import Any
 import pytest
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
+from bumble import gatt, hci
+from bumble.core import UUID
 from bumble.device import AdvertisingType, Device, Peer
 
 from ble.advertiser.bumble import BumbleAdvertiser
 from ble.calibration import DEFAULT_RX_GAIN, calibrate_rssi
-from ble.collector import WRITE, HeardHello, RecordListener
+from ble.collector import WRITE, HeardHello, RecordListener, Sighting
 from ble.node import BleNode
 from ble.payload import (
+    CHARACTERISTIC_UUID,
     SERVICE_UUID,
     RobertPayload,
     WrittenPayload,
@@ -27,9 +30,12 @@ from ble.payload import (
 )
 from ble.scanner.base import PeerReads
 from ble.scanner.bleak import BleakHelloScanner
-from ble.scanner.bumble import BumbleHelloScanner, find_hello_characteristic
+from ble.scanner.bumble import CONNECT_SHARE, BumbleHelloScanner, find_hello_characteristic
+from ble.simulated import RssiController, SimulatedPhone
 from protocol.epochs import ntp_from_unix
 from tests.ble.conftest import VIRTUAL_RSSI, FakePhone, RecordingSink, virtual_devices
+
+Properties = gatt.Characteristic.Properties
 
 
 def wall_clock() -> int:
@@ -47,12 +53,16 @@ class Records(RecordListener):
 async def write_and_read(
     central: Device, address: Any, values: list[bytes]
 ) -> tuple[bytes, list[str]]:
-    """Connect as a phone would, write each value (noting errors), read ours, disconnect."""
+    """Connect as a phone would, check the characteristic says it is readable and writable,
+    write each value (noting errors), read ours, disconnect."""
     async with asyncio.timeout(10.0):
         connection = await central.connect(address, timeout=5.0)
     outcomes: list[str] = []
     try:
         characteristic = await find_hello_characteristic(Peer(connection))
+        properties = characteristic.properties
+        # a phone writes only to a characteristic that advertises WRITE (iOS checks it)
+        assert properties & Properties.READ and properties & Properties.WRITE, properties
         for value in values:
             try:
                 await characteristic.write_value(value, with_response=True)
@@ -95,8 +105,17 @@ async def test_writes_of_18_and_19_bytes_are_heard_others_refused(
                 ],
             )
             served = advertiser.current
+        [served_characteristic] = [
+            a
+            for a in mine.gatt_server.attributes
+            if isinstance(a, gatt.Characteristic) and a.uuid == UUID(CHARACTERISTIC_UUID)
+        ]
     assert read == served.to_service_data()
     assert outcomes[:3] == ["ok", "ok", "ok"] and "ok" not in outcomes[3:]
+    # bumble's server does not enforce these permissions, a real stack's may: checked here
+    permissions = served_characteristic.permissions
+    assert permissions & gatt.Characteristic.READABLE, permissions
+    assert permissions & gatt.Characteristic.WRITEABLE, permissions
     assert advertiser.counters["write_refused"] == 3
     assert node.collector.counters["connected_duplicates"] == 1
     assert all(r.via == WRITE for r in seen.records)
@@ -188,3 +207,93 @@ async def test_a_peer_that_never_answers_times_out_within_the_bound() -> None:
     assert calls == [device.address] * 3
     assert scanner.counters["gatt_timeouts"] == 3 and scanner.counters["gatt_gave_up"] == 1
     assert len(seen) > 10  # every advertisement was still delivered
+
+
+async def wait_for(condition: Any, limit: float, what: str) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + limit
+    while not condition():
+        assert loop.time() < end, f"{what}: not within {limit} s"
+        await asyncio.sleep(0.02)
+
+
+async def test_after_a_vanished_peer_times_out_a_present_iphone_is_still_read(
+    make_phone: Any,
+) -> None:
+    """A peer heard once and gone before we connect: the attempt times out, is cancelled in the
+    controller, and the next peer is read (a pending attempt made every later connect fail)."""
+    async with virtual_devices(3) as (mine, iphone_device, gone):
+        scanner = BumbleHelloScanner(mine, read_timeout=1.0, retry_delay=0.2, hello_period=60.0)
+        node = BleNode(None, RecordingSink(), wall_clock, advertiser=None, scanner=scanner)
+        async with node:
+            await wait_for(lambda: scanner.mode == "passive", 5.0, "not scanning")
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            scanner.deliver(
+                Sighting("F0:F1:F2:F3:F4:02/P", -60, None, uuid_only=True), gone.public_address
+            )
+            await wait_for(lambda: scanner.counters["gatt_timeouts"] == 1, 5.0, "no timeout")
+            assert loop.time() - started < 1.0  # bumble's own connect timeout, within the bound
+            assert not scanner._read_tasks
+            iphone = SimulatedPhone("iphone-foreground", iphone_device, make_phone(), wall_clock)
+            await iphone.start()
+            try:
+                await wait_for(lambda: scanner.counters["gatt_read"] >= 1, 10.0, "iPhone not read")
+            finally:
+                await iphone.stop()
+    assert scanner.counters["gatt_failed"] == 0 and scanner.counters["gatt_timeouts"] == 1
+    assert iphone.counters["read_by_peer"] >= 1
+
+
+async def test_a_connect_cancelled_from_outside_is_cancelled_in_the_controller() -> None:
+    """The read's bound or ``stop`` cancelling the connect (bumble then sends no Cancel): we
+    send HCI LE Create Connection Cancel, and the next connect to a present peer works."""
+    async with virtual_devices(2) as (mine, peer):
+        await peer.start_advertising(
+            advertising_type=AdvertisingType.UNDIRECTED_CONNECTABLE_SCANNABLE,
+            advertising_data=encode_uuid_only_advertising_data(),
+            auto_restart=True,
+            advertising_interval_min=50.0,
+            advertising_interval_max=50.0,
+        )
+        scanner = BumbleHelloScanner(mine, read_timeout=30.0)
+        nobody = "F0:F1:F2:F3:F4:09"  # no device at this address
+        connecting = asyncio.get_running_loop().create_task(scanner._connect(nobody))
+        await wait_for(lambda: mine.is_le_connecting, 5.0, "no connection attempt")
+        connecting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await connecting
+        assert scanner.counters["connect_cancelled"] == 1
+        assert CONNECT_SHARE * scanner.read_timeout > 5.0  # bumble's timeout did not do it
+        async with asyncio.timeout(5.0):
+            connection = await scanner._connect(peer.random_address)
+        await connection.disconnect()
+
+
+async def test_a_connection_made_just_before_the_cancel_is_let_go(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The controller connected just before our Cancel reached it (it then answers Command
+    Disallowed): bumble's connect still gets the connection, and we disconnect it."""
+
+    def connect_then_refuse(
+        controller: RssiController, _command: hci.HCI_LE_Create_Connection_Cancel_Command
+    ) -> hci.HCI_StatusReturnParameters:
+        pending = controller.pending_le_connection
+        if pending is not None:
+            controller.create_le_connection(pending.peer_address)
+        return hci.HCI_StatusReturnParameters(hci.HCI_ErrorCode.COMMAND_DISALLOWED_ERROR)
+
+    monkeypatch.setattr(
+        RssiController, "on_hci_le_create_connection_cancel_command", connect_then_refuse
+    )
+    async with virtual_devices(2) as (mine, peer):
+        scanner = BumbleHelloScanner(mine, read_timeout=30.0)
+        connecting = asyncio.get_running_loop().create_task(scanner._connect(peer.public_address))
+        await wait_for(lambda: mine.is_le_connecting, 5.0, "no connection attempt")
+        connecting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await connecting
+        assert scanner.counters["connect_raced_cancel"] == 1
+        await wait_for(lambda: not mine.host.connections, 5.0, "the connection was left open")
+        assert not mine.connections
