@@ -32,7 +32,7 @@ from kit.http import add_fallback, mount_service, standalone
 from kit.jobs import PeriodicJob
 from kit.keys import configured_or_kept_secret, derive_key, load_or_create_secret
 from kit.metrics import registry_of
-from kit.notify import Dispatcher
+from kit.notify import Dispatcher, close_transports
 from kit.web import NavLink, Pages, setup_pages
 
 log = logging.getLogger("contact")
@@ -192,14 +192,11 @@ def create_app(
         chosen = settings.transports()
         dispatcher = Dispatcher(opened.store.db, chosen)
 
-        async def close_transports(app: web.Application) -> AsyncIterator[None]:
+        async def transports_lifetime(app: web.Application) -> AsyncIterator[None]:
             yield
-            for transport in {id(t): t for t in chosen.values()}.values():
-                close = getattr(transport, "close", None)
-                if close is not None:
-                    await close()
+            await close_transports(chosen)
 
-        app.cleanup_ctx.append(close_transports)
+        app.cleanup_ctx.append(transports_lifetime)
         for job in (
             PeriodicJob("contact-auto-open", settings.job_seconds, _job(opened.run_jobs)),
             PeriodicJob("contact-purge", 3600.0, _job(opened.purge)),

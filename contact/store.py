@@ -286,7 +286,8 @@ class ContactStore:
         """The person these details are, or a new one; whether it is new. A matched person
         keeps what was recorded (spelling, phone, e-mail...): only the fields they lack are
         completed from ``data``, and their collection time renewed; a purged person takes
-        every field given again (they are collected anew)."""
+        every field given again (they are collected anew). The matched row is locked while it is
+        completed, so concurrent cases never overwrite each other's fields."""
         key = identity_key(Identity(data.last_name, data.first_name, data.birth_date, data.nir))
         found = await self.find_person(conn, data.nir, key)
         values: dict[str, Any] = {
@@ -314,13 +315,19 @@ class ContactStore:
             person = await self.person(conn, int(new_id))
             assert person is not None
             return person, True
+        # the row locked (FOR UPDATE on PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises
+        # writers) and read again: two cases matching this person at once complete it one
+        # after the other, the second seeing the first's fields instead of overwriting them
+        row = (
+            await conn.execute(sa.select(persons).where(persons.c.id == found.id).with_for_update())
+        ).one()
+        found = _person(row)
         given = {k: v for k, v in values.items() if v not in (None, "")}
         if found.purged_at is not None:
             update = given
             if data.sex == "U":
                 update.pop("sex", None)
         else:
-            row = (await conn.execute(sa.select(persons).where(persons.c.id == found.id))).one()
             update = {k: v for k, v in given.items() if getattr(row, k) in (None, "")}
             if found.sex == "U" and data.sex != "U":
                 update["sex"] = data.sex

@@ -11,7 +11,8 @@ A service enqueues a notification *in the transaction of the business change* (`
 - ``HttpSmsTransport``: a JSON POST to an SMS gateway with a bearer token.
 
 ``transports(outbox, sender, smtp_url=..., sms_url=..., sms_token=...)`` picks them from a
-service's settings: SMTP and the gateway where configured, the file outbox for the rest.
+service's settings: SMTP and the gateway where configured, the file outbox for the rest;
+``close_transports(chosen)`` closes them when the service stops.
 
 Each delivery is claimed first (its next attempt pushed a lease ahead), so two dispatchers
 never send one notification together; a crash between the send and the record of it sends it
@@ -527,3 +528,12 @@ def transports(
             raise ValueError("the SMS gateway needs its token")
         chosen[Channel.SMS] = HttpSmsTransport(sms_url, sms_token)
     return chosen
+
+
+async def close_transports(chosen: Mapping[Channel, Transport]) -> None:
+    """Close each distinct transport of ``chosen`` that has a ``close()`` (the SMS gateway's
+    HTTP session), once even when it serves several channels (the file outbox does)."""
+    for transport in {id(t): t for t in chosen.values()}.values():
+        close = getattr(transport, "close", None)
+        if close is not None:
+            await close()

@@ -170,10 +170,7 @@ def create_app(
         if listener is not None:
             await listener.stop()
         await committer.stop()
-        for transport in {id(t): t for t in dispatcher.transports.values()}.values():
-            close = getattr(transport, "close", None)
-            if close is not None:
-                await close()
+        await notify.close_transports(dispatcher.transports)
         if owned:
             await opened.close()
 

@@ -2,13 +2,17 @@
 over HTTP (its public contract, docs/citizens.md: ``GET {base}/api/v1/sites?postcode=&limit=``
 answering ``{"sites": [{"name", "address", "postcode", "commune", "distance_km", ...}]}``),
 never imported. Best effort: unset, unreachable, slow (``timeout``, 2 s) or answering
-anything else, the notice goes out without the sites, never later and never failing.
+anything else, the notice goes out without the sites, never failing. After a failure the
+finder asks nothing for ``pause`` (60 s) and answers no sites at once, so a hung service costs
+one timeout a minute, not one per notice (the notices are handled one after another).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -19,6 +23,7 @@ log = logging.getLogger("sidep")
 
 SITES_LIMIT = 3
 SITES_TIMEOUT = 2.0
+SITES_PAUSE = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +49,7 @@ class NearbySites:
 
 
 def _site(item: Any) -> TestSite | None:
+    """The site of one item of the answer, or None when it is not one."""
     if not isinstance(item, dict):
         return None
     name, address = item.get("name"), item.get("address")
@@ -68,14 +74,24 @@ def _site(item: Any) -> TestSite | None:
 
 class SiteFinder:
     """The citizens service's test sites near a postcode (``base_url`` such as
-    ``http://127.0.0.1:8080/citizens``)."""
+    ``http://127.0.0.1:8080/citizens``). After any failure it asks nothing for ``pause``
+    seconds (by ``clock``, monotonic) and answers no sites."""
 
     def __init__(
-        self, base_url: str, *, limit: int = SITES_LIMIT, timeout: float = SITES_TIMEOUT
+        self,
+        base_url: str,
+        *,
+        limit: int = SITES_LIMIT,
+        timeout: float = SITES_TIMEOUT,
+        pause: float = SITES_PAUSE,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.limit = limit
         self.timeout = timeout
+        self.pause = pause
+        self.clock = clock
+        self._paused_until: float | None = None
         self._session: aiohttp.ClientSession | None = None
 
     def link(self, postcode: str | None) -> str:
@@ -90,25 +106,44 @@ class SiteFinder:
     async def _sites(self, postcode: str | None) -> tuple[TestSite, ...]:
         if not postcode or not postcode.strip():
             return ()
+        if self._paused_until is not None:
+            if self.clock() < self._paused_until:
+                return ()
+            self._paused_until = None
+        sites = await self._ask(postcode.strip())
+        if sites is None:
+            self._paused_until = self.clock() + self.pause
+            return ()
+        return sites
+
+    async def _ask(self, postcode: str) -> tuple[TestSite, ...] | None:
+        """The sites of the answer, or None on any failure (logged: its kind, never the
+        postcode). Every exception counts: an odd answer (a huge integer, JSON nested too
+        deep) must not leave the notice pending at the head of the queue."""
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
         url = f"{self.base_url}/api/v1/sites"
-        params = {"postcode": postcode.strip(), "limit": str(self.limit)}
+        params = {"postcode": postcode, "limit": str(self.limit)}
         try:
             async with self._session.get(url, params=params) as response:
                 if response.status != 200:
                     log.warning("test sites: the citizens service answered %d", response.status)
-                    return ()
+                    return None
                 body = await response.json(content_type=None)
-        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
+        except Exception as exc:  # best effort: any failure means no sites
             log.warning("test sites: the citizens service did not answer (%s)", type(exc).__name__)
-            return ()
-        found = body.get("sites") if isinstance(body, dict) else None
-        if not isinstance(found, list):
-            log.warning("test sites: the citizens service's answer has no list of sites")
-            return ()
-        sites = (_site(item) for item in found[: self.limit])
-        return tuple(s for s in sites if s is not None)
+            return None
+        try:
+            found = body.get("sites") if isinstance(body, dict) else None
+            if not isinstance(found, list):
+                log.warning("test sites: the citizens service's answer has no list of sites")
+                return None
+            sites = (_site(item) for item in found[: self.limit])
+            return tuple(s for s in sites if s is not None)
+        except Exception as exc:  # an answer we cannot read: no sites
+            log.warning("test sites: unreadable answer of the citizens service (%s)",
+                        type(exc).__name__)  # fmt: skip
+            return None
 
     async def close(self) -> None:
         """Close the HTTP session."""

@@ -4,12 +4,14 @@ the dispatcher delivering the contacts' messages (files), all over real HTTP."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import aiohttp
 import pytest
+import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from argon2 import PasswordHasher
@@ -17,6 +19,7 @@ from argon2 import PasswordHasher
 from contact.access import Access
 from contact.app import API_KEY_PREFIX, create_app, mount, new_service
 from contact.service import TOPICS, CaseInput, ContactInput
+from contact.settings import Settings as ContactSettings
 from kit.auth.people import Accounts
 from kit.db import Database
 from kit.events import append, local_fetcher
@@ -168,3 +171,17 @@ def test_bad_gateway_settings_are_refused_in_one_line(tmp_path: Path) -> None:
             settings.validate()
         assert part in str(refused.value) and "s3cret" not in str(refused.value)
         assert "\n" not in str(refused.value)
+
+
+def test_the_compose_file_s_defaults_are_valid_settings(tmp_path: Path) -> None:
+    """An empty ``${CONTACT_MAIL_FROM:-}`` in compose is an empty sender, which the settings
+    refuse (the container would not start): compose gives the settings' default."""
+    compose = Path(__file__).resolve().parents[2] / "deploy" / "docker-compose.yml"
+    environment = yaml.safe_load(compose.read_text())["services"]["contact"]["environment"]
+    environ = {
+        key: re.sub(r"\$\{[A-Z0-9_]+:-([^}]*)\}", r"\1", str(value))
+        for key, value in environment.items()
+        if key.startswith("CONTACT_")
+    }
+    environ["CONTACT_DATA_DIR"] = str(tmp_path)
+    assert ContactSettings.from_sources(environ=environ).mail_from == "contact-covid@localhost"

@@ -95,3 +95,41 @@ async def test_tokens_migration_fills_existing_persons(database_url: str) -> Non
             assert await store.search_persons(conn, name="PON ELI") == [1]
     finally:
         await db.close()
+
+
+async def test_two_cases_matching_one_person_at_once_keep_the_first_fields(
+    service: ContactService,
+) -> None:
+    """Two transactions complete one person together: the second, started while the first
+    holds the row, must see the phone the first recorded, not overwrite it with its own (on
+    PostgreSQL the row is locked FOR UPDATE; SQLite's BEGIN IMMEDIATE queues the writers)."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    now = datetime(2020, 10, 23, tzinfo=UTC)
+    store = service.store
+    async with store.db.begin() as conn:
+        created, new = await store.upsert_person(conn, person("Martin", "Léa"), now, None)
+    assert new and created.phone is None and created.email is None
+    second_started = asyncio.Event()
+
+    async def second() -> None:
+        second_started.set()
+        async with store.db.begin() as conn:
+            both = person("Martin", "Léa", phone="+33611111111", email="lea@example.fr")
+            await store.upsert_person(conn, both, now, None)
+
+    async def first() -> None:
+        async with store.db.begin() as conn:
+            phone = person("Martin", "Léa", phone="+33600000000")
+            await store.upsert_person(conn, phone, now, None)
+            task = asyncio.create_task(second())
+            await second_started.wait()
+            await asyncio.sleep(0.5)  # the second reads (and waits) before this one commits
+        await task
+
+    await first()
+    async with store.db.connect() as conn:
+        done = await store.person(conn, created.id)
+    assert done is not None
+    assert (done.phone, done.email) == ("+33600000000", "lea@example.fr")

@@ -32,6 +32,7 @@ from kit.notify import (
     PermanentFailure,
     SmtpTransport,
     Status,
+    close_transports,
     enqueue,
     smtp_from_url,
     transports,
@@ -380,3 +381,27 @@ def test_transports_refuse_bad_settings(
     with pytest.raises(ValueError, match=message) as refused:
         transports(tmp_path, "x@example.fr", **kwargs)
     assert "secret" not in str(refused.value)
+
+
+async def test_close_transports_closes_each_distinct_one_once() -> None:
+    """One transport serving two channels is closed once; one without close() is skipped."""
+
+    class Closing:
+        def __init__(self) -> None:
+            self.closed = 0
+
+        async def send(self, notification: Notification) -> None:
+            """Never called here."""
+
+        async def close(self) -> None:
+            self.closed += 1
+
+    class NoClose:
+        async def send(self, notification: Notification) -> None:
+            """Never called here."""
+
+    shared, sms = Closing(), Closing()
+    await close_transports({Channel.EMAIL: shared, Channel.LETTER: shared, Channel.SMS: sms})
+    assert (shared.closed, sms.closed) == (1, 1)
+    await close_transports({Channel.EMAIL: NoClose(), Channel.SMS: sms})
+    assert sms.closed == 2

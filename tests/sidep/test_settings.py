@@ -3,9 +3,11 @@ configured (the file outbox otherwise), the secrets masked in the start-up line.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from kit import notify
 from kit.settings import SettingsError
@@ -48,6 +50,8 @@ def test_without_them_everything_goes_to_the_file_outbox(tmp_path: Path) -> None
         ({"SIDEP_SMTP_URL": "http://mail.example.fr"}, "smtp:// or smtps://"),
         ({"SIDEP_SMS_URL": "https://sms.example.fr/send"}, "needs its token"),
         ({"SIDEP_SITES_URL": "ftp://x"}, "sites_url"),
+        ({"SIDEP_MAIL_FROM": ""}, "mail_from"),
+        ({"SIDEP_MAIL_FROM": "SI-DEP"}, "mail_from"),
     ],
 )
 def test_bad_notification_settings_are_refused_in_one_line(
@@ -56,3 +60,26 @@ def test_bad_notification_settings_are_refused_in_one_line(
     with pytest.raises(SettingsError, match=message) as refused:
         Settings.from_sources(environ=environ)
     assert "\n" not in str(refused.value)
+
+
+COMPOSE = Path(__file__).resolve().parents[2] / "deploy" / "docker-compose.yml"
+
+
+def _compose_defaults(service: str, prefix: str) -> dict[str, str]:
+    """The service's ``prefix*`` variables in deploy/docker-compose.yml as compose resolves
+    them when nothing is set: ``${X:-default}`` -> default."""
+    environment = yaml.safe_load(COMPOSE.read_text())["services"][service]["environment"]
+    return {
+        key: re.sub(r"\$\{[A-Z0-9_]+:-([^}]*)\}", r"\1", str(value))
+        for key, value in environment.items()
+        if key.startswith(prefix)
+    }
+
+
+def test_the_compose_file_s_defaults_are_valid_settings(tmp_path: Path) -> None:
+    """An empty ``${X:-}`` in compose is a value, not an unset variable: the sender must default
+    to the settings' own default, not to an empty From."""
+    environ = _compose_defaults("sidep", "SIDEP_")
+    environ["SIDEP_DATA_DIR"] = str(tmp_path)
+    environ.pop("SIDEP_CODES_URL")  # needs its API key, which compose leaves to the operator
+    assert Settings.from_sources(environ=environ).mail_from == "SI-DEP <noreply@localhost>"

@@ -158,3 +158,69 @@ def test_the_link_escapes_the_postcode() -> None:
     finder = SiteFinder("http://h/citizens/")
     assert finder.link("75 013&x=1") == "http://h/citizens/sites/?where=75%20013%26x%3D1"
     assert finder.link(None) == "http://h/citizens/sites/"
+
+
+HUGE_DISTANCE = (
+    '{"sites": [{"name": "Labo", "address": "1 rue A", "distance_km": 1' + "0" * 400 + "}]}"
+)
+DEEP = '{"sites": ' + "[" * 100_000 + "]" * 100_000 + "}"
+
+
+@pytest.mark.parametrize("body", [HUGE_DISTANCE, DEEP], ids=["huge-integer", "deeply-nested"])
+async def test_an_odd_answer_does_not_block_the_notices(
+    service: SidepService, body: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A huge integer (OverflowError in math.isfinite) or JSON nested too deep
+    (RecursionError) is no answer: the notice goes out without the sites instead of staying
+    pending at the head of the queue; the log names the error's kind, never the postcode."""
+
+    async def odd(request: web.Request) -> web.Response:
+        return web.Response(text=body, content_type="application/json")
+
+    server, _app = await _server(odd)
+    try:
+        service.sites = SiteFinder(str(server.make_url("/citizens")), timeout=5)
+        await service.ingest(parsed(lab_result("S1")), LAB_ACTOR)
+        assert await service.process_notices() == 1
+        sent = await _sent(service)
+        assert "POSITIF" in sent["email"] and "Labo," not in sent["email"]
+        warned = [r.getMessage() for r in caplog.records if r.name == "sidep"]
+        assert any("Error" in m for m in warned) and not any("75013" in m for m in warned)
+        await service.sites.close()
+    finally:
+        await server.close()
+
+
+async def test_a_hung_service_is_not_asked_again_for_a_while(service: SidepService) -> None:
+    """Notices are handled one after another: after a timeout the finder answers no sites at
+    once for ``pause`` seconds (its clock), then asks again."""
+    hung, asked = [True], [0]
+
+    async def hangs_then_answers(request: web.Request) -> web.Response:
+        asked[0] += 1
+        if hung[0]:
+            await asyncio.sleep(3)
+        return await citizens_like(request)
+
+    now = [1000.0]
+    server, _app = await _server(hangs_then_answers)
+    try:
+        url = str(server.make_url("/citizens"))
+        service.sites = SiteFinder(url, timeout=0.5, pause=60.0, clock=lambda: now[0])
+        for sample in ("S1", "S2", "S3", "S4"):
+            await service.ingest(parsed(lab_result(sample)), LAB_ACTOR)
+        started = time.monotonic()
+        assert await service.process_notices() == 4
+        assert time.monotonic() - started < 1.5  # one timeout, not four
+        assert asked[0] == 1
+        hung[0] = False
+        now[0] += 59.0
+        assert (await service.sites.near("75013")).sites == ()
+        assert asked[0] == 1
+        now[0] += 2.0
+        nearby = await service.sites.near("75013")
+        assert nearby.sites[0].name == SITES[0]["name"]
+        assert asked[0] == 2
+        await service.sites.close()
+    finally:
+        await server.close()
