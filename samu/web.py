@@ -28,10 +28,10 @@ from kit.auth.people import require_user
 from kit.http import (
     BadRequest,
     Handler,
-    NotFound,
     add_route,
     json_response,
     read_json,
+    row_id,
     see_other,
 )
 from kit.metrics import HttpMetrics, metrics_handler, registry_of
@@ -41,7 +41,7 @@ from samu.geo import departement_map
 from samu.model import TRANSITIONS, Entry
 from samu.scopes import departements, parse_scope
 from samu.service import SamuService, entry_json, event_json, transfer_json
-from samu.store import ID_MAX, PAGE
+from samu.store import PAGE
 
 PREFIX = "/samu"
 API = "/api/v1"
@@ -114,33 +114,17 @@ BOARD_ENTRIES = 200
 
 def _int(request: web.Request, name: str) -> int:
     """The id in the path: 400 if it is not a number, 404 if no row can have it."""
-    try:
-        value = int(request.match_info[name])
-    except ValueError:
-        raise BadRequest(f"{name} must be a number") from None
-    if not 0 < value <= ID_MAX:
-        raise NotFound(f"no {name} {request.match_info[name][:24]}")
-    return value
+    return row_id(request.match_info[name], name, "path")
 
 
 def _entry_id(value: str | None, name: str) -> int:
     """An entry id given in a query or header (0 when absent): 400 if not one."""
-    try:
-        found = int(value or 0)
-    except ValueError:
-        raise BadRequest(f"{name} must be an entry id") from None
-    if not 0 <= found <= ID_MAX:
-        raise BadRequest(f"{name} must be an entry id")
-    return found
+    return row_id(value, name, "query", least=0) if value else 0
 
 
 def _optional_id(value: object, name: str) -> int | None:
     """An id in a JSON body (None when absent): 400 unless a whole number in range."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= ID_MAX:
-        raise BadRequest(f"{name} must be an {name.rstrip('s')} id")
-    return value
+    return None if value is None else row_id(value, name, "body")
 
 
 def _number(value: object, name: str) -> float:

@@ -46,8 +46,6 @@ from sivic.opendata import MovementCount, StateCount
 MIGRATIONS = Migrations("sivic", Path(__file__).resolve().parent / "migrations")
 REVISION = "sivic_0003"
 CHUNK = 500
-ID_MAX = 2**31 - 1
-"""The largest id the tables hold (PostgreSQL's ``integer``): a larger one names nothing."""
 
 metadata = sa.MetaData()
 

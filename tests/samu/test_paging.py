@@ -131,7 +131,10 @@ async def test_ids_too_large_are_404_or_400(running: Running) -> None:
         ) as r:
             assert r.status == 404
         event = await running.service.open_event(OPERATOR, CONSOLE, "E", "x", "75", 48.8, 2.3)
-        for query in (f"log?after={big}", f"log?after=-{big}", f"stream?after={big}"):
+        async with client.get(f"{base}/events/%C2%B2", headers=bearer(national)) as r:
+            assert r.status == 400  # "²".isdigit() is true, and int("²") raises
+        for query in (f"log?after={big}", f"log?after=-{big}", f"stream?after={big}",
+                      "log?after=%C2%B2", "log?after=1_0"):  # fmt: skip
             url = f"{base}/events/{event.id}/{query}"
             async with client.get(url, headers=bearer(national)) as r:
                 assert r.status == 400, query
