@@ -213,7 +213,8 @@ async def test_the_count_field_has_bounds_and_an_unknown_layout_is_refused(issue
             html = await r.text()
         [count] = re.findall(r'<input id="count"[^>]*>', html)
         assert 'type="number"' in count and 'min="1"' in count and 'max="1000"' in count
-        assert "maxlength" not in count
+        assert "maxlength" not in count  # the kit's field macro, given min and max
+        assert 'inputmode="numeric"' in count and 'aria-describedby="count-hint"' in count
         form = {"count": "2", "test_date": "2026-03-02"}
         async with await post_form(client, f"{page}/issue", page, form) as r:
             batch_url = f"{issuer.url}{r.headers['Location']}"
