@@ -16,6 +16,7 @@ live log, post form that keeps messages in the browser while offline), ``/samu/t
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -259,6 +260,34 @@ async def api_move_transfer(request: web.Request) -> web.Response:
 
 
 # --- the live feed -----------------------------------------------------------------------------
+SENT_KEPT = 1024
+"""The ids a stream remembers having sent (the latest), to skip an entry queued meanwhile:
+four times the queue a stream may hold (256) before it is dropped."""
+
+
+class RecentIds:
+    """The last ``size`` ids added, for ``in``: a board open for days does not grow it."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._order: deque[int] = deque()
+        self._ids: set[int] = set()
+
+    def __contains__(self, entry_id: object) -> bool:
+        return entry_id in self._ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def add(self, entry_id: int) -> None:
+        if entry_id in self._ids:
+            return
+        self._order.append(entry_id)
+        self._ids.add(entry_id)
+        if len(self._order) > self.size:
+            self._ids.discard(self._order.popleft())
+
+
 def sse_frame(entry: Entry) -> bytes:
     """One server-sent event: its id (for ``Last-Event-ID``) and the entry as JSON."""
     return b"id: %d\ndata: %s\n\n" % (entry.id, orjson.dumps(entry_json(entry)))
@@ -292,8 +321,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
         await response.write(b"retry: 2000\n\n")
         # The backlog, page by page until none is left; its ids are kept so that the same
         # entries, queued meanwhile, are not sent twice. Ids, not the highest id: with several
-        # processes, an entry committed later may have a lower id than one already sent.
-        sent: set[int] = set()
+        # processes, an entry committed later may have a lower id than one already sent. The
+        # latest SENT_KEPT only: what is queued came after the subscription, near the end.
+        sent = RecentIds(SENT_KEPT)
         async for page in service.log_pages(access, event_id, last):
             for entry in page:
                 await response.write(sse_frame(entry))
