@@ -357,7 +357,8 @@ async def key_revoke(request: web.Request) -> web.StreamResponse:
     me = await _admin(request)
     text = request.match_info["key"]
     keys = accounts_of(request).api_keys
-    found = [k for k in await keys.list() if text.isdigit() and k.id == int(text)]
+    number = int(text) if text.isascii() and text.isdigit() and len(text) <= 12 else None
+    found = [k for k in await keys.list() if k.id == number]
     if not found:
         raise NotFound(N_("no such API key"))
     org = _org_name(found[0].scope)

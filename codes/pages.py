@@ -238,7 +238,8 @@ async def lab_issue(request: web.Request) -> web.StreamResponse:
         "test_date": str(posted.get("test_date", "")).strip()[:32],
     }
     errors: dict[str, str] = {}
-    count = int(form["count"]) if form["count"].isdigit() else 0
+    raw = form["count"]  # "²".isdigit() is true, and int("²") raises
+    count = int(raw) if raw.isascii() and raw.isdigit() else 0
     if not 1 <= count <= MAX_ISSUE_PER_REQUEST:
         errors["count"] = tr(
             request, "Type a number of codes from 1 to %(max)d.", max=MAX_ISSUE_PER_REQUEST

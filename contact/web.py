@@ -52,10 +52,10 @@ from kit.http import (
     BadRequest,
     Handler,
     HttpError,
-    NotFound,
     add_route,
     json_response,
     read_json,
+    row_id,
     see_other,
 )
 from kit.identity import normalise_name
@@ -139,25 +139,17 @@ async def health(request: web.Request) -> web.Response:
 
 
 # --- parsing ---------------------------------------------------------------------------------
-MAX_ID = 2**31 - 1
-"""The largest id a table holds (PostgreSQL's ``integer``)."""
-
-
 def _int(request: web.Request, name: str) -> int:
-    """A record id of the path: 400 when not a number, 404 beyond any id (a larger number
-    overflows the database's integer)."""
-    raw = request.match_info[name]
-    if not raw.isascii() or not raw.isdigit():
-        raise BadRequest(f"{name} must be a number")
-    if len(raw) > 10 or int(raw) > MAX_ID:
-        raise NotFound(f"no such {name}", f"no_{name}")
-    return int(raw)
+    """A record id of the path: 400 when not a number, 404 beyond any id (``kit.http.row_id``)."""
+    return row_id(request.match_info[name], name, "path", missing=f"no_{name}")
 
 
 def _page(request: web.Request) -> int:
     """The ``page`` query parameter (1 when absent)."""
     raw = request.query.get("page", "1")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+    # "²".isdigit() is true and int("²") raises; int() refuses 4,300 digits: ASCII, short
+    short = raw.isascii() and raw.isdigit() and len(raw.lstrip("0")) <= len(str(MAX_PAGE))
+    if not short or not 1 <= int(raw) <= MAX_PAGE:
         raise BadRequest(f"page is a number from 1 to {MAX_PAGE}", "bad_page")
     return int(raw)
 

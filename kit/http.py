@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import jinja2
 import orjson
@@ -171,6 +171,43 @@ def error_response(error: HttpError) -> web.Response:
 def see_other(location: str) -> web.Response:
     """A 303 redirect, returned rather than raised (a raised one would pass the guard)."""
     return web.Response(status=303, headers={"Location": location, "Cache-Control": "no-store"})
+
+
+# --- ids ---------------------------------------------------------------------------------------
+ROW_ID_MAX = 2**31 - 1
+"""The largest id a table holds (PostgreSQL's ``integer``): a larger one names nothing."""
+
+
+def row_id(
+    value: object,
+    name: str,
+    where: Literal["path", "query", "body"],
+    *,
+    least: int = 1,
+    missing: str | None = None,
+) -> int:
+    """A row's id taken from a request, one rule for every service.
+
+    In a ``path`` or ``query`` it is text of ASCII digits, in a ``body`` a JSON whole number
+    (not a boolean); anything else is a 400 "``name`` must be a number". A number no row can
+    have (below ``least``, above ``ROW_ID_MAX``, which would overflow the database's integer)
+    is a 404 in a path (no such resource; ``missing`` is its error code, the one the service
+    gives an id that names nothing) and a 400 in a query or body (the request is wrong).
+    """
+    if where == "body":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise BadRequest(f"{name} must be a number")
+        found = value
+    else:
+        if not isinstance(value, str) or not value.isascii() or not value.isdigit():
+            raise BadRequest(f"{name} must be a number")
+        digits = value.lstrip("0")  # int() of a long text is slow, of 4,300 digits refused
+        found = ROW_ID_MAX + 1 if len(digits) > len(str(ROW_ID_MAX)) else int(value)
+    if least <= found <= ROW_ID_MAX:
+        return found
+    if where == "path":
+        raise NotFound(f"no such {name}", missing)
+    raise BadRequest(f"{name} must be an id from {least} to {ROW_ID_MAX}")
 
 
 # --- the JSON reader ---------------------------------------------------------------------------

@@ -16,11 +16,10 @@ from typing import Any, TypeVar
 
 from kit.audit import Actor
 from kit.cli import CommandError, Listener, serve_app, setup_logging, writable_directory
-from kit.http import HttpError
+from kit.http import ROW_ID_MAX, HttpError
 from samu.access import NATIONAL, Access
 from samu.service import SamuService, iso_utc
 from samu.settings import Settings
-from samu.store import ID_MAX
 
 T = TypeVar("T")
 log = logging.getLogger("samu")
@@ -134,7 +133,7 @@ def an_id(text: str) -> int:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text[:24]!r}") from None
-    if not 0 <= value <= ID_MAX:
+    if not 0 <= value <= ROW_ID_MAX:
         raise argparse.ArgumentTypeError(f"no such id: {text[:24]}")
     return value
 

@@ -25,8 +25,6 @@ from samu.model import Entry, Event, EventStatus, Transfer, TransferStatus
 
 PAGE = 500
 """Entries read at once from the log (a caller pages on for more)."""
-ID_MAX = 2**31 - 1
-"""The largest id the tables hold (PostgreSQL's ``integer``): a larger one names nothing."""
 
 MIGRATIONS = Migrations("samu", Path(__file__).resolve().parent / "migrations")
 

@@ -16,6 +16,7 @@ live log, post form that keeps messages in the browser while offline), ``/samu/t
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,10 @@ from kit.auth.people import require_user
 from kit.http import (
     BadRequest,
     Handler,
-    NotFound,
     add_route,
     json_response,
     read_json,
+    row_id,
     see_other,
 )
 from kit.metrics import HttpMetrics, metrics_handler, registry_of
@@ -41,7 +42,7 @@ from samu.geo import departement_map
 from samu.model import TRANSITIONS, Entry
 from samu.scopes import departements, parse_scope
 from samu.service import SamuService, entry_json, event_json, transfer_json
-from samu.store import ID_MAX, PAGE
+from samu.store import PAGE
 
 PREFIX = "/samu"
 API = "/api/v1"
@@ -114,33 +115,17 @@ BOARD_ENTRIES = 200
 
 def _int(request: web.Request, name: str) -> int:
     """The id in the path: 400 if it is not a number, 404 if no row can have it."""
-    try:
-        value = int(request.match_info[name])
-    except ValueError:
-        raise BadRequest(f"{name} must be a number") from None
-    if not 0 < value <= ID_MAX:
-        raise NotFound(f"no {name} {request.match_info[name][:24]}")
-    return value
+    return row_id(request.match_info[name], name, "path")
 
 
 def _entry_id(value: str | None, name: str) -> int:
     """An entry id given in a query or header (0 when absent): 400 if not one."""
-    try:
-        found = int(value or 0)
-    except ValueError:
-        raise BadRequest(f"{name} must be an entry id") from None
-    if not 0 <= found <= ID_MAX:
-        raise BadRequest(f"{name} must be an entry id")
-    return found
+    return row_id(value, name, "query", least=0) if value else 0
 
 
 def _optional_id(value: object, name: str) -> int | None:
     """An id in a JSON body (None when absent): 400 unless a whole number in range."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= ID_MAX:
-        raise BadRequest(f"{name} must be an {name.rstrip('s')} id")
-    return value
+    return None if value is None else row_id(value, name, "body")
 
 
 def _number(value: object, name: str) -> float:
@@ -275,6 +260,34 @@ async def api_move_transfer(request: web.Request) -> web.Response:
 
 
 # --- the live feed -----------------------------------------------------------------------------
+SENT_KEPT = 1024
+"""The ids a stream remembers having sent (the latest), to skip an entry queued meanwhile:
+four times the queue a stream may hold (256) before it is dropped."""
+
+
+class RecentIds:
+    """The last ``size`` ids added, for ``in``: a board open for days does not grow it."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._order: deque[int] = deque()
+        self._ids: set[int] = set()
+
+    def __contains__(self, entry_id: object) -> bool:
+        return entry_id in self._ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def add(self, entry_id: int) -> None:
+        if entry_id in self._ids:
+            return
+        self._order.append(entry_id)
+        self._ids.add(entry_id)
+        if len(self._order) > self.size:
+            self._ids.discard(self._order.popleft())
+
+
 def sse_frame(entry: Entry) -> bytes:
     """One server-sent event: its id (for ``Last-Event-ID``) and the entry as JSON."""
     return b"id: %d\ndata: %s\n\n" % (entry.id, orjson.dumps(entry_json(entry)))
@@ -308,8 +321,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
         await response.write(b"retry: 2000\n\n")
         # The backlog, page by page until none is left; its ids are kept so that the same
         # entries, queued meanwhile, are not sent twice. Ids, not the highest id: with several
-        # processes, an entry committed later may have a lower id than one already sent.
-        sent: set[int] = set()
+        # processes, an entry committed later may have a lower id than one already sent. The
+        # latest SENT_KEPT only: what is queued came after the subscription, near the end.
+        sent = RecentIds(SENT_KEPT)
         async for page in service.log_pages(access, event_id, last):
             for entry in page:
                 await response.write(sse_frame(entry))

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from kit.audit import CONSOLE
 from kit.cli import CommandError, Listener, serve_app, setup_logging, writable_directory
-from kit.http import HttpError
+from kit.http import ROW_ID_MAX, HttpError
 from sivic.access import ADMIN, Access
 from sivic.opendata import (
     FileError,
@@ -33,7 +33,6 @@ from sivic.opendata import (
 )
 from sivic.service import SivicService
 from sivic.settings import Settings
-from sivic.store import ID_MAX
 
 T = TypeVar("T")
 log = logging.getLogger("sivic")
@@ -190,7 +189,7 @@ def _id(text: str) -> int:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text[:24]!r}") from None
-    if not 0 < value <= ID_MAX:
+    if not 0 < value <= ROW_ID_MAX:
         raise argparse.ArgumentTypeError(f"no such event: {text[:24]}")
     return value
 

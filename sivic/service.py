@@ -43,7 +43,7 @@ from sivic.opendata import (
     file_name,
     published_rows,
 )
-from sivic.store import Result, SivicStore
+from sivic.store import Result, SivicStore, concurrent
 from sivic.territory import departements, departements_of_region, regions
 
 SYSTEM = Actor("system", "admin")
@@ -209,10 +209,13 @@ class SivicService:
         source: str,
     ) -> list[Result]:
         """The store's registration; 409 if a concurrent one still collides after the
-        store's retry (nothing applied: send it again)."""
+        store's retry (a unique key, a deadlock, a serialisation failure: nothing applied,
+        send it again). Another database error is a fault of ours, a 500."""
         try:
             return await self.store.register(event_id, items, actor, source, self.now())
-        except sa.exc.IntegrityError:
+        except sa.exc.DBAPIError as exc:
+            if not concurrent(exc):
+                raise
             raise Conflict("registered concurrently by another request: send it again") from None
 
     async def import_text(

@@ -46,8 +46,6 @@ from sivic.opendata import MovementCount, StateCount
 MIGRATIONS = Migrations("sivic", Path(__file__).resolve().parent / "migrations")
 REVISION = "sivic_0003"
 CHUNK = 500
-ID_MAX = 2**31 - 1
-"""The largest id the tables hold (PostgreSQL's ``integer``): a larger one names nothing."""
 
 metadata = sa.MetaData()
 
@@ -328,15 +326,14 @@ class SivicStore:
         PostgreSQL; SQLite writes one transaction at a time) so that each change is computed
         from the state the other committed; two batches creating the same person at once
         collide on a key, and the one refused is run again once, finding the patient the other
-        made."""
+        made; so is one refused by a deadlock or serialisation failure (``concurrent``). Any
+        other database error (a foreign key, a NOT NULL...) is a fault, raised as it is."""
         if not items:
             return []
         try:
             return await self._register(event_id, items, actor, source, at)
-        except sa.exc.IntegrityError:
-            return await self._register(event_id, items, actor, source, at)
         except sa.exc.DBAPIError as exc:
-            if _sqlstate(exc) not in RETRIED:
+            if not concurrent(exc):
                 raise
             return await self._register(event_id, items, actor, source, at)
 
@@ -742,8 +739,19 @@ class SivicStore:
             )
 
 
-RETRIED = frozenset({"40P01", "40001"})
-"""PostgreSQL's deadlock and serialisation failures: a batch refused so is run again once."""
+RETRIED = frozenset({"40P01", "40001", "23505"})
+"""PostgreSQL's deadlock and serialisation failures, and a unique key taken meanwhile: a batch
+refused so is run again once."""
+
+
+def concurrent(exc: sa.exc.DBAPIError) -> bool:
+    """Whether a concurrent transaction refused ``exc``'s: a SQLSTATE of ``RETRIED`` on
+    PostgreSQL; on SQLite (one writer at a time) a UNIQUE constraint (primary keys included)."""
+    if _sqlstate(exc) in RETRIED:
+        return True
+    return isinstance(exc, sa.exc.IntegrityError) and str(exc.orig).startswith(
+        "UNIQUE constraint failed"
+    )
 
 
 def _sqlstate(exc: sa.exc.DBAPIError) -> str | None:

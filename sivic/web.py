@@ -25,11 +25,11 @@ from kit.http import (
     BadRequest,
     Handler,
     HttpError,
-    NotFound,
     add_route,
     json_response,
     read_body,
     read_json,
+    row_id,
     see_other,
 )
 from kit.metrics import HttpMetrics, metrics_handler, registry_of
@@ -60,7 +60,7 @@ from sivic.model import (
 )
 from sivic.opendata import iso_utc
 from sivic.service import SivicService
-from sivic.store import ID_MAX, Result
+from sivic.store import Result
 
 PREFIX = "/sivic"
 API = "/api/v1"
@@ -129,24 +129,14 @@ async def health(request: web.Request) -> web.Response:
 
 
 def _int(value: str, name: str) -> int:
-    """An id in a path or query: 400 if not a number, 404 if no row can have it (beyond the
-    tables' integers, 2**31 - 1: it was an OverflowError, a 500)."""
-    try:
-        found = int(value)
-    except ValueError:
-        raise BadRequest(f"{name} must be a number") from None
-    return _in_range(found, name)
-
-
-def _in_range(value: int, name: str) -> int:
-    if not 0 < value <= ID_MAX:
-        raise NotFound(f"no {name} {str(value)[:24]}")
-    return value
+    """An id in the path: 400 if not a number, 404 if no row can have it (``kit.http.row_id``;
+    beyond the tables' integers it was an OverflowError, a 500)."""
+    return row_id(value, name, "path")
 
 
 def _event_id(request: web.Request) -> int | None:
     value = request.query.get("event")
-    return None if value in (None, "") else _int(value, "event")
+    return None if value in (None, "") else row_id(value, "event", "query")
 
 
 def patient_json(patient: Patient) -> dict[str, object]:
@@ -253,11 +243,7 @@ async def api_register(request: web.Request) -> web.Response:
     access, actor = await _caller(request, WRITE_ROLES)
     optional = frozenset({*intake.IDENTITY_FIELDS, "event"})
     body = await read_json(request, frozenset(intake.FORM_FIELDS), optional)
-    event = body.get("event")
-    if event is not None and (not isinstance(event, int) or isinstance(event, bool)):
-        raise BadRequest("event must be a number")
-    if event is not None:
-        _in_range(event, "event")
+    event = None if body.get("event") is None else row_id(body["event"], "event", "body")
     service = _service(request)
     result = await service.register(access, actor, _registration(body, service), Source.API, event)
     if result.outcome == Outcome.REFUSED:

@@ -111,6 +111,11 @@ async def test_issue_errors_say_what_to_do_and_keep_the_input(issuer: Issuer) ->
                 "count",
                 "Saisissez un nombre de 1 à 1000.",
             ),
+            (  # "²".isdigit() is true and int("²") raised: a 500
+                {"count": "²", "test_date": "2026-03-02"},
+                "count",
+                "Saisissez un nombre de 1 à 1000.",
+            ),
             (
                 {"count": "5", "test_date": "2026-03-03"},
                 "test_date",
@@ -213,7 +218,8 @@ async def test_the_count_field_has_bounds_and_an_unknown_layout_is_refused(issue
             html = await r.text()
         [count] = re.findall(r'<input id="count"[^>]*>', html)
         assert 'type="number"' in count and 'min="1"' in count and 'max="1000"' in count
-        assert "maxlength" not in count
+        assert "maxlength" not in count  # the kit's field macro, given min and max
+        assert 'inputmode="numeric"' in count and 'aria-describedby="count-hint"' in count
         form = {"count": "2", "test_date": "2026-03-02"}
         async with await post_form(client, f"{page}/issue", page, form) as r:
             batch_url = f"{issuer.url}{r.headers['Location']}"
@@ -383,6 +389,11 @@ async def test_the_administrator_manages_organisations_people_and_keys(issuer: I
         [record] = [
             k for k in await issuer.accounts.api_keys.list() if k.scope == "org:LABO-BIOMED-11"
         ]
+        for bad in ("%C2%B2", "9" * 5000):  # int("²") and int() of 5,000 digits raised: a 500
+            async with await post_form(
+                client, f"{issuer.url}/codes/admin/keys/{bad}/revoke", org_page, {}
+            ) as r:
+                assert r.status == 404, bad
         async with await post_form(
             client, f"{issuer.url}/codes/admin/keys/{record.id}/revoke", org_page, {}
         ) as r:

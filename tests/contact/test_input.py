@@ -99,6 +99,17 @@ async def test_api_refusals_of_input(running: Running) -> None:
             assert status == 404 and "error" in body, (path, status, body)
         assert (await call(s, "GET", f"{api}/cases?page=0", doctor))[0] == 400
         assert (await call(s, "GET", f"{api}/cases?page=x", doctor))[0] == 400
+        # "²".isdigit() is true but int("²") raised (a 500); int() refuses 4,300 digits
+        for page in ("%C2%B2", "9" * 5000, "%20" + "5"):
+            status, body = await call(s, "GET", f"{api}/cases?page={page}", doctor)
+            assert status == 400 and body["error"] == "bad_page", (page, status, body)
+        for path, expected in (
+            ("cases/%C2%B2", 400),
+            ("cases/" + "9" * 5000, 404),
+            ("cases/0", 404),
+        ):
+            status, body = await call(s, "GET", f"{api}/{path}", doctor)
+            assert status == expected, (path, status, body)
 
 
 async def test_pages_show_the_field_at_fault(running: Running) -> None:
@@ -125,3 +136,5 @@ async def test_pages_show_the_field_at_fault(running: Running) -> None:
         for path in ("cases/99999999999999999999", "contacts/99999999999999999999"):
             async with s.get(f"{running.url}/contact/{path}") as r:
                 assert r.status == 404
+        async with s.get(f"{running.url}/contact/cases?page=%C2%B2") as r:
+            assert r.status == 400, await r.text()

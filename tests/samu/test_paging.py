@@ -1,7 +1,8 @@
 """A long log (1,200 entries, more than a page of 500) read whole: the stream's catch-up, the
 JSON API page by page, ``robert samu log``, and the board page showing the latest entries
 with a link to the earlier ones; ids too large for the tables are 404/400, never a 500; the
-live feed sends an entry whose id is lower than one it already sent (out-of-order commits)."""
+live feed sends an entry whose id is lower than one it already sent (out-of-order commits) and
+remembers only the latest ids it sent."""
 
 from __future__ import annotations
 
@@ -13,11 +14,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+import samu.web
 from cli.main import main
 from samu.commands import CONSOLE, OPERATOR
 from samu.model import Entry
 from samu.store import PAGE
-from samu.web import BOARD_ENTRIES
+from samu.web import BOARD_ENTRIES, RecentIds
 from tests.samu.conftest import Running
 from tests.samu.test_web import bearer, next_event
 
@@ -131,7 +133,10 @@ async def test_ids_too_large_are_404_or_400(running: Running) -> None:
         ) as r:
             assert r.status == 404
         event = await running.service.open_event(OPERATOR, CONSOLE, "E", "x", "75", 48.8, 2.3)
-        for query in (f"log?after={big}", f"log?after=-{big}", f"stream?after={big}"):
+        async with client.get(f"{base}/events/%C2%B2", headers=bearer(national)) as r:
+            assert r.status == 400  # "²".isdigit() is true, and int("²") raises
+        for query in (f"log?after={big}", f"log?after=-{big}", f"stream?after={big}",
+                      "log?after=%C2%B2", "log?after=1_0"):  # fmt: skip
             url = f"{base}/events/{event.id}/{query}"
             async with client.get(url, headers=bearer(national)) as r:
                 assert r.status == 400, query
@@ -173,3 +178,44 @@ async def test_the_feed_sends_an_entry_lower_than_one_already_sent(running: Runn
         running.service.live.publish(entry(first.id + 3, "next"))
         got = [(await asyncio.wait_for(next_event(feed), 5))["text"] for _ in range(3)]
     assert got == ["committed first", "committed second", "next"]
+
+
+async def test_the_feed_remembers_only_the_latest_ids_it_sent(
+    running: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A board open for days: the ids the stream keeps to skip duplicates are the latest
+    SENT_KEPT (1,024), not every one ever sent. Here 4: an entry sent 5 entries ago is
+    forgotten (sent again if it came again), the latest are still skipped."""
+    monkeypatch.setattr(samu.web, "SENT_KEPT", 4)
+    national = await running.api_key("board", "national")
+    event = await running.service.open_event(OPERATOR, CONSOLE, "E", "x", "75", 48.8, 2.3)
+    first, _ = await running.service.post(OPERATOR, CONSOLE, event.id, "first", "national")
+    at = datetime(2026, 12, 10, tzinfo=UTC)
+
+    def entry(entry_id: int, text: str) -> Entry:
+        n = "national"
+        return Entry(entry_id, event.id, f"id{entry_id}", at, "x", n, n, text, None)
+
+    async with (
+        aiohttp.ClientSession() as client,
+        client.get(
+            f"{running.url}/samu/api/v1/events/{event.id}/stream", headers=bearer(national)
+        ) as feed,
+    ):
+        assert (await asyncio.wait_for(next_event(feed), 5))["text"] == "first"
+        for n in range(1, 5):
+            running.service.live.publish(entry(first.id + n, f"m{n}"))
+        running.service.live.publish(entry(first.id + 4, "m4, again"))  # among the 4: skipped
+        running.service.live.publish(entry(first.id, "first, again"))  # 5 ago: forgotten
+        got = [(await asyncio.wait_for(next_event(feed), 5))["text"] for _ in range(5)]
+    assert got == ["m1", "m2", "m3", "m4", "first, again"]
+
+
+def test_recent_ids_keep_the_latest() -> None:
+    recent = RecentIds(3)
+    for entry_id in (1, 2, 3, 3, 4):
+        recent.add(entry_id)
+    assert len(recent) == 3 and 1 not in recent and all(i in recent for i in (2, 3, 4))
+    for entry_id in range(10, 5000):
+        recent.add(entry_id)
+    assert len(recent) == 3 and len(recent._order) == 3

@@ -80,9 +80,20 @@ async def test_the_age_class_migration_fills_existing_patients(database_url: str
         await db.close()
 
 
+def _downgrade_to(connection: sa.Connection, revision: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(store.MIGRATIONS.location))
+    config.attributes["version_table"] = store.MIGRATIONS.version_table
+    config.attributes["connection"] = connection
+    command.downgrade(config, revision)
+
+
 async def test_the_published_rows_migration_keeps_them_for_the_covid_event(
     database_url: str,
 ) -> None:
+    """Both ways the rows are the event SivicService.covid_event publishes for: the newest
+    open COVID-19 one (4 here; the upgrade took the lowest id, 2, a closed one, and the
+    downgrade kept the lowest id's rows)."""
     db = Database(database_url)
     at = datetime(2020, 4, 3, tzinfo=UTC)
     try:
@@ -90,12 +101,19 @@ async def test_the_published_rows_migration_keeps_them_for_the_covid_event(
         async with db.engine.begin() as conn:
             await conn.run_sync(_upgrade_to, "sivic_0002")
         async with db.begin() as conn:
-            for event_id, kind, name in ((1, "attack", "Attentat"), (2, "epidemic", "COVID-19")):
+            for event_id, kind, name, closed in (
+                (1, "attack", "Attentat", None),
+                (2, "epidemic", "COVID-19", at),
+                (3, "epidemic", "COVID-19", None),
+                (4, "epidemic", "COVID-19", None),
+                (5, "epidemic", "Grippe", None),
+            ):
                 await conn.execute(
                     sa.insert(store.events).values(
-                        id=event_id, kind=kind, name=name, opened_at=at, opened_by="test"
+                        id=event_id, kind=kind, name=name, opened_at=at, opened_by="test",
+                        closed_at=closed,
                     )
-                )
+                )  # fmt: skip
             await conn.execute(
                 sa.text(
                     "INSERT INTO sivic_published (day, dataset, body, published_at) "
@@ -104,8 +122,26 @@ async def test_the_published_rows_migration_keeps_them_for_the_covid_event(
                 {"at": at},
             )
         await db.migrate(store.MIGRATIONS)
+        events = await store.SivicStore(db).events()  # newest first, as covid_event reads them
+        covid = next(e for e in events if e.name == "COVID-19" and e.closed_at is None)
+        assert covid.id == 4
         async with db.connect() as conn:
             rows = (await conn.execute(sa.select(store.published))).all()
-        assert [(r.event_id, r.day, r.body) for r in rows] == [(2, "2020-04-02", "75;0;...")]
+        assert [(r.event_id, r.day, r.body) for r in rows] == [(4, "2020-04-02", "75;0;...")]
+
+        async with db.begin() as conn:
+            for event_id in (1, 2, 3, 5):
+                await conn.execute(
+                    sa.insert(store.published).values(
+                        event_id=event_id, day="2020-04-02",
+                        dataset="donnees-hospitalieres-covid19", body=f"event {event_id}",
+                        published_at=at,
+                    )
+                )  # fmt: skip
+        async with db.engine.begin() as conn:
+            await conn.run_sync(_downgrade_to, "sivic_0002")
+        async with db.connect() as conn:
+            kept = (await conn.execute(sa.text("SELECT day, body FROM sivic_published"))).all()
+        assert [tuple(r) for r in kept] == [("2020-04-02", "75;0;...")]
     finally:
         await db.close()

@@ -210,8 +210,9 @@ async def test_counts_page_of_an_ars(running: Running) -> None:
     assert ("75", "1", "1") in rows  # Nantes (44) is not in Île-de-France
 
 
-async def test_ids_too_large_are_404_never_500(running: Running) -> None:
-    """99999999999999999999 was an OverflowError (500) in the path, ?event= and the body."""
+async def test_ids_too_large_are_404_in_a_path_400_elsewhere(running: Running) -> None:
+    """99999999999999999999 was an OverflowError (500) in the path, ?event= and the body; then
+    a 404 in all three, where SAMU answered 400 in a query or body: one rule (kit.http.row_id)."""
     big = "99999999999999999999"
     admin = {"Authorization": f"Bearer {await running.api_key('admin')}"}
     url = f"{running.url}/sivic/api/v1"
@@ -221,10 +222,15 @@ async def test_ids_too_large_are_404_never_500(running: Running) -> None:
         async with client.post(f"{url}/events/{big}/close", headers=admin) as r:
             assert r.status == 404
         head = ";".join(HEADER)
-        async with client.post(f"{url}/import?event={big}", data=f"{head}\n", headers=admin) as r:
-            assert r.status == 404 and (await r.json())["success"] is False
-        big_json = {**body(PITIE, "75", patient_ref="X1"), "event": 2**40}
-        async with client.post(f"{url}/patients", json=big_json, headers=admin) as r:
-            assert r.status == 404, await r.text()
-        async with client.get(f"{url}/patients/abc", headers=admin) as r:
-            assert r.status == 400
+        for event in (big, "0", "%C2%B2", "x"):
+            async with client.post(
+                f"{url}/import?event={event}", data=f"{head}\n", headers=admin
+            ) as r:
+                assert r.status == 400 and (await r.json())["success"] is False, event
+        for event in (2**40, 0, "1", True):
+            big_json = {**body(PITIE, "75", patient_ref="X1"), "event": event}
+            async with client.post(f"{url}/patients", json=big_json, headers=admin) as r:
+                assert r.status == 400, await r.text()
+        for patient in ("abc", "%C2%B2", "-1"):
+            async with client.get(f"{url}/patients/{patient}", headers=admin) as r:
+                assert r.status == 400, patient

@@ -22,6 +22,15 @@ WHEN = sa.DateTime(timezone=True)
 COLUMNS = "day, dataset, body, published_at"
 
 
+def preferred(event: str) -> str:
+    """An ORDER BY putting first the event SivicService.covid_event publishes for: a COVID-19
+    epidemic, open ones first, the newest first (then any event, by the same order)."""
+    return (
+        f"CASE WHEN {event}.kind = 'epidemic' AND {event}.name = 'COVID-19' THEN 0 ELSE 1 END, "
+        f"CASE WHEN {event}.closed_at IS NULL THEN 0 ELSE 1 END, {event}.id DESC"
+    )
+
+
 def upgrade() -> None:
     op.create_table(
         "sivic_published_by_event",
@@ -33,13 +42,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("event_id", "day", "dataset", name="sivic_published_by_event_pk"),
     )
     # What was published before is the COVID-19 event's (the only one that publishes by
-    # default: the daily job and the command's default), else the first event's.
+    # default: the daily job and the command's default), the one covid_event picks.
     connection = op.get_bind()
     event = connection.execute(
-        sa.text(
-            "SELECT id FROM sivic_events ORDER BY "
-            "CASE WHEN kind = 'epidemic' AND name = 'COVID-19' THEN 0 ELSE 1 END, id LIMIT 1"
-        )
+        sa.text(f"SELECT id FROM sivic_events e ORDER BY {preferred('e')} LIMIT 1")
     ).scalar()
     if event is not None:
         connection.execute(
@@ -61,12 +67,14 @@ def downgrade() -> None:
         sa.Column("body", sa.Text(), nullable=False),
         sa.Column("published_at", WHEN, nullable=False),
     )
+    # One row a day and dataset: the one of the event the upgrade would give them to.
     op.get_bind().execute(
         sa.text(
             f"INSERT INTO sivic_published_by_day ({COLUMNS}) "
             f"SELECT {COLUMNS} FROM sivic_published p "
-            "WHERE p.event_id = (SELECT min(q.event_id) FROM sivic_published q "
-            "WHERE q.day = p.day AND q.dataset = p.dataset)"
+            "WHERE p.event_id = (SELECT q.event_id FROM sivic_published q "
+            "JOIN sivic_events e ON e.id = q.event_id "
+            f"WHERE q.day = p.day AND q.dataset = p.dataset ORDER BY {preferred('e')} LIMIT 1)"
         )
     )
     op.drop_table("sivic_published")
