@@ -22,7 +22,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contact import rules
-from contact.access import CASE_ROLES, CHECK_ROLES, CPAM, DOCTOR, EXPORT_ROLES, Access
+from contact.access import (
+    ARS_AGENT,
+    CASE_ROLES,
+    CHECK_ROLES,
+    CPAM,
+    DOCTOR,
+    EXPORT_ROLES,
+    Access,
+)
 from contact.model import (
     Call,
     Case,
@@ -42,6 +50,9 @@ from kit.events import Event
 from kit.http import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
 from kit.identity import normalise_name, pseudonym
 from kit.notify import Channel, Dispatcher, enqueue
+
+REVEAL_REASON_MIN, REVEAL_REASON_MAX = 10, 200
+"""How long the reason a level-3 agent gives for seeing names must be (kept in the audit log)."""
 
 log = logging.getLogger("contact")
 
@@ -305,15 +316,41 @@ class ContactService:
             raise Forbidden("this case is at another level now", "other_level")
         return case
 
-    async def case_view(self, access: Access, case_id: int) -> CaseView:
-        """A case with its contacts, as ``access`` may see it. Audited (``read``)."""
+    async def case_view(self, access: Access, case_id: int, reveal: str | None = None) -> CaseView:
+        """A case with its contacts, as ``access`` may see it. Audited (``read``).
+
+        Level 3 sees record numbers without names "unless needed" (health.md 3.4): with
+        ``reveal``, the reason an ARS agent gives (a cluster to trace back, a setting to call),
+        this one answer carries the names, and the audit entry is ``reveal`` with the reason.
+        Nothing is remembered: the next read is by record number again."""
+        names = access.sees_names
+        reason = ""
+        if reveal is not None:
+            if access.role != ARS_AGENT:
+                raise Forbidden("only level 3 asks for names: the others see them or never do",
+                                "no_reveal")  # fmt: skip
+            reason = " ".join(reveal.split())
+            if not REVEAL_REASON_MIN <= len(reason) <= REVEAL_REASON_MAX:
+                raise FieldError(
+                    "reason",
+                    f"say why the names are needed ({REVEAL_REASON_MIN} to "
+                    f"{REVEAL_REASON_MAX} characters): it is kept in the audit log",
+                )
+            names = True
         async with self.store.db.begin() as conn:
             case = await self._readable(conn, access, case_id)
-            view = await self._view(conn, access, case)
-            await self._audit(conn, access, "read", "case", case.record)
+            view = await self._view(conn, access, case, names)
+            await self._audit(
+                conn, access, "reveal" if reason else "read", "case", case.record, reason
+            )
         return view
 
-    async def _view(self, conn: AsyncConnection, access: Access, case: Case) -> CaseView:
+    async def _view(
+        self, conn: AsyncConnection, access: Access, case: Case, names: bool | None = None
+    ) -> CaseView:
+        """The case as ``access`` sees it; ``names`` overrides whether names are shown."""
+        if names is None:
+            names = access.sees_names
         link_list = await self.store.links_of_case(conn, case.id)
         people = await self.store.persons_of(
             conn, [case.person_id, *(link.person_id for link in link_list)]
@@ -326,7 +363,7 @@ class ContactService:
             contacts.append(
                 ContactView(
                     link,
-                    people.get(link.person_id) if access.sees_names else None,
+                    people.get(link.person_id) if names else None,
                     [p for p in all_prescriptions if p.link_id == link.id],
                     [c for c in call_list if c.link_id == link.id],
                     others,
@@ -334,7 +371,7 @@ class ContactService:
             )
         return CaseView(
             case,
-            people.get(case.person_id) if access.sees_names else None,
+            people.get(case.person_id) if names else None,
             contacts,
             await self.store.exposures_of(conn, case.id),
             rules.is_overdue(case.sla_due_at, case.status, case.level, self.now()),

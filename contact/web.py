@@ -80,6 +80,7 @@ def install(app: web.Application, service: ContactService, metrics: HttpMetrics)
         ("POST", f"{API}/cases", api_open_case),
         ("GET", f"{API}/cases", api_queue),
         ("GET", f"{API}/cases/{{case}}", api_case),
+        ("POST", f"{API}/cases/{{case}}/reveal", api_reveal),
         ("POST", f"{API}/cases/{{case}}/contacts", api_add_contact),
         ("POST", f"{API}/cases/{{case}}/status", api_status),
         ("POST", f"{API}/cases/{{case}}/level", api_level),
@@ -104,6 +105,7 @@ def install(app: web.Application, service: ContactService, metrics: HttpMetrics)
         ("GET", "/cases/{case}", page_case),
         ("POST", "/cases/{case}/contacts", page_add_contact),
         ("POST", "/cases/{case}/action", page_case_action),
+        ("POST", "/cases/{case}/reveal", page_reveal),
         ("GET", "/contacts/{contact}", page_contact),
         ("POST", "/contacts/{contact}/call", page_call),
         ("GET", "/clusters", page_clusters),
@@ -400,6 +402,17 @@ async def api_case(request: web.Request) -> web.Response:
     )
 
 
+async def api_reveal(request: web.Request) -> web.Response:
+    """POST {"reason": "..."}: a level-3 agent's one read of a case with its names (the
+    reason kept in the audit log)."""
+    access = await _caller(request, CASE_ROLES)
+    body = await read_json(request, frozenset({"reason"}))
+    if not isinstance(body["reason"], str):
+        raise BadRequest("reason must be a string", "bad_reason")
+    view = await _service(request).case_view(access, _int(request, "case"), body["reason"])
+    return json_response(view_json(view))
+
+
 async def api_add_contact(request: web.Request) -> web.Response:
     """POST a contact: 201 with its prescriptions."""
     access = await _caller(request, CASE_ROLES)
@@ -626,9 +639,14 @@ async def page_create_case(request: web.Request) -> web.StreamResponse:
 
 
 async def _case_page(
-    request: web.Request, access: Access, case_id: int, status: int = 200, **extra: Any
+    request: web.Request,
+    access: Access,
+    case_id: int,
+    status: int = 200,
+    reveal: str | None = None,
+    **extra: Any,
 ) -> web.Response:
-    view = await _service(request).case_view(access, case_id)
+    view = await _service(request).case_view(access, case_id, reveal)
     context = _context(view=view, access=access, editable=access.may_edit(view.case),
                        form={}, error=None)  # fmt: skip
     context.update(extra)
@@ -639,6 +657,21 @@ async def page_case(request: web.Request) -> web.StreamResponse:
     """A case with its contacts and the actions of its level."""
     access = await _user_access(request, CASE_ROLES)
     return await _case_page(request, access, _int(request, "case"))
+
+
+async def page_reveal(request: web.Request) -> web.StreamResponse:
+    """POST the reason of a level-3 agent who needs the names: the case page, this once, with
+    them (nothing remembered; the reason is in the audit log)."""
+    access = await _user_access(request, CASE_ROLES)
+    case_id = _int(request, "case")
+    form = await request.post()
+    try:
+        return await _case_page(request, access, case_id, reveal=str(form.get("reason", "")))
+    except HttpError as exc:
+        if exc.status in (401, 403, 404):
+            raise
+        return await _case_page(request, access, case_id, exc.status, form=form,
+                                error=exc.message, field=getattr(exc, "field", None))  # fmt: skip
 
 
 async def page_add_contact(request: web.Request) -> web.StreamResponse:

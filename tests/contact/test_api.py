@@ -8,7 +8,8 @@ from typing import Any
 
 import aiohttp
 
-from tests.contact.conftest import Running
+from kit.audit import AuditFilter
+from tests.contact.conftest import Running, browser_session, csrf_of
 
 CASE = {
     "last_name": "Dupont",
@@ -109,3 +110,48 @@ async def test_refusals_are_json(running: Running) -> None:
         assert status in (400, 404) and "error" in body
         assert (await call(s, "GET", f"{api}/cases/abc", doctor))[0] == 400
         assert (await call(s, "GET", f"{api}/cases/99", doctor))[0] == 404
+
+
+async def test_level_3_asks_for_names_with_a_reason(running: Running) -> None:
+    """Over the API and on the case page: a level-3 agent sees the names of one case once,
+    after saying why; a reason too short is the field's error, never a 500."""
+    api = f"{running.url}/contact/api/v1"
+    doctor = await running.api_key("doctor", "rpps:10003456789")
+    cpam = await running.api_key("cpam_agent", "dep:75")
+    ars = await running.api_key("ars_agent", "dep:75")
+    reason = "cluster in a care home: the home must reach this resident"
+    async with aiohttp.ClientSession() as s:
+        status, case = await call(s, "POST", f"{api}/cases", doctor, CASE)
+        assert status == 201, case
+        for key, level in ((doctor, 2), (cpam, 3)):
+            status, _ = await call(s, "POST", f"{api}/cases/1/level", key, {"level": level})
+            assert status == 200
+        status, seen = await call(s, "GET", f"{api}/cases/1", ars)
+        assert status == 200 and seen["person"] is None
+        for body in ({"reason": "why"}, {"reason": 42}, {}):
+            status, refused = await call(s, "POST", f"{api}/cases/1/reveal", ars, body)
+            assert status in (400, 422) and "error" in refused, (body, status, refused)
+        status, _ = await call(s, "POST", f"{api}/cases/1/reveal", cpam, {"reason": reason})
+        assert status == 403
+        status, seen = await call(s, "POST", f"{api}/cases/1/reveal", ars, {"reason": reason})
+        assert status == 200 and seen["person"]["last_name"] == "Dupont", seen
+    await running.person("ars.idf", "ars_agent", "dep:75")
+    page = f"{running.url}/contact/cases/1"
+    async with browser_session() as s:
+        await running.sign_in(s, "ars.idf")
+        async with s.get(page) as r:
+            text = await r.text()
+            assert r.status == 200 and "DUPONT" not in text and 'id="reveal"' in text
+        form = {"csrf_token": csrf_of(text), "reason": "no"}
+        async with s.post(f"{page}/reveal", data=form) as r:
+            text = await r.text()
+            assert r.status == 422 and "DUPONT" not in text and 'value="no"' in text
+        form["reason"] = reason
+        async with s.post(f"{page}/reveal", data=form) as r:
+            assert r.status == 200 and "DUPONT Élodie" in await r.text()
+        async with s.get(page) as r:
+            assert "DUPONT" not in await r.text()  # once: nothing remembered
+    entries = await running.service.store.audit.query(
+        running.service.store.db, AuditFilter(action="reveal")
+    )
+    assert [e.detail for e in entries] == [reason, reason]

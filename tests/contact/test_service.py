@@ -303,3 +303,26 @@ async def test_a_matched_person_is_completed_never_overwritten(service: ContactS
     async with service.store.db.connect() as conn:
         stored = await service.store.person(conn, a.person.id)
     assert stored is not None and (stored.phone, stored.email) == ("+33612345678", "p@m.fr")
+
+
+async def test_level_3_sees_names_only_with_a_reason_kept_in_the_audit_log(
+    service: ContactService,
+) -> None:
+    """health.md 3.4: level 3 works by record number, "without names unless needed"."""
+    case = await service.open_case(DOCTOR, patient_zero())
+    await service.raise_level(DOCTOR, case.id, Level.CPAM)
+    await service.raise_level(CPAM, case.id, Level.ARS)
+    reason = "cluster at the Lycée Voltaire: the school needs the pupil's name"
+    for short in ("", "   ", "because"):  # a reason must say something
+        with pytest.raises(Unprocessable) as refused:
+            await service.case_view(ARS, case.id, short)
+        assert getattr(refused.value, "field", None) == "reason"
+    with pytest.raises(Forbidden):  # the others see names already, or never do
+        await service.case_view(CPAM, case.id, reason)
+    seen = await service.case_view(ARS, case.id, f"  {reason}\n")
+    assert seen.person is not None and seen.person.last_name == patient_zero().person.last_name
+    assert (await service.case_view(ARS, case.id)).person is None  # nothing remembered
+    entries = await service.store.audit.query(
+        service.store.db, AuditFilter(object_id=case.record, action="reveal")
+    )
+    assert [(e.actor, e.detail) for e in entries] == [(ARS.name, reason)]
