@@ -114,8 +114,6 @@ class Settings(ServiceSettings):
             raise SettingsError("retention_days >= 1 and cluster_min_cases >= 2")
         if self.sidep_url and not self.sidep_api_key:
             raise SettingsError("sidep_url needs sidep_api_key (an event-reader key)")
-        if "@" not in self.mail_from:
-            raise SettingsError("mail_from is an e-mail address")
         try:
             self.transports()
         except ValueError as exc:  # names the part at fault, never the password

@@ -516,7 +516,10 @@ def transports(
     """Each channel's transport, as a service's settings choose them: e-mails through SMTP
     when ``smtp_url`` is set (``smtp_from_url``), SMS through the HTTP gateway when ``sms_url``
     is set (with ``sms_token``), and the rest, letters always, to files in ``outbox`` for the
-    printing service or a gateway that picks them up."""
+    printing service or a gateway that picks them up. ValueError, naming the setting at fault
+    and never a password, on a sender that is no address or a bad URL."""
+    if "@" not in parseaddr(sender)[1]:
+        raise ValueError("the sender (mail_from) is an e-mail address, e.g. Name <noreply@host>")
     files = FileTransport(outbox, sender)
     chosen: dict[Channel, Transport] = {channel: files for channel in Channel}
     if smtp_url:

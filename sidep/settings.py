@@ -97,8 +97,6 @@ class Settings(ServiceSettings):
             raise SettingsError("commit_batch must be 1..10000")
         if self.codes_url and not self.codes_api_key:
             raise SettingsError("codes_url needs codes_api_key (an API key of role lab)")
-        if "@" not in self.mail_from:
-            raise SettingsError("mail_from is an e-mail address")
         try:
             self.transports()
         except ValueError as exc:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
@@ -14,13 +13,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from tests.cluster.localcluster import free_port
+
 ROBERT = Path(sys.executable).with_name("robert")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Links(HTMLParser):

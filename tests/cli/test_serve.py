@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import sys
 from pathlib import Path
 
 import aiohttp
 import pytest
+
+from tests.cluster.localcluster import free_port
 
 ROBERT = Path(sys.executable).with_name("robert")
 
@@ -30,12 +31,6 @@ SERVICES = {
     "samu": ("/samu/login", "/samu/health"),
     "citizens": ("/citizens/directory/", "/citizens/health"),
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def wait_until_served(url: str, process: asyncio.subprocess.Process) -> None:

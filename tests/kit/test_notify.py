@@ -373,13 +373,16 @@ def test_transports_from_settings(tmp_path: Path) -> None:
         ({"smtp_url": "smtp://h?security=maybe"}, "security=starttls, tls or none"),
         ({"sms_url": "ftp://sms.example.fr"}, "http:// or https://"),
         ({"sms_url": "https://sms.example.fr"}, "needs its token"),
+        ({"sender": "SI-DEP"}, "the sender \\(mail_from\\) is an e-mail address"),
+        ({"sender": ""}, "the sender \\(mail_from\\) is an e-mail address"),
     ],
 )
 def test_transports_refuse_bad_settings(
     tmp_path: Path, kwargs: dict[str, str], message: str
 ) -> None:
+    sender = kwargs.pop("sender", "x@example.fr")
     with pytest.raises(ValueError, match=message) as refused:
-        transports(tmp_path, "x@example.fr", **kwargs)
+        transports(tmp_path, sender, **kwargs)
     assert "secret" not in str(refused.value)
 
 
