@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,12 @@ import pyotp
 import pytest
 import sqlalchemy as sa
 
+from contact.access import Access
 from contact.model import PrescriptionKind
+from contact.rules import Level
+from contact.service import CaseInput
 from kit.schema import notifications
-from tests.contact.conftest import PASSWORD, Running
+from tests.contact.conftest import PASSWORD, Running, person
 
 CHROMIUM = "/usr/bin/chromium"
 playwright_api = pytest.importorskip("playwright.async_api", reason="playwright (pip)")
@@ -182,5 +186,41 @@ async def test_investigation_journey(running: Running, screens: Path) -> None:
             await page.click("#close")
             assert await page.text_content("#status") == "clôturé"
             assert refusals == []
+        finally:
+            await browser.close()
+
+
+async def test_level_3_shows_names_only_after_a_reason(running: Running, screens: Path) -> None:
+    """The ARS agent's case page: record number only, then the names this once after saying
+    why (a reason too short is the field's error, the input kept)."""
+    await running.person("ars.idf", "ars_agent", "dep:75")
+    doctor, cpam = Access("dr.a", "doctor", "rpps:1"), Access("x", "cpam_agent", "dep:75")
+    case = await running.service.open_case(
+        doctor,
+        CaseInput(person("Dupont", "Élodie"), diagnosis_date=date(2020, 10, 22),
+                  onset_date=date(2020, 10, 20)),
+    )  # fmt: skip
+    await running.service.raise_level(doctor, case.id, Level.CPAM)
+    await running.service.raise_level(cpam, case.id, Level.ARS)
+    async with playwright_api.async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = await browser.new_page(locale="fr-FR", viewport={"width": 1280, "height": 900})
+            await sign_in(page, running, "ars.idf")
+            await page.goto(f"{running.url}/contact/cases/{case.id}")
+            assert await page.locator("#patient").count() == 0
+            await page.fill("#reason", "besoin")
+            await page.click("#show-names")
+            assert await page.locator("#reason-error").count() == 1
+            assert await page.input_value("#reason") == "besoin"
+            assert await serious_violations(page) == []
+            await page.fill("#reason", "cluster au lycée Voltaire : l'école doit joindre l'élève")
+            await page.click("#show-names")
+            assert "DUPONT Élodie" in (await page.text_content("#patient") or "")
+            assert await serious_violations(page) == []
+            await page.screenshot(path=screens / "contact-8-reveal.png", full_page=True)
+            await page.goto(f"{running.url}/contact/cases/{case.id}")
+            assert await page.locator("#patient").count() == 0
+            await page.screenshot(path=screens / "contact-9-level3.png", full_page=True)
         finally:
             await browser.close()
