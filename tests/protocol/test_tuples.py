@@ -205,13 +205,14 @@ def test_minted_json_is_the_reference_serialisation(
 def test_sealed_parts_join_to_the_sealed_bundle(
     k_g: FederationKey, k_ea: TupleKey, owner: IdA
 ) -> None:
-    from protocol.tuples import mint, seal_bundle, seal_bundle_parts
+    from protocol.tuples import encrypt_bundle, mint, seal_bundle, seal_bundle_parts
 
     epochs = range(96 * 400, 96 * 404)
     minted = mint([(owner, epochs)], _key_of_day, k_g, FRANCE, REFERENCE_TIME_START)[0]
     iv = bytes(range(12))
     head, rest = seal_bundle_parts(k_ea, minted, iv)
     assert (head + rest).decode() == seal_bundle(k_ea, minted, iv)
+    assert base64.b64decode(head + rest) == encrypt_bundle(k_ea, minted, iv)  # the other path
     assert decrypt_bundle(k_ea, base64.b64decode(head + rest)) == minted.tuples()
 
 
