@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from client_sim.clock import VirtualClock
@@ -128,3 +131,37 @@ async def running(settings: Settings, clock: VirtualClock) -> AsyncIterator[Runn
 def make_settings(settings: Settings):  # type: ignore[no-untyped-def]
     """Variants of the settings for one test."""
     return lambda **changes: replace(settings, **changes)
+
+
+@contextlib.contextmanager
+def served_in_a_thread(app_settings: Settings, data: Path) -> Iterator[int]:
+    """The ROBERT server (with a code service in ``data``) on a loopback port, its event loop
+    in a thread of its own, for tools that call it synchronously (hypothesis, schemathesis):
+    the port, then everything stopped and closed."""
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    runners: list[web.AppRunner] = []
+
+    async def start() -> None:  # the application is made in the loop that serves it
+        runner = web.AppRunner(create_app(app_settings, code_service(data)), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        runners.append(runner)
+        ready.set()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(start())
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert ready.wait(20)
+    (runner,) = runners
+    try:
+        yield int(runner.addresses[0][1])
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(20)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(20)
+        loop.close()

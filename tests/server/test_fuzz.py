@@ -6,21 +6,17 @@ in a thread (hypothesis does not drive coroutines itself).
 
 from __future__ import annotations
 
-import asyncio
 import http.client
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.app import create_app
 from server.settings import Settings
-from tests.server.conftest import code_service
+from tests.server.conftest import served_in_a_thread
 
 POST_ENDPOINTS = {
     "/api/v6/captcha": ["type", "locale"],
@@ -38,34 +34,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]
     app_settings = Settings(
         data_dir=str(data), captcha="off", status_min_interval=0, embedded_worker=False
     )
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    holder: dict[str, object] = {}
-
-    async def start() -> None:
-        codes = code_service(data)
-        runner = web.AppRunner(create_app(app_settings, codes), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        holder["runner"] = runner
-        holder["port"] = runner.addresses[0][1]
-        ready.set()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(start())
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert ready.wait(20)
-    yield "127.0.0.1", int(holder["port"])  # type: ignore[call-overload]
-    runner = holder["runner"]
-    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(20)  # type: ignore[attr-defined]
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(20)
-    loop.close()
+    with served_in_a_thread(app_settings, data) as port:
+        yield "127.0.0.1", port
 
 
 def post(address: tuple[str, int], path: str, body: bytes) -> tuple[int, bytes]:

@@ -12,21 +12,17 @@ test_fuzz.py's).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
-from server.app import create_app
 from server.settings import Settings
-from tests.server.conftest import code_service
+from tests.server.conftest import served_in_a_thread
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = "20201022"
@@ -55,34 +51,8 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         code_failures_per_prefix=1_000_000,
         code_failures_overall=1_000_000,
     )
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    holder: dict[str, object] = {}
-
-    async def start() -> None:
-        codes = code_service(data)
-        runner = web.AppRunner(create_app(app_settings, codes), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        holder["runner"] = runner
-        holder["port"] = runner.addresses[0][1]
-        ready.set()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(start())
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert ready.wait(20)
-    yield f"http://127.0.0.1:{holder['port']}"
-    runner = holder["runner"]
-    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(20)  # type: ignore[attr-defined]
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(20)
-    loop.close()
+    with served_in_a_thread(app_settings, data) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.mark.timeout(170)
