@@ -19,7 +19,8 @@
  * reads, and there is no table and no data-dependent memory access. Each block may have its own
  * key: a round key bit becomes a mask of the lanes whose key has that bit set. This is what
  * minting tuple bundles needs (hundreds of EBIDs under four or five day keys, for many phones
- * at once); the round keys still come from protocol/skinny.py (KeySchedule.rows).
+ * at once); the round keys still come from protocol/skinny.py (KeySchedule.rows, each bit of
+ * each round key as one byte: _sliced_round_keys, expanded once per key).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -342,18 +343,22 @@ static inline void sub_cell(lanes_t p[4]) {
     p[3] = x1;
 }
 
-/* The rounds on one pass; keys[r][b] masks the lanes whose round key r has bit b set.
+/* The rounds on one pass. The round key of a lane depends on the lane's key: bit b of round key
+ * r, over the 256 lanes, is lut[index[KEYED_PLANES * r + b]], where index holds, for each of
+ * the pass's keys (up to LUT_KEYS), that key's bit, side by side, and lut[subset] is the mask of
+ * the lanes of the keys in subset (see encrypt_sliced). Nothing of 40 rounds x 32 planes x 256
+ * lanes is written out: a pass reads its masks from a table of at most 256 entries.
  *
  * One column at a time: the four cells ShiftRows brings into column j are read, put through
  * SubCells, AddConstants and AddRoundTweakey, and MixColumns writes the new column, so each
  * plane is loaded and stored once per round. */
-static inline void encrypt_planes(lanes_t s[64], const lanes_t keys[][KEYED_PLANES],
+static inline void encrypt_planes(lanes_t s[64], const lanes_t *lut, const uint8_t *index,
                                   int rounds) {
     lanes_t other[64];
     lanes_t *cur = s, *next = other;
     const lanes_t ones = {~0ULL, ~0ULL, ~0ULL, ~0ULL};
     for (int r = 0; r < rounds; r++) {
-        const lanes_t *key = keys[r];
+        const uint8_t *key = index + KEYED_PLANES * r;
 #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
             /* Row 0 is not shifted; row 1 cell 4 + j comes from SHIFT_ROWS[4 + j], and so on. */
@@ -373,8 +378,8 @@ static inline void encrypt_planes(lanes_t s[64], const lanes_t keys[][KEYED_PLAN
             sub_cell(x3);
 #pragma GCC unroll 4
             for (int p = 0; p < 4; p++) {
-                x0[p] ^= key[4 * a + p]; /* rows 0 and 1 carry the round tweakey */
-                x1[p] ^= key[4 * b + p];
+                x0[p] ^= lut[key[4 * a + p]]; /* rows 0 and 1 carry the round tweakey */
+                x1[p] ^= lut[key[4 * b + p]];
             }
             if (4 * c + 2 == C2_PLANE) x2[2] ^= ones;
 #pragma GCC unroll 4
@@ -394,69 +399,73 @@ static inline void encrypt_planes(lanes_t s[64], const lanes_t keys[][KEYED_PLAN
     if (cur != s) memcpy(s, cur, sizeof other);
 }
 
-/* A pass's distinct keys, each with the mask of the lanes it encrypts. */
-typedef struct {
-    Py_ssize_t key;
-    lanes_t lanes;
-} PassKey;
-
+/* Lanes [from, to) of a pass set in *mask (lane l is bit 63 - l % 64 of word l / 64). */
 static inline void set_lanes(lanes_t *mask, Py_ssize_t from, Py_ssize_t to) {
-    for (Py_ssize_t lane = from; lane < to; lane++) {
-        (*mask)[lane / 64] |= 1ULL << (63 - lane % 64);
+    while (from < to) {
+        Py_ssize_t word = from / 64, stop = (word + 1) * 64 < to ? (word + 1) * 64 : to;
+        int width = (int)(stop - from), shift = 64 - (int)(from % 64) - width;
+        uint64_t bits = width == 64 ? ~0ULL : ((1ULL << width) - 1) << shift;
+        (*mask)[word] |= bits;
+        from = stop;
     }
 }
 
-#define LUT_KEYS 8 /* passes with at most this many keys build their masks by table */
+#define LUT_KEYS 8 /* a pass holds blocks of at most this many keys (its table: 2^8 masks) */
 
-/* Encrypt n blocks (big-endian uint64 in src) into dst; block i under round_keys[key_of[i]],
- * each an array of `rounds` (row 0, row 1) uint16 pairs. key_bits[k][KEYED_PLANES * r + b] is
- * bit b of key k's round key r (0 or 1). Every input was checked by the caller. */
+/* `count` consecutive blocks under key `key` (the caller checked both). */
+typedef struct {
+    Py_ssize_t key, count;
+} Run;
+
+/* Encrypt n blocks (big-endian uint64 in src) into dst: the runs, in order, cover them, each
+ * under its key. key_bits[k][KEYED_PLANES * r + b] is bit b of key k's round key r (0 or 1).
+ *
+ * A pass takes up to PASS_LANES blocks and ends early at a (LUT_KEYS + 1)th key, so that its
+ * masks are a table of every subset of its keys: lut[subset] = the lanes of those keys, and
+ * index[plane] = the keys' bits of that plane side by side (key k at bit k). */
 SLICED_CLONES
 static void encrypt_sliced(const unsigned char *src, unsigned char *dst, Py_ssize_t n,
-                           const Py_ssize_t *key_of, const uint8_t *const *key_bits, int rounds,
-                           PassKey *pass_keys, lanes_t (*masks)[KEYED_PLANES]) {
+                           const Run *runs, Py_ssize_t nruns, const uint8_t *const *key_bits,
+                           int rounds) {
     lanes_t lut[1 << LUT_KEYS];
     uint8_t index[MAX_ROUNDS * KEYED_PLANES];
-    for (Py_ssize_t start = 0; start < n; start += PASS_LANES) {
-        Py_ssize_t count = n - start < PASS_LANES ? n - start : PASS_LANES;
-        /* Which keys this pass uses, and on which lanes (runs of one key are contiguous). */
-        Py_ssize_t keys = 0;
-        for (Py_ssize_t lane = 0; lane < count;) {
-            Py_ssize_t key = key_of[start + lane], end = lane + 1;
-            while (end < count && key_of[start + end] == key) end++;
-            Py_ssize_t k = 0;
-            while (k < keys && pass_keys[k].key != key) k++;
+    int planes = rounds * KEYED_PLANES;
+    Py_ssize_t run = 0, used = 0; /* the run being encrypted, and how much of it is done */
+    for (Py_ssize_t start = 0; start < n;) {
+        Py_ssize_t pass_key[LUT_KEYS];
+        lanes_t pass_lanes[LUT_KEYS];
+        int keys = 0;
+        Py_ssize_t count = 0;
+        while (count < PASS_LANES && run < nruns) {
+            Py_ssize_t left = runs[run].count - used;
+            if (left == 0) {
+                run++;
+                used = 0;
+                continue;
+            }
+            int k = 0;
+            while (k < keys && pass_key[k] != runs[run].key) k++;
             if (k == keys) {
-                pass_keys[keys].key = key;
-                pass_keys[keys].lanes = (lanes_t){0, 0, 0, 0};
+                if (keys == LUT_KEYS) break; /* one key too many: the next pass */
+                pass_key[k] = runs[run].key;
+                pass_lanes[k] = (lanes_t){0, 0, 0, 0};
                 keys++;
             }
-            set_lanes(&pass_keys[k].lanes, lane, end);
-            lane = end;
+            Py_ssize_t take = left < PASS_LANES - count ? left : PASS_LANES - count;
+            set_lanes(&pass_lanes[k], count, count + take);
+            count += take;
+            used += take;
         }
-        int planes = rounds * KEYED_PLANES;
-        if (keys <= LUT_KEYS) {
-            /* mask = OR of the lanes of the keys whose bit is set: a table of every subset of
-             * the pass's keys, indexed by the keys' bits side by side. */
-            for (int subset = 0; subset < (1 << keys); subset++) {
-                lanes_t m = {0, 0, 0, 0};
-                for (Py_ssize_t k = 0; k < keys; k++)
-                    if (subset >> k & 1) m |= pass_keys[k].lanes;
-                lut[subset] = m;
-            }
-            memset(index, 0, (size_t)planes);
-            for (Py_ssize_t k = 0; k < keys; k++) {
-                const uint8_t *bits = key_bits[pass_keys[k].key];
-                for (int i = 0; i < planes; i++) index[i] |= (uint8_t)(bits[i] << k);
-            }
-            for (int i = 0; i < planes; i++) masks[i / KEYED_PLANES][i % KEYED_PLANES] = lut[index[i]];
-        } else {
-            for (int i = 0; i < planes; i++) {
-                lanes_t m = {0, 0, 0, 0};
-                for (Py_ssize_t k = 0; k < keys; k++)
-                    if (key_bits[pass_keys[k].key][i]) m |= pass_keys[k].lanes;
-                masks[i / KEYED_PLANES][i % KEYED_PLANES] = m;
-            }
+        for (int subset = 0; subset < (1 << keys); subset++) {
+            lanes_t m = {0, 0, 0, 0};
+            for (int k = 0; k < keys; k++)
+                if (subset >> k & 1) m |= pass_lanes[k];
+            lut[subset] = m;
+        }
+        memset(index, 0, (size_t)planes);
+        for (int k = 0; k < keys; k++) {
+            const uint8_t *bits = key_bits[pass_key[k]];
+            for (int i = 0; i < planes; i++) index[i] |= (uint8_t)(bits[i] << k);
         }
         lanes_t state[64];
         for (int i = 0; i < 64; i++) {
@@ -466,7 +475,7 @@ static void encrypt_sliced(const unsigned char *src, unsigned char *dst, Py_ssiz
             }
         }
         transpose(state);
-        encrypt_planes(state, (const lanes_t(*)[KEYED_PLANES])masks, rounds);
+        encrypt_planes(state, lut, index, rounds);
         transpose(state);
         for (int i = 0; i < 64; i++) {
             for (int w = 0; w < LANE_WORDS; w++) {
@@ -474,16 +483,17 @@ static void encrypt_sliced(const unsigned char *src, unsigned char *dst, Py_ssiz
                 if (lane < count) store_be64(dst + BLOCK_SIZE * (start + lane), state[i][w]);
             }
         }
+        start += count;
     }
 }
 
-/* The round keys of a call: buffers of (row 0, row 1) uint16 pairs (KeySchedule.rows), all
- * with the same number of rounds. */
+/* The round keys of a call: buffers of KEYED_PLANES bytes per round, each 0 or 1 (byte
+ * KEYED_PLANES * r + b is bit b of round key r: protocol/skinny.py's _sliced_round_keys,
+ * expanded once per key there), all with the same number of rounds. */
 typedef struct {
     PyObject *seq;
     Py_buffer *views;
-    const uint16_t **rows;
-    uint8_t **bits; /* bits[k][KEYED_PLANES * r + b]: bit b of key k's round key r */
+    const uint8_t **bits;
     Py_ssize_t count, held;
     int rounds;
 } RoundKeys;
@@ -495,9 +505,8 @@ static int round_keys_open(RoundKeys *k, PyObject *arg) {
     if (k->seq == NULL) return -1;
     k->count = PySequence_Fast_GET_SIZE(k->seq);
     k->views = PyMem_Calloc((size_t)(k->count ? k->count : 1), sizeof(Py_buffer));
-    k->rows = PyMem_Calloc((size_t)(k->count ? k->count : 1), sizeof(uint16_t *));
     k->bits = PyMem_Calloc((size_t)(k->count ? k->count : 1), sizeof(uint8_t *));
-    if (k->views == NULL || k->rows == NULL || k->bits == NULL) {
+    if (k->views == NULL || k->bits == NULL) {
         PyErr_NoMemory();
         return -1;
     }
@@ -506,64 +515,39 @@ static int round_keys_open(RoundKeys *k, PyObject *arg) {
         if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(k->seq, k->held), view, PyBUF_SIMPLE) < 0)
             return -1;
         Py_ssize_t len = view->len;
-        if (len % 4 != 0 || len == 0 || len / 4 > MAX_ROUNDS ||
-            (k->rounds >= 0 && len / 4 != k->rounds)) {
+        const uint8_t *bits = view->buf;
+        uint8_t any = 0;
+        for (Py_ssize_t i = 0; i < len; i++) any |= bits[i];
+        if (len % KEYED_PLANES != 0 || len == 0 || len / KEYED_PLANES > MAX_ROUNDS ||
+            (k->rounds >= 0 && len / KEYED_PLANES != k->rounds) || any > 1) {
             k->held++;
             PyErr_SetString(PyExc_ValueError,
-                            "round keys are (uint16, uint16) per round, 1 to 40 rounds, "
+                            "round keys are 32 bytes of 0 or 1 per round, 1 to 40 rounds, "
                             "the same number for every key");
             return -1;
         }
-        k->rounds = (int)(len / 4);
-        const uint16_t *rows = (const uint16_t *)view->buf;
-        uint8_t *bits = PyMem_Malloc((size_t)k->rounds * KEYED_PLANES);
-        if (bits == NULL) {
-            k->held++;
-            PyErr_NoMemory();
-            return -1;
-        }
-        for (int r = 0; r < k->rounds; r++)
-            for (int b = 0; b < KEYED_PLANES; b++)
-                bits[KEYED_PLANES * r + b] = (uint8_t)(rows[2 * r + b / 16] >> (15 - b % 16) & 1);
-        k->rows[k->held] = rows;
+        k->rounds = (int)(len / KEYED_PLANES);
         k->bits[k->held] = bits;
     }
     return 0;
 }
 
 static void round_keys_close(RoundKeys *k) {
-    for (Py_ssize_t i = 0; i < k->held; i++) {
-        PyBuffer_Release(&k->views[i]);
-        if (k->bits != NULL) PyMem_Free(k->bits[i]);
-    }
-    PyMem_Free(k->bits);
+    for (Py_ssize_t i = 0; i < k->held; i++) PyBuffer_Release(&k->views[i]);
+    PyMem_Free((void *)k->bits);
     PyMem_Free(k->views);
-    PyMem_Free((void *)k->rows);
     Py_XDECREF(k->seq);
 }
 
-/* Encrypt n blocks of src, block i under key key_of[i], into a new bytes object. */
+/* Encrypt the n blocks of src, run after run, into a new bytes object. */
 static PyObject *encrypt_all(const RoundKeys *keys, const unsigned char *src, Py_ssize_t n,
-                             const Py_ssize_t *key_of) {
+                             const Run *runs, Py_ssize_t nruns) {
     PyObject *out = PyBytes_FromStringAndSize(NULL, n * BLOCK_SIZE);
     if (out == NULL || n == 0) return out;
-    /* Aligned for vector loads (PyMem_Malloc promises 16 bytes, a vector needs 32). */
-    PassKey *pass_keys = aligned_alloc(sizeof(lanes_t), PASS_LANES * sizeof(PassKey));
-    lanes_t(*masks)[KEYED_PLANES] =
-        aligned_alloc(sizeof(lanes_t), MAX_ROUNDS * KEYED_PLANES * sizeof(lanes_t));
-    if (pass_keys == NULL || masks == NULL) {
-        free(pass_keys);
-        free(masks);
-        Py_DECREF(out);
-        return PyErr_NoMemory();
-    }
     unsigned char *dst = (unsigned char *)PyBytes_AS_STRING(out);
     Py_BEGIN_ALLOW_THREADS
-    encrypt_sliced(src, dst, n, key_of, (const uint8_t *const *)keys->bits, keys->rounds,
-                   pass_keys, masks);
+    encrypt_sliced(src, dst, n, runs, nruns, keys->bits, keys->rounds);
     Py_END_ALLOW_THREADS
-    free(pass_keys);
-    free(masks);
     return out;
 }
 
@@ -578,7 +562,7 @@ static PyObject *encrypt_runs(PyObject *module, PyObject *const *args, Py_ssize_
     RoundKeys keys;
     PyObject *out = NULL, *runs = NULL;
     Py_buffer blocks = {0};
-    Py_ssize_t *key_of = NULL;
+    Run *parsed = NULL;
     if (round_keys_open(&keys, args[0]) < 0) goto done;
     runs = PySequence_Fast(args[1], "runs must be a sequence of (key index, count)");
     if (runs == NULL) goto done;
@@ -587,13 +571,13 @@ static PyObject *encrypt_runs(PyObject *module, PyObject *const *args, Py_ssize_
         PyErr_SetString(PyExc_ValueError, "blocks must be 8 bytes each");
         goto done;
     }
-    Py_ssize_t n = blocks.len / BLOCK_SIZE, filled = 0;
-    key_of = PyMem_Malloc((size_t)(n ? n : 1) * sizeof(Py_ssize_t));
-    if (key_of == NULL) {
+    Py_ssize_t n = blocks.len / BLOCK_SIZE, filled = 0, nruns = PySequence_Fast_GET_SIZE(runs);
+    parsed = PyMem_Malloc((size_t)(nruns ? nruns : 1) * sizeof(Run));
+    if (parsed == NULL) {
         PyErr_NoMemory();
         goto done;
     }
-    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(runs); i++) {
+    for (Py_ssize_t i = 0; i < nruns; i++) {
         Py_ssize_t key, count;
         if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(runs, i), "nn;runs hold (key, count)",
                               &key, &count))
@@ -602,16 +586,16 @@ static PyObject *encrypt_runs(PyObject *module, PyObject *const *args, Py_ssize_
             PyErr_SetString(PyExc_ValueError, "a run names no key or goes past the blocks");
             goto done;
         }
-        for (Py_ssize_t j = 0; j < count; j++) key_of[filled + j] = key;
+        parsed[i] = (Run){key, count};
         filled += count;
     }
     if (filled != n) {
         PyErr_SetString(PyExc_ValueError, "the runs do not cover every block");
         goto done;
     }
-    out = encrypt_all(&keys, blocks.buf, n, key_of);
+    out = encrypt_all(&keys, blocks.buf, n, parsed, nruns);
 done:
-    PyMem_Free(key_of);
+    PyMem_Free(parsed);
     if (blocks.obj != NULL) PyBuffer_Release(&blocks);
     Py_XDECREF(runs);
     round_keys_close(&keys);
@@ -630,46 +614,51 @@ static PyObject *encrypt_counters(PyObject *module, PyObject *const *args, Py_ss
     }
     RoundKeys keys;
     PyObject *out = NULL, *runs = NULL;
-    Py_ssize_t *key_of = NULL, n = 0, filled = 0;
+    Run *parsed = NULL;
+    unsigned long long *firsts = NULL, *steps = NULL;
     unsigned char *src = NULL;
+    Py_ssize_t n = 0;
     if (round_keys_open(&keys, args[0]) < 0) goto done;
     runs = PySequence_Fast(args[1], "runs must be a sequence of (key, first, step, count)");
     if (runs == NULL) goto done;
     Py_ssize_t nruns = PySequence_Fast_GET_SIZE(runs);
-    for (int pass = 0; pass < 2; pass++) { /* count, then fill */
-        for (Py_ssize_t i = 0; i < nruns; i++) {
-            Py_ssize_t key, count;
-            unsigned long long first, step;
-            if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(runs, i),
-                                  "nKKn;runs hold (key, first, step, count)", &key, &first,
-                                  &step, &count))
-                goto done;
-            if (key < 0 || key >= keys.count || count < 0 || count > PY_SSIZE_T_MAX / 16 - n) {
-                PyErr_SetString(PyExc_ValueError, "a run names no key or is too long");
-                goto done;
-            }
-            if (pass == 0) {
-                n += count;
-                continue;
-            }
-            for (Py_ssize_t j = 0; j < count; j++) {
-                key_of[filled] = key;
-                store_be64(src + BLOCK_SIZE * filled, first + step * (unsigned long long)j);
-                filled++;
-            }
-        }
-        if (pass == 0) {
-            key_of = PyMem_Malloc((size_t)(n ? n : 1) * sizeof(Py_ssize_t));
-            src = PyMem_Malloc((size_t)(n ? n : 1) * BLOCK_SIZE);
-            if (key_of == NULL || src == NULL) {
-                PyErr_NoMemory();
-                goto done;
-            }
-        }
+    size_t slots = (size_t)(nruns ? nruns : 1);
+    parsed = PyMem_Malloc(slots * sizeof(Run));
+    firsts = PyMem_Malloc(slots * sizeof(unsigned long long));
+    steps = PyMem_Malloc(slots * sizeof(unsigned long long));
+    if (parsed == NULL || firsts == NULL || steps == NULL) {
+        PyErr_NoMemory();
+        goto done;
     }
-    out = encrypt_all(&keys, src, n, key_of);
+    for (Py_ssize_t i = 0; i < nruns; i++) {
+        Py_ssize_t key, count;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(runs, i),
+                              "nKKn;runs hold (key, first, step, count)", &key, &firsts[i],
+                              &steps[i], &count))
+            goto done;
+        if (key < 0 || key >= keys.count || count < 0 || count > PY_SSIZE_T_MAX / 16 - n) {
+            PyErr_SetString(PyExc_ValueError, "a run names no key or is too long");
+            goto done;
+        }
+        parsed[i] = (Run){key, count};
+        n += count;
+    }
+    src = PyMem_Malloc((size_t)(n ? n : 1) * BLOCK_SIZE);
+    if (src == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    unsigned char *p = src;
+    for (Py_ssize_t i = 0; i < nruns; i++) {
+        unsigned long long block = firsts[i];
+        for (Py_ssize_t j = 0; j < parsed[i].count; j++, block += steps[i], p += BLOCK_SIZE)
+            store_be64(p, block);
+    }
+    out = encrypt_all(&keys, src, n, parsed, nruns);
 done:
-    PyMem_Free(key_of);
+    PyMem_Free(parsed);
+    PyMem_Free(firsts);
+    PyMem_Free(steps);
     PyMem_Free(src);
     Py_XDECREF(runs);
     round_keys_close(&keys);

@@ -230,8 +230,12 @@ def _packed_round_keys(schedule: KeySchedule) -> bytes:
 
 @lru_cache(maxsize=32)
 def _sliced_round_keys(schedule: KeySchedule) -> bytes:
-    """``KeySchedule.rows`` as native uint16 pairs, the compiled bit-sliced loop's input."""
-    return array("H", [k for pair in schedule.rows for k in pair]).tobytes()
+    """``KeySchedule.rows`` one bit per byte, the compiled bit-sliced loop's input: byte
+    ``32 * r + b`` is bit ``b`` (from the most significant of row 0, then row 1) of round key
+    ``r``, 0 or 1. Expanded once per key, not on every call."""
+    return bytes(
+        (row >> (15 - bit)) & 1 for pair in schedule.rows for row in pair for bit in range(16)
+    )
 
 
 def encrypt_block(schedule: KeySchedule, block: bytes) -> bytes:
@@ -518,14 +522,11 @@ Counters = tuple[int, int, int, int]
 def encrypt_counters(schedules: Sequence[KeySchedule], runs: Sequence[Counters]) -> bytes:
     """The ciphertexts of every run's blocks, run after run, each run under its schedule, in
     one batch: minting never builds its plaintexts in Python when the loop is compiled."""
+    if _COMPILED is not None:  # it checks the runs, and counts modulo 2**64
+        return encrypt_counters_compiled([_sliced_round_keys(s) for s in schedules], runs)
     for key, _, _, count in runs:
         if not 0 <= key < len(schedules) or count < 0:
             raise ValueError("a run names no schedule or has a negative count")
-    if _COMPILED is not None:
-        return encrypt_counters_compiled(
-            [_sliced_round_keys(s) for s in schedules],
-            [(key, first % 2**64, step % 2**64, count) for key, first, step, count in runs],
-        )
     groups = [
         b"".join(((first + step * i) % 2**64).to_bytes(8, "big") for i in range(count))
         for _, first, step, count in runs

@@ -38,19 +38,31 @@ class TupleMinter:
         self._time_start = time_start
         self._random = random
         self._pending: list[_Pending] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """The loop the futures are made on (looked up once: ``get_running_loop`` makes a
+        system call)."""
 
-    async def bundle(self, owner: IdA, k_ea: TupleKey, epochs: range) -> tuple[bytes, bytes]:
-        """The encrypted bundle of ``epochs`` for one registration: its base64 in two pieces
-        (``seal_bundle_parts``), to be joined."""
-        loop = asyncio.get_running_loop()
+    def bundle(
+        self, owner: IdA, k_ea: TupleKey, epochs: range
+    ) -> asyncio.Future[tuple[bytes, bytes]]:
+        """The encrypted bundle of ``epochs`` for one registration, to await: its base64 in
+        two pieces (``seal_bundle_parts``), to be joined. A plain function, so that the caller
+        can do something else (a store round trip) while the batch is minted; a caller that
+        no longer wants it cancels the future (``discard``)."""
+        loop = self._loop
+        if loop is None or not loop.is_running():
+            loop = self._loop = asyncio.get_running_loop()
         future: asyncio.Future[tuple[bytes, bytes]] = loop.create_future()
         if not self._pending:
             loop.call_soon(self._mint)
         self._pending.append((owner, k_ea, epochs, future))
-        return await future
+        return future
 
     def _mint(self) -> None:
-        batch, self._pending = self._pending, []
+        batch = [pending for pending in self._pending if not pending[3].done()]  # not discarded
+        self._pending = []
+        if not batch:
+            return
         try:
             sets = mint(
                 [(owner, epochs) for owner, _, epochs, _ in batch],
@@ -69,3 +81,10 @@ class TupleMinter:
             if not future.done():
                 iv = ivs[IV_SIZE * i : IV_SIZE * i + IV_SIZE]
                 future.set_result(seal_bundle_parts(k_ea, tuples, iv))
+
+
+def discard(future: asyncio.Future[tuple[bytes, bytes]]) -> None:
+    """Give up a bundle asked for (its request was refused after all): not minted if it has
+    not been yet, and a minting error nobody will await is not reported as never retrieved
+    (``Future.cancel`` clears that flag, done or not)."""
+    future.cancel()

@@ -49,7 +49,7 @@ from server.codegate import ACCEPTED, CodeGate
 from server.keys import ServerKeys
 from server.limits import HOUR, CodeAttempts, CodeLimits, parse_networks
 from server.metrics import Metrics
-from server.minting import TupleMinter
+from server.minting import TupleMinter, discard
 from server.settings import Settings
 from server.store.base import Budget, PushInfo, Registration, StatusOutcome, Store
 from server.tokens import TokenLifetimes, TokenSigner
@@ -292,33 +292,44 @@ class RobertService:
         slot is then taken in one atomic store step that checks replay and the interval again
         on the current state (K_A never changes, so the MAC checked stays valid). Every answer
         carries a fresh bundle of tuples: the apps discard an answer without one.
+
+        The bundle is asked for as soon as the MAC verifies, under the K_EA read with K_A, and
+        minted (with those of concurrent requests) while the store takes the slot: one wait
+        for both instead of two in turn. If the slot is refused (too soon, a replay, or
+        unregistered meanwhile) the bundle is discarded: minting touches no state, and a
+        request that gets that far carries a valid MAC.
         """
         now = self.clock()
         now_ntp = ntp_from_unix(now)
         request, owner = self._check_request(fields, now_ntp)
         now_epoch = epoch_of(now_ntp, self.time_start)
-        k_a = await self.store.get_mac_key(owner)
-        if k_a is None:
+        keys = await self.store.get_keys(owner)
+        if keys is None:
             raise errors.unknown_registration()
+        k_a, k_ea = keys
         verify_mac(k_a, RequestKind.STATUS, request)
-        recorded = await self.store.record_status(
-            owner,
-            now_epoch,
-            request.time,
-            self.status_min_gap_epochs,
-            with_push=push is not None,
-        )
-        registration = recorded.before
-        if registration is None or registration.k_a.material != k_a.material:
-            raise errors.unknown_registration()  # unregistered meanwhile
-        if recorded.outcome is StatusOutcome.TOO_SOON:
-            raise errors.too_soon()
-        if recorded.outcome is StatusOutcome.REPLAYED:
-            raise errors.replayed()
-        if push is not None and push != recorded.push:
-            await self.store.set_push_info(owner, push)
-        tuples = await self.minter.bundle(owner, registration.k_ea, self.tuple_epochs(now_epoch))
-        return self._answer(owner, registration, tuples, int(now), now_epoch)
+        bundle = self.minter.bundle(owner, k_ea, self.tuple_epochs(now_epoch))
+        try:
+            recorded = await self.store.record_status(
+                owner,
+                now_epoch,
+                request.time,
+                self.status_min_gap_epochs,
+                with_push=push is not None,
+            )
+            registration = recorded.before
+            if registration is None or registration.k_a.material != k_a.material:
+                raise errors.unknown_registration()  # unregistered meanwhile
+            if recorded.outcome is StatusOutcome.TOO_SOON:
+                raise errors.too_soon()
+            if recorded.outcome is StatusOutcome.REPLAYED:
+                raise errors.replayed()
+            if push is not None and push != recorded.push:
+                await self.store.set_push_info(owner, push)
+        except BaseException:
+            discard(bundle)
+            raise
+        return self._answer(owner, registration, await bundle, int(now), now_epoch)
 
     def _answer(
         self,

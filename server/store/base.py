@@ -165,9 +165,9 @@ class Store(abc.ABC):
         """The registration of ID_A, or None."""
 
     @abc.abstractmethod
-    async def get_mac_key(self, id_a: IdA) -> MacKey | None:
-        """K_A of the registration, or None (what a status request's MAC is checked with,
-        before anything is written)."""
+    async def get_keys(self, id_a: IdA) -> tuple[MacKey, TupleKey] | None:
+        """K_A and K_EA of the registration, or None: what a status request's MAC is checked
+        with before anything is written, and what its bundle is encrypted under."""
 
     @abc.abstractmethod
     async def record_status(

@@ -655,14 +655,17 @@ class RedisStore(Store):
         value = await (self._fast.execute("GET", key) if self._fast else self.client.get(key))
         return None if value is None else unpack_registration(id_a, _raw(value))
 
-    async def get_mac_key(self, id_a: IdA) -> MacKey | None:
-        """GETRANGE of K_A's 32 bytes (the first of the layout)."""
+    async def get_keys(self, id_a: IdA) -> tuple[MacKey, TupleKey] | None:
+        """GETRANGE of K_A's and K_EA's 64 bytes (the first two fields of the layout)."""
         key = f"{self.prefix}r{{{bytes(id_a).hex()}}}"
         fast = self._fast
         value = await (
-            fast.execute("GETRANGE", key, 0, 31) if fast else self.client.getrange(key, 0, 31)
+            fast.execute("GETRANGE", key, 0, 63) if fast else self.client.getrange(key, 0, 63)
         )
-        return MacKey(_raw(value)) if value else None
+        if not value:
+            return None
+        raw = _raw(value)
+        return MacKey(raw[:32]), TupleKey(raw[32:64])
 
     async def record_status(
         self,

@@ -351,10 +351,10 @@ class SqliteStore(Store):
         )
         return _registration_of(rows[0]) if rows else None
 
-    async def get_mac_key(self, id_a: IdA) -> MacKey | None:
-        """The k_a column."""
-        rows = await self._query("SELECT k_a FROM registrations WHERE id_a = ?", bytes(id_a))
-        return MacKey(bytes(rows[0][0])) if rows else None
+    async def get_keys(self, id_a: IdA) -> tuple[MacKey, TupleKey] | None:
+        """The k_a and k_ea columns."""
+        rows = await self._query("SELECT k_a, k_ea FROM registrations WHERE id_a = ?", bytes(id_a))
+        return (MacKey(bytes(rows[0][0])), TupleKey(bytes(rows[0][1]))) if rows else None
 
     async def record_status(
         self,

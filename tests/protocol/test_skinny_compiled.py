@@ -68,7 +68,7 @@ def _rows(schedule: skinny.KeySchedule, block: bytes) -> bytes:
 
 def test_sliced_runs_match_the_rows_with_a_key_per_run() -> None:
     """Runs of every length (a pass is 256 lanes) under up to 12 keys, so that passes hold
-    one key, several (masks by table) and more than eight (masks one by one)."""
+    one key, several, and would hold more than eight (a pass then ends at the ninth)."""
     _compiled()
     rng = random.Random(11)
     for keys in (1, 3, 12):
@@ -110,8 +110,10 @@ def test_sliced_loop_rejects_what_it_cannot_encrypt() -> None:
     _compiled()
     keys = [skinny._sliced_round_keys(skinny.key_schedule(bytes(24)))]
     for round_keys, runs, blocks in (
-        ([b"\x00" * 6], [(0, 1)], bytes(8)),  # not uint16 pairs
-        ([*keys, keys[0][:-4]], [(0, 1)], bytes(8)),  # keys of different round counts
+        ([b"\x00" * 6], [(0, 1)], bytes(8)),  # not 32 bytes per round
+        ([*keys, keys[0][:-32]], [(0, 1)], bytes(8)),  # keys of different round counts
+        ([bytes(32) * 39 + b"\x02" + bytes(31)], [(0, 1)], bytes(8)),  # a "bit" that is 2
+        ([bytes(32) * 41], [(0, 1)], bytes(8)),  # more than 40 rounds
         (keys, [(1, 1)], bytes(8)),  # no such key
         (keys, [(0, 2)], bytes(8)),  # past the blocks
         (keys, [(0, 1)], bytes(16)),  # blocks left over

@@ -409,7 +409,7 @@ async def test_redis_memory_per_registration() -> None:
         flush_redis()
 
 
-async def test_get_mac_key(store: Store) -> None:
-    assert await store.get_mac_key(ident(1)) is None
+async def test_get_keys(store: Store) -> None:
+    assert await store.get_keys(ident(1)) is None
     await store.create_registration(registration(1))
-    assert await store.get_mac_key(ident(1)) == registration(1).k_a
+    assert await store.get_keys(ident(1)) == (registration(1).k_a, registration(1).k_ea)
