@@ -210,9 +210,9 @@ class _Handler(RequestHandler):
         if not admissions or not data:
             super().data_received(data)
             return
-        if self._held is None and self._at_boundary():
-            for admission in admissions:
-                if admission.matches(data):
+        if self._held is None:
+            for admission in admissions:  # the request's first bytes, then the connection
+                if admission.matches(data) and self._at_boundary():
                     admission.seen += 1
                     if admission.busy >= admission.limit:
                         self._refuse(admission)

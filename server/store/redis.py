@@ -665,7 +665,13 @@ class RedisStore(Store):
         if not value:
             return None
         raw = _raw(value)
-        return MacKey(raw[:32]), TupleKey(raw[32:64])
+        if len(raw) != 64:  # not a registration of this layout
+            return MacKey(raw[:32]), TupleKey(raw[32:64])  # (their sizes are checked)
+        # Every status request reads them: made as unpack_registration makes its keys.
+        mac_key, tuple_key = _new(MacKey), _new(TupleKey)
+        _SET_MATERIAL(mac_key, raw[:32])
+        _SET_MATERIAL(tuple_key, raw[32:])
+        return mac_key, tuple_key
 
     async def record_status(
         self,
