@@ -221,14 +221,14 @@ async def read_body(request: web.Request, limit: int, timeout: float | None = No
     """The request body, refusing more than ``limit`` bytes with 413 (before reading it all
     when the client announced its length) and, with ``timeout``, a body that has not fully
     arrived after that many seconds with 408 (a body already received costs no timer)."""
-    length = request.content_length
-    if length is not None and length > limit:
-        raise PayloadTooLarge()
     content = request.content
     if content.is_eof() and not content.at_eof():
         # All of it has arrived and nothing read it yet (the usual case): taken as it lies,
-        # without an await and a copy. (Read before, by a middleware: request.read() has it.)
+        # without an await and a copy, and measured below. (Read before, by a middleware:
+        # request.read() has it.)
         body = content.read_nowait()
+    elif (length := request.content_length) is not None and length > limit:
+        raise PayloadTooLarge()  # refused before the rest of it is waited for
     elif timeout is None:
         body = await request.read()
     else:
