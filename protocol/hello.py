@@ -16,7 +16,6 @@ import numpy.typing as npt
 
 from protocol.epochs import low16, wrapped_distance
 from protocol.errors import BadLength, BadMac, StaleTime
-from protocol.macs import hmac_sha256
 from protocol.types import EBID_SIZE, ECC_SIZE, MacKey
 
 HELLO_SIZE = 16
@@ -60,7 +59,7 @@ class Hello:
 def hello_mac(k_a: MacKey, ecc: bytes, ebid: bytes, time16: int) -> bytes:
     """MAC_A,i = first 40 bits of HMAC-SHA256(K_A, 0x01 || ECC || EBID || time)."""
     message = HELLO_PREFIX + ecc + ebid + time16.to_bytes(2, "big")
-    return hmac_sha256(k_a.material, message)[:HELLO_MAC_SIZE]
+    return hmac.digest(k_a.material, message, "sha256")[:HELLO_MAC_SIZE]
 
 
 def build_hello(k_a: MacKey, ecc: bytes, ebid: bytes, now_ntp: int) -> Hello:
@@ -89,8 +88,9 @@ def build_hellos(
     rows[:, 10:12] = (np.asarray(times_ntp) & 0xFFFF).astype(">u2").view(np.uint8).reshape(n, 2)
     messages = rows.tobytes()
     width = rows.shape[1]
+    digest = hmac.digest
     macs = b"".join(
-        hmac_sha256(k.material, messages[width * i : width * (i + 1)])[:HELLO_MAC_SIZE]
+        digest(k.material, messages[width * i : width * (i + 1)], "sha256")[:HELLO_MAC_SIZE]
         for i, k in enumerate(k_as)
     )
     out = np.empty((n, HELLO_SIZE), dtype=np.uint8)

@@ -47,8 +47,10 @@ class TupleMinter:
     ) -> asyncio.Future[tuple[bytes, bytes]]:
         """The encrypted bundle of ``epochs`` for one registration, to await: its base64 in
         two pieces (``seal_bundle_parts``), to be joined. A plain function, so that the caller
-        can do something else (a store round trip) while the batch is minted; a caller that
-        no longer wants it cancels the future (``discard``)."""
+        can do something else (a store round trip) while the batch is minted. A caller that
+        no longer wants it cancels the future: it is not minted if it has not been yet, and a
+        minting error nobody awaits is not reported as never retrieved (``Future.cancel``
+        clears that, done or not)."""
         loop = self._loop
         if loop is None or not loop.is_running():
             loop = self._loop = asyncio.get_running_loop()
@@ -81,10 +83,3 @@ class TupleMinter:
             if not future.done():
                 iv = ivs[IV_SIZE * i : IV_SIZE * i + IV_SIZE]
                 future.set_result(seal_bundle_parts(k_ea, tuples, iv))
-
-
-def discard(future: asyncio.Future[tuple[bytes, bytes]]) -> None:
-    """Give up a bundle asked for (its request was refused after all): not minted if it has
-    not been yet, and a minting error nobody will await is not reported as never retrieved
-    (``Future.cancel`` clears that flag, done or not)."""
-    future.cancel()

@@ -49,7 +49,7 @@ from server.codegate import ACCEPTED, CodeGate
 from server.keys import ServerKeys
 from server.limits import HOUR, CodeAttempts, CodeLimits, parse_networks
 from server.metrics import Metrics
-from server.minting import TupleMinter, discard
+from server.minting import TupleMinter
 from server.settings import Settings
 from server.store.base import Budget, PushInfo, Registration, StatusOutcome, Store
 from server.tokens import TokenLifetimes, TokenSigner
@@ -327,7 +327,7 @@ class RobertService:
             if push is not None and push != recorded.push:
                 await self.store.set_push_info(owner, push)
         except BaseException:
-            discard(bundle)
+            bundle.cancel()  # given up (TupleMinter.bundle says what that does)
             raise
         return self._answer(owner, registration, await bundle, int(now), now_epoch)
 

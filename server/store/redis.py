@@ -302,6 +302,15 @@ _SET_REGISTRATION = tuple(
 )
 
 
+def _keys(k_a: bytes, k_ea: bytes) -> tuple[MacKey, TupleKey]:
+    """K_A and K_EA as read from a registration of ``LAYOUT`` (32 bytes each), made through
+    their slots: every status request reads them."""
+    mac_key, tuple_key = _new(MacKey), _new(TupleKey)
+    _SET_MATERIAL(mac_key, k_a)
+    _SET_MATERIAL(tuple_key, k_ea)
+    return mac_key, tuple_key
+
+
 def unpack_registration(id_a: IdA, value: bytes) -> Registration:
     """Inverse of ``pack_registration``.
 
@@ -310,10 +319,7 @@ def unpack_registration(id_a: IdA, value: bytes) -> Registration:
     through their slots instead, half the time. Only for values of this layout, which fixes
     the keys' sizes (``LAYOUT``: 32 bytes each, as ``MacKey`` and ``TupleKey`` hold)."""
     k_a, k_ea, status_epoch, status_time, *risk = LAYOUT.unpack(value)
-    mac_key = _new(MacKey)
-    _SET_MATERIAL(mac_key, k_a)
-    tuple_key = _new(TupleKey)
-    _SET_MATERIAL(tuple_key, k_ea)
+    mac_key, tuple_key = _keys(k_a, k_ea)
     registration = _new(Registration)
     set_id, set_k_a, set_k_ea, set_epoch, set_time, set_risk = _SET_REGISTRATION
     set_id(registration, id_a)
@@ -665,13 +671,7 @@ class RedisStore(Store):
         if not value:
             return None
         raw = _raw(value)
-        if len(raw) != 64:  # not a registration of this layout
-            return MacKey(raw[:32]), TupleKey(raw[32:64])  # (their sizes are checked)
-        # Every status request reads them: made as unpack_registration makes its keys.
-        mac_key, tuple_key = _new(MacKey), _new(TupleKey)
-        _SET_MATERIAL(mac_key, raw[:32])
-        _SET_MATERIAL(tuple_key, raw[32:])
-        return mac_key, tuple_key
+        return _keys(raw[:32], raw[32:])
 
     async def record_status(
         self,
