@@ -117,7 +117,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
 
 def add_subcommands(subparsers: Any) -> None:
     """Add the ``beds`` command group to the ``robert`` command."""
-    from beds.access import ARS, NATIONAL, PEOPLE_ROLES, READER, SAMU, STAFF, UPDATER
+    from beds.access import DASHBOARD_ROLES, EDIT_ROLES, FIND_ROLES, PEOPLE_ROLES
     from beds.app import open_accounts
     from beds.store import MIGRATIONS
     from kit.auth.commands import Roles, add_account_commands
@@ -155,5 +155,5 @@ def add_subcommands(subparsers: Any) -> None:
         lambda args: open_accounts(Settings.from_sources(args)),
         configure=with_settings,
         migrations=[MIGRATIONS],
-        roles=Roles(users=PEOPLE_ROLES, keys={STAFF, UPDATER, SAMU, ARS, NATIONAL, READER}),
+        roles=Roles(users=PEOPLE_ROLES, keys=DASHBOARD_ROLES | EDIT_ROLES | FIND_ROLES),
     )

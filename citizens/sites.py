@@ -188,9 +188,7 @@ def parse_row(row: dict[str, str]) -> Site:
         raise ValueError(f"kinds {values['kinds']!r}: only PCR and ANTIGEN are known") from None
     if not kinds:
         raise ValueError("kinds is empty")
-    walk_in = values["walk_in"].lower()
-    if walk_in not in _TRUE | _FALSE:
-        raise ValueError(f"walk_in {values['walk_in']!r} is not oui or non")
+    walk_in = _yes(values["walk_in"], "walk_in")
     updated = None
     if values["updated"]:
         try:
@@ -207,7 +205,7 @@ def parse_row(row: dict[str, str]) -> Site:
         lat=lat,
         lon=lon,
         kinds=kinds,
-        walk_in=walk_in in _TRUE,
+        walk_in=walk_in,
         appointment_url=_url(values["appointment_url"]),
         phone=values["phone"],
         hours=values["hours"],

@@ -132,14 +132,14 @@ def problem(holdings: Sequence[Holding], target: float = 14.0, keep: float = 21.
             continue
         surplus = math.floor(h.stock - keep * h.daily_use + 1e-9)
         missing = math.ceil(target * h.daily_use - h.stock - 1e-9)
-        if surplus > 0:
+        days = days_of_cover(h.stock, h.daily_use) or 0.0
+        if surplus > 0:  # then the stock, and its days of cover, are above 0
             donors.append(h)
             give.append(surplus)
-            taking.append(COVER_KM * keep / (h.stock / h.daily_use))
+            taking.append(COVER_KM * keep / days)
         elif missing > 0:
             receivers.append(h)
             lack.append(missing)
-            days = days_of_cover(h.stock, h.daily_use) or 0.0
             urgency.append(1 + (target - days) / target)
     distance = [[_distance(d, r) for r in receivers] for d in donors]
     largest = max((max(row) for row in distance if row), default=1.0)

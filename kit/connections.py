@@ -212,14 +212,16 @@ class _Handler(RequestHandler):
             return
         if self._held is None:
             for admission in admissions:  # the request's first bytes, then the connection
-                if admission.matches(data) and self._at_boundary():
+                if not admission.matches(data):
+                    continue
+                if self._at_boundary():
                     admission.seen += 1
                     if admission.busy >= admission.limit:
                         self._refuse(admission)
                         return
                     admission.busy += 1
                     self._held = admission
-                    break
+                break  # the one endpoint its bytes name
         parsed = self._request_count
         payload = self._last_payload
         between = payload is None or payload.is_eof()

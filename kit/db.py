@@ -42,6 +42,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from kit.settings import mask_url
+
 KIT_MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 BUSY_TIMEOUT_SECONDS = 15.0
@@ -78,7 +80,7 @@ def engine_url(url: str) -> URL:
     try:
         parsed = make_url(url)
     except sa.exc.ArgumentError:
-        raise DatabaseError(f"not a database URL: {_masked(url)!r}") from None
+        raise DatabaseError(f"not a database URL: {mask_url(url)!r}") from None
     backend, _, driver = parsed.drivername.partition("+")
     if backend == "sqlite" and driver in ("", "aiosqlite"):
         if not parsed.database or parsed.database == ":memory:" or parsed.host:
@@ -89,7 +91,7 @@ def engine_url(url: str) -> URL:
             raise DatabaseError("a postgresql URL needs a database name: postgresql://host/db")
         return parsed.set(drivername="postgresql+asyncpg")
     raise DatabaseError(
-        f"unsupported database URL {_masked(url)!r}: use sqlite:///path.db or postgresql://..."
+        f"unsupported database URL {mask_url(url)!r}: use sqlite:///path.db or postgresql://..."
     )
 
 
@@ -99,13 +101,6 @@ _OS_REASONS = {
     errno.ENETUNREACH: "network unreachable",
     errno.ETIMEDOUT: "timed out",
 }
-
-
-def _masked(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    if sep and "@" in rest.split("/", 1)[0]:
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
 
 
 def _prepare_sqlite_file(path: Path) -> None:

@@ -655,7 +655,7 @@ class SidepService:
                 )
         retention = timedelta(days=self.purge_days)
         await events.purge(self.store.db, retention, now=self.now())
-        await notify.Dispatcher(self.store.db, {}).purge(retention)
+        await notify.Dispatcher(self.store.db, {}, clock=self.now).purge(retention)
         return len(targets)
 
     # --- notices ---------------------------------------------------------------------------
@@ -759,9 +759,6 @@ def _area(postcode: str | None) -> str:
     return "".join(c for c in postcode or "" if c.isalnum())
 
 
-_PAYLOAD_IDENTITY = ("nir", "last_name", "first_name", "birth_date", "postcode", "phone", "email")
-
-
 async def _forget_elsewhere(conn: AsyncConnection, person_chunk: list[int]) -> None:
     """What the purge of these persons must also reach outside SI-DEP's own tables: the
     identity in the payloads of their ``sidep.positive`` events (blanked, the event kept for
@@ -782,7 +779,7 @@ async def _forget_elsewhere(conn: AsyncConnection, person_chunk: list[int]) -> N
         ).all()
         for event_id, payload in found:
             patient = dict(payload.get("patient") or {})
-            patient.update(dict.fromkeys(_PAYLOAD_IDENTITY))
+            patient.update(dict.fromkeys(IDENTIFYING))
             await conn.execute(
                 sa.update(outbox)
                 .where(outbox.c.id == event_id)

@@ -117,15 +117,20 @@ class SiteFinder:
         return sites
 
     async def _ask(self, postcode: str) -> tuple[TestSite, ...] | None:
-        """The sites of the answer, or None on any failure (logged: its kind, never the
-        postcode). Every exception counts: an odd answer (a huge integer, JSON nested too
-        deep) must not leave the notice pending at the head of the queue."""
+        """The sites of the answer, or None on any failure of the service (logged: its kind,
+        never the postcode). Every exception counts: an odd answer (a huge integer, JSON
+        nested too deep) must not leave the notice pending at the head of the queue. A
+        postcode the service refuses or cannot place (400, 404) is this person's, not an
+        outage: no sites for this notice, and the next is asked as usual."""
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
         url = f"{self.base_url}/api/v1/sites"
         params = {"postcode": postcode, "limit": str(self.limit)}
         try:
             async with self._session.get(url, params=params) as response:
+                if response.status in (400, 404):
+                    log.info("test sites: the citizens service cannot place a postcode")
+                    return ()
                 if response.status != 200:
                     log.warning("test sites: the citizens service answered %d", response.status)
                     return None

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cluster.localcluster import free_port
+
 ROBERT = Path(sys.executable).with_name("robert")
 
 
@@ -155,7 +157,7 @@ async def test_a_bad_database_is_one_line_in_every_service(tmp_path: Path) -> No
         "robert: bad database: unsupported database URL 'mysql://x/y'",
     )
     cases["dev"] = (
-        ("dev", "--port", str(_free_port()), "--data-dir", data),
+        ("dev", "--port", str(free_port()), "--data-dir", data),
         {"CODES_DATABASE": "mysql://x/y"},
         "robert: bad database: unsupported database URL 'mysql://x/y'",
     )
@@ -170,12 +172,6 @@ async def test_a_bad_database_is_one_line_in_every_service(tmp_path: Path) -> No
         assert status == 1, (name, err)
         assert one_line(err) == expected or one_line(err).startswith(expected), (name, err)
         assert "hunter2" not in err, name
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.mark.parametrize("command", ["serve", "codes issue", "sim"])

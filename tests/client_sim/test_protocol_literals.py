@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from client_sim.world import SLOT, SLOTS_PER_DAY
 from protocol.epochs import EPOCH_DURATION, EPOCHS_PER_DAY
 from protocol.hello import DEFAULT_TOLERANCE
 
@@ -38,7 +37,3 @@ def test_no_protocol_number_written_as_a_literal(path: Path) -> None:
         and node.value in PROTOCOL_NUMBERS
     ]
     assert not found, found
-
-
-def test_a_slot_is_an_epoch() -> None:
-    assert (SLOT, SLOTS_PER_DAY) == (EPOCH_DURATION, EPOCHS_PER_DAY)

@@ -224,3 +224,29 @@ async def test_a_hung_service_is_not_asked_again_for_a_while(service: SidepServi
         await service.sites.close()
     finally:
         await server.close()
+
+
+async def test_a_postcode_the_service_cannot_place_pauses_nothing(service: SidepService) -> None:
+    """400 or 404 is about one person's postcode, not an outage: that notice gets no sites and
+    the next one is asked at once (a pause would drop the sites from everyone's notices)."""
+    asked: list[str] = []
+
+    async def refuses_one(request: web.Request) -> web.Response:
+        asked.append(request.query["postcode"])
+        if request.query["postcode"] == "00000":
+            return web.json_response({"error": "unknown_place"}, status=404)
+        if request.query["postcode"] == "7501":
+            return web.json_response({"error": "bad_postcode"}, status=400)
+        return await citizens_like(request)
+
+    now = [1000.0]
+    server, _app = await _server(refuses_one)
+    try:
+        finder = SiteFinder(str(server.make_url("/citizens")), pause=60.0, clock=lambda: now[0])
+        assert (await finder.near("00000")).sites == ()
+        assert (await finder.near("7501")).sites == ()
+        assert (await finder.near("75013")).sites[0].name == SITES[0]["name"]
+        assert asked == ["00000", "7501", "75013"]
+        await finder.close()
+    finally:
+        await server.close()
