@@ -14,7 +14,13 @@ tuples), seeds phones, then measures with one generator:
 In both modes it also measures registration throughput (wrk, pre-built bodies each with its own
 client key) and the latency of status at a fixed rate (``--rate``, open loop, see
 ``loadtest.openloop``). ``--scale 10000,100000,1000000`` repeats the status measurement after
-re-seeding that many phones (own Redis only). The last line is ``status/baseline=R``.
+re-seeding that many phones (own Redis only).
+
+With ``--pin`` (the default, when the machine has a CPU to spare) the servers measured run on
+CPUs of their own and the generator, Redis and the report worker on the others
+(``loadtest.services.Placement``). ``--rounds N`` alternates the phases N times; the ratio is
+taken within each round and the bench gives their median and range (for a ratio that holds,
+many short rounds: ``--duration 4 --rounds 12``). The last line is ``status/baseline=R``.
 """
 
 from __future__ import annotations
@@ -68,9 +74,15 @@ def wrk_row(name: str, r: dict[str, Any]) -> str:
 
 
 def run_locust(
-    host: str, user_class: str, seconds: float, users: int, processes: int, out: Path
+    host: str,
+    user_class: str,
+    seconds: float,
+    users: int,
+    processes: int,
+    out: Path,
+    cpus: frozenset[int] = frozenset(),
 ) -> list[dict[str, str]]:
-    """Locust headless for ``seconds``; the rows of its stats CSV."""
+    """Locust headless for ``seconds`` (on ``cpus`` if given); the rows of its stats CSV."""
     prefix = out / f"locust-{user_class}-{int(time.time())}"
     env = dict(os.environ, ROBERT_LOADTEST_PROCESSES=str(processes))
     cmd = [
@@ -80,7 +92,13 @@ def run_locust(
         user_class,
     ]  # fmt: skip
     with (out / "locust.log").open("ab") as log:
-        subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=seconds + 120)
+        subprocess.run(
+            services.taskset(cmd, cpus),
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            timeout=seconds + 120,
+        )
     with open(f"{prefix}_stats.csv", newline="") as f:
         return list(csv.DictReader(f))
 
@@ -99,13 +117,18 @@ def locust_row(r: dict[str, str], seconds: float) -> tuple[str, float]:
     return line, rps
 
 
-def openloop(url: str, bodies: Path, rate: float, seconds: float) -> dict[str, Any]:
-    """Run ``loadtest.openloop``; its JSON result."""
+def openloop(
+    url: str, bodies: Path, rate: float, seconds: float, cpus: frozenset[int] = frozenset()
+) -> dict[str, Any]:
+    """Run ``loadtest.openloop`` (on ``cpus`` if given); its JSON result."""
     cmd = [
         sys.executable, "-m", "loadtest.openloop", "--url", url, "--bodies", str(bodies),
         "--rate", str(rate), "--duration", str(seconds),
     ]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=seconds + 90)
+    done = subprocess.run(
+        services.taskset(cmd, cpus), capture_output=True, text=True, check=True,
+        timeout=seconds + 90,
+    )  # fmt: skip
     found = re.search(r"^OPENLOOP (\{.*\})$", done.stdout, re.MULTILINE)
     if found is None:
         raise RuntimeError(f"openloop printed no result: {done.stdout} {done.stderr}")
@@ -125,6 +148,9 @@ class Bench:
         self.settings_env: dict[str, str] = {}
         self.pids: dict[str, int] = {}
         self.before_url: str | None = None
+        self.placement = (
+            services.Placement.split(args.workers) if args.pin else services.Placement()
+        )
 
     def say(self, text: str) -> None:
         """Print a progress or result line at once."""
@@ -159,9 +185,11 @@ class Bench:
 
     def wrk(self, url: str, path: str, bodies: Path, seconds: float) -> dict[str, Any]:
         """wrk with this run's threads and connections."""
+        a = self.args
         return run_wrk(
-            url + path, self.lua, bodies, seconds, self.args.wrk_threads, self.args.connections
-        )
+            url + path, self.lua, bodies, seconds, a.wrk_threads, a.connections,
+            self.placement.others,
+        )  # fmt: skip
 
     def measured(self, url: str, pid: int | None, bodies: Path, seconds: float) -> dict[str, Any]:
         """A wrk phase, with the CPU time per request of the process at ``url`` (``cpu_us``;
@@ -175,8 +203,12 @@ class Bench:
 
     def wrk_status(self, server: str, baseline: str | None) -> tuple[float, float | None]:
         """Status-only wrk against the server (and the baseline, and with ``--before`` the
-        server of the older tree), ``--rounds`` times in alternating order: their requests/s
-        (medians over the rounds)."""
+        server of the older tree), ``--rounds`` times in alternating order: the median of the
+        server's requests/s, and the median of its per-round ratios to the baseline's.
+
+        A ratio is taken within each round, between phases seconds apart: what the machine
+        does over minutes (its neighbours, its clock) then moves both sides of it alike,
+        where a ratio of medians would mix phases minutes apart."""
         seconds = min(self.args.duration, MAX_WRK_SECONDS)
         one_process = self.args.workers == 1
         targets = [("status", server, self.pids.get("server"))]
@@ -204,11 +236,11 @@ class Bench:
         status = statistics.median(r["rps"] for r in runs["status"])
         if baseline is None:
             return status, None
-        base = statistics.median(r["rps"] for r in runs["baseline"])
         if "before" in runs:
-            before = statistics.median(r["rps"] for r in runs["before"])
-            self.say(f"before/baseline={before / base:.2f} (the --before tree)")
-        return status, base
+            self.say(ratios_line("before", paired_ratios(runs["before"], runs["baseline"])))
+        ratios = paired_ratios(runs["status"], runs["baseline"])
+        self.say(ratios_line("status", ratios))
+        return status, statistics.median(ratios)
 
     def say_cpu(self, last: dict[str, dict[str, Any]]) -> None:
         """The server CPU per request of each target measured, and baseline/target."""
@@ -223,7 +255,10 @@ class Bench:
         """The app mix per endpoint, then status-only against the server and the baseline."""
         a = self.args
         seconds = a.duration
-        rows = run_locust(server, "AppUser", seconds, a.users, a.locust_processes, self.work)
+        rows = run_locust(
+            server, "AppUser", seconds, a.users, a.locust_processes, self.work,
+            self.placement.others,
+        )  # fmt: skip
         self.say(f"-- app mix (Locust, {a.users} users, {a.locust_processes} process(es))")
         for r in rows:
             if r["Name"] != "Aggregated":
@@ -233,7 +268,10 @@ class Bench:
         self.say("-- status only (Locust StatusUser)")
         results = []
         for name, host in (("status (locust)", server), ("baseline (locust)", baseline)):
-            rows = run_locust(host, "StatusUser", seconds, a.users, a.locust_processes, self.work)
+            rows = run_locust(
+                host, "StatusUser", seconds, a.users, a.locust_processes, self.work,
+                self.placement.others,
+            )  # fmt: skip
             total = next(r for r in rows if r["Name"] == "Aggregated")
             line, rps = locust_row(dict(total, Name=name), seconds)
             self.say(line)
@@ -250,17 +288,20 @@ class Bench:
     def fixed_rate(self, server: str) -> None:
         """Status latency at ``--rate`` requests/s, open loop."""
         seconds = min(self.args.duration, MAX_WRK_SECONDS)
-        r = openloop(server + STATUS_PATH, self.status_bodies(), self.args.rate, seconds)
+        bodies = self.status_bodies()
+        r = openloop(server + STATUS_PATH, bodies, self.args.rate, seconds, self.placement.others)
         ok = r["statuses"].get("200", 0)
         errors = f"200={ok} other={r['sent'] - ok} sent/s={r['sent_rps']:.0f}"
         name = f"status @{r['target_rps']:.0f}/s (open loop)"
         self.say(row(name, r["sent_rps"], r["p50"], r["p95"], r["p99"], errors))
 
     def run(self) -> float:
-        """Everything; the status/baseline ratio."""
+        """Everything; the status/baseline ratio (with wrk, the median of the rounds')."""
         a = self.args
         with contextlib.ExitStack() as stack:
-            self.store = a.redis or stack.enter_context(services.own_redis(self.work))
+            self.store = a.redis or stack.enter_context(
+                services.own_redis(self.work, self.placement.others)
+            )
             self.say(f"store: {self.store.split('@')[-1]}  work dir: {self.work}")
             scale = [int(float(n)) for n in a.scale.split(",")] if a.scale else [a.phones]
             self.seed(scale[0])
@@ -276,13 +317,24 @@ class Bench:
             }
             pids: list[int] = []
             server = stack.enter_context(
-                services.robert_server(self.settings_env, services.free_port(), self.work, pids)
+                services.robert_server(
+                    self.settings_env,
+                    services.free_port(),
+                    self.work,
+                    pids,
+                    placement=self.placement,
+                )
             )
             answer_bytes = self.status_answer_bytes(server)
             self.say(f"status answer: {answer_bytes} bytes (the baseline answers as many)")
             baseline = stack.enter_context(
                 services.baseline_server(
-                    services.free_port(), a.workers, self.work, answer_bytes, pids
+                    services.free_port(),
+                    a.workers,
+                    self.work,
+                    answer_bytes,
+                    pids,
+                    self.placement.servers,
                 )
             )
             self.pids = {"server": pids[0], "baseline": pids[1]}
@@ -295,6 +347,7 @@ class Bench:
                         pids,
                         source=a.before,
                         worker=False,
+                        placement=self.placement,
                     )
                 )
                 self.pids["before"] = pids[2]
@@ -302,14 +355,14 @@ class Bench:
             os.environ[SEED_ENV] = str(self.seed_path)
             self.say(
                 f"server: {a.workers} process(es); generator: {a.generator}; "
-                f"{os.cpu_count()} CPUs shared by generator, server and Redis"
+                f"{self.placement.describe()}"
             )
             self.say(HEADER)
             if a.generator == "locust":
                 status, base = self.locust_phases(server, baseline)
+                ratio: float | None = status / base if base else None
             else:
-                status, maybe = self.wrk_status(server, baseline)
-                base = maybe or 0.0
+                _, ratio = self.wrk_status(server, baseline)
             if a.register_bodies > 0:
                 self.register(server)
             if a.rate > 0:
@@ -323,7 +376,7 @@ class Bench:
                 self.seed(phones)
                 rps, _ = self.wrk_status(server, None)
                 self.say(f"scale: phones={phones} status={rps:.0f} req/s")
-        return status / base if base else 0.0
+        return ratio or 0.0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -344,6 +397,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--wrk-threads", type=int, default=2)
     p.add_argument("--connections", type=int, default=64, help="wrk connections")
     p.add_argument("--rate", type=float, default=2000, help="open-loop status rate; 0 skips")
+    p.add_argument(
+        "--pin", action=argparse.BooleanOptionalAction, default=True,
+        help="the servers measured on CPUs of their own (the first --workers), the generator, "
+        "Redis and the worker on the rest (taskset; not when that leaves them none)",
+    )  # fmt: skip
     p.add_argument(
         "--before", type=Path, help="an older source tree (e.g. git archive main | tar -x -C "
         "DIR, its compiled modules copied in) whose server is measured too, side by side"
@@ -393,6 +451,21 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="robert-bench-") as tmp:
         ratio = Bench(args, Path(tmp)).run()
     print(f"status/baseline={ratio:.2f}", flush=True)
+
+
+def paired_ratios(runs: list[dict[str, Any]], baseline: list[dict[str, Any]]) -> list[float]:
+    """Requests/s of each round's run over the baseline's in the same round."""
+    return [r["rps"] / b["rps"] if b["rps"] else 0.0 for r, b in zip(runs, baseline, strict=True)]
+
+
+def ratios_line(name: str, ratios: list[float]) -> str:
+    """``name``/baseline by throughput: each round's, their median and their range."""
+    each = " ".join(f"{r:.2f}" for r in ratios)
+    median = statistics.median(ratios)
+    return (
+        f"{name}/baseline by round: {each}; median {median:.2f}, "
+        f"range {min(ratios):.2f}-{max(ratios):.2f}"
+    )
 
 
 def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:

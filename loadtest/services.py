@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis
@@ -24,6 +26,48 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def taskset(cmd: list[str], cpus: frozenset[int]) -> list[str]:
+    """``cmd`` confined to ``cpus`` (util-linux ``taskset``), or as it is if ``cpus`` is empty."""
+    if not cpus:
+        return cmd
+    return ["taskset", "-c", ",".join(map(str, sorted(cpus))), *cmd]
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Which CPUs the servers measured run on (``servers``) and which everything else runs on
+    (``others``: the load generator, Redis, the report worker). Kept apart, a server's
+    throughput is its own: the generator's and Redis's work no longer lands on its core some
+    phases and not others, as the scheduler pleases (on 2 shared cores that moved the bare
+    baseline by half from one phase to the next). As deployed, Redis has CPUs of its own too.
+    Empty sets: no pinning."""
+
+    servers: frozenset[int] = frozenset()
+    others: frozenset[int] = frozenset()
+
+    @classmethod
+    def split(cls, workers: int) -> Placement:
+        """The first ``workers`` CPUs this process may use for the servers, the rest for the
+        others; no pinning if that leaves the others none, or without ``taskset``."""
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) <= workers or shutil.which("taskset") is None:
+            return cls()
+        return cls(frozenset(cpus[:workers]), frozenset(cpus[workers:]))
+
+    def describe(self) -> str:
+        """One line for the bench's header."""
+        if not self.servers:
+            return f"{os.cpu_count()} CPUs shared by generator, server and Redis"
+        return (
+            f"server(s) on CPU {_cpu_list(self.servers)}; generator, Redis and worker on CPU "
+            f"{_cpu_list(self.others)}"
+        )
+
+
+def _cpu_list(cpus: frozenset[int]) -> str:
+    return ",".join(map(str, sorted(cpus)))
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -69,8 +113,9 @@ def http_ok(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def own_redis(directory: Path) -> Iterator[str]:
-    """A throw-away Redis on a free loopback port, no persistence; yields its URL."""
+def own_redis(directory: Path, cpus: frozenset[int] = frozenset()) -> Iterator[str]:
+    """A throw-away Redis on a free loopback port, no persistence, on ``cpus`` if given;
+    yields its URL."""
     port = free_port()
     cmd = [
         "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
@@ -84,7 +129,7 @@ def own_redis(directory: Path) -> Iterator[str]:
         except redis.RedisError:
             return False
 
-    with running(cmd, directory / "redis.log"):
+    with running(taskset(cmd, cpus), directory / "redis.log"):
         wait_until(ping, "redis-server")
         yield url
 
@@ -125,18 +170,21 @@ def robert_server(
     pids: list[int] | None = None,
     source: Path | None = None,
     worker: bool = True,
+    placement: Placement = Placement(),
 ) -> Iterator[str]:
     """``robert serve`` (from ``source`` if given, see ``robert_command``) and, with
-    ``worker``, ``robert worker`` with these settings; yields the base URL (and appends the
-    server's pid to ``pids``)."""
+    ``worker``, ``robert worker`` with these settings, each on its CPUs of ``placement``;
+    yields the base URL (and appends the server's pid to ``pids``)."""
     env = server_env(settings_env | {"ROBERT_PORT": str(port), "ROBERT_HOST": "127.0.0.1"})
     url = f"http://127.0.0.1:{port}"
     robert = robert_command(source)
     name = "server" if source is None else f"server-{port}"
     with contextlib.ExitStack() as stack:
-        pid = stack.enter_context(running([*robert, "serve"], directory / f"{name}.log", env))
+        serve = taskset([*robert, "serve"], placement.servers)
+        pid = stack.enter_context(running(serve, directory / f"{name}.log", env))
         if worker:
-            stack.enter_context(running([*robert, "worker"], directory / "worker.log", env))
+            work = taskset([*robert, "worker"], placement.others)
+            stack.enter_context(running(work, directory / "worker.log", env))
         wait_until(lambda: http_ok(url + "/health"), "robert serve")
         if pids is not None:
             pids.append(pid)
@@ -150,15 +198,17 @@ def baseline_server(
     directory: Path,
     answer_bytes: int = 31_500,
     pids: list[int] | None = None,
+    cpus: frozenset[int] = frozenset(),
 ) -> Iterator[str]:
-    """The bare aiohttp baseline, answering ``answer_bytes`` of JSON; yields its base URL (and
-    appends its pid to ``pids``)."""
+    """The bare aiohttp baseline, answering ``answer_bytes`` of JSON, on ``cpus`` if given;
+    yields its base URL (and appends its pid to ``pids``)."""
     cmd = [
         sys.executable, "-m", "loadtest.baseline", "--port", str(port),
         "--answer-bytes", str(answer_bytes),
     ]  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    with running([*cmd, "--workers", str(workers)], directory / "baseline.log") as pid:
+    cmd = taskset([*cmd, "--workers", str(workers)], cpus)
+    with running(cmd, directory / "baseline.log") as pid:
         wait_until(lambda: http_ok(url + "/"), "baseline server")
         if pids is not None:
             pids.append(pid)

@@ -19,6 +19,7 @@ from typing import Any
 
 from loadtest.messages import Messages, register_body
 from loadtest.seedfile import SeedFile
+from loadtest.services import taskset
 
 LUA = r"""
 local bodies = {}
@@ -94,13 +95,17 @@ def run_wrk(
     duration: float,
     threads: int = 2,
     connections: int = 64,
+    cpus: frozenset[int] = frozenset(),
 ) -> dict[str, Any]:
-    """Run wrk with the bodies script; requests/s, latency percentiles (ms) and error counts."""
+    """Run wrk with the bodies script (on ``cpus`` if given); requests/s, latency percentiles
+    (ms) and error counts."""
     cmd = [
         "wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency",
         "--timeout", "10s", "-s", str(script), url, "--", str(bodies), str(threads),
     ]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=duration + 60)
+    done = subprocess.run(
+        taskset(cmd, cpus), capture_output=True, text=True, check=True, timeout=duration + 60
+    )
     found = re.search(r"^WRKJSON (\{.*\})$", done.stdout, re.MULTILINE)
     if found is None:
         raise RuntimeError(f"wrk printed no summary:\n{done.stdout}\n{done.stderr}")
