@@ -14,16 +14,20 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from codes.handout import Layout
 from codes.model import ORG_SCOPE_PREFIX, CodeState, Organisation, Role
 from codes.service import CodeService
 from codes.settings import Settings
+from codes.store import CodeStore
 from kit.audit import AuditFilter
 from kit.cli import CommandError, Listener, serve_app, setup_logging, writable_directory
 from kit.i18n import DEFAULT_TIME_ZONE, is_time_zone
 from protocol.codes import CodeKind
+
+if TYPE_CHECKING:
+    from kit.auth import Accounts
 
 T = TypeVar("T")
 
@@ -256,23 +260,17 @@ def cmd_orgs_list(args: argparse.Namespace) -> int:
 ROLES = ", ".join(r.value for r in Role)
 
 
-def check_person(args: argparse.Namespace) -> None:
+async def check_person(accounts: Accounts, args: argparse.Namespace) -> None:
     """Refuse, before the kit creates anyone (or asks for a password), a person the pages
-    would turn away: a role that is not one of ours, a scope that is not ``org:<name>``, an
-    organisation that does not exist or does another job than the role says."""
-    if args.role not in {r.value for r in Role}:
-        raise CommandError(f"--role {args.role}: a person's role is one of {ROLES}")
+    would turn away: a scope that is not ``org:<name>``, an organisation that does not exist
+    or does another job than the role says (the kit has refused a role not one of ours)."""
     if not args.scope.startswith(ORG_SCOPE_PREFIX):
         raise CommandError(
             f"--scope {args.scope or '(none)'}: a person acts for an organisation, "
             f"--scope {ORG_SCOPE_PREFIX}NAME (robert codes orgs list)"
         )
     name = args.scope.removeprefix(ORG_SCOPE_PREFIX)
-
-    async def job(service: CodeService) -> Organisation | None:
-        return await service.store.get_org(name)
-
-    org = _run(args, job)
+    org = await CodeStore(accounts.db).get_org(name)
     if org is None:
         raise CommandError(
             f"--scope {args.scope}: no organisation {name} "
@@ -285,30 +283,13 @@ def check_person(args: argparse.Namespace) -> None:
         )
 
 
-def _checked_first(
-    check: Callable[[argparse.Namespace], None], func: Callable[[argparse.Namespace], int]
-) -> Callable[[argparse.Namespace], int]:
-    def checked(args: argparse.Namespace) -> int:
-        check(args)
-        return func(args)
-
-    return checked
-
-
-def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
-    """The sub-command ``name`` of ``parser``."""
-    [action] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    found: argparse.ArgumentParser = action.choices[name]
-    return found
-
-
 # --- assembly ----------------------------------------------------------------------------------
 def add_subcommands(subparsers: Any) -> None:
     """Add the ``codes`` command group to the ``robert`` command."""
     from codes.app import open_accounts
     from codes.model import ROBERT_SERVER_ROLE
     from codes.store import MIGRATIONS
-    from kit.auth.commands import Roles, add_account_commands
+    from kit.auth.commands import PersonRules, Roles, add_account_commands
 
     kinds = [k.value for k in CodeKind]
     top = subparsers.add_parser(
@@ -404,15 +385,13 @@ def add_subcommands(subparsers: Any) -> None:
         lambda args: open_accounts(Settings.from_sources(args)),
         configure=with_settings,
         migrations=[MIGRATIONS],
+        # The ROBERT server's key: robert codes apikeys add robert --role robert-server
         roles=Roles(
             users={r.value for r in Role}, keys={*(r.value for r in Role), ROBERT_SERVER_ROLE}
         ),
+        people=PersonRules(
+            check=check_person,
+            role_help=f"{ROLES}: the role of the organisation of --scope",
+            scope_help=f"{ORG_SCOPE_PREFIX}NAME: the organisation the person acts for",
+        ),
     )
-    # The ROBERT server's key: robert codes apikeys add robert --role robert-server
-    users_add = _subparser(_subparser(top, "users"), "add")
-    users_add.set_defaults(func=_checked_first(check_person, users_add.get_default("func")))
-    for action in users_add._actions:
-        if action.dest == "role":
-            action.help = f"{ROLES}: the role of the organisation of --scope"
-        elif action.dest == "scope":
-            action.help = f"{ORG_SCOPE_PREFIX}NAME: the organisation the person acts for"

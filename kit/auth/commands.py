@@ -11,7 +11,11 @@ people and those of its API keys::
     )
 
 ``--role`` then names those roles in ``--help`` and takes no other (one line otherwise). A
-service that gives no ``roles`` takes any well-formed role, as before.
+service that gives no ``roles`` takes any well-formed role, as before. A service whose
+people must meet more than a role (an organisation that exists, say) passes ``people=
+PersonRules(check=..., role_help=..., scope_help=...)``: the check runs on the open, migrated
+database before anyone is created or a password asked, and the two texts replace the kit's in
+``users add --help``.
 
 and dispatches as usual (``args.func(args)``). Each command opens the accounts, does one thing,
 closes the database, and is audited under the actor ``console``. A failure is one line on
@@ -62,6 +66,23 @@ class Roles:
 
 SCOPE_HELP = "where the role applies, as this service writes it (e.g. dep:75)"
 
+PersonCheck = Callable[[Accounts, argparse.Namespace], Awaitable[None]]
+"""A service's own check of the person ``users add`` is about to create, given the accounts
+(open, their database migrated) and the parsed arguments; it refuses by raising
+``CommandError`` (one line on stderr, exit status 1)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PersonRules:
+    """What a service asks of the people ``users add`` creates beyond a role of its own: a
+    check run before anyone is created or a password asked, and how ``--role`` and ``--scope``
+    read in ``--help``."""
+
+    check: PersonCheck | None = None
+    role_help: str | None = None
+    """``--role``'s help; the kit's (the service's roles) if None."""
+    scope_help: str = SCOPE_HELP
+
 
 def _role_help(roles: Sequence[str] | None) -> str:
     if roles is None:
@@ -85,24 +106,30 @@ def add_account_commands(
     configure: Callable[[argparse.ArgumentParser], object] | None = None,
     migrations: Sequence[Migrations] = (),
     roles: Roles | None = None,
+    people: PersonRules = PersonRules(),
 ) -> None:
     """Add ``users`` and ``apikeys`` (each with its sub-commands) to ``subparsers``;
     ``configure`` is applied to each command's parser (to add the service's settings), and
     the database is brought to the kit's and ``migrations``' latest revision first, as the
     service itself does when it starts. With ``roles``, ``--role`` offers and takes only the
-    service's own."""
+    service's own; ``people`` adds the service's own check of a new person (``PersonRules``)."""
     user_roles = roles.users if roles is not None else None
     key_roles = roles.keys if roles is not None else None
 
     def command(
-        parent: Any, name: str, job: Job, help: str, role_of: str = ""
+        parent: Any,
+        name: str,
+        job: Job,
+        help: str,
+        role_of: str = "",
+        check: PersonCheck | None = None,
     ) -> argparse.ArgumentParser:
         allowed = {"people": user_roles, "API keys": key_roles}.get(role_of)
 
         def func(args: argparse.Namespace) -> int:
             if allowed is not None:
                 _check_role(args.role, allowed, role_of)
-            return _run(open_accounts, job, args, migrations)
+            return _run(open_accounts, job, args, migrations, check)
 
         parser: argparse.ArgumentParser = parent.add_parser(name, help=help, description=help)
         parser.set_defaults(func=func)
@@ -113,12 +140,17 @@ def add_account_commands(
     users = subparsers.add_parser("users", help="people who sign in to the pages")
     users_sub = users.add_subparsers(dest="users_command", metavar="COMMAND", required=True)
     add = command(
-        users_sub, "add", _users_add, "create a user; print their TOTP enrolment once", "people"
+        users_sub,
+        "add",
+        _users_add,
+        "create a user; print their TOTP enrolment once",
+        "people",
+        people.check,
     )
     add.add_argument("username")
     add.add_argument("--name", required=True, help="display name, as shown in the pages")
-    add.add_argument("--role", required=True, help=_role_help(user_roles))
-    add.add_argument("--scope", default="", help=SCOPE_HELP)
+    add.add_argument("--role", required=True, help=people.role_help or _role_help(user_roles))
+    add.add_argument("--scope", default="", help=people.scope_help)
     add.add_argument("--time-zone", default=DEFAULT_TIME_ZONE, help="for dates in the pages")
     add.add_argument("--password-file", type=Path, help="read the password from this file")
     command(users_sub, "list", _users_list, "list the users (never their secrets)")
@@ -148,11 +180,14 @@ def _run(
     job: Job,
     args: argparse.Namespace,
     migrations: Sequence[Migrations] = (),
+    check: PersonCheck | None = None,
 ) -> int:
     async def main() -> None:
         accounts = open_accounts(args)
         try:
             await accounts.db.migrate(*migrations)
+            if check is not None:
+                await check(accounts, args)
             await job(accounts, args)
         finally:
             await accounts.db.close()

@@ -138,7 +138,7 @@ def test_users_add_refuses_a_person_the_pages_would_turn_away(
     for role, scope, reason in (
         ("lab", "org:NOPE", "--scope org:NOPE: no organisation NOPE"),
         ("doctor", "org:LAB1", "--role doctor: LAB1 is a lab organisation"),
-        ("biologist", "org:LAB1", "--role biologist: a person's role is one of lab, doctor, admin"),
+        ("biologist", "org:LAB1", "'biologist' is not a role of this service's people: admin,"),
         ("lab", "dep:75", "--scope dep:75: a person acts for an organisation"),
         ("lab", "", "--scope (none): a person acts for an organisation"),
     ):

@@ -11,7 +11,7 @@ import pyotp
 import pytest
 
 from kit.auth import Accounts
-from kit.auth.commands import Roles, add_account_commands
+from kit.auth.commands import PersonRules, Roles, add_account_commands
 from kit.cli import CommandError
 from kit.db import Database
 from tests.kit.demo import FAST_HASHER, PASSWORD, SECRET
@@ -234,3 +234,42 @@ def test_without_roles_the_help_names_no_service_s_roles(
         assert str(caught.value) == (
             "a role is a lower-case word: a letter, then letters, digits, - or _ (64 at most)"
         )
+
+
+def test_a_service_s_own_check_of_a_person_runs_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``PersonRules``: the service's check sees the open, migrated accounts; a refusal comes
+    before a password is asked or anyone created, and its texts are ``users add``'s help."""
+    seen: list[tuple[str, str]] = []
+
+    async def check(accounts: Accounts, args: argparse.Namespace) -> None:
+        users = await accounts.users.list()  # the kit's tables are there already
+        seen.append((args.scope, str(len(users))))
+        if not args.scope.startswith("org:"):
+            raise CommandError(f"--scope {args.scope or '(none)'}: an organisation, org:NAME")
+
+    url = f"sqlite:///{tmp_path}/codes.db"
+    parser = argparse.ArgumentParser(prog="codes")
+    parser.add_argument("--database", default=url)
+    add_account_commands(
+        parser.add_subparsers(dest="command", required=True),
+        lambda args: Accounts(Database(args.database), SECRET, "Codes", hasher=FAST_HASHER),
+        roles=Roles(users={"lab", "doctor"}, keys={"lab"}),
+        people=PersonRules(check, "lab or doctor: the organisation's", "org:NAME: whose"),
+    )
+    with pytest.raises(SystemExit):
+        parser.parse_args(["users", "add", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--role ROLE lab or doctor: the organisation's" in text
+    assert "--scope SCOPE org:NAME: whose" in text
+    asked: list[str] = []
+    monkeypatch.setattr("kit.auth.commands._terminal", lambda: True)
+    monkeypatch.setattr("getpass.getpass", lambda prompt: asked.append(prompt) or PASSWORD)
+    with pytest.raises(CommandError, match=r"^--scope dep:75: an organisation, org:NAME$"):
+        run(parser, "users", "add", "x.y", "--name", "X", "--role", "lab", "--scope", "dep:75")
+    assert asked == [] and seen == [("dep:75", "0")]
+    run(parser, "users", "add", "x.y", "--name", "X", "--role", "lab", "--scope", "org:LAB1")
+    assert len(asked) == 2 and seen[-1] == ("org:LAB1", "0")
+    run(parser, "users", "list")
+    assert "x.y" in capsys.readouterr().out
