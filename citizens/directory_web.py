@@ -26,7 +26,16 @@ from citizens.directory import (
 )
 from citizens.store import DirectoryFilter, DirectoryStore, NotPending
 from kit.auth import check_csrf, optional_user, require_user
-from kit.http import BadRequest, NotFound, TooManyRequests, add_route, json_response, see_other
+from kit.http import (
+    OPEN_TO_ALL_SITES,
+    BadRequest,
+    NotFound,
+    TooManyRequests,
+    add_route,
+    json_response,
+    open_error,
+    see_other,
+)
 from kit.metrics import HttpMetrics
 from kit.ratelimit import Buckets, Limit
 from kit.web import add_page, flash, pages_of, render
@@ -56,7 +65,7 @@ def install(
     app[DIRECTORY] = store
     app[TRUSTED_ORIGINS] = trusted_origins
     app[SUBMIT_LIMIT] = Buckets(SUBMISSIONS_PER_CLIENT)
-    add_route(app, "GET", "/api/v1/directory", api_directory, metrics)
+    add_route(app, "GET", "/api/v1/directory", api_directory, metrics, render=open_error)
 
     async def to_directory(request: web.Request) -> web.Response:
         return see_other(f"{PREFIX}/directory/")
@@ -125,7 +134,7 @@ async def api_directory(request: web.Request) -> web.Response:
         )
     entries = await directory_of(request).published(_filter(request.query))
     response = json_response({"services": [entry_json(e) for e in entries]})
-    response.headers["Access-Control-Allow-Origin"] = "*"
+    response.headers.update(OPEN_TO_ALL_SITES)
     return response
 
 

@@ -36,12 +36,13 @@ from citizens.sites import (
     round_km,
 )
 from kit.http import (
+    OPEN_TO_ALL_SITES,
     BadRequest,
     Handler,
     HttpError,
     add_route,
-    error_body,
     json_response,
+    open_error,
     see_other,
 )
 from kit.metrics import HttpMetrics, metrics_handler
@@ -94,9 +95,9 @@ class AmbiguousCommune(HttpError):
         )
         self.candidates = candidates
 
-    def body(self) -> dict[str, Any]:
+    def body(self) -> dict[str, object]:
         """The JSON answer: the kit's error envelope and the candidates."""
-        return error_body(self.code, self.message) | {
+        return super().body() | {
             "candidates": [
                 {
                     "name": p.name,
@@ -117,8 +118,8 @@ def state_of(request: web.Request) -> Citizens:
 def install(app: web.Application, state: Citizens, metrics: HttpMetrics) -> None:
     """Add the public routes to ``app`` (the application mounted at ``/citizens``)."""
     app[STATE] = state
+    add_route(app, "GET", "/api/v1/sites", api_sites, metrics, render=open_error)
     routes: tuple[tuple[str, str, Handler], ...] = (
-        ("GET", "/api/v1/sites", api_sites),
         ("GET", "/api/v1/sites/meta", api_sites_meta),
         ("GET", "/api/v1/advice/rules", api_rules),
         ("GET", "/api/v1/advice/cases", api_cases),
@@ -339,18 +340,13 @@ async def api_sites(request: web.Request) -> web.Response:
         raise BadRequest("limit must be a whole number", "bad_limit") from None
     if not 1 <= limit <= MAX_LIMIT:
         raise BadRequest(f"limit must be 1 to {MAX_LIMIT}", "bad_limit")
-    try:
-        origin = locate(
-            state.places,
-            postcode=q.get("postcode", "").strip(),
-            commune=q.get("commune", "").strip(),
-            lat=q.get("lat", "").strip(),
-            lon=q.get("lon", "").strip(),
-        )
-    except AmbiguousCommune as exc:
-        refused = json_response(exc.body(), exc.status)
-        refused.headers["Access-Control-Allow-Origin"] = "*"
-        return refused
+    origin = locate(
+        state.places,
+        postcode=q.get("postcode", "").strip(),
+        commune=q.get("commune", "").strip(),
+        lat=q.get("lat", "").strip(),
+        lon=q.get("lon", "").strip(),
+    )
     query = SiteQuery(
         origin,
         _kind(q.get("kind", "")),
@@ -370,7 +366,7 @@ async def api_sites(request: web.Request) -> web.Response:
             },
         }
     )
-    response.headers["Access-Control-Allow-Origin"] = "*"  # public data, no credentials
+    response.headers.update(OPEN_TO_ALL_SITES)  # public data, no credentials
     return response
 
 

@@ -62,6 +62,11 @@ class HttpError(Exception):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.status}, {self.code!r}, {self.message!r})"
 
+    def body(self) -> dict[str, object]:
+        """The JSON answer: the error envelope (``error_body``). A refusal that says more
+        (the candidates among which to choose, say) extends it."""
+        return error_body(self.code, self.message)
+
 
 class BadRequest(HttpError):
     """400: the request is not what the endpoint takes."""
@@ -162,9 +167,22 @@ def error_body(code: str, message: str) -> dict[str, object]:
 
 
 def error_response(error: HttpError) -> web.Response:
-    """The JSON answer of an ``HttpError``, with its headers."""
-    response = json_response(error_body(error.code, error.message), error.status)
+    """The JSON answer of an ``HttpError`` (its ``body``), with its headers."""
+    response = json_response(error.body(), error.status)
     response.headers.update(error.headers)
+    return response
+
+
+OPEN_TO_ALL_SITES = {"Access-Control-Allow-Origin": "*"}
+"""CORS of a public API without credentials: any site's page may read the answer."""
+
+
+def open_error(request: web.Request, error: HttpError) -> web.Response:
+    """An ``ErrorRenderer`` for a public API read by other sites' pages: the JSON error with
+    ``OPEN_TO_ALL_SITES`` as the API's successes have, so that such a page can read why it
+    was refused (a browser hides an answer without it)."""
+    response = error_response(error)
+    response.headers.update(OPEN_TO_ALL_SITES)
     return response
 
 

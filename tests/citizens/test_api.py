@@ -47,6 +47,8 @@ async def test_sites_api_filters_and_other_origins(running: Running) -> None:
 
 
 async def test_sites_api_errors_are_json_4xx(running: Running) -> None:
+    """Each refusal says why in JSON, readable by another site's page as the answers are
+    (CORS on the errors too: a browser hides an answer without it)."""
     base = f"{running.url}/citizens/api/v1/sites"
     for query, status, code in (
         ("", 400, "missing_place"),
@@ -59,8 +61,9 @@ async def test_sites_api_errors_are_json_4xx(running: Running) -> None:
         ("?postcode=75011&limit=1000", 400, "bad_limit"),
         ("?postcode=75011&commune=Paris", 400, "missing_place"),
     ):
-        got, _, body = await get(base + query)
+        got, headers, body = await get(base + query)
         assert (got, body["error"]) == (status, code), query  # type: ignore[index]
+        assert headers["Access-Control-Allow-Origin"] == "*", query
 
 
 async def test_only_the_embed_page_may_be_framed_elsewhere(running: Running) -> None:
@@ -269,8 +272,9 @@ async def test_directory_api_refuses_unknown_parameters(running: Running) -> Non
     base = f"{running.url}/citizens/api/v1/directory"
     status, _, body = await get(f"{base}?region=53&free=1&q=soin")
     assert status == 200 and body == {"services": []}
-    status, _, body = await get(f"{base}?regions=53&free=1&page=2")
+    status, headers, body = await get(f"{base}?regions=53&free=1&page=2")
     assert status == 400 and isinstance(body, dict) and body["error"] == "unknown_parameter"
+    assert headers["Access-Control-Allow-Origin"] == "*"
     assert body["message"].startswith("unknown parameter(s): page, regions (known: q, feature")
     status, _, body = await get(f"{base}?region=99")
     assert status == 400 and body["error"] == "bad_region"  # type: ignore[index]

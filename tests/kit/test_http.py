@@ -8,7 +8,17 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from kit.http import ROW_ID_MAX, BadRequest, NotFound, row_id, standalone
+from kit.http import (
+    ROW_ID_MAX,
+    BadRequest,
+    HttpError,
+    NotFound,
+    add_route,
+    error_body,
+    open_error,
+    row_id,
+    standalone,
+)
 
 
 async def test_a_service_alone_redirects_home_and_answers_json_elsewhere() -> None:
@@ -55,3 +65,39 @@ def test_row_id_one_rule_404_in_a_path_400_in_a_query_or_body() -> None:
     for value in (True, "5", 5.0, None, [5]):
         with pytest.raises(BadRequest, match="must be a number"):
             row_id(value, "event", "body")
+
+
+class _Ambiguous(HttpError):
+    status, code = 400, "ambiguous"
+
+    def body(self) -> dict[str, object]:
+        return super().body() | {"candidates": ["a", "b"]}
+
+
+async def test_an_error_s_body_is_its_answer_and_open_errors_carry_cors() -> None:
+    """``HttpError.body`` is what ``error_response`` sends (a refusal may say more), and
+    ``open_error`` renders a public API's refusals readable by other sites' pages."""
+    app = web.Application()
+
+    async def refuse(request: web.Request) -> web.Response:
+        if "more" in request.query:
+            raise _Ambiguous("two of them")
+        raise BadRequest("no", "bad_thing")
+
+    add_route(app, "GET", "/open", refuse, render=open_error)
+    add_route(app, "GET", "/closed", refuse)
+    async with TestClient(TestServer(app)) as client:
+        r = await client.get("/open?more=1")
+        assert r.status == 400 and r.headers["Access-Control-Allow-Origin"] == "*"
+        assert await r.json() == {
+            "success": False,
+            "error": "ambiguous",
+            "message": "two of them",
+            "candidates": ["a", "b"],
+        }
+        r = await client.get("/open")
+        assert r.headers["Access-Control-Allow-Origin"] == "*"
+        assert await r.json() == error_body("bad_thing", "no")
+        r = await client.get("/closed?more=1")
+        assert r.status == 400 and "Access-Control-Allow-Origin" not in r.headers
+        assert (await r.json())["candidates"] == ["a", "b"]
