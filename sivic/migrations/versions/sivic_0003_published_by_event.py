@@ -5,8 +5,8 @@ Before this revision the service read every published row as the history of the 
 publishes for by default, ``SivicService.covid_event``: the open epidemic event named
 "COVID-19", made on first use. The upgrade gives the rows to that event, so that the service
 reads them afterwards as it did before; it never gives them to a closed event (which nothing
-reads by default) and never drops them. Either way round, when the right event is ambiguous
-or rows would be lost, the migration stops with ``kit.db.DatabaseError`` and changes nothing.
+reads by default) and never drops them. The downgrade stops with ``kit.db.DatabaseError``,
+changing nothing, when rows would be lost.
 
 Revision ID: sivic_0003
 Revises: sivic_0002
@@ -104,23 +104,16 @@ def _refuse(why: str) -> DatabaseError:
 
 def upgrade() -> None:
     """Key ``sivic_published`` by event, day and dataset, and give every row already published
-    to the event the service reads them for afterwards: the one open COVID-19 epidemic event.
-    With none open (no event at all, or only closed or other ones), that event is made as
-    covid_event would make it (kind, name, opener, audit entry). With several open, which one
-    the rows belong to is a guess: the upgrade refuses (``DatabaseError``) before changing
-    anything. Without published rows, no event is looked at or made."""
+    to the event the service reads them for afterwards: the open COVID-19 epidemic event
+    ``covid_event`` picks (the newest, should several be open: the one the service has read
+    them for until now). With none open (no event at all, or only closed or other ones), that
+    event is made as covid_event would make it (kind, name, opener, audit entry). Without
+    published rows, no event is looked at or made."""
     connection = op.get_bind()
     count = int(connection.execute(sa.text("SELECT COUNT(*) FROM sivic_published")).scalar_one())
     event: int | None = None
     if count:
         open_ones = _open_covid_events(connection)
-        if len(open_ones) > 1:
-            raise _refuse(
-                f"{count} published rows belong to the open COVID-19 event, and there are "
-                f"{len(open_ones)} of them (ids {', '.join(map(str, sorted(open_ones)))}); "
-                "close every one but the event those rows were published for (set its "
-                "sivic_events.closed_at), then run the migration again"
-            )
         event = open_ones[0] if open_ones else _create_covid_event(connection)
     op.create_table(
         "sivic_published_by_event",
@@ -147,11 +140,11 @@ def downgrade() -> None:
     """Key ``sivic_published`` by day and dataset again, losslessly or not at all.
 
     The old table cannot tell events apart: it is only filled when every published row
-    belongs to the one open COVID-19 epidemic event, the event the upgrade gives them to, so
-    that upgrading again restores every row with the same event. Rows of any other event
-    (closed, another kind or name, or several open COVID-19 events) would be lost or given to
-    another event: then the downgrade refuses (``DatabaseError``) and changes nothing; remove
-    or export those rows first if that is what is meant. The COVID-19 event the upgrade may
+    belongs to the open COVID-19 epidemic event covid_event picks, the event the upgrade gives
+    them to, so that upgrading again restores every row with the same event. Rows of any other
+    event (closed, another kind or name, an older open COVID-19 event) would be lost or given
+    to another event: then the downgrade refuses (``DatabaseError``) and changes nothing;
+    remove or export those rows first if that is what is meant. The COVID-19 event the upgrade may
     have made is kept (patients may have been registered for it since)."""
     connection = op.get_bind()
     holders = sorted(
@@ -162,11 +155,11 @@ def downgrade() -> None:
     )
     if holders:
         open_ones = _open_covid_events(connection)
-        if len(open_ones) != 1 or holders != open_ones:
+        if holders != open_ones[:1]:
             expected = (
                 f"the open COVID-19 event ({open_ones[0]})"
-                if len(open_ones) == 1
-                else f"one open COVID-19 event (there are {len(open_ones)})"
+                if open_ones
+                else "an open COVID-19 event"
             )
             raise _refuse(
                 f"published rows belong to events {', '.join(map(str, holders))}, and the "
