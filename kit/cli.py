@@ -24,10 +24,24 @@ from typing import Any
 from aiohttp import web
 
 from kit.connections import ConnectionLimits, LimitedRunner
-from kit.http import HttpError
+from kit.http import HttpError, row_id
 from kit.settings import SettingsError
 
 log = logging.getLogger("kit.cli")
+
+
+def row_id_arg(name: str, least: int = 1) -> Callable[[str], int]:
+    """An argparse ``type`` for a row's id on the command line, by ``kit.http.row_id``'s rule
+    (ASCII digits, from ``least`` to ``ROW_ID_MAX``, the database's integer): a bad one is
+    refused by argparse in one line, "no such NAME" or "NAME must be a number"."""
+
+    def parse(text: str) -> int:
+        try:
+            return row_id(text, name, "path", least=least)
+        except HttpError as exc:
+            raise argparse.ArgumentTypeError(exc.message) from None
+
+    return parse
 
 
 class CommandError(Exception):

@@ -15,8 +15,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from kit.audit import Actor
-from kit.cli import CommandError, Listener, serve_app, setup_logging, writable_directory
-from kit.http import ROW_ID_MAX, HttpError
+from kit.cli import (
+    CommandError,
+    Listener,
+    row_id_arg,
+    serve_app,
+    setup_logging,
+    writable_directory,
+)
+from kit.http import HttpError
 from samu.access import NATIONAL, Access
 from samu.service import SamuService, iso_utc
 from samu.settings import Settings
@@ -127,17 +134,6 @@ def cmd_log(args: argparse.Namespace) -> int:
     return 0
 
 
-def an_id(text: str) -> int:
-    """An event's or entry's id on the command line (argparse refuses it in one line)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text[:24]!r}") from None
-    if not 0 <= value <= ROW_ID_MAX:
-        raise argparse.ArgumentTypeError(f"no such id: {text[:24]}")
-    return value
-
-
 def add_subcommands(subparsers: Any) -> None:
     """Add the ``samu`` command group to the ``robert`` command."""
     from kit.auth.commands import Roles, add_account_commands
@@ -156,22 +152,24 @@ def add_subcommands(subparsers: Any) -> None:
     with_settings(sub.add_parser("serve", help="run the board alone")).set_defaults(func=cmd_serve)
     events = sub.add_parser("events", help="list the events, or open one (--open TITLE)")
     events.add_argument("--open", metavar="TITLE", help="open an event with this title")
-    events.add_argument("--close", type=an_id, metavar="ID", help="close this event")
+    events.add_argument("--close", type=row_id_arg("event"), metavar="ID", help="close this event")
     events.add_argument("--kind", default="exceptional", help="attack, accident, epidemic...")
     events.add_argument("--departement", help="the event's département (75, 2A, 971...)")
     events.add_argument("--lat", type=float, help="latitude (WGS84)")
     events.add_argument("--lon", type=float, help="longitude (WGS84)")
     with_settings(events).set_defaults(func=cmd_events)
     post = sub.add_parser("post", help="append a message to an event's log")
-    post.add_argument("event", type=an_id)
+    post.add_argument("event", type=row_id_arg("event"))
     post.add_argument("text")
     post.add_argument("--to", help="the scope addressed (default national)")
     post.add_argument("--client-id", help="a UUID: posting it again stores nothing new")
-    post.add_argument("--annotates", type=an_id, help="the entry this one annotates")
+    post.add_argument("--annotates", type=row_id_arg("entry"), help="the entry this one annotates")
     with_settings(post).set_defaults(func=cmd_post)
     log_cmd = sub.add_parser("log", help="print an event's log")
-    log_cmd.add_argument("event", type=an_id)
-    log_cmd.add_argument("--after", type=an_id, default=0, help="entries after this id")
+    log_cmd.add_argument("event", type=row_id_arg("event"))
+    log_cmd.add_argument(
+        "--after", type=row_id_arg("entry", least=0), default=0, help="entries after this id"
+    )
     with_settings(log_cmd).set_defaults(func=cmd_log)
     add_account_commands(
         sub,

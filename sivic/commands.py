@@ -20,8 +20,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from kit.audit import CONSOLE
-from kit.cli import CommandError, Listener, serve_app, setup_logging, writable_directory
-from kit.http import ROW_ID_MAX, HttpError
+from kit.cli import (
+    CommandError,
+    Listener,
+    row_id_arg,
+    serve_app,
+    setup_logging,
+    writable_directory,
+)
+from kit.http import HttpError
 from sivic.access import ADMIN, Access
 from sivic.opendata import (
     FileError,
@@ -183,17 +190,6 @@ def cmd_events(args: argparse.Namespace) -> int:
     return 0
 
 
-def _id(text: str) -> int:
-    """An event id on the command line (argparse refuses a bad one in one line)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text[:24]!r}") from None
-    if not 0 < value <= ROW_ID_MAX:
-        raise argparse.ArgumentTypeError(f"no such event: {text[:24]}")
-    return value
-
-
 def add_subcommands(subparsers: Any) -> None:
     """Add the ``sivic`` command group to the ``robert`` command."""
     from kit.auth.commands import Roles, add_account_commands
@@ -223,12 +219,16 @@ def add_subcommands(subparsers: Any) -> None:
         help="the hospitals' file: UTF-8, ';', header finess;dep;patient_id;birth_date;sex;"
         "unit;status;status_date;covid, one line per patient's current state",
     )
-    intake.add_argument("--event", type=_id, help="event id (default: the COVID-19 event)")
+    intake.add_argument(
+        "--event", type=row_id_arg("event"), help="event id (default: the COVID-19 event)"
+    )
     with_settings(intake).set_defaults(func=cmd_import)
     snapshot = sub.add_parser("snapshot", help="check and write the day's open-data files")
     snapshot.add_argument("--date", type=_day, help="YYYY-MM-DD (default: today, UTC)")
     snapshot.add_argument("--out", required=True, help="directory of the files")
-    snapshot.add_argument("--event", type=_id, help="event id (default: the COVID-19 event)")
+    snapshot.add_argument(
+        "--event", type=row_id_arg("event"), help="event id (default: the COVID-19 event)"
+    )
     with_settings(snapshot).set_defaults(func=cmd_snapshot)
     check = sub.add_parser("check", help="check a published donnees-hospitalieres-* file")
     check.add_argument(
@@ -242,7 +242,7 @@ def add_subcommands(subparsers: Any) -> None:
     with_settings(counts).set_defaults(func=cmd_counts)
     events = sub.add_parser("events", help="list the events, open or close one")
     events.add_argument("--open", metavar="NAME", help="open an event of this name")
-    events.add_argument("--close", metavar="ID", type=_id, help="close this event")
+    events.add_argument("--close", metavar="ID", type=row_id_arg("event"), help="close this event")
     events.add_argument(
         "--kind", default="attack", help="attack, health_situation or epidemic (with --open)"
     )

@@ -116,7 +116,7 @@ def test_robert_samu_log_prints_every_entry(
     assert len(capsys.readouterr().out.splitlines()) == 10
     with pytest.raises(SystemExit):
         main(["samu", "log", "99999999999999999999", *data])
-    assert "no such id" in capsys.readouterr().err
+    assert "no such event" in capsys.readouterr().err
 
 
 async def test_ids_too_large_are_404_or_400(running: Running) -> None:
