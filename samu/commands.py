@@ -118,8 +118,7 @@ def cmd_post(args: argparse.Namespace) -> int:
 def cmd_log(args: argparse.Namespace) -> int:
     """Print an event's whole log, oldest first, page by page (as it is read)."""
 
-    async def job(service: SamuService) -> int:
-        count = 0
+    async def job(service: SamuService) -> None:
         async for page in service.log_pages(OPERATOR, args.event, args.after):
             for e in page:
                 note = f" [annotates {e.annotates}]" if e.annotates else ""
@@ -127,8 +126,6 @@ def cmd_log(args: argparse.Namespace) -> int:
                     f"{e.id}\t{iso_utc(e.at)}\t{e.author}\t{e.sender_scope}->{e.target_scope}"
                     f"{note}\t{e.text}"
                 )
-            count += len(page)
-        return count
 
     _run(args, job)
     return 0
