@@ -37,6 +37,7 @@ from bumble.link import LocalLink
 
 from ble.advertiser.bumble import hello_characteristic
 from ble.calibration import DEFAULT_RX_GAIN, DEFAULT_TX_GAIN, calibrate_rssi
+from ble.connecting import connect_or_cancel
 from ble.interfaces import Clock, HelloSink, HelloSource
 from ble.payload import (
     PAYLOAD_VERSION,
@@ -58,6 +59,9 @@ log = logging.getLogger(__name__)
 
 VIRTUAL_RSSI = -50
 """The RSSI bumble's virtual controller puts in every advertising report."""
+WRITE_TIMEOUT = 5.0
+"""Seconds an iPhone writer gives the connection (bumble's own connect timeout), then as long
+again to discovery, the write and the disconnection."""
 
 
 class RssiController(Controller):
@@ -294,17 +298,22 @@ class SimulatedPhone:
     async def _write_to(self, address: Any, hello: bytes) -> None:
         key = str(address)
         try:
-            async with self._one_connection, asyncio.timeout(5.0):
-                connection = await self.device.connect(address, timeout=5.0)
-                try:
-                    characteristic = await find_hello_characteristic(Peer(connection))
-                    payload = RobertPayload(hello, PAYLOAD_VERSION, self.tx_gain)
-                    self.sent.add(hello)
-                    await characteristic.write_value(
-                        WrittenPayload(payload).to_bytes(), with_response=True
-                    )
-                finally:
-                    await connection.disconnect()
+            async with self._one_connection:
+                # bumble's own connect timeout, never an outer bound: cut short from outside,
+                # bumble's connect would leave the attempt pending in the controller
+                connection = await connect_or_cancel(
+                    self.device, address, WRITE_TIMEOUT, self.counters
+                )
+                async with asyncio.timeout(WRITE_TIMEOUT):  # discovery, write, disconnection
+                    try:
+                        characteristic = await find_hello_characteristic(Peer(connection))
+                        payload = RobertPayload(hello, PAYLOAD_VERSION, self.tx_gain)
+                        self.sent.add(hello)
+                        await characteristic.write_value(
+                            WrittenPayload(payload).to_bytes(), with_response=True
+                        )
+                    finally:
+                        await connection.disconnect()
         except Exception as exc:  # a failed write is tried again (same HELLO) after write_period
             self.counters["write_failed"] += 1
             log.info("simulated %s: writing to %s failed: %s", self.kind, address, exc)

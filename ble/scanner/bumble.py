@@ -8,23 +8,21 @@ schedule, bound and counters of those reads live in ``scanner.base``.
 A connection attempt is given ``CONNECT_SHARE`` of the read's bound, so that bumble's own
 timeout fires first and cancels the attempt in the controller (HCI LE Create Connection
 Cancel). If the attempt is cancelled from outside (the read's bound, ``stop``), we send that
-Cancel ourselves: a controller keeps an attempt pending until told otherwise and refuses every
-later connection (Command Disallowed), so one peer that walked away would end all reads. bumble's
-connect runs shielded meanwhile and sees the outcome, so a connection the controller made just
-before our Cancel is not left open.
+Cancel ourselves (``ble.connecting``): a controller keeps an attempt pending until told otherwise
+and refuses every later connection (Command Disallowed), so one peer that walked away would end
+all reads. bumble's connect runs shielded meanwhile and sees the outcome, so a connection the
+controller made just before our Cancel is not left open.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from typing import Any
 
-from bumble import core, hci
 from bumble.core import UUID
 from bumble.device import Advertisement, Connection, Device, Peer
 
+from ble.connecting import connect_or_cancel
 from ble.payload import (
     APPLE_COMPANY_ID,
     CHARACTERISTIC_UUID,
@@ -39,16 +37,17 @@ log = logging.getLogger(__name__)
 CONNECT_SHARE = 0.6
 """Share of ``read_timeout`` a connection attempt may take (*choice*): the rest is for bumble's
 cancel of the attempt, then discovery, the read and the disconnection."""
-CANCEL_TIMEOUT = 1.0
-"""Seconds to wait for the controller's answer to our LE Create Connection Cancel."""
 
 
 class BumbleHelloScanner(HelloScanner):
     """HELLOs from bumble advertisement events, plus GATT reads of iPhones.
 
-    Counters beyond the base ones: ``connect_cancelled`` (LE Create Connection Cancels we sent
-    because a connect was cancelled from outside), ``connect_raced_cancel`` (connections made
-    just before such a Cancel, disconnected at once).
+    Counters beyond the base ones (kept by ``ble.connecting``): ``connect_cancelled`` (LE
+    Create Connection Cancels we sent because a connect was cancelled from outside),
+    ``connect_raced_cancel`` (connections made just before such a Cancel, disconnected at once),
+    ``connect_abandoned`` (attempts the controller reported nothing on after the Cancel; the
+    next connect cancels again first), ``connect_late`` (connections such an attempt made later,
+    disconnected).
     """
 
     name = "bumble"
@@ -93,50 +92,11 @@ class BumbleHelloScanner(HelloScanner):
                 await self._device.start_scanning(active=not self._passive, filter_duplicates=False)
 
     async def _connect(self, peer: Any) -> Connection:
-        """Connect within ``CONNECT_SHARE`` of the read's bound; never leave an attempt pending.
-
-        bumble's connect runs shielded: if we are cancelled, it is not cut short (its clean-up
-        would forget the attempt while the controller still has it), we cancel the attempt in
-        the controller and let bumble's connect see the outcome, as on its own timeout.
-        """
-        attempt = asyncio.ensure_future(
-            self._device.connect(peer, timeout=CONNECT_SHARE * self.read_timeout)
+        """Connect within ``CONNECT_SHARE`` of the read's bound; never leave an attempt pending
+        (``ble.connecting.connect_or_cancel``)."""
+        return await connect_or_cancel(
+            self._device, peer, CONNECT_SHARE * self.read_timeout, self.counters
         )
-        try:
-            return await asyncio.shield(attempt)
-        except core.TimeoutError as exc:  # bumble cancelled the attempt itself
-            raise TimeoutError(
-                f"no connection within {CONNECT_SHARE * self.read_timeout:g} s"
-            ) from exc
-        except asyncio.CancelledError:
-            await self._cancel_connection_attempt(attempt)
-            raise
-
-    async def _cancel_connection_attempt(self, attempt: asyncio.Future[Connection]) -> None:
-        """HCI LE Create Connection Cancel, as bumble sends on its own timeout but not when the
-        task waiting for the connection is cancelled; then the attempt's outcome: the failure
-        the controller reports, or a connection made just before the Cancel (disconnected).
-        Command Disallowed means nothing was pending (not yet sent, or already connected)."""
-        if not attempt.done():
-            try:
-                response = await self._device.host.send_sync_command_raw(
-                    hci.HCI_LE_Create_Connection_Cancel_Command(), response_timeout=CANCEL_TIMEOUT
-                )
-            except Exception as exc:  # a controller that does not answer: nothing more to do
-                log.warning("cancelling a connection attempt: %s: %s", type(exc).__name__, exc)
-            else:
-                self.counters["connect_cancelled"] += 1
-                log.debug("connection attempt cancelled: %s", response.return_parameters)
-            await asyncio.wait({attempt}, timeout=CANCEL_TIMEOUT)
-        if not attempt.done():  # the controller reported nothing: stop waiting for it
-            attempt.cancel()
-            await asyncio.wait({attempt})
-            return
-        if attempt.cancelled() or attempt.exception() is not None:
-            return  # the failure the Cancel caused (or any other): nothing to clean up
-        self.counters["connect_raced_cancel"] += 1
-        with contextlib.suppress(Exception):  # connected just before the Cancel: let it go
-            await attempt.result().disconnect()
 
     async def start(self, on_sighting: SightingCallback) -> None:
         """Listen to advertisements; passive unless told otherwise (bumble can always do both)."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -59,6 +61,15 @@ def make_phone() -> object:
         return FakePhone(MacKey(rng.randbytes(32)), k_s, k_g, rng.randbytes(5))
 
     return make
+
+
+async def wait_for(condition: Callable[[], object], limit: float, what: str) -> None:
+    """Poll ``condition`` every 20 ms; fail the test if it is still false after ``limit`` s."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + limit
+    while not condition():
+        assert loop.time() < end, f"{what}: not within {limit} s"
+        await asyncio.sleep(0.02)
 
 
 __all__ = ["VIRTUAL_RSSI", "virtual_devices"]  # the virtual radio lives in ble.simulated

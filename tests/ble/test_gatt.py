@@ -33,7 +33,7 @@ from ble.scanner.bleak import BleakHelloScanner
 from ble.scanner.bumble import CONNECT_SHARE, BumbleHelloScanner, find_hello_characteristic
 from ble.simulated import RssiController, SimulatedPhone
 from protocol.epochs import ntp_from_unix
-from tests.ble.conftest import VIRTUAL_RSSI, FakePhone, RecordingSink, virtual_devices
+from tests.ble.conftest import VIRTUAL_RSSI, FakePhone, RecordingSink, virtual_devices, wait_for
 
 Properties = gatt.Characteristic.Properties
 
@@ -207,14 +207,6 @@ async def test_a_peer_that_never_answers_times_out_within_the_bound() -> None:
     assert calls == [device.address] * 3
     assert scanner.counters["gatt_timeouts"] == 3 and scanner.counters["gatt_gave_up"] == 1
     assert len(seen) > 10  # every advertisement was still delivered
-
-
-async def wait_for(condition: Any, limit: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + limit
-    while not condition():
-        assert loop.time() < end, f"{what}: not within {limit} s"
-        await asyncio.sleep(0.02)
 
 
 async def test_after_a_vanished_peer_times_out_a_present_iphone_is_still_read(
