@@ -6,9 +6,12 @@ import asyncio
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
+from bumble.device import Device
 
+from ble.scanner.bumble import BumbleHelloScanner
 from ble.simulated import VIRTUAL_RSSI, virtual_devices
 from protocol.ebid import make_ebid, make_ecc
 from protocol.epochs import REFERENCE_TIME_START, epoch_of
@@ -70,6 +73,17 @@ async def wait_for(condition: Callable[[], object], limit: float, what: str) -> 
     while not condition():
         assert loop.time() < end, f"{what}: not within {limit} s"
         await asyncio.sleep(0.02)
+
+
+async def cancel_a_connect(scanner: BumbleHelloScanner, device: Device, address: Any) -> None:
+    """Start ``scanner``'s connect to ``address`` from ``device``, cancel it while the attempt
+    is pending in the controller (as a read's bound or ``stop`` does), and see it end
+    cancelled."""
+    connecting = asyncio.get_running_loop().create_task(scanner._connect(address))
+    await wait_for(lambda: device.is_le_connecting, 5.0, "no connection attempt")
+    connecting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await connecting
 
 
 __all__ = ["VIRTUAL_RSSI", "virtual_devices"]  # the virtual radio lives in ble.simulated

@@ -21,7 +21,7 @@ from ble.payload import encode_uuid_only_advertising_data
 from ble.scanner.bumble import BumbleHelloScanner
 from ble.simulated import RssiController, SimulatedPhone
 from protocol.epochs import ntp_from_unix
-from tests.ble.conftest import virtual_devices, wait_for
+from tests.ble.conftest import cancel_a_connect, virtual_devices, wait_for
 
 NOBODY = hci.Address("F0:F1:F2:F3:F4:09")  # no device at this address: the attempt stays pending
 
@@ -93,11 +93,7 @@ async def test_an_attempt_the_controller_is_silent_on_does_not_block_the_next_co
     async with virtual_devices(2) as (mine, peer):
         await advertise(peer)
         scanner = BumbleHelloScanner(mine, read_timeout=30.0)
-        connecting = asyncio.get_running_loop().create_task(scanner._connect(NOBODY))
-        await wait_for(lambda: mine.is_le_connecting, 5.0, "no connection attempt")
-        connecting.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await connecting
+        await cancel_a_connect(scanner, mine, NOBODY)
         assert scanner.counters["connect_abandoned"] == 1
         assert not mine.is_le_connecting  # bumble forgot it; the controller did not
         async with asyncio.timeout(5.0):
@@ -115,11 +111,7 @@ async def test_a_late_connection_of_an_abandoned_attempt_is_let_go(
     first_cancel_unreported(monkeypatch)
     async with virtual_devices(2) as (mine, peer):
         scanner = BumbleHelloScanner(mine, read_timeout=30.0)
-        connecting = asyncio.get_running_loop().create_task(scanner._connect(peer.random_address))
-        await wait_for(lambda: mine.is_le_connecting, 5.0, "no connection attempt")
-        connecting.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await connecting
+        await cancel_a_connect(scanner, mine, peer.random_address)
         assert scanner.counters["connect_abandoned"] == 1 and not mine.connections
         peer_connections: list[Any] = []
         peer.on("connection", peer_connections.append)

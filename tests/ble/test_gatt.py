@@ -33,7 +33,14 @@ from ble.scanner.bleak import BleakHelloScanner
 from ble.scanner.bumble import CONNECT_SHARE, BumbleHelloScanner, find_hello_characteristic
 from ble.simulated import RssiController, SimulatedPhone
 from protocol.epochs import ntp_from_unix
-from tests.ble.conftest import VIRTUAL_RSSI, FakePhone, RecordingSink, virtual_devices, wait_for
+from tests.ble.conftest import (
+    VIRTUAL_RSSI,
+    FakePhone,
+    RecordingSink,
+    cancel_a_connect,
+    virtual_devices,
+    wait_for,
+)
 
 Properties = gatt.Characteristic.Properties
 
@@ -250,11 +257,7 @@ async def test_a_connect_cancelled_from_outside_is_cancelled_in_the_controller()
         )
         scanner = BumbleHelloScanner(mine, read_timeout=30.0)
         nobody = "F0:F1:F2:F3:F4:09"  # no device at this address
-        connecting = asyncio.get_running_loop().create_task(scanner._connect(nobody))
-        await wait_for(lambda: mine.is_le_connecting, 5.0, "no connection attempt")
-        connecting.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await connecting
+        await cancel_a_connect(scanner, mine, nobody)
         assert scanner.counters["connect_cancelled"] == 1
         assert CONNECT_SHARE * scanner.read_timeout > 5.0  # bumble's timeout did not do it
         async with asyncio.timeout(5.0):
@@ -281,11 +284,7 @@ async def test_a_connection_made_just_before_the_cancel_is_let_go(
     )
     async with virtual_devices(2) as (mine, peer):
         scanner = BumbleHelloScanner(mine, read_timeout=30.0)
-        connecting = asyncio.get_running_loop().create_task(scanner._connect(peer.public_address))
-        await wait_for(lambda: mine.is_le_connecting, 5.0, "no connection attempt")
-        connecting.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await connecting
+        await cancel_a_connect(scanner, mine, peer.public_address)
         assert scanner.counters["connect_raced_cancel"] == 1
         await wait_for(lambda: not mine.host.connections, 5.0, "the connection was left open")
         assert not mine.connections
