@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from bumble.device import Device
+from bumble.device import AdvertisingType, Device
 
+from ble.payload import encode_uuid_only_advertising_data
 from ble.scanner.bumble import BumbleHelloScanner
 from ble.simulated import VIRTUAL_RSSI, virtual_devices
 from protocol.ebid import make_ebid, make_ecc
-from protocol.epochs import REFERENCE_TIME_START, epoch_of
+from protocol.epochs import REFERENCE_TIME_START, epoch_of, ntp_from_unix
 from protocol.hello import build_hello
 from protocol.types import EbidKey, FederationKey, MacKey, id_a
 
@@ -73,6 +75,23 @@ async def wait_for(condition: Callable[[], object], limit: float, what: str) -> 
     while not condition():
         assert loop.time() < end, f"{what}: not within {limit} s"
         await asyncio.sleep(0.02)
+
+
+def wall_clock() -> int:
+    """The phones' clock in the BLE tests: now, in NTP seconds."""
+    return ntp_from_unix(time.time())
+
+
+async def advertise_uuid_only(device: Device) -> None:
+    """Advertise as a foreground iPhone does (the ROBERT service UUID alone, connectable),
+    every 50 ms."""
+    await device.start_advertising(
+        advertising_type=AdvertisingType.UNDIRECTED_CONNECTABLE_SCANNABLE,
+        advertising_data=encode_uuid_only_advertising_data(),
+        auto_restart=True,
+        advertising_interval_min=50.0,
+        advertising_interval_max=50.0,
+    )
 
 
 async def cancel_a_connect(scanner: BumbleHelloScanner, device: Device, address: Any) -> None:

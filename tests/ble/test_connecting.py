@@ -9,35 +9,23 @@ The scanner's own cases (Cancel sent, a connection made just before it let go) a
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import pytest
 from bumble import hci
-from bumble.device import AdvertisingType, Device
 
 import ble.connecting
-from ble.payload import encode_uuid_only_advertising_data
 from ble.scanner.bumble import BumbleHelloScanner
 from ble.simulated import RssiController, SimulatedPhone
-from protocol.epochs import ntp_from_unix
-from tests.ble.conftest import cancel_a_connect, virtual_devices, wait_for
+from tests.ble.conftest import (
+    advertise_uuid_only,
+    cancel_a_connect,
+    virtual_devices,
+    wait_for,
+    wall_clock,
+)
 
 NOBODY = hci.Address("F0:F1:F2:F3:F4:09")  # no device at this address: the attempt stays pending
-
-
-def wall_clock() -> int:
-    return ntp_from_unix(time.time())
-
-
-async def advertise(device: Device) -> None:
-    await device.start_advertising(
-        advertising_type=AdvertisingType.UNDIRECTED_CONNECTABLE_SCANNABLE,
-        advertising_data=encode_uuid_only_advertising_data(),
-        auto_restart=True,
-        advertising_interval_min=50.0,
-        advertising_interval_max=50.0,
-    )
 
 
 async def test_a_write_cut_short_by_stop_leaves_no_attempt_pending(make_phone: Any) -> None:
@@ -91,7 +79,7 @@ async def test_an_attempt_the_controller_is_silent_on_does_not_block_the_next_co
     first cancels it again, so it is not refused for an attempt nobody waits for."""
     first_cancel_unreported(monkeypatch)
     async with virtual_devices(2) as (mine, peer):
-        await advertise(peer)
+        await advertise_uuid_only(peer)
         scanner = BumbleHelloScanner(mine, read_timeout=30.0)
         await cancel_a_connect(scanner, mine, NOBODY)
         assert scanner.counters["connect_abandoned"] == 1
@@ -115,7 +103,7 @@ async def test_a_late_connection_of_an_abandoned_attempt_is_let_go(
         assert scanner.counters["connect_abandoned"] == 1 and not mine.connections
         peer_connections: list[Any] = []
         peer.on("connection", peer_connections.append)
-        await advertise(peer)  # the controller still holds the attempt: it connects now
+        await advertise_uuid_only(peer)  # the controller still holds the attempt: it connects now
         await wait_for(lambda: peer_connections, 5.0, "no late connection")
         await wait_for(
             lambda: not peer.connections and not mine.connections,

@@ -7,7 +7,6 @@ failures are a UUID-only advertiser without the service, and a connector that ne
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import pytest
@@ -15,7 +14,7 @@ from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
 from bumble import gatt, hci
 from bumble.core import UUID
-from bumble.device import AdvertisingType, Device, Peer
+from bumble.device import Device, Peer
 
 from ble.advertiser.bumble import BumbleAdvertiser
 from ble.calibration import DEFAULT_RX_GAIN, calibrate_rssi
@@ -26,27 +25,23 @@ from ble.payload import (
     SERVICE_UUID,
     RobertPayload,
     WrittenPayload,
-    encode_uuid_only_advertising_data,
 )
 from ble.scanner.base import PeerReads
 from ble.scanner.bleak import BleakHelloScanner
 from ble.scanner.bumble import CONNECT_SHARE, BumbleHelloScanner, find_hello_characteristic
 from ble.simulated import RssiController, SimulatedPhone
-from protocol.epochs import ntp_from_unix
 from tests.ble.conftest import (
     VIRTUAL_RSSI,
     FakePhone,
     RecordingSink,
+    advertise_uuid_only,
     cancel_a_connect,
     virtual_devices,
     wait_for,
+    wall_clock,
 )
 
 Properties = gatt.Characteristic.Properties
-
-
-def wall_clock() -> int:
-    return ntp_from_unix(time.time())
 
 
 class Records(RecordListener):
@@ -164,13 +159,7 @@ async def test_uuid_only_advertiser_without_the_service_is_tried_three_times(
     make_phone: Any,
 ) -> None:
     async with virtual_devices(2) as (mine, stranger):
-        await stranger.start_advertising(
-            advertising_type=AdvertisingType.UNDIRECTED_CONNECTABLE_SCANNABLE,
-            advertising_data=encode_uuid_only_advertising_data(),
-            auto_restart=True,
-            advertising_interval_min=50.0,
-            advertising_interval_max=50.0,
-        )
+        await advertise_uuid_only(stranger)
         scanner = BumbleHelloScanner(mine, hello_period=60.0, retry_delay=0.05)
         node = BleNode(None, RecordingSink(), wall_clock, advertiser=None, scanner=scanner)
         async with node:
@@ -248,13 +237,7 @@ async def test_a_connect_cancelled_from_outside_is_cancelled_in_the_controller()
     """The read's bound or ``stop`` cancelling the connect (bumble then sends no Cancel): we
     send HCI LE Create Connection Cancel, and the next connect to a present peer works."""
     async with virtual_devices(2) as (mine, peer):
-        await peer.start_advertising(
-            advertising_type=AdvertisingType.UNDIRECTED_CONNECTABLE_SCANNABLE,
-            advertising_data=encode_uuid_only_advertising_data(),
-            auto_restart=True,
-            advertising_interval_min=50.0,
-            advertising_interval_max=50.0,
-        )
+        await advertise_uuid_only(peer)
         scanner = BumbleHelloScanner(mine, read_timeout=30.0)
         nobody = "F0:F1:F2:F3:F4:09"  # no device at this address
         await cancel_a_connect(scanner, mine, nobody)

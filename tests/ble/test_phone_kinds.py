@@ -13,7 +13,6 @@ backend does and performs the GATT read over a real virtual connection.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -31,9 +30,8 @@ from ble.scanner.base import HelloScanner, SightingCallback
 from ble.scanner.bleak import BleakHelloScanner
 from ble.scanner.bumble import BumbleHelloScanner, read_hello_characteristic
 from ble.simulated import KINDS, SimulatedPhone
-from protocol.epochs import ntp_from_unix
 from protocol.hello import Hello, verify_hello
-from tests.ble.conftest import VIRTUAL_RSSI, FakePhone, RecordingSink, virtual_devices
+from tests.ble.conftest import VIRTUAL_RSSI, FakePhone, RecordingSink, virtual_devices, wall_clock
 
 PEER_TX = -20
 HOW_WE_HEAR = {
@@ -42,10 +40,6 @@ HOW_WE_HEAR = {
     "iphone-background": READ,
     "iphone-writer": WRITE,
 }
-
-
-def wall_clock() -> int:
-    return ntp_from_unix(time.time())
 
 
 class Records(RecordListener):

@@ -9,7 +9,6 @@ and de-duplicates, and that the HELLOs verify under the sender's K_A.
 from __future__ import annotations
 
 import asyncio
-import time
 
 from bumble.device import AdvertisingType
 
@@ -20,13 +19,8 @@ from ble.node import BleNode
 from ble.payload import AD_MANUFACTURER_DATA, APPLE_COMPANY_ID, ROBERT_OVERFLOW, RobertPayload
 from ble.scanner.base import SightingCallback
 from ble.scanner.bumble import BumbleHelloScanner
-from protocol.epochs import ntp_from_unix
 from protocol.hello import Hello, verify_hello
-from tests.ble.conftest import FakePhone, RecordingSink, virtual_devices
-
-
-def wall_clock() -> int:
-    return ntp_from_unix(time.time())
+from tests.ble.conftest import FakePhone, RecordingSink, virtual_devices, wall_clock
 
 
 class TimedScanner(BumbleHelloScanner):
