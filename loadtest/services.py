@@ -32,7 +32,7 @@ def taskset(cmd: list[str], cpus: frozenset[int]) -> list[str]:
     """``cmd`` confined to ``cpus`` (util-linux ``taskset``), or as it is if ``cpus`` is empty."""
     if not cpus:
         return cmd
-    return ["taskset", "-c", ",".join(map(str, sorted(cpus))), *cmd]
+    return ["taskset", "-c", _cpu_list(cpus), *cmd]
 
 
 @dataclass(frozen=True, slots=True)
